@@ -1,0 +1,150 @@
+//! The wire contract between the Envoy filter and the token-service's check API.
+//!
+//! The filter sends `POST /v1/check` to the token-service cluster with the shared secret in
+//! [`CHECK_SECRET_HEADER`] and a JSON [`CheckRequest`]; the token-service answers `200` with a
+//! JSON [`CheckResponse`]. Any other status, or a body that does not parse, is a transport
+//! failure for the filter (503, never forward).
+//!
+//! This crate is serde-only so it compiles for `wasm32-wasip1`; both sides round-trip the JSON
+//! fixtures under `fixtures/` in their tests, so neither can drift from the other.
+
+use serde::{Deserialize, Serialize};
+
+/// Path of the check endpoint on the token-service.
+pub const CHECK_PATH: &str = "/v1/check";
+
+/// Header carrying the shared secret that authenticates the filter to the check API.
+pub const CHECK_SECRET_HEADER: &str = "x-ptk-check-secret";
+
+/// A provider as the token-service sees it: the "coarse" provider that scopes, real keys and
+/// upstream hosts are keyed by (Gemini's OpenAI-compatible endpoint is `Gemini` here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// api.openai.com
+    Openai,
+    /// api.anthropic.com
+    Anthropic,
+    /// generativelanguage.googleapis.com (native and OpenAI-compatible endpoints)
+    Gemini,
+}
+
+impl Provider {
+    /// Every provider, in a stable order.
+    pub const ALL: [Provider; 3] = [Provider::Openai, Provider::Anthropic, Provider::Gemini];
+
+    /// The lowercase name used on the wire, in scopes and in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Openai => "openai",
+            Provider::Anthropic => "anthropic",
+            Provider::Gemini => "gemini",
+        }
+    }
+
+    /// Parses the lowercase name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+/// What the filter asks: may the token with this hash call this provider now?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// Lowercase hex SHA-256 of the full token string (64 chars). The plaintext never travels.
+    pub hash: String,
+    /// The coarse provider the request is for.
+    pub provider: Provider,
+}
+
+/// The token-service's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CheckResponse {
+    /// Forward the request with this real key.
+    Allow {
+        /// The real provider key to put upstream. Never logged by either side.
+        key: String,
+        /// How long (ms) the filter may reuse this verdict for the same hash and provider.
+        /// Never past the token's expiry; 0 means "do not cache".
+        cache_ttl_ms: u64,
+    },
+    /// Refuse the request locally.
+    Deny {
+        /// Why; the filter maps it to the status and message the client sees.
+        reason: DenyReason,
+        /// For `rate_limited`: seconds until the client may retry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_s: Option<u64>,
+    },
+}
+
+/// Why a request is refused. The filter owns the status codes and messages (one table, in
+/// `ptk-filter-core`), so the client-facing text cannot drift between services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    /// Unknown hash, disabled token, or an unparseable expiry (fails closed): 401.
+    Invalid,
+    /// The token's expiry is at or before now: 401 with a distinct message.
+    Expired,
+    /// The provider is not in the token's scopes: 403.
+    Scope,
+    /// The token is over its rate limit: 429 with `Retry-After`.
+    RateLimited,
+    /// The token store could not be read: 503.
+    StoreUnavailable,
+    /// The operator has not configured a real key for this provider: 503.
+    ProviderUnconfigured,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn fixtures_round_trip() {
+        for name in [
+            "check_request.json",
+            "allow.json",
+            "deny_invalid.json",
+            "deny_rate_limited.json",
+        ] {
+            let text = fixture(name);
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let back = if name.starts_with("check_request") {
+                let parsed: CheckRequest = serde_json::from_str(&text).unwrap();
+                serde_json::to_value(parsed).unwrap()
+            } else {
+                let parsed: CheckResponse = serde_json::from_str(&text).unwrap();
+                serde_json::to_value(parsed).unwrap()
+            };
+            assert_eq!(value, back, "{name} does not round-trip");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_verdicts_are_rejected() {
+        let extra = r#"{"verdict":"allow","key":"k","cache_ttl_ms":1,"admin":true}"#;
+        assert!(serde_json::from_str::<CheckResponse>(extra).is_err());
+        let odd = r#"{"verdict":"maybe"}"#;
+        assert!(serde_json::from_str::<CheckResponse>(odd).is_err());
+        let reason = r#"{"verdict":"deny","reason":"because"}"#;
+        assert!(serde_json::from_str::<CheckResponse>(reason).is_err());
+    }
+
+    #[test]
+    fn provider_names_parse_and_print() {
+        for p in Provider::ALL {
+            assert_eq!(Provider::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Provider::parse("OpenAI"), None);
+        assert_eq!(Provider::parse("gemini-openai"), None);
+    }
+}
