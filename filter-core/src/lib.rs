@@ -1,1 +1,25 @@
-//! placeholder
+//! Pure decision logic of the ptk Envoy filter.
+//!
+//! Nothing here talks to Envoy: slot extraction, provider identification, the auth rewrite,
+//! verdict mapping and error shapes are plain functions over plain data, unit-tested on the
+//! native target. The `ptk-filter` crate is the thin proxy-wasm shim around them.
+
+pub mod config;
+pub mod pipeline;
+pub mod plan;
+pub mod query;
+pub mod refusal;
+pub mod request;
+pub mod route;
+pub mod slots;
+
+pub use config::FilterConfig;
+pub use pipeline::{
+    check_call, decide_check_response, decide_headers, token_hash, CheckDecision, HeadersDecision,
+    PendingCheck, Refused,
+};
+pub use plan::RewritePlan;
+pub use refusal::{LocalReply, Refusal};
+pub use request::RequestHead;
+pub use route::{ErrorShape, Route};
+pub use slots::{identify, Identified, Slot};

@@ -1,1 +1,14 @@
-//! placeholder
+//! The ptk proxy-wasm HTTP filter: a thin shim that moves data between Envoy and the pure
+//! decisions in `ptk-filter-core`. Host calls live in `host.rs` only.
+
+mod host;
+mod http;
+mod metrics;
+mod root;
+
+use proxy_wasm::types::LogLevel;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| Box::new(root::PtkRoot::default()));
+}}

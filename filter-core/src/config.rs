@@ -1,0 +1,151 @@
+//! The plugin configuration: parsed once, strictly, in `on_configure`. A bad config is refused
+//! with a message that names the field, so Envoy fails at start instead of at request time.
+
+use ptk_wire::Provider;
+use serde::Deserialize;
+
+/// The whole plugin configuration (Envoy `plugin_config.configuration`, a JSON string).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// How to reach the token-service's check API.
+    #[serde(default)]
+    pub token_service: TokenServiceConfig,
+    /// Upstream authority per provider.
+    #[serde(default)]
+    pub providers: ProvidersConfig,
+}
+
+/// The token-service cluster and callout settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenServiceConfig {
+    /// Envoy cluster name of the token-service.
+    pub cluster: String,
+    /// `:authority` sent on the check callout.
+    pub authority: String,
+    /// Callout timeout in milliseconds; on timeout the request gets 503 and is not forwarded.
+    pub timeout_ms: u64,
+    /// Name of the VM environment variable holding the check secret (Envoy `vm_config`
+    /// `environment_variables`), so the secret stays out of the plugin config.
+    pub secret_env: String,
+}
+
+impl Default for TokenServiceConfig {
+    fn default() -> Self {
+        TokenServiceConfig {
+            cluster: "token_service".to_string(),
+            authority: "token-service".to_string(),
+            timeout_ms: 1000,
+            secret_env: "PTK_CHECK_SECRET".to_string(),
+        }
+    }
+}
+
+/// The upstream `:authority` for each coarse provider. Envoy routes on it (static clusters in
+/// `envoy.yaml`, or Istio `ServiceEntry` hosts).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// OpenAI host.
+    pub openai: ProviderConfig,
+    /// Anthropic host.
+    pub anthropic: ProviderConfig,
+    /// Gemini host (native and OpenAI-compatible endpoints).
+    pub gemini: ProviderConfig,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        let host = |authority: &str| ProviderConfig {
+            authority: authority.to_string(),
+        };
+        ProvidersConfig {
+            openai: host("api.openai.com"),
+            anthropic: host("api.anthropic.com"),
+            gemini: host("generativelanguage.googleapis.com"),
+        }
+    }
+}
+
+/// One provider's upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Host (optionally `host:port`) the request is rewritten to.
+    pub authority: String,
+}
+
+/// Longest callout timeout accepted; anything longer would hold client requests hostage.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+
+/// Shortest check secret accepted.
+pub const MIN_SECRET_LEN: usize = 16;
+
+impl FilterConfig {
+    /// Parses and validates the configuration bytes; empty bytes give the defaults.
+    pub fn parse(bytes: &[u8]) -> Result<FilterConfig, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "configuration is not UTF-8")?;
+        let config: FilterConfig = if text.trim().is_empty() {
+            serde_json::from_str("{}")
+        } else {
+            serde_json::from_str(text)
+        }
+        .map_err(|e| format!("configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let ts = &self.token_service;
+        if ts.timeout_ms == 0 || ts.timeout_ms > MAX_TIMEOUT_MS {
+            return Err(format!(
+                "token_service.timeout_ms: must be 1..={MAX_TIMEOUT_MS}, got {}",
+                ts.timeout_ms
+            ));
+        }
+        check_name("token_service.cluster", &ts.cluster)?;
+        check_name("token_service.authority", &ts.authority)?;
+        check_name("token_service.secret_env", &ts.secret_env)?;
+        for provider in Provider::ALL {
+            let field = format!("providers.{}.authority", provider.as_str());
+            check_name(&field, &self.upstream(provider).authority)?;
+        }
+        Ok(())
+    }
+
+    /// The upstream configuration of a coarse provider.
+    pub fn upstream(&self, provider: Provider) -> &ProviderConfig {
+        match provider {
+            Provider::Openai => &self.providers.openai,
+            Provider::Anthropic => &self.providers.anthropic,
+            Provider::Gemini => &self.providers.gemini,
+        }
+    }
+}
+
+fn check_name(field: &str, value: &str) -> Result<(), String> {
+    let bad = value.is_empty()
+        || value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '?' || c == '#');
+    if bad {
+        return Err(format!(
+            "{field}: must be a non-empty name without spaces, '/', '?' or '#', got {value:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Validates the check secret read from the VM environment.
+pub fn validate_secret(env_name: &str, secret: Option<&str>) -> Result<String, String> {
+    match secret {
+        Some(s) if s.len() >= MIN_SECRET_LEN => Ok(s.to_string()),
+        Some(_) => Err(format!(
+            "{env_name}: the check secret must be at least {MIN_SECRET_LEN} characters"
+        )),
+        None => Err(format!(
+            "{env_name}: not set in the VM environment (vm_config.environment_variables)"
+        )),
+    }
+}

@@ -1,0 +1,162 @@
+//! The request flow as an explicit state machine over plain data:
+//! headers -> `Reply | Check(pending)`; check response -> `Forward(plan) | Reply`.
+//! The host shim only moves data between Envoy and these functions.
+
+use ptk_wire::{CheckRequest, CheckResponse, CHECK_PATH, CHECK_SECRET_HEADER};
+use sha2::{Digest, Sha256};
+
+use crate::config::FilterConfig;
+use crate::plan::{rewrite_plan, RewritePlan};
+use crate::refusal::{LocalReply, Refusal};
+use crate::request::RequestHead;
+use crate::route::{guess_error_shape, ErrorShape};
+use crate::slots::{identify, Identified};
+
+/// Lowercase hex SHA-256 of the token's UTF-8 bytes: the only form that leaves Envoy.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// What to do once the request headers are in.
+#[derive(Debug)]
+pub enum HeadersDecision {
+    /// Answer locally (no token found).
+    Reply(Refused),
+    /// Ask the token-service, then call [`decide_check_response`].
+    Check(PendingCheck),
+}
+
+/// A request waiting on its check callout.
+#[derive(Debug, Clone)]
+pub struct PendingCheck {
+    /// The token, its slot and route. Dropped once the request is decided.
+    pub identified: Identified,
+    /// SHA-256 hex of the token.
+    pub hash: String,
+    /// Whether the request is a WebSocket handshake (plain-text rejections).
+    pub websocket: bool,
+}
+
+impl PendingCheck {
+    /// The refusal reply in the shape the client expects.
+    pub fn refuse(&self, refusal: Refusal) -> Refused {
+        refuse(refusal, self.identified.route.error_shape(), self.websocket)
+    }
+}
+
+/// A refusal and the local reply that carries it to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Why (for counters).
+    pub refusal: Refusal,
+    /// What the client gets.
+    pub reply: LocalReply,
+}
+
+fn refuse(refusal: Refusal, shape: ErrorShape, websocket: bool) -> Refused {
+    let reply = if websocket {
+        refusal.websocket_reply()
+    } else {
+        refusal.reply(shape)
+    };
+    Refused { refusal, reply }
+}
+
+/// Step 1 and 2: find the token and hash it.
+pub fn decide_headers(head: &RequestHead) -> HeadersDecision {
+    let websocket = head.is_websocket_upgrade();
+    match identify(head) {
+        Some(identified) => HeadersDecision::Check(PendingCheck {
+            hash: token_hash(&identified.token),
+            identified,
+            websocket,
+        }),
+        None => {
+            let shape =
+                guess_error_shape(head.path(), head.non_empty("anthropic-version").is_some());
+            HeadersDecision::Reply(refuse(Refusal::MissingToken, shape, websocket))
+        }
+    }
+}
+
+/// The check callout: headers and JSON body for `dispatch_http_call`.
+pub fn check_call(
+    config: &FilterConfig,
+    secret: &str,
+    pending: &PendingCheck,
+) -> (Vec<(String, String)>, Vec<u8>) {
+    let headers = vec![
+        (":method".to_string(), "POST".to_string()),
+        (":path".to_string(), CHECK_PATH.to_string()),
+        (
+            ":authority".to_string(),
+            config.token_service.authority.clone(),
+        ),
+        ("content-type".to_string(), "application/json".to_string()),
+        (CHECK_SECRET_HEADER.to_string(), secret.to_string()),
+    ];
+    let request = CheckRequest {
+        hash: pending.hash.clone(),
+        provider: pending.identified.route.provider(),
+    };
+    // Serialising two plain fields cannot fail; an empty body would be refused upstream anyway.
+    let body = serde_json::to_vec(&request).unwrap_or_default();
+    (headers, body)
+}
+
+/// What to do with the token-service's answer.
+#[derive(Debug)]
+pub enum CheckDecision {
+    /// Rewrite the request with this plan and let Envoy forward it.
+    Forward {
+        /// The header edits.
+        plan: RewritePlan,
+        /// How long (ms) this verdict may be cached.
+        cache_ttl_ms: u64,
+    },
+    /// Answer locally.
+    Reply {
+        /// The refusal and its reply.
+        refused: Refused,
+        /// True when the callout itself failed (no answer, non-200, garbage), as opposed to
+        /// a deny the token-service gave.
+        callout_failed: bool,
+    },
+}
+
+/// Step 3 and 4: map the callout result to forward-or-reply. `status` is `None` when the
+/// callout failed (reset, timeout, no such cluster): 503, never forward.
+pub fn decide_check_response(
+    config: &FilterConfig,
+    head: &RequestHead,
+    pending: &PendingCheck,
+    status: Option<u16>,
+    body: Option<&[u8]>,
+) -> CheckDecision {
+    let parsed = match (status, body) {
+        (Some(200), Some(bytes)) => serde_json::from_slice::<CheckResponse>(bytes).ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(CheckResponse::Allow { key, cache_ttl_ms }) if !key.is_empty() => {
+            let provider = pending.identified.route.provider();
+            let authority = &config.upstream(provider).authority;
+            CheckDecision::Forward {
+                plan: rewrite_plan(head, &pending.identified, &key, authority),
+                cache_ttl_ms,
+            }
+        }
+        Some(CheckResponse::Deny {
+            reason,
+            retry_after_s,
+        }) => CheckDecision::Reply {
+            refused: pending.refuse(Refusal::from_deny(reason, retry_after_s)),
+            callout_failed: false,
+        },
+        // Transport failure, non-200, garbage, or an allow without a key: fail closed.
+        _ => CheckDecision::Reply {
+            refused: pending.refuse(Refusal::StoreUnavailable),
+            callout_failed: true,
+        },
+    }
+}

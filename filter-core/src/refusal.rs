@@ -1,0 +1,157 @@
+//! Every way the filter refuses a request, and the local reply each one becomes: the exact
+//! statuses and messages of the original Worker (§1.2), written in the provider's own error
+//! shape so the client's SDK raises its usual authentication / permission / rate-limit error.
+
+use ptk_wire::DenyReason;
+use serde_json::json;
+
+use crate::route::ErrorShape;
+
+/// Why a request is answered locally instead of forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No token in any known slot.
+    MissingToken,
+    /// Unknown, disabled, or unparseable-expiry token.
+    Invalid,
+    /// The token's expiry has passed.
+    Expired,
+    /// The provider is not in the token's scopes.
+    Scope,
+    /// Over the token's rate limit; retry after this many seconds.
+    RateLimited {
+        /// Seconds for the `Retry-After` header.
+        retry_after_s: u64,
+    },
+    /// The token-service or its store could not answer (unreachable, timeout, garbage).
+    StoreUnavailable,
+    /// The operator has no real key configured for the provider.
+    ProviderUnconfigured,
+}
+
+/// `Retry-After` used when the token-service does not say (the original's static value).
+pub const DEFAULT_RETRY_AFTER_S: u64 = 60;
+
+impl Refusal {
+    /// Maps a token-service deny to a refusal.
+    pub fn from_deny(reason: DenyReason, retry_after_s: Option<u64>) -> Refusal {
+        match reason {
+            DenyReason::Invalid => Refusal::Invalid,
+            DenyReason::Expired => Refusal::Expired,
+            DenyReason::Scope => Refusal::Scope,
+            DenyReason::RateLimited => Refusal::RateLimited {
+                retry_after_s: retry_after_s.unwrap_or(DEFAULT_RETRY_AFTER_S).max(1),
+            },
+            DenyReason::StoreUnavailable => Refusal::StoreUnavailable,
+            DenyReason::ProviderUnconfigured => Refusal::ProviderUnconfigured,
+        }
+    }
+
+    /// HTTP status of the local reply.
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::MissingToken | Refusal::Invalid | Refusal::Expired => 401,
+            Refusal::Scope => 403,
+            Refusal::RateLimited { .. } => 429,
+            Refusal::StoreUnavailable | Refusal::ProviderUnconfigured => 503,
+        }
+    }
+
+    /// The human message (byte-exact with the original Worker where it had one).
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::MissingToken => "missing token",
+            Refusal::Invalid => "invalid or revoked token",
+            Refusal::Expired => "token expired",
+            Refusal::Scope => "token not allowed for provider",
+            Refusal::RateLimited { .. } => "rate limit exceeded",
+            Refusal::StoreUnavailable => "token store unavailable",
+            Refusal::ProviderUnconfigured => "provider not configured on this proxy",
+        }
+    }
+
+    /// A stable machine-readable code (OpenAI's `code` field, and the filter's counters).
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::MissingToken => "missing_token",
+            Refusal::Invalid => "invalid_api_key",
+            Refusal::Expired => "token_expired",
+            Refusal::Scope => "provider_not_allowed",
+            Refusal::RateLimited { .. } => "rate_limit_exceeded",
+            Refusal::StoreUnavailable => "token_store_unavailable",
+            Refusal::ProviderUnconfigured => "provider_not_configured",
+        }
+    }
+
+    /// The local reply for an HTTP request, in the given provider's error shape.
+    pub fn reply(self, shape: ErrorShape) -> LocalReply {
+        let body = error_body(self, shape).to_string().into_bytes();
+        self.with_body("application/json", body)
+    }
+
+    /// The local reply for a WebSocket handshake: the bare message as plain text, as the
+    /// original Worker did (no client parses a JSON body out of a failed handshake).
+    pub fn websocket_reply(self) -> LocalReply {
+        self.with_body(
+            "text/plain; charset=utf-8",
+            self.message().as_bytes().to_vec(),
+        )
+    }
+
+    fn with_body(self, content_type: &str, body: Vec<u8>) -> LocalReply {
+        let mut headers = vec![("content-type".to_string(), content_type.to_string())];
+        if let Refusal::RateLimited { retry_after_s } = self {
+            headers.push(("retry-after".to_string(), retry_after_s.to_string()));
+        }
+        LocalReply {
+            status: self.status(),
+            headers,
+            body,
+        }
+    }
+}
+
+fn error_body(refusal: Refusal, shape: ErrorShape) -> serde_json::Value {
+    let status = refusal.status();
+    let message = refusal.message();
+    match shape {
+        ErrorShape::Openai => {
+            let kind = match status {
+                401 => "invalid_request_error",
+                403 => "permission_error",
+                429 => "requests",
+                _ => "server_error",
+            };
+            json!({"error": {"message": message, "type": kind, "param": null, "code": refusal.code()}})
+        }
+        ErrorShape::Anthropic => {
+            let kind = match status {
+                401 => "authentication_error",
+                403 => "permission_error",
+                429 => "rate_limit_error",
+                _ => "api_error",
+            };
+            json!({"type": "error", "error": {"type": kind, "message": message}})
+        }
+        ErrorShape::Gemini => {
+            let kind = match status {
+                401 => "UNAUTHENTICATED",
+                403 => "PERMISSION_DENIED",
+                429 => "RESOURCE_EXHAUSTED",
+                _ => "UNAVAILABLE",
+            };
+            json!({"error": {"code": status, "message": message, "status": kind}})
+        }
+    }
+}
+
+/// A response the filter sends itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}

@@ -1,0 +1,284 @@
+//! The request state machine: verdict mapping (original Worker §1.2), error shapes, and the
+//! fail-closed rules for a token-service that is down, slow or answering garbage.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::head;
+use ptk_filter_core::{
+    check_call, decide_check_response, decide_headers, token_hash, CheckDecision, FilterConfig,
+    HeadersDecision, LocalReply, PendingCheck, Refusal, RequestHead,
+};
+use serde_json::Value;
+
+const SECRET: &str = "check-secret-0123456789";
+
+fn pending(h: &RequestHead) -> PendingCheck {
+    match decide_headers(h) {
+        HeadersDecision::Check(p) => p,
+        HeadersDecision::Reply(r) => panic!("unexpected reply {r:?}"),
+    }
+}
+
+fn reply(h: &RequestHead, status: Option<u16>, body: &str) -> LocalReply {
+    let config = FilterConfig::parse(b"").unwrap();
+    match decide_check_response(&config, h, &pending(h), status, Some(body.as_bytes())) {
+        CheckDecision::Reply {
+            refused,
+            callout_failed,
+        } => {
+            assert!(!callout_failed, "{body}");
+            refused.reply
+        }
+        CheckDecision::Forward { .. } => panic!("forwarded on {status:?} {body}"),
+    }
+}
+
+fn json(r: &LocalReply) -> Value {
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+fn header<'a>(r: &'a LocalReply, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn openai() -> RequestHead {
+    head(&[
+        (":path", "/v1/chat/completions"),
+        ("authorization", "Bearer ptk_abc"),
+    ])
+}
+fn anthropic() -> RequestHead {
+    head(&[(":path", "/v1/messages"), ("x-api-key", "ptk_abc")])
+}
+fn gemini() -> RequestHead {
+    head(&[
+        (":path", "/v1beta/models/m:generateContent"),
+        ("x-goog-api-key", "ptk_abc"),
+    ])
+}
+
+#[test]
+fn hash_is_lowercase_hex_sha256() {
+    assert_eq!(
+        token_hash("test"),
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    );
+}
+
+#[test]
+fn missing_token_is_401_in_a_guessed_shape() {
+    let cases = [
+        ("/v1/chat/completions", "error.message"),
+        ("/v1/messages", "type"),
+        ("/v1beta/models/m:generateContent", "error.status"),
+    ];
+    for (path, field) in cases {
+        let HeadersDecision::Reply(refused) = decide_headers(&head(&[(":path", path)])) else {
+            panic!("expected a reply for {path}");
+        };
+        assert_eq!(refused.refusal, Refusal::MissingToken);
+        let r = refused.reply;
+        assert_eq!(r.status, 401);
+        let body = json(&r);
+        let mut v = &body;
+        for part in field.split('.') {
+            v = &v[part];
+        }
+        assert!(!v.is_null(), "{path}: {field} missing in {body}");
+        assert!(body.to_string().contains("missing token"));
+    }
+}
+
+#[test]
+fn check_call_sends_the_hash_never_the_token() {
+    let config = FilterConfig::parse(b"").unwrap();
+    let h = anthropic();
+    let p = pending(&h);
+    let (headers, body) = check_call(&config, SECRET, &p);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["hash"], token_hash("ptk_abc"));
+    assert_eq!(body["provider"], "anthropic");
+    assert!(!serde_json::to_string(&headers).unwrap().contains("ptk_abc"));
+    assert!(headers.contains(&(":path".to_string(), "/v1/check".to_string())));
+    assert!(headers.contains(&("x-ptk-check-secret".to_string(), SECRET.to_string())));
+}
+
+#[test]
+fn gemini_openai_checks_the_gemini_scope() {
+    let config = FilterConfig::parse(b"").unwrap();
+    let h = head(&[
+        (":path", "/v1beta/openai/chat/completions"),
+        ("authorization", "Bearer t"),
+    ]);
+    let (_, body) = check_call(&config, SECRET, &pending(&h));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["provider"], "gemini");
+}
+
+#[test]
+fn every_deny_reason_maps_to_its_status_and_message() {
+    let cases = [
+        (
+            r#"{"verdict":"deny","reason":"invalid"}"#,
+            401,
+            "invalid or revoked token",
+        ),
+        (
+            r#"{"verdict":"deny","reason":"expired"}"#,
+            401,
+            "token expired",
+        ),
+        (
+            r#"{"verdict":"deny","reason":"scope"}"#,
+            403,
+            "token not allowed for provider",
+        ),
+        (
+            r#"{"verdict":"deny","reason":"rate_limited","retry_after_s":17}"#,
+            429,
+            "rate limit exceeded",
+        ),
+        (
+            r#"{"verdict":"deny","reason":"store_unavailable"}"#,
+            503,
+            "token store unavailable",
+        ),
+        (
+            r#"{"verdict":"deny","reason":"provider_unconfigured"}"#,
+            503,
+            "provider not configured on this proxy",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let r = reply(&openai(), Some(200), body);
+        assert_eq!(r.status, status, "{body}");
+        assert_eq!(json(&r)["error"]["message"], message, "{body}");
+        assert_eq!(header(&r, "content-type"), Some("application/json"));
+    }
+    let limited = reply(
+        &openai(),
+        Some(200),
+        r#"{"verdict":"deny","reason":"rate_limited","retry_after_s":17}"#,
+    );
+    assert_eq!(header(&limited, "retry-after"), Some("17"));
+    let default = reply(
+        &openai(),
+        Some(200),
+        r#"{"verdict":"deny","reason":"rate_limited"}"#,
+    );
+    assert_eq!(header(&default, "retry-after"), Some("60"));
+}
+
+#[test]
+fn errors_use_each_providers_shape() {
+    let deny = r#"{"verdict":"deny","reason":"scope"}"#;
+    let o = json(&reply(&openai(), Some(200), deny));
+    assert_eq!(o["error"]["type"], "permission_error");
+    assert_eq!(o["error"]["code"], "provider_not_allowed");
+    let a = json(&reply(&anthropic(), Some(200), deny));
+    assert_eq!(a["type"], "error");
+    assert_eq!(a["error"]["type"], "permission_error");
+    assert_eq!(a["error"]["message"], "token not allowed for provider");
+    let g = json(&reply(&gemini(), Some(200), deny));
+    assert_eq!(g["error"]["code"], 403);
+    assert_eq!(g["error"]["status"], "PERMISSION_DENIED");
+    let bearer_anthropic = head(&[
+        (":path", "/v1/messages"),
+        ("authorization", "Bearer t"),
+        ("anthropic-version", "2026-10-21"),
+    ]);
+    let b = json(&reply(
+        &bearer_anthropic,
+        Some(200),
+        r#"{"verdict":"deny","reason":"invalid"}"#,
+    ));
+    assert_eq!(b["error"]["type"], "authentication_error");
+}
+
+#[test]
+fn transport_failures_and_garbage_fail_closed_with_503() {
+    let config = FilterConfig::parse(b"").unwrap();
+    let h = openai();
+    let p = pending(&h);
+    let failures: [(Option<u16>, Option<&[u8]>); 9] = [
+        (None, None),
+        (Some(200), None),
+        (Some(200), Some(b"")),
+        (Some(200), Some(b"not json")),
+        (Some(200), Some(br#"{"verdict":"allow"}"#)),
+        (
+            Some(200),
+            Some(br#"{"verdict":"allow","key":"","cache_ttl_ms":0}"#),
+        ),
+        (
+            Some(200),
+            Some(br#"{"verdict":"allow","key":"k","cache_ttl_ms":0,"extra":1}"#),
+        ),
+        (
+            Some(401),
+            Some(br#"{"verdict":"allow","key":"k","cache_ttl_ms":0}"#),
+        ),
+        (Some(500), Some(b"oops")),
+    ];
+    for (status, body) in failures {
+        match decide_check_response(&config, &h, &p, status, body) {
+            CheckDecision::Reply {
+                refused,
+                callout_failed,
+            } => {
+                assert!(callout_failed);
+                let r = refused.reply;
+                assert_eq!(r.status, 503, "{status:?}");
+                assert_eq!(json(&r)["error"]["message"], "token store unavailable");
+            }
+            CheckDecision::Forward { .. } => panic!("forwarded on {status:?} {body:?}"),
+        }
+    }
+}
+
+#[test]
+fn allow_forwards_with_the_plan_and_ttl() {
+    let config = FilterConfig::parse(
+        br#"{"providers":{"anthropic":{"authority":"anthropic.internal:8443"}}}"#,
+    )
+    .unwrap();
+    let h = anthropic();
+    let p = pending(&h);
+    let body = br#"{"verdict":"allow","key":"sk-ant-real","cache_ttl_ms":750}"#;
+    match decide_check_response(&config, &h, &p, Some(200), Some(body)) {
+        CheckDecision::Forward { plan, cache_ttl_ms } => {
+            assert_eq!(cache_ttl_ms, 750);
+            assert_eq!(plan.set_value("x-api-key"), Some("sk-ant-real"));
+            assert_eq!(
+                plan.set_value(":authority"),
+                Some("anthropic.internal:8443")
+            );
+        }
+        CheckDecision::Reply { refused, .. } => panic!("refused: {refused:?}"),
+    }
+}
+
+#[test]
+fn websocket_rejections_are_plain_text() {
+    let ws = head(&[
+        (":path", "/v1/realtime"),
+        ("upgrade", "websocket"),
+        ("authorization", "Bearer t"),
+    ]);
+    let r = reply(&ws, Some(200), r#"{"verdict":"deny","reason":"expired"}"#);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body, b"token expired");
+    assert!(header(&r, "content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    let HeadersDecision::Reply(missing) = decide_headers(&head(&[
+        (":path", "/v1/realtime"),
+        ("upgrade", "websocket"),
+    ])) else {
+        panic!("expected a reply");
+    };
+    assert_eq!(missing.reply.body, b"missing token");
+}

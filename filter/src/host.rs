@@ -1,0 +1,94 @@
+//! The only file that makes proxy-wasm host calls. Every call returns a `Result` (the SDK's
+//! trait helpers unwrap, and a panic takes the whole VM down for every request).
+
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+
+/// Logs through Envoy (never pass a token or a key here).
+pub fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+/// The plugin configuration bytes, or empty.
+pub fn plugin_configuration() -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// The request headers, values converted lossily (a non-UTF-8 value can never be a token).
+pub fn request_headers() -> Result<Vec<(String, String)>, Status> {
+    Ok(hostcalls::get_map_bytes(MapType::HttpRequestHeaders)?
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect())
+}
+
+/// Removes a request header (all values).
+pub fn remove_request_header(name: &str) -> Result<(), Status> {
+    hostcalls::remove_map_value(MapType::HttpRequestHeaders, name)
+}
+
+/// Sets a request header, replacing any existing values.
+pub fn set_request_header(name: &str, value: &str) -> Result<(), Status> {
+    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
+}
+
+/// Lets a paused request continue.
+pub fn resume_request() -> Result<(), Status> {
+    hostcalls::resume_http_request()
+}
+
+/// Answers the request locally.
+pub fn send_reply(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<(), Status> {
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    hostcalls::send_http_response(u32::from(status), headers, Some(body))
+}
+
+/// Starts an HTTP callout; returns its token id.
+pub fn dispatch(
+    cluster: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<u32, Status> {
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    hostcalls::dispatch_http_call(cluster, headers, Some(body), vec![], timeout)
+}
+
+/// The `:status` of the callout response being delivered, if it has one (a failed callout
+/// arrives with no headers at all).
+pub fn call_response_status() -> Option<u16> {
+    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+}
+
+/// The body of the callout response being delivered.
+pub fn call_response_body(size: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+        .ok()
+        .flatten()
+}
+
+/// Defines a counter; `None` if the host refuses (metrics are best effort).
+pub fn define_counter(name: &str) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Counter, name).ok()
+}
+
+/// Adds one to a counter.
+pub fn increment(metric: Option<u32>) {
+    if let Some(id) = metric {
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}

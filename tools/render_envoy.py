@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Render envoy.yaml for a run: ports, the built .wasm, the token-service address, and the
+provider upstream overrides (OPENAI_UPSTREAM, ANTHROPIC_UPSTREAM, GEMINI_UPSTREAM).
+
+Used by `make run` and by the end-to-end tests, so both run the committed config with only
+these values changed. An override is a base URL such as `http://127.0.0.1:9100` or
+`https://llm-gateway.internal:8443`: scheme, host and port only (the request path is kept
+as the client sent it, like the original Worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+PROVIDERS = {
+    "openai": "OPENAI_UPSTREAM",
+    "anthropic": "ANTHROPIC_UPSTREAM",
+    "gemini": "GEMINI_UPSTREAM",
+}
+
+
+class RenderError(Exception):
+    """A bad input, reported with the name of the setting."""
+
+
+def parse_upstream(name: str, url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an upstream base URL, or RenderError naming the variable."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RenderError(f"{name}: expected http(s)://host[:port], got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise RenderError(f"{name}: only scheme, host and port are used; drop the path in {url!r}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as err:
+        raise RenderError(f"{name}: bad port in {url!r}") from err
+    return parts.scheme, parts.hostname, port
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def find(items: list[dict], name: str) -> dict:
+    for item in items:
+        if item.get("name") == name:
+            return item
+    raise RenderError(f"envoy.yaml has no entry named {name!r}")
+
+
+def override_cluster(cluster: dict, scheme: str, host: str, port: int) -> None:
+    cluster["type"] = "STATIC" if is_ip(host) else "LOGICAL_DNS"
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    endpoint["address"]["socket_address"] = {"address": host, "port_value": port}
+    if scheme == "http":
+        cluster.pop("transport_socket", None)
+    else:
+        cluster["transport_socket"]["typed_config"]["sni"] = host
+
+
+def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
+    config["admin"]["address"]["socket_address"]["port_value"] = args.admin_port
+    listener = find(config["static_resources"]["listeners"], "proxy")
+    listener["address"]["socket_address"]["port_value"] = args.proxy_port
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+
+    if args.access_log:
+        log = hcm["access_log"][0]
+        log["name"] = "envoy.access_loggers.file"
+        log["typed_config"]["@type"] = (
+            "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+        )
+        log["typed_config"]["path"] = args.access_log
+
+    wasm = find(hcm["http_filters"], "ptk")["typed_config"]["config"]
+    wasm["vm_config"]["code"]["local"]["filename"] = args.wasm
+    plugin = json.loads(wasm["configuration"]["value"])
+    plugin["token_service"]["timeout_ms"] = args.timeout_ms
+    wasm["configuration"]["value"] = json.dumps(plugin, indent=2)
+
+    ts_host, _, ts_port = args.token_service.rpartition(":")
+    if not ts_host or not ts_port.isdigit():
+        raise RenderError(f"--token-service: expected host:port, got {args.token_service!r}")
+    token_service = find(config["static_resources"]["clusters"], "token_service")
+    override_cluster(token_service, "http", ts_host, int(ts_port))
+
+    vhosts = hcm["route_config"]["virtual_hosts"]
+    for provider, var in PROVIDERS.items():
+        url = env.get(var, "").strip()
+        if not url:
+            continue
+        scheme, host, port = parse_upstream(var, url)
+        override_cluster(find(config["static_resources"]["clusters"], provider), scheme, host, port)
+        default_port = 443 if scheme == "https" else 80
+        authority = host if port == default_port else f"{host}:{port}"
+        # The upstream sees its own host name, not the real provider's.
+        for route in find(vhosts, provider)["routes"]:
+            route["route"]["host_rewrite_literal"] = authority
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    root = Path(__file__).resolve().parent.parent
+    parser.add_argument("--template", default=str(root / "envoy.yaml"))
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--proxy-port", type=int, default=10000)
+    parser.add_argument("--admin-port", type=int, default=9901)
+    parser.add_argument("--token-service", default="127.0.0.1:10080")
+    parser.add_argument(
+        "--wasm", default=str(root / "target/wasm32-wasip1/release/ptk_filter.wasm")
+    )
+    parser.add_argument("--timeout-ms", type=int, default=2000)
+    parser.add_argument("--access-log", help="write the access log to this file, not stdout")
+    args = parser.parse_args(argv)
+    try:
+        with open(args.template, encoding="utf-8") as fh:
+            config = yaml.safe_load(fh)
+        rendered = render(config, args, dict(os.environ))
+    except RenderError as err:
+        print(f"render_envoy: {err}", file=sys.stderr)
+        return 2
+    with open(args.out, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(rendered, fh, sort_keys=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
