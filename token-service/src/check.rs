@@ -1,0 +1,184 @@
+//! The check decision: may this token hash call this provider now?
+//!
+//! Order (original Worker §3.5 / §1.2): missing, not active, or unparseable expiry -> invalid;
+//! expired -> expired; provider not in scope -> scope; no real key -> provider_unconfigured;
+//! over the limit -> rate_limited; else allow. Failures before the limiter never consume quota.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ptk_wire::{CheckRequest, CheckResponse, DenyReason, Provider};
+
+use crate::expiry::{cap_cache_ttl, expiry_state, ExpiryState};
+use crate::keys::{expose, ProviderKeys};
+use crate::last_used::LastUsedStamper;
+use crate::ratelimit::{RateDecision, RateLimiter};
+use crate::store::{TokenRecord, TokenStatus, TokenStore};
+use crate::token::RateLimit;
+
+/// The token-level part of the decision, as a pure function: `Ok` carries the token's expiry
+/// (if any) for capping the cache TTL.
+pub fn evaluate(
+    record: Option<&TokenRecord>,
+    provider: Provider,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, DenyReason> {
+    let record = record.ok_or(DenyReason::Invalid)?;
+    if record.status != TokenStatus::Active {
+        return Err(DenyReason::Invalid);
+    }
+    let expires = match expiry_state(record.expires_at.as_deref(), now) {
+        ExpiryState::Unparseable => return Err(DenyReason::Invalid),
+        ExpiryState::Expired => return Err(DenyReason::Expired),
+        ExpiryState::Never => None,
+        ExpiryState::Until(at) => Some(at),
+    };
+    if !record.providers.contains(&provider) {
+        return Err(DenyReason::Scope);
+    }
+    Ok(expires)
+}
+
+/// Everything a check needs, shared by all requests.
+pub struct Checker {
+    store: Arc<dyn TokenStore>,
+    limiter: Arc<dyn RateLimiter>,
+    keys: ProviderKeys,
+    default_rate_limit: RateLimit,
+    cache_ttl_ms: u64,
+    last_used: Arc<LastUsedStamper>,
+}
+
+fn deny(reason: DenyReason) -> CheckResponse {
+    CheckResponse::Deny {
+        reason,
+        retry_after_s: None,
+    }
+}
+
+impl Checker {
+    /// Assembles a checker.
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        limiter: Arc<dyn RateLimiter>,
+        keys: ProviderKeys,
+        default_rate_limit: RateLimit,
+        cache_ttl_ms: u64,
+        last_used: Arc<LastUsedStamper>,
+    ) -> Checker {
+        Checker {
+            store,
+            limiter,
+            keys,
+            default_rate_limit,
+            cache_ttl_ms,
+            last_used,
+        }
+    }
+
+    /// Decides one request. Never fails: every problem is a deny with its reason.
+    pub async fn check(&self, request: &CheckRequest) -> CheckResponse {
+        let now = Utc::now();
+        let record = match self.store.get(&request.hash).await {
+            Ok(record) => record,
+            Err(e) => {
+                // Infrastructure failures are logged; authentication rejections are not (so
+                // strangers cannot flood the log). The error never contains a key or token.
+                tracing::error!(error_class = e.class(), error = %e, "token store read failed");
+                return deny(DenyReason::StoreUnavailable);
+            }
+        };
+        let expires = match evaluate(record.as_ref(), request.provider, now) {
+            Ok(expires) => expires,
+            Err(reason) => return deny(reason),
+        };
+        let Some(key) = self.keys.get(request.provider) else {
+            return deny(DenyReason::ProviderUnconfigured);
+        };
+        let quota = record
+            .and_then(|r| r.rate_limit)
+            .unwrap_or(self.default_rate_limit);
+        match self.limiter.hit(&request.hash, quota).await {
+            Ok(RateDecision::Allowed) => {}
+            Ok(RateDecision::Limited { retry_after_s }) => {
+                return CheckResponse::Deny {
+                    reason: DenyReason::RateLimited,
+                    retry_after_s: Some(retry_after_s),
+                }
+            }
+            // Fail open: the limiter damps abuse, it is not what keeps strangers out.
+            Err(e) => tracing::warn!(error = %e, "rate limiter failed; allowing"),
+        }
+        self.last_used.touch(&request.hash);
+        CheckResponse::Allow {
+            key: expose(key),
+            cache_ttl_ms: cap_cache_ttl(self.cache_ttl_ms, expires, now),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::store::contract::sample_record;
+    use chrono::{Duration, TimeZone as _};
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 7, 8, 12, 0, 0).unwrap()
+    }
+
+    fn rec(status: TokenStatus, expires: Option<&str>) -> TokenRecord {
+        let mut r = sample_record("ab");
+        r.status = status;
+        r.expires_at = expires.map(str::to_owned);
+        r.providers = vec![Provider::Openai];
+        r
+    }
+
+    const PAST: Option<&str> = Some("2026-07-08T11:00:00.000Z");
+    const NOW: Option<&str> = Some("2026-07-08T12:00:00.000Z");
+    const FUTURE: Option<&str> = Some("2026-07-08T13:00:00.000Z");
+
+    #[test]
+    fn decision_table() {
+        use DenyReason::*;
+        use Provider::*;
+        use TokenStatus::*;
+        let cases: &[(Option<TokenRecord>, Provider, Result<(), DenyReason>)] = &[
+            (None, Openai, Err(Invalid)),
+            (Some(rec(Disabled, None)), Openai, Err(Invalid)),
+            (Some(rec(Disabled, PAST)), Openai, Err(Invalid)),
+            (Some(rec(Active, Some("garbage"))), Openai, Err(Invalid)),
+            (Some(rec(Disabled, Some("garbage"))), Gemini, Err(Invalid)),
+            (Some(rec(Active, NOW)), Openai, Err(Expired)),
+            (Some(rec(Active, PAST)), Openai, Err(Expired)),
+            (Some(rec(Active, PAST)), Gemini, Err(Expired)),
+            (Some(rec(Active, None)), Gemini, Err(Scope)),
+            (Some(rec(Active, FUTURE)), Anthropic, Err(Scope)),
+            (Some(rec(Active, None)), Openai, Ok(())),
+            (Some(rec(Active, Some(""))), Openai, Ok(())),
+            (Some(rec(Active, FUTURE)), Openai, Ok(())),
+        ];
+        for (i, (record, provider, want)) in cases.iter().enumerate() {
+            let got = evaluate(record.as_ref(), *provider, now()).map(|_| ());
+            assert_eq!(&got, want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn allow_carries_the_expiry_for_ttl_capping() {
+        let got = evaluate(
+            Some(&rec(TokenStatus::Active, FUTURE)),
+            Provider::Openai,
+            now(),
+        );
+        assert_eq!(got, Ok(Some(now() + Duration::hours(1))));
+        let never = evaluate(
+            Some(&rec(TokenStatus::Active, None)),
+            Provider::Openai,
+            now(),
+        );
+        assert_eq!(never, Ok(None));
+    }
+}

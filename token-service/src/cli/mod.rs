@@ -1,0 +1,143 @@
+//! The command line: `serve`, and `tokens ...` for operators. Both use the same store.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::{ServeArgs, Settings, DEFAULT_DB};
+use crate::startup::Application;
+use crate::store::SqliteStore;
+use crate::token::RateLimit;
+
+mod render;
+mod resolve;
+mod tokens;
+
+pub use resolve::{normalize_prefix, pick, ResolveError};
+
+/// Proxy tokens for LLM APIs: the check API for the Envoy filter, and token management.
+#[derive(Debug, Parser)]
+#[command(name = "token-service", version, about)]
+pub struct Cli {
+    /// SQLite database file (created with its directory if missing).
+    #[arg(long, env = "PTK_DB", default_value = DEFAULT_DB, global = true, value_name = "PATH")]
+    pub db: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the check API (and /healthz). Needs PTK_CHECK_SECRET (or a secret file).
+    Serve(ServeArgs),
+    /// Create, list and change tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+/// `tokens` subcommands. TOKEN arguments take a full hash or a unique prefix (>= 8 hex chars).
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; prints the plaintext token alone on stdout (shown once).
+    Create(CreateArgs),
+    /// List tokens.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a token (checks deny it as invalid until it is enabled again).
+    Disable {
+        /// Hash or unique hash prefix (at least 8 hex characters).
+        token: String,
+    },
+    /// Enable a disabled token.
+    Enable {
+        /// Hash or unique hash prefix (at least 8 hex characters).
+        token: String,
+    },
+    /// Delete a token and its last-used stamp.
+    Delete {
+        /// Hash or unique hash prefix (at least 8 hex characters).
+        token: String,
+    },
+    /// Set or clear a token's expiry.
+    Expire {
+        /// Hash or unique hash prefix (at least 8 hex characters).
+        token: String,
+        /// New expiry (RFC 3339 with Z or an offset), or `never` to clear it.
+        #[arg(long, value_name = "RFC3339|never")]
+        at: String,
+    },
+}
+
+/// `tokens create` options.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Label shown in listings (required, trimmed).
+    #[arg(long)]
+    pub label: String,
+    /// Providers the token may call: openai, anthropic, gemini (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
+    pub providers: Vec<String>,
+    /// Expiry, RFC 3339 with Z or an offset (e.g. 2030-01-01T00:00:00Z). Default: never.
+    #[arg(long, value_name = "RFC3339")]
+    pub expires: Option<String>,
+    /// Use this custom token (trimmed, at least 12 characters) instead of a random one.
+    #[arg(long, value_name = "CUSTOM")]
+    pub token: Option<String>,
+    /// The token's own quota, REQUESTS/SECONDS (default: the service's PTK_RATE_LIMIT).
+    #[arg(long, value_name = "N/SECONDS")]
+    pub rate_limit: Option<RateLimit>,
+    /// Print one JSON object (token, hash, label, ...) instead of the bare token.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn init_logging(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // Logs go to stderr so stdout stays clean for `TOKEN=$(token-service tokens create ...)`.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Runs a parsed command line to completion.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging("info");
+            let settings = Settings::from_args(&args, &cli.db, |name| std::env::var(name).ok())?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let app = Application::build(settings).await?;
+                app.run_until_stopped().await.context("server failed")
+            })
+        }
+        Command::Tokens(command) => {
+            init_logging("warn");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let store = SqliteStore::open(&cli.db)
+                    .with_context(|| format!("cannot open token store at {}", cli.db.display()))?;
+                let mut out = std::io::stdout().lock();
+                let mut err = std::io::stderr().lock();
+                tokens::run(&store, command, &mut out, &mut err).await
+            })
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! How tokens look to an operator: a table for people, JSON for scripts.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::expiry::{expiry_state, ExpiryState};
+use crate::store::{TokenListing, TokenRecord, TokenStatus};
+
+/// Characters of the hash shown in the table (enough to pass back as a prefix).
+const HASH_SHOWN: usize = 12;
+
+/// The state a check would see, for display: stored status first (as the check does), then
+/// the derived expiry states.
+pub fn state(record: &TokenRecord, now: DateTime<Utc>) -> &'static str {
+    if record.status == TokenStatus::Disabled {
+        return "disabled";
+    }
+    match expiry_state(record.expires_at.as_deref(), now) {
+        ExpiryState::Unparseable => "bad-expiry",
+        ExpiryState::Expired => "expired",
+        ExpiryState::Never | ExpiryState::Until(_) => "active",
+    }
+}
+
+fn providers(record: &TokenRecord) -> Vec<&'static str> {
+    record.providers.iter().map(|p| p.as_str()).collect()
+}
+
+/// One record as JSON. Never includes the plaintext (the store does not have it).
+pub fn record_json(record: &TokenRecord, now: DateTime<Utc>) -> Value {
+    json!({
+        "hash": record.hash,
+        "label": record.label,
+        "last4": record.last4,
+        "providers": providers(record),
+        "status": record.status.as_str(),
+        "state": state(record, now),
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "rate_limit": record.rate_limit.map(|r| r.to_string()),
+    })
+}
+
+/// A listing row as JSON: the record plus `last_used`.
+pub fn listing_json(listing: &TokenListing, now: DateTime<Utc>) -> Value {
+    let mut value = record_json(&listing.record, now);
+    if let Value::Object(map) = &mut value {
+        map.insert("last_used".into(), json!(listing.last_used));
+    }
+    value
+}
+
+/// `2026-07-08T12:00:00.000Z` -> `2026-07-08 12:00`; anything else is shown as stored.
+fn short_time(text: &str) -> String {
+    match DateTime::parse_from_rfc3339(text) {
+        Ok(at) => at.with_timezone(&Utc).format("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => text.to_owned(),
+    }
+}
+
+/// The human table, one token per line, times in UTC.
+pub fn table(listings: &[TokenListing], now: DateTime<Utc>) -> String {
+    let header = [
+        "HASH",
+        "LABEL",
+        "LAST4",
+        "PROVIDERS",
+        "STATUS",
+        "CREATED",
+        "EXPIRES",
+        "LAST USED",
+        "RATE LIMIT",
+    ];
+    let rows: Vec<[String; 9]> = listings
+        .iter()
+        .map(|l| {
+            let r = &l.record;
+            [
+                r.hash.chars().take(HASH_SHOWN).collect(),
+                r.label.clone(),
+                r.last4.clone(),
+                providers(r).join(","),
+                state(r, now).to_owned(),
+                short_time(&r.created_at),
+                r.expires_at
+                    .as_deref()
+                    .filter(|e| !e.trim().is_empty())
+                    .map_or_else(|| "never".to_owned(), short_time),
+                l.last_used
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), short_time),
+                r.rate_limit
+                    .map_or_else(|| "default".to_owned(), |rl| format!("{rl}s")),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells
+            .zip(widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+            .collect();
+        out.push_str(padded.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in &rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::store::contract::sample_record;
+    use crate::token::RateLimit;
+    use chrono::TimeZone as _;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 7, 8, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn derived_states_follow_check_precedence() {
+        let mut r = sample_record("ab");
+        assert_eq!(state(&r, now()), "active");
+        r.expires_at = Some("2026-07-08T12:00:00.000Z".into());
+        assert_eq!(state(&r, now()), "expired");
+        r.expires_at = Some("soon".into());
+        assert_eq!(state(&r, now()), "bad-expiry");
+        r.status = TokenStatus::Disabled;
+        assert_eq!(state(&r, now()), "disabled");
+    }
+
+    #[test]
+    fn table_has_aligned_columns() {
+        let mut a = sample_record("ab");
+        a.rate_limit = Some(RateLimit {
+            limit: 3,
+            window_s: 60,
+        });
+        a.expires_at = Some("2030-01-01T00:00:00.000Z".into());
+        let b = sample_record("cd");
+        let text = table(
+            &[
+                TokenListing {
+                    record: a,
+                    last_used: Some("2026-07-08T11:59:00.000Z".into()),
+                },
+                TokenListing {
+                    record: b,
+                    last_used: None,
+                },
+            ],
+            now(),
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("HASH          LABEL"), "{text}");
+        assert!(lines[1].starts_with("abababababab  team a"), "{text}");
+        assert!(lines[1].contains("2030-01-01 00:00") && lines[1].contains("3/60s"));
+        assert!(lines[2].contains("never") && lines[2].contains("default"));
+        let status_col = lines[0].find("STATUS").unwrap();
+        assert_eq!(&lines[1][status_col..status_col + 6], "active");
+    }
+
+    #[test]
+    fn json_has_every_field() {
+        let listing = TokenListing {
+            record: sample_record("ab"),
+            last_used: None,
+        };
+        let v = listing_json(&listing, now());
+        for field in [
+            "hash",
+            "label",
+            "last4",
+            "providers",
+            "status",
+            "state",
+            "created_at",
+            "expires_at",
+            "last_used",
+            "rate_limit",
+        ] {
+            assert!(v.get(field).is_some(), "{field} missing in {v}");
+        }
+        assert_eq!(v["providers"], json!(["openai", "gemini"]));
+    }
+}

@@ -1,0 +1,74 @@
+//! `POST /v1/check`: authenticate the filter, parse the request, ask the [`Checker`].
+//!
+//! [`Checker`]: crate::check::Checker
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ptk_wire::{CheckRequest, CHECK_SECRET_HEADER};
+use secrecy::ExposeSecret as _;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use super::AppState;
+use crate::token::is_token_hash;
+
+/// Everything the check API refuses before deciding. Deny verdicts are not errors: they are
+/// `200` answers the filter maps to client statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckApiError {
+    /// Missing or wrong `x-ptk-check-secret`.
+    #[error("missing or wrong check secret")]
+    Unauthorized,
+    /// The body is not a valid `CheckRequest`.
+    #[error("{0}")]
+    BadRequest(&'static str),
+}
+
+impl IntoResponse for CheckApiError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            CheckApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            CheckApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        };
+        (status, format!("{self}\n")).into_response()
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), CheckApiError> {
+    let presented = headers
+        .get(CHECK_SECRET_HEADER)
+        .ok_or(CheckApiError::Unauthorized)?;
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    if bool::from(digest.ct_eq(state.check_secret.expose_secret())) {
+        Ok(())
+    } else {
+        Err(CheckApiError::Unauthorized)
+    }
+}
+
+/// The handler. The body is read as bytes (not the `Json` extractor) so the secret is checked
+/// before the body is looked at, and every refusal goes through [`CheckApiError`].
+pub async fn check(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, CheckApiError> {
+    authorize(&state, &headers)?;
+    let request: CheckRequest = serde_json::from_slice(&body)
+        .map_err(|_| CheckApiError::BadRequest("body must be a JSON CheckRequest"))?;
+    if !is_token_hash(&request.hash) {
+        return Err(CheckApiError::BadRequest(
+            "hash must be 64 lowercase hex characters",
+        ));
+    }
+    let verdict = state.checker.check(&request).await;
+    let mut response = Json(verdict).into_response();
+    // An allow carries a real key: nothing between us and the filter may keep a copy.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,212 @@
+//! The operator's real provider keys: from a keys file and/or the environment, held as
+//! secrets that never print, and never part of an error message.
+
+use std::fmt;
+use std::path::Path;
+
+use ptk_wire::Provider;
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// Environment variable (and keys-file name) holding the real key of a provider.
+pub fn key_var(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Openai => "OPENAI_API_KEY",
+        Provider::Anthropic => "ANTHROPIC_API_KEY",
+        Provider::Gemini => "GEMINI_API_KEY",
+    }
+}
+
+/// Why the keys file could not be used. Only line numbers and names, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysFileError {
+    /// The file could not be read.
+    #[error("cannot read keys file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A line that is neither blank, a comment, nor `NAME=value`.
+    #[error("keys file line {0}: expected NAME=value")]
+    Syntax(usize),
+    /// A name other than the three key variables.
+    #[error("keys file line {line}: unknown name {name:?} (expected OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY)")]
+    UnknownName {
+        /// 1-based line number.
+        line: usize,
+        /// The name found.
+        name: String,
+    },
+}
+
+/// The real key of each provider, if configured. `Debug` lists which are set, never values.
+#[derive(Clone, Default)]
+pub struct ProviderKeys {
+    keys: [Option<SecretString>; 3],
+}
+
+fn slot(provider: Provider) -> usize {
+    match provider {
+        Provider::Openai => 0,
+        Provider::Anthropic => 1,
+        Provider::Gemini => 2,
+    }
+}
+
+impl ProviderKeys {
+    /// No keys at all.
+    pub fn none() -> ProviderKeys {
+        ProviderKeys::default()
+    }
+
+    /// Sets a provider's key; an empty (or all-whitespace) value leaves it unconfigured.
+    pub fn with(mut self, provider: Provider, key: &str) -> ProviderKeys {
+        let key = key.trim();
+        self.keys[slot(provider)] = (!key.is_empty()).then(|| SecretString::from(key));
+        self
+    }
+
+    /// The key for a provider, if configured.
+    pub fn get(&self, provider: Provider) -> Option<&SecretString> {
+        self.keys[slot(provider)].as_ref()
+    }
+
+    /// Names of the configured providers, for the start-up log line.
+    pub fn configured(&self) -> Vec<&'static str> {
+        Provider::ALL
+            .into_iter()
+            .filter(|p| self.get(*p).is_some())
+            .map(Provider::as_str)
+            .collect()
+    }
+
+    /// Loads keys: first the keys file (if any), then non-empty environment variables, which
+    /// win (the usual layering: a file for the base, the environment for overrides).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ProviderKeys, KeysFileError> {
+        let mut keys = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| KeysFileError::Read {
+                    path: path.display().to_string(),
+                    reason: e.kind().to_string(),
+                })?;
+                ProviderKeys::parse_file(&text)?
+            }
+            None => ProviderKeys::none(),
+        };
+        for provider in Provider::ALL {
+            if let Some(value) = env(key_var(provider)).filter(|v| !v.trim().is_empty()) {
+                keys = keys.with(provider, &value);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Parses `NAME=value` lines; `#` starts a comment line, blank lines are skipped, and a
+    /// value may be wrapped in matching single or double quotes (as `.env` files often are).
+    pub fn parse_file(text: &str) -> Result<ProviderKeys, KeysFileError> {
+        let mut keys = ProviderKeys::none();
+        for (index, line) in text.lines().enumerate() {
+            let line_no = index + 1;
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, value) = line.split_once('=').ok_or(KeysFileError::Syntax(line_no))?;
+            let name = name.trim();
+            let provider = Provider::ALL
+                .into_iter()
+                .find(|p| key_var(*p) == name)
+                .ok_or_else(|| KeysFileError::UnknownName {
+                    line: line_no,
+                    name: name.to_owned(),
+                })?;
+            keys = keys.with(provider, unquote(value.trim()));
+        }
+        Ok(keys)
+    }
+}
+
+fn unquote(value: &str) -> &str {
+    for quote in ['"', '\''] {
+        if let Some(inner) = value
+            .strip_prefix(quote)
+            .and_then(|v| v.strip_suffix(quote))
+        {
+            return inner;
+        }
+    }
+    value
+}
+
+impl fmt::Debug for ProviderKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderKeys")
+            .field("configured", &self.configured())
+            .finish()
+    }
+}
+
+/// Exposes a key for the one place that must send it (the allow response).
+pub(crate) fn expose(key: &SecretString) -> String {
+    key.expose_secret().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn file_lines_comments_quotes_and_blanks() {
+        let keys = ProviderKeys::parse_file(
+            "# real keys\n\nOPENAI_API_KEY=sk-file-1\n  GEMINI_API_KEY = \"g-key\" \nANTHROPIC_API_KEY=\n",
+        )
+        .unwrap();
+        assert_eq!(expose(keys.get(Provider::Openai).unwrap()), "sk-file-1");
+        assert_eq!(expose(keys.get(Provider::Gemini).unwrap()), "g-key");
+        assert!(
+            keys.get(Provider::Anthropic).is_none(),
+            "empty = unconfigured"
+        );
+        assert_eq!(keys.configured(), vec!["openai", "gemini"]);
+    }
+
+    #[test]
+    fn file_errors_name_the_line_not_the_value() {
+        let err = ProviderKeys::parse_file("OPENAI_API_KEY=x\nsk-secret-value\n").unwrap_err();
+        assert_eq!(err.to_string(), "keys file line 2: expected NAME=value");
+        let err = ProviderKeys::parse_file("AZURE_KEY=sk-secret-value").unwrap_err();
+        assert!(err.to_string().contains("AZURE_KEY"));
+        assert!(!err.to_string().contains("sk-secret-value"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_blank_env_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.env");
+        std::fs::write(&path, "OPENAI_API_KEY=from-file\nGEMINI_API_KEY=g-file\n").unwrap();
+        let keys = ProviderKeys::load(Some(&path), |name| match name {
+            "OPENAI_API_KEY" => Some("from-env".into()),
+            "GEMINI_API_KEY" => Some("  ".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(expose(keys.get(Provider::Openai).unwrap()), "from-env");
+        assert_eq!(expose(keys.get(Provider::Gemini).unwrap()), "g-file");
+        assert!(keys.get(Provider::Anthropic).is_none());
+        let missing = ProviderKeys::load(Some(&dir.path().join("nope")), |_| None).unwrap_err();
+        assert!(missing.to_string().contains("nope"));
+    }
+
+    #[test]
+    fn debug_never_prints_a_key() {
+        let keys = ProviderKeys::none().with(Provider::Anthropic, "sk-ant-very-secret");
+        let shown = format!("{keys:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(shown.contains("anthropic"));
+    }
+}

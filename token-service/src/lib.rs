@@ -1,0 +1,17 @@
+//! The ptk token-service: the check API the Envoy filter asks, the token store, and the
+//! operator CLI, in one crate so tests can start the real application.
+
+pub mod check;
+pub mod cli;
+pub mod expiry;
+pub mod http;
+pub mod keys;
+pub mod last_used;
+pub mod ratelimit;
+pub mod settings;
+pub mod startup;
+pub mod store;
+pub mod token;
+
+pub use settings::Settings;
+pub use startup::Application;

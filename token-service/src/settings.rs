@@ -1,0 +1,239 @@
+//! Typed settings for `serve`: environment variables with command-line overrides (clap reads
+//! both), plus the two secrets, which only come from the environment or files so they never
+//! appear in a process listing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::keys::{KeysFileError, ProviderKeys};
+use crate::token::RateLimit;
+
+/// Environment variable holding the check secret.
+pub const CHECK_SECRET_VAR: &str = "PTK_CHECK_SECRET";
+/// Environment variable naming a file that holds the check secret.
+pub const CHECK_SECRET_FILE_VAR: &str = "PTK_CHECK_SECRET_FILE";
+/// Shortest check secret accepted.
+pub const MIN_CHECK_SECRET_LEN: usize = 16;
+/// Default database file (relative to the working directory).
+pub const DEFAULT_DB: &str = "data/ptk.sqlite3";
+
+/// `serve` options; each flag also reads the environment variable named in its help.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PTK_LISTEN", default_value = "127.0.0.1:10080")]
+    pub listen: SocketAddr,
+    /// File holding the check secret (instead of PTK_CHECK_SECRET).
+    #[arg(long, env = CHECK_SECRET_FILE_VAR, value_name = "PATH")]
+    pub check_secret_file: Option<PathBuf>,
+    /// File of NAME=value lines with OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY
+    /// (non-empty environment variables of the same names win).
+    #[arg(long, env = "PTK_KEYS_FILE", value_name = "PATH")]
+    pub keys_file: Option<PathBuf>,
+    /// Default quota for tokens without their own, as REQUESTS/SECONDS.
+    #[arg(
+        long,
+        env = "PTK_RATE_LIMIT",
+        default_value = "100/60",
+        value_name = "N/SECONDS"
+    )]
+    pub rate_limit: RateLimit,
+    /// How long (ms) the filter may cache an allow; capped at each token's expiry.
+    #[arg(
+        long,
+        env = "PTK_CACHE_TTL_MS",
+        default_value_t = 1000,
+        value_name = "MS"
+    )]
+    pub cache_ttl_ms: u64,
+}
+
+/// Why the service refuses to start. Messages name the variable or file to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// No check secret configured.
+    #[error("{CHECK_SECRET_VAR} is required (or set {CHECK_SECRET_FILE_VAR} / --check-secret-file): the filter authenticates to the check API with it")]
+    MissingCheckSecret,
+    /// Both the variable and a file were given.
+    #[error(
+        "set only one of {CHECK_SECRET_VAR} and {CHECK_SECRET_FILE_VAR} / --check-secret-file"
+    )]
+    AmbiguousCheckSecret,
+    /// The secret is too short to resist guessing.
+    #[error("{0} must be at least {MIN_CHECK_SECRET_LEN} characters")]
+    ShortCheckSecret(String),
+    /// The secret file could not be read.
+    #[error("cannot read check secret file {path}: {reason}")]
+    CheckSecretFile {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The keys file is unreadable or malformed.
+    #[error(transparent)]
+    Keys(#[from] KeysFileError),
+}
+
+/// Everything `serve` needs, validated. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// SQLite database file.
+    pub db_path: PathBuf,
+    /// The shared secret the filter sends in `x-ptk-check-secret`.
+    pub check_secret: SecretString,
+    /// Real provider keys.
+    pub keys: ProviderKeys,
+    /// Quota for tokens without their own.
+    pub default_rate_limit: RateLimit,
+    /// Cache TTL handed out on allow (before capping at expiry).
+    pub cache_ttl_ms: u64,
+}
+
+impl Settings {
+    /// Builds settings from parsed arguments and an environment lookup (the real one is
+    /// `|name| std::env::var(name).ok()`; tests pass their own).
+    pub fn from_args(
+        args: &ServeArgs,
+        db_path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
+        Ok(Settings {
+            listen: args.listen,
+            db_path: db_path.to_owned(),
+            check_secret: check_secret(args.check_secret_file.as_deref(), &env)?,
+            keys: ProviderKeys::load(args.keys_file.as_deref(), &env)?,
+            default_rate_limit: args.rate_limit,
+            cache_ttl_ms: args.cache_ttl_ms,
+        })
+    }
+}
+
+fn check_secret(
+    file: Option<&Path>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<SecretString, SettingsError> {
+    let from_env = env(CHECK_SECRET_VAR).filter(|v| !v.is_empty());
+    let (secret, source) = match (from_env, file) {
+        (Some(_), Some(_)) => return Err(SettingsError::AmbiguousCheckSecret),
+        (None, None) => return Err(SettingsError::MissingCheckSecret),
+        (Some(value), None) => (SecretString::from(value), CHECK_SECRET_VAR.to_owned()),
+        (None, Some(path)) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| SettingsError::CheckSecretFile {
+                    path: path.display().to_string(),
+                    reason: e.kind().to_string(),
+                })?;
+            // Files usually end with a newline that is not part of the secret.
+            let trimmed = text.trim_end_matches(['\r', '\n']);
+            (
+                SecretString::from(trimmed),
+                format!("the check secret in {}", path.display()),
+            )
+        }
+    };
+    if secret.expose_secret().chars().count() < MIN_CHECK_SECRET_LEN {
+        return Err(SettingsError::ShortCheckSecret(source));
+    }
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use clap::Parser;
+    use ptk_wire::Provider;
+
+    #[derive(Parser)]
+    struct Probe {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["probe"];
+        argv.extend_from_slice(extra);
+        Probe::try_parse_from(argv).unwrap().serve
+    }
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn defaults_and_required_secret() {
+        let a = args(&[]);
+        assert_eq!(a.listen.to_string(), "127.0.0.1:10080");
+        assert_eq!(a.rate_limit.to_string(), "100/60");
+        assert_eq!(a.cache_ttl_ms, 1000);
+        let err = Settings::from_args(&a, Path::new("x"), env_of(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("PTK_CHECK_SECRET is required"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn short_secret_is_refused_by_name() {
+        let err = Settings::from_args(
+            &args(&[]),
+            Path::new("x"),
+            env_of(&[("PTK_CHECK_SECRET", "fifteen-chars!!")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "PTK_CHECK_SECRET must be at least 16 characters"
+        );
+    }
+
+    #[test]
+    fn secret_from_file_and_keys_from_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "0123456789abcdef\n").unwrap();
+        let a = args(&[
+            "--check-secret-file",
+            path.to_str().unwrap(),
+            "--rate-limit",
+            "5/10",
+        ]);
+        let s = Settings::from_args(
+            &a,
+            Path::new("db"),
+            env_of(&[("GEMINI_API_KEY", "g-secret")]),
+        )
+        .unwrap();
+        assert_eq!(s.check_secret.expose_secret(), "0123456789abcdef");
+        assert_eq!(s.default_rate_limit.to_string(), "5/10");
+        assert!(s.keys.get(Provider::Gemini).is_some());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("0123456789abcdef") && !shown.contains("g-secret"));
+        // Both sources at once is a configuration mistake, not a silent choice.
+        let err = Settings::from_args(
+            &a,
+            Path::new("db"),
+            env_of(&[("PTK_CHECK_SECRET", "another-long-secret")]),
+        )
+        .unwrap_err();
+        assert!(matches!(err, SettingsError::AmbiguousCheckSecret));
+    }
+
+    #[test]
+    fn bad_rate_limit_is_a_clap_error() {
+        let err = Probe::try_parse_from(["probe", "--rate-limit", "100"])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("N/SECONDS"), "{err}");
+    }
+}

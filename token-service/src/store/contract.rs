@@ -1,0 +1,277 @@
+//! The contract every [`TokenStore`] backend must meet, written once against the trait.
+//!
+//! A backend's test module calls `token_store_contract!(make_fixture)` where `make_fixture` is
+//! an `async fn() -> F` and `F` has a `store` field implementing [`TokenStore`] (the fixture
+//! keeps whatever must outlive the test, such as a temp dir). Each case below becomes its own
+//! `#[tokio::test]`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use ptk_wire::Provider;
+
+use super::{StoreError, TokenRecord, TokenStatus, TokenStore};
+use crate::token::RateLimit;
+
+/// A valid record whose hash is `seed` repeated/padded to 64 hex characters.
+pub(crate) fn sample_record(seed: &str) -> TokenRecord {
+    let mut hash = seed.repeat(64 / seed.len().max(1) + 1);
+    hash.truncate(64);
+    TokenRecord {
+        hash,
+        label: "team a".into(),
+        last4: "WXYZ".into(),
+        providers: vec![Provider::Openai, Provider::Gemini],
+        status: TokenStatus::Active,
+        created_at: "2026-07-08T12:00:00.000Z".into(),
+        expires_at: None,
+        rate_limit: None,
+    }
+}
+
+/// Generates one `#[tokio::test]` per contract case for a backend fixture factory.
+macro_rules! token_store_contract {
+    ($make:ident) => {
+        $crate::store::contract::token_store_contract!(@cases $make;
+            ping_answers,
+            insert_then_get_round_trips,
+            get_of_an_unknown_hash_is_none,
+            duplicate_insert_is_refused_and_keeps_the_original,
+            list_is_newest_first_with_last_used,
+            prefix_lookup_finds_matches_only,
+            status_changes_and_reports_missing,
+            expiry_is_set_cleared_and_reports_missing,
+            delete_removes_token_and_stamp,
+            stamp_overwrites_and_never_touches_the_record,
+            stamp_never_resurrects_a_deleted_token,
+            racing_stamps_and_delete_leave_nothing_behind,
+        );
+    };
+    (@cases $make:ident; $($case:ident),* $(,)?) => {
+        mod contract {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let fixture = super::$make().await;
+                    $crate::store::contract::$case(std::sync::Arc::new(fixture.store.clone()))
+                        .await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use token_store_contract;
+
+type Store = Arc<dyn TokenStore>;
+
+pub(crate) async fn ping_answers(store: Store) {
+    store.ping().await.unwrap();
+}
+
+pub(crate) async fn insert_then_get_round_trips(store: Store) {
+    let mut rec = sample_record("a1");
+    rec.providers = vec![Provider::Gemini, Provider::Anthropic];
+    rec.expires_at = Some("2030-01-01T00:00:00.000Z".into());
+    rec.rate_limit = Some(RateLimit {
+        limit: 3,
+        window_s: 60,
+    });
+    rec.label = "ünïcode label".into();
+    store.insert(&rec).await.unwrap();
+    assert_eq!(store.get(&rec.hash).await.unwrap(), Some(rec));
+}
+
+pub(crate) async fn get_of_an_unknown_hash_is_none(store: Store) {
+    assert_eq!(store.get(&"0".repeat(64)).await.unwrap(), None);
+}
+
+pub(crate) async fn duplicate_insert_is_refused_and_keeps_the_original(store: Store) {
+    let rec = sample_record("b2");
+    store.insert(&rec).await.unwrap();
+    store
+        .set_status(&rec.hash, TokenStatus::Disabled)
+        .await
+        .unwrap();
+    let mut again = rec.clone();
+    again.label = "intruder".into();
+    let err = store.insert(&again).await.unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate), "{err}");
+    let kept = store.get(&rec.hash).await.unwrap().unwrap();
+    assert_eq!(kept.label, "team a");
+    assert_eq!(
+        kept.status,
+        TokenStatus::Disabled,
+        "no resurrection by re-insert"
+    );
+}
+
+pub(crate) async fn list_is_newest_first_with_last_used(store: Store) {
+    assert!(store.list().await.unwrap().is_empty());
+    let mut old = sample_record("c3");
+    old.created_at = "2026-01-01T00:00:00.000Z".into();
+    let mut new = sample_record("d4");
+    new.created_at = "2026-02-01T00:00:00.000Z".into();
+    store.insert(&old).await.unwrap();
+    store.insert(&new).await.unwrap();
+    store
+        .stamp_last_used(&old.hash, "2026-03-01T00:00:00.000Z")
+        .await
+        .unwrap();
+    let list = store.list().await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].record, new);
+    assert_eq!(list[0].last_used, None);
+    assert_eq!(list[1].record, old);
+    assert_eq!(
+        list[1].last_used.as_deref(),
+        Some("2026-03-01T00:00:00.000Z")
+    );
+}
+
+pub(crate) async fn prefix_lookup_finds_matches_only(store: Store) {
+    for seed in ["abc1", "abc2", "abd3", "f"] {
+        store.insert(&sample_record(seed)).await.unwrap();
+    }
+    let abc = store.hashes_with_prefix("abc", 10).await.unwrap();
+    assert_eq!(abc.len(), 2);
+    assert!(abc.iter().all(|h| h.starts_with("abc")));
+    assert_eq!(store.hashes_with_prefix("ab", 10).await.unwrap().len(), 3);
+    assert_eq!(store.hashes_with_prefix("ab", 2).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .hashes_with_prefix("abd3abd3", 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.hashes_with_prefix("ffff", 10).await.unwrap().len(), 1);
+    assert!(store
+        .hashes_with_prefix("0123", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let full = sample_record("f").hash;
+    assert_eq!(
+        store.hashes_with_prefix(&full, 10).await.unwrap(),
+        vec![full]
+    );
+}
+
+pub(crate) async fn status_changes_and_reports_missing(store: Store) {
+    let rec = sample_record("e5");
+    store.insert(&rec).await.unwrap();
+    assert!(store
+        .set_status(&rec.hash, TokenStatus::Disabled)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get(&rec.hash).await.unwrap().unwrap().status,
+        TokenStatus::Disabled
+    );
+    assert!(store
+        .set_status(&rec.hash, TokenStatus::Active)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get(&rec.hash).await.unwrap().unwrap().status,
+        TokenStatus::Active
+    );
+    assert!(!store
+        .set_status(&"9".repeat(64), TokenStatus::Disabled)
+        .await
+        .unwrap());
+}
+
+pub(crate) async fn expiry_is_set_cleared_and_reports_missing(store: Store) {
+    let rec = sample_record("a6");
+    store.insert(&rec).await.unwrap();
+    let at = "2031-05-05T05:05:05.000Z";
+    assert!(store.set_expiry(&rec.hash, Some(at)).await.unwrap());
+    let got = store.get(&rec.hash).await.unwrap().unwrap();
+    assert_eq!(got.expires_at.as_deref(), Some(at));
+    assert_eq!(got.status, TokenStatus::Active, "only the expiry changes");
+    assert!(store.set_expiry(&rec.hash, None).await.unwrap());
+    assert_eq!(
+        store.get(&rec.hash).await.unwrap().unwrap().expires_at,
+        None
+    );
+    assert!(!store.set_expiry(&"9".repeat(64), Some(at)).await.unwrap());
+}
+
+pub(crate) async fn delete_removes_token_and_stamp(store: Store) {
+    let rec = sample_record("b7");
+    store.insert(&rec).await.unwrap();
+    store
+        .stamp_last_used(&rec.hash, "2026-03-01T00:00:00.000Z")
+        .await
+        .unwrap();
+    assert!(store.delete(&rec.hash).await.unwrap());
+    assert_eq!(store.get(&rec.hash).await.unwrap(), None);
+    assert!(
+        !store.delete(&rec.hash).await.unwrap(),
+        "second delete finds nothing"
+    );
+    // Re-creating the same hash starts clean: no orphaned stamp comes back.
+    store.insert(&rec).await.unwrap();
+    assert_eq!(store.list().await.unwrap()[0].last_used, None);
+}
+
+pub(crate) async fn stamp_overwrites_and_never_touches_the_record(store: Store) {
+    let rec = sample_record("c8");
+    store.insert(&rec).await.unwrap();
+    store
+        .set_status(&rec.hash, TokenStatus::Disabled)
+        .await
+        .unwrap();
+    store
+        .stamp_last_used(&rec.hash, "2026-03-01T00:00:00.000Z")
+        .await
+        .unwrap();
+    store
+        .stamp_last_used(&rec.hash, "2026-03-02T00:00:00.000Z")
+        .await
+        .unwrap();
+    let list = store.list().await.unwrap();
+    assert_eq!(
+        list[0].last_used.as_deref(),
+        Some("2026-03-02T00:00:00.000Z")
+    );
+    assert_eq!(list[0].record.status, TokenStatus::Disabled);
+}
+
+pub(crate) async fn stamp_never_resurrects_a_deleted_token(store: Store) {
+    let rec = sample_record("d9");
+    store
+        .stamp_last_used(&rec.hash, "2026-03-01T00:00:00.000Z")
+        .await
+        .unwrap();
+    assert_eq!(store.get(&rec.hash).await.unwrap(), None);
+    assert!(store.list().await.unwrap().is_empty());
+    store.insert(&rec).await.unwrap();
+    assert_eq!(
+        store.list().await.unwrap()[0].last_used,
+        None,
+        "a stamp for a missing token is dropped, not kept for later"
+    );
+}
+
+pub(crate) async fn racing_stamps_and_delete_leave_nothing_behind(store: Store) {
+    let rec = sample_record("ea");
+    store.insert(&rec).await.unwrap();
+    let mut stamps = Vec::new();
+    for i in 0..20 {
+        let (store, hash) = (store.clone(), rec.hash.clone());
+        stamps.push(tokio::spawn(async move {
+            let at = format!("2026-03-01T00:00:{i:02}.000Z");
+            store.stamp_last_used(&hash, &at).await.unwrap();
+        }));
+    }
+    assert!(store.delete(&rec.hash).await.unwrap());
+    for s in stamps {
+        s.await.unwrap();
+    }
+    assert_eq!(store.get(&rec.hash).await.unwrap(), None);
+    store.insert(&rec).await.unwrap();
+    assert_eq!(store.list().await.unwrap()[0].last_used, None);
+}

@@ -1,0 +1,137 @@
+//! The token store: one trait, one record type, one error type. SQLite is the default
+//! backend; PostgreSQL can be added behind the same trait and must pass the same contract suite
+//! (`contract.rs`).
+
+use async_trait::async_trait;
+use ptk_wire::Provider;
+
+use crate::token::RateLimit;
+
+#[cfg(test)]
+pub(crate) mod contract;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Stored status of a token. "Expired" is derived from `expires_at`, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// May be used (subject to expiry, scope and rate limit).
+    Active,
+    /// Revoked by an operator; may be re-enabled.
+    Disabled,
+}
+
+impl TokenStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Disabled => "disabled",
+        }
+    }
+
+    /// Parses the stored spelling; `None` for anything else.
+    pub fn parse(text: &str) -> Option<TokenStatus> {
+        match text {
+            "active" => Some(TokenStatus::Active),
+            "disabled" => Some(TokenStatus::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// One token as stored. The plaintext is never part of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token, 64 lowercase hex: the primary key.
+    pub hash: String,
+    /// Operator's label.
+    pub label: String,
+    /// Last four characters of the plaintext, for display.
+    pub last4: String,
+    /// Providers the token may call.
+    pub providers: Vec<Provider>,
+    /// Stored status.
+    pub status: TokenStatus,
+    /// Creation time, RFC 3339 UTC with ms.
+    pub created_at: String,
+    /// Expiry as stored; kept as text because an unparseable value must fail closed at check
+    /// time rather than disappear when the record is read.
+    pub expires_at: Option<String>,
+    /// The token's own quota; `None` means the service default.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A record plus its last-used stamp, as listings show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenListing {
+    /// The token record.
+    pub record: TokenRecord,
+    /// Last time the check API allowed it (throttled), RFC 3339.
+    pub last_used: Option<String>,
+}
+
+/// Store failures. Messages carry no token or key material.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Insert of a hash that already exists.
+    #[error("token already exists - delete it first")]
+    Duplicate,
+    /// The backend failed (I/O, missing schema, locked database, ...).
+    #[error("store backend failed: {0}")]
+    Backend(String),
+    /// Could not get a connection from the pool.
+    #[error("store connection unavailable: {0}")]
+    Pool(String),
+    /// A stored row that cannot be read back as a record.
+    #[error("corrupt token record: {0}")]
+    Corrupt(String),
+    /// The blocking task running the query died.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    /// A short, stable name for the failure class, for logs and counters.
+    pub fn class(&self) -> &'static str {
+        match self {
+            StoreError::Duplicate => "duplicate",
+            StoreError::Backend(_) => "backend",
+            StoreError::Pool(_) => "pool",
+            StoreError::Corrupt(_) => "corrupt_record",
+            StoreError::Task(_) => "task",
+        }
+    }
+}
+
+/// Persistent token storage shared by the check API and the CLI.
+///
+/// Mutations report whether a token was found (`false` = no such hash) so callers can tell
+/// "not found" from success without a racy read first.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Cheap round trip that proves the store (and its schema) answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Reads one token by hash.
+    async fn get(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Inserts a new token; [`StoreError::Duplicate`] if the hash exists (never overwrites).
+    async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError>;
+    /// Every token with its last-used stamp, newest first.
+    async fn list(&self) -> Result<Vec<TokenListing>, StoreError>;
+    /// Hashes starting with `prefix` (lowercase hex), at most `limit` of them.
+    async fn hashes_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Sets the status.
+    async fn set_status(&self, hash: &str, status: TokenStatus) -> Result<bool, StoreError>;
+    /// Sets (`Some`, already normalised) or clears (`None`) the expiry.
+    async fn set_expiry(&self, hash: &str, expires_at: Option<&str>) -> Result<bool, StoreError>;
+    /// Deletes the token and its last-used stamp.
+    async fn delete(&self, hash: &str) -> Result<bool, StoreError>;
+    /// Records a use. Must never create or modify a token record: stamping a hash that does not
+    /// exist (e.g. deleted a moment ago) is a silent no-op.
+    async fn stamp_last_used(&self, hash: &str, at: &str) -> Result<(), StoreError>;
+}

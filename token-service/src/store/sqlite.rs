@@ -1,0 +1,384 @@
+//! SQLite backend: a file in WAL mode behind a small r2d2 pool, every query on
+//! `spawn_blocking` so the async runtime never waits on disk.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ptk_wire::Provider;
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{params, Connection, Row};
+
+use super::{StoreError, TokenListing, TokenRecord, TokenStatus, TokenStore};
+use crate::token::RateLimit;
+
+/// Schema version kept in `PRAGMA user_version`, for migrations to come.
+const SCHEMA_VERSION: i64 = 1;
+
+/// `last_used` is its own table so the hot path never rewrites a token row, and the foreign key
+/// (plus the `WHERE EXISTS` in the stamp) means a stamp can never outlive or revive a token.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokens (
+    hash          TEXT PRIMARY KEY NOT NULL,
+    label         TEXT NOT NULL,
+    last4         TEXT NOT NULL,
+    providers     TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT NULL,
+    rate_limit    INTEGER NULL,
+    rate_window_s INTEGER NULL
+);
+CREATE TABLE IF NOT EXISTS last_used (
+    hash TEXT PRIMARY KEY NOT NULL REFERENCES tokens (hash) ON DELETE CASCADE,
+    at   TEXT NOT NULL
+);
+";
+
+const SELECT_TOKEN: &str = "SELECT t.hash, t.label, t.last4, t.providers, t.status, t.created_at,
+    t.expires_at, t.rate_limit, t.rate_window_s, l.at
+    FROM tokens t LEFT JOIN last_used l ON l.hash = t.hash";
+
+/// Connections kept open; SQLite has one writer anyway, WAL lets readers run beside it.
+const POOL_SIZE: u32 = 4;
+
+/// The SQLite token store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: Pool<SqliteConnectionManager>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating the parent directory, the file and the schema if needed) the database.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let setup = Connection::open(path).map_err(backend)?;
+        setup
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        setup.execute_batch(SCHEMA).map_err(backend)?;
+        setup
+            .pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(backend)?;
+        drop(setup);
+
+        // Foreign keys are per connection in SQLite, so every pooled connection turns them on.
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+        });
+        let pool = Pool::builder()
+            .max_size(POOL_SIZE)
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Runs `job` on a pooled connection on the blocking thread pool.
+    async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+            job(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+/// Reads a row of [`SELECT_TOKEN`]. Rows that cannot be understood are `Corrupt`, so callers
+/// fail closed instead of guessing.
+fn listing_from_row(row: &Row<'_>) -> Result<TokenListing, StoreError> {
+    let hash: String = row.get(0).map_err(backend)?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("{what} of token {:.12}", hash));
+    let providers_text: String = row.get(3).map_err(backend)?;
+    let providers: Vec<Provider> =
+        serde_json::from_str(&providers_text).map_err(|_| corrupt("providers"))?;
+    let status_text: String = row.get(4).map_err(backend)?;
+    let status = TokenStatus::parse(&status_text).ok_or_else(|| corrupt("status"))?;
+    let limit: Option<i64> = row.get(7).map_err(backend)?;
+    let window: Option<i64> = row.get(8).map_err(backend)?;
+    let rate_limit = match (limit, window) {
+        (Some(limit), Some(window)) => Some(RateLimit {
+            limit: u32::try_from(limit)
+                .ok()
+                .filter(|l| *l > 0)
+                .ok_or_else(|| corrupt("rate_limit"))?,
+            window_s: u32::try_from(window)
+                .ok()
+                .filter(|w| *w > 0)
+                .ok_or_else(|| corrupt("rate_window_s"))?,
+        }),
+        (None, None) => None,
+        _ => return Err(corrupt("rate limit columns")),
+    };
+    let record = TokenRecord {
+        label: row.get(1).map_err(backend)?,
+        last4: row.get(2).map_err(backend)?,
+        providers,
+        status,
+        created_at: row.get(5).map_err(backend)?,
+        expires_at: row.get(6).map_err(backend)?,
+        rate_limit,
+        hash,
+    };
+    Ok(TokenListing {
+        record,
+        last_used: row.get(9).map_err(backend)?,
+    })
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Touch the tokens table, not just the connection: a missing schema is "not answering".
+        self.run(|c| {
+            c.query_row("SELECT count(*) FROM tokens WHERE 0", [], |_| Ok(()))
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn get(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let hash = hash.to_owned();
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!("{SELECT_TOKEN} WHERE t.hash = ?1"))
+                .map_err(backend)?;
+            let mut rows = stmt.query([hash]).map_err(backend)?;
+            match rows.next().map_err(backend)? {
+                Some(row) => Ok(Some(listing_from_row(row)?.record)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        let r = record.clone();
+        let providers =
+            serde_json::to_string(&r.providers).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.run(move |c| {
+            // ON CONFLICT DO NOTHING + row count: a duplicate is refused atomically, never
+            // overwritten (an overwrite could resurrect a disabled token).
+            let inserted = c
+                .execute(
+                    "INSERT INTO tokens (hash, label, last4, providers, status, created_at,
+                        expires_at, rate_limit, rate_window_s)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (hash) DO NOTHING",
+                    params![
+                        r.hash,
+                        r.label,
+                        r.last4,
+                        providers,
+                        r.status.as_str(),
+                        r.created_at,
+                        r.expires_at,
+                        r.rate_limit.map(|l| l.limit),
+                        r.rate_limit.map(|l| l.window_s),
+                    ],
+                )
+                .map_err(backend)?;
+            if inserted == 0 {
+                return Err(StoreError::Duplicate);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<TokenListing>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "{SELECT_TOKEN} ORDER BY t.created_at DESC, t.hash"
+                ))
+                .map_err(backend)?;
+            let mut rows = stmt.query([]).map_err(backend)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                out.push(listing_from_row(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn hashes_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let prefix = prefix.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            // Hashes are lowercase hex and 'g' sorts after every hex digit, so
+            // [prefix, prefix + "g") is exactly the hashes starting with prefix (index range).
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT hash FROM tokens WHERE hash >= ?1 AND hash < ?1 || 'g'
+                     ORDER BY hash LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![prefix, limit], |row| row.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_status(&self, hash: &str, status: TokenStatus) -> Result<bool, StoreError> {
+        let hash = hash.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE tokens SET status = ?2 WHERE hash = ?1",
+                params![hash, status.as_str()],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_expiry(&self, hash: &str, expires_at: Option<&str>) -> Result<bool, StoreError> {
+        let hash = hash.to_owned();
+        let expires_at = expires_at.map(str::to_owned);
+        self.run(move |c| {
+            c.execute(
+                "UPDATE tokens SET expires_at = ?2 WHERE hash = ?1",
+                params![hash, expires_at],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete(&self, hash: &str) -> Result<bool, StoreError> {
+        let hash = hash.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            // The cascade would do this too; being explicit keeps it right even on a
+            // connection opened without foreign keys (e.g. an operator's sqlite3 shell).
+            tx.execute("DELETE FROM last_used WHERE hash = ?1", [&hash])
+                .map_err(backend)?;
+            let deleted = tx
+                .execute("DELETE FROM tokens WHERE hash = ?1", [&hash])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn stamp_last_used(&self, hash: &str, at: &str) -> Result<(), StoreError> {
+        let hash = hash.to_owned();
+        let at = at.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO last_used (hash, at)
+                 SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM tokens WHERE hash = ?1)
+                 ON CONFLICT (hash) DO UPDATE SET at = excluded.at",
+                params![hash, at],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::store::contract::{sample_record, token_store_contract};
+
+    /// A fresh store in its own temp dir; the dir lives as long as the fixture.
+    pub(crate) struct Fixture {
+        pub store: SqliteStore,
+        pub dir: tempfile::TempDir,
+    }
+
+    async fn fresh() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("nested/dir/ptk.sqlite3")).unwrap();
+        Fixture { store, dir }
+    }
+
+    token_store_contract!(fresh);
+
+    fn raw(f: &Fixture) -> Connection {
+        Connection::open(f.dir.path().join("nested/dir/ptk.sqlite3")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn open_creates_dirs_schema_and_wal() {
+        let f = fresh().await;
+        let conn = raw(&f);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // Opening again over an existing file is fine and keeps the data.
+        f.store.insert(&sample_record("aa")).await.unwrap();
+        let again = SqliteStore::open(&f.dir.path().join("nested/dir/ptk.sqlite3")).unwrap();
+        assert_eq!(again.list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unreadable_rows_are_corrupt_not_guessed() {
+        let f = fresh().await;
+        let rec = sample_record("bb");
+        f.store.insert(&rec).await.unwrap();
+        raw(&f)
+            .execute("UPDATE tokens SET providers = 'openai,[' ", [])
+            .unwrap();
+        let err = f.store.get(&rec.hash).await.unwrap_err();
+        assert_eq!(err.class(), "corrupt_record");
+        assert!(!err.to_string().contains(&rec.hash), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_expiry_is_kept_as_text() {
+        let f = fresh().await;
+        let rec = sample_record("cc");
+        f.store.insert(&rec).await.unwrap();
+        raw(&f)
+            .execute("UPDATE tokens SET expires_at = 'soon'", [])
+            .unwrap();
+        let got = f.store.get(&rec.hash).await.unwrap().unwrap();
+        assert_eq!(got.expires_at.as_deref(), Some("soon"));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_schema_is_a_backend_error() {
+        let f = fresh().await;
+        f.store.ping().await.unwrap();
+        raw(&f)
+            .execute_batch("DROP TABLE last_used; DROP TABLE tokens;")
+            .unwrap();
+        assert_eq!(f.store.ping().await.unwrap_err().class(), "backend");
+        let err = f.store.get(&"d".repeat(64)).await.unwrap_err();
+        assert_eq!(err.class(), "backend");
+    }
+}

@@ -1,0 +1,239 @@
+//! Proxy tokens: generation, hashing and the validation rules for what an operator types.
+//!
+//! The plaintext token exists only here and on the operator's screen; everything stored or
+//! sent between filter and token-service is its SHA-256 hash.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ptk_wire::Provider;
+use rand::rngs::OsRng;
+use rand::TryRngCore as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use sha2::{Digest as _, Sha256};
+
+/// Prefix of every generated token.
+pub const TOKEN_PREFIX: &str = "ptk_";
+/// Random bytes behind a generated token (24 bytes -> 32 base64url characters).
+const TOKEN_RANDOM_BYTES: usize = 24;
+/// Shortest custom token accepted, after trimming.
+pub const MIN_CUSTOM_TOKEN_LEN: usize = 12;
+
+/// Why operator input for a token was refused. The messages are shown to the operator as-is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenInputError {
+    /// Label missing or blank.
+    #[error("label is required")]
+    EmptyLabel,
+    /// No provider given.
+    #[error("pick at least one provider (openai, anthropic, gemini)")]
+    NoProviders,
+    /// A provider name outside the known set.
+    #[error("unknown provider {0:?} (expected openai, anthropic or gemini)")]
+    UnknownProvider(String),
+    /// A custom token shorter than [`MIN_CUSTOM_TOKEN_LEN`].
+    #[error("custom token too short (min {MIN_CUSTOM_TOKEN_LEN} chars)")]
+    CustomTokenTooShort,
+    /// A rate limit not of the form `N/SECONDS` with both at least 1.
+    #[error("invalid rate limit {0:?} (expected N/SECONDS with both at least 1, e.g. 100/60)")]
+    BadRateLimit(String),
+    /// The operating system's random source failed.
+    #[error("could not read the OS random source: {0}")]
+    Random(String),
+}
+
+/// Creates a fresh random token: `ptk_` + base64url (no padding) of 24 bytes from the OS RNG.
+pub fn generate_token() -> Result<SecretString, TokenInputError> {
+    let mut bytes = [0u8; TOKEN_RANDOM_BYTES];
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| TokenInputError::Random(e.to_string()))?;
+    Ok(SecretString::from(format!(
+        "{TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(bytes)
+    )))
+}
+
+/// Trims a custom token and enforces the minimum length.
+pub fn custom_token(raw: &str) -> Result<SecretString, TokenInputError> {
+    let trimmed = raw.trim();
+    if trimmed.chars().count() < MIN_CUSTOM_TOKEN_LEN {
+        return Err(TokenInputError::CustomTokenTooShort);
+    }
+    Ok(SecretString::from(trimmed))
+}
+
+/// SHA-256 of the token's UTF-8 bytes as 64 lowercase hex characters (the filter does the same).
+pub fn hash_token(token: &SecretString) -> String {
+    hex::encode(Sha256::digest(token.expose_secret().as_bytes()))
+}
+
+/// The last four characters of the token, kept for display so operators can tell tokens apart.
+pub fn last4(token: &SecretString) -> String {
+    let chars: Vec<char> = token.expose_secret().chars().collect();
+    chars[chars.len().saturating_sub(4)..].iter().collect()
+}
+
+/// True for exactly 64 lowercase hex characters, the only shape a token hash can have.
+pub fn is_token_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Trims a label and refuses a blank one.
+pub fn label(raw: &str) -> Result<String, TokenInputError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(TokenInputError::EmptyLabel);
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Parses provider names (already split), trims them, drops duplicates keeping first-seen
+/// order, and refuses unknown names or an empty result (no silent default scope).
+pub fn providers<S: AsRef<str>>(names: &[S]) -> Result<Vec<Provider>, TokenInputError> {
+    let mut out = Vec::new();
+    for name in names
+        .iter()
+        .map(|n| n.as_ref().trim())
+        .filter(|n| !n.is_empty())
+    {
+        let provider = Provider::parse(name)
+            .ok_or_else(|| TokenInputError::UnknownProvider(name.to_owned()))?;
+        if !out.contains(&provider) {
+            out.push(provider);
+        }
+    }
+    if out.is_empty() {
+        return Err(TokenInputError::NoProviders);
+    }
+    Ok(out)
+}
+
+/// A per-token (or default) quota: at most `limit` requests per `window_s` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per window (at least 1).
+    pub limit: u32,
+    /// Window length in seconds (at least 1).
+    pub window_s: u32,
+}
+
+impl FromStr for RateLimit {
+    type Err = TokenInputError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || TokenInputError::BadRateLimit(text.to_owned());
+        let (limit, window) = text.trim().split_once('/').ok_or_else(bad)?;
+        let limit: u32 = limit.trim().parse().map_err(|_| bad())?;
+        let window_s: u32 = window.trim().parse().map_err(|_| bad())?;
+        if limit == 0 || window_s == 0 {
+            return Err(bad());
+        }
+        Ok(RateLimit { limit, window_s })
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.limit, self.window_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn generated_tokens_have_the_documented_shape() {
+        let a = generate_token().unwrap();
+        let b = generate_token().unwrap();
+        let text = a.expose_secret();
+        assert_eq!(text.len(), 36);
+        assert!(text.starts_with("ptk_"));
+        assert!(text[4..]
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_ne!(text, b.expose_secret());
+    }
+
+    #[test]
+    fn hash_is_lowercase_sha256_hex() {
+        // sha256("test"), the hash in wire/fixtures/check_request.json.
+        let hash = hash_token(&SecretString::from("test"));
+        assert_eq!(
+            hash,
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+        assert!(is_token_hash(&hash));
+        assert!(!is_token_hash(&hash.to_uppercase()));
+        assert!(!is_token_hash(&hash[..63]));
+        assert!(!is_token_hash(&format!("{}g", &hash[..63])));
+    }
+
+    #[test]
+    fn last4_takes_the_tail() {
+        assert_eq!(last4(&SecretString::from("ptk_abcdWXYZ")), "WXYZ");
+        assert_eq!(last4(&SecretString::from("ab")), "ab");
+    }
+
+    #[test]
+    fn custom_tokens_are_trimmed_and_need_twelve_chars() {
+        assert_eq!(
+            custom_token("  my-custom-token-1  ")
+                .unwrap()
+                .expose_secret(),
+            "my-custom-token-1"
+        );
+        // Eleven characters once trimmed: the padding does not count.
+        assert!(custom_token("   short-token   ").is_err());
+        assert!(matches!(
+            custom_token("  elevenchars "),
+            Err(TokenInputError::CustomTokenTooShort)
+        ));
+        assert!(custom_token("twelve-chars").is_ok());
+    }
+
+    #[test]
+    fn labels_are_trimmed_and_required() {
+        assert_eq!(label("  team a ").unwrap(), "team a");
+        assert_eq!(label("   "), Err(TokenInputError::EmptyLabel));
+    }
+
+    #[test]
+    fn providers_are_validated_and_deduplicated() {
+        assert_eq!(
+            providers(&["gemini", " openai", "gemini"]).unwrap(),
+            vec![Provider::Gemini, Provider::Openai]
+        );
+        assert_eq!(
+            providers(&["openai", "azure"]),
+            Err(TokenInputError::UnknownProvider("azure".into()))
+        );
+        assert_eq!(
+            providers(&["OpenAI"]),
+            Err(TokenInputError::UnknownProvider("OpenAI".into()))
+        );
+        assert_eq!(providers::<&str>(&[]), Err(TokenInputError::NoProviders));
+        assert_eq!(providers(&["", " "]), Err(TokenInputError::NoProviders));
+    }
+
+    #[test]
+    fn rate_limits_parse_and_print() {
+        let rl: RateLimit = "100/60".parse().unwrap();
+        assert_eq!(
+            rl,
+            RateLimit {
+                limit: 100,
+                window_s: 60
+            }
+        );
+        assert_eq!(rl.to_string(), "100/60");
+        assert_eq!(" 3 / 10 ".parse::<RateLimit>().unwrap().window_s, 10);
+        for bad in ["", "100", "0/60", "10/0", "-1/60", "a/b", "1/2/3"] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad} should be refused");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Shared helpers for the black-box tests: a real app on port 0 over a fresh temp database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ptk_wire::{CheckRequest, CheckResponse, Provider, CHECK_PATH, CHECK_SECRET_HEADER};
+use secrecy::SecretString;
+use token_service::keys::ProviderKeys;
+use token_service::ratelimit::{InMemoryRateLimiter, RateLimiter};
+use token_service::store::{SqliteStore, TokenRecord, TokenStatus, TokenStore};
+use token_service::token::{hash_token, last4, RateLimit};
+use token_service::{Application, Settings};
+
+pub const SECRET: &str = "test-check-secret-0123456789";
+pub const OPENAI_KEY: &str = "sk-test-openai-real-key";
+pub const ANTHROPIC_KEY: &str = "sk-ant-test-real-key";
+
+/// Knobs for one test app.
+pub struct Options {
+    pub keys: ProviderKeys,
+    pub default_rate_limit: RateLimit,
+    pub cache_ttl_ms: u64,
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            // Gemini deliberately has no key: the provider_unconfigured branch.
+            keys: ProviderKeys::none()
+                .with(Provider::Openai, OPENAI_KEY)
+                .with(Provider::Anthropic, ANTHROPIC_KEY),
+            default_rate_limit: RateLimit {
+                limit: 100,
+                window_s: 60,
+            },
+            cache_ttl_ms: 1000,
+            limiter: Arc::new(InMemoryRateLimiter::new()),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// A second handle on the same database, for seeding and inspecting.
+    pub store: SqliteStore,
+    pub db_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("data/ptk.sqlite3");
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db_path: db_path.clone(),
+        check_secret: SecretString::from(SECRET),
+        keys: options.keys,
+        default_rate_limit: options.default_rate_limit,
+        cache_ttl_ms: options.cache_ttl_ms,
+    };
+    let app = Application::build_with_limiter(settings, options.limiter)
+        .await
+        .unwrap();
+    let addr = app.local_addr();
+    assert_ne!(addr.port(), 0);
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        store: SqliteStore::open(&db_path).unwrap(),
+        db_path,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stores a token for `plaintext`, after `tweak` adjusts the record; returns its hash.
+    pub async fn add_token(
+        &self,
+        plaintext: &str,
+        providers: &[Provider],
+        tweak: impl FnOnce(&mut TokenRecord),
+    ) -> String {
+        let secret = SecretString::from(plaintext);
+        let mut record = TokenRecord {
+            hash: hash_token(&secret),
+            label: "test".into(),
+            last4: last4(&secret),
+            providers: providers.to_vec(),
+            status: TokenStatus::Active,
+            created_at: token_service::expiry::now_timestamp(),
+            expires_at: None,
+            rate_limit: None,
+        };
+        tweak(&mut record);
+        self.store.insert(&record).await.unwrap();
+        record.hash
+    }
+
+    /// Runs SQL directly against the database file, bypassing the service.
+    pub fn sql(&self, statements: &str) {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.execute_batch(statements).unwrap();
+    }
+
+    pub async fn post_check(
+        &self,
+        body: impl Into<reqwest::Body>,
+        secret: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url(CHECK_PATH))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(secret) = secret {
+            req = req.header(CHECK_SECRET_HEADER, secret);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A well-formed, authenticated check; asserts 200 and parses the verdict.
+    pub async fn check(&self, hash: &str, provider: Provider) -> CheckResponse {
+        let body = serde_json::to_string(&CheckRequest {
+            hash: hash.to_owned(),
+            provider,
+        })
+        .unwrap();
+        let response = self.post_check(body, Some(SECRET)).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+/// Shorthand for a deny without retry-after.
+pub fn deny(reason: ptk_wire::DenyReason) -> CheckResponse {
+    CheckResponse::Deny {
+        reason,
+        retry_after_s: None,
+    }
+}
