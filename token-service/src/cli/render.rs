@@ -3,23 +3,14 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::expiry::{expiry_state, ExpiryState};
-use crate::store::{TokenListing, TokenRecord, TokenStatus};
+use crate::store::{TokenListing, TokenRecord};
 
 /// Characters of the hash shown in the table (enough to pass back as a prefix).
 const HASH_SHOWN: usize = 12;
 
-/// The state a check would see, for display: stored status first (as the check does), then
-/// the derived expiry states.
+/// The state a check would see, for display (see [`TokenRecord::state`]).
 pub fn state(record: &TokenRecord, now: DateTime<Utc>) -> &'static str {
-    if record.status == TokenStatus::Disabled {
-        return "disabled";
-    }
-    match expiry_state(record.expires_at.as_deref(), now) {
-        ExpiryState::Unparseable => "bad-expiry",
-        ExpiryState::Expired => "expired",
-        ExpiryState::Never | ExpiryState::Until(_) => "active",
-    }
+    record.state(now)
 }
 
 fn providers(record: &TokenRecord) -> Vec<&'static str> {
@@ -121,6 +112,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::store::contract::sample_record;
+    use crate::store::TokenStatus;
     use crate::token::RateLimit;
     use chrono::TimeZone as _;
 

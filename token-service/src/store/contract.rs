@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ptk_wire::Provider;
 
-use super::{StoreError, TokenRecord, TokenStatus, TokenStore};
+use super::{StoreError, TokenPatch, TokenRecord, TokenStatus, TokenStore};
 use crate::token::RateLimit;
 
 /// A valid record whose hash is `seed` repeated/padded to 64 hex characters.
@@ -45,6 +45,11 @@ macro_rules! token_store_contract {
             stamp_overwrites_and_never_touches_the_record,
             stamp_never_resurrects_a_deleted_token,
             racing_stamps_and_delete_leave_nothing_behind,
+            get_listing_carries_the_stamp,
+            update_writes_only_named_fields,
+            update_of_a_missing_token_creates_nothing,
+            concurrent_patches_never_resurrect_a_disabled_token,
+            patches_racing_a_delete_leave_it_deleted,
         );
     };
     (@cases $make:ident; $($case:ident),* $(,)?) => {
@@ -274,4 +279,142 @@ pub(crate) async fn racing_stamps_and_delete_leave_nothing_behind(store: Store) 
     assert_eq!(store.get(&rec.hash).await.unwrap(), None);
     store.insert(&rec).await.unwrap();
     assert_eq!(store.list().await.unwrap()[0].last_used, None);
+}
+
+pub(crate) async fn get_listing_carries_the_stamp(store: Store) {
+    let rec = sample_record("1b");
+    store.insert(&rec).await.unwrap();
+    let listing = store.get_listing(&rec.hash).await.unwrap().unwrap();
+    assert_eq!((listing.record, listing.last_used), (rec.clone(), None));
+    store
+        .stamp_last_used(&rec.hash, "2026-03-01T00:00:00.000Z")
+        .await
+        .unwrap();
+    let listing = store.get_listing(&rec.hash).await.unwrap().unwrap();
+    assert_eq!(
+        listing.last_used.as_deref(),
+        Some("2026-03-01T00:00:00.000Z")
+    );
+    assert!(store.get_listing(&"0".repeat(64)).await.unwrap().is_none());
+}
+
+pub(crate) async fn update_writes_only_named_fields(store: Store) {
+    let rec = sample_record("2c");
+    store.insert(&rec).await.unwrap();
+    let quota = RateLimit {
+        limit: 7,
+        window_s: 30,
+    };
+    let all = TokenPatch {
+        status: Some(TokenStatus::Disabled),
+        expires_at: Some(Some("2031-01-01T00:00:00.000Z".into())),
+        rate_limit: Some(Some(quota)),
+    };
+    let got = store.update(&rec.hash, &all).await.unwrap().unwrap();
+    assert_eq!(got.status, TokenStatus::Disabled);
+    assert_eq!(got.expires_at.as_deref(), Some("2031-01-01T00:00:00.000Z"));
+    assert_eq!(got.rate_limit, Some(quota));
+    assert_eq!(
+        (got.label.as_str(), got.created_at.as_str()),
+        ("team a", rec.created_at.as_str())
+    );
+    // Clearing the expiry touches nothing else: the token stays disabled with its quota.
+    let clear = TokenPatch {
+        expires_at: Some(None),
+        ..TokenPatch::default()
+    };
+    let got = store.update(&rec.hash, &clear).await.unwrap().unwrap();
+    assert_eq!(got.expires_at, None);
+    assert_eq!(got.status, TokenStatus::Disabled);
+    assert_eq!(got.rate_limit, Some(quota));
+    let back_to_default = TokenPatch {
+        rate_limit: Some(None),
+        ..TokenPatch::default()
+    };
+    let got = store
+        .update(&rec.hash, &back_to_default)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.rate_limit, None);
+    assert_eq!(store.get(&rec.hash).await.unwrap(), Some(got.clone()));
+    // An empty patch changes nothing and still reports the record.
+    let same = store
+        .update(&rec.hash, &TokenPatch::default())
+        .await
+        .unwrap();
+    assert_eq!(same, Some(got));
+}
+
+pub(crate) async fn update_of_a_missing_token_creates_nothing(store: Store) {
+    let patch = TokenPatch {
+        status: Some(TokenStatus::Active),
+        ..TokenPatch::default()
+    };
+    assert_eq!(store.update(&"3".repeat(64), &patch).await.unwrap(), None);
+    assert!(store.list().await.unwrap().is_empty());
+}
+
+pub(crate) async fn concurrent_patches_never_resurrect_a_disabled_token(store: Store) {
+    let rec = sample_record("4d");
+    store.insert(&rec).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        let hash = rec.hash.clone();
+        tasks.push(tokio::spawn(async move {
+            let patch = if i == 20 {
+                TokenPatch {
+                    status: Some(TokenStatus::Disabled),
+                    ..TokenPatch::default()
+                }
+            } else {
+                TokenPatch {
+                    expires_at: Some(Some(format!("2031-01-01T00:00:{:02}.000Z", i))),
+                    ..TokenPatch::default()
+                }
+            };
+            store.update(&hash, &patch).await.unwrap().unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let got = store.get(&rec.hash).await.unwrap().unwrap();
+    assert_eq!(
+        got.status,
+        TokenStatus::Disabled,
+        "an expiry edit revived it"
+    );
+}
+
+pub(crate) async fn patches_racing_a_delete_leave_it_deleted(store: Store) {
+    let rec = sample_record("5e");
+    store.insert(&rec).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        let hash = rec.hash.clone();
+        tasks.push(tokio::spawn(async move {
+            if i == 10 {
+                assert!(store.delete(&hash).await.unwrap());
+                return;
+            }
+            let status = if i % 2 == 0 {
+                TokenStatus::Active
+            } else {
+                TokenStatus::Disabled
+            };
+            let patch = TokenPatch {
+                status: Some(status),
+                ..TokenPatch::default()
+            };
+            store.update(&hash, &patch).await.unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.get(&rec.hash).await.unwrap(), None);
+    assert!(store.list().await.unwrap().is_empty());
 }

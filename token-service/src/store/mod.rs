@@ -63,6 +63,42 @@ pub struct TokenRecord {
     pub rate_limit: Option<RateLimit>,
 }
 
+impl TokenRecord {
+    /// The state a check would see, for display: stored status first (as the check does),
+    /// then the states derived from the expiry (`active`, `expired`, `bad-expiry`).
+    pub fn state(&self, now: chrono::DateTime<chrono::Utc>) -> &'static str {
+        use crate::expiry::{expiry_state, ExpiryState};
+        if self.status == TokenStatus::Disabled {
+            return "disabled";
+        }
+        match expiry_state(self.expires_at.as_deref(), now) {
+            ExpiryState::Unparseable => "bad-expiry",
+            ExpiryState::Expired => "expired",
+            ExpiryState::Never | ExpiryState::Until(_) => "active",
+        }
+    }
+}
+
+/// A partial update of one token. Only the fields that are `Some` are written; the others are
+/// left exactly as they are in the database at commit time (never rewritten from a stale
+/// read), so an expiry edit can never undo a concurrent disable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenPatch {
+    /// New status.
+    pub status: Option<TokenStatus>,
+    /// New expiry (`Some(None)` clears it); already normalised.
+    pub expires_at: Option<Option<String>>,
+    /// New own quota (`Some(None)` returns the token to the service default).
+    pub rate_limit: Option<Option<RateLimit>>,
+}
+
+impl TokenPatch {
+    /// True when the patch names no field.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.expires_at.is_none() && self.rate_limit.is_none()
+    }
+}
+
 /// A record plus its last-used stamp, as listings show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenListing {
@@ -125,10 +161,34 @@ pub trait TokenStore: Send + Sync + 'static {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
-    /// Sets the status.
-    async fn set_status(&self, hash: &str, status: TokenStatus) -> Result<bool, StoreError>;
-    /// Sets (`Some`, already normalised) or clears (`None`) the expiry.
-    async fn set_expiry(&self, hash: &str, expires_at: Option<&str>) -> Result<bool, StoreError>;
+    /// One token with its last-used stamp.
+    async fn get_listing(&self, hash: &str) -> Result<Option<TokenListing>, StoreError>;
+    /// Applies `patch` atomically (one write transaction: the conditional update and the
+    /// read-back of the committed record) and returns the record as committed, or `None` when
+    /// no such token exists (nothing is created). Concurrent patches serialise; for each field
+    /// the last committed write wins, and fields a patch does not name are never written.
+    async fn update(
+        &self,
+        hash: &str,
+        patch: &TokenPatch,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+    /// Sets the status; `false` when there is no such token.
+    async fn set_status(&self, hash: &str, status: TokenStatus) -> Result<bool, StoreError> {
+        let patch = TokenPatch {
+            status: Some(status),
+            ..TokenPatch::default()
+        };
+        Ok(self.update(hash, &patch).await?.is_some())
+    }
+    /// Sets (`Some`, already normalised) or clears (`None`) the expiry; `false` when there is
+    /// no such token.
+    async fn set_expiry(&self, hash: &str, expires_at: Option<&str>) -> Result<bool, StoreError> {
+        let patch = TokenPatch {
+            expires_at: Some(expires_at.map(str::to_owned)),
+            ..TokenPatch::default()
+        };
+        Ok(self.update(hash, &patch).await?.is_some())
+    }
     /// Deletes the token and its last-used stamp.
     async fn delete(&self, hash: &str) -> Result<bool, StoreError>;
     /// Records a use. Must never create or modify a token record: stamping a hash that does not

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use ptk_wire::Provider;
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, Row, Transaction, TransactionBehavior};
 
-use super::{StoreError, TokenListing, TokenRecord, TokenStatus, TokenStore};
+use super::{StoreError, TokenListing, TokenPatch, TokenRecord, TokenStatus, TokenStore};
 use crate::token::RateLimit;
 
 /// Schema version kept in `PRAGMA user_version`, for migrations to come.
@@ -99,6 +99,42 @@ impl SqliteStore {
     }
 }
 
+/// Runs `job` in one `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so
+/// concurrent writers queue (busy_timeout) instead of failing on a lock upgrade, and whatever
+/// `job` reads inside is exactly what it writes against.
+fn immediate<T>(
+    conn: &mut Connection,
+    job: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let out = job(&tx)?;
+    tx.commit().map_err(backend)?;
+    Ok(out)
+}
+
+/// Reads one token (with its stamp) on `conn`, which may be inside a transaction.
+fn select_listing(conn: &Connection, hash: &str) -> Result<Option<TokenListing>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("{SELECT_TOKEN} WHERE t.hash = ?1"))
+        .map_err(backend)?;
+    let mut rows = stmt.query([hash]).map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => Ok(Some(listing_from_row(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// One statement for every patch: each `CASE` keeps the column unless the patch names it, so
+/// the update never writes a value it did not mean to (no read-modify-write of the row).
+const UPDATE_TOKEN: &str = "UPDATE tokens SET
+    status        = CASE WHEN ?2 THEN ?3 ELSE status END,
+    expires_at    = CASE WHEN ?4 THEN ?5 ELSE expires_at END,
+    rate_limit    = CASE WHEN ?6 THEN ?7 ELSE rate_limit END,
+    rate_window_s = CASE WHEN ?6 THEN ?8 ELSE rate_window_s END
+    WHERE hash = ?1";
+
 /// Reads a row of [`SELECT_TOKEN`]. Rows that cannot be understood are `Corrupt`, so callers
 /// fail closed instead of guessing.
 fn listing_from_row(row: &Row<'_>) -> Result<TokenListing, StoreError> {
@@ -153,18 +189,12 @@ impl TokenStore for SqliteStore {
     }
 
     async fn get(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.get_listing(hash).await?.map(|l| l.record))
+    }
+
+    async fn get_listing(&self, hash: &str) -> Result<Option<TokenListing>, StoreError> {
         let hash = hash.to_owned();
-        self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!("{SELECT_TOKEN} WHERE t.hash = ?1"))
-                .map_err(backend)?;
-            let mut rows = stmt.query([hash]).map_err(backend)?;
-            match rows.next().map_err(backend)? {
-                Some(row) => Ok(Some(listing_from_row(row)?.record)),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.run(move |c| select_listing(c, &hash)).await
     }
 
     async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
@@ -174,8 +204,8 @@ impl TokenStore for SqliteStore {
         self.run(move |c| {
             // ON CONFLICT DO NOTHING + row count: a duplicate is refused atomically, never
             // overwritten (an overwrite could resurrect a disabled token).
-            let inserted = c
-                .execute(
+            let inserted = immediate(c, |tx| {
+                tx.execute(
                     "INSERT INTO tokens (hash, label, last4, providers, status, created_at,
                         expires_at, rate_limit, rate_window_s)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -192,7 +222,8 @@ impl TokenStore for SqliteStore {
                         r.rate_limit.map(|l| l.window_s),
                     ],
                 )
-                .map_err(backend)?;
+                .map_err(backend)
+            })?;
             if inserted == 0 {
                 return Err(StoreError::Duplicate);
             }
@@ -242,29 +273,40 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn set_status(&self, hash: &str, status: TokenStatus) -> Result<bool, StoreError> {
+    async fn update(
+        &self,
+        hash: &str,
+        patch: &TokenPatch,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         let hash = hash.to_owned();
+        let patch = patch.clone();
         self.run(move |c| {
-            c.execute(
-                "UPDATE tokens SET status = ?2 WHERE hash = ?1",
-                params![hash, status.as_str()],
-            )
-            .map(|n| n > 0)
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn set_expiry(&self, hash: &str, expires_at: Option<&str>) -> Result<bool, StoreError> {
-        let hash = hash.to_owned();
-        let expires_at = expires_at.map(str::to_owned);
-        self.run(move |c| {
-            c.execute(
-                "UPDATE tokens SET expires_at = ?2 WHERE hash = ?1",
-                params![hash, expires_at],
-            )
-            .map(|n| n > 0)
-            .map_err(backend)
+            immediate(c, |tx| {
+                let (limit, window) = match patch.rate_limit {
+                    Some(Some(rl)) => (Some(rl.limit), Some(rl.window_s)),
+                    _ => (None, None),
+                };
+                let changed = tx
+                    .execute(
+                        UPDATE_TOKEN,
+                        params![
+                            hash,
+                            patch.status.is_some(),
+                            patch.status.map(|s| s.as_str()),
+                            patch.expires_at.is_some(),
+                            patch.expires_at.clone().flatten(),
+                            patch.rate_limit.is_some(),
+                            limit,
+                            window,
+                        ],
+                    )
+                    .map_err(backend)?;
+                if changed == 0 {
+                    return Ok(None);
+                }
+                // Read back inside the same transaction: what we return is what we committed.
+                Ok(select_listing(tx, &hash)?.map(|l| l.record))
+            })
         })
         .await
     }
@@ -272,16 +314,16 @@ impl TokenStore for SqliteStore {
     async fn delete(&self, hash: &str) -> Result<bool, StoreError> {
         let hash = hash.to_owned();
         self.run(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            // The cascade would do this too; being explicit keeps it right even on a
-            // connection opened without foreign keys (e.g. an operator's sqlite3 shell).
-            tx.execute("DELETE FROM last_used WHERE hash = ?1", [&hash])
-                .map_err(backend)?;
-            let deleted = tx
-                .execute("DELETE FROM tokens WHERE hash = ?1", [&hash])
-                .map_err(backend)?;
-            tx.commit().map_err(backend)?;
-            Ok(deleted > 0)
+            immediate(c, |tx| {
+                // The cascade would do this too; being explicit keeps it right even on a
+                // connection opened without foreign keys (e.g. an operator's sqlite3 shell).
+                tx.execute("DELETE FROM last_used WHERE hash = ?1", [&hash])
+                    .map_err(backend)?;
+                let deleted = tx
+                    .execute("DELETE FROM tokens WHERE hash = ?1", [&hash])
+                    .map_err(backend)?;
+                Ok(deleted > 0)
+            })
         })
         .await
     }
@@ -290,14 +332,16 @@ impl TokenStore for SqliteStore {
         let hash = hash.to_owned();
         let at = at.to_owned();
         self.run(move |c| {
-            c.execute(
-                "INSERT INTO last_used (hash, at)
-                 SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM tokens WHERE hash = ?1)
-                 ON CONFLICT (hash) DO UPDATE SET at = excluded.at",
-                params![hash, at],
-            )
-            .map(|_| ())
-            .map_err(backend)
+            immediate(c, |tx| {
+                tx.execute(
+                    "INSERT INTO last_used (hash, at)
+                     SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM tokens WHERE hash = ?1)
+                     ON CONFLICT (hash) DO UPDATE SET at = excluded.at",
+                    params![hash, at],
+                )
+                .map(|_| ())
+                .map_err(backend)
+            })
         })
         .await
     }
