@@ -5,6 +5,8 @@
 //! native target. The `ptk-filter` crate is the thin proxy-wasm shim around them.
 
 pub mod config;
+pub mod cors;
+pub mod ephemeral;
 pub mod pipeline;
 pub mod plan;
 pub mod query;

@@ -6,6 +6,8 @@ use ptk_wire::{CheckRequest, CheckResponse, CHECK_PATH, CHECK_SECRET_HEADER};
 use sha2::{Digest, Sha256};
 
 use crate::config::FilterConfig;
+use crate::cors::{decorate, is_preflight, origin_of, preflight_reply};
+use crate::ephemeral::is_gemini_ephemeral;
 use crate::plan::{rewrite_plan, RewritePlan};
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
@@ -20,6 +22,10 @@ pub fn token_hash(token: &str) -> String {
 /// What to do once the request headers are in.
 #[derive(Debug)]
 pub enum HeadersDecision {
+    /// A CORS preflight: answer it, before and without any auth.
+    Preflight(LocalReply),
+    /// A Google-minted Gemini Live ephemeral token: route to Gemini, touch no credential.
+    Passthrough(RewritePlan),
     /// Answer locally (no token found).
     Reply(Refused),
     /// Ask the token-service, then call [`decide_check_response`].
@@ -35,12 +41,19 @@ pub struct PendingCheck {
     pub hash: String,
     /// Whether the request is a WebSocket handshake (plain-text rejections).
     pub websocket: bool,
+    /// The request's `Origin`, for CORS decoration of refusals and responses.
+    pub origin: Option<String>,
 }
 
 impl PendingCheck {
     /// The refusal reply in the shape the client expects.
     pub fn refuse(&self, refusal: Refusal) -> Refused {
-        refuse(refusal, self.identified.route.error_shape(), self.websocket)
+        refuse(
+            refusal,
+            self.identified.route.error_shape(),
+            self.websocket,
+            self.origin.as_deref(),
+        )
     }
 }
 
@@ -53,28 +66,45 @@ pub struct Refused {
     pub reply: LocalReply,
 }
 
-fn refuse(refusal: Refusal, shape: ErrorShape, websocket: bool) -> Refused {
+fn refuse(refusal: Refusal, shape: ErrorShape, websocket: bool, origin: Option<&str>) -> Refused {
     let reply = if websocket {
         refusal.websocket_reply()
     } else {
-        refusal.reply(shape)
+        decorate(refusal.reply(shape), origin)
     };
     Refused { refusal, reply }
 }
 
-/// Step 1 and 2: find the token and hash it.
-pub fn decide_headers(head: &RequestHead) -> HeadersDecision {
+/// Step 0 to 2: answer preflights, pass Google ephemeral tokens, find the token and hash it.
+pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecision {
+    if is_preflight(head) {
+        return HeadersDecision::Preflight(preflight_reply(head));
+    }
+    if is_gemini_ephemeral(head) {
+        let authority = &config.upstream(ptk_wire::Provider::Gemini).authority;
+        return HeadersDecision::Passthrough(RewritePlan {
+            remove: Vec::new(),
+            set: vec![(":authority".to_string(), authority.clone())],
+        });
+    }
     let websocket = head.is_websocket_upgrade();
+    let origin = origin_of(head);
     match identify(head) {
         Some(identified) => HeadersDecision::Check(PendingCheck {
             hash: token_hash(&identified.token),
             identified,
             websocket,
+            origin,
         }),
         None => {
-            let shape =
-                guess_error_shape(head.path(), head.non_empty("anthropic-version").is_some());
-            HeadersDecision::Reply(refuse(Refusal::MissingToken, shape, websocket))
+            let anthropic_version = head.non_empty("anthropic-version").is_some();
+            let shape = guess_error_shape(head.path(), anthropic_version);
+            HeadersDecision::Reply(refuse(
+                Refusal::MissingToken,
+                shape,
+                websocket,
+                origin.as_deref(),
+            ))
         }
     }
 }

@@ -24,10 +24,14 @@ fn decode(segment: &str) -> Option<(String, String)> {
 /// The original Worker read the first occurrence; an empty first occurrence counts as absent,
 /// matching its "present and non-empty" rule.
 pub fn first_key_param(query: Option<&str>) -> Option<String> {
-    let query = query?;
-    segments(query)
+    first_param(query, KEY_PARAM)
+}
+
+/// The decoded value of the first parameter with this (decoded) name, if it is non-empty.
+pub fn first_param(query: Option<&str>, name: &str) -> Option<String> {
+    segments(query?)
         .filter_map(decode)
-        .find(|(name, _)| name == KEY_PARAM)
+        .find(|(n, _)| n == name)
         .map(|(_, value)| value)
         .filter(|value| !value.is_empty())
 }

@@ -13,9 +13,9 @@ use serde_json::Value;
 const SECRET: &str = "check-secret-0123456789";
 
 fn pending(h: &RequestHead) -> PendingCheck {
-    match decide_headers(h) {
+    match decide_headers(&FilterConfig::parse(b"").unwrap(), h) {
         HeadersDecision::Check(p) => p,
-        HeadersDecision::Reply(r) => panic!("unexpected reply {r:?}"),
+        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -76,7 +76,10 @@ fn missing_token_is_401_in_a_guessed_shape() {
         ("/v1beta/models/m:generateContent", "error.status"),
     ];
     for (path, field) in cases {
-        let HeadersDecision::Reply(refused) = decide_headers(&head(&[(":path", path)])) else {
+        let HeadersDecision::Reply(refused) = decide_headers(
+            &FilterConfig::parse(b"").unwrap(),
+            &head(&[(":path", path)]),
+        ) else {
             panic!("expected a reply for {path}");
         };
         assert_eq!(refused.refusal, Refusal::MissingToken);
@@ -274,11 +277,99 @@ fn websocket_rejections_are_plain_text() {
     assert!(header(&r, "content-type")
         .unwrap()
         .starts_with("text/plain"));
-    let HeadersDecision::Reply(missing) = decide_headers(&head(&[
-        (":path", "/v1/realtime"),
-        ("upgrade", "websocket"),
-    ])) else {
+    let HeadersDecision::Reply(missing) = decide_headers(
+        &FilterConfig::parse(b"").unwrap(),
+        &head(&[(":path", "/v1/realtime"), ("upgrade", "websocket")]),
+    ) else {
         panic!("expected a reply");
     };
     assert_eq!(missing.reply.body, b"missing token");
+}
+
+fn default_config() -> FilterConfig {
+    FilterConfig::parse(b"").unwrap()
+}
+
+#[test]
+fn preflight_is_answered_before_any_token_work() {
+    // Even with a token in every slot, a preflight never reaches the check.
+    let h = head(&[
+        (":method", "OPTIONS"),
+        (":path", "/v1/chat?key=t"),
+        ("authorization", "Bearer t"),
+        ("origin", "https://app.example"),
+    ]);
+    match decide_headers(&default_config(), &h) {
+        HeadersDecision::Preflight(r) => {
+            assert_eq!(r.status, 204);
+            assert_eq!(
+                header(&r, "access-control-allow-origin"),
+                Some("https://app.example")
+            );
+        }
+        other => panic!("expected a preflight answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn refusals_are_decorated_for_browsers() {
+    let h = head(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        ("origin", "https://app.example"),
+    ]);
+    let HeadersDecision::Reply(missing) = decide_headers(&default_config(), &h) else {
+        panic!("expected a reply");
+    };
+    assert_eq!(
+        header(&missing.reply, "access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(header(&missing.reply, "vary"), Some("Origin"));
+    let with_token = head(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        ("origin", "https://app.example"),
+        ("authorization", "Bearer t"),
+    ]);
+    let r = reply(
+        &with_token,
+        Some(200),
+        r#"{"verdict":"deny","reason":"scope"}"#,
+    );
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        header(&r, "access-control-expose-headers"),
+        Some(ptk_filter_core::cors::EXPOSE_HEADERS)
+    );
+    let no_origin = reply(
+        &openai(),
+        Some(200),
+        r#"{"verdict":"deny","reason":"scope"}"#,
+    );
+    assert_eq!(header(&no_origin, "access-control-allow-origin"), None);
+}
+
+#[test]
+fn gemini_ephemeral_tokens_pass_through_untouched() {
+    let h = head(&[
+        (":path", "//ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained?access_token=auth_tokens/abc"),
+        ("upgrade", "websocket"),
+    ]);
+    match decide_headers(&default_config(), &h) {
+        HeadersDecision::Passthrough(plan) => {
+            assert!(plan.remove.is_empty());
+            assert_eq!(
+                plan.set,
+                vec![(
+                    ":authority".to_string(),
+                    "generativelanguage.googleapis.com".to_string()
+                )]
+            );
+        }
+        other => panic!("expected passthrough, got {other:?}"),
+    }
 }

@@ -1,13 +1,14 @@
-//! The per-request context: headers -> callout -> forward or reply.
+//! The per-request context: headers -> callout -> forward or reply; CORS on the way back.
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
+use ptk_filter_core::cors::decoration;
 use ptk_filter_core::{
-    check_call, decide_check_response, decide_headers, CheckDecision, HeadersDecision, LocalReply,
-    PendingCheck, Refusal, RequestHead, RewritePlan,
+    check_call, decide_check_response, decide_headers, CheckDecision, ErrorShape, HeadersDecision,
+    LocalReply, PendingCheck, Refusal, RequestHead, RewritePlan,
 };
 
 use crate::host;
@@ -24,6 +25,8 @@ struct Waiting {
 pub struct PtkHttp {
     shared: Option<Rc<Shared>>,
     waiting: Option<Waiting>,
+    /// `Origin` of a forwarded non-upgrade request: its response gets CORS headers.
+    cors_origin: Option<String>,
 }
 
 impl PtkHttp {
@@ -32,17 +35,20 @@ impl PtkHttp {
         PtkHttp {
             shared,
             waiting: None,
+            cors_origin: None,
         }
     }
 
-    fn reply(&self, reply: &LocalReply) -> Action {
+    fn reply(&mut self, reply: &LocalReply) -> Action {
+        // Local replies carry their own CORS headers; never decorate them twice.
+        self.cors_origin = None;
         if host::send_reply(reply.status, &reply.headers, &reply.body).is_err() {
             host::log(LogLevel::Error, "ptk filter: could not send a local reply");
         }
         Action::Pause
     }
 
-    fn store_unavailable(&self, shared: &Shared, pending: &PendingCheck) -> Action {
+    fn store_unavailable(&mut self, shared: &Shared, pending: &PendingCheck) -> Action {
         shared.metrics.callout_failed();
         shared.metrics.refused(Refusal::StoreUnavailable);
         self.reply(&pending.refuse(Refusal::StoreUnavailable).reply)
@@ -58,6 +64,30 @@ impl PtkHttp {
             .iter()
             .all(|(name, value)| host::set_request_header(name, value).is_ok());
         removed && set
+    }
+
+    fn start_check(&mut self, shared: &Shared, pending: PendingCheck, head: RequestHead) -> Action {
+        let (call_headers, call_body) = check_call(&shared.config, &shared.secret, &pending);
+        let ts = &shared.config.token_service;
+        let timeout = Duration::from_millis(ts.timeout_ms);
+        match host::dispatch(&ts.cluster, &call_headers, &call_body, timeout) {
+            Ok(token_id) => {
+                self.cors_origin = pending.origin.clone();
+                self.waiting = Some(Waiting {
+                    token_id,
+                    pending,
+                    head,
+                });
+                Action::Pause
+            }
+            Err(status) => {
+                host::log(
+                    LogLevel::Warn,
+                    &format!("ptk filter: could not start the token-service check ({status:?})"),
+                );
+                self.store_unavailable(shared, &pending)
+            }
+        }
     }
 }
 
@@ -87,18 +117,18 @@ impl Context for PtkHttp {
         );
         match decision {
             CheckDecision::Forward { plan, .. } => {
-                if Self::apply(&plan) {
-                    shared.metrics.allowed();
-                    if host::resume_request().is_err() {
-                        host::log(LogLevel::Error, "ptk filter: could not resume a request");
-                    }
-                } else {
+                if !Self::apply(&plan) {
                     // A half-applied rewrite must never be forwarded.
                     host::log(
                         LogLevel::Error,
                         "ptk filter: could not rewrite request headers",
                     );
                     self.store_unavailable(&shared, &waiting.pending);
+                    return;
+                }
+                shared.metrics.allowed();
+                if host::resume_request().is_err() {
+                    host::log(LogLevel::Error, "ptk filter: could not resume a request");
                 }
             }
             CheckDecision::Reply {
@@ -121,50 +151,45 @@ impl Context for PtkHttp {
 
 impl HttpContext for PtkHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let unavailable = Refusal::StoreUnavailable.reply(ErrorShape::Openai);
         let Some(shared) = self.shared.clone() else {
             // No valid configuration: never forward.
-            return self
-                .reply(&Refusal::StoreUnavailable.reply(ptk_filter_core::ErrorShape::Openai));
+            return self.reply(&unavailable);
         };
         let Ok(headers) = host::request_headers() else {
             host::log(
                 LogLevel::Error,
                 "ptk filter: could not read request headers",
             );
-            return self
-                .reply(&Refusal::StoreUnavailable.reply(ptk_filter_core::ErrorShape::Openai));
+            return self.reply(&unavailable);
         };
         let head = RequestHead::new(headers);
-        let pending = match decide_headers(&head) {
+        match decide_headers(&shared.config, &head) {
+            HeadersDecision::Preflight(reply) => self.reply(&reply),
+            HeadersDecision::Passthrough(plan) => {
+                if Self::apply(&plan) {
+                    Action::Continue
+                } else {
+                    self.reply(&unavailable)
+                }
+            }
             HeadersDecision::Reply(refused) => {
                 shared.metrics.refused(refused.refusal);
-                return self.reply(&refused.reply);
+                self.reply(&refused.reply)
             }
-            HeadersDecision::Check(pending) => pending,
-        };
-        let (call_headers, call_body) = check_call(&shared.config, &shared.secret, &pending);
-        let timeout = Duration::from_millis(shared.config.token_service.timeout_ms);
-        match host::dispatch(
-            &shared.config.token_service.cluster,
-            &call_headers,
-            &call_body,
-            timeout,
-        ) {
-            Ok(token_id) => {
-                self.waiting = Some(Waiting {
-                    token_id,
-                    pending,
-                    head,
-                });
-                Action::Pause
-            }
-            Err(status) => {
-                host::log(
-                    LogLevel::Warn,
-                    &format!("ptk filter: could not start the token-service check ({status:?})"),
-                );
-                self.store_unavailable(&shared, &pending)
+            HeadersDecision::Check(pending) => self.start_check(&shared, pending, head),
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(origin) = self.cors_origin.take() {
+            let vary = host::response_header("vary");
+            for (name, value) in decoration(&origin, vary.as_deref()) {
+                if host::set_response_header(&name, &value).is_err() {
+                    host::log(LogLevel::Warn, "ptk filter: could not set a CORS header");
+                }
             }
         }
+        Action::Continue
     }
 }
