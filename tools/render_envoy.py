@@ -11,6 +11,7 @@ as the client sent it, like the original Worker).
 from __future__ import annotations
 
 import argparse
+import copy
 import ipaddress
 import json
 import os
@@ -108,7 +109,34 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
         # The upstream sees its own host name, not the real provider's.
         for route in find(vhosts, provider)["routes"]:
             route["route"]["host_rewrite_literal"] = authority
+    if args.tls_port:
+        add_tls_listener(config, listener, args)
     return config
+
+
+def add_tls_listener(config: dict, plain: dict, args: argparse.Namespace) -> None:
+    """A second listener with the same filter chain, terminating TLS: Python google-genai Live
+    always dials wss://, even for an http:// base URL."""
+    if not (args.tls_cert and args.tls_key):
+        raise RenderError("--tls-port needs --tls-cert and --tls-key")
+    tls = copy.deepcopy(plain)
+    tls["name"] = "proxy_tls"
+    tls["address"]["socket_address"]["port_value"] = args.tls_port
+    tls["filter_chains"][0]["transport_socket"] = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "common_tls_context": {
+                # HTTP/1.1 only: WebSocket upgrades over HTTP/2 need extended CONNECT.
+                "alpn_protocols": ["http/1.1"],
+                "tls_certificates": [{
+                    "certificate_chain": {"filename": args.tls_cert},
+                    "private_key": {"filename": args.tls_key},
+                }],
+            },
+        },
+    }
+    config["static_resources"]["listeners"].append(tls)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout-ms", type=int, default=2000)
     parser.add_argument("--access-log", help="write the access log to this file, not stdout")
+    parser.add_argument("--tls-port", type=int, help="also serve the proxy over TLS on this port")
+    parser.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-port")
     args = parser.parse_args(argv)
     try:
         with open(args.template, encoding="utf-8") as fh:

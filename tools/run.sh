@@ -8,6 +8,7 @@ ENVOY=${ENVOY:-.venv/bin/envoy}
 PYTHON=${PYTHON:-.venv/bin/python}
 SERVICE=${SERVICE:-target/release/token-service}
 PROXY_PORT=${PTK_PROXY_PORT:-10000}
+TLS_PORT=${PTK_PROXY_TLS_PORT:-10443}
 ADMIN_PORT=${PTK_ENVOY_ADMIN_PORT:-9901}
 SERVICE_ADDR=${PTK_LISTEN:-127.0.0.1:10080}
 DATA=${PTK_DATA:-data}
@@ -24,8 +25,10 @@ if [ -z "${PTK_CHECK_SECRET:-}" ]; then
 fi
 export PTK_CHECK_SECRET PTK_LISTEN=$SERVICE_ADDR PTK_DB=${PTK_DB:-$DATA/ptk.sqlite3}
 
+tools/dev_cert.sh "$DATA/tls"
 "$PYTHON" tools/render_envoy.py --out "$DATA/envoy.yaml" \
-  --proxy-port "$PROXY_PORT" --admin-port "$ADMIN_PORT" --token-service "$SERVICE_ADDR"
+  --proxy-port "$PROXY_PORT" --admin-port "$ADMIN_PORT" --token-service "$SERVICE_ADDR" \
+  --tls-port "$TLS_PORT" --tls-cert "$DATA/tls/server.crt" --tls-key "$DATA/tls/server.key"
 
 pids=()
 cleanup() {
@@ -63,6 +66,8 @@ base="http://127.0.0.1:$PROXY_PORT"
 cat <<MSG
 
 ptk proxy is up on $base  (token-service $SERVICE_ADDR, Envoy admin 127.0.0.1:$ADMIN_PORT)
+  and over TLS on https://127.0.0.1:$TLS_PORT (development CA: $DATA/tls/ca.crt;
+  trust it with SSL_CERT_FILE=$DATA/tls/ca.crt or NODE_EXTRA_CA_CERTS=$DATA/tls/ca.crt)
 Real keys configured for: ${configured[*]:-none (set OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY)}
 
 Mint a proxy token (in another terminal, from this folder):

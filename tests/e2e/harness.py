@@ -133,11 +133,17 @@ class Stack:
             "--token-service", self.token_service_addr or f"127.0.0.1:{self.service_port}",
             "--wasm", str(WASM), "--timeout-ms", str(self.timeout_ms),
             "--access-log", str(self.access_log),
+            "--tls-port", str(self.tls_port),
+            "--tls-cert", str(self.dir / "tls/server.crt"),
+            "--tls-key", str(self.dir / "tls/server.key"),
         ]
         subprocess.run(args, env=env, check=True)
 
     def _start_envoy(self) -> None:
-        self.proxy_port, self.admin_port = free_port(), free_port()
+        self.proxy_port, self.admin_port, self.tls_port = free_port(), free_port(), free_port()
+        subprocess.run([str(ROOT / "tools/dev_cert.sh"), str(self.dir / "tls")], check=True)
+        #: CA that signs the TLS listener's certificate (trust it in TLS clients).
+        self.ca_cert = self.dir / "tls/ca.crt"
         config = self.dir / "envoy.yaml"
         self.render(config)
         env = dict(os.environ, PTK_CHECK_SECRET=self.secret)
@@ -149,6 +155,8 @@ class Stack:
         )
         wait_http(f"http://127.0.0.1:{self.admin_port}/ready", proc, "envoy", timeout=60)
         self.url = f"http://127.0.0.1:{self.proxy_port}"
+        #: The same proxy over TLS (certificate for 127.0.0.1 and localhost, CA in ca_cert).
+        self.tls_url = f"https://127.0.0.1:{self.tls_port}"
 
     def kill_service(self) -> None:
         proc = self.procs.pop("token-service")
