@@ -14,6 +14,34 @@ pub struct FilterConfig {
     /// Upstream authority per provider.
     #[serde(default)]
     pub providers: ProvidersConfig,
+    /// The verdict cache and its companions.
+    #[serde(default)]
+    pub cache: CacheConfig,
+}
+
+/// Caching of verdicts (TTL and leases come from the token-service; this only switches it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Reuse allow-verdicts and spend rate-limit leases from shared data.
+    pub enabled: bool,
+    /// How long (ms) each worker remembers an invalid/expired/out-of-scope verdict; 0 = never.
+    pub deny_ttl_ms: u64,
+    /// At most this many remembered refusals per worker (cleared when full).
+    pub deny_entries: usize,
+    /// How often (ms) each worker sends its batched usage to the token-service.
+    pub usage_flush_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            deny_ttl_ms: 1000,
+            deny_entries: 4096,
+            usage_flush_ms: 1000,
+        }
+    }
 }
 
 /// The token-service cluster and callout settings.
@@ -102,6 +130,18 @@ impl FilterConfig {
             return Err(format!(
                 "token_service.timeout_ms: must be 1..={MAX_TIMEOUT_MS}, got {}",
                 ts.timeout_ms
+            ));
+        }
+        let flush = self.cache.usage_flush_ms;
+        if !(100..=60_000).contains(&flush) {
+            return Err(format!(
+                "cache.usage_flush_ms: must be 100..=60000, got {flush}"
+            ));
+        }
+        if self.cache.deny_ttl_ms > MAX_TIMEOUT_MS {
+            return Err(format!(
+                "cache.deny_ttl_ms: must be at most {MAX_TIMEOUT_MS}, got {}",
+                self.cache.deny_ttl_ms
             ));
         }
         check_name("token_service.cluster", &ts.cluster)?;

@@ -4,8 +4,10 @@
 //! verdict mapping and error shapes are plain functions over plain data, unit-tested on the
 //! native target. The `ptk-filter` crate is the thin proxy-wasm shim around them.
 
+pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod deny_cache;
 pub mod ephemeral;
 pub mod pipeline;
 pub mod plan;
@@ -14,6 +16,7 @@ pub mod refusal;
 pub mod request;
 pub mod route;
 pub mod slots;
+pub mod usage;
 
 pub use config::FilterConfig;
 pub use pipeline::{

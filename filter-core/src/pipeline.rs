@@ -2,9 +2,10 @@
 //! headers -> `Reply | Check(pending)`; check response -> `Forward(plan) | Reply`.
 //! The host shim only moves data between Envoy and these functions.
 
-use ptk_wire::{CheckRequest, CheckResponse, CHECK_PATH, CHECK_SECRET_HEADER};
+use ptk_wire::{CheckRequest, CheckResponse, Lease, CHECK_PATH, CHECK_SECRET_HEADER};
 use sha2::{Digest, Sha256};
 
+use crate::cache::{cache_key, Entry};
 use crate::config::FilterConfig;
 use crate::cors::{decorate, is_preflight, origin_of, preflight_reply};
 use crate::ephemeral::is_gemini_ephemeral;
@@ -43,6 +44,10 @@ pub struct PendingCheck {
     pub websocket: bool,
     /// The request's `Origin`, for CORS decoration of refusals and responses.
     pub origin: Option<String>,
+    /// Where this token's verdict for this provider is cached.
+    pub cache_key: String,
+    /// Units of an expired lease to hand back on the check.
+    pub returned: Option<Lease>,
 }
 
 impl PendingCheck {
@@ -54,6 +59,12 @@ impl PendingCheck {
             self.websocket,
             self.origin.as_deref(),
         )
+    }
+
+    /// The rewrite for an allowed request, with the real key from a check or the cache.
+    pub fn allow(&self, config: &FilterConfig, head: &RequestHead, key: &str) -> RewritePlan {
+        let authority = &config.upstream(self.identified.route.provider()).authority;
+        rewrite_plan(head, &self.identified, key, authority)
     }
 }
 
@@ -90,12 +101,17 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
     let websocket = head.is_websocket_upgrade();
     let origin = origin_of(head);
     match identify(head) {
-        Some(identified) => HeadersDecision::Check(PendingCheck {
-            hash: token_hash(&identified.token),
-            identified,
-            websocket,
-            origin,
-        }),
+        Some(identified) => {
+            let hash = token_hash(&identified.token);
+            HeadersDecision::Check(PendingCheck {
+                cache_key: cache_key(&hash, identified.route.provider()),
+                hash,
+                identified,
+                websocket,
+                origin,
+                returned: None,
+            })
+        }
         None => {
             let anthropic_version = head.non_empty("anthropic-version").is_some();
             let shape = guess_error_shape(head.path(), anthropic_version);
@@ -128,8 +144,9 @@ pub fn check_call(
     let request = CheckRequest {
         hash: pending.hash.clone(),
         provider: pending.identified.route.provider(),
+        returned: pending.returned,
     };
-    // Serialising two plain fields cannot fail; an empty body would be refused upstream anyway.
+    // Serialising plain fields cannot fail; an empty body would be refused upstream anyway.
     let body = serde_json::to_vec(&request).unwrap_or_default();
     (headers, body)
 }
@@ -141,8 +158,8 @@ pub enum CheckDecision {
     Forward {
         /// The header edits.
         plan: RewritePlan,
-        /// How long (ms) this verdict may be cached.
-        cache_ttl_ms: u64,
+        /// The verdict and lease to merge into the cache (`None`: not cacheable).
+        cache: Option<Entry>,
     },
     /// Answer locally.
     Reply {
@@ -155,25 +172,35 @@ pub enum CheckDecision {
 }
 
 /// Step 3 and 4: map the callout result to forward-or-reply. `status` is `None` when the
-/// callout failed (reset, timeout, no such cluster): 503, never forward.
+/// callout failed (reset, timeout, no such cluster): 503, never forward. `now_ms` is host time,
+/// for the cache entry's expiry.
 pub fn decide_check_response(
     config: &FilterConfig,
     head: &RequestHead,
     pending: &PendingCheck,
     status: Option<u16>,
     body: Option<&[u8]>,
+    now_ms: u64,
 ) -> CheckDecision {
     let parsed = match (status, body) {
         (Some(200), Some(bytes)) => serde_json::from_slice::<CheckResponse>(bytes).ok(),
         _ => None,
     };
     match parsed {
-        Some(CheckResponse::Allow { key, cache_ttl_ms }) if !key.is_empty() => {
-            let provider = pending.identified.route.provider();
-            let authority = &config.upstream(provider).authority;
+        Some(CheckResponse::Allow {
+            key,
+            cache_ttl_ms,
+            lease,
+        }) if !key.is_empty() => {
+            let cache = (cache_ttl_ms > 0).then(|| Entry {
+                valid_until_ms: now_ms.saturating_add(cache_ttl_ms),
+                units: lease.map_or(0, |l| l.units),
+                window: lease.map_or(0, |l| l.window),
+                key: key.clone(),
+            });
             CheckDecision::Forward {
-                plan: rewrite_plan(head, &pending.identified, &key, authority),
-                cache_ttl_ms,
+                plan: pending.allow(config, head, &key),
+                cache,
             }
         }
         Some(CheckResponse::Deny {

@@ -11,6 +11,7 @@ use ptk_filter_core::{
 use serde_json::Value;
 
 const SECRET: &str = "check-secret-0123456789";
+const NOW: u64 = 1_800_000_000_000;
 
 fn pending(h: &RequestHead) -> PendingCheck {
     match decide_headers(&FilterConfig::parse(b"").unwrap(), h) {
@@ -21,7 +22,7 @@ fn pending(h: &RequestHead) -> PendingCheck {
 
 fn reply(h: &RequestHead, status: Option<u16>, body: &str) -> LocalReply {
     let config = FilterConfig::parse(b"").unwrap();
-    match decide_check_response(&config, h, &pending(h), status, Some(body.as_bytes())) {
+    match decide_check_response(&config, h, &pending(h), status, Some(body.as_bytes()), NOW) {
         CheckDecision::Reply {
             refused,
             callout_failed,
@@ -227,7 +228,7 @@ fn transport_failures_and_garbage_fail_closed_with_503() {
         (Some(500), Some(b"oops")),
     ];
     for (status, body) in failures {
-        match decide_check_response(&config, &h, &p, status, body) {
+        match decide_check_response(&config, &h, &p, status, body, NOW) {
             CheckDecision::Reply {
                 refused,
                 callout_failed,
@@ -250,10 +251,13 @@ fn allow_forwards_with_the_plan_and_ttl() {
     .unwrap();
     let h = anthropic();
     let p = pending(&h);
-    let body = br#"{"verdict":"allow","key":"sk-ant-real","cache_ttl_ms":750}"#;
-    match decide_check_response(&config, &h, &p, Some(200), Some(body)) {
-        CheckDecision::Forward { plan, cache_ttl_ms } => {
-            assert_eq!(cache_ttl_ms, 750);
+    let body = br#"{"verdict":"allow","key":"sk-ant-real","cache_ttl_ms":750,"lease":{"units":9,"window":3}}"#;
+    match decide_check_response(&config, &h, &p, Some(200), Some(body), NOW) {
+        CheckDecision::Forward { plan, cache } => {
+            let cache = cache.unwrap();
+            assert_eq!(cache.valid_until_ms, NOW + 750);
+            assert_eq!((cache.units, cache.window), (9, 3));
+            assert_eq!(cache.key, "sk-ant-real");
             assert_eq!(plan.set_value("x-api-key"), Some("sk-ant-real"));
             assert_eq!(
                 plan.set_value(":authority"),
@@ -372,4 +376,34 @@ fn gemini_ephemeral_tokens_pass_through_untouched() {
         }
         other => panic!("expected passthrough, got {other:?}"),
     }
+}
+
+#[test]
+fn a_zero_ttl_allow_is_not_cached() {
+    let config = default_config();
+    let h = openai();
+    let body = br#"{"verdict":"allow","key":"k","cache_ttl_ms":0}"#;
+    match decide_check_response(&config, &h, &pending(&h), Some(200), Some(body), NOW) {
+        CheckDecision::Forward { cache, .. } => assert!(cache.is_none()),
+        CheckDecision::Reply { refused, .. } => panic!("refused: {refused:?}"),
+    }
+}
+
+#[test]
+fn returned_lease_units_ride_on_the_check() {
+    let config = default_config();
+    let h = openai();
+    let mut p = pending(&h);
+    p.returned = Some(ptk_wire::Lease {
+        units: 4,
+        window: 9,
+    });
+    let (_, body) = check_call(&config, SECRET, &p);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["returned"]["units"], 4);
+    assert_eq!(body["returned"]["window"], 9);
+    assert_eq!(
+        p.cache_key,
+        ptk_filter_core::cache::cache_key(&p.hash, ptk_wire::Provider::Openai)
+    );
 }

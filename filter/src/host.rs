@@ -94,6 +94,30 @@ pub fn call_response_body(size: usize) -> Option<Vec<u8>> {
         .flatten()
 }
 
+/// Host time in milliseconds since the Unix epoch (0 if the host cannot tell).
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Reads a shared-data entry with its CAS token.
+pub fn shared_get(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), Status> {
+    hostcalls::get_shared_data(key)
+}
+
+/// Writes a shared-data entry; with `cas`, only if nobody wrote it since it was read
+/// (`Err(Status::CasMismatch)` otherwise).
+pub fn shared_set(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
+    hostcalls::set_shared_data(key, Some(value), cas)
+}
+
+/// Asks for `on_tick` every `period`.
+pub fn set_tick(period: Duration) {
+    let _ = hostcalls::set_tick_period(period);
+}
+
 /// Defines a counter; `None` if the host refuses (metrics are best effort).
 pub fn define_counter(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Counter, name).ok()

@@ -11,6 +11,7 @@ use ptk_filter_core::{
     LocalReply, PendingCheck, Refusal, RequestHead, RewritePlan,
 };
 
+use crate::cache::{self, Lookup};
 use crate::host;
 use crate::root::Shared;
 
@@ -66,6 +67,45 @@ impl PtkHttp {
         removed && set
     }
 
+    /// Answers from this worker's refusal memory or the shared verdict cache when it can,
+    /// otherwise asks the token-service.
+    fn check(&mut self, shared: &Shared, mut pending: PendingCheck, head: RequestHead) -> Action {
+        let now = host::now_ms();
+        let remembered = shared.denies.borrow().get(&pending.cache_key, now);
+        if let Some(refusal) = remembered {
+            shared.metrics.refused(refusal);
+            return self.reply(&pending.refuse(refusal).reply);
+        }
+        if shared.config.cache.enabled {
+            match cache::lookup(&pending.cache_key, now) {
+                Lookup::Hit(key) => return self.forward_cached(shared, &pending, &head, &key),
+                Lookup::Miss(returned) => pending.returned = returned,
+            }
+        }
+        self.start_check(shared, pending, head)
+    }
+
+    fn forward_cached(
+        &mut self,
+        shared: &Shared,
+        pending: &PendingCheck,
+        head: &RequestHead,
+        key: &str,
+    ) -> Action {
+        if !Self::apply(&pending.allow(&shared.config, head, key)) {
+            host::log(
+                LogLevel::Error,
+                "ptk filter: could not rewrite request headers",
+            );
+            return self.store_unavailable(shared, pending);
+        }
+        shared.metrics.cache_hit();
+        shared.metrics.allowed();
+        shared.usage.borrow_mut().record(&pending.hash);
+        self.cors_origin = pending.origin.clone();
+        Action::Continue
+    }
+
     fn start_check(&mut self, shared: &Shared, pending: PendingCheck, head: RequestHead) -> Action {
         let (call_headers, call_body) = check_call(&shared.config, &shared.secret, &pending);
         let ts = &shared.config.token_service;
@@ -108,15 +148,18 @@ impl Context for PtkHttp {
         };
         let status = host::call_response_status();
         let body = host::call_response_body(body_size);
+        let now = host::now_ms();
         let decision = decide_check_response(
             &shared.config,
             &waiting.head,
             &waiting.pending,
             status,
             body.as_deref(),
+            now,
         );
+        let cache_key = &waiting.pending.cache_key;
         match decision {
-            CheckDecision::Forward { plan, .. } => {
+            CheckDecision::Forward { plan, cache } => {
                 if !Self::apply(&plan) {
                     // A half-applied rewrite must never be forwarded.
                     host::log(
@@ -125,6 +168,10 @@ impl Context for PtkHttp {
                     );
                     self.store_unavailable(&shared, &waiting.pending);
                     return;
+                }
+                shared.denies.borrow_mut().forget(cache_key);
+                if let (true, Some(entry)) = (shared.config.cache.enabled, cache) {
+                    cache::store(cache_key, &entry, now);
                 }
                 shared.metrics.allowed();
                 if host::resume_request().is_err() {
@@ -141,6 +188,11 @@ impl Context for PtkHttp {
                         LogLevel::Warn,
                         &format!("ptk filter: token-service check failed (status {status:?})"),
                     );
+                } else {
+                    shared
+                        .denies
+                        .borrow_mut()
+                        .put(cache_key, refused.refusal, now);
                 }
                 shared.metrics.refused(refused.refusal);
                 self.reply(&refused.reply);
@@ -177,7 +229,7 @@ impl HttpContext for PtkHttp {
                 shared.metrics.refused(refused.refusal);
                 self.reply(&refused.reply)
             }
-            HeadersDecision::Check(pending) => self.start_check(&shared, pending, head),
+            HeadersDecision::Check(pending) => self.check(&shared, pending, head),
         }
     }
 

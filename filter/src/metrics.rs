@@ -8,6 +8,7 @@ use crate::host;
 #[derive(Debug, Default)]
 pub struct Metrics {
     allowed: Option<u32>,
+    cache_hits: Option<u32>,
     missing_token: Option<u32>,
     invalid: Option<u32>,
     expired: Option<u32>,
@@ -24,6 +25,7 @@ impl Metrics {
         let c = |name: &str| host::define_counter(&format!("ptk.{name}"));
         Metrics {
             allowed: c("allowed"),
+            cache_hits: c("cache_hits"),
             missing_token: c("refused.missing_token"),
             invalid: c("refused.invalid"),
             expired: c("refused.expired"),
@@ -38,6 +40,11 @@ impl Metrics {
     /// Counts a forwarded request.
     pub fn allowed(&self) {
         host::increment(self.allowed);
+    }
+
+    /// Counts a request allowed from the shared verdict cache (no callout).
+    pub fn cache_hit(&self) {
+        host::increment(self.cache_hits);
     }
 
     /// Counts a callout that could not be started or came back without a usable answer.

@@ -1,17 +1,23 @@
-//! The root context: parses the plugin configuration once and hands each request a context.
+//! The root context: parses the plugin configuration once, hands each request a context, and
+//! flushes batched usage to the token-service on every tick.
 
+use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use ptk_filter_core::config::validate_secret;
+use ptk_filter_core::deny_cache::DenyCache;
+use ptk_filter_core::usage::UsageBatch;
 use ptk_filter_core::FilterConfig;
 
 use crate::host;
 use crate::http::PtkHttp;
 use crate::metrics::Metrics;
 
-/// Everything a request context needs, shared read-only.
+/// Everything a request context needs; one per worker (VM), so the `RefCell`s are never
+/// borrowed across threads.
 #[derive(Debug)]
 pub struct Shared {
     /// The parsed plugin configuration.
@@ -20,6 +26,10 @@ pub struct Shared {
     pub secret: String,
     /// Outcome counters.
     pub metrics: Metrics,
+    /// This worker's recent refusals.
+    pub denies: RefCell<DenyCache>,
+    /// Requests allowed from the cache since the last flush.
+    pub usage: RefCell<UsageBatch>,
 }
 
 /// The root context; `shared` is `None` until a valid configuration arrives.
@@ -28,7 +38,14 @@ pub struct PtkRoot {
     shared: Option<Rc<Shared>>,
 }
 
-impl Context for PtkRoot {}
+impl Context for PtkRoot {
+    fn on_http_call_response(&mut self, _token_id: u32, _headers: usize, _body: usize, _t: usize) {
+        // Usage reports are best effort: a lost batch only makes lastUsed a little older.
+        if host::call_response_status() != Some(204) {
+            host::log(LogLevel::Warn, "ptk filter: usage report was not accepted");
+        }
+    }
+}
 
 impl RootContext for PtkRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -39,10 +56,14 @@ impl RootContext for PtkRoot {
         });
         match parsed {
             Ok((config, secret)) => {
+                host::set_tick(Duration::from_millis(config.cache.usage_flush_ms));
+                let denies = DenyCache::new(config.cache.deny_ttl_ms, config.cache.deny_entries);
                 self.shared = Some(Rc::new(Shared {
                     config,
                     secret,
                     metrics: Metrics::define(),
+                    denies: RefCell::new(denies),
+                    usage: RefCell::new(UsageBatch::default()),
                 }));
                 true
             }
@@ -55,6 +76,24 @@ impl RootContext for PtkRoot {
                 );
                 false
             }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let Some((headers, body)) = shared
+            .usage
+            .borrow_mut()
+            .take_call(&shared.config, &shared.secret)
+        else {
+            return;
+        };
+        let ts = &shared.config.token_service;
+        let timeout = Duration::from_millis(ts.timeout_ms);
+        if host::dispatch(&ts.cluster, &headers, &body, timeout).is_err() {
+            host::log(LogLevel::Warn, "ptk filter: could not send a usage report");
         }
     }
 

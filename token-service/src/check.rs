@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ptk_wire::{CheckRequest, CheckResponse, DenyReason, Provider};
+use ptk_wire::{CheckRequest, CheckResponse, DenyReason, Lease, Provider};
 
 use crate::expiry::{cap_cache_ttl, expiry_state, ExpiryState};
 use crate::keys::{expose, ProviderKeys};
 use crate::last_used::LastUsedStamper;
-use crate::ratelimit::{RateDecision, RateLimiter};
+use crate::ratelimit::{Acquired, RateLimiter};
 use crate::store::{TokenRecord, TokenStatus, TokenStore};
 use crate::token::RateLimit;
 
@@ -47,7 +47,12 @@ pub struct Checker {
     default_rate_limit: RateLimit,
     cache_ttl_ms: u64,
     last_used: Arc<LastUsedStamper>,
+    max_lease: u32,
+    usage: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
+
+/// Default cap on one rate-limit lease (units the filter may spend without asking again).
+pub const DEFAULT_MAX_LEASE: u32 = 1000;
 
 fn deny(reason: DenyReason) -> CheckResponse {
     CheckResponse::Deny {
@@ -73,7 +78,43 @@ impl Checker {
             default_rate_limit,
             cache_ttl_ms,
             last_used,
+            max_lease: DEFAULT_MAX_LEASE,
+            usage: std::sync::Mutex::default(),
         }
+    }
+
+    /// Adds `count` requests the filter allowed from its cache, and stamps lastUsed.
+    pub fn record_usage(&self, hash: &str, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.last_used.touch(hash);
+        let mut usage = self
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total = usage.entry(hash.to_owned()).or_default();
+        *total = total.saturating_add(count);
+    }
+
+    /// Requests reported for `hash` since start (allowed from caches, not counting checks).
+    pub fn reported_usage(&self, hash: &str) -> u64 {
+        let usage = self
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        usage.get(hash).copied().unwrap_or(0)
+    }
+
+    /// Caps leases at `max_lease` units (0: no leases, every request is checked).
+    pub fn with_max_lease(mut self, max_lease: u32) -> Checker {
+        self.max_lease = max_lease;
+        self
+    }
+
+    /// The last-used stamper (usage reports go through it too).
+    pub fn last_used(&self) -> &Arc<LastUsedStamper> {
+        &self.last_used
     }
 
     /// Decides one request. Never fails: every problem is a deny with its reason.
@@ -98,21 +139,51 @@ impl Checker {
         let quota = record
             .and_then(|r| r.rate_limit)
             .unwrap_or(self.default_rate_limit);
-        match self.limiter.hit(&request.hash, quota).await {
-            Ok(RateDecision::Allowed) => {}
-            Ok(RateDecision::Limited { retry_after_s }) => {
-                return CheckResponse::Deny {
-                    reason: DenyReason::RateLimited,
-                    retry_after_s: Some(retry_after_s),
-                }
+        if let Some(returned) = request.returned {
+            // Units of an expired lease the filter never spent: not requests the client made.
+            if let Err(e) = self
+                .limiter
+                .credit(&request.hash, returned.window, returned.units)
+                .await
+            {
+                tracing::warn!(error = %e, "rate limiter credit failed");
             }
-            // Fail open: the limiter damps abuse, it is not what keeps strangers out.
-            Err(e) => tracing::warn!(error = %e, "rate limiter failed; allowing"),
         }
+        let ttl = cap_cache_ttl(self.cache_ttl_ms, expires, now);
+        // Leases only make sense while the filter may cache the verdict they ride on.
+        let max_lease = if ttl > 0 { self.max_lease } else { 0 };
+        let (cache_ttl_ms, lease) =
+            match self.limiter.acquire(&request.hash, quota, max_lease).await {
+                Ok(Acquired::Allowed { lease: 0, .. }) => (ttl, None),
+                Ok(Acquired::Allowed {
+                    lease,
+                    window,
+                    window_left_ms,
+                }) => (
+                    // Leased units belong to this window: they must not be spent after it ends.
+                    ttl.min(window_left_ms),
+                    Some(Lease {
+                        units: lease,
+                        window,
+                    }),
+                ),
+                Ok(Acquired::Limited { retry_after_s }) => {
+                    return CheckResponse::Deny {
+                        reason: DenyReason::RateLimited,
+                        retry_after_s: Some(retry_after_s),
+                    }
+                }
+                // Fail open: the limiter damps abuse, it is not what keeps strangers out.
+                Err(e) => {
+                    tracing::warn!(error = %e, "rate limiter failed; allowing");
+                    (ttl, None)
+                }
+            };
         self.last_used.touch(&request.hash);
         CheckResponse::Allow {
             key: expose(key),
-            cache_ttl_ms: cap_cache_ttl(self.cache_ttl_ms, expires, now),
+            cache_ttl_ms,
+            lease,
         }
     }
 }

@@ -30,15 +30,63 @@ pub enum RateDecision {
 #[error("rate limiter unavailable: {0}")]
 pub struct RateLimitError(pub String);
 
+/// The limiter's answer when it may also lease units to the filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    /// This request is counted, and `lease` more units are counted in advance for the filter
+    /// to spend locally within `window`, which ends in `window_left_ms`.
+    Allowed {
+        /// Units leased (already counted as used).
+        lease: u32,
+        /// Identifies the window, so returned units are only credited to it.
+        window: u64,
+        /// Milliseconds until the window ends (leased units must not outlive it).
+        window_left_ms: u64,
+    },
+    /// Over the quota.
+    Limited {
+        /// Seconds until the current window resets, at least 1.
+        retry_after_s: u64,
+    },
+}
+
 /// Counts requests per key against a quota.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
     /// Counts one request for `key` under `quota` and says whether it may proceed.
     async fn hit(&self, key: &str, quota: RateLimit) -> Result<RateDecision, RateLimitError>;
+
+    /// Counts one request and, if the quota has room, leases up to `max_lease` more units
+    /// (a quarter of what is left, so leases shrink as the token nears its limit). The
+    /// default leases nothing, for limiters that cannot.
+    async fn acquire(
+        &self,
+        key: &str,
+        quota: RateLimit,
+        max_lease: u32,
+    ) -> Result<Acquired, RateLimitError> {
+        let _ = max_lease;
+        Ok(match self.hit(key, quota).await? {
+            RateDecision::Allowed => Acquired::Allowed {
+                lease: 0,
+                window: 0,
+                window_left_ms: u64::from(quota.window_s) * 1000,
+            },
+            RateDecision::Limited { retry_after_s } => Acquired::Limited { retry_after_s },
+        })
+    }
+
+    /// Gives back `units` leased in `window` that were never spent (ignored once the window
+    /// has ended).
+    async fn credit(&self, key: &str, window: u64, units: u32) -> Result<(), RateLimitError> {
+        let _ = (key, window, units);
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
+    id: u64,
     started: Instant,
     length: Duration,
     count: u32,
@@ -52,6 +100,7 @@ const PRUNE_ABOVE: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct InMemoryRateLimiter {
     windows: Mutex<HashMap<String, Window>>,
+    next_window: std::sync::atomic::AtomicU64,
 }
 
 impl InMemoryRateLimiter {
@@ -63,6 +112,20 @@ impl InMemoryRateLimiter {
     /// The decision at an explicit instant (the trait uses `Instant::now()`); lets tests walk
     /// through windows without sleeping.
     pub fn hit_at(&self, key: &str, quota: RateLimit, now: Instant) -> RateDecision {
+        match self.acquire_at(key, quota, 0, now) {
+            Acquired::Allowed { .. } => RateDecision::Allowed,
+            Acquired::Limited { retry_after_s } => RateDecision::Limited { retry_after_s },
+        }
+    }
+
+    /// [`RateLimiter::acquire`] at an explicit instant.
+    pub fn acquire_at(
+        &self,
+        key: &str,
+        quota: RateLimit,
+        max_lease: u32,
+        now: Instant,
+    ) -> Acquired {
         // A poisoned lock only means another thread panicked mid-update of plain counters;
         // the data is still usable, so recover it rather than failing every request.
         let mut windows = self
@@ -73,30 +136,48 @@ impl InMemoryRateLimiter {
             windows.retain(|_, w| now.duration_since(w.started) < w.length);
         }
         let length = Duration::from_secs(u64::from(quota.window_s));
-        let window = windows.entry(key.to_owned()).or_insert(Window {
+        let fresh = || Window {
+            id: self
+                .next_window
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .wrapping_add(1),
             started: now,
             length,
             count: 0,
-        });
+        };
+        let window = windows.entry(key.to_owned()).or_insert_with(fresh);
         // A new window starts at the first hit after the old one ended (or if the quota's
         // window changed, e.g. the default was reconfigured).
         if now.duration_since(window.started) >= window.length || window.length != length {
-            *window = Window {
-                started: now,
-                length,
-                count: 0,
-            };
-        }
-        if window.count < quota.limit {
-            window.count += 1;
-            return RateDecision::Allowed;
+            *window = fresh();
         }
         let left = window
             .length
             .saturating_sub(now.duration_since(window.started));
-        let retry_after_s = left.as_millis().div_ceil(1000).max(1);
-        RateDecision::Limited {
-            retry_after_s: u64::try_from(retry_after_s).unwrap_or(u64::MAX),
+        if window.count >= quota.limit {
+            let retry_after_s = left.as_millis().div_ceil(1000).max(1);
+            return Acquired::Limited {
+                retry_after_s: u64::try_from(retry_after_s).unwrap_or(u64::MAX),
+            };
+        }
+        window.count += 1;
+        let lease = ((quota.limit - window.count) / 4).min(max_lease);
+        window.count += lease;
+        Acquired::Allowed {
+            lease,
+            window: window.id,
+            window_left_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// [`RateLimiter::credit`], synchronously.
+    pub fn credit_now(&self, key: &str, window: u64, units: u32) {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(w) = windows.get_mut(key).filter(|w| w.id == window) {
+            w.count = w.count.saturating_sub(units);
         }
     }
 }
@@ -105,6 +186,20 @@ impl InMemoryRateLimiter {
 impl RateLimiter for InMemoryRateLimiter {
     async fn hit(&self, key: &str, quota: RateLimit) -> Result<RateDecision, RateLimitError> {
         Ok(self.hit_at(key, quota, Instant::now()))
+    }
+
+    async fn acquire(
+        &self,
+        key: &str,
+        quota: RateLimit,
+        max_lease: u32,
+    ) -> Result<Acquired, RateLimitError> {
+        Ok(self.acquire_at(key, quota, max_lease, Instant::now()))
+    }
+
+    async fn credit(&self, key: &str, window: u64, units: u32) -> Result<(), RateLimitError> {
+        self.credit_now(key, window, units);
+        Ok(())
     }
 }
 
@@ -198,6 +293,80 @@ mod tests {
         }
         rl.hit_at("late", q, t0 + Duration::from_secs(2));
         assert_eq!(rl.windows.lock().unwrap().len(), 1);
+    }
+
+    const Q100: RateLimit = RateLimit {
+        limit: 100,
+        window_s: 60,
+    };
+
+    fn lease_of(a: Acquired) -> u32 {
+        match a {
+            Acquired::Allowed { lease, .. } => lease,
+            Acquired::Limited { .. } => panic!("limited"),
+        }
+    }
+
+    #[test]
+    fn leases_shrink_near_the_limit_and_never_exceed_it() {
+        let rl = InMemoryRateLimiter::new();
+        let t0 = Instant::now();
+        let mut allowed = 0u32;
+        let mut leases = vec![];
+        loop {
+            match rl.acquire_at("h", Q100, 1000, t0) {
+                Acquired::Allowed { lease, .. } => {
+                    allowed += 1 + lease;
+                    leases.push(lease);
+                }
+                Acquired::Limited { .. } => break,
+            }
+        }
+        assert_eq!(allowed, 100, "leased units count against the limit exactly");
+        assert_eq!(leases[0], 24);
+        assert!(leases.windows(2).all(|w| w[1] <= w[0]), "{leases:?}");
+        assert_eq!(*leases.last().unwrap(), 0);
+    }
+
+    #[test]
+    fn max_lease_caps_and_zero_disables() {
+        let rl = InMemoryRateLimiter::new();
+        let t0 = Instant::now();
+        assert_eq!(lease_of(rl.acquire_at("a", Q100, 5, t0)), 5);
+        assert_eq!(lease_of(rl.acquire_at("b", Q100, 0, t0)), 0);
+    }
+
+    #[test]
+    fn credited_units_come_back_only_in_their_window() {
+        let rl = InMemoryRateLimiter::new();
+        let t0 = Instant::now();
+        let Acquired::Allowed { lease, window, .. } = rl.acquire_at("h", Q3_60, 10, t0) else {
+            panic!("limited");
+        };
+        assert_eq!(lease, 0, "(3-1)/4 = 0");
+        assert_eq!(rl.hit_at("h", Q3_60, t0), RateDecision::Allowed);
+        assert_eq!(rl.hit_at("h", Q3_60, t0), RateDecision::Allowed);
+        assert!(matches!(
+            rl.hit_at("h", Q3_60, t0),
+            RateDecision::Limited { .. }
+        ));
+        rl.credit_now("h", window, 2);
+        assert_eq!(rl.hit_at("h", Q3_60, t0), RateDecision::Allowed);
+        rl.credit_now("h", window + 1, 2);
+        assert_eq!(rl.hit_at("h", Q3_60, t0), RateDecision::Allowed);
+        assert!(matches!(
+            rl.hit_at("h", Q3_60, t0),
+            RateDecision::Limited { .. }
+        ));
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(rl.hit_at("h", Q3_60, later), RateDecision::Allowed);
+        rl.credit_now("h", window, 3);
+        assert_eq!(rl.hit_at("h", Q3_60, later), RateDecision::Allowed);
+        assert_eq!(rl.hit_at("h", Q3_60, later), RateDecision::Allowed);
+        assert!(
+            matches!(rl.hit_at("h", Q3_60, later), RateDecision::Limited { .. }),
+            "old window credit ignored"
+        );
     }
 
     #[tokio::test]

@@ -171,13 +171,21 @@ async fn allow_carries_the_real_key_and_round_trips_the_wire_type() {
         .starts_with("application/json"));
     let text = response.text().await.unwrap();
     let parsed: CheckResponse = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        parsed,
+    match &parsed {
         CheckResponse::Allow {
-            key: ANTHROPIC_KEY.into(),
-            cache_ttl_ms: 1000
+            key,
+            cache_ttl_ms,
+            lease: Some(lease),
+        } => {
+            assert_eq!(key, ANTHROPIC_KEY);
+            assert_eq!(*cache_ttl_ms, 1000);
+            assert_eq!(
+                lease.units, 24,
+                "a quarter of the 99 left of the default 100"
+            );
         }
-    );
+        other => panic!("expected an allow with a lease, got {other:?}"),
+    }
     let again: serde_json::Value = serde_json::to_value(&parsed).unwrap();
     assert_eq!(
         again,
@@ -310,7 +318,8 @@ async fn a_failing_rate_limiter_fails_open() {
             app.check(&hash, Openai).await,
             CheckResponse::Allow {
                 key: OPENAI_KEY.into(),
-                cache_ttl_ms: 1000
+                cache_ttl_ms: 1000,
+                lease: None,
             }
         );
     }

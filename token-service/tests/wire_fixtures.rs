@@ -20,12 +20,24 @@ fn json(text: &str) -> Value {
 
 #[test]
 fn every_fixture_round_trips_through_the_wire_types() {
-    let request: CheckRequest = serde_json::from_str(&fixture("check_request.json")).unwrap();
+    for name in ["check_request.json", "check_request_returning.json"] {
+        let request: CheckRequest = serde_json::from_str(&fixture(name)).unwrap();
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json(&fixture(name))
+        );
+    }
+    let usage: ptk_wire::UsageReport = serde_json::from_str(&fixture("usage.json")).unwrap();
     assert_eq!(
-        serde_json::to_value(&request).unwrap(),
-        json(&fixture("check_request.json"))
+        serde_json::to_value(&usage).unwrap(),
+        json(&fixture("usage.json"))
     );
-    for name in ["allow.json", "deny_invalid.json", "deny_rate_limited.json"] {
+    for name in [
+        "allow.json",
+        "allow_lease.json",
+        "deny_invalid.json",
+        "deny_rate_limited.json",
+    ] {
         let parsed: CheckResponse = serde_json::from_str(&fixture(name)).unwrap();
         assert_eq!(
             serde_json::to_value(&parsed).unwrap(),
@@ -54,7 +66,15 @@ async fn the_service_answers_the_request_fixture_with_the_response_fixtures() {
     );
 
     // The fixture's hash is sha256("test"); store that token and the answer is allow.json.
-    let hash = app.add_token("test", &[Provider::Anthropic], |_| {}).await;
+    // (A limit of 1 leaves nothing to lease, so the answer carries no lease.)
+    let hash = app
+        .add_token("test", &[Provider::Anthropic], |r| {
+            r.rate_limit = Some(token_service::token::RateLimit {
+                limit: 1,
+                window_s: 60,
+            })
+        })
+        .await;
     assert_eq!(json(&request)["hash"], hash);
     let response = app.post_check(request, Some(SECRET)).await;
     assert_eq!(

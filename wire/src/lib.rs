@@ -48,6 +48,9 @@ impl Provider {
     }
 }
 
+/// Path of the usage endpoint: batched last-used stamps and request counts from the filter.
+pub const USAGE_PATH: &str = "/v1/usage";
+
 /// What the filter asks: may the token with this hash call this provider now?
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +59,23 @@ pub struct CheckRequest {
     pub hash: String,
     /// The coarse provider the request is for.
     pub provider: Provider,
+    /// Units of an earlier lease for this hash that expired unspent, handed back so a token
+    /// with sparse traffic is not charged for requests it never made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned: Option<Lease>,
+}
+
+/// A slice of a token's rate-limit window budget that the filter may spend locally, without
+/// asking again, while the verdict it came with is cached. The token-service counts leased
+/// units as used when it grants them, so the limit holds however the units are spread over
+/// Envoy workers and Envoys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    /// Requests that may be allowed locally.
+    pub units: u32,
+    /// The rate-limit window the units belong to (returned units only count in it).
+    pub window: u64,
 }
 
 /// The token-service's answer. Its `Debug` never prints the real key.
@@ -69,6 +89,9 @@ pub enum CheckResponse {
         /// How long (ms) the filter may reuse this verdict for the same hash and provider.
         /// Never past the token's expiry; 0 means "do not cache".
         cache_ttl_ms: u64,
+        /// Extra requests the filter may allow locally while the verdict is cached.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<Lease>,
     },
     /// Refuse the request locally.
     Deny {
@@ -83,10 +106,15 @@ pub enum CheckResponse {
 impl std::fmt::Debug for CheckResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CheckResponse::Allow { cache_ttl_ms, .. } => f
+            CheckResponse::Allow {
+                cache_ttl_ms,
+                lease,
+                ..
+            } => f
                 .debug_struct("Allow")
                 .field("key", &"[redacted]")
                 .field("cache_ttl_ms", cache_ttl_ms)
+                .field("lease", lease)
                 .finish(),
             CheckResponse::Deny {
                 reason,
@@ -98,6 +126,25 @@ impl std::fmt::Debug for CheckResponse {
                 .finish(),
         }
     }
+}
+
+/// Batched usage from one Envoy worker: requests it allowed from cached verdicts, which the
+/// token-service never saw, so `lastUsed` and request counts stay true.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageReport {
+    /// One entry per token hash.
+    pub entries: Vec<UsageEntry>,
+}
+
+/// Requests one token made through one worker since its last report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageEntry {
+    /// Token hash.
+    pub hash: String,
+    /// Requests allowed from the cache.
+    pub count: u64,
 }
 
 /// Why a request is refused. The filter owns the status codes and messages (one table, in
@@ -132,13 +179,19 @@ mod tests {
     fn fixtures_round_trip() {
         for name in [
             "check_request.json",
+            "check_request_returning.json",
             "allow.json",
+            "allow_lease.json",
             "deny_invalid.json",
             "deny_rate_limited.json",
+            "usage.json",
         ] {
             let text = fixture(name);
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-            let back = if name.starts_with("check_request") {
+            let back = if name.starts_with("usage") {
+                let parsed: UsageReport = serde_json::from_str(&text).unwrap();
+                serde_json::to_value(parsed).unwrap()
+            } else if name.starts_with("check_request") {
                 let parsed: CheckRequest = serde_json::from_str(&text).unwrap();
                 serde_json::to_value(parsed).unwrap()
             } else {
@@ -164,6 +217,7 @@ mod tests {
         let allow = CheckResponse::Allow {
             key: "sk-secret-value".into(),
             cache_ttl_ms: 5,
+            lease: None,
         };
         assert!(!format!("{allow:?}").contains("sk-secret-value"));
     }

@@ -37,7 +37,8 @@ impl IntoResponse for CheckApiError {
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), CheckApiError> {
+/// Checks the shared secret (constant time); every filter-facing route calls it first.
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), CheckApiError> {
     let presented = headers
         .get(CHECK_SECRET_HEADER)
         .ok_or(CheckApiError::Unauthorized)?;

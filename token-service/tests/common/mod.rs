@@ -136,6 +136,7 @@ impl TestApp {
         let body = serde_json::to_string(&CheckRequest {
             hash: hash.to_owned(),
             provider,
+            returned: None,
         })
         .unwrap();
         let response = self.post_check(body, Some(SECRET)).await;

@@ -1,0 +1,230 @@
+//! The verdict cache: allow-verdicts and rate-limit leases per token hash and provider, kept in
+//! proxy-wasm shared data so every Envoy worker spends the same lease.
+//!
+//! The shim does the host calls (get with CAS, set with CAS, retry on mismatch); this module
+//! decides what to write. An entry is a fixed binary record, cheap to decode on the hot path:
+//! `version(1) | valid_until_ms(u64 LE) | units(u32 LE) | window(u64 LE) | key bytes`.
+
+use ptk_wire::{Lease, Provider};
+
+const VERSION: u8 = 1;
+const HEADER: usize = 1 + 8 + 4 + 8;
+
+/// Shared-data key of a token's entry for one provider. Keys never collide across tokens or
+/// providers, so a verdict cached for one is never used for another.
+pub fn cache_key(hash: &str, provider: Provider) -> String {
+    format!("ptk/v1/{}/{hash}", provider.as_str())
+}
+
+/// One cached allow-verdict with its lease.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Host time (ms since the epoch) until which the verdict may be reused.
+    pub valid_until_ms: u64,
+    /// Lease units left to spend locally.
+    pub units: u32,
+    /// The rate-limit window the units belong to.
+    pub window: u64,
+    /// The real provider key.
+    pub key: String,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("valid_until_ms", &self.valid_until_ms)
+            .field("units", &self.units)
+            .field("window", &self.window)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Entry {
+    /// The binary record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER + self.key.len());
+        out.push(VERSION);
+        out.extend_from_slice(&self.valid_until_ms.to_le_bytes());
+        out.extend_from_slice(&self.units.to_le_bytes());
+        out.extend_from_slice(&self.window.to_le_bytes());
+        out.extend_from_slice(self.key.as_bytes());
+        out
+    }
+
+    /// Parses a record; `None` for anything malformed (treated as a miss).
+    pub fn decode(bytes: &[u8]) -> Option<Entry> {
+        if bytes.len() < HEADER || bytes.first() != Some(&VERSION) {
+            return None;
+        }
+        let valid_until_ms = u64::from_le_bytes(bytes.get(1..9)?.try_into().ok()?);
+        let units = u32::from_le_bytes(bytes.get(9..13)?.try_into().ok()?);
+        let window = u64::from_le_bytes(bytes.get(13..21)?.try_into().ok()?);
+        let key = std::str::from_utf8(bytes.get(HEADER..)?).ok()?.to_string();
+        Some(Entry {
+            valid_until_ms,
+            units,
+            window,
+            key,
+        })
+    }
+
+    fn valid_at(&self, now_ms: u64) -> bool {
+        now_ms < self.valid_until_ms && !self.key.is_empty()
+    }
+}
+
+/// What the cache says about one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Spend {
+    /// Allowed from the cache: write `updated` back (with the CAS it was read with), then
+    /// forward with `key`.
+    Hit {
+        /// The real key.
+        key: String,
+        /// The entry with one unit fewer.
+        updated: Vec<u8>,
+    },
+    /// Ask the token-service. If `reclaim` is set, first write its entry back (CAS) to take
+    /// the expired lease's units, and hand them back on the check.
+    Miss {
+        /// Units of an expired lease, and the entry without them.
+        reclaim: Option<(Lease, Vec<u8>)>,
+    },
+}
+
+/// Tries to spend one unit of the stored entry at host time `now_ms`.
+pub fn spend(stored: Option<&[u8]>, now_ms: u64) -> Spend {
+    let Some(mut entry) = stored.and_then(Entry::decode) else {
+        return Spend::Miss { reclaim: None };
+    };
+    if entry.units == 0 {
+        return Spend::Miss { reclaim: None };
+    }
+    if entry.valid_at(now_ms) {
+        entry.units -= 1;
+        return Spend::Hit {
+            key: entry.key.clone(),
+            updated: entry.encode(),
+        };
+    }
+    let lease = Lease {
+        units: entry.units,
+        window: entry.window,
+    };
+    entry.units = 0;
+    Spend::Miss {
+        reclaim: Some((lease, entry.encode())),
+    }
+}
+
+/// The entry to store after a fresh grant: the grant, plus any units still valid in the stored
+/// entry for the same window (another worker's lease, not yet spent).
+pub fn merge(stored: Option<&[u8]>, now_ms: u64, grant: &Entry) -> Vec<u8> {
+    let carried = stored
+        .and_then(Entry::decode)
+        .filter(|e| e.valid_at(now_ms) && e.window == grant.window)
+        .map_or(0, |e| e.units);
+    Entry {
+        units: grant.units.saturating_add(carried),
+        ..grant.clone()
+    }
+    .encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(valid_until_ms: u64, units: u32, window: u64) -> Entry {
+        Entry {
+            valid_until_ms,
+            units,
+            window,
+            key: "sk-real".to_string(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_malformed_records() {
+        let e = entry(1_000, 7, 42);
+        assert_eq!(Entry::decode(&e.encode()), Some(e.clone()));
+        assert_eq!(Entry::decode(&[]), None);
+        assert_eq!(Entry::decode(&e.encode()[..HEADER - 1]), None);
+        let mut wrong_version = e.encode();
+        wrong_version[0] = 9;
+        assert_eq!(Entry::decode(&wrong_version), None);
+        assert!(!format!("{e:?}").contains("sk-real"));
+    }
+
+    #[test]
+    fn a_valid_entry_with_units_is_a_hit_and_spends_one() {
+        let stored = entry(1_000, 2, 1).encode();
+        let Spend::Hit { key, updated } = spend(Some(&stored), 999) else {
+            panic!("expected a hit");
+        };
+        assert_eq!(key, "sk-real");
+        assert_eq!(Entry::decode(&updated), Some(entry(1_000, 1, 1)));
+    }
+
+    #[test]
+    fn misses() {
+        assert_eq!(spend(None, 0), Spend::Miss { reclaim: None });
+        assert_eq!(spend(Some(b"junk"), 0), Spend::Miss { reclaim: None });
+        let empty = entry(1_000, 0, 1).encode();
+        assert_eq!(spend(Some(&empty), 10), Spend::Miss { reclaim: None });
+        let mut keyless = entry(1_000, 3, 1);
+        keyless.key.clear();
+        assert!(matches!(
+            spend(Some(&keyless.encode()), 10),
+            Spend::Miss { reclaim: Some(_) }
+        ));
+    }
+
+    #[test]
+    fn an_expired_lease_is_reclaimed_for_return() {
+        let stored = entry(1_000, 5, 77).encode();
+        let Spend::Miss {
+            reclaim: Some((lease, updated)),
+        } = spend(Some(&stored), 1_000)
+        else {
+            panic!("expected a reclaim");
+        };
+        assert_eq!(
+            lease,
+            Lease {
+                units: 5,
+                window: 77
+            }
+        );
+        assert_eq!(Entry::decode(&updated), Some(entry(1_000, 0, 77)));
+    }
+
+    #[test]
+    fn merge_adds_a_valid_same_window_lease_only() {
+        let grant = entry(2_000, 10, 5);
+        let live = entry(1_500, 3, 5).encode();
+        assert_eq!(
+            Entry::decode(&merge(Some(&live), 1_000, &grant)).map(|e| e.units),
+            Some(13)
+        );
+        let old_window = entry(1_500, 3, 4).encode();
+        assert_eq!(
+            Entry::decode(&merge(Some(&old_window), 1_000, &grant)).map(|e| e.units),
+            Some(10)
+        );
+        let expired = entry(900, 3, 5).encode();
+        assert_eq!(
+            Entry::decode(&merge(Some(&expired), 1_000, &grant)).map(|e| e.units),
+            Some(10)
+        );
+        assert_eq!(Entry::decode(&merge(None, 1_000, &grant)), Some(grant));
+    }
+
+    #[test]
+    fn keys_separate_tokens_and_providers() {
+        let a = cache_key("aa", Provider::Openai);
+        assert_ne!(a, cache_key("aa", Provider::Gemini));
+        assert_ne!(a, cache_key("ab", Provider::Openai));
+    }
+}

@@ -1,0 +1,88 @@
+//! Requests allowed from the cache, counted per token and sent to the token-service in one
+//! batch per tick (never on the request path), so `lastUsed` and request counts stay true.
+
+use std::collections::HashMap;
+
+use ptk_wire::{UsageEntry, UsageReport, CHECK_SECRET_HEADER, USAGE_PATH};
+
+use crate::config::FilterConfig;
+
+/// Headers and body of an HTTP callout.
+pub type Call = (Vec<(String, String)>, Vec<u8>);
+
+/// Counts since the last flush, per token hash.
+#[derive(Debug, Default)]
+pub struct UsageBatch {
+    counts: HashMap<String, u64>,
+}
+
+impl UsageBatch {
+    /// Counts one request for `hash`.
+    pub fn record(&mut self, hash: &str) {
+        match self.counts.get_mut(hash) {
+            Some(count) => *count += 1,
+            None => {
+                self.counts.insert(hash.to_string(), 1);
+            }
+        }
+    }
+
+    /// The usage call (headers and JSON body) for everything counted so far, emptying the
+    /// batch; `None` when there is nothing to report.
+    pub fn take_call(&mut self, config: &FilterConfig, secret: &str) -> Option<Call> {
+        if self.counts.is_empty() {
+            return None;
+        }
+        let mut entries: Vec<UsageEntry> = self
+            .counts
+            .drain()
+            .map(|(hash, count)| UsageEntry { hash, count })
+            .collect();
+        entries.sort_by(|a, b| a.hash.cmp(&b.hash));
+        let body = serde_json::to_vec(&UsageReport { entries }).ok()?;
+        let headers = vec![
+            (":method".to_string(), "POST".to_string()),
+            (":path".to_string(), USAGE_PATH.to_string()),
+            (
+                ":authority".to_string(),
+                config.token_service.authority.clone(),
+            ),
+            ("content-type".to_string(), "application/json".to_string()),
+            (CHECK_SECRET_HEADER.to_string(), secret.to_string()),
+        ];
+        Some((headers, body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn batches_counts_per_hash_and_empties() {
+        let config = FilterConfig::parse(b"").unwrap();
+        let mut batch = UsageBatch::default();
+        assert!(batch.take_call(&config, "s").is_none());
+        batch.record("b");
+        batch.record("a");
+        batch.record("b");
+        let (headers, body) = batch.take_call(&config, "secret-value").unwrap();
+        let report: UsageReport = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            report.entries,
+            vec![
+                UsageEntry {
+                    hash: "a".into(),
+                    count: 1
+                },
+                UsageEntry {
+                    hash: "b".into(),
+                    count: 2
+                }
+            ]
+        );
+        assert!(headers.contains(&(":path".to_string(), "/v1/usage".to_string())));
+        assert!(batch.take_call(&config, "s").is_none());
+    }
+}
