@@ -707,6 +707,28 @@ def gemini_models() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------
+# Gemini Live (WebSocket)
+# --------------------------------------------------------------------------
+
+GEMINI_LIVE_METHOD = "GenerativeService.BidiGenerateContent"
+
+
+def gemini_live_reply(path: str, frame: str) -> str | None:
+    """The Live server answers the client's first message, ``{"setup": {...}}``, with
+    ``{"setupComplete": {}}``; ``@google/genai`` (Node) waits for it before ``live.connect``
+    resolves. ``None`` for every other frame (the mock echoes those)."""
+    if GEMINI_LIVE_METHOD not in path:
+        return None
+    try:
+        msg = json.loads(frame)
+    except ValueError:
+        return None
+    if isinstance(msg, dict) and "setup" in msg:
+        return _dumps({"setupComplete": {}})
+    return None
+
+
+# --------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------
 

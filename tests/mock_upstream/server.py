@@ -352,7 +352,7 @@ def make_app(state: State, log: bool = True) -> web.Application:
                         code = 1000
                     await ws.close(code=code, message=reason.encode())
                     break
-                await ws.send_str(text)
+                await ws.send_str(fx.gemini_live_reply(request.path, text) or text)
             elif msg.type == WSMsgType.BINARY:
                 await ws.send_bytes(msg.data)
             elif msg.type == WSMsgType.CLOSE:

@@ -459,6 +459,23 @@ def test_websocket_echo_and_handshake_recorded(mock):
     assert any(k == "sec-websocket-key" for k, _ in rec["headers"])
 
 
+def test_websocket_gemini_live_setup_is_answered_with_setup_complete(mock):
+    path = "//ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+
+    async def run():
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(ws_url(mock, path)) as ws:
+                await ws.send_str('{"setup":{"model":"models/gemini-live"}}')
+                assert json.loads((await ws.receive(timeout=5)).data) == {"setupComplete": {}}
+                await ws.send_str('{"clientContent":{"turnComplete":true}}')  # the rest is echoed
+                assert (await ws.receive(timeout=5)).data == '{"clientContent":{"turnComplete":true}}'
+            async with s.ws_connect(ws_url(mock, "/v1/realtime")) as ws:  # not Live: echoed
+                await ws.send_str('{"setup":{}}')
+                assert (await ws.receive(timeout=5)).data == '{"setup":{}}'
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+
+
 def test_websocket_client_close_code_and_reason_echoed(mock):
     async def run():
         async with aiohttp.ClientSession() as s:
