@@ -1,6 +1,7 @@
-//! The ptk token-service: the check API the Envoy filter asks, the token store, and the
-//! operator CLI, in one crate so tests can start the real application.
+//! The ptk token-service: the check API the Envoy filter asks, the admin API and dashboard,
+//! the token store, and the operator CLI, in one crate so tests can start the real application.
 
+pub mod admin;
 pub mod check;
 pub mod cli;
 pub mod expiry;

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -16,6 +17,12 @@ pub const CHECK_SECRET_VAR: &str = "PTK_CHECK_SECRET";
 pub const CHECK_SECRET_FILE_VAR: &str = "PTK_CHECK_SECRET_FILE";
 /// Shortest check secret accepted.
 pub const MIN_CHECK_SECRET_LEN: usize = 16;
+/// Environment variable holding the admin secret (the dashboard / admin API password).
+pub const ADMIN_SECRET_VAR: &str = "ADMIN_SECRET";
+/// Shortest admin secret accepted.
+pub const MIN_ADMIN_SECRET_LEN: usize = 16;
+/// How long an admin session cookie is accepted (checked server-side, not only by the browser).
+pub const SESSION_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Default database file (relative to the working directory).
 pub const DEFAULT_DB: &str = "data/ptk.sqlite3";
 
@@ -25,6 +32,14 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PTK_LISTEN", default_value = "127.0.0.1:10080")]
     pub listen: SocketAddr,
+    /// Address of the admin listener (dashboard + admin API); only used when ADMIN_SECRET is
+    /// set. Separate from --listen so the check API and the admin surface never share a port.
+    #[arg(long, env = "PTK_ADMIN_LISTEN", default_value = "127.0.0.1:10081")]
+    pub admin_listen: SocketAddr,
+    /// Base URL clients use to reach the proxy, shown in the dashboard's snippets
+    /// (default: derived from each request's Host).
+    #[arg(long, env = "PTK_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// File holding the check secret (instead of PTK_CHECK_SECRET).
     #[arg(long, env = CHECK_SECRET_FILE_VAR, value_name = "PATH")]
     pub check_secret_file: Option<PathBuf>,
@@ -72,6 +87,12 @@ pub enum SettingsError {
         /// The I/O error.
         reason: String,
     },
+    /// The admin secret is too short to resist guessing.
+    #[error("{ADMIN_SECRET_VAR} must be at least {MIN_ADMIN_SECRET_LEN} characters")]
+    ShortAdminSecret,
+    /// The public URL is not an http(s) base URL.
+    #[error("PTK_PUBLIC_URL / --public-url must look like http(s)://host[:port], got {0:?}")]
+    BadPublicUrl(String),
     /// The keys file is unreadable or malformed.
     #[error(transparent)]
     Keys(#[from] KeysFileError),
@@ -92,6 +113,21 @@ pub struct Settings {
     pub default_rate_limit: RateLimit,
     /// Cache TTL handed out on allow (before capping at expiry).
     pub cache_ttl_ms: u64,
+    /// The admin surface; `None` (no ADMIN_SECRET) serves the check API only.
+    pub admin: Option<AdminSettings>,
+}
+
+/// Settings of the admin listener. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// Address to bind (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The admin password; also keys the session and CSRF MACs.
+    pub secret: SecretString,
+    /// Session cookie lifetime, enforced server-side.
+    pub session_max_age: Duration,
+    /// Base URL for client snippets; `None` derives it from the request.
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -109,8 +145,50 @@ impl Settings {
             keys: ProviderKeys::load(args.keys_file.as_deref(), &env)?,
             default_rate_limit: args.rate_limit,
             cache_ttl_ms: args.cache_ttl_ms,
+            admin: admin_settings(args, &env)?,
         })
     }
+}
+
+/// The admin surface runs only with an explicit secret; a short one is refused outright.
+fn admin_settings(
+    args: &ServeArgs,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<AdminSettings>, SettingsError> {
+    let Some(secret) = env(ADMIN_SECRET_VAR).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if secret.chars().count() < MIN_ADMIN_SECRET_LEN {
+        return Err(SettingsError::ShortAdminSecret);
+    }
+    let public_url = match args.public_url.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(url) => Some(public_url(url)?),
+    };
+    Ok(Some(AdminSettings {
+        listen: args.admin_listen,
+        secret: SecretString::from(secret),
+        session_max_age: SESSION_MAX_AGE,
+        public_url,
+    }))
+}
+
+/// Checks a public base URL (scheme, host, optional port; no path) and drops a trailing `/`.
+fn public_url(url: &str) -> Result<String, SettingsError> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"));
+    let ok = rest.is_some_and(|authority| {
+        !authority.is_empty()
+            && authority
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    });
+    if !ok {
+        return Err(SettingsError::BadPublicUrl(url.to_owned()));
+    }
+    Ok(trimmed.to_owned())
 }
 
 fn check_secret(
@@ -227,6 +305,64 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, SettingsError::AmbiguousCheckSecret));
+    }
+
+    #[test]
+    fn admin_surface_needs_an_explicit_long_secret() {
+        let s = Settings::from_args(
+            &args(&[]),
+            Path::new("x"),
+            env_of(&[("PTK_CHECK_SECRET", "0123456789abcdef")]),
+        )
+        .unwrap();
+        assert!(s.admin.is_none(), "no ADMIN_SECRET, no admin listener");
+        let err = Settings::from_args(
+            &args(&[]),
+            Path::new("x"),
+            env_of(&[
+                ("PTK_CHECK_SECRET", "0123456789abcdef"),
+                ("ADMIN_SECRET", "short"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ADMIN_SECRET must be at least 16 characters"
+        );
+        let s = Settings::from_args(
+            &args(&["--public-url", "http://127.0.0.1:10000/"]),
+            Path::new("x"),
+            env_of(&[
+                ("PTK_CHECK_SECRET", "0123456789abcdef"),
+                ("ADMIN_SECRET", "admin-secret-0123456789"),
+            ]),
+        )
+        .unwrap();
+        let admin = s.admin.unwrap();
+        assert_eq!(admin.listen.to_string(), "127.0.0.1:10081");
+        assert_eq!(admin.public_url.as_deref(), Some("http://127.0.0.1:10000"));
+        assert_eq!(admin.session_max_age, SESSION_MAX_AGE);
+        assert!(!format!("{admin:?}").contains("admin-secret-0123456789"));
+    }
+
+    #[test]
+    fn public_urls_are_base_urls_only() {
+        for good in [
+            "http://proxy:10000",
+            "https://llm.example.com",
+            "http://[::1]:8080/",
+        ] {
+            assert!(public_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "proxy:10000",
+            "ftp://x",
+            "http://",
+            "http://x/v1",
+            "http://a b",
+        ] {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

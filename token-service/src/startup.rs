@@ -1,12 +1,15 @@
-//! Wiring: open the store, assemble the checker, bind the listener, serve.
+//! Wiring: open the store, assemble the checker, bind the check listener and (with an admin
+//! secret) the admin listener, serve both until shutdown.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
+use crate::admin::{self, AdminState};
 use crate::check::Checker;
 use crate::http::{router, secret_digest, AppState};
 use crate::last_used::{LastUsedStamper, STAMP_INTERVAL};
@@ -35,11 +38,29 @@ pub enum StartupError {
     },
 }
 
-/// A bound, ready-to-run token-service.
-pub struct Application {
+/// A bound listener and what it serves.
+struct Bound {
     listener: TcpListener,
     addr: SocketAddr,
     router: Router,
+}
+
+async fn bind(addr: SocketAddr, router: Router) -> Result<Bound, StartupError> {
+    let bind_error = |source| StartupError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    Ok(Bound {
+        listener,
+        addr,
+        router,
+    })
+}
+
+/// A bound, ready-to-run token-service: the check API, and the admin surface on its own
+/// listener when an admin secret is configured.
+pub struct Application {
+    check: Bound,
+    admin: Option<Bound>,
 }
 
 impl Application {
@@ -66,18 +87,6 @@ impl Application {
         .map_err(|e| store_error(StoreError::Task(e.to_string())))?;
         let store: Arc<dyn TokenStore> = Arc::new(opened.map_err(store_error)?);
 
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
-
         let last_used = Arc::new(LastUsedStamper::new(store.clone(), STAMP_INTERVAL));
         let checker = Checker::new(
             store.clone(),
@@ -89,41 +98,79 @@ impl Application {
         );
         let state = AppState {
             checker: Arc::new(checker),
-            store,
+            store: store.clone(),
             check_secret: Arc::new(secret_digest(&settings.check_secret)),
         };
+        let check = bind(settings.listen, router(state)).await?;
+        let admin = match &settings.admin {
+            Some(admin_settings) => {
+                let state = AdminState::new(store, admin_settings);
+                Some(bind(admin_settings.listen, admin::router(state)).await?)
+            }
+            None => None,
+        };
         let providers = settings.keys.configured();
-        // The one start-up line: where we listen and which providers have keys (names only).
+        // The start-up lines: where we listen and which providers have keys (names only).
         tracing::info!(
             db = %settings.db_path.display(),
-            "token-service listening on {addr}; providers with keys: {}",
+            "token-service listening on {}; providers with keys: {}",
+            check.addr,
             if providers.is_empty() { "none".to_owned() } else { providers.join(", ") }
         );
-        Ok(Application {
-            listener,
-            addr,
-            router: router(state),
-        })
+        match &admin {
+            Some(bound) => tracing::info!("admin dashboard and API on http://{}/admin", bound.addr),
+            None => tracing::info!(
+                "admin surface off: set ADMIN_SECRET (16+ characters) to serve the dashboard"
+            ),
+        }
+        Ok(Application { check, admin })
     }
 
     /// The bound address (the real port when the settings asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.check.addr
     }
 
-    /// The bound port.
+    /// The bound port of the check API.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.check.addr.port()
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// The admin listener's address, when the admin surface is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|b| b.addr)
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests on both listeners.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        };
+        let check = axum::serve(self.check.listener, self.check.router)
+            .with_graceful_shutdown(until(stopped.clone()));
+        let admin = async {
+            match self.admin {
+                // The admin surface needs the TCP peer (login throttle per client IP).
+                Some(bound) => {
+                    let service = bound
+                        .router
+                        .into_make_service_with_connect_info::<SocketAddr>();
+                    axum::serve(bound.listener, service)
+                        .with_graceful_shutdown(until(stopped))
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(check.into_future(), admin).map(|_| ())
     }
 
     /// Serves until Ctrl-C or SIGTERM.

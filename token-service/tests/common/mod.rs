@@ -4,18 +4,23 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ptk_wire::{CheckRequest, CheckResponse, Provider, CHECK_PATH, CHECK_SECRET_HEADER};
 use secrecy::SecretString;
 use token_service::keys::ProviderKeys;
 use token_service::ratelimit::{InMemoryRateLimiter, RateLimiter};
+use token_service::settings::{AdminSettings, SESSION_MAX_AGE};
 use token_service::store::{SqliteStore, TokenRecord, TokenStatus, TokenStore};
 use token_service::token::{hash_token, last4, RateLimit};
 use token_service::{Application, Settings};
 
+pub mod admin;
+
 pub const SECRET: &str = "test-check-secret-0123456789";
 pub const OPENAI_KEY: &str = "sk-test-openai-real-key";
 pub const ANTHROPIC_KEY: &str = "sk-ant-test-real-key";
+pub const ADMIN_SECRET: &str = "test-admin-secret-0123456789";
 
 /// Knobs for one test app.
 pub struct Options {
@@ -23,6 +28,10 @@ pub struct Options {
     pub default_rate_limit: RateLimit,
     pub cache_ttl_ms: u64,
     pub limiter: Arc<dyn RateLimiter>,
+    /// `None` runs without the admin listener.
+    pub admin_secret: Option<&'static str>,
+    pub session_max_age: Duration,
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
@@ -38,12 +47,17 @@ impl Default for Options {
             },
             cache_ttl_ms: 1000,
             limiter: Arc::new(InMemoryRateLimiter::new()),
+            admin_secret: Some(ADMIN_SECRET),
+            session_max_age: SESSION_MAX_AGE,
+            public_url: None,
         }
     }
 }
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin listener (`None` when the options had no admin secret).
+    pub admin_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     /// A second handle on the same database, for seeding and inspecting.
     pub store: SqliteStore,
@@ -65,15 +79,23 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         keys: options.keys,
         default_rate_limit: options.default_rate_limit,
         cache_ttl_ms: options.cache_ttl_ms,
+        admin: options.admin_secret.map(|secret| AdminSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            secret: SecretString::from(secret),
+            session_max_age: options.session_max_age,
+            public_url: options.public_url,
+        }),
     };
     let app = Application::build_with_limiter(settings, options.limiter)
         .await
         .unwrap();
     let addr = app.local_addr();
+    let admin_addr = app.admin_addr();
     assert_ne!(addr.port(), 0);
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         addr,
+        admin_addr,
         client: reqwest::Client::new(),
         store: SqliteStore::open(&db_path).unwrap(),
         db_path,

@@ -1,0 +1,132 @@
+//! `/admin/api/tokens`: the JSON token API. Reads need a session; writes also pass the
+//! origin and CSRF checks ([`WriteSession`]).
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use chrono::Utc;
+use secrecy::ExposeSecret as _;
+
+use super::error::AdminError;
+use super::guard::{Session, WriteSession};
+use super::input::{parse_create, parse_hash, parse_patch};
+use super::view::{Created, TokenList, TokenView};
+use super::AdminState;
+use crate::expiry::now_timestamp;
+use crate::store::{StoreError, TokenRecord, TokenStatus};
+use crate::token;
+
+/// The `{hash}` segment; a segment axum cannot decode is a 400 like any other bad id.
+fn path_hash(hash: Result<Path<String>, PathRejection>) -> Result<String, AdminError> {
+    hash.map(|Path(h)| h)
+        .map_err(|_| AdminError::BadRequest("bad token id".into()))
+}
+
+/// `GET /admin/api/tokens`: every token, newest first.
+pub async fn list(
+    _: Session,
+    State(state): State<AdminState>,
+) -> Result<Json<TokenList>, AdminError> {
+    let now = Utc::now();
+    let tokens = state
+        .store
+        .list()
+        .await?
+        .iter()
+        .map(|l| TokenView::of_listing(l, now))
+        .collect();
+    Ok(Json(TokenList { tokens }))
+}
+
+/// `POST /admin/api/tokens`: creates a token and returns its plaintext, once.
+pub async fn create(
+    _: WriteSession,
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Created>), AdminError> {
+    let new = parse_create(&headers, &body)?;
+    let plaintext = match new.custom {
+        Some(custom) => custom,
+        None => token::generate_token().map_err(|e| AdminError::Internal(e.to_string()))?,
+    };
+    let record = TokenRecord {
+        hash: token::hash_token(&plaintext),
+        label: new.label,
+        last4: token::last4(&plaintext),
+        providers: new.providers,
+        status: TokenStatus::Active,
+        created_at: now_timestamp(),
+        expires_at: new.expires_at,
+        rate_limit: new.rate_limit,
+    };
+    match state.store.insert(&record).await {
+        Err(StoreError::Duplicate) => return Err(AdminError::Conflict),
+        other => other?,
+    }
+    tracing::info!(hash = %format_args!("{:.12}", record.hash), "admin: token created");
+    let created = Created {
+        token: plaintext.expose_secret().to_owned(),
+        view: TokenView::new(&record, None, Utc::now()),
+    };
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `GET /admin/api/tokens/{hash}`.
+pub async fn get_one(
+    _: Session,
+    State(state): State<AdminState>,
+    hash: Result<Path<String>, PathRejection>,
+) -> Result<Json<TokenView>, AdminError> {
+    let hash = path_hash(hash)?;
+    let hash = parse_hash(&hash)?;
+    let listing = state
+        .store
+        .get_listing(hash)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    Ok(Json(TokenView::of_listing(&listing, Utc::now())))
+}
+
+/// `PATCH /admin/api/tokens/{hash}`: status, expiry and/or rate limit, atomically. Returns
+/// the token as committed by this request.
+pub async fn patch(
+    _: WriteSession,
+    State(state): State<AdminState>,
+    hash: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<TokenView>, AdminError> {
+    let hash = path_hash(hash)?;
+    let hash = parse_hash(&hash)?;
+    let patch = parse_patch(&headers, &body)?;
+    let record = state
+        .store
+        .update(hash, &patch)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    tracing::info!(hash = %format_args!("{:.12}", hash), "admin: token updated");
+    // The stamp is display-only; failing to read it must not fail a committed patch.
+    let last_used = match state.store.get_listing(hash).await {
+        Ok(Some(listing)) => listing.last_used,
+        _ => None,
+    };
+    Ok(Json(TokenView::new(&record, last_used, Utc::now())))
+}
+
+/// `DELETE /admin/api/tokens/{hash}`: removes the token and its stamp; 404 if absent.
+pub async fn delete(
+    _: WriteSession,
+    State(state): State<AdminState>,
+    hash: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, AdminError> {
+    let hash = path_hash(hash)?;
+    let hash = parse_hash(&hash)?;
+    if !state.store.delete(hash).await? {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(hash = %format_args!("{:.12}", hash), "admin: token deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

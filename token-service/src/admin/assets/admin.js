@@ -1,0 +1,196 @@
+// ptk admin dashboard. Vanilla JS, served from /admin/static/ (the CSP allows no inline code).
+// The server renders the rows; this script sends JSON API calls and re-fetches the rows.
+"use strict";
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+  const rowsEl = document.getElementById("rows");
+  const flashEl = document.getElementById("flash");
+  const REFRESH_MS = 5000;
+
+  function flash(message) {
+    flashEl.textContent = message || "";
+    flashEl.hidden = !message;
+  }
+
+  function backToLogin() {
+    window.location.assign("/admin");
+  }
+
+  // One place for every call: CSRF header, 401 -> login, server errors shown to the user.
+  async function call(method, url, body) {
+    const options = { method, credentials: "same-origin", headers: { "x-csrf-token": csrf } };
+    if (body !== undefined) {
+      options.headers["content-type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(url, options);
+    } catch (e) {
+      throw new Error("network error - token-service unreachable");
+    }
+    if (response.status === 401) {
+      backToLogin();
+      throw new Error("session expired");
+    }
+    if (!response.ok) {
+      let message = `request failed (${response.status})`;
+      try {
+        const data = await response.json();
+        if (data && data.error && data.error.message) message = data.error.message;
+      } catch (e) { /* not JSON: keep the status line */ }
+      throw new Error(message);
+    }
+    return response;
+  }
+
+  function localize(root) {
+    const format = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+    root.querySelectorAll("time[datetime]").forEach((el) => {
+      const at = new Date(el.getAttribute("datetime"));
+      if (!Number.isNaN(at.getTime())) {
+        el.title = el.getAttribute("datetime");
+        el.textContent = format.format(at);
+      }
+    });
+  }
+
+  function editing() {
+    return Array.from(rowsEl.querySelectorAll(".expiry-editor")).some((el) => !el.hidden);
+  }
+
+  async function refresh() {
+    if (document.hidden || editing()) return;
+    try {
+      const response = await call("GET", "/admin/fragments/tokens");
+      const html = await response.text();
+      if (editing()) return; // an editor opened while we waited: keep it
+      rowsEl.innerHTML = html;
+      localize(rowsEl);
+    } catch (e) {
+      flash(e.message);
+    }
+  }
+
+  // Runs a mutation, then shows its error or clears the flash, then refreshes the rows.
+  async function mutate(method, url, body) {
+    try {
+      await call(method, url, body);
+      flash("");
+    } catch (e) {
+      flash(e.message);
+    }
+    closeEditors();
+    await refresh();
+  }
+
+  // datetime-local gives local wall time without a zone; the API wants an instant.
+  function toInstant(localValue) {
+    const at = new Date(localValue);
+    return Number.isNaN(at.getTime()) ? null : at.toISOString();
+  }
+
+  function toLocalInput(iso) {
+    const at = new Date(iso);
+    if (Number.isNaN(at.getTime())) return "";
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}` +
+      `T${pad(at.getHours())}:${pad(at.getMinutes())}`;
+  }
+
+  function closeEditors() {
+    rowsEl.querySelectorAll(".expiry-editor").forEach((el) => { el.hidden = true; });
+  }
+
+  rowsEl.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const row = button.closest("tr[data-hash]");
+    const url = `/admin/api/tokens/${row.dataset.hash}`;
+    switch (button.dataset.action) {
+      case "toggle":
+        mutate("PATCH", url, { status: button.dataset.next });
+        break;
+      case "delete":
+        if (window.confirm("Delete this token? Clients using it are refused at once.")) {
+          mutate("DELETE", url);
+        }
+        break;
+      case "clear-expiry":
+        mutate("PATCH", url, { expires_at: null });
+        break;
+      case "edit-expiry": {
+        const editor = row.querySelector(".expiry-editor");
+        editor.value = row.dataset.expires ? toLocalInput(row.dataset.expires) : "";
+        editor.hidden = false;
+        editor.focus();
+        break;
+      }
+    }
+  });
+
+  rowsEl.addEventListener("change", (event) => {
+    const editor = event.target.closest(".expiry-editor");
+    if (!editor || !editor.value) return;
+    const row = editor.closest("tr[data-hash]");
+    const at = toInstant(editor.value);
+    if (!at) { flash("invalid expiry"); return; }
+    mutate("PATCH", `/admin/api/tokens/${row.dataset.hash}`, { expires_at: at });
+  });
+
+  rowsEl.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && event.target.closest(".expiry-editor")) {
+      closeEditors();
+      refresh();
+    }
+  });
+
+  // The create form: JSON to the API, then the plaintext (once) with the snippets.
+  const form = document.getElementById("create");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const body = { label: data.get("label"), providers: data.getAll("providers") };
+    const token = (data.get("token") || "").trim();
+    if (token) body.token = token;
+    if (data.get("expires")) {
+      body.expires_at = toInstant(data.get("expires"));
+      if (!body.expires_at) { flash("invalid expiry"); return; }
+    }
+    const count = data.get("rl_count");
+    const windowS = data.get("rl_window");
+    if (count || windowS) body.rate_limit = { count: Number(count), window_s: Number(windowS) };
+    try {
+      const response = await call("POST", "/admin/api/tokens", body);
+      const created = await response.json();
+      showCreated(created.token);
+      form.reset();
+      flash("");
+    } catch (e) {
+      flash(e.message);
+    }
+    await refresh();
+  });
+
+  function showCreated(token) {
+    document.getElementById("created-token").textContent = token;
+    document.querySelectorAll("#created pre.snippet").forEach((pre) => {
+      pre.textContent = pre.dataset.template.split("__PTK_TOKEN__").join(token);
+    });
+    document.getElementById("created").hidden = false;
+  }
+
+  document.getElementById("copy-token").addEventListener("click", async (event) => {
+    const text = document.getElementById("created-token").textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+      event.target.textContent = "copied";
+    } catch (e) {
+      flash("copy failed: select the token and copy it by hand");
+    }
+  });
+
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+  setInterval(refresh, REFRESH_MS);
+  localize(rowsEl);
+})();

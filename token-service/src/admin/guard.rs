@@ -1,0 +1,92 @@
+//! Who may do what: a verified session for reads, and for writes also the CSRF token and a
+//! same-origin request.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+
+use super::error::AdminError;
+use super::request_info::{check_origin, RequestInfo};
+use super::session::cookie_value;
+use super::AdminState;
+
+/// Header carrying the CSRF token on API writes (forms use the field `csrf`).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A request with a valid session cookie.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The verified cookie value (the CSRF token is derived from it).
+    pub cookie: String,
+}
+
+/// Seconds since the Unix epoch, the session clock.
+pub fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The verified session of a request, if any. Refusals are not logged: anyone can send junk.
+pub fn session_of(state: &AdminState, headers: &HeaderMap) -> Option<Session> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .filter_map(cookie_value)
+        .find(|value| state.keys.verify(value, now_unix()).is_ok())
+        .map(|value| Session {
+            cookie: value.to_owned(),
+        })
+}
+
+impl FromRequestParts<AdminState> for Session {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        session_of(state, &parts.headers).ok_or(AdminError::Unauthenticated)
+    }
+}
+
+/// Checks a state-changing request of `session`: same origin, and the session's CSRF token
+/// (from the header, or `form_token` for plain HTML forms).
+pub fn check_write(
+    state: &AdminState,
+    session: &Session,
+    headers: &HeaderMap,
+    host: &str,
+    form_token: Option<&str>,
+) -> Result<(), AdminError> {
+    check_origin(headers, host).map_err(|e| AdminError::CrossOrigin(e.to_string()))?;
+    let presented = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .or(form_token)
+        .ok_or(AdminError::Csrf)?;
+    if !state.keys.csrf_ok(&session.cookie, presented) {
+        return Err(AdminError::Csrf);
+    }
+    Ok(())
+}
+
+/// A session allowed to change things: [`Session`] plus [`check_write`] on the header token.
+#[derive(Debug, Clone)]
+pub struct WriteSession(pub Session);
+
+impl FromRequestParts<AdminState> for WriteSession {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state).await?;
+        let info = match RequestInfo::from_request_parts(parts, state).await {
+            Ok(info) => info,
+            Err(never) => match never {},
+        };
+        check_write(state, &session, &parts.headers, &info.host, None)?;
+        Ok(WriteSession(session))
+    }
+}

@@ -1,0 +1,174 @@
+//! Request bodies of the token API and their validation. Every refusal is a 400 with a
+//! message naming the field; nothing reaches the store unvalidated.
+
+use axum::http::{header, HeaderMap};
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use super::error::AdminError;
+use crate::expiry::parse_expiry_input;
+use crate::store::{TokenPatch, TokenStatus};
+use crate::token::{self, RateLimit};
+use ptk_wire::Provider;
+
+/// `{"count": N, "window_s": S}`: at most N requests per S seconds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitBody {
+    count: u32,
+    window_s: u32,
+}
+
+/// Body of `POST /admin/api/tokens`. No `Debug`: it may hold a custom token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    label: Option<String>,
+    providers: Option<Vec<String>>,
+    expires_at: Option<String>,
+    token: Option<String>,
+    rate_limit: Option<RateLimitBody>,
+}
+
+/// Body of `PATCH /admin/api/tokens/{hash}`: absent = unchanged, `null` = clear.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default, deserialize_with = "present")]
+    status: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<RateLimitBody>>,
+}
+
+/// Marks a field that was in the JSON (even as `null`) as `Some`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A validated create request.
+pub struct NewToken {
+    /// Trimmed, non-empty.
+    pub label: String,
+    /// Known, de-duplicated, non-empty.
+    pub providers: Vec<Provider>,
+    /// Normalised RFC 3339 UTC.
+    pub expires_at: Option<String>,
+    /// The operator's own token (trimmed, 12+ chars); `None` = generate one.
+    pub custom: Option<SecretString>,
+    /// The token's own quota.
+    pub rate_limit: Option<RateLimit>,
+}
+
+fn bad(message: impl Into<String>) -> AdminError {
+    AdminError::BadRequest(message.into())
+}
+
+/// Parses a JSON body, insisting on `content-type: application/json` (which also keeps
+/// cross-site HTML forms out: they cannot send it without a CORS preflight).
+fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, AdminError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(bad("content-type must be application/json"));
+    }
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
+}
+
+fn expiry(raw: &str) -> Result<String, AdminError> {
+    let refuse = || {
+        bad(format!(
+            "invalid expires_at {raw:?}: expected RFC 3339 with Z or an offset \
+             (e.g. 2030-01-01T00:00:00Z), or null for no expiry"
+        ))
+    };
+    match parse_expiry_input(raw) {
+        Ok(Some(at)) => Ok(at),
+        // Blank and `never` are CLI conveniences; the API says "no expiry" with null.
+        Ok(None) | Err(_) => Err(refuse()),
+    }
+}
+
+fn rate_limit(body: RateLimitBody) -> Result<RateLimit, AdminError> {
+    if body.count == 0 || body.window_s == 0 {
+        return Err(bad(
+            "rate_limit.count and rate_limit.window_s must be at least 1",
+        ));
+    }
+    Ok(RateLimit {
+        limit: body.count,
+        window_s: body.window_s,
+    })
+}
+
+/// Validates a create body, in the order label, providers, token, expiry, rate limit.
+pub fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<NewToken, AdminError> {
+    let body: CreateBody = json_body(headers, body)?;
+    let label =
+        token::label(body.label.as_deref().unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
+    let providers =
+        token::providers(&body.providers.unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
+    let custom = match body.token.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(token::custom_token(text).map_err(|e| bad(e.to_string()))?),
+    };
+    let expires_at = body.expires_at.as_deref().map(expiry).transpose()?;
+    let rate_limit = body.rate_limit.map(rate_limit).transpose()?;
+    Ok(NewToken {
+        label,
+        providers,
+        expires_at,
+        custom,
+        rate_limit,
+    })
+}
+
+/// Validates a patch body. A status is never defaulted: only `active` or `disabled` pass.
+pub fn parse_patch(headers: &HeaderMap, body: &[u8]) -> Result<TokenPatch, AdminError> {
+    let body: PatchBody = json_body(headers, body)?;
+    let status = match body.status {
+        None => None,
+        Some(text) => Some(
+            text.as_deref()
+                .and_then(TokenStatus::parse)
+                .ok_or_else(|| bad("status must be \"active\" or \"disabled\""))?,
+        ),
+    };
+    let expires_at = match body.expires_at {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) => Some(Some(expiry(&text)?)),
+    };
+    let rate_limit = match body.rate_limit {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(rl)) => Some(Some(rate_limit(rl)?)),
+    };
+    let patch = TokenPatch {
+        status,
+        expires_at,
+        rate_limit,
+    };
+    if patch.is_empty() {
+        return Err(bad(
+            "nothing to update: send status, expires_at and/or rate_limit",
+        ));
+    }
+    Ok(patch)
+}
+
+/// Checks a `{hash}` path segment: 64 lowercase hex characters.
+pub fn parse_hash(hash: &str) -> Result<&str, AdminError> {
+    if token::is_token_hash(hash) {
+        Ok(hash)
+    } else {
+        Err(bad(
+            "bad token id: expected a 64-character lowercase hex SHA-256 hash",
+        ))
+    }
+}

@@ -1,0 +1,134 @@
+//! `POST /admin/login` and `POST /admin/logout`.
+//!
+//! Login takes the form field `password` (the login page) or JSON `{"password": ...}`
+//! (scripts). Every attempt counts against a per-client-IP throttle (10 per 60 s) before the
+//! password is looked at; failures are logged with the client IP, never with what was typed.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{with_retry_after, AdminError};
+use super::guard::{check_write, now_unix, session_of};
+use super::pages::login_page;
+use super::request_info::{check_origin, RequestInfo};
+use super::session::{clear_cookie, set_cookie};
+use super::AdminState;
+use crate::ratelimit::RateDecision;
+use crate::token::RateLimit;
+
+/// Login attempts allowed per client IP per window.
+pub const LOGIN_QUOTA: RateLimit = RateLimit {
+    limit: 10,
+    window_s: 60,
+};
+
+/// The login body (form or JSON). No `Debug`: it holds the password.
+#[derive(Deserialize)]
+struct LoginBody {
+    password: Option<String>,
+}
+
+/// The logout form.
+#[derive(Deserialize)]
+struct LogoutForm {
+    csrf: Option<String>,
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"))
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Throttle, parse, compare. Returns the new session's cookie value.
+fn attempt(
+    state: &AdminState,
+    info: &RequestInfo,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, AdminError> {
+    check_origin(headers, &info.host).map_err(|e| AdminError::CrossOrigin(e.to_string()))?;
+    let key = info.client_ip.to_string();
+    if let RateDecision::Limited { retry_after_s } =
+        state
+            .login_throttle
+            .hit_at(&key, LOGIN_QUOTA, Instant::now())
+    {
+        tracing::warn!(client_ip = %info.client_ip, "admin login throttled");
+        return Err(AdminError::TooManyAttempts { retry_after_s });
+    }
+    let parsed: Option<LoginBody> = if is_json(headers) {
+        serde_json::from_slice(body).ok()
+    } else {
+        serde_urlencoded::from_bytes(body).ok()
+    };
+    let password = parsed
+        .and_then(|b| b.password)
+        .ok_or_else(|| AdminError::BadRequest("password is required".into()))?;
+    if !state.keys.password_ok(&password) {
+        tracing::warn!(client_ip = %info.client_ip, "admin login failed");
+        return Err(AdminError::WrongPassword);
+    }
+    tracing::info!(client_ip = %info.client_ip, "admin login");
+    Ok(state.keys.issue(now_unix()))
+}
+
+/// `POST /admin/login`: sets the session cookie. A form gets a redirect to the dashboard (or
+/// the login page with the error); JSON gets `{"ok":true,"csrf_token":...}` (or the error).
+pub async fn login(
+    State(state): State<AdminState>,
+    info: RequestInfo,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = is_json(&headers);
+    match attempt(&state, &info, &headers, &body) {
+        Ok(value) => {
+            let cookie = set_cookie(&value, state.keys.max_age(), info.https);
+            let response = if json {
+                let csrf = state.keys.csrf_token(&value);
+                Json(json!({"ok": true, "csrf_token": csrf})).into_response()
+            } else {
+                Redirect::to("/admin").into_response()
+            };
+            with_cookie(response, &cookie)
+        }
+        Err(error) if json => error.into_response(),
+        Err(error) => {
+            let page = (error.status(), login_page(Some(&error.to_string()))).into_response();
+            with_retry_after(page, &error)
+        }
+    }
+}
+
+/// `POST /admin/logout` (form with the `csrf` field, or the `x-csrf-token` header): clears
+/// the cookie and goes back to the login page. Without a session it just redirects.
+pub async fn logout(
+    State(state): State<AdminState>,
+    info: RequestInfo,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    if let Some(session) = session_of(&state, &headers) {
+        let form: Option<LogoutForm> = serde_urlencoded::from_bytes(&body).ok();
+        let token = form.as_ref().and_then(|f| f.csrf.as_deref());
+        check_write(&state, &session, &headers, &info.host, token)?;
+    }
+    let response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/admin")]).into_response();
+    Ok(with_cookie(response, &clear_cookie(info.https)))
+}

@@ -1,0 +1,146 @@
+//! The admin surface (control plane): login, the JSON token API and the dashboard, served on
+//! its own listener so the check API and the admin API never share a port.
+//!
+//! Every route is declared once in [`route_table`]; the router is built from it, and a test
+//! holds `docs/admin-openapi.yaml` to the same table.
+
+use std::sync::Arc;
+
+use axum::handler::Handler;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::Response;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+
+use crate::ratelimit::InMemoryRateLimiter;
+use crate::settings::AdminSettings;
+use crate::store::TokenStore;
+
+mod api;
+mod assets;
+pub mod error;
+pub mod guard;
+mod input;
+mod login;
+mod pages;
+pub mod request_info;
+mod rows;
+pub mod session;
+mod view;
+
+pub use error::AdminError;
+pub use session::SessionKeys;
+
+/// Shared state of the admin handlers.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The token store (the same one the check API and the CLI use).
+    pub store: Arc<dyn TokenStore>,
+    /// Session, CSRF and password keys.
+    pub keys: Arc<SessionKeys>,
+    /// Login attempts per client IP (separate from the tokens' rate limits).
+    pub login_throttle: Arc<InMemoryRateLimiter>,
+    /// Base URL for client snippets; `None` derives it from the request.
+    pub public_url: Option<Arc<str>>,
+}
+
+impl AdminState {
+    /// State for `settings` over `store`.
+    pub fn new(store: Arc<dyn TokenStore>, settings: &AdminSettings) -> AdminState {
+        AdminState {
+            store,
+            keys: Arc::new(SessionKeys::new(&settings.secret, settings.session_max_age)),
+            login_throttle: Arc::new(InMemoryRateLimiter::new()),
+            public_url: settings.public_url.as_deref().map(Arc::from),
+        }
+    }
+}
+
+/// One route: path (axum / OpenAPI `{param}` syntax), method, handler.
+pub struct RouteEntry {
+    /// The path.
+    pub path: &'static str,
+    /// The method.
+    pub method: Method,
+    handler: MethodRouter<AdminState>,
+}
+
+fn entry<H, T>(path: &'static str, method: Method, handler: H) -> Option<RouteEntry>
+where
+    H: Handler<T, AdminState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).ok()?;
+    Some(RouteEntry {
+        path,
+        method,
+        handler: on(filter, handler),
+    })
+}
+
+/// Every admin route. The method and the handler come from one call, so they cannot drift.
+pub fn route_table() -> Vec<RouteEntry> {
+    const TOKENS: &str = "/admin/api/tokens";
+    const TOKEN: &str = "/admin/api/tokens/{hash}";
+    [
+        entry("/admin", Method::GET, pages::dashboard),
+        entry("/admin/login", Method::POST, login::login),
+        entry("/admin/logout", Method::POST, login::logout),
+        entry("/admin/static/admin.js", Method::GET, assets::script),
+        entry("/admin/static/admin.css", Method::GET, assets::stylesheet),
+        entry("/admin/fragments/tokens", Method::GET, rows::fragment),
+        entry(TOKENS, Method::GET, api::list),
+        entry(TOKENS, Method::POST, api::create),
+        entry(TOKEN, Method::GET, api::get_one),
+        entry(TOKEN, Method::PATCH, api::patch),
+        entry(TOKEN, Method::DELETE, api::delete),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Content-Security-Policy of every admin response: scripts and styles only from our own
+/// `/admin/static/`, no inline code, no framing, forms and fetches only to ourselves.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+    base-uri 'none'";
+
+/// Adds the security headers to every admin response (errors and 404s included).
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let fixed: [(HeaderName, &'static str); 5] = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    // A created token's plaintext is in a response body: nothing may keep a copy.
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn no_route() -> AdminError {
+    AdminError::NoRoute
+}
+
+/// Builds the admin router.
+pub fn router(state: AdminState) -> Router {
+    let mut router = Router::new();
+    for route in route_table() {
+        router = router.route(route.path, route.handler);
+    }
+    router
+        .fallback(no_route)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}

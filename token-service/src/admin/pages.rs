@@ -1,0 +1,171 @@
+//! Server-rendered pages (maud): the login page and the dashboard shell. The token rows come
+//! from [`super::rows`]; behaviour is in `assets/admin.js`, loaded from `/admin/static/`.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
+use maud::{html, Markup, DOCTYPE};
+
+use super::error::AdminError;
+use super::guard::session_of;
+use super::request_info::RequestInfo;
+use super::rows::rows;
+use super::AdminState;
+
+/// Placeholder the dashboard script replaces with a freshly created token in the snippets.
+pub const TOKEN_PLACEHOLDER: &str = "__PTK_TOKEN__";
+
+fn layout(title: &str, head_extra: Markup, body: Markup) -> Html<String> {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="stylesheet" href="/admin/static/admin.css";
+                (head_extra)
+            }
+            body { (body) }
+        }
+    };
+    Html(page.into_string())
+}
+
+/// The login page, with an optional error. A plain POST form: it works without JavaScript and
+/// never puts the password in a URL.
+pub fn login_page(error: Option<&str>) -> Html<String> {
+    layout(
+        "ptk admin - sign in",
+        html! {},
+        html! {
+            main.login {
+                h1 { "ptk admin" }
+                form method="post" action="/admin/login" {
+                    label {
+                        "Admin secret"
+                        input type="password" name="password" autocomplete="current-password"
+                            required autofocus;
+                    }
+                    button type="submit" { "Sign in" }
+                }
+                p #login-error role="alert" { @if let Some(e) = error { (e) } }
+            }
+        },
+    )
+}
+
+/// Ready-to-paste client snippets for the proxy at `base` (Python SDKs).
+fn snippets(base: &str) -> [(&'static str, String); 4] {
+    let t = TOKEN_PLACEHOLDER;
+    [
+        (
+            "OpenAI",
+            format!("from openai import OpenAI\nclient = OpenAI(base_url=\"{base}/v1\", api_key=\"{t}\")"),
+        ),
+        (
+            "Anthropic",
+            format!("import anthropic\nclient = anthropic.Anthropic(base_url=\"{base}\", api_key=\"{t}\")"),
+        ),
+        (
+            "Gemini",
+            format!(
+                "from google import genai\nclient = genai.Client(api_key=\"{t}\", \
+                 http_options={{\"base_url\": \"{base}\"}})"
+            ),
+        ),
+        (
+            "Gemini via its OpenAI endpoint",
+            format!("from openai import OpenAI\nclient = OpenAI(base_url=\"{base}/v1beta/openai\", api_key=\"{t}\")"),
+        ),
+    ]
+}
+
+fn create_form() -> Markup {
+    html! {
+        form #create {
+            label { "Label" input name="label" required placeholder="alice-laptop"; }
+            fieldset.scopes {
+                legend { "Scopes" }
+                label { input type="checkbox" name="providers" value="openai" checked; "OpenAI" }
+                label { input type="checkbox" name="providers" value="anthropic"; "Anthropic" }
+                label { input type="checkbox" name="providers" value="gemini"; "Gemini" }
+            }
+            label { "Expires (optional)" input type="datetime-local" name="expires"; }
+            label {
+                "Custom token (optional, 12+ chars)"
+                input name="token" autocomplete="off" placeholder="blank = generate";
+            }
+            fieldset.rate {
+                legend { "Rate limit (optional)" }
+                input type="number" name="rl_count" min="1" placeholder="requests" aria-label="requests";
+                " per "
+                input type="number" name="rl_window" min="1" placeholder="seconds" aria-label="seconds";
+                " s"
+            }
+            button type="submit" { "Create token" }
+        }
+    }
+}
+
+fn created_panel(base: &str) -> Markup {
+    html! {
+        section #created hidden {
+            h2 { "Token created" }
+            p { "Copy it now: it is shown once, only its hash is stored." }
+            p.token-line { code #created-token {} " " button #copy-token type="button" { "copy" } }
+            h3 { "Point a client at the proxy" }
+            @for (name, text) in snippets(base) {
+                h4 { (name) }
+                pre.snippet data-template=(text) {}
+            }
+        }
+    }
+}
+
+/// `GET /admin`: the dashboard with a session, the login page without one.
+pub async fn dashboard(
+    State(state): State<AdminState>,
+    info: RequestInfo,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    let Some(session) = session_of(&state, &headers) else {
+        return Ok(login_page(None).into_response());
+    };
+    let csrf = state.keys.csrf_token(&session.cookie);
+    let base = match &state.public_url {
+        Some(url) => url.to_string(),
+        None => info
+            .origin()
+            .unwrap_or_else(|| "http://127.0.0.1:10000".to_owned()),
+    };
+    let listings = state.store.list().await?;
+    let head = html! { meta name="csrf-token" content=(csrf); };
+    let body = html! {
+        header {
+            h1 { "ptk admin" }
+            form method="post" action="/admin/logout" {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "sign out" }
+            }
+        }
+        div #flash role="alert" hidden {}
+        main {
+            section { h2 { "New token" } (create_form()) }
+            (created_panel(&base))
+            section {
+                h2 { "Tokens" }
+                table #tokens {
+                    thead { tr {
+                        th { "Label" } th { "Token" } th { "Scopes" } th { "Status" }
+                        th { "Created" } th { "Expires" } th { "Last used" } th { "Actions" }
+                    } }
+                    tbody #rows { (rows(&listings, Utc::now())) }
+                }
+            }
+        }
+        script src="/admin/static/admin.js" {}
+    };
+    Ok(layout("ptk admin", head, body).into_response())
+}

@@ -1,0 +1,216 @@
+//! Who is asking and how they reached us: client IP (for the login throttle), the host and
+//! scheme the browser used (for cookies, the origin check and client snippets).
+//!
+//! Forwarding headers are trusted only from a loopback peer, i.e. the Envoy next to us. Then
+//! the client is the **rightmost** `x-forwarded-for` entry (the one the nearest proxy wrote;
+//! the admin routes in `envoy.yaml` overwrite the header with the TCP peer Envoy saw, so a
+//! client cannot pick its own throttle bucket). `x-envoy-external-address` is not used: Envoy
+//! only sanitises it with `use_remote_address: true`, which this config does not set.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+
+/// What the admin handlers need to know about the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The client, for throttling and logs.
+    pub client_ip: IpAddr,
+    /// `host[:port]` as the browser addressed us (empty if unknown).
+    pub host: String,
+    /// True when the browser used https (then cookies get `Secure`).
+    pub https: bool,
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// A host header value we are willing to echo into URLs: host name or IP literal, optional
+/// port, nothing else.
+fn plausible_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+}
+
+impl RequestInfo {
+    /// Derives the info from the TCP peer and the request headers (pure, for tests).
+    pub fn from_parts(peer: Option<SocketAddr>, headers: &HeaderMap) -> RequestInfo {
+        let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
+        let trusted = peer_ip.is_loopback();
+        let forwarded = |name| {
+            if trusted {
+                header_str(headers, name)
+            } else {
+                None
+            }
+        };
+        let client_ip = forwarded("x-forwarded-for")
+            .and_then(|xff| xff.rsplit(',').map(str::trim).find(|e| !e.is_empty()))
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or(peer_ip);
+        let host = forwarded("x-forwarded-host")
+            .or_else(|| header_str(headers, header::HOST.as_str()))
+            .filter(|h| plausible_host(h))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let https =
+            forwarded("x-forwarded-proto").is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+        RequestInfo {
+            client_ip,
+            host,
+            https,
+        }
+    }
+
+    /// `http(s)://host` as the browser sees us, for snippets; `None` if the host is unknown.
+    pub fn origin(&self) -> Option<String> {
+        if self.host.is_empty() {
+            return None;
+        }
+        let scheme = if self.https { "https" } else { "http" };
+        Some(format!("{scheme}://{}", self.host))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        Ok(RequestInfo::from_parts(peer, &parts.headers))
+    }
+}
+
+/// Why a state-changing request looks cross-site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    /// `Sec-Fetch-Site` says another site sent it.
+    #[error("cross-site request refused (Sec-Fetch-Site)")]
+    CrossSite,
+    /// `Origin` names another origin (or `null`).
+    #[error("cross-origin request refused (Origin)")]
+    CrossOrigin,
+}
+
+/// The origin check for state-changing requests: a browser's `Sec-Fetch-Site` must be
+/// `same-origin` (or `none`: typed by the user), and an `Origin` header must name this host.
+/// Clients that send neither (curl, scripts) pass here and still need the CSRF token.
+pub fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), OriginError> {
+    if let Some(site) = header_str(headers, "sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return Err(OriginError::CrossSite);
+        }
+    }
+    if let Some(origin) = header_str(headers, header::ORIGIN.as_str()) {
+        let authority = origin
+            .split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/'));
+        match authority {
+            Some(a) if !host.is_empty() && a.eq_ignore_ascii_case(host) => {}
+            _ => return Err(OriginError::CrossOrigin),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, value.parse().unwrap());
+        }
+        h
+    }
+
+    const LOOPBACK: &str = "127.0.0.1:40000";
+    const REMOTE: &str = "203.0.113.9:40000";
+
+    fn info(peer: &str, pairs: &[(&'static str, &str)]) -> RequestInfo {
+        RequestInfo::from_parts(Some(peer.parse().unwrap()), &headers(pairs))
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_loopback() {
+        let pairs = [
+            ("x-forwarded-for", "10.9.9.9, 198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "proxy.example:8443"),
+            ("host", "127.0.0.1:10081"),
+        ];
+        let via_envoy = info(LOOPBACK, &pairs);
+        assert_eq!(
+            via_envoy.client_ip.to_string(),
+            "198.51.100.7",
+            "rightmost entry"
+        );
+        assert!(via_envoy.https);
+        assert_eq!(via_envoy.origin().unwrap(), "https://proxy.example:8443");
+        let direct = info(REMOTE, &pairs);
+        assert_eq!(direct.client_ip.to_string(), "203.0.113.9");
+        assert!(!direct.https);
+        assert_eq!(direct.origin().unwrap(), "http://127.0.0.1:10081");
+    }
+
+    #[test]
+    fn unusable_headers_fall_back_to_the_peer() {
+        let i = info(
+            LOOPBACK,
+            &[("x-forwarded-for", "not-an-ip"), ("host", "a b")],
+        );
+        assert_eq!(i.client_ip.to_string(), "127.0.0.1");
+        assert_eq!(i.origin(), None);
+        let none = RequestInfo::from_parts(None, &HeaderMap::new());
+        assert!(none.client_ip.is_unspecified());
+    }
+
+    #[test]
+    fn origin_check() {
+        let host = "127.0.0.1:10000";
+        let ok: &[&[(&'static str, &str)]] = &[
+            &[],
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "http://127.0.0.1:10000"),
+            ],
+            &[("sec-fetch-site", "none")],
+            &[("origin", "https://127.0.0.1:10000")],
+        ];
+        for pairs in ok {
+            assert_eq!(check_origin(&headers(pairs), host), Ok(()), "{pairs:?}");
+        }
+        let bad: &[(&[(&'static str, &str)], OriginError)] = &[
+            (&[("sec-fetch-site", "cross-site")], OriginError::CrossSite),
+            (&[("sec-fetch-site", "same-site")], OriginError::CrossSite),
+            (
+                &[("origin", "http://evil.example")],
+                OriginError::CrossOrigin,
+            ),
+            (&[("origin", "null")], OriginError::CrossOrigin),
+            (
+                &[("origin", "http://127.0.0.1:10000.evil.example")],
+                OriginError::CrossOrigin,
+            ),
+        ];
+        for (pairs, want) in bad {
+            assert_eq!(check_origin(&headers(pairs), host), Err(*want), "{pairs:?}");
+        }
+        assert!(check_origin(&headers(&[("origin", "http://x")]), "").is_err());
+    }
+}

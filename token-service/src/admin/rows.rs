@@ -1,0 +1,86 @@
+//! The token table rows, rendered on the server for the first page load and for the
+//! dashboard's refreshes (`GET /admin/fragments/tokens`), so rows have one renderer.
+
+use axum::extract::State;
+use axum::response::Html;
+use chrono::{DateTime, Utc};
+use maud::{html, Markup};
+
+use super::error::AdminError;
+use super::guard::Session;
+use super::AdminState;
+use crate::store::{TokenListing, TokenStatus};
+
+/// A timestamp as `<time>`: UTC text on the server, rewritten to the browser's locale by the
+/// script.
+fn time(stored: &str) -> Markup {
+    let shown = DateTime::parse_from_rfc3339(stored).map_or_else(
+        |_| stored.to_owned(),
+        |at| {
+            at.with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        },
+    );
+    html! { time datetime=(stored) { (shown) } }
+}
+
+fn row(listing: &TokenListing, now: DateTime<Utc>) -> Markup {
+    let r = &listing.record;
+    let state = r.state(now);
+    let dim = if state == "active" {
+        None
+    } else {
+        Some(format!("dim {state}"))
+    };
+    let expires = r.expires_at.as_deref().filter(|e| !e.trim().is_empty());
+    let (toggle_label, next) = match r.status {
+        TokenStatus::Active => ("disable", "disabled"),
+        TokenStatus::Disabled => ("enable", "active"),
+    };
+    html! {
+        tr id=(format!("tok-{}", r.hash)) data-hash=(r.hash) data-state=(state)
+            data-expires=[expires] class=[dim] {
+            td.label { (r.label) }
+            td.last4 { code { "…" (r.last4) } }
+            td.scopes { @for p in &r.providers { span class=(format!("pill {}", p.as_str())) { (p.as_str()) } } }
+            td.status { span class=(format!("state {state}")) { (state) } }
+            td { (time(&r.created_at)) }
+            td.expires {
+                span.expiry-text {
+                    @match expires { Some(at) => (time(at)), None => "never" }
+                    @if state == "expired" { " " strong.badge { "expired" } }
+                }
+                " "
+                button type="button" data-action="edit-expiry" { "edit" }
+                @if expires.is_some() { " " button type="button" data-action="clear-expiry" { "clear" } }
+                input.expiry-editor type="datetime-local" aria-label="new expiry" hidden;
+            }
+            td.last-used { @match &listing.last_used { Some(at) => (time(at)), None => "never" } }
+            td.actions {
+                button type="button" data-action="toggle" data-next=(next) { (toggle_label) }
+                " "
+                button type="button" data-action="delete" { "delete" }
+            }
+        }
+    }
+}
+
+/// All rows, or the empty-state row.
+pub fn rows(listings: &[TokenListing], now: DateTime<Utc>) -> Markup {
+    html! {
+        @if listings.is_empty() {
+            tr.empty { td colspan="8" { "No tokens yet." } }
+        }
+        @for listing in listings { (row(listing, now)) }
+    }
+}
+
+/// `GET /admin/fragments/tokens`: the rows as an HTML fragment.
+pub async fn fragment(
+    _: Session,
+    State(state): State<AdminState>,
+) -> Result<Html<String>, AdminError> {
+    let listings = state.store.list().await?;
+    Ok(Html(rows(&listings, Utc::now()).into_string()))
+}
