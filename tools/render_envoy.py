@@ -97,6 +97,13 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     token_service = find(config["static_resources"]["clusters"], "token_service")
     override_cluster(token_service, "http", ts_host, int(ts_port))
 
+    admin_host, _, admin_port = args.token_service_admin.rpartition(":")
+    if not admin_host or not admin_port.isdigit():
+        raise RenderError(
+            f"--token-service-admin: expected host:port, got {args.token_service_admin!r}")
+    admin = find(config["static_resources"]["clusters"], "token_service_admin")
+    override_cluster(admin, "http", admin_host, int(admin_port))
+
     vhosts = hcm["route_config"]["virtual_hosts"]
     for provider, var in PROVIDERS.items():
         url = env.get(var, "").strip()
@@ -147,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy-port", type=int, default=10000)
     parser.add_argument("--admin-port", type=int, default=9901)
     parser.add_argument("--token-service", default="127.0.0.1:10080")
+    parser.add_argument(
+        "--token-service-admin", default="127.0.0.1:10081",
+        help="the token-service's admin listener, behind Envoy's /admin routes")
     parser.add_argument(
         "--wasm", default=str(root / "target/wasm32-wasip1/release/ptk_filter.wasm")
     )
