@@ -77,6 +77,8 @@ class Stack:
         self.dir = Path(tempfile.mkdtemp(prefix="ptk-e2e-"))
         self.db = self.dir / "ptk.sqlite3"
         self.secret = secrets.token_urlsafe(24)
+        #: The dashboard / admin API password (ADMIN_SECRET).
+        self.admin_secret = "admin-" + secrets.token_urlsafe(24)
         self.access_log = self.dir / "access.log"
         self._start_mock()
         self._start_service()
@@ -111,6 +113,7 @@ class Stack:
         env.update(
             PTK_DB=str(self.db),
             PTK_CHECK_SECRET=self.secret,
+            ADMIN_SECRET=self.admin_secret,
             PTK_RATE_LIMIT=self.rate_limit,
             RUST_LOG=env.get("RUST_LOG", "info"),
         )
@@ -120,8 +123,13 @@ class Stack:
         self.service_port = free_port()
         env = self.service_env()
         env["PTK_LISTEN"] = f"127.0.0.1:{self.service_port}"
+        # The admin listener (dashboard + admin API), also reachable through Envoy's /admin.
+        self.service_admin_port = free_port()
+        env["PTK_ADMIN_LISTEN"] = f"127.0.0.1:{self.service_admin_port}"
+        self.service_admin_url = f"http://127.0.0.1:{self.service_admin_port}"
         proc = self._spawn("token-service", [str(SERVICE), "serve"], env)
         wait_http(f"http://127.0.0.1:{self.service_port}/healthz", proc, "token-service")
+        wait_http(f"{self.service_admin_url}/admin", proc, "token-service admin")
 
     def render(self, out: Path, **overrides: str) -> None:
         env = dict(os.environ)
@@ -133,6 +141,7 @@ class Stack:
             "--token-service", self.token_service_addr or f"127.0.0.1:{self.service_port}",
             "--wasm", str(WASM), "--timeout-ms", str(self.timeout_ms),
             "--access-log", str(self.access_log),
+            "--token-service-admin", f"127.0.0.1:{self.service_admin_port}",
             "--tls-port", str(self.tls_port),
             "--tls-cert", str(self.dir / "tls/server.crt"),
             "--tls-key", str(self.dir / "tls/server.key"),
