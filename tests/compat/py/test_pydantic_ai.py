@@ -1,0 +1,55 @@
+"""pydantic-ai (`pydantic-ai-slim[openai,anthropic]`): an Agent on OpenAIChatModel (openai 3.x,
+Bearer) and on AnthropicModel (anthropic 2.x, Bearer + anthropic-version): a run, a streamed run,
+and structured output through the output tool. (Its Google model needs google-genai<3, which the
+official-SDK venv does not have; the Gemini native slot is covered by every other Gemini client.)"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import BaseModel
+from pydantic_ai import Agent
+from pydantic_ai.models.anthropic import AnthropicModel
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.anthropic import AnthropicProvider
+from pydantic_ai.providers.openai import OpenAIProvider
+
+from tests.compat.checks import BEARER_ANTHROPIC, BEARER_OPENAI, assert_forwarded, recorded
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+def model(provider: str, stack, token: str):
+    if provider == "openai":
+        return OpenAIChatModel("gpt-4o-mini", provider=OpenAIProvider(base_url=stack.url + "/v1", api_key=token))
+    return AnthropicModel("claude-sonnet-4-6", provider=AnthropicProvider(base_url=stack.url, api_key=token))
+
+
+EXPECT = {
+    "openai": (BEARER_OPENAI, "/v1/chat/completions"),
+    "anthropic": (BEARER_ANTHROPIC, "/v1/messages"),
+}
+
+
+@pytest.mark.parametrize("provider", EXPECT)
+def test_run_stream_and_structured_output(stack, tokens, provider):
+    token = tokens.good()
+    agent = Agent(model(provider, stack, token))
+    assert agent.run_sync("say hi").output == "hi"
+
+    async def streamed() -> str:
+        async with agent.run_stream("say hi") as run:
+            return "".join([t async for t in run.stream_text(delta=True)])
+
+    assert asyncio.run(streamed()) == "hi"
+    city = Agent(model(provider, stack, token), output_type=City).run_sync("a city").output
+    assert isinstance(city, City) and city.name == "hi"
+    creds, path = EXPECT[provider]
+    reqs = recorded(stack)
+    assert len(reqs) == 3
+    for rec in reqs:
+        assert_forwarded(rec, token, creds, path=path)
