@@ -11,7 +11,7 @@ WASM    := target/wasm32-wasip1/release/ptk_filter.wasm
 SERVICE := target/release/token-service
 export ENVOY
 
-.PHONY: help run test test-unit test-e2e build wasm service venv lint fmt
+.PHONY: help run test test-unit test-e2e test-compat compat-deps build wasm service venv lint fmt
 
 help:
 	@echo "make run    start Envoy + filter + token-service (Ctrl-C stops)"
@@ -25,6 +25,26 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	@touch $@
+
+# The compat suite's clients (tests/compat): two Python venvs from fully pinned requirements
+# (some wrappers need older core SDKs than the official-SDK venv has; see the files' headers)
+# and the Node clients from the committed lockfile.
+COMPAT_VENV        := .venv-compat
+COMPAT_LEGACY_VENV := .venv-compat-legacy
+COMPAT_NODE        := tests/compat/node
+
+compat-deps: $(COMPAT_VENV)/.installed $(COMPAT_LEGACY_VENV)/.installed $(COMPAT_NODE)/node_modules/.installed
+$(COMPAT_VENV)/.installed: tests/compat/requirements-core.txt
+	python3 -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+$(COMPAT_LEGACY_VENV)/.installed: tests/compat/requirements-legacy.txt
+	python3 -m venv $(COMPAT_LEGACY_VENV)
+	$(COMPAT_LEGACY_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+$(COMPAT_NODE)/node_modules/.installed: $(COMPAT_NODE)/package-lock.json
+	cd $(COMPAT_NODE) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 wasm:
@@ -43,7 +63,7 @@ run: build venv
 
 ## Tests -------------------------------------------------------------------------------------
 
-test: test-unit test-e2e
+test: test-unit test-e2e test-compat
 
 # Native unit tests of the filter core and wire contract, and the token-service's own
 # black-box tests (random port, fresh database each).
@@ -53,7 +73,14 @@ test-unit:
 # End-to-end through the real Envoy binary, the built .wasm, the real token-service and a
 # recording mock upstream.
 test-e2e: build venv
-	$(PYTHON) -m pytest tests -q
+	$(PYTHON) -m pytest tests -q --ignore=tests/compat
+
+# Real client libraries (Python and Node) driven through the real Envoy to the mock upstream.
+# One stack per pytest run; pytest-timeout bounds each test, node files have their own timeout,
+# and `timeout -s INT` (teardown still runs) bounds each run.
+test-compat: build venv compat-deps
+	timeout -s INT -k 30 900 $(COMPAT_VENV)/bin/python -m pytest tests/compat/py tests/compat/test_node.py -q
+	timeout -s INT -k 30 600 $(COMPAT_LEGACY_VENV)/bin/python -m pytest tests/compat/py_legacy -q
 
 lint:
 	cargo fmt --all --check
