@@ -11,6 +11,7 @@ PROXY_PORT=${PTK_PROXY_PORT:-10000}
 TLS_PORT=${PTK_PROXY_TLS_PORT:-10443}
 ADMIN_PORT=${PTK_ENVOY_ADMIN_PORT:-9901}
 SERVICE_ADDR=${PTK_LISTEN:-127.0.0.1:10080}
+SERVICE_ADMIN_ADDR=${PTK_ADMIN_LISTEN:-127.0.0.1:10081}
 DATA=${PTK_DATA:-data}
 
 mkdir -p "$DATA"
@@ -24,10 +25,22 @@ if [ -z "${PTK_CHECK_SECRET:-}" ]; then
   PTK_CHECK_SECRET=$(cat "$DATA/check-secret")
 fi
 export PTK_CHECK_SECRET PTK_LISTEN=$SERVICE_ADDR PTK_DB=${PTK_DB:-$DATA/ptk.sqlite3}
+# The dashboard / admin API password. Generated once into the data folder and printed only on
+# the run that generated it; override with ADMIN_SECRET (16+ characters).
+admin_secret_new=""
+if [ -z "${ADMIN_SECRET:-}" ]; then
+  if [ ! -s "$DATA/admin-secret" ]; then
+    (umask 077 && "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))' > "$DATA/admin-secret")
+    admin_secret_new=1
+  fi
+  ADMIN_SECRET=$(cat "$DATA/admin-secret")
+fi
+export ADMIN_SECRET PTK_ADMIN_LISTEN=$SERVICE_ADMIN_ADDR
 
 tools/dev_cert.sh "$DATA/tls"
 "$PYTHON" tools/render_envoy.py --out "$DATA/envoy.yaml" \
   --proxy-port "$PROXY_PORT" --admin-port "$ADMIN_PORT" --token-service "$SERVICE_ADDR" \
+  --token-service-admin "$SERVICE_ADMIN_ADDR" \
   --tls-port "$TLS_PORT" --tls-cert "$DATA/tls/server.crt" --tls-key "$DATA/tls/server.key"
 
 pids=()
@@ -55,6 +68,7 @@ wait_for() { # url, what
   exit 1
 }
 wait_for "http://$SERVICE_ADDR/healthz" "token-service"
+wait_for "http://$SERVICE_ADMIN_ADDR/admin" "token-service admin"
 wait_for "http://127.0.0.1:$ADMIN_PORT/ready" "envoy"
 
 configured=()
@@ -63,6 +77,11 @@ for p in OPENAI ANTHROPIC GEMINI; do
   [ -n "${!var:-}" ] && configured+=("${p,,}")
 done
 base="http://127.0.0.1:$PROXY_PORT"
+if [ -n "$admin_secret_new" ]; then
+  admin_note="admin secret (generated now, kept in $DATA/admin-secret, shown only this once): $ADMIN_SECRET"
+else
+  admin_note="admin secret: your ADMIN_SECRET, or the one in $DATA/admin-secret"
+fi
 cat <<MSG
 
 ptk proxy is up on $base  (token-service $SERVICE_ADDR, Envoy admin 127.0.0.1:$ADMIN_PORT)
@@ -70,7 +89,9 @@ ptk proxy is up on $base  (token-service $SERVICE_ADDR, Envoy admin 127.0.0.1:$A
   trust it with SSL_CERT_FILE=$DATA/tls/ca.crt or NODE_EXTRA_CA_CERTS=$DATA/tls/ca.crt)
 Real keys configured for: ${configured[*]:-none (set OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY)}
 
-Mint a proxy token (in another terminal, from this folder):
+Dashboard: $base/admin   ($admin_note)
+
+Mint a proxy token in the dashboard, or in another terminal, from this folder:
   TOKEN=\$($SERVICE tokens create --label me --providers openai,anthropic,gemini)
 
 Point your SDK at the proxy; only the base URL and the key change:
