@@ -1,7 +1,7 @@
 """pydantic-ai (`pydantic-ai-slim[openai,anthropic]`): an Agent on OpenAIChatModel (openai 3.x,
 Bearer) and on AnthropicModel (anthropic 2.x, Bearer + anthropic-version): a run, a streamed run,
-and structured output through the output tool. (Its Google model needs google-genai<3, which the
-official-SDK venv does not have; the Gemini native slot is covered by every other Gemini client.)"""
+and structured output through the output tool. Its Google model needs google-genai<3, so it is
+tested in `py_legacy/test_pydantic_ai_google.py`."""
 
 from __future__ import annotations
 
