@@ -89,6 +89,8 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     wasm["vm_config"]["code"]["local"]["filename"] = args.wasm
     plugin = json.loads(wasm["configuration"]["value"])
     plugin["token_service"]["timeout_ms"] = args.timeout_ms
+    if args.deny_ttl_ms is not None:
+        plugin.setdefault("cache", {})["deny_ttl_ms"] = args.deny_ttl_ms
     wasm["configuration"]["value"] = json.dumps(plugin)
 
     ts_host, _, ts_port = args.token_service.rpartition(":")
@@ -161,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         "--wasm", default=str(root / "target/wasm32-wasip1/release/ptk_filter.wasm")
     )
     parser.add_argument("--timeout-ms", type=int, default=2000)
+    parser.add_argument(
+        "--deny-ttl-ms", type=int,
+        help="how long each worker remembers a refusal (plugin cache.deny_ttl_ms)")
     parser.add_argument("--access-log", help="write the access log to this file, not stdout")
     parser.add_argument("--tls-port", type=int, help="also serve the proxy over TLS on this port")
     parser.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")

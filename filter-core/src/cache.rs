@@ -74,6 +74,20 @@ impl Entry {
     }
 }
 
+/// An empty entry, written when a key is first missed, before the check goes out. Shared data
+/// has no "create if absent", so creating with a real grant could overwrite another worker's
+/// simultaneous grant; creating early with nothing in it means grants always arrive at an
+/// existing key and merge with compare-and-swap.
+pub fn placeholder() -> Vec<u8> {
+    Entry {
+        valid_until_ms: 0,
+        units: 0,
+        window: 0,
+        key: String::new(),
+    }
+    .encode()
+}
+
 /// What the cache says about one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Spend {
@@ -119,17 +133,24 @@ pub fn spend(stored: Option<&[u8]>, now_ms: u64) -> Spend {
 }
 
 /// The entry to store after a fresh grant: the grant, plus any units still valid in the stored
-/// entry for the same window (another worker's lease, not yet spent).
-pub fn merge(stored: Option<&[u8]>, now_ms: u64, grant: &Entry) -> Vec<u8> {
+/// entry for the same window (another worker's lease, not yet spent). `None` when the grant
+/// leases nothing: an entry without units never allows a request, and writing one would
+/// wipe the units another worker's lease put there.
+pub fn merge(stored: Option<&[u8]>, now_ms: u64, grant: &Entry) -> Option<Vec<u8>> {
+    if grant.units == 0 {
+        return None;
+    }
     let carried = stored
         .and_then(Entry::decode)
         .filter(|e| e.valid_at(now_ms) && e.window == grant.window)
         .map_or(0, |e| e.units);
-    Entry {
-        units: grant.units.saturating_add(carried),
-        ..grant.clone()
-    }
-    .encode()
+    Some(
+        Entry {
+            units: grant.units.saturating_add(carried),
+            ..grant.clone()
+        }
+        .encode(),
+    )
 }
 
 #[cfg(test)]
@@ -202,23 +223,35 @@ mod tests {
 
     #[test]
     fn merge_adds_a_valid_same_window_lease_only() {
+        let units = |stored: Option<&[u8]>, grant: &Entry| {
+            merge(stored, 1_000, grant)
+                .and_then(|v| Entry::decode(&v))
+                .map(|e| e.units)
+        };
         let grant = entry(2_000, 10, 5);
         let live = entry(1_500, 3, 5).encode();
-        assert_eq!(
-            Entry::decode(&merge(Some(&live), 1_000, &grant)).map(|e| e.units),
-            Some(13)
-        );
+        assert_eq!(units(Some(&live), &grant), Some(13));
         let old_window = entry(1_500, 3, 4).encode();
-        assert_eq!(
-            Entry::decode(&merge(Some(&old_window), 1_000, &grant)).map(|e| e.units),
-            Some(10)
-        );
+        assert_eq!(units(Some(&old_window), &grant), Some(10));
         let expired = entry(900, 3, 5).encode();
-        assert_eq!(
-            Entry::decode(&merge(Some(&expired), 1_000, &grant)).map(|e| e.units),
-            Some(10)
-        );
-        assert_eq!(Entry::decode(&merge(None, 1_000, &grant)), Some(grant));
+        assert_eq!(units(Some(&expired), &grant), Some(10));
+        assert_eq!(units(None, &grant), Some(10));
+    }
+
+    #[test]
+    fn a_placeholder_is_always_a_miss_and_merges_away() {
+        let p = placeholder();
+        assert_eq!(spend(Some(&p), 0), Spend::Miss { reclaim: None });
+        let grant = entry(2_000, 4, 1);
+        let merged = merge(Some(&p), 1_000, &grant).and_then(|v| Entry::decode(&v));
+        assert_eq!(merged, Some(grant));
+    }
+
+    #[test]
+    fn a_grant_without_units_never_overwrites_a_lease() {
+        let live = entry(1_500, 3, 5).encode();
+        assert_eq!(merge(Some(&live), 1_000, &entry(2_000, 0, 0)), None);
+        assert_eq!(merge(None, 1_000, &entry(2_000, 0, 0)), None);
     }
 
     #[test]

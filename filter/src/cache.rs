@@ -2,7 +2,7 @@
 //! workers never spend the same lease unit or lose each other's grants.
 
 use proxy_wasm::types::Status;
-use ptk_filter_core::cache::{merge, spend, Entry, Spend};
+use ptk_filter_core::cache::{merge, placeholder, spend, Entry, Spend};
 use ptk_wire::Lease;
 
 use crate::host;
@@ -27,7 +27,12 @@ pub fn lookup(key: &str, now_ms: u64) -> Lookup {
         };
         let (write, outcome) = match spend(stored.as_deref(), now_ms) {
             Spend::Hit { key, updated } => (updated, Lookup::Hit(key)),
-            Spend::Miss { reclaim: None } => return Lookup::Miss(None),
+            Spend::Miss { reclaim: None } => {
+                if stored.is_none() {
+                    let _ = host::shared_set(key, &placeholder(), None);
+                }
+                return Lookup::Miss(None);
+            }
             Spend::Miss {
                 reclaim: Some((lease, updated)),
             } => (updated, Lookup::Miss(Some(lease))),
@@ -47,7 +52,9 @@ pub fn store(key: &str, grant: &Entry, now_ms: u64) {
         let Ok((stored, cas)) = host::shared_get(key) else {
             return;
         };
-        let value = merge(stored.as_deref(), now_ms, grant);
+        let Some(value) = merge(stored.as_deref(), now_ms, grant) else {
+            return;
+        };
         match host::shared_set(key, &value, cas) {
             Err(Status::CasMismatch) => continue,
             _ => return,

@@ -20,6 +20,8 @@ struct Waiting {
     token_id: u32,
     pending: PendingCheck,
     head: RequestHead,
+    /// This is the second check of a rate-limited request (see `on_http_call_response`).
+    confirming: bool,
 }
 
 /// One HTTP request.
@@ -67,6 +69,25 @@ impl PtkHttp {
         removed && set
     }
 
+    /// Forwards a paused request with a key from the cache, after a check said no.
+    fn forward_after_check(&mut self, shared: &Shared, waiting: &Waiting, key: &str) {
+        let plan = waiting.pending.allow(&shared.config, &waiting.head, key);
+        if !Self::apply(&plan) {
+            host::log(
+                LogLevel::Error,
+                "ptk filter: could not rewrite request headers",
+            );
+            self.store_unavailable(shared, &waiting.pending);
+            return;
+        }
+        shared.metrics.cache_hit();
+        shared.metrics.allowed();
+        shared.usage.borrow_mut().record(&waiting.pending.hash);
+        if host::resume_request().is_err() {
+            host::log(LogLevel::Error, "ptk filter: could not resume a request");
+        }
+    }
+
     /// Answers from this worker's refusal memory or the shared verdict cache when it can,
     /// otherwise asks the token-service.
     fn check(&mut self, shared: &Shared, mut pending: PendingCheck, head: RequestHead) -> Action {
@@ -82,7 +103,7 @@ impl PtkHttp {
                 Lookup::Miss(returned) => pending.returned = returned,
             }
         }
-        self.start_check(shared, pending, head)
+        self.start_check(shared, pending, head, false)
     }
 
     fn forward_cached(
@@ -106,7 +127,13 @@ impl PtkHttp {
         Action::Continue
     }
 
-    fn start_check(&mut self, shared: &Shared, pending: PendingCheck, head: RequestHead) -> Action {
+    fn start_check(
+        &mut self,
+        shared: &Shared,
+        pending: PendingCheck,
+        head: RequestHead,
+        confirming: bool,
+    ) -> Action {
         let (call_headers, call_body) = check_call(&shared.config, &shared.secret, &pending);
         let ts = &shared.config.token_service;
         let timeout = Duration::from_millis(ts.timeout_ms);
@@ -117,6 +144,7 @@ impl PtkHttp {
                     token_id,
                     pending,
                     head,
+                    confirming,
                 });
                 Action::Pause
             }
@@ -193,6 +221,21 @@ impl Context for PtkHttp {
                         .denies
                         .borrow_mut()
                         .put(cache_key, refused.refusal, now);
+                }
+                if let (Refusal::RateLimited { .. }, true) =
+                    (refused.refusal, shared.config.cache.enabled)
+                {
+                    // The budget may be out on a lease that another request is merging into
+                    // the cache right now: spend from it if it has landed, else confirm the
+                    // verdict with one more check (which gives the lease time to land).
+                    if let Lookup::Hit(key) = cache::lookup(cache_key, now) {
+                        self.forward_after_check(&shared, &waiting, &key);
+                        return;
+                    }
+                    if !waiting.confirming {
+                        self.start_check(&shared, waiting.pending, waiting.head, true);
+                        return;
+                    }
                 }
                 shared.metrics.refused(refused.refusal);
                 self.reply(&refused.reply);

@@ -8,9 +8,9 @@ from .harness import Stack
 
 
 @pytest.fixture(scope="module")
-def stack():
-    """One shared stack per test module (default settings)."""
-    s = Stack().start()
+def stack(request):
+    """One shared stack per test module: default settings, or the module's STACK_SETTINGS."""
+    s = Stack(**getattr(request.module, "STACK_SETTINGS", {})).start()
     try:
         yield s
     finally:

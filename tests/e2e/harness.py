@@ -67,6 +67,8 @@ class Stack:
 
     timeout_ms: int = 1000
     rate_limit: str = "100/60"
+    #: Verdict cache TTL (token-service) and refusal memory (filter); 0 turns both off.
+    cache_ttl_ms: int = 1000
     upstreams: dict[str, str] | None = None
     token_service_addr: str | None = None  # point the filter somewhere else (hang tests)
     keys: dict[str, str] = field(default_factory=lambda: dict(REAL_KEYS))
@@ -115,6 +117,7 @@ class Stack:
             PTK_CHECK_SECRET=self.secret,
             ADMIN_SECRET=self.admin_secret,
             PTK_RATE_LIMIT=self.rate_limit,
+            PTK_CACHE_TTL_MS=str(self.cache_ttl_ms),
             RUST_LOG=env.get("RUST_LOG", "info"),
         )
         return env
@@ -140,6 +143,7 @@ class Stack:
             "--proxy-port", str(self.proxy_port), "--admin-port", str(self.admin_port),
             "--token-service", self.token_service_addr or f"127.0.0.1:{self.service_port}",
             "--wasm", str(WASM), "--timeout-ms", str(self.timeout_ms),
+            "--deny-ttl-ms", str(self.cache_ttl_ms),
             "--access-log", str(self.access_log),
             "--token-service-admin", f"127.0.0.1:{self.service_admin_port}",
             "--tls-port", str(self.tls_port),

@@ -17,6 +17,9 @@ ANTHROPIC_KEY = REAL_KEYS["ANTHROPIC_API_KEY"]
 GEMINI_KEY = REAL_KEYS["GEMINI_API_KEY"]
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
+#: These tests pin the check pipeline itself: every request asks the token-service, so a
+#: change made with the CLI shows on the very next request. test_cache.py covers caching.
+STACK_SETTINGS = {"cache_ttl_ms": 0}
 
 
 def headers_of(record: dict) -> dict[str, list[str]]:
@@ -293,7 +296,7 @@ def test_unreachable_upstream_is_502_upstream_request_failed(make_stack):
 
 
 def test_token_service_down_is_503_and_nothing_is_forwarded(make_stack):
-    s = make_stack()
+    s = make_stack(cache_ttl_ms=0)
     token = s.mint()["token"]
     auth = {"authorization": f"Bearer {token}"}
     assert requests.get(f"{s.url}/v1/models", headers=auth).status_code == 200
@@ -307,7 +310,7 @@ def test_token_service_down_is_503_and_nothing_is_forwarded(make_stack):
 
 
 def test_token_store_failure_is_503(make_stack):
-    s = make_stack()
+    s = make_stack(cache_ttl_ms=0)
     created = s.mint()
     with sqlite3.connect(s.db) as db:
         db.execute("DROP TABLE IF EXISTS last_used")
