@@ -86,15 +86,7 @@ pub fn decorate(mut reply: LocalReply, origin: Option<&str>) -> LocalReply {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn head(pairs: &[(&str, &str)]) -> RequestHead {
-        RequestHead::new(
-            pairs
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
+    use crate::request::head;
 
     fn get<'a>(r: &'a LocalReply, name: &str) -> Option<&'a str> {
         r.headers

@@ -66,19 +66,21 @@ impl RequestHead {
     }
 }
 
+/// A head from `(name, value)` pairs, for the unit tests of every module.
+#[cfg(test)]
+pub(crate) fn head(pairs: &[(&str, &str)]) -> RequestHead {
+    RequestHead::new(
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn head(pairs: &[(&str, &str)]) -> RequestHead {
-        RequestHead::new(
-            pairs
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
 
     #[test]
     fn path_and_query_split() {
