@@ -105,14 +105,18 @@ pub enum OriginError {
     CrossOrigin,
 }
 
-/// The origin check for state-changing requests: a browser's `Sec-Fetch-Site` must be
-/// `same-origin` (or `none`: typed by the user), and an `Origin` header must name this host.
-/// Clients that send neither (curl, scripts) pass here and still need the CSRF token.
+/// The origin check for state-changing requests (Fetch Metadata first, `Origin` as fallback):
+/// a browser's `Sec-Fetch-Site` must be `same-origin` (or `none`: typed by the user); it is
+/// authoritative when present, because a page cannot set it and because under our
+/// `referrer-policy: no-referrer` Chromium sends `Origin: null` even for same-origin form
+/// posts and fetches. Without it (older browsers), an `Origin` must name this host. Clients
+/// that send neither (curl, scripts) pass here and still need the CSRF token.
 pub fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), OriginError> {
     if let Some(site) = header_str(headers, "sec-fetch-site") {
-        if !matches!(site, "same-origin" | "none") {
-            return Err(OriginError::CrossSite);
-        }
+        return match site {
+            "same-origin" | "none" => Ok(()),
+            _ => Err(OriginError::CrossSite),
+        };
     }
     if let Some(origin) = header_str(headers, header::ORIGIN.as_str()) {
         let authority = origin
@@ -190,6 +194,8 @@ mod tests {
                 ("origin", "http://127.0.0.1:10000"),
             ],
             &[("sec-fetch-site", "none")],
+            // Chromium under referrer-policy no-referrer: same-origin, but Origin is "null".
+            &[("sec-fetch-site", "same-origin"), ("origin", "null")],
             &[("origin", "https://127.0.0.1:10000")],
         ];
         for pairs in ok {
