@@ -11,7 +11,7 @@ WASM    := target/wasm32-wasip1/release/ptk_filter.wasm
 SERVICE := target/release/token-service
 export ENVOY
 
-.PHONY: help run test test-unit test-e2e test-compat compat-deps build wasm service venv lint fmt
+.PHONY: help run test test-unit test-e2e test-compat compat-deps browser-deps build wasm service venv lint fmt
 
 help:
 	@echo "make run    start Envoy + filter + token-service (Ctrl-C stops)"
@@ -47,6 +47,19 @@ $(COMPAT_NODE)/node_modules/.installed: $(COMPAT_NODE)/package-lock.json
 	cd $(COMPAT_NODE) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The browser tier (tests/e2e/test_dashboard_browser.py): Debian's Chromium, installed only when
+# /usr/bin/chromium is missing, and playwright-core from the committed lockfile (playwright-core
+# never downloads a browser; the test uses /usr/bin/chromium).
+BROWSER_NODE := tests/browser
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+browser-deps: $(BROWSER_NODE)/node_modules/.installed
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+$(BROWSER_NODE)/node_modules/.installed: $(BROWSER_NODE)/package-lock.json
+	cd $(BROWSER_NODE) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 wasm:
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	cargo build --release --target wasm32-wasip1 -p ptk-filter
@@ -71,8 +84,8 @@ test-unit:
 	cargo test --workspace --exclude ptk-filter
 
 # End-to-end through the real Envoy binary, the built .wasm, the real token-service and a
-# recording mock upstream.
-test-e2e: build venv
+# recording mock upstream; and the dashboard in Debian's Chromium.
+test-e2e: build venv browser-deps
 	$(PYTHON) -m pytest tests -q --ignore=tests/compat
 
 # Real client libraries (Python and Node) driven through the real Envoy to the mock upstream.
