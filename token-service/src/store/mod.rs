@@ -10,6 +10,7 @@ use crate::token::RateLimit;
 #[cfg(test)]
 pub(crate) mod contract;
 mod sqlite;
+mod sqlite_sql;
 
 pub use sqlite::SqliteStore;
 

@@ -1,0 +1,122 @@
+//! The SQLite backend's SQL: schema, statements, the write-transaction helper and row
+//! decoding, kept apart from the store's async plumbing in `sqlite.rs`.
+
+use ptk_wire::Provider;
+use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
+
+use super::{StoreError, TokenListing, TokenRecord, TokenStatus};
+use crate::token::RateLimit;
+
+/// Schema version kept in `PRAGMA user_version`, for migrations to come.
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// `last_used` is its own table so the hot path never rewrites a token row, and the foreign key
+/// (plus the `WHERE EXISTS` in the stamp) means a stamp can never outlive or revive a token.
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokens (
+    hash          TEXT PRIMARY KEY NOT NULL,
+    label         TEXT NOT NULL,
+    last4         TEXT NOT NULL,
+    providers     TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT NULL,
+    rate_limit    INTEGER NULL,
+    rate_window_s INTEGER NULL
+);
+CREATE TABLE IF NOT EXISTS last_used (
+    hash TEXT PRIMARY KEY NOT NULL REFERENCES tokens (hash) ON DELETE CASCADE,
+    at   TEXT NOT NULL
+);
+";
+
+pub(super) const SELECT_TOKEN: &str =
+    "SELECT t.hash, t.label, t.last4, t.providers, t.status, t.created_at,
+    t.expires_at, t.rate_limit, t.rate_window_s, l.at
+    FROM tokens t LEFT JOIN last_used l ON l.hash = t.hash";
+
+/// Maps a SQLite error to the store's backend error.
+pub(super) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Runs `job` in one `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so
+/// concurrent writers queue (busy_timeout) instead of failing on a lock upgrade, and whatever
+/// `job` reads inside is exactly what it writes against.
+pub(super) fn immediate<T>(
+    conn: &mut Connection,
+    job: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let out = job(&tx)?;
+    tx.commit().map_err(backend)?;
+    Ok(out)
+}
+
+/// Reads one token (with its stamp) on `conn`, which may be inside a transaction.
+pub(super) fn select_listing(
+    conn: &Connection,
+    hash: &str,
+) -> Result<Option<TokenListing>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("{SELECT_TOKEN} WHERE t.hash = ?1"))
+        .map_err(backend)?;
+    let mut rows = stmt.query([hash]).map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => Ok(Some(listing_from_row(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// One statement for every patch: each `CASE` keeps the column unless the patch names it, so
+/// the update never writes a value it did not mean to (no read-modify-write of the row).
+pub(super) const UPDATE_TOKEN: &str = "UPDATE tokens SET
+    status        = CASE WHEN ?2 THEN ?3 ELSE status END,
+    expires_at    = CASE WHEN ?4 THEN ?5 ELSE expires_at END,
+    rate_limit    = CASE WHEN ?6 THEN ?7 ELSE rate_limit END,
+    rate_window_s = CASE WHEN ?6 THEN ?8 ELSE rate_window_s END
+    WHERE hash = ?1";
+
+/// Reads a row of [`SELECT_TOKEN`]. Rows that cannot be understood are `Corrupt`, so callers
+/// fail closed instead of guessing.
+pub(super) fn listing_from_row(row: &Row<'_>) -> Result<TokenListing, StoreError> {
+    let hash: String = row.get(0).map_err(backend)?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("{what} of token {:.12}", hash));
+    let providers_text: String = row.get(3).map_err(backend)?;
+    let providers: Vec<Provider> =
+        serde_json::from_str(&providers_text).map_err(|_| corrupt("providers"))?;
+    let status_text: String = row.get(4).map_err(backend)?;
+    let status = TokenStatus::parse(&status_text).ok_or_else(|| corrupt("status"))?;
+    let limit: Option<i64> = row.get(7).map_err(backend)?;
+    let window: Option<i64> = row.get(8).map_err(backend)?;
+    let rate_limit = match (limit, window) {
+        (Some(limit), Some(window)) => Some(RateLimit {
+            limit: u32::try_from(limit)
+                .ok()
+                .filter(|l| *l > 0)
+                .ok_or_else(|| corrupt("rate_limit"))?,
+            window_s: u32::try_from(window)
+                .ok()
+                .filter(|w| *w > 0)
+                .ok_or_else(|| corrupt("rate_window_s"))?,
+        }),
+        (None, None) => None,
+        _ => return Err(corrupt("rate limit columns")),
+    };
+    let record = TokenRecord {
+        label: row.get(1).map_err(backend)?,
+        last4: row.get(2).map_err(backend)?,
+        providers,
+        status,
+        created_at: row.get(5).map_err(backend)?,
+        expires_at: row.get(6).map_err(backend)?,
+        rate_limit,
+        hash,
+    };
+    Ok(TokenListing {
+        record,
+        last_used: row.get(9).map_err(backend)?,
+    })
+}
