@@ -1,6 +1,7 @@
 # ptk: proxy tokens for LLM APIs as an Envoy proxy-wasm filter.
 #   make run    Envoy + filter + token-service on an embedded store (http://127.0.0.1:10000)
 #   make test   every test tier: unit, token-service black-box, end-to-end through real Envoy
+#   make bench  side-by-side benchmark (not part of make test; see docs/benchmarks.md)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -17,6 +18,7 @@ help:
 	@echo "make run    start Envoy + filter + token-service (Ctrl-C stops)"
 	@echo "make test   run every test tier"
 	@echo "make lint   clippy (native and wasm) and rustfmt --check"
+	@echo "make bench  benchmark vs plain Envoy, ext_authz and LiteLLM (docs/benchmarks.md)"
 
 ## Set-up ------------------------------------------------------------------------------------
 
@@ -99,3 +101,25 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --exclude ptk-filter --all-targets -- -D warnings
 	cargo clippy -p ptk-filter --target wasm32-wasip1 -- -D warnings
+
+## Benchmark ---------------------------------------------------------------------------------
+
+# Side by side on loopback: mock alone, plain Envoy, the filter with the cache warm and off,
+# Envoy + ext_authz, LiteLLM; SSE timings; check latency by store size; a perf profile.
+# Knobs: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS, ... (bench/run.py, docs/benchmarks.md).
+BENCH_VENV := .venv-bench
+
+bench: build venv bench-deps
+	cargo build --release -p ptk-bench
+	$(PYTHON) bench/run.py
+
+# wrk and perf from Debian when missing (root, as on a fresh machine); perf is optional (the
+# profile section says why it is missing). LiteLLM goes into its own venv from a fully pinned
+# file; if that install fails the bench still runs and reports why LiteLLM was not measured.
+bench-deps: $(BENCH_VENV)/.installed
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	@command -v perf >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf || echo "linux-perf not installed; the bench skips its profile"; }
+$(BENCH_VENV)/.installed: bench/requirements-litellm.txt
+	python3 -m venv $(BENCH_VENV)
+	@if $(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r $< > $(BENCH_VENV)/install.log 2>&1; \
+	then touch $@; else echo "LiteLLM install failed (see $(BENCH_VENV)/install.log); make bench goes on without it"; fi
