@@ -25,6 +25,7 @@ def test_dashboard_in_chromium(stack):
     assert MODULES.exists(), "playwright-core missing: run `make browser-deps` (npm ci)"
     assert shutil.which("node"), "node missing"
     SCREENSHOT.unlink(missing_ok=True)
+    SCREENSHOT.with_name("dashboard-failure.png").unlink(missing_ok=True)
     env = dict(
         os.environ,
         PTK_PROXY_URL=stack.url,
