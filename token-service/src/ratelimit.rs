@@ -313,14 +313,9 @@ mod tests {
         let t0 = Instant::now();
         let mut allowed = 0u32;
         let mut leases = vec![];
-        loop {
-            match rl.acquire_at("h", Q100, 1000, t0) {
-                Acquired::Allowed { lease, .. } => {
-                    allowed += 1 + lease;
-                    leases.push(lease);
-                }
-                Acquired::Limited { .. } => break,
-            }
+        while let Acquired::Allowed { lease, .. } = rl.acquire_at("h", Q100, 1000, t0) {
+            allowed += 1 + lease;
+            leases.push(lease);
         }
         assert_eq!(allowed, 100, "leased units count against the limit exactly");
         assert_eq!(leases[0], 24);
