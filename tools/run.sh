@@ -54,7 +54,7 @@ trap cleanup INT TERM EXIT
 
 "$SERVICE" serve &
 pids+=($!)
-"$ENVOY" -c "$DATA/envoy.yaml" --concurrency "${PTK_ENVOY_CONCURRENCY:-2}" \
+"$ENVOY" -c "$DATA/envoy.yaml" --disable-hot-restart --concurrency "${PTK_ENVOY_CONCURRENCY:-2}" \
   --log-level "${PTK_ENVOY_LOG_LEVEL:-warn}" &
 pids+=($!)
 
