@@ -83,8 +83,8 @@ def main() -> int:
         if knob("BENCH_PROFILE", 1):
             prof_note = profile.available()
             if prof_note is None:
-                log("profiling plain Envoy vs the cache-warm filter with perf...")
-                prof = profile.profile(stack, ["plain", "filter_warm"],
+                log("profiling the Envoy-based scenarios with perf...")
+                prof = profile.profile(stack, ["plain", "filter_warm", "filter_off", "ext_authz"],
                                        knob("BENCH_PROFILE_SECONDS", 4), conns,
                                        workdir, log)
             else:

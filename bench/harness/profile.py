@@ -1,6 +1,7 @@
 """Where the filter's remaining microseconds go: `perf record` (software cpu-clock event;
-this VM exposes no hardware counters) on the Envoy process while wrk drives it, plain Envoy
-vs the cache-warm filter, samples grouped by shared object. The pip Envoy binary is stripped,
+this VM exposes no hardware counters) on the Envoy process while wrk drives it, for each
+Envoy-based scenario, samples grouped by shared object, plus Envoy's and the sidecar's CPU
+per request from /proc. The pip Envoy binary is stripped,
 so symbols inside Envoy are not available; the split that matters is visible anyway: V8's
 JIT-compiled wasm (anonymous executable memory, no DSO), V8 itself and Envoy's C++ (both in
 the envoy binary), libc, and the kernel (sockets, epoll)."""
@@ -84,7 +85,7 @@ def markdown(results: dict[str, dict]) -> str:
     dsos: list[str] = []
     for r in results.values():
         for k in r["dso_share_pct"]:
-            if k not in dsos and len(dsos) < 8:
+            if k not in dsos and len(dsos) < 8 and r["dso_share_pct"][k] >= 0.1:
                 dsos.append(k)
     names = list(results)
     lines = ["Profile of the Envoy process under load (perf cpu-clock samples by DSO, and CPU "
