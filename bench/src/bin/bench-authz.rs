@@ -56,11 +56,12 @@ async fn check(State(peer): State<Arc<Peer>>, headers: HeaderMap) -> Response {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match token {
-        Some(token) if peer.hashes.contains(&<[u8; 32]>::from(Sha256::digest(token))) => {
-            (StatusCode::OK, [(header::AUTHORIZATION, peer.upstream_auth.clone())]).into_response()
-        }
-        _ => StatusCode::UNAUTHORIZED.into_response(),
+    let known = token.is_some_and(|t| peer.hashes.contains(&<[u8; 32]>::from(Sha256::digest(t))));
+    if known {
+        let upstream = [(header::AUTHORIZATION, peer.upstream_auth.clone())];
+        (StatusCode::OK, upstream).into_response()
+    } else {
+        StatusCode::UNAUTHORIZED.into_response()
     }
 }
 

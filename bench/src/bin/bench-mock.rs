@@ -38,7 +38,10 @@ fn json(body: &'static str) -> Response {
 fn sse(delay: Duration) -> Response {
     let events = futures_util::stream::unfold(0u8, move |step| async move {
         match step {
-            0 => Some((Ok::<_, Infallible>(Bytes::from_static(SSE_FIRST.as_bytes())), 1)),
+            0 => Some((
+                Ok::<_, Infallible>(Bytes::from_static(SSE_FIRST.as_bytes())),
+                1,
+            )),
             1 => {
                 tokio::time::sleep(delay).await;
                 Some((Ok(Bytes::from_static(SSE_LAST.as_bytes())), 2))

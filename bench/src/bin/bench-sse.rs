@@ -49,7 +49,8 @@ fn one_stream(args: &Args, request: &[u8]) -> Result<Sample, String> {
     let timeout = Duration::from_millis(args.timeout_ms);
     let mut conn = TcpStream::connect_timeout(&args.addr, timeout).map_err(|e| e.to_string())?;
     conn.set_nodelay(true).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let start = Instant::now();
     conn.write_all(request).map_err(|e| e.to_string())?;
     let (mut received, mut buf) = (Vec::with_capacity(2048), [0u8; 4096]);
@@ -57,7 +58,10 @@ fn one_stream(args: &Args, request: &[u8]) -> Result<Sample, String> {
     loop {
         let n = conn.read(&mut buf).map_err(|e| format!("read: {e}"))?;
         if n == 0 {
-            return Err(format!("closed early: {:?}", String::from_utf8_lossy(&received)));
+            return Err(format!(
+                "closed early: {:?}",
+                String::from_utf8_lossy(&received)
+            ));
         }
         received.extend_from_slice(&buf[..n]);
         let seen = scan(&received);
@@ -93,7 +97,8 @@ fn samples_json(samples: &[Sample]) -> serde_json::Value {
 
 fn main() {
     let args = Args::parse();
-    let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let body =
+        r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         args.path,
@@ -103,7 +108,13 @@ fn main() {
     );
     let request = request.as_bytes();
     let (mut sequential, mut errors) = (Vec::new(), Vec::new());
-    run(&args, request, args.sequential, &mut sequential, &mut errors);
+    run(
+        &args,
+        request,
+        args.sequential,
+        &mut sequential,
+        &mut errors,
+    );
     let results: Vec<(Vec<Sample>, Vec<String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..args.concurrency)
             .map(|_| {
@@ -116,7 +127,10 @@ fn main() {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| (Vec::new(), vec!["client thread died".into()])))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| (Vec::new(), vec!["client thread died".into()]))
+            })
             .collect()
     });
     let mut concurrent = Vec::new();
