@@ -10,7 +10,9 @@ use crate::slots::{Identified, Slot, SUBPROTOCOL_KEY_PREFIX};
 /// is set.
 pub const CREDENTIAL_HEADERS: [&str; 3] = ["x-api-key", "x-goog-api-key", "authorization"];
 
-/// Header edits that turn the client's request into the upstream request.
+/// Header edits that turn the client's request into the upstream request. A `set` replaces
+/// every value the header had (Envoy's `replaceHeaderMapValue`), so a header that is set is
+/// never also listed in `remove`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RewritePlan {
     /// Headers to delete (all values).
@@ -73,7 +75,14 @@ pub fn rewrite_plan(
     real_key: &str,
     authority: &str,
 ) -> RewritePlan {
-    let mut remove: Vec<String> = CREDENTIAL_HEADERS.iter().map(|h| h.to_string()).collect();
+    let credential = credential(identified.route, identified.slot, real_key);
+    // Only headers the request carries need removing, and the one being set is replaced (all
+    // of its values) by the set itself: every host call saved is on the hot path.
+    let mut remove: Vec<String> = CREDENTIAL_HEADERS
+        .iter()
+        .filter(|name| **name != credential.0 && head.header(name).is_some())
+        .map(|name| name.to_string())
+        .collect();
     let mut set = Vec::new();
 
     let original_path = head.path_and_query();
@@ -91,6 +100,6 @@ pub fn rewrite_plan(
     }
 
     set.push((":authority".to_string(), authority.to_string()));
-    set.push(credential(identified.route, identified.slot, real_key));
+    set.push(credential);
     RewritePlan { remove, set }
 }

@@ -123,9 +123,9 @@ pub fn define_counter(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Counter, name).ok()
 }
 
-/// Adds one to a counter.
-pub fn increment(metric: Option<u32>) {
+/// Adds `n` to a counter.
+pub fn add_to_counter(metric: Option<u32>, n: u64) {
     if let Some(id) = metric {
-        let _ = hostcalls::increment_metric(id, 1);
+        let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
     }
 }

@@ -83,6 +83,7 @@ impl RootContext for PtkRoot {
         let Some(shared) = &self.shared else {
             return;
         };
+        shared.metrics.flush();
         let Some((headers, body)) = shared
             .usage
             .borrow_mut()

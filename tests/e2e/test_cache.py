@@ -23,6 +23,14 @@ def stat(stack, name: str) -> int:
     return 0
 
 
+def wait_stat(stack, name: str, at_least: int, timeout: float = 3.0) -> int:
+    """The filter adds its counters to Envoy's once per tick (1 s): poll for them."""
+    deadline = time.monotonic() + timeout
+    while (value := stat(stack, name)) < at_least and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
+
+
 def test_rate_limit_holds_exactly_under_concurrency(stack):
     token = stack.mint("openai", "--rate-limit", "100/60")["token"]
     local = threading.local()
@@ -42,7 +50,7 @@ def test_rate_limit_holds_exactly_under_concurrency(stack):
     # either (grants merge with compare-and-swap).
     assert allowed == 100, f"allowed {allowed} of 300"
     assert len(stack.upstream_requests()) == allowed
-    assert stat(stack, "wasmcustom.ptk.cache_hits") > 0
+    assert wait_stat(stack, "wasmcustom.ptk.cache_hits", 1) > 0
 
 
 def test_revocation_lands_within_the_ttl_while_in_use(stack):
@@ -106,7 +114,7 @@ def test_cached_traffic_skips_the_token_service_and_reports_usage(stack):
         for _ in range(60):
             assert s.get(f"{stack.url}/v1/models", headers=auth).status_code == 200
     checks = stat(stack, "cluster.token_service.upstream_rq_200") - checks_before
-    hits = stat(stack, "wasmcustom.ptk.cache_hits") - hits_before
+    hits = wait_stat(stack, "wasmcustom.ptk.cache_hits", hits_before + 60 - checks) - hits_before
     assert hits + checks >= 60
     assert checks <= 6, f"{checks} checks for 60 requests"
     deadline = time.monotonic() + 3

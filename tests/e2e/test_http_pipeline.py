@@ -330,3 +330,33 @@ def test_provider_without_a_real_key_is_503_not_forwarded(make_stack):
     assert r.status_code == 503
     assert r.json()["error"]["status"] == "UNAVAILABLE"
     assert s.upstream_requests() == []
+
+
+def test_a_slot_sent_twice_never_leaks(stack):
+    """Envoy's codec joins a repeated `authorization` into one value ("Bearer t, Bearer t"),
+    which is no token: refused. A repeated `x-api-key` stays two entries: the first is the
+    token, and setting the real key replaces every entry, so exactly one reaches upstream."""
+    import http.client
+
+    token = stack.mint("openai,anthropic", "--token", "ptk_SENTINEL_duplicates_01")["token"]
+
+    def send(path: str, slot: str, value: str, extra: dict[str, str]) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", stack.proxy_port, timeout=10)
+        conn.putrequest("POST", path)
+        conn.putheader(slot, value)
+        conn.putheader(slot, value)
+        for name, v in extra.items():
+            conn.putheader(name, v)
+        conn.putheader("content-type", "application/json")
+        conn.putheader("content-length", "2")
+        conn.endheaders(b"{}")
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    assert send("/v1/chat/completions", "authorization", f"Bearer {token}", {}) == 401
+    assert stack.upstream_requests() == []
+    assert send("/v1/messages", "x-api-key", token, {"anthropic-version": "2023-06-01"}) == 200
+    rec = only_request(stack)
+    assert token not in json.dumps(rec)
+    assert credentials(rec) == {"x-api-key": [ANTHROPIC_KEY]}
