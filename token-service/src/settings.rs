@@ -63,6 +63,16 @@ pub struct ServeArgs {
         value_name = "MS"
     )]
     pub cache_ttl_ms: u64,
+    /// Async worker threads. One is the cheapest per check (each extra thread parks and
+    /// wakes around every request); raise it when many Envoys check with the cache off.
+    #[arg(
+        long,
+        env = "PTK_WORKER_THREADS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=256),
+        value_name = "N"
+    )]
+    pub worker_threads: u16,
 }
 
 /// Why the service refuses to start. Messages name the variable or file to fix.
@@ -254,6 +264,7 @@ mod tests {
         assert_eq!(a.listen.to_string(), "127.0.0.1:10080");
         assert_eq!(a.rate_limit.to_string(), "100/60");
         assert_eq!(a.cache_ttl_ms, 1000);
+        assert_eq!(a.worker_threads, 1);
         let err = Settings::from_args(&a, Path::new("x"), env_of(&[])).unwrap_err();
         assert!(
             err.to_string().contains("PTK_CHECK_SECRET is required"),

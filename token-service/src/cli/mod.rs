@@ -117,6 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging("info");
             let settings = Settings::from_args(&args, &cli.db, |name| std::env::var(name).ok())?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(usize::from(args.worker_threads))
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
