@@ -84,7 +84,10 @@ impl SqliteStore {
         &self,
         job: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+        let conn = self
+            .pool
+            .get()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
         job(&conn)
     }
 }
