@@ -83,7 +83,7 @@ test: test-unit test-e2e test-compat
 # Native unit tests of the filter core and wire contract, and the token-service's own
 # black-box tests (random port, fresh database each).
 test-unit:
-	cargo test --workspace --exclude ptk-filter
+	cargo test --workspace --exclude ptk-filter --exclude ptk-bench-wasm-floor
 
 # End-to-end through the real Envoy binary, the built .wasm, the real token-service and a
 # recording mock upstream; and the dashboard in Debian's Chromium.
@@ -99,7 +99,7 @@ test-compat: build venv compat-deps
 
 lint:
 	cargo fmt --all --check
-	cargo clippy --workspace --exclude ptk-filter --all-targets -- -D warnings
+	cargo clippy --workspace --exclude ptk-filter --exclude ptk-bench-wasm-floor --all-targets -- -D warnings
 	cargo clippy -p ptk-filter --target wasm32-wasip1 -- -D warnings
 
 ## Benchmark ---------------------------------------------------------------------------------
@@ -111,6 +111,7 @@ BENCH_VENV := .venv-bench
 
 bench: build venv bench-deps
 	cargo build --release -p ptk-bench
+	cargo build --release --target wasm32-wasip1 -p ptk-bench-wasm-floor
 	$(PYTHON) bench/run.py
 
 # wrk and perf from Debian when missing (root, as on a fresh machine); perf is optional (the

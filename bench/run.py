@@ -60,7 +60,7 @@ def main() -> int:
         log("starting the mock upstream and seeding token stores (before any load)...")
         stack.start_mock()
         services = store_scale.start(stack, sizes, log) if sizes else {}
-        log("starting Envoys (plain, filter cache warm, filter cache off, ext_authz)...")
+        log("starting Envoys (plain, wasm floor, filter cache warm, filter cache off, ext_authz)...")
         stack.start_envoys()
         if knob("BENCH_LITELLM", 1):
             log("starting LiteLLM (takes ~20-60 s to import)...")
@@ -70,7 +70,8 @@ def main() -> int:
                 "litellm", "LiteLLM proxy", error="skipped (BENCH_LITELLM=0)")
         if stack.targets["litellm"].error:
             log(f"LiteLLM not measured: {stack.targets['litellm'].error}")
-        names = ["mock", "plain", "filter_warm", "filter_off", "ext_authz", "litellm"]
+        names = ["mock", "plain", "wasm_floor", "filter_warm", "filter_off", "ext_authz",
+                 "litellm"]
 
         log(f"throughput: {rounds} rounds x {len(names)} scenarios, {duration:g}s each...")
         runs = measure.throughput(stack, names, rounds, duration, warmup, conns, log)
@@ -84,7 +85,8 @@ def main() -> int:
             prof_note = profile.available()
             if prof_note is None:
                 log("profiling the Envoy-based scenarios with perf...")
-                prof = profile.profile(stack, ["plain", "filter_warm", "filter_off", "ext_authz"],
+                prof = profile.profile(stack, ["plain", "wasm_floor", "filter_warm", "filter_off",
+                                                "ext_authz"],
                                        knob("BENCH_PROFILE_SECONDS", 4), conns,
                                        workdir, log)
             else:

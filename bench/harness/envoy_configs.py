@@ -4,7 +4,9 @@ upstream cluster and differ only in the auth step:
 
 - `filter`: the config as committed (the ptk wasm filter);
 - `plain`: the ptk filter removed (requests carry `Host: api.openai.com` to pick the route);
-- `ext_authz`: the ptk filter replaced by Envoy's HTTP ext_authz calling bench-authz.
+- `ext_authz`: the ptk filter replaced by Envoy's HTTP ext_authz calling bench-authz;
+- `wasm_floor`: the ptk filter replaced by a trivial wasm header swap (bench/wasm-floor), the
+  cost of running any proxy-wasm filter before the ptk filter does any work.
 """
 
 from __future__ import annotations
@@ -58,6 +60,17 @@ def _drop_ptk(config: dict) -> int:
 
 def plain(config: dict) -> dict:
     _drop_ptk(config)
+    return config
+
+
+def wasm_floor(config: dict, floor_wasm: Path) -> dict:
+    """The ptk filter's slot, VM settings and fail-closed policy, with the trivial filter."""
+    hcm = _hcm(config)
+    ptk = next(f for f in hcm["http_filters"] if f["name"] == "ptk")
+    wasm = ptk["typed_config"]["config"]
+    wasm["vm_config"]["code"]["local"]["filename"] = str(floor_wasm)
+    wasm["vm_config"]["vm_id"] = "floor"
+    wasm["configuration"]["value"] = ""
     return config
 
 

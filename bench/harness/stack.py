@@ -20,6 +20,7 @@ from .procs import Procs, free_port, wait_http
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = ROOT / "target/release"
 WASM = ROOT / "target/wasm32-wasip1/release/ptk_filter.wasm"
+FLOOR_WASM = ROOT / "target/wasm32-wasip1/release/ptk_bench_wasm_floor.wasm"
 LITELLM = ROOT / ".venv-bench/bin/litellm"
 #: Huge, so leases are as large as the token-service grants and no scenario is rate limited.
 RATE_LIMIT = "1000000000/60"
@@ -142,6 +143,13 @@ class Stack:
             target.cpu_pids.append(service.pid)
             target.callout_cluster = "token_service"
             self.targets[name] = target
+
+        floor, ports = self.envoy_target("wasm_floor", "Envoy + trivial wasm filter (floor)",
+                                         host=envoy_configs.UPSTREAM_HOST)
+        cfg = envoy_configs.render(self.workdir, "wasm_floor", mock=mock,
+                                   token_service="127.0.0.1:1", wasm=WASM, deny_ttl_ms=0, **ports)
+        self.start_envoy(floor, envoy_configs.wasm_floor(cfg, FLOOR_WASM))
+        self.targets["wasm_floor"] = floor
 
         authz = self.procs.spawn(
             "bench-authz", [str(RELEASE / "bench-authz"), "--hashes", str(self.hashes_file)],

@@ -88,16 +88,39 @@ pub fn placeholder() -> Vec<u8> {
     .encode()
 }
 
+/// Below this many units in the shared entry, a worker takes one unit at a time, so near a
+/// token's limit no unit can sit in one worker's pool while another worker refuses.
+pub const BATCH_FROM: u32 = 32;
+
+/// Most units one worker takes from the shared entry at once.
+pub const MAX_BATCH: u32 = 64;
+
+/// Units a worker takes from a shared entry holding `units`: one, or for a large lease an
+/// eighth of it (so every worker still finds units), the rest kept in its local pool.
+pub fn batch_size(units: u32) -> u32 {
+    if units >= BATCH_FROM {
+        (units / 8).clamp(1, MAX_BATCH)
+    } else {
+        units.min(1)
+    }
+}
+
 /// What the cache says about one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Spend {
     /// Allowed from the cache: write `updated` back (with the CAS it was read with), then
-    /// forward with `key`.
+    /// forward with `key`; `taken - 1` more units go to this worker's local pool.
     Hit {
         /// The real key.
         key: String,
-        /// The entry with one unit fewer.
+        /// The entry with `taken` units fewer.
         updated: Vec<u8>,
+        /// Units taken (at least one: this request's).
+        taken: u32,
+        /// Until when the taken units may be spent.
+        valid_until_ms: u64,
+        /// The window they belong to.
+        window: u64,
     },
     /// Ask the token-service. If `reclaim` is set, first write its entry back (CAS) to take
     /// the expired lease's units, and hand them back on the check.
@@ -116,10 +139,14 @@ pub fn spend(stored: Option<&[u8]>, now_ms: u64) -> Spend {
         return Spend::Miss { reclaim: None };
     }
     if entry.valid_at(now_ms) {
-        entry.units -= 1;
+        let taken = batch_size(entry.units);
+        entry.units -= taken;
         return Spend::Hit {
             key: entry.key.clone(),
             updated: entry.encode(),
+            taken,
+            valid_until_ms: entry.valid_until_ms,
+            window: entry.window,
         };
     }
     let lease = Lease {
@@ -181,11 +208,36 @@ mod tests {
     #[test]
     fn a_valid_entry_with_units_is_a_hit_and_spends_one() {
         let stored = entry(1_000, 2, 1).encode();
-        let Spend::Hit { key, updated } = spend(Some(&stored), 999) else {
+        let Spend::Hit {
+            key,
+            updated,
+            taken,
+            valid_until_ms,
+            window,
+        } = spend(Some(&stored), 999)
+        else {
             panic!("expected a hit");
         };
-        assert_eq!(key, "sk-real");
+        assert_eq!(
+            (key.as_str(), taken, valid_until_ms, window),
+            ("sk-real", 1, 1_000, 1)
+        );
         assert_eq!(Entry::decode(&updated), Some(entry(1_000, 1, 1)));
+    }
+
+    #[test]
+    fn large_leases_are_taken_in_batches_small_ones_one_by_one() {
+        assert_eq!(batch_size(0), 0);
+        assert_eq!(batch_size(1), 1);
+        assert_eq!(batch_size(BATCH_FROM - 1), 1);
+        assert_eq!(batch_size(BATCH_FROM), 4);
+        assert_eq!(batch_size(1000), MAX_BATCH);
+        let stored = entry(1_000, 800, 1).encode();
+        let Spend::Hit { taken, updated, .. } = spend(Some(&stored), 0) else {
+            panic!("expected a hit");
+        };
+        assert_eq!(taken, 64);
+        assert_eq!(Entry::decode(&updated).map(|e| e.units), Some(736));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cors;
 pub mod deny_cache;
 pub mod ephemeral;
+pub mod local_pool;
 pub mod pipeline;
 pub mod plan;
 pub mod query;

@@ -10,10 +10,11 @@ pub struct RequestHead {
 impl RequestHead {
     /// Wraps a header list. Names are lowercased here so callers need not care.
     pub fn new(headers: Vec<(String, String)>) -> Self {
-        let headers = headers
-            .into_iter()
-            .map(|(name, value)| (name.to_ascii_lowercase(), value))
-            .collect();
+        let mut headers = headers;
+        // Envoy already hands over lowercase names; this only guards other callers, in place.
+        for (name, _) in &mut headers {
+            name.make_ascii_lowercase();
+        }
         RequestHead { headers }
     }
 

@@ -98,7 +98,7 @@ impl PtkHttp {
             return self.reply(&pending.refuse(refusal).reply);
         }
         if shared.config.cache.enabled {
-            match cache::lookup(&pending.cache_key, now) {
+            match cache::spend_one(&shared.pool, &pending.cache_key, now) {
                 Lookup::Hit(key) => return self.forward_cached(shared, &pending, &head, &key),
                 Lookup::Miss(returned) => pending.returned = returned,
             }
@@ -228,7 +228,7 @@ impl Context for PtkHttp {
                     // The budget may be out on a lease that another request is merging into
                     // the cache right now: spend from it if it has landed, else confirm the
                     // verdict with one more check (which gives the lease time to land).
-                    if let Lookup::Hit(key) = cache::lookup(cache_key, now) {
+                    if let Lookup::Hit(key) = cache::spend_one(&shared.pool, cache_key, now) {
                         self.forward_after_check(&shared, &waiting, &key);
                         return;
                     }

@@ -9,6 +9,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use ptk_filter_core::config::validate_secret;
 use ptk_filter_core::deny_cache::DenyCache;
+use ptk_filter_core::local_pool::LocalPool;
 use ptk_filter_core::usage::UsageBatch;
 use ptk_filter_core::FilterConfig;
 
@@ -30,6 +31,8 @@ pub struct Shared {
     pub denies: RefCell<DenyCache>,
     /// Requests allowed from the cache since the last flush.
     pub usage: RefCell<UsageBatch>,
+    /// Lease units this worker took from shared data in batches.
+    pub pool: RefCell<LocalPool>,
 }
 
 /// The root context; `shared` is `None` until a valid configuration arrives.
@@ -64,6 +67,7 @@ impl RootContext for PtkRoot {
                     metrics: Metrics::define(),
                     denies: RefCell::new(denies),
                     usage: RefCell::new(UsageBatch::default()),
+                    pool: RefCell::new(LocalPool::default()),
                 }));
                 true
             }
