@@ -69,25 +69,6 @@ impl PtkHttp {
         removed && set
     }
 
-    /// Forwards a paused request with a key from the cache, after a check said no.
-    fn forward_after_check(&mut self, shared: &Shared, waiting: &Waiting, key: &str) {
-        let plan = waiting.pending.allow(&shared.config, &waiting.head, key);
-        if !Self::apply(&plan) {
-            host::log(
-                LogLevel::Error,
-                "ptk filter: could not rewrite request headers",
-            );
-            self.store_unavailable(shared, &waiting.pending);
-            return;
-        }
-        shared.metrics.cache_hit();
-        shared.metrics.allowed();
-        shared.usage.borrow_mut().record(&waiting.pending.hash);
-        if host::resume_request().is_err() {
-            host::log(LogLevel::Error, "ptk filter: could not resume a request");
-        }
-    }
-
     /// Answers from this worker's refusal memory or the shared verdict cache when it can,
     /// otherwise asks the token-service.
     fn check(&mut self, shared: &Shared, mut pending: PendingCheck, head: RequestHead) -> Action {
@@ -99,32 +80,41 @@ impl PtkHttp {
         }
         if shared.config.cache.enabled {
             match cache::spend_one(&shared.pool, &pending.cache_key, now) {
-                Lookup::Hit(key) => return self.forward_cached(shared, &pending, &head, &key),
+                Lookup::Hit(key) => {
+                    return if self.forward_cached(shared, &pending, &head, &key) {
+                        Action::Continue
+                    } else {
+                        Action::Pause
+                    };
+                }
                 Lookup::Miss(returned) => pending.returned = returned,
             }
         }
         self.start_check(shared, pending, head, false)
     }
 
+    /// Rewrites the request with a real key from the cache and counts it; `false` (after
+    /// answering 503) if the rewrite could not be applied, which must never be forwarded.
     fn forward_cached(
         &mut self,
         shared: &Shared,
         pending: &PendingCheck,
         head: &RequestHead,
         key: &str,
-    ) -> Action {
+    ) -> bool {
         if !Self::apply(&pending.allow(&shared.config, head, key)) {
             host::log(
                 LogLevel::Error,
                 "ptk filter: could not rewrite request headers",
             );
-            return self.store_unavailable(shared, pending);
+            self.store_unavailable(shared, pending);
+            return false;
         }
         shared.metrics.cache_hit();
         shared.metrics.allowed();
         shared.usage.borrow_mut().record(&pending.hash);
         self.cors_origin = pending.origin.clone();
-        Action::Continue
+        true
     }
 
     fn start_check(
@@ -229,11 +219,18 @@ impl Context for PtkHttp {
                     // the cache right now: spend from it if it has landed, else confirm the
                     // verdict with one more check (which gives the lease time to land).
                     if let Lookup::Hit(key) = cache::spend_one(&shared.pool, cache_key, now) {
-                        self.forward_after_check(&shared, &waiting, &key);
+                        if self.forward_cached(&shared, &waiting.pending, &waiting.head, &key)
+                            && host::resume_request().is_err()
+                        {
+                            host::log(LogLevel::Error, "ptk filter: could not resume a request");
+                        }
                         return;
                     }
                     if !waiting.confirming {
-                        self.start_check(&shared, waiting.pending, waiting.head, true);
+                        let mut pending = waiting.pending;
+                        // Units handed back on the first check must not be credited twice.
+                        pending.returned = None;
+                        self.start_check(&shared, pending, waiting.head, true);
                         return;
                     }
                 }
