@@ -12,7 +12,7 @@ WASM    := target/wasm32-wasip1/release/ptk_filter.wasm
 SERVICE := target/release/token-service
 export ENVOY
 
-.PHONY: help run test test-unit test-e2e test-compat compat-deps browser-deps build wasm service venv lint fmt
+.PHONY: help run test test-deps test-unit test-e2e test-compat compat-deps browser-deps build wasm service venv lint fmt
 
 help:
 	@echo "make run    start Envoy + filter + token-service (Ctrl-C stops)"
@@ -80,14 +80,20 @@ run: build venv
 
 test: test-unit test-e2e test-compat
 
+# Debian's redis-server, for the Redis rate-limiter tests (each starts its own instance on a
+# free loopback port); installed only when missing.
+test-deps:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+
 # Native unit tests of the filter core and wire contract, and the token-service's own
 # black-box tests (random port, fresh database each).
-test-unit:
+test-unit: test-deps
 	cargo test --workspace --exclude ptk-filter --exclude ptk-bench-wasm-floor
 
 # End-to-end through the real Envoy binary, the built .wasm, the real token-service and a
 # recording mock upstream; and the dashboard in Debian's Chromium.
-test-e2e: build venv browser-deps
+test-e2e: build venv browser-deps test-deps
 	$(PYTHON) -m pytest tests -q --ignore=tests/compat
 
 # Real client libraries (Python and Node) driven through the real Envoy to the mock upstream.

@@ -69,6 +69,8 @@ class Stack:
     rate_limit: str = "100/60"
     #: Verdict cache TTL (token-service) and refusal memory (filter); 0 turns both off.
     cache_ttl_ms: int = 1000
+    #: More environment for the token-service (e.g. PTK_REDIS_URL).
+    service_extra_env: dict[str, str] = field(default_factory=dict)
     upstreams: dict[str, str] | None = None
     token_service_addr: str | None = None  # point the filter somewhere else (hang tests)
     keys: dict[str, str] = field(default_factory=lambda: dict(REAL_KEYS))
@@ -118,6 +120,7 @@ class Stack:
             ADMIN_SECRET=self.admin_secret,
             PTK_RATE_LIMIT=self.rate_limit,
             PTK_CACHE_TTL_MS=str(self.cache_ttl_ms),
+            **self.service_extra_env,
             RUST_LOG=env.get("RUST_LOG", "info"),
         )
         return env

@@ -182,3 +182,37 @@ def test_a_flood_of_random_and_revoked_tokens_does_not_hurt_valid_ones(stack):
     # handful of checks, so checks stay well under one per flood request.
     checks = stat(stack, "cluster.token_service.upstream_rq_200") - checks_before
     assert checks < 0.75 * len(flood_codes), (checks, len(flood_codes))
+
+
+def test_the_limit_holds_with_counters_in_redis(make_stack, tmp_path):
+    """PTK_REDIS_URL: the same exact limit, with the windows in a real redis-server (what lets
+    several token-service replicas share one limit; see token-service/tests/redis_limiter.rs)."""
+    import shutil
+    import socket
+    import subprocess
+
+    assert shutil.which("redis-server"), "redis-server missing: run `make test-deps`"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        stack = make_stack(service_extra_env={"PTK_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+        test_rate_limit_holds_exactly_under_concurrency(stack, 100)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"DBSIZE\r\n")
+            keys = int(conn.recv(64).decode().strip().lstrip(":"))
+        assert keys >= 1, "the window counter was not kept in Redis"
+    finally:
+        redis.kill()
+        redis.wait()

@@ -9,6 +9,7 @@ pub mod http;
 pub mod keys;
 pub mod last_used;
 pub mod ratelimit;
+pub mod ratelimit_redis;
 pub mod settings;
 pub mod startup;
 pub mod store;

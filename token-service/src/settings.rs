@@ -73,6 +73,10 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub worker_threads: u16,
+    /// Redis for rate-limit counters shared by several replicas (e.g.
+    /// `redis://127.0.0.1:6379/0`); unset keeps them in this process.
+    #[arg(long, env = "PTK_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
 }
 
 /// Why the service refuses to start. Messages name the variable or file to fix.

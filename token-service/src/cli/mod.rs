@@ -3,10 +3,13 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use crate::ratelimit_redis::RedisRateLimiter;
 use crate::settings::{ServeArgs, Settings, DEFAULT_DB};
 use crate::startup::Application;
 use crate::store::SqliteStore;
@@ -122,7 +125,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             runtime.block_on(async {
-                let app = Application::build(settings).await?;
+                let app = match &args.redis_url {
+                    Some(url) => {
+                        let limiter = RedisRateLimiter::connect(url)
+                            .await
+                            .context("cannot connect to PTK_REDIS_URL")?;
+                        Application::build_with_limiter(settings, Arc::new(limiter)).await?
+                    }
+                    None => Application::build(settings).await?,
+                };
                 app.run_until_stopped().await.context("server failed")
             })
         }
