@@ -125,22 +125,27 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
     }
 }
 
-/// The check callout: headers and JSON body for `dispatch_http_call`.
-pub fn check_call(
-    config: &FilterConfig,
-    secret: &str,
-    pending: &PendingCheck,
-) -> (Vec<(String, String)>, Vec<u8>) {
-    let headers = vec![
+/// Headers of a JSON `POST` to the token-service at `path`, with the shared secret.
+pub fn callout_headers(config: &FilterConfig, secret: &str, path: &str) -> Vec<(String, String)> {
+    vec![
         (":method".to_string(), "POST".to_string()),
-        (":path".to_string(), CHECK_PATH.to_string()),
+        (":path".to_string(), path.to_string()),
         (
             ":authority".to_string(),
             config.token_service.authority.clone(),
         ),
         ("content-type".to_string(), "application/json".to_string()),
         (CHECK_SECRET_HEADER.to_string(), secret.to_string()),
-    ];
+    ]
+}
+
+/// The check callout: headers and JSON body for `dispatch_http_call`.
+pub fn check_call(
+    config: &FilterConfig,
+    secret: &str,
+    pending: &PendingCheck,
+) -> (Vec<(String, String)>, Vec<u8>) {
+    let headers = callout_headers(config, secret, CHECK_PATH);
     let request = CheckRequest {
         hash: pending.hash.clone(),
         provider: pending.identified.route.provider(),

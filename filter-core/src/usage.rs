@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use ptk_wire::{UsageEntry, UsageReport, CHECK_SECRET_HEADER, USAGE_PATH};
+use ptk_wire::{UsageEntry, UsageReport, USAGE_PATH};
 
 use crate::config::FilterConfig;
+use crate::pipeline::callout_headers;
 
 /// Headers and body of an HTTP callout.
 pub type Call = (Vec<(String, String)>, Vec<u8>);
@@ -40,17 +41,7 @@ impl UsageBatch {
             .collect();
         entries.sort_by(|a, b| a.hash.cmp(&b.hash));
         let body = serde_json::to_vec(&UsageReport { entries }).ok()?;
-        let headers = vec![
-            (":method".to_string(), "POST".to_string()),
-            (":path".to_string(), USAGE_PATH.to_string()),
-            (
-                ":authority".to_string(),
-                config.token_service.authority.clone(),
-            ),
-            ("content-type".to_string(), "application/json".to_string()),
-            (CHECK_SECRET_HEADER.to_string(), secret.to_string()),
-        ];
-        Some((headers, body))
+        Some((callout_headers(config, secret, USAGE_PATH), body))
     }
 }
 

@@ -50,30 +50,22 @@ pub enum Acquired {
     },
 }
 
-/// Counts requests per key against a quota.
+/// Counts requests per key against a quota. Backends implement [`RateLimiter::acquire`]; a
+/// plain hit is an acquire that leases nothing.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
-    /// Counts one request for `key` under `quota` and says whether it may proceed.
-    async fn hit(&self, key: &str, quota: RateLimit) -> Result<RateDecision, RateLimitError>;
-
     /// Counts one request and, if the quota has room, leases up to `max_lease` more units
-    /// (a quarter of what is left, so leases shrink as the token nears its limit). The
-    /// default leases nothing, for limiters that cannot.
+    /// (a quarter of what is left, so leases shrink as the token nears its limit).
     async fn acquire(
         &self,
         key: &str,
         quota: RateLimit,
         max_lease: u32,
-    ) -> Result<Acquired, RateLimitError> {
-        let _ = max_lease;
-        Ok(match self.hit(key, quota).await? {
-            RateDecision::Allowed => Acquired::Allowed {
-                lease: 0,
-                window: 0,
-                window_left_ms: u64::from(quota.window_s) * 1000,
-            },
-            RateDecision::Limited { retry_after_s } => Acquired::Limited { retry_after_s },
-        })
+    ) -> Result<Acquired, RateLimitError>;
+
+    /// Counts one request for `key` under `quota` and says whether it may proceed.
+    async fn hit(&self, key: &str, quota: RateLimit) -> Result<RateDecision, RateLimitError> {
+        Ok(self.acquire(key, quota, 0).await?.into())
     }
 
     /// Gives back `units` leased in `window` that were never spent (ignored once the window
@@ -81,6 +73,15 @@ pub trait RateLimiter: Send + Sync + 'static {
     async fn credit(&self, key: &str, window: u64, units: u32) -> Result<(), RateLimitError> {
         let _ = (key, window, units);
         Ok(())
+    }
+}
+
+impl From<Acquired> for RateDecision {
+    fn from(a: Acquired) -> RateDecision {
+        match a {
+            Acquired::Allowed { .. } => RateDecision::Allowed,
+            Acquired::Limited { retry_after_s } => RateDecision::Limited { retry_after_s },
+        }
     }
 }
 
@@ -112,10 +113,7 @@ impl InMemoryRateLimiter {
     /// The decision at an explicit instant (the trait uses `Instant::now()`); lets tests walk
     /// through windows without sleeping.
     pub fn hit_at(&self, key: &str, quota: RateLimit, now: Instant) -> RateDecision {
-        match self.acquire_at(key, quota, 0, now) {
-            Acquired::Allowed { .. } => RateDecision::Allowed,
-            Acquired::Limited { retry_after_s } => RateDecision::Limited { retry_after_s },
-        }
+        self.acquire_at(key, quota, 0, now).into()
     }
 
     /// [`RateLimiter::acquire`] at an explicit instant.
@@ -184,10 +182,6 @@ impl InMemoryRateLimiter {
 
 #[async_trait]
 impl RateLimiter for InMemoryRateLimiter {
-    async fn hit(&self, key: &str, quota: RateLimit) -> Result<RateDecision, RateLimitError> {
-        Ok(self.hit_at(key, quota, Instant::now()))
-    }
-
     async fn acquire(
         &self,
         key: &str,

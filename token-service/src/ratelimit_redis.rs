@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::Script;
 
-use crate::ratelimit::{Acquired, RateDecision, RateLimitError, RateLimiter};
+use crate::ratelimit::{Acquired, RateLimitError, RateLimiter};
 use crate::token::RateLimit;
 
 /// Counts one request and leases a quarter of what is left (at most ARGV[3]); returns
@@ -76,13 +76,6 @@ impl RedisRateLimiter {
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
-    async fn hit(&self, key: &str, quota: RateLimit) -> Result<RateDecision, RateLimitError> {
-        Ok(match self.acquire(key, quota, 0).await? {
-            Acquired::Allowed { .. } => RateDecision::Allowed,
-            Acquired::Limited { retry_after_s } => RateDecision::Limited { retry_after_s },
-        })
-    }
-
     async fn acquire(
         &self,
         key: &str,

@@ -12,7 +12,7 @@ use chrono::Utc;
 use common::*;
 use ptk_wire::{CheckResponse, DenyReason, Provider};
 use token_service::expiry::format_timestamp;
-use token_service::ratelimit::{RateDecision, RateLimitError, RateLimiter};
+use token_service::ratelimit::{Acquired, RateLimitError, RateLimiter};
 use token_service::store::{TokenStatus, TokenStore};
 use token_service::token::RateLimit;
 
@@ -294,7 +294,12 @@ struct FailingLimiter;
 
 #[async_trait]
 impl RateLimiter for FailingLimiter {
-    async fn hit(&self, _key: &str, _quota: RateLimit) -> Result<RateDecision, RateLimitError> {
+    async fn acquire(
+        &self,
+        _key: &str,
+        _quota: RateLimit,
+        _max_lease: u32,
+    ) -> Result<Acquired, RateLimitError> {
         Err(RateLimitError("counter backend down".into()))
     }
 }
