@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import measure, profile, report, store_scale
+from harness import measure, probe, profile, report, store_scale
 from harness.stack import ROOT, Stack
 
 RESULTS = ROOT / "bench/results"
@@ -60,7 +60,8 @@ def main() -> int:
         log("starting the mock upstream and seeding token stores (before any load)...")
         stack.start_mock()
         services = store_scale.start(stack, sizes, log) if sizes else {}
-        log("starting Envoys (plain, wasm floor, filter cache warm, filter cache off, ext_authz)...")
+        log("starting Envoys (plain, empty wasm, wasm floor, filter cache warm and off, "
+            "ext_authz)...")
         stack.start_envoys()
         if knob("BENCH_LITELLM", 1):
             log("starting LiteLLM (takes ~20-60 s to import)...")
@@ -70,8 +71,8 @@ def main() -> int:
                 "litellm", "LiteLLM proxy", error="skipped (BENCH_LITELLM=0)")
         if stack.targets["litellm"].error:
             log(f"LiteLLM not measured: {stack.targets['litellm'].error}")
-        names = ["mock", "plain", "wasm_floor", "filter_warm", "filter_off", "ext_authz",
-                 "litellm"]
+        names = ["mock", "plain", "wasm_empty", "wasm_floor", "filter_warm", "filter_off",
+                 "ext_authz", "litellm"]
 
         log(f"throughput: {rounds} rounds x {len(names)} scenarios, {duration:g}s each...")
         runs = measure.throughput(stack, names, rounds, duration, warmup, conns, log)
@@ -80,13 +81,15 @@ def main() -> int:
         log("token-service check latency by store size...")
         store = (store_scale.measure(stack, services, rounds, duration, warmup, check_conns, log)
                  if services else {})
+        log("timing host calls inside the VM (probe)...")
+        probed = probe.run(stack, log)
         prof, prof_note = {}, None
         if knob("BENCH_PROFILE", 1):
             prof_note = profile.available()
             if prof_note is None:
                 log("profiling the Envoy-based scenarios with perf...")
-                prof = profile.profile(stack, ["plain", "wasm_floor", "filter_warm", "filter_off",
-                                                "ext_authz"],
+                prof = profile.profile(stack, ["plain", "wasm_empty", "wasm_floor", "filter_warm",
+                                                "filter_off", "ext_authz"],
                                        knob("BENCH_PROFILE_SECONDS", 4), conns,
                                        workdir, log)
             else:
@@ -109,6 +112,8 @@ def main() -> int:
     }
     summary = report.summarize(stack.targets, runs, sse, store)
     md = report.markdown(summary, meta)
+    if probed:
+        md += "\n" + probe.markdown(probed)
     if prof:
         md += "\n" + profile.markdown(prof)
     elif prof_note:
@@ -117,7 +122,7 @@ def main() -> int:
     (RESULTS / "latest.md").write_text(md)
     (RESULTS / "latest.json").write_text(json.dumps(
         {"meta": meta, "summary": summary, "runs": runs, "store_runs": store,
-         "profile": prof}, indent=1))
+         "profile": prof, "probe_ns": probed}, indent=1))
     print(md)
     log(f"written: {RESULTS}/latest.md and latest.json (logs in {RESULTS}/logs)")
     return 0

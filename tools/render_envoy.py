@@ -91,6 +91,8 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     plugin["token_service"]["timeout_ms"] = args.timeout_ms
     if args.deny_ttl_ms is not None:
         plugin.setdefault("cache", {})["deny_ttl_ms"] = args.deny_ttl_ms
+    if args.no_cache:
+        plugin.setdefault("cache", {})["enabled"] = False
     wasm["configuration"]["value"] = json.dumps(plugin)
 
     ts_host, _, ts_port = args.token_service.rpartition(":")
@@ -166,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--deny-ttl-ms", type=int,
         help="how long each worker remembers a refusal (plugin cache.deny_ttl_ms)")
+    parser.add_argument(
+        "--no-cache", action="store_true",
+        help="turn the filter's verdict cache off (plugin cache.enabled = false): a check "
+             "per request, no shared-data reads")
     parser.add_argument("--access-log", help="write the access log to this file, not stdout")
     parser.add_argument("--tls-port", type=int, help="also serve the proxy over TLS on this port")
     parser.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")

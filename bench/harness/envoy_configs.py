@@ -5,6 +5,8 @@ upstream cluster and differ only in the auth step:
 - `filter`: the config as committed (the ptk wasm filter);
 - `plain`: the ptk filter removed (requests carry `Host: api.openai.com` to pick the route);
 - `ext_authz`: the ptk filter replaced by Envoy's HTTP ext_authz calling bench-authz;
+- `wasm_empty`: the ptk filter replaced by a wasm filter that implements nothing: the cost of
+  the VM entries alone;
 - `wasm_floor`: the ptk filter replaced by a trivial wasm header swap (bench/wasm-floor), the
   cost of running any proxy-wasm filter before the ptk filter does any work.
 """
@@ -24,7 +26,7 @@ UPSTREAM_HOST = "api.openai.com"
 
 
 def render(out_dir: Path, name: str, *, mock: str, proxy_port: int, admin_port: int,
-           token_service: str, wasm: Path, deny_ttl_ms: int) -> dict:
+           token_service: str, wasm: Path, deny_ttl_ms: int, cache: bool = True) -> dict:
     """The committed config with bench ports, the mock as every provider's upstream, and the
     access log written to /dev/null (formatted as in production, but not stored)."""
     out = out_dir / f"envoy-{name}.rendered.yaml"
@@ -35,7 +37,8 @@ def render(out_dir: Path, name: str, *, mock: str, proxy_port: int, admin_port: 
          "--token-service", token_service,
          # No admin listener runs in the bench; the /admin routes are never hit.
          "--token-service-admin", token_service,
-         "--wasm", str(wasm), "--deny-ttl-ms", str(deny_ttl_ms), "--access-log", "/dev/null"],
+         "--wasm", str(wasm), "--deny-ttl-ms", str(deny_ttl_ms), "--access-log", "/dev/null",
+         *([] if cache else ["--no-cache"])],
         env=env, check=True,
     )
     return yaml.safe_load(out.read_text())
@@ -63,14 +66,15 @@ def plain(config: dict) -> dict:
     return config
 
 
-def wasm_floor(config: dict, floor_wasm: Path) -> dict:
-    """The ptk filter's slot, VM settings and fail-closed policy, with the trivial filter."""
+def wasm_floor(config: dict, floor_wasm: Path, mode: str = "swap") -> dict:
+    """The ptk filter's slot, VM settings and fail-closed policy, with the bench filter in
+    `mode` (bench/wasm-floor: `swap`, `empty` or `probe`)."""
     hcm = _hcm(config)
     ptk = next(f for f in hcm["http_filters"] if f["name"] == "ptk")
     wasm = ptk["typed_config"]["config"]
     wasm["vm_config"]["code"]["local"]["filename"] = str(floor_wasm)
-    wasm["vm_config"]["vm_id"] = "floor"
-    wasm["configuration"]["value"] = ""
+    wasm["vm_config"]["vm_id"] = f"floor-{mode}"
+    wasm["configuration"]["value"] = mode
     return config
 
 

@@ -137,19 +137,21 @@ class Stack:
             service, listen = self.start_token_service(f"token-service-{name}", ttl)
             target, ports = self.envoy_target(name, label)
             cfg = envoy_configs.render(self.workdir, name, mock=mock, token_service=listen,
-                                       wasm=WASM, deny_ttl_ms=ttl, **ports)
+                                       wasm=WASM, deny_ttl_ms=ttl, cache=ttl > 0, **ports)
             self.start_envoy(target, cfg)
             target.sidecar_pid = service.pid
             target.cpu_pids.append(service.pid)
             target.callout_cluster = "token_service"
             self.targets[name] = target
 
-        floor, ports = self.envoy_target("wasm_floor", "Envoy + trivial wasm filter (floor)",
-                                         host=envoy_configs.UPSTREAM_HOST)
-        cfg = envoy_configs.render(self.workdir, "wasm_floor", mock=mock,
-                                   token_service="127.0.0.1:1", wasm=WASM, deny_ttl_ms=0, **ports)
-        self.start_envoy(floor, envoy_configs.wasm_floor(cfg, FLOOR_WASM))
-        self.targets["wasm_floor"] = floor
+        for name, label, mode in (
+                ("wasm_empty", "Envoy + empty wasm filter (no host calls)", "empty"),
+                ("wasm_floor", "Envoy + trivial wasm filter (floor)", "swap")):
+            floor, ports = self.envoy_target(name, label, host=envoy_configs.UPSTREAM_HOST)
+            cfg = envoy_configs.render(self.workdir, name, mock=mock, token_service="127.0.0.1:1",
+                                       wasm=WASM, deny_ttl_ms=0, **ports)
+            self.start_envoy(floor, envoy_configs.wasm_floor(cfg, FLOOR_WASM, mode))
+            self.targets[name] = floor
 
         authz = self.procs.spawn(
             "bench-authz", [str(RELEASE / "bench-authz"), "--hashes", str(self.hashes_file)],

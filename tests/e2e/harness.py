@@ -69,6 +69,8 @@ class Stack:
     rate_limit: str = "100/60"
     #: Verdict cache TTL (token-service) and refusal memory (filter); 0 turns both off.
     cache_ttl_ms: int = 1000
+    #: The filter's own cache switch (plugin cache.enabled; render_envoy.py --no-cache).
+    filter_cache: bool = True
     #: More environment for the token-service (e.g. PTK_REDIS_URL).
     service_extra_env: dict[str, str] = field(default_factory=dict)
     upstreams: dict[str, str] | None = None
@@ -152,6 +154,7 @@ class Stack:
             "--tls-port", str(self.tls_port),
             "--tls-cert", str(self.dir / "tls/server.crt"),
             "--tls-key", str(self.dir / "tls/server.key"),
+            *([] if self.filter_cache else ["--no-cache"]),
         ]
         subprocess.run(args, env=env, check=True)
 

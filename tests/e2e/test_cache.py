@@ -129,6 +129,20 @@ def test_cached_traffic_skips_the_token_service_and_reports_usage(stack):
         time.sleep(0.1)
 
 
+def test_with_the_filter_cache_off_every_request_is_checked(make_stack):
+    # The token-service still grants a 1 s TTL and leases; the filter's switch alone decides.
+    s = make_stack(filter_cache=False)
+    token = s.mint("openai", "--rate-limit", "1000000/60")["token"]
+    auth = {"authorization": f"Bearer {token}"}
+    checks_before = stat(s, "cluster.token_service.upstream_rq_200")
+    with requests.Session() as session:
+        for _ in range(20):
+            assert session.get(f"{s.url}/v1/models", headers=auth).status_code == 200
+    assert stat(s, "cluster.token_service.upstream_rq_200") - checks_before == 20
+    assert wait_stat(s, "wasmcustom.ptk.allowed", 20) == 20
+    assert stat(s, "wasmcustom.ptk.cache_hits") == 0
+
+
 def test_a_warm_cache_outlives_the_token_service_only_for_the_ttl(make_stack):
     s = make_stack()
     token = s.mint("openai")["token"]

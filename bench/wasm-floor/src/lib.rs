@@ -1,25 +1,67 @@
-//! A trivial header-swap filter, for `make bench`'s "wasm floor" scenario: what running any
-//! proxy-wasm filter in Envoy's V8 costs per request, before the ptk filter does any work.
-//! It reads `authorization` and, if present, replaces it with a fixed value.
+//! Bench-only filter for `make bench`, one module in three modes picked by the plugin
+//! configuration string:
+//!
+//! - `swap` (or empty): the "wasm floor": read `authorization` and, if present, replace it
+//!   with a fixed value. What any header-swapping proxy-wasm filter costs per request.
+//! - `empty`: implement nothing (Envoy still creates a context and enters the VM for the
+//!   request and response headers): the cost of a wasm filter that makes no host call.
+//! - `probe`: on each request, time the host calls the ptk filter makes, and the ptk filter's
+//!   own Rust work, in loops inside the VM; log one `ptk-probe <name> <ns>` line per item.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, MapType};
+
+mod probe;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(Root));
+    proxy_wasm::set_root_context(|_| Box::new(Root { mode: Mode::Swap }));
 }}
 
-struct Root;
+#[derive(Clone, Copy)]
+enum Mode {
+    Swap,
+    Empty,
+    Probe,
+}
+
+struct Root {
+    mode: Mode,
+}
+
 impl Context for Root {}
+
 impl RootContext for Root {
-    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Swap))
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let config = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        self.mode = match config.as_slice() {
+            b"" | b"swap" => Mode::Swap,
+            b"empty" => Mode::Empty,
+            b"probe" => Mode::Probe,
+            _ => return false,
+        };
+        true
     }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(match self.mode {
+            Mode::Swap => Box::new(Swap),
+            Mode::Empty => Box::new(Empty),
+            Mode::Probe => Box::new(probe::Probe),
+        })
+    }
+
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
 }
+
+struct Empty;
+impl Context for Empty {}
+impl HttpContext for Empty {}
 
 struct Swap;
 impl Context for Swap {}
