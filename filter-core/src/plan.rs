@@ -69,6 +69,7 @@ pub fn clean_subprotocols(offer: &str) -> Option<String> {
 /// Builds the rewrite for an allowed request.
 ///
 /// `authority` is the provider host from the plugin config; Envoy re-picks the route on it.
+/// It is set only when the request names another host.
 pub fn rewrite_plan(
     head: &RequestHead,
     identified: &Identified,
@@ -99,7 +100,11 @@ pub fn rewrite_plan(
         }
     }
 
-    set.push((":authority".to_string(), authority.to_string()));
+    // A client that already names the provider's host (an egress gateway, a DNS override)
+    // needs no rewrite: one host call fewer.
+    if head.header(":authority") != Some(authority) {
+        set.push((":authority".to_string(), authority.to_string()));
+    }
     set.push(credential);
     RewritePlan { remove, set }
 }

@@ -87,6 +87,32 @@ fn swap_table() {
 }
 
 #[test]
+fn authority_is_set_only_when_the_client_names_another_host() {
+    let sent_to_proxy = [
+        (":authority", "127.0.0.1:10000"),
+        (":path", "/v1/chat/completions"),
+        ("authorization", "Bearer ptk_x"),
+    ];
+    let plan = plan_for(&head(&sent_to_proxy));
+    assert_eq!(plan.set_value(":authority"), Some(HOST));
+
+    let sent_to_provider_host = [
+        (":authority", HOST),
+        (":path", "/v1/chat/completions"),
+        ("authorization", "Bearer ptk_x"),
+    ];
+    let h = head(&sent_to_provider_host);
+    let plan = plan_for(&h);
+    assert_eq!(
+        plan.set_value(":authority"),
+        None,
+        "already right: no host call"
+    );
+    let out = apply(&h, &plan, &sent_to_provider_host);
+    assert!(out.contains(&(":authority".to_string(), HOST.to_string())));
+}
+
+#[test]
 fn other_headers_pass_untouched() {
     let pairs = [
         (":path", "/v1/messages"),

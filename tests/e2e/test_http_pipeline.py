@@ -64,6 +64,23 @@ def test_openai_bearer_is_swapped_and_forwarded(stack):
     assert json.loads(rec["body"]) == CHAT
 
 
+def test_the_provider_route_is_taken_whichever_host_the_client_named(stack):
+    # An SDK names the proxy (the filter rewrites :authority); an egress gateway or a DNS
+    # override names the provider already (the filter leaves it as is). Either way Envoy picks
+    # the provider's virtual host, whose route here rewrites the host to the mock's own.
+    token = stack.mint()["token"]
+    mock_authority = stack.mock_url.split("//", 1)[1]
+    for host in (None, "api.openai.com"):
+        stack.reset_upstream()
+        extra = {"host": host} if host else {}
+        r = requests.post(f"{stack.url}/v1/chat/completions", json=CHAT,
+                          headers={"authorization": f"Bearer {token}", **extra})
+        assert r.status_code == 200, (host, r.text)
+        rec = only_request(stack)
+        assert headers_of(rec)["host"] == [mock_authority], host
+        assert credentials(rec) == {"authorization": [f"Bearer {OPENAI_KEY}"]}
+
+
 def test_anthropic_x_api_key_keeps_its_slot(stack):
     token = stack.mint()["token"]
     r = requests.post(f"{stack.url}/v1/messages",
