@@ -85,11 +85,14 @@ run: build venv
 
 test: test-unit test-e2e test-compat
 
-# Debian's redis-server, for the Redis rate-limiter tests (each starts its own instance on a
-# free loopback port); installed only when missing.
+# Debian's redis-server and PostgreSQL server, for the Redis rate-limiter and PostgreSQL store
+# tests (each starts its own instance on a free loopback port and stops it); installed only
+# when missing.
 test-deps:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
 
 # Native unit tests of the filter core and wire contract, and the token-service's own
 # black-box tests (random port, fresh database each).

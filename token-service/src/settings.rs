@@ -9,6 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::keys::{KeysFileError, ProviderKeys};
+use crate::store::StoreLocation;
 use crate::token::RateLimit;
 
 /// Environment variable holding the check secret.
@@ -117,8 +118,8 @@ pub enum SettingsError {
 pub struct Settings {
     /// Address to bind (port 0 picks a free one).
     pub listen: SocketAddr,
-    /// SQLite database file.
-    pub db_path: PathBuf,
+    /// Where the tokens live (SQLite file or PostgreSQL).
+    pub store: StoreLocation,
     /// The shared secret the filter sends in `x-ptk-check-secret`.
     pub check_secret: SecretString,
     /// Real provider keys.
@@ -149,12 +150,12 @@ impl Settings {
     /// `|name| std::env::var(name).ok()`; tests pass their own).
     pub fn from_args(
         args: &ServeArgs,
-        db_path: &Path,
+        store: &StoreLocation,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, SettingsError> {
         Ok(Settings {
             listen: args.listen,
-            db_path: db_path.to_owned(),
+            store: store.clone(),
             check_secret: check_secret(args.check_secret_file.as_deref(), &env)?,
             keys: ProviderKeys::load(args.keys_file.as_deref(), &env)?,
             default_rate_limit: args.rate_limit,
@@ -269,7 +270,8 @@ mod tests {
         assert_eq!(a.rate_limit.to_string(), "100/60");
         assert_eq!(a.cache_ttl_ms, 1000);
         assert_eq!(a.worker_threads, 1);
-        let err = Settings::from_args(&a, Path::new("x"), env_of(&[])).unwrap_err();
+        let err =
+            Settings::from_args(&a, &StoreLocation::Sqlite("x".into()), env_of(&[])).unwrap_err();
         assert!(
             err.to_string().contains("PTK_CHECK_SECRET is required"),
             "{err}"
@@ -280,7 +282,7 @@ mod tests {
     fn short_secret_is_refused_by_name() {
         let err = Settings::from_args(
             &args(&[]),
-            Path::new("x"),
+            &StoreLocation::Sqlite("x".into()),
             env_of(&[("PTK_CHECK_SECRET", "fifteen-chars!!")]),
         )
         .unwrap_err();
@@ -303,7 +305,7 @@ mod tests {
         ]);
         let s = Settings::from_args(
             &a,
-            Path::new("db"),
+            &StoreLocation::Sqlite("db".into()),
             env_of(&[("GEMINI_API_KEY", "g-secret")]),
         )
         .unwrap();
@@ -315,7 +317,7 @@ mod tests {
         // Both sources at once is a configuration mistake, not a silent choice.
         let err = Settings::from_args(
             &a,
-            Path::new("db"),
+            &StoreLocation::Sqlite("db".into()),
             env_of(&[("PTK_CHECK_SECRET", "another-long-secret")]),
         )
         .unwrap_err();
@@ -326,14 +328,14 @@ mod tests {
     fn admin_surface_needs_an_explicit_long_secret() {
         let s = Settings::from_args(
             &args(&[]),
-            Path::new("x"),
+            &StoreLocation::Sqlite("x".into()),
             env_of(&[("PTK_CHECK_SECRET", "0123456789abcdef")]),
         )
         .unwrap();
         assert!(s.admin.is_none(), "no ADMIN_SECRET, no admin listener");
         let err = Settings::from_args(
             &args(&[]),
-            Path::new("x"),
+            &StoreLocation::Sqlite("x".into()),
             env_of(&[
                 ("PTK_CHECK_SECRET", "0123456789abcdef"),
                 ("ADMIN_SECRET", "short"),
@@ -346,7 +348,7 @@ mod tests {
         );
         let s = Settings::from_args(
             &args(&["--public-url", "http://127.0.0.1:10000/"]),
-            Path::new("x"),
+            &StoreLocation::Sqlite("x".into()),
             env_of(&[
                 ("PTK_CHECK_SECRET", "0123456789abcdef"),
                 ("ADMIN_SECRET", "admin-secret-0123456789"),

@@ -15,7 +15,7 @@ use crate::http::{router, secret_digest, AppState};
 use crate::last_used::{LastUsedStamper, STAMP_INTERVAL};
 use crate::ratelimit::{InMemoryRateLimiter, RateLimiter};
 use crate::settings::Settings;
-use crate::store::{SqliteStore, StoreError, TokenStore};
+use crate::store::StoreError;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +23,7 @@ pub enum StartupError {
     /// The store could not be opened.
     #[error("cannot open token store at {path}: {source}")]
     Store {
-        /// The database path.
+        /// The SQLite path or the PostgreSQL URL without its password.
         path: String,
         /// What failed.
         source: StoreError,
@@ -74,18 +74,14 @@ impl Application {
         settings: Settings,
         limiter: Arc<dyn RateLimiter>,
     ) -> Result<Application, StartupError> {
-        let path = settings.db_path.clone();
-        let store_error = |source| StartupError::Store {
-            path: path.display().to_string(),
-            source,
-        };
-        let opened = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || SqliteStore::open(&path)
-        })
-        .await
-        .map_err(|e| store_error(StoreError::Task(e.to_string())))?;
-        let store: Arc<dyn TokenStore> = Arc::new(opened.map_err(store_error)?);
+        let store = settings
+            .store
+            .open()
+            .await
+            .map_err(|source| StartupError::Store {
+                path: settings.store.to_string(),
+                source,
+            })?;
 
         let last_used = Arc::new(LastUsedStamper::new(store.clone(), STAMP_INTERVAL));
         let checker = Checker::new(
@@ -112,7 +108,7 @@ impl Application {
         let providers = settings.keys.configured();
         // The start-up lines: where we listen and which providers have keys (names only).
         tracing::info!(
-            db = %settings.db_path.display(),
+            store = %settings.store,
             "token-service listening on {}; providers with keys: {}",
             check.addr,
             if providers.is_empty() { "none".to_owned() } else { providers.join(", ") }

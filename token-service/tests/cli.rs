@@ -15,6 +15,9 @@ use sha2::{Digest as _, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_token-service");
 
+#[path = "common/pg_server.rs"]
+mod pg_server;
+
 struct Db {
     _dir: tempfile::TempDir,
     path: PathBuf,
@@ -450,9 +453,15 @@ const CHECK_SECRET: &str = "cli-test-check-secret-42";
 const REAL_KEY: &str = "sk-cli-test-real-openai-key";
 
 fn serve(db: &Path) -> Server {
+    serve_with(db, &[])
+}
+
+/// `serve` on `db` with more environment (e.g. `PTK_DATABASE_URL`).
+fn serve_with(db: &Path, env: &[(&str, &str)]) -> Server {
     let mut child = std::process::Command::new(BIN)
         .env_clear()
         .env("PTK_DB", db)
+        .envs(env.iter().copied())
         .env("PTK_LISTEN", "127.0.0.1:0")
         .env("PTK_CHECK_SECRET", CHECK_SECRET)
         .env("OPENAI_API_KEY", REAL_KEY)
@@ -545,4 +554,79 @@ fn serve_allows_cli_tokens_and_honours_cli_disable() {
     for line in &logged {
         assert!(!line.contains(REAL_KEY) && !line.contains(&token), "{line}");
     }
+}
+
+#[test]
+fn replicas_on_one_postgres_share_tokens_and_revocations() {
+    let pg = pg_server::PgServer::start();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(pg.create_db("ptk"));
+    let url = pg.url("ptk");
+    let db = db(); // PTK_DB stays set: PTK_DATABASE_URL must win, and no SQLite file appear
+    let pg_env = [("PTK_DATABASE_URL", url.as_str())];
+    let on_pg = |args: &[&str]| {
+        let mut c = tokens(&db, args);
+        c.env("PTK_DATABASE_URL", &url);
+        c
+    };
+    let out = on_pg(&[
+        "create",
+        "--label",
+        "fleet",
+        "--providers",
+        "openai",
+        "--json",
+    ])
+    .assert()
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    let created: Value = serde_json::from_slice(&out).unwrap();
+    let hash = created["hash"].as_str().unwrap().to_owned();
+
+    let replicas = [serve_with(&db.path, &pg_env), serve_with(&db.path, &pg_env)];
+    for replica in &replicas {
+        let verdict = check(replica, &hash);
+        assert_eq!(verdict["verdict"], "allow", "{verdict}");
+        assert_eq!(verdict["key"], REAL_KEY);
+    }
+    on_pg(&["disable", &hash]).assert().success();
+    for replica in &replicas {
+        let verdict = check(replica, &hash);
+        assert_eq!(verdict["verdict"], "deny", "{verdict}");
+        assert_eq!(verdict["reason"], "invalid", "{verdict}");
+    }
+    let listed = on_pg(&["list", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8_lossy(&listed).contains(&hash));
+    assert!(!db.path.exists(), "the SQLite file must not be created");
+}
+
+#[test]
+fn a_postgres_url_never_shows_its_password() {
+    let db = db();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://ptk:hunter2-secret@127.0.0.1:{port}/ptk?connect_timeout=2");
+    let out = tokens(&db, &["list"])
+        .env("PTK_DATABASE_URL", &url)
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("postgres://ptk@127.0.0.1:{port}/ptk")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 }

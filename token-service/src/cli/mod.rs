@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use crate::ratelimit_redis::RedisRateLimiter;
 use crate::settings::{ServeArgs, Settings, DEFAULT_DB};
 use crate::startup::Application;
-use crate::store::SqliteStore;
+use crate::store::StoreLocation;
 use crate::token::RateLimit;
 
 mod render;
@@ -28,6 +28,16 @@ pub struct Cli {
     /// SQLite database file (created with its directory if missing).
     #[arg(long, env = "PTK_DB", default_value = DEFAULT_DB, global = true, value_name = "PATH")]
     pub db: PathBuf,
+    /// PostgreSQL URL (`postgres://user:password@host:port/db`); when set, tokens live there
+    /// instead of the SQLite file, so several token-service replicas share them.
+    #[arg(
+        long,
+        env = "PTK_DATABASE_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -118,7 +128,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             init_logging("info");
-            let settings = Settings::from_args(&args, &cli.db, |name| std::env::var(name).ok())?;
+            let location = StoreLocation::pick(cli.db.clone(), cli.database_url.clone());
+            let settings = Settings::from_args(&args, &location, |name| std::env::var(name).ok())?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(usize::from(args.worker_threads))
                 .enable_all()
@@ -144,11 +155,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             runtime.block_on(async {
-                let store = SqliteStore::open(&cli.db)
-                    .with_context(|| format!("cannot open token store at {}", cli.db.display()))?;
+                let location = StoreLocation::pick(cli.db.clone(), cli.database_url.clone());
+                let store = location
+                    .open()
+                    .await
+                    .with_context(|| format!("cannot open token store at {location}"))?;
                 let mut out = std::io::stdout().lock();
                 let mut err = std::io::stderr().lock();
-                tokens::run(&store, command, &mut out, &mut err).await
+                tokens::run(store.as_ref(), command, &mut out, &mut err).await
             })
         }
     }

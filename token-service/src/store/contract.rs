@@ -29,10 +29,11 @@ pub(crate) fn sample_record(seed: &str) -> TokenRecord {
     }
 }
 
-/// Generates one `#[tokio::test]` per contract case for a backend fixture factory.
-macro_rules! token_store_contract {
-    ($make:ident) => {
-        $crate::store::contract::token_store_contract!(@cases $make;
+/// Calls `$then!(args; case, case, ...)` (written `[$then] args`) with every contract case: the one list both runners
+/// (a test per case, or all cases on one shared server) use.
+macro_rules! with_contract_cases {
+    ([$($then:tt)+] $($arg:tt)*) => {
+        $($then)+! {$($arg)*;
             ping_answers,
             insert_then_get_round_trips,
             get_of_an_unknown_hash_is_none,
@@ -50,6 +51,16 @@ macro_rules! token_store_contract {
             update_of_a_missing_token_creates_nothing,
             concurrent_patches_never_resurrect_a_disabled_token,
             patches_racing_a_delete_leave_it_deleted,
+        }
+    };
+}
+pub(crate) use with_contract_cases;
+
+/// Generates one `#[tokio::test]` per contract case for a backend fixture factory.
+macro_rules! token_store_contract {
+    ($make:ident) => {
+        $crate::store::contract::with_contract_cases!(
+            [$crate::store::contract::token_store_contract] @cases $make
         );
     };
     (@cases $make:ident; $($case:ident),* $(,)?) => {
@@ -66,6 +77,22 @@ macro_rules! token_store_contract {
     };
 }
 pub(crate) use token_store_contract;
+
+/// Every contract case by name, for a backend whose fixtures share one server (each case
+/// still gets a fresh store from the caller).
+pub(crate) fn all_cases() -> Vec<(&'static str, Case)> {
+    macro_rules! list {
+        (; $($case:ident),* $(,)?) => {
+            vec![$((stringify!($case), (|s| Box::pin($case(s))) as Case)),*]
+        };
+    }
+    with_contract_cases!([list])
+}
+
+/// One running contract case.
+pub(crate) type CaseFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+/// A contract case: given a fresh store, run it.
+pub(crate) type Case = fn(Store) -> CaseFuture;
 
 type Store = Arc<dyn TokenStore>;
 

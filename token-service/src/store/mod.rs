@@ -1,18 +1,80 @@
 //! The token store: one trait, one record type, one error type. SQLite is the default
-//! backend; PostgreSQL can be added behind the same trait and must pass the same contract suite
+//! backend; PostgreSQL serves several replicas; both pass the same contract suite
 //! (`contract.rs`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ptk_wire::Provider;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::token::RateLimit;
 
 #[cfg(test)]
 pub(crate) mod contract;
+/// The throwaway PostgreSQL server the black-box tests use too.
+#[cfg(test)]
+#[path = "../../tests/common/pg_server.rs"]
+pub(crate) mod pg_server;
+mod postgres;
+mod row;
 mod sqlite;
 mod sqlite_sql;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// Where the tokens live: an SQLite file (`PTK_DB`) or a PostgreSQL database
+/// (`PTK_DATABASE_URL`, which wins when set). `Debug` and `Display` never show a password.
+#[derive(Clone)]
+pub enum StoreLocation {
+    /// An SQLite file, created with its directory if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(SecretString),
+}
+
+impl StoreLocation {
+    /// PostgreSQL when a non-empty URL is given, else the SQLite file.
+    pub fn pick(db: PathBuf, database_url: Option<String>) -> StoreLocation {
+        match database_url.filter(|u| !u.trim().is_empty()) {
+            Some(url) => StoreLocation::Postgres(SecretString::from(url)),
+            None => StoreLocation::Sqlite(db),
+        }
+    }
+
+    /// Opens the store (creating the schema if needed).
+    pub async fn open(&self) -> Result<Arc<dyn TokenStore>, StoreError> {
+        match self {
+            StoreLocation::Sqlite(path) => {
+                let path = path.clone();
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??;
+                Ok(Arc::new(store))
+            }
+            StoreLocation::Postgres(url) => {
+                Ok(Arc::new(PostgresStore::connect(url.expose_secret()).await?))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sqlite(path) => write!(f, "{}", path.display()),
+            StoreLocation::Postgres(url) => f.write_str(&postgres::redacted(url.expose_secret())),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreLocation({self})")
+    }
+}
 
 /// Stored status of a token. "Expired" is derived from `expires_at`, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,10 @@
 //! The SQLite backend's SQL: schema, statements, the write-transaction helper and row
 //! decoding, kept apart from the store's async plumbing in `sqlite.rs`.
 
-use ptk_wire::Provider;
 use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
 
-use super::{StoreError, TokenListing, TokenRecord, TokenStatus};
-use crate::token::RateLimit;
+use super::row::RawRow;
+use super::{StoreError, TokenListing};
 
 /// Schema version kept in `PRAGMA user_version`, for migrations to come.
 pub(super) const SCHEMA_VERSION: i64 = 1;
@@ -82,41 +81,17 @@ pub(super) const UPDATE_TOKEN: &str = "UPDATE tokens SET
 /// Reads a row of [`SELECT_TOKEN`]. Rows that cannot be understood are `Corrupt`, so callers
 /// fail closed instead of guessing.
 pub(super) fn listing_from_row(row: &Row<'_>) -> Result<TokenListing, StoreError> {
-    let hash: String = row.get(0).map_err(backend)?;
-    let corrupt = |what: &str| StoreError::Corrupt(format!("{what} of token {:.12}", hash));
-    let providers_text: String = row.get(3).map_err(backend)?;
-    let providers: Vec<Provider> =
-        serde_json::from_str(&providers_text).map_err(|_| corrupt("providers"))?;
-    let status_text: String = row.get(4).map_err(backend)?;
-    let status = TokenStatus::parse(&status_text).ok_or_else(|| corrupt("status"))?;
-    let limit: Option<i64> = row.get(7).map_err(backend)?;
-    let window: Option<i64> = row.get(8).map_err(backend)?;
-    let rate_limit = match (limit, window) {
-        (Some(limit), Some(window)) => Some(RateLimit {
-            limit: u32::try_from(limit)
-                .ok()
-                .filter(|l| *l > 0)
-                .ok_or_else(|| corrupt("rate_limit"))?,
-            window_s: u32::try_from(window)
-                .ok()
-                .filter(|w| *w > 0)
-                .ok_or_else(|| corrupt("rate_window_s"))?,
-        }),
-        (None, None) => None,
-        _ => return Err(corrupt("rate limit columns")),
-    };
-    let record = TokenRecord {
+    RawRow {
+        hash: row.get(0).map_err(backend)?,
         label: row.get(1).map_err(backend)?,
         last4: row.get(2).map_err(backend)?,
-        providers,
-        status,
+        providers: row.get(3).map_err(backend)?,
+        status: row.get(4).map_err(backend)?,
         created_at: row.get(5).map_err(backend)?,
         expires_at: row.get(6).map_err(backend)?,
-        rate_limit,
-        hash,
-    };
-    Ok(TokenListing {
-        record,
+        rate_limit: row.get(7).map_err(backend)?,
+        rate_window_s: row.get(8).map_err(backend)?,
         last_used: row.get(9).map_err(backend)?,
-    })
+    }
+    .decode()
 }

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use token_service::keys::ProviderKeys;
 use token_service::ratelimit::{InMemoryRateLimiter, RateLimiter};
 use token_service::settings::{AdminSettings, SESSION_MAX_AGE};
-use token_service::store::{SqliteStore, TokenRecord, TokenStatus, TokenStore};
+use token_service::store::{SqliteStore, StoreLocation, TokenRecord, TokenStatus, TokenStore};
 use token_service::token::{hash_token, last4, RateLimit};
 use token_service::{Application, Settings};
 
@@ -74,7 +74,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let db_path = dir.path().join("data/ptk.sqlite3");
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        db_path: db_path.clone(),
+        store: StoreLocation::Sqlite(db_path.clone()),
         check_secret: SecretString::from(SECRET),
         keys: options.keys,
         default_rate_limit: options.default_rate_limit,

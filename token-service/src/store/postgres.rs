@@ -1,0 +1,382 @@
+//! PostgreSQL backend, for several token-service replicas serving one fleet of Envoys: the
+//! same schema and semantics as SQLite (and the same contract suite), on an async pool.
+//!
+//! Concurrency comes from PostgreSQL's row locks under READ COMMITTED: an `UPDATE` re-reads
+//! the row it waited for, so a patch keeps the latest committed value of every field it does
+//! not name, and a patch that waited on a `DELETE` finds nothing and creates nothing.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Config, NoTls, Row};
+
+use super::row::RawRow;
+use super::{StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
+
+/// Connections per replica; the check path holds one only for a primary-key read.
+const POOL_SIZE: usize = 16;
+/// How long a request waits for a connection, or a new connection for the server.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Serialises schema creation when several replicas start at once (an arbitrary constant).
+const SCHEMA_LOCK: i64 = 0x7074_6b5f_7363_6d61;
+
+/// `hash` uses the "C" collation so `[prefix, prefix || 'g')` is an index range over the
+/// lowercase-hex hashes whatever the database's locale. `last_used` is its own table so the hot
+/// path never rewrites a token row; the foreign key means a stamp never outlives a token.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokens (
+    hash          TEXT COLLATE \"C\" PRIMARY KEY,
+    label         TEXT NOT NULL,
+    last4         TEXT NOT NULL,
+    providers     TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT NULL,
+    rate_limit    BIGINT NULL,
+    rate_window_s BIGINT NULL
+);
+CREATE TABLE IF NOT EXISTS last_used (
+    hash TEXT COLLATE \"C\" PRIMARY KEY REFERENCES tokens (hash) ON DELETE CASCADE,
+    at   TEXT NOT NULL
+);
+";
+
+const SELECT_TOKEN: &str = "SELECT t.hash, t.label, t.last4, t.providers, t.status, t.created_at,
+    t.expires_at, t.rate_limit, t.rate_window_s, l.at
+    FROM tokens t LEFT JOIN last_used l ON l.hash = t.hash";
+
+/// One statement for every patch: each `CASE` keeps the column unless the patch names it.
+const UPDATE_TOKEN: &str = "UPDATE tokens SET
+    status        = CASE WHEN $2 THEN $3 ELSE status END,
+    expires_at    = CASE WHEN $4 THEN $5 ELSE expires_at END,
+    rate_limit    = CASE WHEN $6 THEN $7 ELSE rate_limit END,
+    rate_window_s = CASE WHEN $6 THEN $8 ELSE rate_window_s END
+    WHERE hash = $1
+    RETURNING hash";
+
+fn backend(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn pool_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Pool(e.to_string())
+}
+
+fn listing(row: &Row) -> Result<TokenListing, StoreError> {
+    RawRow {
+        hash: row.try_get(0).map_err(backend)?,
+        label: row.try_get(1).map_err(backend)?,
+        last4: row.try_get(2).map_err(backend)?,
+        providers: row.try_get(3).map_err(backend)?,
+        status: row.try_get(4).map_err(backend)?,
+        created_at: row.try_get(5).map_err(backend)?,
+        expires_at: row.try_get(6).map_err(backend)?,
+        rate_limit: row.try_get(7).map_err(backend)?,
+        rate_window_s: row.try_get(8).map_err(backend)?,
+        last_used: row.try_get(9).map_err(backend)?,
+    }
+    .decode()
+}
+
+/// The URL without its password or options, for messages (`postgres://user@host:port/db`).
+pub fn redacted(url: &str) -> String {
+    let Ok(config) = url.parse::<Config>() else {
+        return "postgres://(unparseable URL)".to_string();
+    };
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// The PostgreSQL token store.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Connects (a `postgres://` URL or key=value string) and creates the schema if needed.
+    /// TLS is not built in: `sslmode=require` is refused by the driver with a clear error.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| StoreError::Backend(e.to_string()))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(TIMEOUT);
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(TIMEOUT))
+            .create_timeout(Some(TIMEOUT))
+            .build()
+            .map_err(pool_error)?;
+        let mut client = pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await
+            .map_err(backend)?;
+        tx.batch_execute(SCHEMA).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        drop(client);
+        Ok(PostgresStore { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+#[async_trait]
+impl TokenStore for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Touch the tokens table, not just the connection: a missing schema is "not answering".
+        let client = self.client().await?;
+        client
+            .query_opt("SELECT 1 FROM tokens LIMIT 0", &[])
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    async fn get(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.get_listing(hash).await?.map(|l| l.record))
+    }
+
+    async fn get_listing(&self, hash: &str) -> Result<Option<TokenListing>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!("{SELECT_TOKEN} WHERE t.hash = $1"))
+            .await
+            .map_err(backend)?;
+        match client.query_opt(&stmt, &[&hash]).await.map_err(backend)? {
+            Some(row) => Ok(Some(listing(&row)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        let providers = serde_json::to_string(&record.providers)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let client = self.client().await?;
+        // ON CONFLICT DO NOTHING + row count: a duplicate is refused atomically, never
+        // overwritten (an overwrite could resurrect a disabled token).
+        let inserted = client
+            .execute(
+                "INSERT INTO tokens (hash, label, last4, providers, status, created_at,
+                    expires_at, rate_limit, rate_window_s)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (hash) DO NOTHING",
+                &[
+                    &record.hash,
+                    &record.label,
+                    &record.last4,
+                    &providers,
+                    &record.status.as_str(),
+                    &record.created_at,
+                    &record.expires_at,
+                    &record.rate_limit.map(|l| i64::from(l.limit)),
+                    &record.rate_limit.map(|l| i64::from(l.window_s)),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        if inserted == 0 {
+            return Err(StoreError::Duplicate);
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<TokenListing>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("{SELECT_TOKEN} ORDER BY t.created_at DESC, t.hash"),
+                &[],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter().map(listing).collect()
+    }
+
+    async fn hashes_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT hash FROM tokens WHERE hash >= $1 AND hash < $1 || 'g'
+                 ORDER BY hash LIMIT $2",
+                &[&prefix, &limit],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(backend))
+            .collect()
+    }
+
+    async fn update(
+        &self,
+        hash: &str,
+        patch: &TokenPatch,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let (limit, window) = match patch.rate_limit {
+            Some(Some(rl)) => (Some(i64::from(rl.limit)), Some(i64::from(rl.window_s))),
+            _ => (None, None),
+        };
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let changed = tx
+            .query_opt(
+                UPDATE_TOKEN,
+                &[
+                    &hash,
+                    &patch.status.is_some(),
+                    &patch.status.map(|s| s.as_str()),
+                    &patch.expires_at.is_some(),
+                    &patch.expires_at.clone().flatten(),
+                    &patch.rate_limit.is_some(),
+                    &limit,
+                    &window,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        if changed.is_none() {
+            return Ok(None);
+        }
+        // Read back inside the same transaction: what we return is what we committed (the
+        // row stays locked by our update until the commit).
+        let row = tx
+            .query_opt(&format!("{SELECT_TOKEN} WHERE t.hash = $1"), &[&hash])
+            .await
+            .map_err(backend)?;
+        let record = row.as_ref().map(listing).transpose()?.map(|l| l.record);
+        tx.commit().await.map_err(backend)?;
+        Ok(record)
+    }
+
+    async fn delete(&self, hash: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        // The stamp goes with the token (ON DELETE CASCADE), in the same statement.
+        let deleted = client
+            .execute("DELETE FROM tokens WHERE hash = $1", &[&hash])
+            .await
+            .map_err(backend)?;
+        Ok(deleted > 0)
+    }
+
+    async fn stamp_last_used(&self, hash: &str, at: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stamped = client
+            .execute(
+                "INSERT INTO last_used (hash, at)
+                 SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM tokens WHERE hash = $1)
+                 ON CONFLICT (hash) DO UPDATE SET at = EXCLUDED.at",
+                &[&hash, &at],
+            )
+            .await;
+        match stamped {
+            Ok(_) => Ok(()),
+            // The token was deleted between the EXISTS and the insert: nothing to stamp.
+            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::contract::{all_cases, sample_record};
+
+    use crate::store::pg_server::PgServer;
+
+    /// The whole store contract against a real PostgreSQL (one server, a fresh database per
+    /// case), plus what only this backend has: the schema is created once even when replicas
+    /// start together, and the URL never shows its password.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_meets_the_store_contract() {
+        let server = PgServer::start();
+        let cases = all_cases();
+        assert!(cases.len() >= 17);
+        for (i, (name, case)) in cases.into_iter().enumerate() {
+            let db = format!("case_{i}");
+            server.create_db(&db).await;
+            let store = PostgresStore::connect(&server.url(&db))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            case(Arc::new(store)).await;
+        }
+
+        // Four replicas starting at once on one empty database: one schema, all usable.
+        server.create_db("replicas").await;
+        let url = server.url("replicas");
+        let replicas = futures_join(&url).await;
+        replicas[0].insert(&sample_record("ab")).await.unwrap();
+        for store in &replicas {
+            assert!(store
+                .get(&sample_record("ab").hash)
+                .await
+                .unwrap()
+                .is_some());
+        }
+    }
+
+    async fn futures_join(url: &str) -> Vec<PostgresStore> {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.to_owned();
+                tokio::spawn(async move { PostgresStore::connect(&url).await.unwrap() })
+            })
+            .collect();
+        let mut stores = Vec::new();
+        for task in tasks {
+            stores.push(task.await.unwrap());
+        }
+        stores
+    }
+
+    #[test]
+    fn messages_show_the_url_without_its_password() {
+        let shown = redacted("postgres://ptk:s3cret-pass@db.internal:6543/tokens?sslmode=disable");
+        assert_eq!(shown, "postgres://ptk@db.internal:6543/tokens");
+        assert!(!redacted("not a url ::: s3cret").contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_clear_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("postgres://ptk:pw@127.0.0.1:{port}/x?connect_timeout=2");
+        let err = PostgresStore::connect(&url).await.err().expect("refused");
+        assert!(!err.to_string().contains("pw@"), "{err}");
+    }
+}

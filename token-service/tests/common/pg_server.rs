@@ -1,0 +1,177 @@
+//! A throwaway PostgreSQL server for tests: `initdb` into a temp dir, `postgres` on a free
+//! loopback port with fsync off, trust auth for user `ptk`; stopped (fast shutdown) on drop.
+//! Debian's binaries live in /usr/lib/postgresql/<version>/bin; `make test-deps` installs them.
+//! PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user (which
+//! the Debian package creates) via `runuser`. Never skipped: missing binaries are a set-up error.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct PgServer {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn bin_dir() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    // Highest major version last ("9.6" < "15" needs a numeric compare).
+    found.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.split('.').next()?.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    found.pop().expect(
+        "PostgreSQL server binaries not found under /usr/lib/postgresql: run `make test-deps` \
+         (apt-get install postgresql)",
+    )
+}
+
+fn as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// `program args...`, as the `postgres` user when we are root.
+fn command(program: &Path) -> Command {
+    if as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl PgServer {
+    pub fn start() -> PgServer {
+        let bin = bin_dir();
+        let dir = tempfile::tempdir().unwrap();
+        if as_root() {
+            let uid = Command::new("id")
+                .args(["-u", "postgres"])
+                .output()
+                .unwrap();
+            let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().expect(
+                "no `postgres` user to run the test server as (apt-get install postgresql)",
+            );
+            std::os::unix::fs::chown(dir.path(), Some(uid), None).unwrap();
+        }
+        let data = dir.path().join("data");
+        let init = command(&bin.join("initdb"))
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "ptk",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+            ])
+            .args(["--no-sync", "--no-instructions"])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let port = free_port();
+        let child = command(&bin.join("postgres"))
+            .args(["-D", data.to_str().unwrap(), "-p", &port.to_string()])
+            .args(["-h", "127.0.0.1", "-k", dir.path().to_str().unwrap()])
+            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .args(["-c", "full_page_writes=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = PgServer { child, port, dir };
+        let ready = bin.join("pg_isready");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = Command::new(&ready)
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "ptk",
+                    "-q",
+                ])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "postgres did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// A URL for `db` on this server.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://ptk@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates an empty database `name` (lowercase letters, digits and `_`).
+    pub async fn create_db(&self, name: &str) {
+        let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        drop(client);
+        let _ = task.await;
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        // SIGINT is PostgreSQL's fast shutdown: backends end, the postmaster exits. As root the
+        // child is `runuser`, so signal the postmaster itself (first line of postmaster.pid).
+        let pid = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next().map(str::to_owned))
+            .unwrap_or_else(|| self.child.id().to_string());
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
