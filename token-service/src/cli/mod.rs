@@ -38,9 +38,23 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// PEM CA file trusted (besides the system roots) for PostgreSQL's TLS certificate.
+    #[arg(long, env = "PTK_DATABASE_CA_FILE", global = true, value_name = "PATH")]
+    pub database_ca_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Where the tokens live, from `--db` / `--database-url` / `--database-ca-file`.
+    pub fn store_location(&self) -> StoreLocation {
+        StoreLocation::pick(
+            self.db.clone(),
+            self.database_url.clone(),
+            self.database_ca_file.clone(),
+        )
+    }
 }
 
 /// Top-level commands.
@@ -125,10 +139,10 @@ fn init_logging(default_level: &str) {
 
 /// Runs a parsed command line to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let location = cli.store_location();
     match cli.command {
         Command::Serve(args) => {
             init_logging("info");
-            let location = StoreLocation::pick(cli.db.clone(), cli.database_url.clone());
             let settings = Settings::from_args(&args, &location, |name| std::env::var(name).ok())?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(usize::from(args.worker_threads))
@@ -155,7 +169,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             runtime.block_on(async {
-                let location = StoreLocation::pick(cli.db.clone(), cli.database_url.clone());
                 let store = location
                     .open()
                     .await

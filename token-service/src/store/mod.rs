@@ -31,15 +31,27 @@ pub use sqlite::SqliteStore;
 pub enum StoreLocation {
     /// An SQLite file, created with its directory if missing.
     Sqlite(PathBuf),
-    /// A PostgreSQL connection URL.
-    Postgres(SecretString),
+    /// A PostgreSQL connection URL, and a PEM CA file trusted for its TLS certificate.
+    Postgres {
+        /// The connection URL (may hold a password).
+        url: SecretString,
+        /// Extra CA for the server certificate (`PTK_DATABASE_CA_FILE`).
+        ca_file: Option<PathBuf>,
+    },
 }
 
 impl StoreLocation {
     /// PostgreSQL when a non-empty URL is given, else the SQLite file.
-    pub fn pick(db: PathBuf, database_url: Option<String>) -> StoreLocation {
+    pub fn pick(
+        db: PathBuf,
+        database_url: Option<String>,
+        ca_file: Option<PathBuf>,
+    ) -> StoreLocation {
         match database_url.filter(|u| !u.trim().is_empty()) {
-            Some(url) => StoreLocation::Postgres(SecretString::from(url)),
+            Some(url) => StoreLocation::Postgres {
+                url: SecretString::from(url),
+                ca_file,
+            },
             None => StoreLocation::Sqlite(db),
         }
     }
@@ -54,9 +66,9 @@ impl StoreLocation {
                     .map_err(|e| StoreError::Task(e.to_string()))??;
                 Ok(Arc::new(store))
             }
-            StoreLocation::Postgres(url) => {
-                Ok(Arc::new(PostgresStore::connect(url.expose_secret()).await?))
-            }
+            StoreLocation::Postgres { url, ca_file } => Ok(Arc::new(
+                PostgresStore::connect(url.expose_secret(), ca_file.as_deref()).await?,
+            )),
         }
     }
 }
@@ -65,7 +77,9 @@ impl std::fmt::Display for StoreLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreLocation::Sqlite(path) => write!(f, "{}", path.display()),
-            StoreLocation::Postgres(url) => f.write_str(&postgres::redacted(url.expose_secret())),
+            StoreLocation::Postgres { url, .. } => {
+                f.write_str(&postgres::redacted(url.expose_secret()))
+            }
         }
     }
 }

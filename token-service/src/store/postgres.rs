@@ -1,16 +1,26 @@
 //! PostgreSQL backend, for several token-service replicas serving one fleet of Envoys: the
 //! same schema and semantics as SQLite (and the same contract suite), on an async pool.
 //!
+//! TLS (rustls) is used whenever the URL's `sslmode` asks for it or allows it (`prefer`, the
+//! default, `require`), and the server certificate is always verified, against the system's
+//! CA roots plus an optional CA file: whoever could impersonate the database could re-enable a
+//! disabled token. `sslmode=disable` turns TLS off.
+//!
 //! Concurrency comes from PostgreSQL's row locks under READ COMMITTED: an `UPDATE` re-reads
 //! the row it waited for, so a patch keeps the latest committed value of every field it does
 //! not name, and a patch that waited on a `DELETE` finds nothing and creates nothing.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::CertificateDer;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Config, NoTls, Row};
+use tokio_postgres::{Config, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::row::RawRow;
 use super::{StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
@@ -56,12 +66,28 @@ const UPDATE_TOKEN: &str = "UPDATE tokens SET
     WHERE hash = $1
     RETURNING hash";
 
-fn backend(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// An error with its causes ("error performing TLS handshake: invalid peer certificate: ..."):
+/// the driver's own message alone often hides what an operator needs.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
-fn pool_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Pool(e.to_string())
+fn backend(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Backend(with_causes(&e))
+}
+
+fn pool_error(e: impl std::error::Error + 'static) -> StoreError {
+    StoreError::Pool(with_causes(&e))
 }
 
 fn listing(row: &Row) -> Result<TokenListing, StoreError> {
@@ -98,6 +124,36 @@ pub fn redacted(url: &str) -> String {
     )
 }
 
+/// The TLS connector: rustls with the system's CA roots and, if given, the PEM CA file's.
+fn tls(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, StoreError> {
+    let tls_error = |what: String| StoreError::Backend(format!("TLS set-up: {what}"));
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system stores are not fatal: a CA file may be all the trust there is.
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| tls_error(format!("cannot read CA file {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(tls_error(format!("no certificate in {}", path.display())));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| tls_error(format!("bad CA in {}: {e}", path.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
 /// The PostgreSQL token store.
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -106,8 +162,8 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects (a `postgres://` URL or key=value string) and creates the schema if needed.
-    /// TLS is not built in: `sslmode=require` is refused by the driver with a clear error.
-    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+    /// `ca_file` adds a PEM CA to the system roots for verifying the server's certificate.
+    pub async fn connect(url: &str, ca_file: Option<&Path>) -> Result<PostgresStore, StoreError> {
         let mut config: Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreError::Backend(e.to_string()))?;
@@ -116,7 +172,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls(ca_file)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -327,7 +383,7 @@ mod tests {
         for (i, (name, case)) in cases.into_iter().enumerate() {
             let db = format!("case_{i}");
             server.create_db(&db).await;
-            let store = PostgresStore::connect(&server.url(&db))
+            let store = PostgresStore::connect(&server.url(&db), None)
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             case(Arc::new(store)).await;
@@ -351,7 +407,7 @@ mod tests {
         let tasks: Vec<_> = (0..4)
             .map(|_| {
                 let url = url.to_owned();
-                tokio::spawn(async move { PostgresStore::connect(&url).await.unwrap() })
+                tokio::spawn(async move { PostgresStore::connect(&url, None).await.unwrap() })
             })
             .collect();
         let mut stores = Vec::new();
@@ -359,6 +415,61 @@ mod tests {
             stores.push(task.await.unwrap());
         }
         stores
+    }
+
+    /// TLS is verified against the CA file (and the system roots): with the CA the session is
+    /// encrypted; without it, `require` and the default `prefer` both refuse the server;
+    /// `sslmode=disable` is the explicit way to plain text.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_is_used_and_the_server_certificate_verified() {
+        let certs = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/dev_cert.sh"),
+        )
+        .arg(certs.path())
+        .status()
+        .unwrap();
+        assert!(made.success(), "tools/dev_cert.sh failed");
+        let ca = certs.path().join("ca.crt");
+        let server = PgServer::start_tls(certs.path());
+        server.create_db("tls").await;
+        let url = server.url("tls");
+
+        let store = PostgresStore::connect(&format!("{url}?sslmode=require"), Some(&ca))
+            .await
+            .unwrap();
+        store.insert(&sample_record("cd")).await.unwrap();
+        let client = store.client().await.unwrap();
+        let encrypted: bool = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(encrypted, "the session must be TLS");
+
+        for unverified in [format!("{url}?sslmode=require"), url.clone()] {
+            let err = PostgresStore::connect(&unverified, None)
+                .await
+                .err()
+                .expect("an unknown CA must be refused");
+            assert!(err.to_string().contains("certificate"), "{err}");
+        }
+        let plain = PostgresStore::connect(&format!("{url}?sslmode=disable"), None)
+            .await
+            .unwrap();
+        assert!(plain
+            .get(&sample_record("cd").hash)
+            .await
+            .unwrap()
+            .is_some());
+        let err = PostgresStore::connect(&url, Some(&certs.path().join("missing.pem")))
+            .await
+            .err()
+            .expect("a missing CA file is an error");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
     }
 
     #[test]
@@ -376,7 +487,10 @@ mod tests {
             .unwrap()
             .port();
         let url = format!("postgres://ptk:pw@127.0.0.1:{port}/x?connect_timeout=2");
-        let err = PostgresStore::connect(&url).await.err().expect("refused");
+        let err = PostgresStore::connect(&url, None)
+            .await
+            .err()
+            .expect("refused");
         assert!(!err.to_string().contains("pw@"), "{err}");
     }
 }

@@ -65,6 +65,16 @@ fn free_port() -> u16 {
 
 impl PgServer {
     pub fn start() -> PgServer {
+        PgServer::start_with(None)
+    }
+
+    /// A server that also accepts TLS, with `server.crt`/`server.key` from `cert_dir`
+    /// (tools/dev_cert.sh makes them, for 127.0.0.1, with `ca.crt` beside them).
+    pub fn start_tls(cert_dir: &Path) -> PgServer {
+        PgServer::start_with(Some(cert_dir))
+    }
+
+    fn start_with(tls: Option<&Path>) -> PgServer {
         let bin = bin_dir();
         let dir = tempfile::tempdir().unwrap();
         if as_root() {
@@ -98,12 +108,36 @@ impl PgServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&init.stderr)
         );
+        let mut tls_args = Vec::new();
+        if let Some(cert_dir) = tls {
+            // The key must belong to the server's user and be private to it.
+            for name in ["server.crt", "server.key"] {
+                let to = dir.path().join(name);
+                std::fs::copy(cert_dir.join(name), &to).unwrap();
+                std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .unwrap();
+                if as_root() {
+                    let owner = std::fs::metadata(dir.path()).unwrap().uid();
+                    std::os::unix::fs::chown(&to, Some(owner), None).unwrap();
+                }
+            }
+            let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+            tls_args = vec![
+                "-c".to_owned(),
+                "ssl=on".to_owned(),
+                "-c".to_owned(),
+                format!("ssl_cert_file={}", file("server.crt")),
+                "-c".to_owned(),
+                format!("ssl_key_file={}", file("server.key")),
+            ];
+        }
         let port = free_port();
         let child = command(&bin.join("postgres"))
             .args(["-D", data.to_str().unwrap(), "-p", &port.to_string()])
             .args(["-h", "127.0.0.1", "-k", dir.path().to_str().unwrap()])
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off"])
+            .args(&tls_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
