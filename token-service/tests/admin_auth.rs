@@ -466,6 +466,60 @@ async fn logout_needs_the_form_token_and_clears_the_cookie() {
 }
 
 #[tokio::test]
+async fn a_logged_out_session_is_refused_even_if_its_cookie_was_kept() {
+    let app = spawn_app().await;
+    let admin = app.login().await;
+    let other = app.login().await; // a second browser, signed in separately
+    assert_eq!(
+        admin.get("/admin/api/tokens").await.status(),
+        StatusCode::OK
+    );
+    let r = app
+        .client
+        .post(admin.url("/admin/logout"))
+        .header("cookie", &admin.cookie)
+        .header("x-csrf-token", &admin.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_redirection() || r.status().is_success(),
+        "{}",
+        r.status()
+    );
+    // A copy of the cookie (stolen, or a second tab) is dead now: API and dashboard alike.
+    assert_eq!(
+        admin.get("/admin/api/tokens").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let page = admin.get("/admin").await.text().await.unwrap();
+    assert!(
+        page.contains("type=\"password\""),
+        "expected the login page"
+    );
+    let write = app
+        .client
+        .post(admin.url("/admin/api/tokens"))
+        .header("cookie", &admin.cookie)
+        .header("x-csrf-token", &admin.csrf)
+        .json(&json!({"label": "after logout", "providers": ["openai"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), StatusCode::UNAUTHORIZED);
+    // Only that session ended: the other one still works, and signing in again works.
+    assert_eq!(
+        other.get("/admin/api/tokens").await.status(),
+        StatusCode::OK
+    );
+    let again = app.login().await;
+    assert_eq!(
+        again.get("/admin/api/tokens").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn every_admin_response_carries_the_security_headers() {
     let app = spawn_app().await;
     let admin = app.login().await;

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap};
 
 use super::error::AdminError;
 use super::request_info::{check_origin, RequestInfo};
-use super::session::cookie_value;
+use super::session::{cookie_value, Verified};
 use super::AdminState;
 
 /// Header carrying the CSRF token on API writes (forms use the field `csrf`).
@@ -18,6 +18,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub struct Session {
     /// The verified cookie value (the CSRF token is derived from it).
     pub cookie: String,
+    /// Its nonce and expiry, for a server-side logout.
+    pub verified: Verified,
 }
 
 /// Seconds since the Unix epoch, the session clock.
@@ -25,17 +27,25 @@ pub fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// The verified session of a request, if any. Refusals are not logged: anyone can send junk.
-pub fn session_of(state: &AdminState, headers: &HeaderMap) -> Option<Session> {
-    headers
+/// The verified session of a request, if any: a valid signature, within its age, and not
+/// ended by a logout. Refusals are not logged: anyone can send junk. A store that cannot say
+/// whether the session was ended counts as "ended" (fail closed).
+pub async fn session_of(state: &AdminState, headers: &HeaderMap) -> Option<Session> {
+    let now = now_unix();
+    let (cookie, verified) = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
         .filter_map(cookie_value)
-        .find(|value| state.keys.verify(value, now_unix()).is_ok())
-        .map(|value| Session {
-            cookie: value.to_owned(),
-        })
+        .find_map(|value| Some((value.to_owned(), state.keys.verify(value, now).ok()?)))?;
+    match state.store.session_revoked(&verified.nonce).await {
+        Ok(false) => Some(Session { cookie, verified }),
+        Ok(true) => None,
+        Err(e) => {
+            tracing::warn!(error_class = e.class(), "admin session check failed");
+            None
+        }
+    }
 }
 
 impl FromRequestParts<AdminState> for Session {
@@ -45,7 +55,9 @@ impl FromRequestParts<AdminState> for Session {
         parts: &mut Parts,
         state: &AdminState,
     ) -> Result<Self, Self::Rejection> {
-        session_of(state, &parts.headers).ok_or(AdminError::Unauthenticated)
+        session_of(state, &parts.headers)
+            .await
+            .ok_or(AdminError::Unauthenticated)
     }
 }
 

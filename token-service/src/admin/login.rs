@@ -20,6 +20,7 @@ use super::pages::login_page;
 use super::request_info::{check_origin, RequestInfo};
 use super::session::{clear_cookie, set_cookie};
 use super::AdminState;
+use crate::expiry::{format_timestamp, now_timestamp};
 use crate::ratelimit::RateDecision;
 use crate::token::RateLimit;
 
@@ -116,18 +117,27 @@ pub async fn login(
     }
 }
 
-/// `POST /admin/logout` (form with the `csrf` field, or the `x-csrf-token` header): clears
-/// the cookie and goes back to the login page. Without a session it just redirects.
+/// `POST /admin/logout` (form with the `csrf` field, or the `x-csrf-token` header): ends the
+/// session server-side (its cookie is refused from now on, by every replica sharing the
+/// store, even if a copy of it was taken), clears the cookie and goes back to the login page.
+/// Without a session it just redirects.
 pub async fn logout(
     State(state): State<AdminState>,
     info: RequestInfo,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    if let Some(session) = session_of(&state, &headers) {
+    if let Some(session) = session_of(&state, &headers).await {
         let form: Option<LogoutForm> = serde_urlencoded::from_bytes(&body).ok();
         let token = form.as_ref().and_then(|f| f.csrf.as_deref());
         check_write(&state, &session, &headers, &info.host, token)?;
+        let until = chrono::DateTime::from_timestamp(session.verified.expires_unix, 0)
+            // Unrepresentable (never, in practice): remember it for good rather than not at all.
+            .map_or_else(|| "9999-12-31T23:59:59.999Z".to_owned(), format_timestamp);
+        state
+            .store
+            .revoke_session(&session.verified.nonce, &until, &now_timestamp())
+            .await?;
     }
     let response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/admin")]).into_response();
     Ok(with_cookie(response, &clear_cookie(info.https)))

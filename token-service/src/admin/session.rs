@@ -19,6 +19,15 @@ const MAX_CLOCK_SKEW_S: i64 = 60;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// What a valid cookie says about its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The session's random nonce: its identity for a server-side logout.
+    pub nonce: String,
+    /// When the cookie stops being accepted (Unix seconds).
+    pub expires_unix: i64,
+}
+
 /// Why a cookie was refused. Never carries the cookie itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
@@ -92,9 +101,10 @@ impl SessionKeys {
     }
 
     /// Verifies a cookie value at `now_unix`: signature first (constant time), then age.
-    pub fn verify(&self, value: &str, now_unix: i64) -> Result<(), SessionError> {
+    /// Whether the session was ended by a logout is the store's to say ([`Verified::nonce`]).
+    pub fn verify(&self, value: &str, now_unix: i64) -> Result<Verified, SessionError> {
         let (payload, sig) = value.rsplit_once('.').ok_or(SessionError::Malformed)?;
-        let (ts, _nonce) = payload.split_once('.').ok_or(SessionError::Malformed)?;
+        let (ts, nonce) = payload.split_once('.').ok_or(SessionError::Malformed)?;
         if ts.is_empty() || ts.len() > 12 || !ts.bytes().all(|b| b.is_ascii_digit()) {
             return Err(SessionError::Malformed);
         }
@@ -111,7 +121,10 @@ impl SessionKeys {
         if age > max_age || age < -MAX_CLOCK_SKEW_S {
             return Err(SessionError::Expired);
         }
-        Ok(())
+        Ok(Verified {
+            nonce: nonce.to_owned(),
+            expires_unix: issued.saturating_add(max_age),
+        })
     }
 
     /// The CSRF token of a session: a MAC of its cookie value. An attacker's page can neither
@@ -184,10 +197,11 @@ mod tests {
         let k = keys();
         let cookie = k.issue(T);
         assert!(cookie.starts_with("1800000000."));
-        assert_eq!(k.verify(&cookie, T), Ok(()));
-        assert_eq!(
-            k.verify(&cookie, T + DAY),
-            Ok(()),
+        let verified = k.verify(&cookie, T).unwrap();
+        assert_eq!(verified.expires_unix, T + DAY);
+        assert_eq!(Some(verified.nonce.as_str()), cookie.split('.').nth(1));
+        assert!(
+            k.verify(&cookie, T + DAY).is_ok(),
             "exactly max age is still fine"
         );
         assert_eq!(k.verify(&cookie, T + DAY + 1), Err(SessionError::Expired));

@@ -51,6 +51,7 @@ macro_rules! with_contract_cases {
             update_of_a_missing_token_creates_nothing,
             concurrent_patches_never_resurrect_a_disabled_token,
             patches_racing_a_delete_leave_it_deleted,
+            revoked_sessions_are_remembered_until_they_expire,
         }
     };
 }
@@ -443,5 +444,29 @@ pub(crate) async fn patches_racing_a_delete_leave_it_deleted(store: Store) {
         task.await.unwrap();
     }
     assert_eq!(store.get(&rec.hash).await.unwrap(), None);
+    assert!(store.list().await.unwrap().is_empty());
+}
+
+pub(crate) async fn revoked_sessions_are_remembered_until_they_expire(store: Store) {
+    assert!(!store.session_revoked("nonce-a").await.unwrap());
+    let (t1, t2, t3) = (
+        "2026-07-08T12:00:00.000Z",
+        "2026-07-09T12:00:00.000Z",
+        "2026-07-10T12:00:00.000Z",
+    );
+    store.revoke_session("nonce-a", t2, t1).await.unwrap();
+    assert!(store.session_revoked("nonce-a").await.unwrap());
+    assert!(!store.session_revoked("nonce-b").await.unwrap());
+    // Revoking twice is harmless.
+    store.revoke_session("nonce-a", t2, t1).await.unwrap();
+    assert!(store.session_revoked("nonce-a").await.unwrap());
+    // A later revocation sweeps entries whose cookies have expired by now.
+    store.revoke_session("nonce-b", t3, t3).await.unwrap();
+    assert!(
+        !store.session_revoked("nonce-a").await.unwrap(),
+        "expired entry kept"
+    );
+    assert!(store.session_revoked("nonce-b").await.unwrap());
+    // Sessions never touch tokens.
     assert!(store.list().await.unwrap().is_empty());
 }

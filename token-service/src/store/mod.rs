@@ -271,4 +271,11 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Records a use. Must never create or modify a token record: stamping a hash that does not
     /// exist (e.g. deleted a moment ago) is a silent no-op.
     async fn stamp_last_used(&self, hash: &str, at: &str) -> Result<(), StoreError>;
+    /// Ends an admin session server-side: `id` (the session's random nonce) is refused until
+    /// `until` (when the cookie would have expired anyway). Entries whose `until` is before
+    /// `now` are dropped on the way, so the table only holds sessions that could still be
+    /// presented. Timestamps are the store's RFC 3339 UTC form (they compare as text).
+    async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError>;
+    /// Whether `id` was ended by [`TokenStore::revoke_session`].
+    async fn session_revoked(&self, id: &str) -> Result<bool, StoreError>;
 }

@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS last_used (
     hash TEXT COLLATE \"C\" PRIMARY KEY REFERENCES tokens (hash) ON DELETE CASCADE,
     at   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS revoked_sessions (
+    id    TEXT COLLATE \"C\" PRIMARY KEY,
+    until TEXT COLLATE \"C\" NOT NULL
+);
 ";
 
 const SELECT_TOKEN: &str = "SELECT t.hash, t.label, t.last4, t.providers, t.status, t.created_at,
@@ -359,6 +363,35 @@ impl TokenStore for PostgresStore {
             Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => Ok(()),
             Err(e) => Err(backend(e)),
         }
+    }
+
+    async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute("DELETE FROM revoked_sessions WHERE until < $1", &[&now])
+            .await
+            .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO revoked_sessions (id, until) VALUES ($1, $2)
+             ON CONFLICT (id) DO NOTHING",
+            &[&id, &until],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn session_revoked(&self, id: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE id = $1)",
+                &[&id],
+            )
+            .await
+            .map_err(backend)?
+            .try_get(0)
+            .map_err(backend)
     }
 }
 

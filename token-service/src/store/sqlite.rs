@@ -259,6 +259,35 @@ impl TokenStore for SqliteStore {
         })
         .await
     }
+
+    async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError> {
+        let (id, until, now) = (id.to_owned(), until.to_owned(), now.to_owned());
+        self.run(move |c| {
+            immediate(c, |tx| {
+                tx.execute("DELETE FROM revoked_sessions WHERE until < ?1", [&now])
+                    .map_err(backend)?;
+                tx.execute(
+                    "INSERT INTO revoked_sessions (id, until) VALUES (?1, ?2)
+                     ON CONFLICT (id) DO NOTHING",
+                    params![id, until],
+                )
+                .map(|_| ())
+                .map_err(backend)
+            })
+        })
+        .await
+    }
+
+    async fn session_revoked(&self, id: &str) -> Result<bool, StoreError> {
+        self.read_now(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE id = ?1)",
+                [id],
+                |row| row.get(0),
+            )
+            .map_err(backend)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS last_used (
     hash TEXT PRIMARY KEY NOT NULL REFERENCES tokens (hash) ON DELETE CASCADE,
     at   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS revoked_sessions (
+    id    TEXT PRIMARY KEY NOT NULL,
+    until TEXT NOT NULL
+);
 ";
 
 pub(super) const SELECT_TOKEN: &str =
