@@ -86,7 +86,7 @@ impl Application {
         let last_used = Arc::new(LastUsedStamper::new(store.clone(), STAMP_INTERVAL));
         let checker = Checker::new(
             store.clone(),
-            limiter,
+            limiter.clone(),
             settings.keys.clone(),
             settings.default_rate_limit,
             settings.cache_ttl_ms,
@@ -100,7 +100,7 @@ impl Application {
         let check = bind(settings.listen, router(state)).await?;
         let admin = match &settings.admin {
             Some(admin_settings) => {
-                let state = AdminState::new(store, admin_settings);
+                let state = AdminState::new(store, admin_settings, limiter);
                 Some(bind(admin_settings.listen, admin::router(state)).await?)
             }
             None => None,

@@ -12,7 +12,10 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::json;
+use std::sync::Arc;
+
 use token_service::admin::SessionKeys;
+use token_service::ratelimit_redis::RedisRateLimiter;
 use token_service::settings::SESSION_MAX_AGE;
 
 fn now() -> i64 {
@@ -437,6 +440,42 @@ async fn writes_from_another_origin_are_refused_even_with_the_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn replicas_sharing_redis_throttle_logins_together() {
+    // Two token-service replicas with PTK_REDIS_URL: guesses spread over both still count
+    // into one window per client IP.
+    let redis = common::redis_server::start_redis();
+    let replica = || async {
+        let limiter = RedisRateLimiter::connect(&redis.url).await.unwrap();
+        spawn_app_with(Options {
+            limiter: Arc::new(limiter),
+            ..Options::default()
+        })
+        .await
+    };
+    let (a, b) = (replica().await, replica().await);
+    let ip = Some("198.51.100.7");
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            app.login_json("wrong-guess", ip).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for app in [&a, &b] {
+        assert_eq!(
+            app.login_json(ADMIN_SECRET, ip).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    assert_eq!(
+        b.login_json(ADMIN_SECRET, Some("198.51.100.8"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

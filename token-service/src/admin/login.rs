@@ -4,8 +4,6 @@
 //! (scripts). Every attempt counts against a per-client-IP throttle (10 per 60 s) before the
 //! password is looked at; failures are logged with the client IP, never with what was typed.
 
-use std::time::Instant;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -22,13 +20,6 @@ use super::session::{clear_cookie, set_cookie};
 use super::AdminState;
 use crate::expiry::{format_timestamp, now_timestamp};
 use crate::ratelimit::RateDecision;
-use crate::token::RateLimit;
-
-/// Login attempts allowed per client IP per window.
-pub const LOGIN_QUOTA: RateLimit = RateLimit {
-    limit: 10,
-    window_s: 60,
-};
 
 /// The login body (form or JSON). No `Debug`: it holds the password.
 #[derive(Deserialize)]
@@ -57,18 +48,15 @@ fn with_cookie(mut response: Response, cookie: &str) -> Response {
 }
 
 /// Throttle, parse, compare. Returns the new session's cookie value.
-fn attempt(
+async fn attempt(
     state: &AdminState,
     info: &RequestInfo,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<String, AdminError> {
     check_origin(headers, &info.host).map_err(|e| AdminError::CrossOrigin(e.to_string()))?;
-    let key = info.client_ip.to_string();
     if let RateDecision::Limited { retry_after_s } =
-        state
-            .login_throttle
-            .hit_at(&key, LOGIN_QUOTA, Instant::now())
+        state.login_throttle.hit(&info.client_ip.to_string()).await
     {
         tracing::warn!(client_ip = %info.client_ip, "admin login throttled");
         return Err(AdminError::TooManyAttempts { retry_after_s });
@@ -98,7 +86,7 @@ pub async fn login(
     body: Bytes,
 ) -> Response {
     let json = is_json(&headers);
-    match attempt(&state, &info, &headers, &body) {
+    match attempt(&state, &info, &headers, &body).await {
         Ok(value) => {
             let cookie = set_cookie(&value, state.keys.max_age(), info.https);
             let response = if json {

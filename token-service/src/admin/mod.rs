@@ -12,9 +12,10 @@ use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
-use crate::ratelimit::InMemoryRateLimiter;
+use crate::ratelimit::RateLimiter;
 use crate::settings::AdminSettings;
 use crate::store::TokenStore;
+use throttle::LoginThrottle;
 
 mod api;
 mod assets;
@@ -26,6 +27,7 @@ mod pages;
 pub mod request_info;
 mod rows;
 pub mod session;
+pub mod throttle;
 mod view;
 
 pub use error::AdminError;
@@ -38,19 +40,23 @@ pub struct AdminState {
     pub store: Arc<dyn TokenStore>,
     /// Session, CSRF and password keys.
     pub keys: Arc<SessionKeys>,
-    /// Login attempts per client IP (separate from the tokens' rate limits).
-    pub login_throttle: Arc<InMemoryRateLimiter>,
+    /// Login attempts per client IP (in the service's rate limiter, under their own keys).
+    pub login_throttle: Arc<LoginThrottle>,
     /// Base URL for client snippets; `None` derives it from the request.
     pub public_url: Option<Arc<str>>,
 }
 
 impl AdminState {
-    /// State for `settings` over `store`.
-    pub fn new(store: Arc<dyn TokenStore>, settings: &AdminSettings) -> AdminState {
+    /// State for `settings` over `store`, counting login attempts in `limiter`.
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        settings: &AdminSettings,
+        limiter: Arc<dyn RateLimiter>,
+    ) -> AdminState {
         AdminState {
             store,
             keys: Arc::new(SessionKeys::new(&settings.secret, settings.session_max_age)),
-            login_throttle: Arc::new(InMemoryRateLimiter::new()),
+            login_throttle: Arc::new(LoginThrottle::new(limiter)),
             public_url: settings.public_url.as_deref().map(Arc::from),
         }
     }

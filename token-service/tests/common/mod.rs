@@ -16,6 +16,7 @@ use token_service::token::{hash_token, last4, RateLimit};
 use token_service::{Application, Settings};
 
 pub mod admin;
+pub mod redis_server;
 
 pub const SECRET: &str = "test-check-secret-0123456789";
 pub const OPENAI_KEY: &str = "sk-test-openai-real-key";
