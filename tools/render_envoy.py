@@ -100,6 +100,12 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
         raise RenderError(f"--token-service: expected host:port, got {args.token_service!r}")
     token_service = find(config["static_resources"]["clusters"], "token_service")
     override_cluster(token_service, "http", ts_host, int(ts_port))
+    if args.token_service_cluster:
+        # Another name for the check cluster, e.g. Istio's `outbound|PORT||HOST` form.
+        token_service["name"] = args.token_service_cluster
+        token_service["load_assignment"]["cluster_name"] = args.token_service_cluster
+        plugin["token_service"]["cluster"] = args.token_service_cluster
+        wasm["configuration"]["value"] = json.dumps(plugin)
 
     admin_host, _, admin_port = args.token_service_admin.rpartition(":")
     if not admin_host or not admin_port.isdigit():
@@ -168,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--deny-ttl-ms", type=int,
         help="how long each worker remembers a refusal (plugin cache.deny_ttl_ms)")
+    parser.add_argument(
+        "--token-service-cluster",
+        help="name of the check cluster (plugin token_service.cluster), e.g. Istio's "
+             "outbound|10080||token-service.ptk.svc.cluster.local")
     parser.add_argument(
         "--no-cache", action="store_true",
         help="turn the filter's verdict cache off (plugin cache.enabled = false): a check "

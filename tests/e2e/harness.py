@@ -71,6 +71,8 @@ class Stack:
     cache_ttl_ms: int = 1000
     #: The filter's own cache switch (plugin cache.enabled; render_envoy.py --no-cache).
     filter_cache: bool = True
+    #: Another name for the check cluster (render_envoy.py --token-service-cluster).
+    token_service_cluster: str | None = None
     #: More environment for the token-service (e.g. PTK_REDIS_URL).
     service_extra_env: dict[str, str] = field(default_factory=dict)
     upstreams: dict[str, str] | None = None
@@ -155,6 +157,8 @@ class Stack:
             "--tls-cert", str(self.dir / "tls/server.crt"),
             "--tls-key", str(self.dir / "tls/server.key"),
             *([] if self.filter_cache else ["--no-cache"]),
+            *(["--token-service-cluster", self.token_service_cluster]
+              if self.token_service_cluster else []),
         ]
         subprocess.run(args, env=env, check=True)
 

@@ -81,6 +81,21 @@ def test_the_provider_route_is_taken_whichever_host_the_client_named(stack):
         assert credentials(rec) == {"authorization": [f"Bearer {OPENAI_KEY}"]}
 
 
+def test_an_istio_style_check_cluster_name_works(make_stack):
+    # Under Istio the token-service is the cluster `outbound|PORT||HOST`; the plugin config
+    # names it and the callout must reach it like any other cluster.
+    name = "outbound|10080||token-service.ptk.svc.cluster.local"
+    s = make_stack(token_service_cluster=name, cache_ttl_ms=0)
+    token = s.mint()["token"]
+    r = requests.post(f"{s.url}/v1/chat/completions", json=CHAT,
+                      headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    assert credentials(only_request(s)) == {"authorization": [f"Bearer {OPENAI_KEY}"]}
+    bogus = requests.post(f"{s.url}/v1/chat/completions", json=CHAT,
+                          headers={"authorization": "Bearer ptk_not_a_real_token_000"})
+    assert bogus.status_code == 401
+
+
 def test_anthropic_x_api_key_keeps_its_slot(stack):
     token = stack.mint()["token"]
     r = requests.post(f"{stack.url}/v1/messages",
