@@ -443,6 +443,26 @@ async fn writes_from_another_origin_are_refused_even_with_the_token() {
 }
 
 #[tokio::test]
+async fn a_store_that_cannot_check_the_session_is_503_not_a_login_loop() {
+    let app = spawn_app().await;
+    let admin = app.login().await;
+    // Break exactly the session check: the revocation table is gone.
+    rusqlite::Connection::open(&app.db_path)
+        .unwrap()
+        .execute_batch("DROP TABLE revoked_sessions")
+        .unwrap();
+    let (status, code, _) = error_of(admin.get("/admin/api/tokens").await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+    );
+    assert_eq!(
+        admin.get("/admin").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
 async fn replicas_sharing_redis_throttle_logins_together() {
     // Two token-service replicas with PTK_REDIS_URL: guesses spread over both still count
     // into one window per client IP.

@@ -29,23 +29,25 @@ pub fn now_unix() -> i64 {
 
 /// The verified session of a request, if any: a valid signature, within its age, and not
 /// ended by a logout. Refusals are not logged: anyone can send junk. A store that cannot say
-/// whether the session was ended counts as "ended" (fail closed).
-pub async fn session_of(state: &AdminState, headers: &HeaderMap) -> Option<Session> {
+/// whether the session was ended is an error (503), never a session.
+pub async fn session_of(
+    state: &AdminState,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, AdminError> {
     let now = now_unix();
-    let (cookie, verified) = headers
+    let Some((cookie, verified)) = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
         .filter_map(cookie_value)
-        .find_map(|value| Some((value.to_owned(), state.keys.verify(value, now).ok()?)))?;
-    match state.store.session_revoked(&verified.nonce).await {
-        Ok(false) => Some(Session { cookie, verified }),
-        Ok(true) => None,
-        Err(e) => {
-            tracing::warn!(error_class = e.class(), "admin session check failed");
-            None
-        }
+        .find_map(|value| Some((value.to_owned(), state.keys.verify(value, now).ok()?)))
+    else {
+        return Ok(None);
+    };
+    if state.store.session_revoked(&verified.nonce).await? {
+        return Ok(None);
     }
+    Ok(Some(Session { cookie, verified }))
 }
 
 impl FromRequestParts<AdminState> for Session {
@@ -56,7 +58,7 @@ impl FromRequestParts<AdminState> for Session {
         state: &AdminState,
     ) -> Result<Self, Self::Rejection> {
         session_of(state, &parts.headers)
-            .await
+            .await?
             .ok_or(AdminError::Unauthenticated)
     }
 }

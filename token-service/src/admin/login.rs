@@ -115,7 +115,7 @@ pub async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    if let Some(session) = session_of(&state, &headers).await {
+    if let Some(session) = session_of(&state, &headers).await? {
         let form: Option<LogoutForm> = serde_urlencoded::from_bytes(&body).ok();
         let token = form.as_ref().and_then(|f| f.csrf.as_deref());
         check_write(&state, &session, &headers, &info.host, token)?;

@@ -130,7 +130,7 @@ pub async fn dashboard(
     info: RequestInfo,
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let Some(session) = session_of(&state, &headers).await else {
+    let Some(session) = session_of(&state, &headers).await? else {
         return Ok(login_page(None).into_response());
     };
     let csrf = state.keys.csrf_token(&session.cookie);
