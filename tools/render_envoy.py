@@ -93,6 +93,8 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
         plugin.setdefault("cache", {})["deny_ttl_ms"] = args.deny_ttl_ms
     if args.no_cache:
         plugin.setdefault("cache", {})["enabled"] = False
+    if args.token_service_cluster:
+        plugin["token_service"]["cluster"] = args.token_service_cluster
     wasm["configuration"]["value"] = json.dumps(plugin)
 
     ts_host, _, ts_port = args.token_service.rpartition(":")
@@ -104,8 +106,6 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
         # Another name for the check cluster, e.g. Istio's `outbound|PORT||HOST` form.
         token_service["name"] = args.token_service_cluster
         token_service["load_assignment"]["cluster_name"] = args.token_service_cluster
-        plugin["token_service"]["cluster"] = args.token_service_cluster
-        wasm["configuration"]["value"] = json.dumps(plugin)
 
     admin_host, _, admin_port = args.token_service_admin.rpartition(":")
     if not admin_host or not admin_port.isdigit():

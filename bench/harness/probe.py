@@ -44,9 +44,7 @@ def run(stack: Stack, log) -> dict[str, int]:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and len(results) < len(ITEMS):
         found = re.findall(r"ptk-probe (\w+) (\d+)", logfile.read_text(errors="replace"))
-        results = {}
-        for name, ns in found:
-            results[name] = int(ns)  # the last (warm) request's value wins
+        results = {name: int(ns) for name, ns in found}  # the last (warm) request's value wins
         time.sleep(0.2)
     proc = stack.procs.running.pop("envoy-wasm_probe", None)
     if proc:

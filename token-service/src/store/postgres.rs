@@ -61,14 +61,17 @@ const SELECT_TOKEN: &str = "SELECT t.hash, t.label, t.last4, t.providers, t.stat
     t.expires_at, t.rate_limit, t.rate_window_s, l.at
     FROM tokens t LEFT JOIN last_used l ON l.hash = t.hash";
 
-/// One statement for every patch: each `CASE` keeps the column unless the patch names it.
+/// One statement for every patch: each `CASE` keeps the column unless the patch names it,
+/// and `RETURNING` hands back the row exactly as this statement wrote it (in the column order
+/// of [`SELECT_TOKEN`]; a patch never touches the stamp, so that column is left empty).
 const UPDATE_TOKEN: &str = "UPDATE tokens SET
     status        = CASE WHEN $2 THEN $3 ELSE status END,
     expires_at    = CASE WHEN $4 THEN $5 ELSE expires_at END,
     rate_limit    = CASE WHEN $6 THEN $7 ELSE rate_limit END,
     rate_window_s = CASE WHEN $6 THEN $8 ELSE rate_window_s END
     WHERE hash = $1
-    RETURNING hash";
+    RETURNING hash, label, last4, providers, status, created_at, expires_at, rate_limit,
+        rate_window_s, NULL::text";
 
 /// An error with its causes ("error performing TLS handshake: invalid peer certificate: ..."):
 /// the driver's own message alone often hides what an operator needs.
@@ -305,9 +308,8 @@ impl TokenStore for PostgresStore {
             Some(Some(rl)) => (Some(i64::from(rl.limit)), Some(i64::from(rl.window_s))),
             _ => (None, None),
         };
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(backend)?;
-        let changed = tx
+        let client = self.client().await?;
+        let row = client
             .query_opt(
                 UPDATE_TOKEN,
                 &[
@@ -323,18 +325,7 @@ impl TokenStore for PostgresStore {
             )
             .await
             .map_err(backend)?;
-        if changed.is_none() {
-            return Ok(None);
-        }
-        // Read back inside the same transaction: what we return is what we committed (the
-        // row stays locked by our update until the commit).
-        let row = tx
-            .query_opt(&format!("{SELECT_TOKEN} WHERE t.hash = $1"), &[&hash])
-            .await
-            .map_err(backend)?;
-        let record = row.as_ref().map(listing).transpose()?.map(|l| l.record);
-        tx.commit().await.map_err(backend)?;
-        Ok(record)
+        Ok(row.as_ref().map(listing).transpose()?.map(|l| l.record))
     }
 
     async fn delete(&self, hash: &str) -> Result<bool, StoreError> {
