@@ -86,11 +86,14 @@ run: build venv
 test: test-unit test-e2e test-compat
 
 # Debian's redis-server and PostgreSQL server, for the Redis rate-limiter and PostgreSQL store
-# tests (each starts its own instance on a free loopback port and stops it); installed only
-# when missing.
+# tests (each starts its own instance on a free loopback port and stops it), and wrk, which
+# drives the token floods of the bounded-memory and guess-throttle tests; installed only when
+# missing.
 test-deps:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
 

@@ -71,6 +71,15 @@ def override_cluster(cluster: dict, scheme: str, host: str, port: int) -> None:
         cluster["transport_socket"]["typed_config"]["sni"] = host
 
 
+def deep_merge(base: dict, overrides: dict) -> None:
+    """Merges `overrides` into `base` in place: objects recursively, anything else replaced."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
 def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     config["admin"]["address"]["socket_address"]["port_value"] = args.admin_port
     listener = find(config["static_resources"]["listeners"], "proxy")
@@ -95,6 +104,14 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
         plugin.setdefault("cache", {})["enabled"] = False
     if args.token_service_cluster:
         plugin["token_service"]["cluster"] = args.token_service_cluster
+    if args.plugin_config:
+        try:
+            overrides = json.loads(args.plugin_config)
+        except json.JSONDecodeError as err:
+            raise RenderError(f"--plugin-config: not JSON: {err}") from err
+        if not isinstance(overrides, dict):
+            raise RenderError("--plugin-config: expected a JSON object")
+        deep_merge(plugin, overrides)
     wasm["configuration"]["value"] = json.dumps(plugin)
 
     ts_host, _, ts_port = args.token_service.rpartition(":")
@@ -182,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         "--no-cache", action="store_true",
         help="turn the filter's verdict cache off (plugin cache.enabled = false): a check "
              "per request, no shared-data reads")
+    parser.add_argument(
+        "--plugin-config",
+        help="JSON object merged into the filter's plugin configuration, e.g. "
+             '\'{"guess_throttle": {"max_refusals": 50}}\'')
     parser.add_argument("--access-log", help="write the access log to this file, not stdout")
     parser.add_argument("--tls-port", type=int, help="also serve the proxy over TLS on this port")
     parser.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")

@@ -1,8 +1,8 @@
 //! The verdict cache: allow-verdicts and rate-limit leases per token hash and provider, kept in
 //! proxy-wasm shared data so every Envoy worker spends the same lease.
 //!
-//! The shim does the host calls (get with CAS, set with CAS, retry on mismatch); this module
-//! decides what to write. An entry is a fixed binary record, cheap to decode on the hot path:
+//! `shared_cache.rs` runs the compare-and-swap protocol over shared data; this module decides
+//! what to write. An entry is a fixed binary record, cheap to decode on the hot path:
 //! `version(1) | valid_until_ms(u64 LE) | units(u32 LE) | window(u64 LE) | key bytes`.
 
 use ptk_wire::{Lease, Provider};
@@ -72,20 +72,6 @@ impl Entry {
     fn valid_at(&self, now_ms: u64) -> bool {
         now_ms < self.valid_until_ms && !self.key.is_empty()
     }
-}
-
-/// An empty entry, written when a key is first missed, before the check goes out. Shared data
-/// has no "create if absent", so creating with a real grant could overwrite another worker's
-/// simultaneous grant; creating early with nothing in it means grants always arrive at an
-/// existing key and merge with compare-and-swap.
-pub fn placeholder() -> Vec<u8> {
-    Entry {
-        valid_until_ms: 0,
-        units: 0,
-        window: 0,
-        key: String::new(),
-    }
-    .encode()
 }
 
 /// Below this many units in the shared entry, a worker takes one unit at a time, so near a
@@ -288,15 +274,6 @@ mod tests {
         let expired = entry(900, 3, 5).encode();
         assert_eq!(units(Some(&expired), &grant), Some(10));
         assert_eq!(units(None, &grant), Some(10));
-    }
-
-    #[test]
-    fn a_placeholder_is_always_a_miss_and_merges_away() {
-        let p = placeholder();
-        assert_eq!(spend(Some(&p), 0), Spend::Miss { reclaim: None });
-        let grant = entry(2_000, 4, 1);
-        let merged = merge(Some(&p), 1_000, &grant).and_then(|v| Entry::decode(&v));
-        assert_eq!(merged, Some(grant));
     }
 
     #[test]

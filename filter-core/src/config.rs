@@ -4,6 +4,8 @@
 use ptk_wire::Provider;
 use serde::Deserialize;
 
+use crate::guess_throttle::GuessThrottleConfig;
+
 /// The whole plugin configuration (Envoy `plugin_config.configuration`, a JSON string).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +19,9 @@ pub struct FilterConfig {
     /// The verdict cache and its companions.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Throttling of token guessing per client address.
+    #[serde(default)]
+    pub guess_throttle: GuessThrottleConfig,
 }
 
 /// Caching of verdicts (TTL and leases come from the token-service; this only switches it).
@@ -107,6 +112,12 @@ pub struct ProviderConfig {
 /// Longest callout timeout accepted; anything longer would hold client requests hostage.
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
+/// Longest guess-throttle window accepted (one hour).
+pub const MAX_THROTTLE_WINDOW_MS: u64 = 3_600_000;
+
+/// Most client addresses a worker may be told to track (about 200 bytes each).
+pub const MAX_THROTTLE_ADDRESSES: usize = 1_000_000;
+
 /// Shortest check secret accepted.
 pub const MIN_SECRET_LEN: usize = 16;
 
@@ -144,6 +155,22 @@ impl FilterConfig {
                 self.cache.deny_ttl_ms
             ));
         }
+        let throttle = &self.guess_throttle;
+        if !(1_000..=MAX_THROTTLE_WINDOW_MS).contains(&throttle.window_ms) {
+            return Err(format!(
+                "guess_throttle.window_ms: must be 1000..={MAX_THROTTLE_WINDOW_MS}, got {}",
+                throttle.window_ms
+            ));
+        }
+        if throttle.max_refusals == 0 {
+            return Err("guess_throttle.max_refusals: must be at least 1".to_string());
+        }
+        if throttle.addresses > MAX_THROTTLE_ADDRESSES {
+            return Err(format!(
+                "guess_throttle.addresses: must be at most {MAX_THROTTLE_ADDRESSES}, got {}",
+                throttle.addresses
+            ));
+        }
         check_name("token_service.cluster", &ts.cluster)?;
         check_name("token_service.authority", &ts.authority)?;
         check_name("token_service.secret_env", &ts.secret_env)?;
@@ -177,10 +204,28 @@ fn check_name(field: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The check secret that authenticates the filter to the token-service. Its `Debug` never
+/// prints it (it unlocks real provider keys).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CheckSecret(String);
+
+impl CheckSecret {
+    /// The secret itself, for the one header that carries it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for CheckSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckSecret([redacted])")
+    }
+}
+
 /// Validates the check secret read from the VM environment.
-pub fn validate_secret(env_name: &str, secret: Option<&str>) -> Result<String, String> {
+pub fn validate_secret(env_name: &str, secret: Option<&str>) -> Result<CheckSecret, String> {
     match secret {
-        Some(s) if s.len() >= MIN_SECRET_LEN => Ok(s.to_string()),
+        Some(s) if s.len() >= MIN_SECRET_LEN => Ok(CheckSecret(s.to_string())),
         Some(_) => Err(format!(
             "{env_name}: the check secret must be at least {MIN_SECRET_LEN} characters"
         )),

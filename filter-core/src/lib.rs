@@ -9,6 +9,7 @@ pub mod config;
 pub mod cors;
 pub mod deny_cache;
 pub mod ephemeral;
+pub mod guess_throttle;
 pub mod local_pool;
 pub mod pipeline;
 pub mod plan;
@@ -16,6 +17,7 @@ pub mod query;
 pub mod refusal;
 pub mod request;
 pub mod route;
+pub mod shared_cache;
 pub mod slots;
 pub mod usage;
 

@@ -23,6 +23,11 @@ pub enum Refusal {
         /// Seconds for the `Retry-After` header.
         retry_after_s: u64,
     },
+    /// Too many refused tokens from this client address: answered without a check.
+    Throttled {
+        /// Seconds until the address's window ends, for `Retry-After`.
+        retry_after_s: u64,
+    },
     /// The token-service or its store could not answer (unreachable, timeout, garbage).
     StoreUnavailable,
     /// The operator has no real key configured for the provider.
@@ -52,7 +57,7 @@ impl Refusal {
         match self {
             Refusal::MissingToken | Refusal::Invalid | Refusal::Expired => 401,
             Refusal::Scope => 403,
-            Refusal::RateLimited { .. } => 429,
+            Refusal::RateLimited { .. } | Refusal::Throttled { .. } => 429,
             Refusal::StoreUnavailable | Refusal::ProviderUnconfigured => 503,
         }
     }
@@ -65,6 +70,7 @@ impl Refusal {
             Refusal::Expired => "token expired",
             Refusal::Scope => "token not allowed for provider",
             Refusal::RateLimited { .. } => "rate limit exceeded",
+            Refusal::Throttled { .. } => "too many invalid tokens from this address",
             Refusal::StoreUnavailable => "token store unavailable",
             Refusal::ProviderUnconfigured => "provider not configured on this proxy",
         }
@@ -78,6 +84,7 @@ impl Refusal {
             Refusal::Expired => "token_expired",
             Refusal::Scope => "provider_not_allowed",
             Refusal::RateLimited { .. } => "rate_limit_exceeded",
+            Refusal::Throttled { .. } => "too_many_invalid_tokens",
             Refusal::StoreUnavailable => "token_store_unavailable",
             Refusal::ProviderUnconfigured => "provider_not_configured",
         }
@@ -100,7 +107,8 @@ impl Refusal {
 
     fn with_body(self, content_type: &str, body: Vec<u8>) -> LocalReply {
         let mut headers = vec![("content-type".to_string(), content_type.to_string())];
-        if let Refusal::RateLimited { retry_after_s } = self {
+        if let Refusal::RateLimited { retry_after_s } | Refusal::Throttled { retry_after_s } = self
+        {
             headers.push(("retry-after".to_string(), retry_after_s.to_string()));
         }
         LocalReply {

@@ -74,8 +74,35 @@ fn secret_must_be_present_and_long_enough() {
         .unwrap_err()
         .contains("PTK_CHECK_SECRET"));
     assert!(validate_secret("S", Some("short")).is_err());
-    assert_eq!(
-        validate_secret("S", Some("0123456789abcdef")).unwrap(),
-        "0123456789abcdef"
-    );
+    let secret = validate_secret("S", Some("0123456789abcdef")).unwrap();
+    assert_eq!(secret.expose(), "0123456789abcdef");
+    // The secret unlocks real keys: it never shows in a debug print.
+    assert!(!format!("{secret:?}").contains("0123456789abcdef"));
+}
+
+#[test]
+fn guess_throttle_settings_are_validated() {
+    let config = FilterConfig::parse(b"").unwrap();
+    assert!(config.guess_throttle.enabled);
+    let cases: [(&[u8], &str); 4] = [
+        (
+            br#"{"guess_throttle":{"window_ms":0}}"#,
+            "guess_throttle.window_ms",
+        ),
+        (
+            br#"{"guess_throttle":{"max_refusals":0}}"#,
+            "guess_throttle.max_refusals",
+        ),
+        (
+            br#"{"guess_throttle":{"addresses":100000000}}"#,
+            "guess_throttle.addresses",
+        ),
+        (br#"{"guess_throttle":{"limit":3}}"#, "unknown field"),
+    ];
+    for (input, needle) in cases {
+        let err = FilterConfig::parse(input).unwrap_err();
+        assert!(err.contains(needle), "{err}");
+    }
+    let off = FilterConfig::parse(br#"{"guess_throttle":{"enabled":false}}"#).unwrap();
+    assert!(!off.guess_throttle.enabled);
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+use ptk_filter_core::shared_cache::{GetError, SetError, SharedData, Stored};
 
 /// Logs through Envoy (never pass a token or a key here).
 pub fn log(level: LogLevel, message: &str) {
@@ -107,15 +108,30 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Reads a shared-data entry with its CAS token.
-pub fn shared_get(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), Status> {
-    hostcalls::get_shared_data(key)
+/// Proxy-wasm shared data (one store for every worker of this VM id).
+pub struct HostSharedData;
+
+impl SharedData for HostSharedData {
+    fn get(&self, key: &str) -> Result<Stored, GetError> {
+        hostcalls::get_shared_data(key).map_err(|_| GetError)
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+        hostcalls::set_shared_data(key, Some(value), cas).map_err(|status| match status {
+            Status::CasMismatch => SetError::CasMismatch,
+            _ => SetError::Other,
+        })
+    }
 }
 
-/// Writes a shared-data entry; with `cas`, only if nobody wrote it since it was read
-/// (`Err(Status::CasMismatch)` otherwise).
-pub fn shared_set(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
-    hostcalls::set_shared_data(key, Some(value), cas)
+/// The downstream peer as Envoy determined it (`source.address`: `ip:port`, honouring the
+/// connection manager's `use_remote_address` / `xff_num_trusted_hops`); empty if unknown.
+pub fn source_address() -> String {
+    hostcalls::get_property(vec!["source", "address"])
+        .ok()
+        .flatten()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .unwrap_or_default()
 }
 
 /// Asks for `on_tick` every `period`.

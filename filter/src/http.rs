@@ -5,38 +5,91 @@ use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
+use ptk_filter_core::cache::Entry;
 use ptk_filter_core::cors::decoration;
+use ptk_filter_core::guess_throttle::{client_key, pair_fingerprint};
+use ptk_filter_core::shared_cache::{spend_one, store, Lookup};
 use ptk_filter_core::{
     check_call, decide_check_response, decide_headers, CheckDecision, ErrorShape, HeadersDecision,
-    LocalReply, PendingCheck, Refusal, RequestHead, RewritePlan,
+    LocalReply, PendingCheck, Refusal, Refused, RequestHead, RewritePlan,
 };
 
-use crate::cache::{self, Lookup};
-use crate::host;
-use crate::root::Shared;
+use crate::host::{self, HostSharedData};
+use crate::root::Worker;
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
 struct Waiting {
     token_id: u32,
     pending: PendingCheck,
     head: RequestHead,
+    /// Who sent it, for the guess throttle.
+    client: Client,
     /// This is the second check of a rate-limited request (see `on_http_call_response`).
     confirming: bool,
 }
 
 /// One HTTP request.
 pub struct PtkHttp {
-    shared: Option<Rc<Shared>>,
+    worker: Option<Rc<Worker>>,
     waiting: Option<Waiting>,
     /// `Origin` of a forwarded non-upgrade request: its response gets CORS headers.
     cors_origin: Option<String>,
 }
 
+/// The guess throttle's view of a request's sender (empty when the throttle is off).
+struct Client {
+    /// The throttle key of the source address.
+    key: String,
+    /// The (address, token) known-good fingerprint.
+    pair: u64,
+}
+
+impl Client {
+    /// Reads the source address (one host call) only when the throttle is on.
+    fn of(worker: &Worker, token_hash: &str) -> Client {
+        if !worker.config.guess_throttle.enabled {
+            return Client {
+                key: String::new(),
+                pair: 0,
+            };
+        }
+        let key = client_key(&host::source_address());
+        let pair = pair_fingerprint(&key, token_hash);
+        Client { key, pair }
+    }
+
+    /// Remembers that this sender used a valid token (no-op with the throttle off).
+    fn allowed(&self, worker: &Worker) {
+        if self.pair != 0 {
+            worker.known.borrow_mut().insert(&HostSharedData, self.pair);
+        }
+    }
+}
+
+/// Whether a refusal reflects the token itself (a guess that missed), so it counts against the
+/// client address; rate limits and infrastructure failures do not.
+fn is_guess(refusal: Refusal) -> bool {
+    matches!(
+        refusal,
+        Refusal::Invalid | Refusal::Expired | Refusal::Scope
+    )
+}
+
+/// Spends one cached unit for the request (this worker's pool, then shared data).
+fn spend_cached(worker: &Worker, cache_key: &str, now: u64) -> Lookup {
+    spend_one(
+        &HostSharedData,
+        &mut worker.pool.borrow_mut(),
+        cache_key,
+        now,
+    )
+}
+
 impl PtkHttp {
-    /// A context for one request; `shared` is `None` if the plugin has no valid config.
-    pub fn new(shared: Option<Rc<Shared>>) -> Self {
+    /// A context for one request; `worker` is `None` if the plugin has no valid config.
+    pub fn new(worker: Option<Rc<Worker>>) -> Self {
         PtkHttp {
-            shared,
+            worker,
             waiting: None,
             cors_origin: None,
         }
@@ -51,9 +104,9 @@ impl PtkHttp {
         Action::Pause
     }
 
-    fn store_unavailable(&mut self, shared: &Shared, pending: &PendingCheck) -> Action {
-        shared.metrics.callout_failed();
-        shared.metrics.refused(Refusal::StoreUnavailable);
+    fn store_unavailable(&mut self, worker: &Worker, pending: &PendingCheck) -> Action {
+        worker.metrics.callout_failed();
+        worker.metrics.refused(Refusal::StoreUnavailable);
         self.reply(&pending.refuse(Refusal::StoreUnavailable).reply)
     }
 
@@ -69,19 +122,34 @@ impl PtkHttp {
         removed && set
     }
 
-    /// Answers from this worker's refusal memory or the shared verdict cache when it can,
-    /// otherwise asks the token-service.
-    fn check(&mut self, shared: &Shared, mut pending: PendingCheck, head: RequestHead) -> Action {
+    /// Answers from this worker's refusal memory, its guess throttle or the shared verdict
+    /// cache when it can, otherwise asks the token-service.
+    fn check(&mut self, worker: &Worker, mut pending: PendingCheck, head: RequestHead) -> Action {
         let now = host::now_ms();
-        let remembered = shared.denies.borrow().get(&pending.cache_key, now);
+        let remembered = worker.denies.borrow().get(&pending.cache_key, now);
         if let Some(refusal) = remembered {
-            shared.metrics.refused(refusal);
+            worker.metrics.refused(refusal);
             return self.reply(&pending.refuse(refusal).reply);
         }
-        if shared.config.cache.enabled {
-            match cache::spend_one(&shared.pool, &pending.cache_key, now) {
+        // Before any cache lookup: a throttled address learns nothing about a guessed token.
+        let client = Client::of(worker, &pending.hash);
+        let throttled = worker.throttle.borrow_mut().throttled(&client.key, now);
+        if let Some(retry_after_s) = throttled {
+            if !worker
+                .known
+                .borrow_mut()
+                .contains(&HostSharedData, client.pair)
+            {
+                let refusal = Refusal::Throttled { retry_after_s };
+                worker.metrics.refused(refusal);
+                return self.reply(&pending.refuse(refusal).reply);
+            }
+        }
+        if worker.config.cache.enabled {
+            match spend_cached(worker, &pending.cache_key, now) {
                 Lookup::Hit(key) => {
-                    return if self.forward_cached(shared, &pending, &head, &key) {
+                    return if self.forward_cached(worker, &pending, &head, &key) {
+                        client.allowed(worker);
                         Action::Continue
                     } else {
                         Action::Pause
@@ -90,50 +158,59 @@ impl PtkHttp {
                 Lookup::Miss(returned) => pending.returned = returned,
             }
         }
-        self.start_check(shared, pending, head, false)
+        self.start_check(worker, pending, head, client, false)
     }
 
     /// Rewrites the request with a real key from the cache and counts it; `false` (after
     /// answering 503) if the rewrite could not be applied, which must never be forwarded.
     fn forward_cached(
         &mut self,
-        shared: &Shared,
+        worker: &Worker,
         pending: &PendingCheck,
         head: &RequestHead,
         key: &str,
     ) -> bool {
-        if !Self::apply(&pending.allow(&shared.config, head, key)) {
+        if !Self::apply(&pending.allow(&worker.config, head, key)) {
             host::log(
                 LogLevel::Error,
                 "ptk filter: could not rewrite request headers",
             );
-            self.store_unavailable(shared, pending);
+            self.store_unavailable(worker, pending);
             return false;
         }
-        shared.metrics.cache_hit();
-        shared.metrics.allowed();
-        shared.usage.borrow_mut().record(&pending.hash);
+        worker.metrics.cache_hit();
+        worker.metrics.allowed();
+        worker.usage.borrow_mut().record(&pending.hash);
         self.cors_origin = pending.origin.clone();
         true
     }
 
     fn start_check(
         &mut self,
-        shared: &Shared,
+        worker: &Worker,
         pending: PendingCheck,
         head: RequestHead,
+        client: Client,
         confirming: bool,
     ) -> Action {
-        let (call_headers, call_body) = check_call(&shared.config, &shared.secret, &pending);
-        let ts = &shared.config.token_service;
+        let (call_headers, call_body) =
+            check_call(&worker.config, worker.secret.expose(), &pending);
+        let ts = &worker.config.token_service;
         let timeout = Duration::from_millis(ts.timeout_ms);
         match host::dispatch(&ts.cluster, &call_headers, &call_body, timeout) {
             Ok(token_id) => {
+                if !confirming {
+                    worker
+                        .throttle
+                        .borrow_mut()
+                        .checking(&client.key, host::now_ms());
+                }
                 self.cors_origin = pending.origin.clone();
                 self.waiting = Some(Waiting {
                     token_id,
                     pending,
                     head,
+                    client,
                     confirming,
                 });
                 Action::Pause
@@ -143,9 +220,74 @@ impl PtkHttp {
                     LogLevel::Warn,
                     &format!("ptk filter: could not start the token-service check ({status:?})"),
                 );
-                self.store_unavailable(shared, &pending)
+                self.store_unavailable(worker, &pending)
             }
         }
+    }
+}
+
+impl PtkHttp {
+    /// The token-service allowed: rewrite, cache the grant, resume.
+    fn on_allowed(
+        &mut self,
+        worker: &Worker,
+        waiting: &Waiting,
+        plan: &RewritePlan,
+        cache: Option<Entry>,
+        now: u64,
+    ) {
+        if !Self::apply(plan) {
+            // A half-applied rewrite must never be forwarded.
+            host::log(
+                LogLevel::Error,
+                "ptk filter: could not rewrite request headers",
+            );
+            self.store_unavailable(worker, &waiting.pending);
+            return;
+        }
+        let cache_key = &waiting.pending.cache_key;
+        worker.denies.borrow_mut().forget(cache_key);
+        waiting.client.allowed(worker);
+        if let (true, Some(entry)) = (worker.config.cache.enabled, cache) {
+            store(&HostSharedData, worker.anchor.get(), cache_key, &entry, now);
+        }
+        worker.metrics.allowed();
+        if host::resume_request().is_err() {
+            host::log(LogLevel::Error, "ptk filter: could not resume a request");
+        }
+    }
+
+    /// The token-service refused, or could not be asked: remember, count, maybe confirm a
+    /// rate limit once, then answer locally.
+    fn on_refused(&mut self, worker: &Worker, waiting: Waiting, refused: Refused, now: u64) {
+        let cache_key = &waiting.pending.cache_key;
+        worker
+            .denies
+            .borrow_mut()
+            .put(cache_key, refused.refusal, now);
+        if let (Refusal::RateLimited { .. }, true) = (refused.refusal, worker.config.cache.enabled)
+        {
+            // The budget may be out on a lease that another request is merging into the cache
+            // right now: spend from it if it has landed, else confirm the verdict with one more
+            // check (which gives the lease time to land).
+            if let Lookup::Hit(key) = spend_cached(worker, cache_key, now) {
+                if self.forward_cached(worker, &waiting.pending, &waiting.head, &key)
+                    && host::resume_request().is_err()
+                {
+                    host::log(LogLevel::Error, "ptk filter: could not resume a request");
+                }
+                return;
+            }
+            if !waiting.confirming {
+                let mut pending = waiting.pending;
+                // Units handed back on the first check must not be credited twice.
+                pending.returned = None;
+                self.start_check(worker, pending, waiting.head, waiting.client, true);
+                return;
+            }
+        }
+        worker.metrics.refused(refused.refusal);
+        self.reply(&refused.reply);
     }
 }
 
@@ -157,7 +299,7 @@ impl Context for PtkHttp {
         body_size: usize,
         _trailers: usize,
     ) {
-        let Some(shared) = self.shared.clone() else {
+        let Some(worker) = self.worker.clone() else {
             return;
         };
         // Only the callout this request started may decide it.
@@ -168,75 +310,43 @@ impl Context for PtkHttp {
         let body = host::call_response_body(body_size);
         let now = host::now_ms();
         let decision = decide_check_response(
-            &shared.config,
+            &worker.config,
             &waiting.head,
             &waiting.pending,
             status,
             body.as_deref(),
             now,
         );
-        let cache_key = &waiting.pending.cache_key;
+        if !waiting.confirming {
+            let guess_missed = matches!(
+                &decision,
+                CheckDecision::Reply { refused, callout_failed: false } if is_guess(refused.refusal)
+            );
+            worker
+                .throttle
+                .borrow_mut()
+                .checked(&waiting.client.key, guess_missed, now);
+        }
         match decision {
             CheckDecision::Forward { plan, cache } => {
-                if !Self::apply(&plan) {
-                    // A half-applied rewrite must never be forwarded.
-                    host::log(
-                        LogLevel::Error,
-                        "ptk filter: could not rewrite request headers",
-                    );
-                    self.store_unavailable(&shared, &waiting.pending);
-                    return;
-                }
-                shared.denies.borrow_mut().forget(cache_key);
-                if let (true, Some(entry)) = (shared.config.cache.enabled, cache) {
-                    cache::store(cache_key, &entry, now);
-                }
-                shared.metrics.allowed();
-                if host::resume_request().is_err() {
-                    host::log(LogLevel::Error, "ptk filter: could not resume a request");
-                }
+                self.on_allowed(&worker, &waiting, &plan, cache, now);
             }
             CheckDecision::Reply {
                 refused,
-                callout_failed,
+                callout_failed: true,
             } => {
-                if callout_failed {
-                    shared.metrics.callout_failed();
-                    host::log(
-                        LogLevel::Warn,
-                        &format!("ptk filter: token-service check failed (status {status:?})"),
-                    );
-                } else {
-                    shared
-                        .denies
-                        .borrow_mut()
-                        .put(cache_key, refused.refusal, now);
-                }
-                if let (Refusal::RateLimited { .. }, true) =
-                    (refused.refusal, shared.config.cache.enabled)
-                {
-                    // The budget may be out on a lease that another request is merging into
-                    // the cache right now: spend from it if it has landed, else confirm the
-                    // verdict with one more check (which gives the lease time to land).
-                    if let Lookup::Hit(key) = cache::spend_one(&shared.pool, cache_key, now) {
-                        if self.forward_cached(&shared, &waiting.pending, &waiting.head, &key)
-                            && host::resume_request().is_err()
-                        {
-                            host::log(LogLevel::Error, "ptk filter: could not resume a request");
-                        }
-                        return;
-                    }
-                    if !waiting.confirming {
-                        let mut pending = waiting.pending;
-                        // Units handed back on the first check must not be credited twice.
-                        pending.returned = None;
-                        self.start_check(&shared, pending, waiting.head, true);
-                        return;
-                    }
-                }
-                shared.metrics.refused(refused.refusal);
+                worker.metrics.callout_failed();
+                host::log(
+                    LogLevel::Warn,
+                    &format!("ptk filter: token-service check failed (status {status:?})"),
+                );
+                worker.metrics.refused(refused.refusal);
                 self.reply(&refused.reply);
             }
+            CheckDecision::Reply {
+                refused,
+                callout_failed: false,
+            } => self.on_refused(&worker, waiting, refused, now),
         }
     }
 }
@@ -244,7 +354,7 @@ impl Context for PtkHttp {
 impl HttpContext for PtkHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let unavailable = Refusal::StoreUnavailable.reply(ErrorShape::Openai);
-        let Some(shared) = self.shared.clone() else {
+        let Some(worker) = self.worker.clone() else {
             // No valid configuration: never forward.
             return self.reply(&unavailable);
         };
@@ -256,7 +366,7 @@ impl HttpContext for PtkHttp {
             return self.reply(&unavailable);
         };
         let head = RequestHead::new(headers);
-        match decide_headers(&shared.config, &head) {
+        match decide_headers(&worker.config, &head) {
             HeadersDecision::Preflight(reply) => self.reply(&reply),
             HeadersDecision::Passthrough(plan) => {
                 if Self::apply(&plan) {
@@ -266,10 +376,10 @@ impl HttpContext for PtkHttp {
                 }
             }
             HeadersDecision::Reply(refused) => {
-                shared.metrics.refused(refused.refusal);
+                worker.metrics.refused(refused.refusal);
                 self.reply(&refused.reply)
             }
-            HeadersDecision::Check(pending) => self.check(&shared, pending, head),
+            HeadersDecision::Check(pending) => self.check(&worker, pending, head),
         }
     }
 

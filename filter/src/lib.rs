@@ -1,7 +1,6 @@
 //! The ptk proxy-wasm HTTP filter: a thin shim that moves data between Envoy and the pure
 //! decisions in `ptk-filter-core`. Host calls live in `host.rs` only.
 
-mod cache;
 mod host;
 mod http;
 mod metrics;

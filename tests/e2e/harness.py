@@ -73,6 +73,8 @@ class Stack:
     filter_cache: bool = True
     #: Another name for the check cluster (render_envoy.py --token-service-cluster).
     token_service_cluster: str | None = None
+    #: Merged into the filter's plugin configuration (render_envoy.py --plugin-config).
+    plugin_config: dict | None = None
     #: More environment for the token-service (e.g. PTK_REDIS_URL).
     service_extra_env: dict[str, str] = field(default_factory=dict)
     upstreams: dict[str, str] | None = None
@@ -159,6 +161,7 @@ class Stack:
             *([] if self.filter_cache else ["--no-cache"]),
             *(["--token-service-cluster", self.token_service_cluster]
               if self.token_service_cluster else []),
+            *(["--plugin-config", json.dumps(self.plugin_config)] if self.plugin_config else []),
         ]
         subprocess.run(args, env=env, check=True)
 

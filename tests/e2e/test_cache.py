@@ -162,6 +162,10 @@ def test_a_flood_of_random_and_revoked_tokens_does_not_hurt_valid_ones(stack):
     valid = stack.mint("openai", "--rate-limit", "1000000/60")["token"]
     revoked = stack.mint("openai")
     stack.cli("tokens", "disable", revoked["hash"])
+    # The valid token is in use from this address before the flood starts, so the guess
+    # throttle (which soon answers the flood's random tokens with 429) knows it as good.
+    assert requests.get(f"{stack.url}/v1/models",
+                        headers={"authorization": f"Bearer {valid}"}).status_code == 200
     stop = threading.Event()
     flood_codes: list[int] = []
 
@@ -189,7 +193,9 @@ def test_a_flood_of_random_and_revoked_tokens_does_not_hurt_valid_ones(stack):
         for t in flooders:
             t.join()
     assert set(valid_codes) == {200}
-    assert len(flood_codes) > 200 and set(flood_codes) == {401}, set(flood_codes)
+    # Random tokens: 401 until the address is throttled, then 429 without a check. The
+    # revoked token is remembered per worker and keeps its 401.
+    assert len(flood_codes) > 200 and set(flood_codes) <= {401, 429}, set(flood_codes)
     health = requests.get(f"http://127.0.0.1:{stack.service_port}/healthz", timeout=5)
     assert health.status_code == 200
     # Half the flood is one revoked token, remembered per worker for a second: it costs a

@@ -1,0 +1,391 @@
+//! The verdict cache's protocol over proxy-wasm shared data: spend a lease unit (this worker's
+//! pool first, then shared data with compare-and-swap) and merge fresh grants, so two workers
+//! never spend the same unit or lose each other's grants.
+//!
+//! Memory is bounded by the tokens the token-service **allowed**: a key is only ever created
+//! for a grant. Refused or unknown tokens never write shared data, which Envoy never frees
+//! (proxy-wasm has no delete), so a flood of random tokens cannot grow it.
+//!
+//! Creating a key without losing a concurrent creator's grant needs "create if absent", which
+//! shared data does not offer directly. It follows from Envoy's semantics
+//! (proxy-wasm-cpp-host `SharedData::set`): every write takes the next value of one global CAS
+//! counter; a set with a non-zero CAS on an **existing** key fails with `CasMismatch` unless the
+//! key's CAS equals it, and on an **absent** key simply creates it. So a set with a CAS that
+//! belongs to another key's write (the [`CasAnchor`]) creates an absent key and can never
+//! overwrite an existing one. The anchor is refreshed on every tick so that the counter cannot
+//! wrap around (2^32 writes) between refresh and use.
+
+use ptk_wire::Lease;
+
+use crate::cache::{merge, spend, Entry, Spend};
+use crate::local_pool::{combine, LocalPool, Take};
+
+/// Why a shared-data write did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetError {
+    /// The key was written since it was read (or exists, for a create).
+    CasMismatch,
+    /// Any other host failure.
+    Other,
+}
+
+/// A shared-data read the host could not serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GetError;
+
+/// A value read from shared data and its CAS; `(None, None)` when the key is absent.
+pub type Stored = (Option<Vec<u8>>, Option<u32>);
+
+/// Proxy-wasm shared data, as the host offers it (Envoy's semantics, see the module docs).
+pub trait SharedData {
+    /// The value and CAS of a key.
+    fn get(&self, key: &str) -> Result<Stored, GetError>;
+    /// Writes a key; with `cas`, only if the key is absent or still has that CAS.
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError>;
+}
+
+/// The key whose writes provide the anchor CAS. It is never a cache key.
+pub const ANCHOR_KEY: &str = "ptk/v1/cas-anchor";
+
+/// A CAS value that belongs to a write of [`ANCHOR_KEY`], so no cache key can hold it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CasAnchor(Option<u32>);
+
+impl CasAnchor {
+    /// Writes the anchor key and keeps the CAS that write got. Called at configure time and on
+    /// every tick; on a host failure the anchor is unset and keys are simply not created.
+    pub fn refresh(shared: &impl SharedData) -> CasAnchor {
+        if shared.set(ANCHOR_KEY, b"anchor", None).is_err() {
+            return CasAnchor(None);
+        }
+        CasAnchor(shared.get(ANCHOR_KEY).ok().and_then(|(_, cas)| cas))
+    }
+
+    /// The anchor CAS, if one is known.
+    pub fn cas(self) -> Option<u32> {
+        self.0
+    }
+}
+
+/// Attempts before giving up on a contended entry (then: ask the token-service, which is
+/// always safe, or leave a grant uncached, which only costs a later check).
+const CAS_ATTEMPTS: usize = 16;
+
+/// Outcome of looking a request up in the cache.
+#[derive(PartialEq, Eq)]
+pub enum Lookup {
+    /// Allowed from the cache with this real key.
+    Hit(String),
+    /// Ask the token-service, handing back these expired units if any.
+    Miss(Option<Lease>),
+}
+
+impl std::fmt::Debug for Lookup {
+    // Never print the real key, even in a test failure.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lookup::Hit(_) => f.write_str("Hit([redacted])"),
+            Lookup::Miss(returned) => f.debug_tuple("Miss").field(returned).finish(),
+        }
+    }
+}
+
+/// What shared data gave.
+enum FromShared {
+    /// A unit for this request, plus `extra` for the pool.
+    Hit {
+        key: String,
+        extra: u32,
+        valid_until_ms: u64,
+        window: u64,
+    },
+    Miss(Option<Lease>),
+}
+
+/// Spends one unit for `cache_key`: from this worker's pool if it holds one, else from shared
+/// data (taking a batch into the pool when the shared lease is large). Never writes a key that
+/// does not exist.
+pub fn spend_one(
+    shared: &impl SharedData,
+    pool: &mut LocalPool,
+    cache_key: &str,
+    now_ms: u64,
+) -> Lookup {
+    let expired = match pool.take(cache_key, now_ms) {
+        Take::Key(key) => return Lookup::Hit(key),
+        Take::Empty { expired } => expired,
+    };
+    match take_shared(shared, cache_key, now_ms) {
+        FromShared::Hit {
+            key,
+            extra,
+            valid_until_ms,
+            window,
+        } => {
+            // A fresher verdict for the same window revalidates this worker's expired units.
+            let kept = expired
+                .filter(|l| l.window == window)
+                .map_or(0, |l| l.units);
+            pool.hold(
+                cache_key,
+                extra.saturating_add(kept),
+                valid_until_ms,
+                window,
+                &key,
+            );
+            Lookup::Hit(key)
+        }
+        FromShared::Miss(returned) => Lookup::Miss(combine(expired, returned)),
+    }
+}
+
+/// Takes units from the shared entry if a valid cached verdict has some.
+fn take_shared(shared: &impl SharedData, cache_key: &str, now_ms: u64) -> FromShared {
+    for _ in 0..CAS_ATTEMPTS {
+        let Ok((stored, cas)) = shared.get(cache_key) else {
+            return FromShared::Miss(None);
+        };
+        let (write, outcome) = match spend(stored.as_deref(), now_ms) {
+            Spend::Hit {
+                key,
+                updated,
+                taken,
+                valid_until_ms,
+                window,
+            } => (
+                updated,
+                FromShared::Hit {
+                    key,
+                    extra: taken.saturating_sub(1),
+                    valid_until_ms,
+                    window,
+                },
+            ),
+            // Nothing to take and nothing to write: an absent key stays absent.
+            Spend::Miss { reclaim: None } => return FromShared::Miss(None),
+            Spend::Miss {
+                reclaim: Some((lease, updated)),
+            } => (updated, FromShared::Miss(Some(lease))),
+        };
+        match shared.set(cache_key, &write, cas) {
+            Ok(()) => return outcome,
+            Err(SetError::CasMismatch) => continue,
+            Err(SetError::Other) => return FromShared::Miss(None),
+        }
+    }
+    FromShared::Miss(None)
+}
+
+/// Stores a fresh grant, keeping any units another worker still holds for the same window. An
+/// absent key is created only if it is still absent (the anchor CAS); a creator that loses the
+/// race merges into the winner's entry instead of overwriting it.
+pub fn store(
+    shared: &impl SharedData,
+    anchor: CasAnchor,
+    cache_key: &str,
+    grant: &Entry,
+    now_ms: u64,
+) {
+    for _ in 0..CAS_ATTEMPTS {
+        let Ok((stored, cas)) = shared.get(cache_key) else {
+            return;
+        };
+        let Some(value) = merge(stored.as_deref(), now_ms, grant) else {
+            return;
+        };
+        // An absent key is created only if it is still absent (the anchor CAS). Without an
+        // anchor, leave the grant uncached rather than risk overwriting a concurrent creator's.
+        let Some(cas) = cas.or(anchor.cas()) else {
+            return;
+        };
+        match shared.set(cache_key, &value, Some(cas)) {
+            Err(SetError::CasMismatch) => continue,
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::cache_key;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// Shared data with Envoy's exact semantics (proxy-wasm-cpp-host `SharedData`): one global
+    /// CAS counter, CAS ignored for absent keys. `before_set` runs once before the next set, to
+    /// interleave another worker's write between a get and a set.
+    #[derive(Default)]
+    struct EnvoyShared {
+        map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+        counter: RefCell<u32>,
+        sets: RefCell<usize>,
+        before_set: RefCell<Option<Hook>>,
+    }
+
+    type Hook = Box<dyn FnOnce(&EnvoyShared)>;
+
+    impl EnvoyShared {
+        fn next_cas(&self) -> u32 {
+            let mut c = self.counter.borrow_mut();
+            *c += 1;
+            *c
+        }
+        fn raw_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+            let next = self.next_cas();
+            let mut map = self.map.borrow_mut();
+            match map.get_mut(key) {
+                Some(slot) => {
+                    if matches!(cas, Some(c) if c != 0 && c != slot.1) {
+                        return Err(SetError::CasMismatch);
+                    }
+                    *slot = (value.to_vec(), next);
+                }
+                None => {
+                    map.insert(key.to_string(), (value.to_vec(), next));
+                }
+            }
+            Ok(())
+        }
+        fn units(&self, key: &str) -> Option<u32> {
+            let map = self.map.borrow();
+            map.get(key)
+                .and_then(|(v, _)| Entry::decode(v))
+                .map(|e| e.units)
+        }
+    }
+
+    impl SharedData for EnvoyShared {
+        fn get(&self, key: &str) -> Result<Stored, GetError> {
+            Ok(self
+                .map
+                .borrow()
+                .get(key)
+                .map_or((None, None), |(v, c)| (Some(v.clone()), Some(*c))))
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+            *self.sets.borrow_mut() += 1;
+            let hook = self.before_set.borrow_mut().take();
+            if let Some(hook) = hook {
+                hook(self);
+            }
+            self.raw_set(key, value, cas)
+        }
+    }
+
+    fn grant(units: u32) -> Entry {
+        Entry {
+            valid_until_ms: 10_000,
+            units,
+            window: 1,
+            key: "sk-real".to_string(),
+        }
+    }
+
+    fn key(n: u32) -> String {
+        cache_key(&format!("{n:064x}"), ptk_wire::Provider::Openai)
+    }
+
+    #[test]
+    fn misses_never_create_keys() {
+        let shared = EnvoyShared::default();
+        let mut pool = LocalPool::default();
+        for n in 0..10_000 {
+            assert_eq!(
+                spend_one(&shared, &mut pool, &key(n), 5),
+                Lookup::Miss(None)
+            );
+        }
+        assert!(shared.map.borrow().is_empty(), "a miss wrote shared data");
+        assert_eq!(*shared.sets.borrow(), 0);
+    }
+
+    #[test]
+    fn the_anchor_belongs_to_its_own_key() {
+        let shared = EnvoyShared::default();
+        let anchor = CasAnchor::refresh(&shared);
+        let cas = anchor.cas().unwrap();
+        assert_eq!(shared.map.borrow()[ANCHOR_KEY].1, cas);
+        // Another refresh moves the anchor; the old value stays unique to the old write.
+        let again = CasAnchor::refresh(&shared);
+        assert_ne!(again.cas(), anchor.cas());
+    }
+
+    #[test]
+    fn a_grant_creates_an_absent_key_and_then_hits() {
+        let shared = EnvoyShared::default();
+        let anchor = CasAnchor::refresh(&shared);
+        store(&shared, anchor, &key(1), &grant(2), 0);
+        assert_eq!(shared.units(&key(1)), Some(2));
+        let mut pool = LocalPool::default();
+        assert_eq!(
+            spend_one(&shared, &mut pool, &key(1), 5),
+            Lookup::Hit("sk-real".into())
+        );
+        assert_eq!(shared.units(&key(1)), Some(1));
+    }
+
+    #[test]
+    fn without_an_anchor_an_absent_key_is_left_uncached() {
+        let shared = EnvoyShared::default();
+        store(&shared, CasAnchor::default(), &key(1), &grant(2), 0);
+        assert!(shared.map.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_racing_creator_merges_instead_of_overwriting() {
+        // Worker A reads "absent"; before its create lands, worker B creates the key with its
+        // own grant. A's create must fail and merge: no unit of either grant is lost.
+        let shared = EnvoyShared::default();
+        let anchor = CasAnchor::refresh(&shared);
+        let k = key(7);
+        let k2 = k.clone();
+        *shared.before_set.borrow_mut() = Some(Box::new(move |s: &EnvoyShared| {
+            let a = CasAnchor::refresh(s);
+            let value = merge(None, 0, &grant(5)).unwrap();
+            s.raw_set(&k2, &value, a.cas()).unwrap();
+        }));
+        store(&shared, anchor, &k, &grant(3), 0);
+        assert_eq!(shared.units(&k), Some(8), "a concurrent grant was lost");
+    }
+
+    #[test]
+    fn a_create_with_the_anchor_never_overwrites_an_existing_key() {
+        // Whatever the interleaving, a key written by someone else keeps its units when a
+        // stale "absent" read is followed by an anchored create.
+        let shared = EnvoyShared::default();
+        let anchor = CasAnchor::refresh(&shared);
+        let k = key(9);
+        shared
+            .raw_set(&k, &merge(None, 0, &grant(4)).unwrap(), None)
+            .unwrap();
+        assert_eq!(
+            shared.set(&k, &merge(None, 0, &grant(1)).unwrap(), anchor.cas()),
+            Err(SetError::CasMismatch)
+        );
+        assert_eq!(shared.units(&k), Some(4));
+    }
+
+    #[test]
+    fn an_expired_lease_is_reclaimed_without_new_keys() {
+        let shared = EnvoyShared::default();
+        let anchor = CasAnchor::refresh(&shared);
+        store(&shared, anchor, &key(2), &grant(5), 0);
+        let mut pool = LocalPool::default();
+        let keys_before = shared.map.borrow().len();
+        assert_eq!(
+            spend_one(&shared, &mut pool, &key(2), 10_000),
+            Lookup::Miss(Some(Lease {
+                units: 5,
+                window: 1
+            }))
+        );
+        assert_eq!(shared.units(&key(2)), Some(0));
+        assert_eq!(shared.map.borrow().len(), keys_before);
+    }
+
+    #[test]
+    fn lookups_never_print_the_key() {
+        assert!(!format!("{:?}", Lookup::Hit("sk-secret".into())).contains("sk-secret"));
+    }
+}
