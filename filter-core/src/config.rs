@@ -5,6 +5,7 @@ use ptk_wire::Provider;
 use serde::Deserialize;
 
 use crate::guess_throttle::GuessThrottleConfig;
+use crate::open_streams::StreamsConfig;
 
 /// The whole plugin configuration (Envoy `plugin_config.configuration`, a JSON string).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -22,6 +23,9 @@ pub struct FilterConfig {
     /// Throttling of token guessing per client address.
     #[serde(default)]
     pub guess_throttle: GuessThrottleConfig,
+    /// Revalidation of open streams (revocation reaching SSE and WebSockets).
+    #[serde(default)]
+    pub streams: StreamsConfig,
 }
 
 /// Caching of verdicts (TTL and leases come from the token-service; this only switches it).
@@ -118,6 +122,9 @@ pub const MAX_THROTTLE_WINDOW_MS: u64 = 3_600_000;
 /// Most client addresses a worker may be told to track (about 200 bytes each).
 pub const MAX_THROTTLE_ADDRESSES: usize = 1_000_000;
 
+/// Longest time an open stream may go without revalidation (one day).
+pub const MAX_STREAM_GRACE_MS: u64 = 86_400_000;
+
 /// Shortest check secret accepted.
 pub const MIN_SECRET_LEN: usize = 16;
 
@@ -169,6 +176,12 @@ impl FilterConfig {
             return Err(format!(
                 "guess_throttle.addresses: must be at most {MAX_THROTTLE_ADDRESSES}, got {}",
                 throttle.addresses
+            ));
+        }
+        let grace = self.streams.grace_ms;
+        if !(1_000..=MAX_STREAM_GRACE_MS).contains(&grace) {
+            return Err(format!(
+                "streams.grace_ms: must be 1000..={MAX_STREAM_GRACE_MS}, got {grace}"
             ));
         }
         check_name("token_service.cluster", &ts.cluster)?;

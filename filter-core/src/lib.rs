@@ -11,6 +11,7 @@ pub mod deny_cache;
 pub mod ephemeral;
 pub mod guess_throttle;
 pub mod local_pool;
+pub mod open_streams;
 pub mod pipeline;
 pub mod plan;
 pub mod query;

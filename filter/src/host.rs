@@ -150,3 +150,33 @@ pub fn add_to_counter(metric: Option<u32>, n: u64) {
         let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
+
+// The SDK's `set_effective_context` and `reset_http_request` panic on an unexpected status, and
+// a panic takes the VM down for every request: these two are declared here returning it.
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_close_stream(stream_type: u32) -> u32;
+}
+
+/// `proxy_close_stream`'s stream type for the HTTP request (Envoy resets the whole stream).
+const STREAM_HTTP_REQUEST: u32 = 0;
+
+/// Status `Ok` of the proxy-wasm ABI.
+const STATUS_OK: u32 = 0;
+
+/// Resets the HTTP stream of another context (a revoked token's open request) from the root
+/// context, then makes `root_id` effective again so later calls (callouts) stay the root's.
+/// `false` if the host refused (the stream may already be gone).
+pub fn close_stream(context_id: u32, root_id: u32) -> bool {
+    // SAFETY: plain host calls with integer arguments; no memory is shared.
+    let closed = unsafe {
+        proxy_set_effective_context(context_id) == STATUS_OK
+            && proxy_close_stream(STREAM_HTTP_REQUEST) == STATUS_OK
+    };
+    // SAFETY: as above.
+    unsafe {
+        proxy_set_effective_context(root_id);
+    }
+    closed
+}

@@ -30,6 +30,8 @@ struct Waiting {
 
 /// One HTTP request.
 pub struct PtkHttp {
+    /// This request's context id (to close it if its token is revoked while it is open).
+    context_id: u32,
     worker: Option<Rc<Worker>>,
     waiting: Option<Waiting>,
     /// `Origin` of a forwarded non-upgrade request: its response gets CORS headers.
@@ -87,8 +89,9 @@ fn spend_cached(worker: &Worker, cache_key: &str, now: u64) -> Lookup {
 
 impl PtkHttp {
     /// A context for one request; `worker` is `None` if the plugin has no valid config.
-    pub fn new(worker: Option<Rc<Worker>>) -> Self {
+    pub fn new(context_id: u32, worker: Option<Rc<Worker>>) -> Self {
         PtkHttp {
+            context_id,
             worker,
             waiting: None,
             cors_origin: None,
@@ -181,6 +184,8 @@ impl PtkHttp {
         worker.metrics.cache_hit();
         worker.metrics.allowed();
         worker.usage.borrow_mut().record(&pending.hash);
+        // Known valid now; the next tick reads the cached verdict's own validity.
+        self.opened(worker, pending, host::now_ms());
         self.cors_origin = pending.origin.clone();
         true
     }
@@ -227,6 +232,19 @@ impl PtkHttp {
 }
 
 impl PtkHttp {
+    /// Registers the forwarded request, so that a revocation reaches it while it is open.
+    fn opened(&self, worker: &Worker, pending: &PendingCheck, valid_until_ms: u64) {
+        if worker.config.streams.revalidate {
+            worker.streams.borrow_mut().open(
+                self.context_id,
+                &pending.cache_key,
+                &pending.hash,
+                pending.identified.route.provider(),
+                valid_until_ms,
+            );
+        }
+    }
+
     /// The token-service allowed: rewrite, cache the grant, resume.
     fn on_allowed(
         &mut self,
@@ -248,9 +266,11 @@ impl PtkHttp {
         let cache_key = &waiting.pending.cache_key;
         worker.denies.borrow_mut().forget(cache_key);
         waiting.client.allowed(worker);
+        let valid_until = cache.as_ref().map_or(now, |e| e.valid_until_ms);
         if let (true, Some(entry)) = (worker.config.cache.enabled, cache) {
             store(&HostSharedData, worker.anchor.get(), cache_key, &entry, now);
         }
+        self.opened(worker, &waiting.pending, valid_until);
         worker.metrics.allowed();
         if host::resume_request().is_err() {
             host::log(LogLevel::Error, "ptk filter: could not resume a request");
@@ -288,6 +308,17 @@ impl PtkHttp {
         }
         worker.metrics.refused(refused.refusal);
         self.reply(&refused.reply);
+    }
+}
+
+impl Drop for PtkHttp {
+    // Envoy deletes the context when the request is over: it is no longer open.
+    fn drop(&mut self) {
+        if let Some(worker) = &self.worker {
+            if let Ok(mut streams) = worker.streams.try_borrow_mut() {
+                streams.close(self.context_id);
+            }
+        }
     }
 }
 

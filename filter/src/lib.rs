@@ -10,5 +10,5 @@ use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(root::PtkRoot::default()));
+    proxy_wasm::set_root_context(|context_id| Box::new(root::PtkRoot::new(context_id)));
 }}

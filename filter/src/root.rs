@@ -1,17 +1,21 @@
 //! The root context: parses the plugin configuration once, hands each request a context, and
-//! on every tick flushes counters and batched usage and refreshes the shared-data CAS anchor.
+//! on every tick flushes counters and batched usage, refreshes the shared-data CAS anchor and
+//! revalidates the tokens of open streams (closing those of revoked tokens).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
+use ptk_filter_core::cache::Entry;
 use ptk_filter_core::config::{validate_secret, CheckSecret};
 use ptk_filter_core::deny_cache::DenyCache;
 use ptk_filter_core::guess_throttle::{GuessThrottle, KnownGood};
 use ptk_filter_core::local_pool::LocalPool;
-use ptk_filter_core::shared_cache::CasAnchor;
+use ptk_filter_core::open_streams::{parse_revalidation, revalidate_call, OpenStreams};
+use ptk_filter_core::shared_cache::{CasAnchor, SharedData};
 use ptk_filter_core::usage::UsageBatch;
 use ptk_filter_core::FilterConfig;
 
@@ -41,16 +45,123 @@ pub struct Worker {
     pub pool: RefCell<LocalPool>,
     /// A CAS that no cache key can hold, for creating keys only when absent.
     pub anchor: Cell<CasAnchor>,
+    /// Forwarded requests still open, by token.
+    pub streams: RefCell<OpenStreams>,
 }
 
 /// The root context; `worker` is `None` until a valid configuration arrives.
-#[derive(Default)]
 pub struct PtkRoot {
+    context_id: u32,
     worker: Option<Rc<Worker>>,
+    /// Revalidation callouts in flight: token id -> the cache keys asked.
+    revalidating: HashMap<u32, Vec<String>>,
+}
+
+impl PtkRoot {
+    /// The root context with this id (requests' streams are closed on its behalf).
+    pub fn new(context_id: u32) -> PtkRoot {
+        PtkRoot {
+            context_id,
+            worker: None,
+            revalidating: HashMap::new(),
+        }
+    }
+
+    /// Resets these requests' streams.
+    fn close(&self, contexts: &[u32]) {
+        for context in contexts {
+            if !host::close_stream(*context, self.context_id) {
+                host::log(
+                    LogLevel::Warn,
+                    "ptk filter: could not close a revoked stream",
+                );
+            }
+        }
+        if !contexts.is_empty() {
+            host::log(
+                LogLevel::Info,
+                &format!(
+                    "ptk filter: closed {} open request(s) of revoked tokens",
+                    contexts.len()
+                ),
+            );
+        }
+    }
+
+    /// Tokens of open streams whose verdict ran out: trust a fresh cached verdict, close the
+    /// streams nobody could revalidate for the grace period, ask about the rest in one batch.
+    fn revalidate(&mut self, worker: &Worker) {
+        let now = host::now_ms();
+        let (overdue, due) = {
+            let mut streams = worker.streams.borrow_mut();
+            if streams.is_empty() {
+                return;
+            }
+            streams.refresh_from_cache(now, |key| {
+                let stored = HostSharedData.get(key).ok()?.0?;
+                Entry::decode(&stored)
+                    .filter(|e| !e.key.is_empty())
+                    .map(|e| e.valid_until_ms)
+            });
+            (
+                streams.overdue(now, worker.config.streams.grace_ms),
+                streams.due(now),
+            )
+        };
+        if let Some(due) = due {
+            let (keys, entries): (Vec<String>, Vec<_>) = due.into_iter().unzip();
+            let (headers, body) = revalidate_call(&worker.config, worker.secret.expose(), entries);
+            let ts = &worker.config.token_service;
+            let timeout = Duration::from_millis(ts.timeout_ms);
+            match host::dispatch(&ts.cluster, &headers, &body, timeout) {
+                Ok(token_id) => {
+                    self.revalidating.insert(token_id, keys);
+                }
+                Err(_) => worker.streams.borrow_mut().unanswered(&keys),
+            }
+        }
+        self.close(&overdue);
+    }
+
+    /// A revalidation came back: close the streams of refused tokens.
+    fn revalidated(&self, worker: &Worker, keys: &[String], body_size: usize) {
+        let status = host::call_response_status();
+        let body = host::call_response_body(body_size);
+        let now = host::now_ms();
+        let to_close = {
+            let mut streams = worker.streams.borrow_mut();
+            match parse_revalidation(status, body.as_deref()) {
+                Some(answers) => {
+                    let mut closing = Vec::new();
+                    for (key, answer) in answers {
+                        closing.extend(streams.revalidated(&key, answer, now));
+                    }
+                    // Keys the answer left out may be asked again.
+                    streams.unanswered(keys);
+                    closing
+                }
+                None => {
+                    host::log(
+                        LogLevel::Warn,
+                        &format!("ptk filter: stream revalidation failed (status {status:?})"),
+                    );
+                    streams.unanswered(keys);
+                    Vec::new()
+                }
+            }
+        };
+        self.close(&to_close);
+    }
 }
 
 impl Context for PtkRoot {
-    fn on_http_call_response(&mut self, _token_id: u32, _headers: usize, _body: usize, _t: usize) {
+    fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body: usize, _t: usize) {
+        if let Some(keys) = self.revalidating.remove(&token_id) {
+            if let Some(worker) = self.worker.clone() {
+                self.revalidated(&worker, &keys, body);
+            }
+            return;
+        }
         // Usage reports are best effort: a lost batch only makes lastUsed a little older.
         if host::call_response_status() != Some(204) {
             host::log(LogLevel::Warn, "ptk filter: usage report was not accepted");
@@ -80,6 +191,7 @@ impl RootContext for PtkRoot {
                     usage: RefCell::new(UsageBatch::default()),
                     pool: RefCell::new(LocalPool::default()),
                     anchor: Cell::new(CasAnchor::refresh(&HostSharedData)),
+                    streams: RefCell::new(OpenStreams::default()),
                 }));
                 true
             }
@@ -96,9 +208,12 @@ impl RootContext for PtkRoot {
     }
 
     fn on_tick(&mut self) {
-        let Some(worker) = &self.worker else {
+        let Some(worker) = self.worker.clone() else {
             return;
         };
+        if worker.config.streams.revalidate {
+            self.revalidate(&worker);
+        }
         // Keeps the anchor within one tick of the CAS counter, which cannot wrap (2^32
         // writes) in that time.
         worker.anchor.set(CasAnchor::refresh(&HostSharedData));
@@ -117,8 +232,8 @@ impl RootContext for PtkRoot {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(PtkHttp::new(self.worker.clone())))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(PtkHttp::new(context_id, self.worker.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ptk_wire::{CheckRequest, CheckResponse, DenyReason, Lease, Provider};
+use ptk_wire::{
+    CheckRequest, CheckResponse, DenyReason, Lease, Provider, RevalidateEntry, Revalidation,
+};
 
 use crate::expiry::{cap_cache_ttl, expiry_state, ExpiryState};
 use crate::keys::{expose, ProviderKeys};
@@ -184,6 +186,38 @@ impl Checker {
             key: expose(key),
             cache_ttl_ms,
             lease,
+        }
+    }
+}
+
+impl Checker {
+    /// Revalidates a token that still has open requests: the same token-level decision as a
+    /// check (and a configured key), but no rate-limit unit is charged and no key is returned.
+    pub async fn revalidate(&self, entry: &RevalidateEntry) -> Revalidation {
+        let refused = |reason| Revalidation::Refused {
+            hash: entry.hash.clone(),
+            provider: entry.provider,
+            reason,
+        };
+        let now = Utc::now();
+        let record = match self.store.get(&entry.hash).await {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::error!(error_class = e.class(), error = %e, "token store read failed");
+                return refused(DenyReason::StoreUnavailable);
+            }
+        };
+        let expires = match evaluate(record.as_ref(), entry.provider, now) {
+            Ok(expires) => expires,
+            Err(reason) => return refused(reason),
+        };
+        if self.keys.get(entry.provider).is_none() {
+            return refused(DenyReason::ProviderUnconfigured);
+        }
+        Revalidation::Valid {
+            hash: entry.hash.clone(),
+            provider: entry.provider,
+            ttl_ms: cap_cache_ttl(self.cache_ttl_ms, expires, now),
         }
     }
 }

@@ -10,6 +10,12 @@
 
 use serde::{Deserialize, Serialize};
 
+mod revalidate;
+pub use revalidate::{
+    RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation, MAX_REVALIDATE_ENTRIES,
+    REVALIDATE_PATH,
+};
+
 /// Path of the check endpoint on the token-service.
 pub const CHECK_PATH: &str = "/v1/check";
 

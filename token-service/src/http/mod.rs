@@ -1,4 +1,4 @@
-//! The HTTP surface: `GET /healthz`, the check API and the usage API. One router factory, so tests can drive
+//! The HTTP surface: `GET /healthz`, the check, revalidation and usage APIs. One router factory, so tests can drive
 //! it in-process or through a real listener.
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use crate::store::TokenStore;
 
 mod check;
 mod health;
+mod revalidate;
 mod usage;
 
 pub use check::CheckApiError;
@@ -45,5 +46,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route(ptk_wire::CHECK_PATH, post(check::check))
         .route(ptk_wire::USAGE_PATH, post(usage::usage))
+        .route(ptk_wire::REVALIDATE_PATH, post(revalidate::revalidate))
         .with_state(state)
 }

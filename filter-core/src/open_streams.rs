@@ -1,0 +1,350 @@
+//! Revocation for requests that are still open: long SSE streams and WebSockets (OpenAI
+//! Realtime, Gemini Live) outlive the verdict that let them through. Every forwarded request is
+//! registered here per worker; on each tick, every token with open streams is revalidated (a
+//! still-valid cached verdict counts, else one batched `/v1/revalidate` call), and the streams
+//! of a token that is now refused, or that could not be revalidated for `grace_ms`, are closed.
+//!
+//! The bound: a revocation reaches an open stream within the verdict TTL (a cached verdict is
+//! trusted that long, as for new requests) plus one tick plus the callout.
+
+use std::collections::{HashMap, HashSet};
+
+use ptk_wire::{
+    DenyReason, Provider, RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation,
+    REVALIDATE_PATH,
+};
+use serde::Deserialize;
+
+use crate::cache::cache_key;
+use crate::config::FilterConfig;
+use crate::pipeline::callout_headers;
+use crate::usage::Call;
+
+/// Settings (plugin config `streams`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamsConfig {
+    /// Revalidate open streams and close revoked ones.
+    pub revalidate: bool,
+    /// How long (ms) an open stream may go on without a successful revalidation (token-service
+    /// unreachable) before it is closed too, failing closed like new requests.
+    pub grace_ms: u64,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        StreamsConfig {
+            revalidate: true,
+            grace_ms: 30_000,
+        }
+    }
+}
+
+/// Most tokens revalidated in one batch (the rest wait for the next tick).
+pub const MAX_BATCH: usize = 256;
+
+/// One token (for one provider) with open streams on this worker.
+#[derive(Debug)]
+struct Token {
+    hash: String,
+    provider: Provider,
+    /// Until when the token is known valid (a check, a cached verdict or a revalidation).
+    valid_until_ms: u64,
+    /// A revalidation for it is in flight.
+    asking: bool,
+    contexts: HashSet<u32>,
+}
+
+/// A worker's open forwarded requests, grouped by verdict-cache key.
+#[derive(Debug, Default)]
+pub struct OpenStreams {
+    by_context: HashMap<u32, String>,
+    tokens: HashMap<String, Token>,
+}
+
+/// What a revalidation said about one token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revalidated {
+    /// Still valid for this long (ms).
+    Valid {
+        /// How long the answer may be trusted.
+        ttl_ms: u64,
+    },
+    /// Refused now: close its streams.
+    Refused(DenyReason),
+}
+
+impl OpenStreams {
+    /// Registers a forwarded request, known valid until `valid_until_ms`.
+    pub fn open(
+        &mut self,
+        context_id: u32,
+        cache_key: &str,
+        hash: &str,
+        provider: Provider,
+        valid_until_ms: u64,
+    ) {
+        self.close(context_id);
+        let token = self
+            .tokens
+            .entry(cache_key.to_string())
+            .or_insert_with(|| Token {
+                hash: hash.to_string(),
+                provider,
+                valid_until_ms,
+                asking: false,
+                contexts: HashSet::new(),
+            });
+        token.valid_until_ms = token.valid_until_ms.max(valid_until_ms);
+        token.contexts.insert(context_id);
+        self.by_context.insert(context_id, cache_key.to_string());
+    }
+
+    /// Forgets a request (its context is gone).
+    pub fn close(&mut self, context_id: u32) {
+        let Some(key) = self.by_context.remove(&context_id) else {
+            return;
+        };
+        if let Some(token) = self.tokens.get_mut(&key) {
+            token.contexts.remove(&context_id);
+            if token.contexts.is_empty() {
+                self.tokens.remove(&key);
+            }
+        }
+    }
+
+    /// Open requests on this worker.
+    pub fn len(&self) -> usize {
+        self.by_context.len()
+    }
+
+    /// True when nothing is open.
+    pub fn is_empty(&self) -> bool {
+        self.by_context.is_empty()
+    }
+
+    /// Extends tokens whose cached verdict is still valid: `cached(key)` gives the cache
+    /// entry's validity, if any.
+    pub fn refresh_from_cache(&mut self, now_ms: u64, cached: impl Fn(&str) -> Option<u64>) {
+        for (key, token) in &mut self.tokens {
+            if token.valid_until_ms <= now_ms {
+                if let Some(until) = cached(key).filter(|until| *until > now_ms) {
+                    token.valid_until_ms = until;
+                }
+            }
+        }
+    }
+
+    /// Tokens due for revalidation (at most [`MAX_BATCH`]), marked as being asked; `None` when
+    /// none is due.
+    pub fn due(&mut self, now_ms: u64) -> Option<Vec<(String, RevalidateEntry)>> {
+        let due: Vec<(String, RevalidateEntry)> = self
+            .tokens
+            .iter_mut()
+            .filter(|(_, t)| t.valid_until_ms <= now_ms && !t.asking)
+            .take(MAX_BATCH)
+            .map(|(key, t)| {
+                t.asking = true;
+                let entry = RevalidateEntry {
+                    hash: t.hash.clone(),
+                    provider: t.provider,
+                };
+                (key.clone(), entry)
+            })
+            .collect();
+        (!due.is_empty()).then_some(due)
+    }
+
+    /// Applies one answer; returns the contexts to close.
+    pub fn revalidated(&mut self, key: &str, answer: Revalidated, now_ms: u64) -> Vec<u32> {
+        let Some(token) = self.tokens.get_mut(key) else {
+            return Vec::new();
+        };
+        token.asking = false;
+        match answer {
+            Revalidated::Valid { ttl_ms } => {
+                token.valid_until_ms = token.valid_until_ms.max(now_ms.saturating_add(ttl_ms));
+                Vec::new()
+            }
+            // A rate limit or an unavailable store says nothing about the token itself.
+            Revalidated::Refused(DenyReason::RateLimited | DenyReason::StoreUnavailable) => {
+                Vec::new()
+            }
+            Revalidated::Refused(_) => self.take_contexts(key),
+        }
+    }
+
+    /// A revalidation got no usable answer for these keys: they may be asked again.
+    pub fn unanswered(&mut self, keys: &[String]) {
+        for key in keys {
+            if let Some(token) = self.tokens.get_mut(key) {
+                token.asking = false;
+            }
+        }
+    }
+
+    /// Contexts of tokens that have gone `grace_ms` without being known valid: to close.
+    pub fn overdue(&mut self, now_ms: u64, grace_ms: u64) -> Vec<u32> {
+        let keys: Vec<String> = self
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.valid_until_ms.saturating_add(grace_ms) <= now_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.iter().flat_map(|k| self.take_contexts(k)).collect()
+    }
+
+    fn take_contexts(&mut self, key: &str) -> Vec<u32> {
+        let Some(token) = self.tokens.remove(key) else {
+            return Vec::new();
+        };
+        for context in &token.contexts {
+            self.by_context.remove(context);
+        }
+        let mut contexts: Vec<u32> = token.contexts.into_iter().collect();
+        contexts.sort_unstable();
+        contexts
+    }
+}
+
+/// The revalidation callout (headers and JSON body) for these entries.
+pub fn revalidate_call(config: &FilterConfig, secret: &str, entries: Vec<RevalidateEntry>) -> Call {
+    let body = serde_json::to_vec(&RevalidateRequest { entries }).unwrap_or_default();
+    (callout_headers(config, secret, REVALIDATE_PATH), body)
+}
+
+/// The answers of a revalidation callout, by cache key; `None` when the callout failed or
+/// answered something else than a 200 with a verdict list.
+pub fn parse_revalidation(
+    status: Option<u16>,
+    body: Option<&[u8]>,
+) -> Option<Vec<(String, Revalidated)>> {
+    if status != Some(200) {
+        return None;
+    }
+    let parsed: RevalidateResponse = serde_json::from_slice(body?).ok()?;
+    Some(
+        parsed
+            .verdicts
+            .into_iter()
+            .map(|v| match v {
+                Revalidation::Valid {
+                    hash,
+                    provider,
+                    ttl_ms,
+                } => (cache_key(&hash, provider), Revalidated::Valid { ttl_ms }),
+                Revalidation::Refused {
+                    hash,
+                    provider,
+                    reason,
+                } => (cache_key(&hash, provider), Revalidated::Refused(reason)),
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callout_and_its_answer() {
+        let config = FilterConfig::parse(b"").unwrap();
+        let entry = RevalidateEntry {
+            hash: "ab".into(),
+            provider: Provider::Gemini,
+        };
+        let (headers, body) = revalidate_call(&config, "secret-value-1234", vec![entry]);
+        assert!(headers.contains(&(":path".to_string(), REVALIDATE_PATH.to_string())));
+        let sent: RevalidateRequest = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent.entries[0].hash, "ab");
+        let answer = br#"{"verdicts":[{"verdict":"refused","hash":"ab","provider":"gemini","reason":"invalid"}]}"#;
+        assert_eq!(
+            parse_revalidation(Some(200), Some(answer)),
+            Some(vec![(
+                cache_key("ab", Provider::Gemini),
+                Revalidated::Refused(DenyReason::Invalid)
+            )])
+        );
+        assert_eq!(parse_revalidation(Some(404), Some(answer)), None);
+        assert_eq!(parse_revalidation(None, None), None);
+        assert_eq!(parse_revalidation(Some(200), Some(b"junk")), None);
+    }
+
+    fn streams() -> OpenStreams {
+        let mut s = OpenStreams::default();
+        s.open(1, "k1", "h1", Provider::Openai, 1_000);
+        s.open(2, "k1", "h1", Provider::Openai, 1_000);
+        s.open(3, "k2", "h2", Provider::Gemini, 5_000);
+        s
+    }
+
+    #[test]
+    fn nothing_is_due_while_the_verdict_holds() {
+        let mut s = streams();
+        assert!(s.due(999).is_none());
+        let due = s.due(1_000).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].0, "k1");
+        assert_eq!(due[0].1.hash, "h1");
+        assert!(
+            s.due(1_000).is_none(),
+            "a token being asked is not asked twice"
+        );
+    }
+
+    #[test]
+    fn a_refused_token_closes_all_its_streams_and_only_its() {
+        let mut s = streams();
+        s.due(2_000);
+        let closed = s.revalidated("k1", Revalidated::Refused(DenyReason::Invalid), 2_000);
+        assert_eq!(closed, vec![1, 2]);
+        assert_eq!(s.len(), 1);
+        s.close(1); // the context ends later: nothing left to forget
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn a_valid_answer_extends_and_transient_refusals_keep_streams() {
+        let mut s = streams();
+        s.due(1_000);
+        assert!(s
+            .revalidated("k1", Revalidated::Valid { ttl_ms: 1_000 }, 1_000)
+            .is_empty());
+        assert!(s.due(1_999).is_none());
+        s.due(2_000);
+        let rate = Revalidated::Refused(DenyReason::RateLimited);
+        assert!(s.revalidated("k1", rate, 2_000).is_empty());
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn a_fresh_cached_verdict_counts_as_valid() {
+        let mut s = streams();
+        s.refresh_from_cache(1_500, |k| (k == "k1").then_some(3_000));
+        assert!(s.due(2_999).is_none());
+        s.refresh_from_cache(3_500, |_| Some(3_000)); // stale cache entries do not count
+        assert!(s.due(3_500).is_some());
+    }
+
+    #[test]
+    fn streams_nobody_could_revalidate_are_closed_after_the_grace() {
+        let mut s = streams();
+        let asked = s.due(1_000).unwrap();
+        s.unanswered(&asked.into_iter().map(|(k, _)| k).collect::<Vec<_>>());
+        assert!(s.overdue(30_999, 30_000).is_empty());
+        assert_eq!(s.overdue(31_000, 30_000), vec![1, 2]);
+        assert_eq!(s.overdue(35_000, 30_000), vec![3]);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn closing_contexts_forgets_tokens() {
+        let mut s = streams();
+        s.close(1);
+        s.close(2);
+        s.close(3);
+        assert!(s.is_empty());
+        assert!(s.due(u64::MAX).is_none());
+    }
+}
