@@ -12,11 +12,11 @@ WASM    := target/wasm32-wasip1/release/ptk_filter.wasm
 SERVICE := target/release/token-service
 export ENVOY
 
-.PHONY: help run test test-deps test-unit test-e2e test-compat compat-deps browser-deps build wasm service venv lint fmt
+.PHONY: help run test test-deps test-unit test-e2e test-compat compat-deps browser-deps build wasm service venv lint lint-deps fmt
 
 help:
 	@echo "make run    start Envoy + filter + token-service (Ctrl-C stops)"
-	@echo "make test   run every test tier"
+	@echo "make test   make lint, then every test tier"
 	@echo "make lint   clippy (native and wasm) and rustfmt --check"
 	@echo "make bench  benchmark vs plain Envoy, ext_authz and LiteLLM (docs/benchmarks.md)"
 
@@ -83,7 +83,8 @@ run: build venv
 
 ## Tests -------------------------------------------------------------------------------------
 
-test: test-unit test-e2e test-compat
+# Lint first: it takes seconds and fails fast on what CI must refuse anyway.
+test: lint test-unit test-e2e test-compat
 
 # Debian's redis-server and PostgreSQL server, for the Redis rate-limiter and PostgreSQL store
 # tests (each starts its own instance on a free loopback port and stops it), and wrk, which
@@ -114,10 +115,23 @@ test-compat: build venv compat-deps
 	timeout -s INT -k 30 900 $(COMPAT_VENV)/bin/python -m pytest tests/compat/py tests/compat/test_node.py -q
 	timeout -s INT -k 30 600 $(COMPAT_LEGACY_VENV)/bin/python -m pytest tests/compat/py_legacy -q
 
-lint:
+# rustfmt, and clippy with every warning an error plus the workspace's no-panic lints
+# (unwrap_used, expect_used, panic: Cargo.toml; tests opt out per module): natively with every
+# target (tests, benches), and for wasm32-wasip1 the crates that run inside Envoy, as built.
+lint: lint-deps
 	cargo fmt --all --check
 	cargo clippy --workspace --exclude ptk-filter --exclude ptk-bench-wasm-floor --all-targets -- -D warnings
-	cargo clippy -p ptk-filter -p ptk-bench-wasm-floor --target wasm32-wasip1 -- -D warnings
+	cargo clippy -p ptk-filter -p ptk-filter-core -p ptk-wire -p ptk-bench-wasm-floor --target wasm32-wasip1 -- -D warnings
+
+# Formats the workspace (what `make lint` checks).
+fmt: lint-deps
+	cargo fmt --all
+
+# rustfmt, clippy and the wasm target from rustup when missing (a minimal toolchain has none).
+lint-deps:
+	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 
 ## Benchmark ---------------------------------------------------------------------------------
 

@@ -217,9 +217,10 @@ fn transport_failures_and_garbage_fail_closed_with_503() {
             Some(200),
             Some(br#"{"verdict":"allow","key":"","cache_ttl_ms":0}"#),
         ),
+        // An unknown verdict fails closed (unknown *fields* are fine: see the next test).
         (
             Some(200),
-            Some(br#"{"verdict":"allow","key":"k","cache_ttl_ms":0,"extra":1}"#),
+            Some(br#"{"verdict":"maybe","key":"k","cache_ttl_ms":0}"#),
         ),
         (
             Some(401),
@@ -240,6 +241,43 @@ fn transport_failures_and_garbage_fail_closed_with_503() {
             }
             CheckDecision::Forward { .. } => panic!("forwarded on {status:?} {body:?}"),
         }
+    }
+}
+
+/// Rolling upgrades: a newer token-service may add fields (at the top and inside the lease);
+/// this filter ignores them and forwards, instead of answering 503 for every request. What it
+/// cannot read (an unknown deny reason) still fails closed.
+#[test]
+fn an_allow_with_unknown_fields_forwards() {
+    let config = default_config();
+    let h = anthropic();
+    let p = pending(&h);
+    let body = br#"{"verdict":"allow","key":"sk-ant-real","cache_ttl_ms":750,"lease":{"units":9,"window":3,"burst":2},"budget":{"tokens":100},"hint":"newer"}"#;
+    match decide_check_response(&config, &h, &p, Some(200), Some(body), NOW) {
+        CheckDecision::Forward { plan, cache } => {
+            let cache = cache.unwrap();
+            assert_eq!((cache.units, cache.window), (9, 3));
+            assert_eq!(cache.valid_until_ms, NOW + 750);
+            assert_eq!(plan.set_value("x-api-key"), Some("sk-ant-real"));
+        }
+        CheckDecision::Reply { refused, .. } => panic!("refused: {refused:?}"),
+    }
+    let deny = reply(
+        &openai(),
+        Some(200),
+        r#"{"verdict":"deny","reason":"scope","detail":"newer"}"#,
+    );
+    assert_eq!(deny.status, 403);
+    let unknown_reason = br#"{"verdict":"deny","reason":"quota_exhausted"}"#;
+    match decide_check_response(&config, &h, &p, Some(200), Some(unknown_reason), NOW) {
+        CheckDecision::Reply {
+            refused,
+            callout_failed,
+        } => {
+            assert!(callout_failed);
+            assert_eq!(refused.reply.status, 503);
+        }
+        CheckDecision::Forward { .. } => panic!("forwarded an unknown deny reason"),
     }
 }
 

@@ -31,13 +31,32 @@ pub enum KeysFileError {
     #[error("keys file line {0}: expected NAME=value")]
     Syntax(usize),
     /// A name other than the three key variables.
-    #[error("keys file line {line}: unknown name {name:?} (expected OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY)")]
+    #[error("keys file line {line}: unknown name {} (expected OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY)", shown_name(.name.as_deref()))]
     UnknownName {
         /// 1-based line number.
         line: usize,
-        /// The name found.
-        name: String,
+        /// The name found, only when it looks like a variable name (see [`variable_name`]).
+        name: Option<String>,
     },
+}
+
+/// `Some(name)` when `name` looks like an environment variable name (`A-Z`, `0-9`, `_`, at
+/// most 64 characters). Anything else before a `=` may be a pasted key (base64 padding ends in
+/// `=`), and an error message, unlike a secret, gets printed, logged and pasted into tickets.
+fn variable_name(name: &str) -> Option<String> {
+    let plausible = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    plausible.then(|| name.to_owned())
+}
+
+fn shown_name(name: Option<&str>) -> String {
+    name.map_or_else(
+        || "(not shown: it does not look like a variable name)".to_owned(),
+        |n| format!("{n:?}"),
+    )
 }
 
 /// The real key of each provider, if configured. `Debug` lists which are set, never values.
@@ -122,7 +141,7 @@ impl ProviderKeys {
                 .find(|p| key_var(*p) == name)
                 .ok_or_else(|| KeysFileError::UnknownName {
                     line: line_no,
-                    name: name.to_owned(),
+                    name: variable_name(name),
                 })?;
             keys = keys.with(provider, unquote(value.trim()));
         }
@@ -182,6 +201,28 @@ mod tests {
         let err = ProviderKeys::parse_file("AZURE_KEY=sk-secret-value").unwrap_err();
         assert!(err.to_string().contains("AZURE_KEY"));
         assert!(!err.to_string().contains("sk-secret-value"));
+    }
+
+    #[test]
+    fn a_pasted_key_in_the_name_position_is_never_echoed() {
+        // A bare key whose base64 padding supplies the `=`, and keys before a stray `=`:
+        // neither the message nor `Debug` may carry them.
+        for (text, secret) in [
+            (
+                "OPENAI_API_KEY=ok\nAIzaSyFAKEfakeFAKEfake0123456789abcdef==\n",
+                "AIzaSyFAKEfakeFAKEfake0123456789abcdef",
+            ),
+            (
+                "sk-proj-FAKEsecretvalue = old key",
+                "sk-proj-FAKEsecretvalue",
+            ),
+            ("export OPENAI_API_KEY=sk-live-abc", "sk-live-abc"),
+        ] {
+            let err = ProviderKeys::parse_file(text).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("line "), "{shown}");
+        }
     }
 
     #[test]

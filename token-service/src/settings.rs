@@ -28,6 +28,7 @@ pub const SESSION_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 pub const DEFAULT_DB: &str = "data/ptk.sqlite3";
 
 /// `serve` options; each flag also reads the environment variable named in its help.
+/// `Debug` shows no secret (the Redis URL is a [`SecretString`]).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -75,9 +76,23 @@ pub struct ServeArgs {
     )]
     pub worker_threads: u16,
     /// Redis for rate-limit counters shared by several replicas (e.g.
-    /// `redis://127.0.0.1:6379/0`); unset keeps them in this process.
-    #[arg(long, env = "PTK_REDIS_URL", value_name = "URL")]
-    pub redis_url: Option<String>,
+    /// `redis://127.0.0.1:6379/0`); unset keeps them in this process. May hold a password
+    /// (`redis://:password@host`), so it is a secret: not in `Debug`, not in `--help`.
+    #[arg(
+        long,
+        env = "PTK_REDIS_URL",
+        value_name = "URL",
+        value_parser = secret_arg,
+        hide_env_values = true
+    )]
+    pub redis_url: Option<SecretString>,
+}
+
+/// clap value parser for arguments that may hold a secret (database URLs with a password,
+/// custom tokens): the value goes straight into a [`SecretString`], so `Debug` of the parsed
+/// arguments (clap's structs derive it) shows `[REDACTED]` instead.
+pub fn secret_arg(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
 }
 
 /// Why the service refuses to start. Messages name the variable or file to fix.
@@ -360,6 +375,46 @@ mod tests {
         assert_eq!(admin.public_url.as_deref(), Some("http://127.0.0.1:10000"));
         assert_eq!(admin.session_max_age, SESSION_MAX_AGE);
         assert!(!format!("{admin:?}").contains("admin-secret-0123456789"));
+    }
+
+    #[test]
+    fn debug_of_settings_shows_no_secret() {
+        // Every secret the settings hold, from every source: check and admin secrets from the
+        // environment, keys from a keys file and the environment, the PostgreSQL password.
+        let dir = tempfile::tempdir().unwrap();
+        let keys_file = dir.path().join("keys.env");
+        std::fs::write(
+            &keys_file,
+            "OPENAI_API_KEY=sk-file-key-never-shown\nGEMINI_API_KEY='g-file-key-never-shown'\n",
+        )
+        .unwrap();
+        let a = args(&[
+            "--keys-file",
+            keys_file.to_str().unwrap(),
+            "--public-url",
+            "http://127.0.0.1:10000",
+        ]);
+        let store = StoreLocation::pick(
+            "unused".into(),
+            Some(SecretString::from(
+                "postgres://ptk:pg-password-never-shown@db:5432/ptk?sslmode=require",
+            )),
+            None,
+        );
+        let s = Settings::from_args(
+            &a,
+            &store,
+            env_of(&[
+                ("PTK_CHECK_SECRET", "check-secret-never-shown"),
+                ("ADMIN_SECRET", "admin-secret-never-shown"),
+                ("ANTHROPIC_API_KEY", "sk-ant-env-key-never-shown"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.keys.configured(), vec!["openai", "anthropic", "gemini"]);
+        let shown = format!("{s:?} {:#?} {a:?}", s.admin);
+        assert!(!shown.contains("never-shown"), "{shown}");
+        assert!(shown.contains("postgres://ptk@db:5432/ptk"), "{shown}");
     }
 
     #[test]

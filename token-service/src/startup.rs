@@ -92,15 +92,16 @@ impl Application {
             settings.cache_ttl_ms,
             last_used,
         );
+        let check_secret = Arc::new(secret_digest(&settings.check_secret));
         let state = AppState {
             checker: Arc::new(checker),
             store: store.clone(),
-            check_secret: Arc::new(secret_digest(&settings.check_secret)),
+            check_secret: check_secret.clone(),
         };
         let check = bind(settings.listen, router(state)).await?;
         let admin = match &settings.admin {
             Some(admin_settings) => {
-                let state = AdminState::new(store, admin_settings, limiter);
+                let state = AdminState::new(store, admin_settings, limiter, check_secret);
                 Some(bind(admin_settings.listen, admin::router(state)).await?)
             }
             None => None,

@@ -127,19 +127,25 @@ async fn login_sets_a_strict_http_only_cookie() {
     assert_eq!(body["ok"], true);
     assert!(body["csrf_token"].as_str().unwrap().len() >= 40);
 
-    // Behind a TLS-terminating Envoy (loopback peer, x-forwarded-proto: https): Secure.
-    let r = app
-        .client
-        .post(app.admin_url("/admin/login"))
-        .header("x-forwarded-proto", "https")
-        .json(&json!({"password": ADMIN_SECRET}))
-        .send()
-        .await
-        .unwrap();
+    // Behind a TLS-terminating Envoy (x-forwarded-proto: https, with the check secret that
+    // proves it is Envoy): Secure. The same header from anyone else changes nothing.
+    let via_envoy = [
+        ("x-forwarded-proto", "https"),
+        (ptk_wire::CHECK_SECRET_HEADER, SECRET),
+    ];
+    let r = app.login_with_headers(ADMIN_SECRET, &via_envoy).await;
     assert!(r.headers()["set-cookie"]
         .to_str()
         .unwrap()
         .ends_with("; Secure"));
+    let r = app
+        .login_with_headers(ADMIN_SECRET, &[("x-forwarded-proto", "https")])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
 }
 
 #[tokio::test]
@@ -244,6 +250,7 @@ async fn login_is_throttled_per_client_ip() {
         .client
         .post(app.admin_url("/admin/login"))
         .header("x-forwarded-for", "198.51.100.1")
+        .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
         .form(&[("password", ADMIN_SECRET)])
         .send()
         .await

@@ -63,7 +63,10 @@ async fn snippets_point_at_the_proxy_the_browser_used() {
             .request(reqwest::Method::GET, "/admin")
             .header("host", host);
         if let Some(proto) = proto {
-            req = req.header("x-forwarded-proto", proto);
+            // As Envoy sends it: only then is x-forwarded-proto believed.
+            req = req
+                .header("x-forwarded-proto", proto)
+                .header(ptk_wire::CHECK_SECRET_HEADER, SECRET);
         }
         async move { req.send().await.unwrap().text().await.unwrap() }
     };

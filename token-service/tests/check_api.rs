@@ -63,13 +63,37 @@ async fn malformed_requests_are_400() {
         "{}".to_owned(),
         format!(r#"{{"hash":"{good_hash}"}}"#),
         format!(r#"{{"hash":"{good_hash}","provider":"azure"}}"#),
-        format!(r#"{{"hash":"{good_hash}","provider":"openai","extra":1}}"#),
         format!(r#"{{"hash":"{}","provider":"openai"}}"#, "A".repeat(64)),
         format!(r#"{{"hash":"{}","provider":"openai"}}"#, "a".repeat(63)),
         r#"{"hash":"ptk_plaintext_token","provider":"openai"}"#.to_owned(),
     ] {
         let response = app.post_check(body.clone(), Some(SECRET)).await;
         assert_eq!(response.status(), 400, "{body}");
+    }
+}
+
+/// Rolling upgrades: a newer filter may send fields this service does not know (at the top
+/// and inside `returned`); they are ignored and the check is answered as usual.
+#[tokio::test]
+async fn a_check_request_with_unknown_fields_is_answered() {
+    let app = spawn_app().await;
+    let hash = app
+        .add_token("ptk_newer_filter_token", &[Openai], |_| {})
+        .await;
+    for (hash, want_allow) in [(hash.as_str(), true), (&*"0".repeat(64), false)] {
+        let body = format!(
+            r#"{{"hash":"{hash}","provider":"openai","model":"gpt-5","returned":{{"units":0,"window":1,"spent":2}}}}"#
+        );
+        let response = app.post_check(body.clone(), Some(SECRET)).await;
+        assert_eq!(response.status(), 200, "{body}");
+        let verdict: CheckResponse = response.json().await.unwrap();
+        match verdict {
+            CheckResponse::Allow { key, .. } => {
+                assert!(want_allow, "{body}");
+                assert_eq!(key, OPENAI_KEY);
+            }
+            other => assert_eq!(other, deny(Invalid), "{body}"),
+        }
     }
 }
 

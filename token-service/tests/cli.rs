@@ -630,3 +630,29 @@ fn a_postgres_url_never_shows_its_password() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+#[test]
+fn help_never_shows_a_secret_from_the_environment() {
+    // clap prints `[env: NAME=value]` under each flag unless told not to: the URLs that may
+    // hold passwords are hidden; ordinary settings still show (so the test sees real help).
+    let db = db();
+    for args in [&["serve", "--help"][..], &["tokens", "list", "--help"]] {
+        let out = cmd(&db)
+            .env("PTK_DATABASE_URL", "postgres://ptk:pg-help-secret@db/ptk")
+            .env("PTK_REDIS_URL", "redis://:redis-help-secret@cache:6379/0")
+            .env("PTK_RATE_LIMIT", "7/9")
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let help = String::from_utf8_lossy(&out);
+        assert!(help.contains("PTK_DATABASE_URL"), "{help}");
+        assert!(!help.contains("pg-help-secret"), "{help}");
+        assert!(!help.contains("redis-help-secret"), "{help}");
+        if args[0] == "serve" {
+            assert!(help.contains("PTK_RATE_LIMIT=7/9"), "{help}");
+        }
+    }
+}

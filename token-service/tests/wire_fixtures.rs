@@ -1,5 +1,7 @@
 //! The wire fixtures shared with the filter, pushed through the running service: the request
 //! fixture is accepted as-is, and the service's own answers serialise to the response fixtures.
+//! The `newer_*` fixtures are what a newer filter or token-service might send (fields this
+//! version does not know): they parse to the same values as their base fixtures.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -91,4 +93,47 @@ async fn the_service_answers_the_request_fixture_with_the_response_fixtures() {
         serde_json::to_value(&limited).unwrap(),
         json(&fixture("deny_rate_limited.json"))
     );
+}
+
+#[test]
+fn newer_fixtures_parse_like_their_base_fixtures() {
+    let request = |name| serde_json::from_str::<CheckRequest>(&fixture(name)).unwrap();
+    assert_eq!(
+        request("newer_check_request_returning.json"),
+        request("check_request_returning.json")
+    );
+    let response = |name| serde_json::from_str::<CheckResponse>(&fixture(name)).unwrap();
+    assert_eq!(
+        response("newer_allow_lease.json"),
+        response("allow_lease.json")
+    );
+    assert_eq!(
+        response("newer_deny_invalid.json"),
+        response("deny_invalid.json")
+    );
+    let usage = |name| serde_json::from_str::<ptk_wire::UsageReport>(&fixture(name)).unwrap();
+    assert_eq!(usage("newer_usage.json"), usage("usage.json"));
+}
+
+#[tokio::test]
+async fn the_service_answers_a_newer_filters_messages() {
+    let app = spawn_app().await;
+    // The fixture returns lease units for sha256("test") on openai; no such token yet.
+    let response = app
+        .post_check(fixture("newer_check_request_returning.json"), Some(SECRET))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        json(&response.text().await.unwrap()),
+        json(&fixture("deny_invalid.json"))
+    );
+    let usage = app
+        .client
+        .post(app.url(ptk_wire::USAGE_PATH))
+        .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
+        .body(fixture("newer_usage.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(usage.status(), 204);
 }

@@ -7,6 +7,13 @@
 //!
 //! This crate is serde-only so it compiles for `wasm32-wasip1`; both sides round-trip the JSON
 //! fixtures under `fixtures/` in their tests, so neither can drift from the other.
+//!
+//! **Compatibility rule** (rolling upgrades, `docs/wire-protocol.md`): every message ignores
+//! fields it does not know, so either side may be upgraded first and an older reader simply
+//! drops what a newer writer added. What is closed is the set of *meanings*: an unknown
+//! `verdict` or deny `reason` does not parse, so the filter fails closed (503, never forward).
+//! A new field may therefore only carry information an older reader can safely ignore; anything
+//! that narrows what an allow permits must come as a new verdict, which older filters refuse.
 
 use serde::{Deserialize, Serialize};
 
@@ -58,8 +65,9 @@ impl Provider {
 pub const USAGE_PATH: &str = "/v1/usage";
 
 /// What the filter asks: may the token with this hash call this provider now?
+///
+/// Unknown fields are ignored (a newer filter may send more than this service knows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CheckRequest {
     /// Lowercase hex SHA-256 of the full token string (64 chars). The plaintext never travels.
     pub hash: String,
@@ -74,9 +82,8 @@ pub struct CheckRequest {
 /// A slice of a token's rate-limit window budget that the filter may spend locally, without
 /// asking again, while the verdict it came with is cached. The token-service counts leased
 /// units as used when it grants them, so the limit holds however the units are spread over
-/// Envoy workers and Envoys.
+/// Envoy workers and Envoys. Unknown fields are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Lease {
     /// Requests that may be allowed locally.
     pub units: u32,
@@ -85,8 +92,12 @@ pub struct Lease {
 }
 
 /// The token-service's answer. Its `Debug` never prints the real key.
+///
+/// Unknown fields are ignored, so a newer token-service never turns an older filter's allow
+/// into a 503; an unknown `verdict` (or deny `reason`) still fails to parse, and the filter
+/// fails closed.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "verdict", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
 pub enum CheckResponse {
     /// Forward the request with this real key.
     Allow {
@@ -135,17 +146,17 @@ impl std::fmt::Debug for CheckResponse {
 }
 
 /// Batched usage from one Envoy worker: requests it allowed from cached verdicts, which the
-/// token-service never saw, so `lastUsed` and request counts stay true.
+/// token-service never saw, so `lastUsed` and request counts stay true. Unknown fields are
+/// ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct UsageReport {
     /// One entry per token hash.
     pub entries: Vec<UsageEntry>,
 }
 
-/// Requests one token made through one worker since its last report.
+/// Requests one token made through one worker since its last report. Unknown fields are
+/// ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct UsageEntry {
     /// Token hash.
     pub hash: String,
@@ -208,14 +219,53 @@ mod tests {
         }
     }
 
+    /// Parses `newer` (a fixture with fields this version does not know) and `base` (the same
+    /// message without them) as `T`: they must be the same value.
+    fn same_as<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+        newer: &str,
+        base: &str,
+    ) {
+        let newer_value: T = serde_json::from_str(&fixture(newer))
+            .unwrap_or_else(|e| panic!("{newer} does not parse: {e}"));
+        let base_value: T = serde_json::from_str(&fixture(base)).unwrap();
+        assert_eq!(newer_value, base_value, "{newer}");
+    }
+
     #[test]
-    fn unknown_fields_and_verdicts_are_rejected() {
+    fn unknown_fields_are_ignored_in_both_directions() {
+        // A newer token-service's answers (extra fields at the top and inside the lease).
+        same_as::<CheckResponse>("newer_allow_lease.json", "allow_lease.json");
+        same_as::<CheckResponse>("newer_deny_invalid.json", "deny_invalid.json");
+        // A newer filter's messages (extra fields at the top, in `returned`, in entries).
+        same_as::<CheckRequest>(
+            "newer_check_request_returning.json",
+            "check_request_returning.json",
+        );
+        same_as::<UsageReport>("newer_usage.json", "usage.json");
         let extra = r#"{"verdict":"allow","key":"k","cache_ttl_ms":1,"admin":true}"#;
-        assert!(serde_json::from_str::<CheckResponse>(extra).is_err());
-        let odd = r#"{"verdict":"maybe"}"#;
-        assert!(serde_json::from_str::<CheckResponse>(odd).is_err());
-        let reason = r#"{"verdict":"deny","reason":"because"}"#;
-        assert!(serde_json::from_str::<CheckResponse>(reason).is_err());
+        assert!(matches!(
+            serde_json::from_str::<CheckResponse>(extra),
+            Ok(CheckResponse::Allow { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_verdicts_and_reasons_are_still_refused() {
+        // The set of meanings is closed: the filter must fail closed on what it cannot read.
+        for odd in [
+            r#"{"verdict":"maybe"}"#,
+            r#"{"verdict":"maybe","key":"k","cache_ttl_ms":1}"#,
+            r#"{"verdict":"Allow","key":"k","cache_ttl_ms":1}"#,
+            r#"{"key":"k","cache_ttl_ms":1}"#,
+            r#"{"verdict":"deny","reason":"because"}"#,
+            r#"{"verdict":"deny"}"#,
+            r#"{"verdict":"allow","cache_ttl_ms":1}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<CheckResponse>(odd).is_err(),
+                "{odd} parsed"
+            );
+        }
     }
 
     #[test]

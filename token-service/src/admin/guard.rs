@@ -4,6 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::error::AdminError;
 use super::request_info::{check_origin, RequestInfo};
@@ -13,11 +14,12 @@ use super::AdminState;
 /// Header carrying the CSRF token on API writes (forms use the field `csrf`).
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// A request with a valid session cookie.
+/// A request with a valid session cookie. `Debug` never shows the cookie: it is a bearer
+/// credential for the whole admin surface.
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The verified cookie value (the CSRF token is derived from it).
-    pub cookie: String,
+    pub cookie: SecretString,
     /// Its nonce and expiry, for a server-side logout.
     pub verified: Verified,
 }
@@ -40,7 +42,10 @@ pub async fn session_of(
         .iter()
         .filter_map(|h| h.to_str().ok())
         .filter_map(cookie_value)
-        .find_map(|value| Some((value.to_owned(), state.keys.verify(value, now).ok()?)))
+        .find_map(|value| {
+            let verified = state.keys.verify(value, now).ok()?;
+            Some((SecretString::from(value), verified))
+        })
     else {
         return Ok(None);
     };
@@ -78,7 +83,10 @@ pub fn check_write(
         .and_then(|v| v.to_str().ok())
         .or(form_token)
         .ok_or(AdminError::Csrf)?;
-    if !state.keys.csrf_ok(&session.cookie, presented) {
+    if !state
+        .keys
+        .csrf_ok(session.cookie.expose_secret(), presented)
+    {
         return Err(AdminError::Csrf);
     }
     Ok(())
@@ -102,5 +110,25 @@ impl FromRequestParts<AdminState> for WriteSession {
         };
         check_write(state, &session, &parts.headers, &info.host, None)?;
         Ok(WriteSession(session))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn debug_of_a_session_never_shows_its_cookie() {
+        let session = Session {
+            cookie: SecretString::from("1800000000.nonce-abc.SIGNATURE-never-shown"),
+            verified: Verified {
+                nonce: "nonce-abc".into(),
+                expires_unix: 1_800_086_400,
+            },
+        };
+        let shown = format!("{:?}", WriteSession(session));
+        assert!(!shown.contains("SIGNATURE-never-shown"), "{shown}");
+        assert!(shown.contains("expires_unix"), "{shown}");
     }
 }

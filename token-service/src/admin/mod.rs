@@ -12,6 +12,7 @@ use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
+use crate::http::SecretDigest;
 use crate::ratelimit::RateLimiter;
 use crate::settings::AdminSettings;
 use crate::store::TokenStore;
@@ -44,20 +45,26 @@ pub struct AdminState {
     pub login_throttle: Arc<LoginThrottle>,
     /// Base URL for client snippets; `None` derives it from the request.
     pub public_url: Option<Arc<str>>,
+    /// Digest of the check secret: a request carrying it came through Envoy, so its
+    /// forwarding headers are trusted (see [`request_info`]).
+    pub check_secret: Arc<SecretDigest>,
 }
 
 impl AdminState {
-    /// State for `settings` over `store`, counting login attempts in `limiter`.
+    /// State for `settings` over `store`, counting login attempts in `limiter`, recognising
+    /// Envoy by `check_secret`.
     pub fn new(
         store: Arc<dyn TokenStore>,
         settings: &AdminSettings,
         limiter: Arc<dyn RateLimiter>,
+        check_secret: Arc<SecretDigest>,
     ) -> AdminState {
         AdminState {
             store,
             keys: Arc::new(SessionKeys::new(&settings.secret, settings.session_max_age)),
             login_throttle: Arc::new(LoginThrottle::new(limiter)),
             public_url: settings.public_url.as_deref().map(Arc::from),
+            check_secret,
         }
     }
 }
@@ -139,14 +146,20 @@ async fn no_route() -> AdminError {
     AdminError::NoRoute
 }
 
-/// Builds the admin router.
+/// Builds the admin router. Every request first passes [`request_info::recognise_envoy`],
+/// which takes the check-secret header off it, so no handler can log or echo that header.
 pub fn router(state: AdminState) -> Router {
     let mut router = Router::new();
     for route in route_table() {
         router = router.route(route.path, route.handler);
     }
+    let recognise = axum::middleware::from_fn_with_state(
+        state.check_secret.clone(),
+        request_info::recognise_envoy,
+    );
     router
         .fallback(no_route)
         .layer(axum::middleware::map_response(security_headers))
+        .layer(recognise)
         .with_state(state)
 }

@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 use maud::{html, Markup, DOCTYPE};
+use secrecy::ExposeSecret as _;
 
 use super::error::AdminError;
 use super::guard::session_of;
@@ -133,7 +134,7 @@ pub async fn dashboard(
     let Some(session) = session_of(&state, &headers).await? else {
         return Ok(login_page(None).into_response());
     };
-    let csrf = state.keys.csrf_token(&session.cookie);
+    let csrf = state.keys.csrf_token(session.cookie.expose_secret());
     let base = match &state.public_url {
         Some(url) => url.to_string(),
         None => info

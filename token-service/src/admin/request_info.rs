@@ -1,17 +1,46 @@
 //! Who is asking and how they reached us: client IP (for the login throttle), the host and
 //! scheme the browser used (for cookies, the origin check and client snippets).
 //!
-//! Forwarding headers are trusted only from a loopback peer, i.e. the Envoy next to us. Then
-//! the client is the **rightmost** `x-forwarded-for` entry (the one the nearest proxy wrote;
-//! the admin routes in `envoy.yaml` overwrite the header with the TCP peer Envoy saw, so a
-//! client cannot pick its own throttle bucket). `x-envoy-external-address` is not used: Envoy
-//! only sanitises it with `use_remote_address: true`, which this config does not set.
+//! Forwarding headers (`x-forwarded-for`, `-host`, `-proto`) are trusted only from Envoy, and
+//! Envoy proves itself with the check secret: its `/admin` routes add `x-ptk-check-secret`.
+//! Being on loopback proves nothing (any local process, or a mesh sidecar relaying anyone, is a
+//! loopback peer). From Envoy, the client is the **rightmost** `x-forwarded-for` entry (the one
+//! the nearest proxy wrote; the `/admin` routes overwrite the header with the TCP peer Envoy
+//! saw, so a client cannot pick its own throttle bucket); from anyone else, including callers
+//! with a wrong secret, it is the TCP peer. `x-envoy-external-address` is not used: Envoy only
+//! sanitises it with `use_remote_address: true`, which this config does not set.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::Response;
+use ptk_wire::CHECK_SECRET_HEADER;
+
+use crate::http::{presents_check_secret, SecretDigest};
+
+/// Set on every admin request by [`recognise_envoy`]: true when it carried the check secret,
+/// i.e. it came through our Envoy and its forwarding headers may be believed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViaEnvoy(pub bool);
+
+/// Admin middleware: compares the check-secret header (constant time, as the check API does),
+/// records the answer as [`ViaEnvoy`], and removes the header, so no handler, log line or
+/// echoed response can ever carry the secret. A wrong or missing value is not an error: the
+/// caller is simply treated as a direct one.
+pub async fn recognise_envoy(
+    State(check_secret): State<Arc<SecretDigest>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let via_envoy = presents_check_secret(&check_secret, request.headers());
+    request.headers_mut().remove(CHECK_SECRET_HEADER);
+    request.extensions_mut().insert(ViaEnvoy(via_envoy));
+    next.run(request).await
+}
 
 /// What the admin handlers need to know about the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,12 +72,16 @@ fn plausible_host(host: &str) -> bool {
 }
 
 impl RequestInfo {
-    /// Derives the info from the TCP peer and the request headers (pure, for tests).
-    pub fn from_parts(peer: Option<SocketAddr>, headers: &HeaderMap) -> RequestInfo {
+    /// Derives the info from the TCP peer, the request headers and whether the request came
+    /// through Envoy (pure, for tests): forwarding headers count only `via_envoy`.
+    pub fn from_parts(
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+        via_envoy: ViaEnvoy,
+    ) -> RequestInfo {
         let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
-        let trusted = peer_ip.is_loopback();
         let forwarded = |name| {
-            if trusted {
+            if via_envoy.0 {
                 header_str(headers, name)
             } else {
                 None
@@ -90,7 +123,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
-        Ok(RequestInfo::from_parts(peer, &parts.headers))
+        // Without the middleware's mark (never, in the admin router) nothing is trusted.
+        let via_envoy = parts
+            .extensions
+            .get::<ViaEnvoy>()
+            .copied()
+            .unwrap_or_default();
+        Ok(RequestInfo::from_parts(peer, &parts.headers, via_envoy))
     }
 }
 
@@ -146,42 +185,114 @@ mod tests {
     const LOOPBACK: &str = "127.0.0.1:40000";
     const REMOTE: &str = "203.0.113.9:40000";
 
-    fn info(peer: &str, pairs: &[(&'static str, &str)]) -> RequestInfo {
-        RequestInfo::from_parts(Some(peer.parse().unwrap()), &headers(pairs))
+    fn info(peer: &str, pairs: &[(&'static str, &str)], via_envoy: bool) -> RequestInfo {
+        RequestInfo::from_parts(
+            Some(peer.parse().unwrap()),
+            &headers(pairs),
+            ViaEnvoy(via_envoy),
+        )
     }
 
     #[test]
-    fn forwarded_headers_count_only_from_loopback() {
+    fn forwarded_headers_count_only_via_envoy_wherever_the_peer_is() {
         let pairs = [
             ("x-forwarded-for", "10.9.9.9, 198.51.100.7"),
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "proxy.example:8443"),
             ("host", "127.0.0.1:10081"),
         ];
-        let via_envoy = info(LOOPBACK, &pairs);
-        assert_eq!(
-            via_envoy.client_ip.to_string(),
-            "198.51.100.7",
-            "rightmost entry"
-        );
-        assert!(via_envoy.https);
-        assert_eq!(via_envoy.origin().unwrap(), "https://proxy.example:8443");
-        let direct = info(REMOTE, &pairs);
-        assert_eq!(direct.client_ip.to_string(), "203.0.113.9");
-        assert!(!direct.https);
-        assert_eq!(direct.origin().unwrap(), "http://127.0.0.1:10081");
+        // Envoy next to us, or Envoy in another container: the peer does not matter.
+        for peer in [LOOPBACK, REMOTE] {
+            let via_envoy = info(peer, &pairs, true);
+            assert_eq!(
+                via_envoy.client_ip.to_string(),
+                "198.51.100.7",
+                "rightmost entry"
+            );
+            assert!(via_envoy.https);
+            assert_eq!(via_envoy.origin().unwrap(), "https://proxy.example:8443");
+        }
+        // Anyone else, a local process included: the TCP peer and the Host header.
+        for (peer, ip) in [(LOOPBACK, "127.0.0.1"), (REMOTE, "203.0.113.9")] {
+            let direct = info(peer, &pairs, false);
+            assert_eq!(direct.client_ip.to_string(), ip);
+            assert!(!direct.https);
+            assert_eq!(direct.origin().unwrap(), "http://127.0.0.1:10081");
+        }
     }
 
     #[test]
     fn unusable_headers_fall_back_to_the_peer() {
         let i = info(
-            LOOPBACK,
+            REMOTE,
             &[("x-forwarded-for", "not-an-ip"), ("host", "a b")],
+            true,
         );
-        assert_eq!(i.client_ip.to_string(), "127.0.0.1");
+        assert_eq!(i.client_ip.to_string(), "203.0.113.9");
         assert_eq!(i.origin(), None);
-        let none = RequestInfo::from_parts(None, &HeaderMap::new());
+        let none = RequestInfo::from_parts(None, &HeaderMap::new(), ViaEnvoy(true));
         assert!(none.client_ip.is_unspecified());
+    }
+
+    /// The middleware over a handler that echoes every header it sees and the mark.
+    async fn through_middleware(presented: Option<&str>) -> (bool, String) {
+        use axum::body::Body;
+        use tower::ServiceExt as _;
+        let digest = Arc::new(crate::http::secret_digest(&"right-check-secret-01".into()));
+        let echo = |ViaEnvoyExt(via): ViaEnvoyExt, headers: HeaderMap| async move {
+            format!("{}|{headers:?}", via.0)
+        };
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(echo))
+            .layer(axum::middleware::from_fn_with_state(
+                digest,
+                recognise_envoy,
+            ));
+        let mut request = Request::builder().uri("/").header("x-other", "kept");
+        if let Some(value) = presented {
+            request = request.header(CHECK_SECRET_HEADER, value);
+        }
+        let response = app
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let (via, headers) = text.split_once('|').unwrap();
+        (via == "true", headers.to_owned())
+    }
+
+    /// Reads the mark the way handlers do (through the request's extensions).
+    struct ViaEnvoyExt(ViaEnvoy);
+    impl<S: Send + Sync> FromRequestParts<S> for ViaEnvoyExt {
+        type Rejection = std::convert::Infallible;
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            Ok(ViaEnvoyExt(
+                parts
+                    .extensions
+                    .get::<ViaEnvoy>()
+                    .copied()
+                    .unwrap_or_default(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_secret_header_marks_envoy_and_never_reaches_a_handler() {
+        for (presented, want) in [
+            (Some("right-check-secret-01"), true),
+            (Some("wrong-check-secret-01"), false),
+            (Some(""), false),
+            (None, false),
+        ] {
+            let (via, headers) = through_middleware(presented).await;
+            assert_eq!(via, want, "{presented:?}");
+            assert!(!headers.contains(CHECK_SECRET_HEADER), "{headers}");
+            assert!(!headers.contains("check-secret-01"), "{headers}");
+            assert!(headers.contains("x-other"), "{headers}");
+        }
     }
 
     #[test]

@@ -9,8 +9,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use secrecy::{ExposeSecret as _, SecretString};
+
 use crate::ratelimit_redis::RedisRateLimiter;
-use crate::settings::{ServeArgs, Settings, DEFAULT_DB};
+use crate::settings::{secret_arg, ServeArgs, Settings, DEFAULT_DB};
 use crate::startup::Application;
 use crate::store::StoreLocation;
 use crate::token::RateLimit;
@@ -22,6 +24,8 @@ mod tokens;
 pub use resolve::{normalize_prefix, pick, ResolveError};
 
 /// Proxy tokens for LLM APIs: the check API for the Envoy filter, and token management.
+/// `Debug` shows no secret: the database URL, the Redis URL and custom tokens are
+/// [`SecretString`]s.
 #[derive(Debug, Parser)]
 #[command(name = "token-service", version, about)]
 pub struct Cli {
@@ -35,9 +39,10 @@ pub struct Cli {
         env = "PTK_DATABASE_URL",
         global = true,
         value_name = "URL",
+        value_parser = secret_arg,
         hide_env_values = true
     )]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
     /// PEM CA file trusted (besides the system roots) for PostgreSQL's TLS certificate.
     #[arg(long, env = "PTK_DATABASE_CA_FILE", global = true, value_name = "PATH")]
     pub database_ca_file: Option<PathBuf>,
@@ -116,8 +121,8 @@ pub struct CreateArgs {
     #[arg(long, value_name = "RFC3339")]
     pub expires: Option<String>,
     /// Use this custom token (trimmed, at least 12 characters) instead of a random one.
-    #[arg(long, value_name = "CUSTOM")]
-    pub token: Option<String>,
+    #[arg(long, value_name = "CUSTOM", value_parser = secret_arg)]
+    pub token: Option<SecretString>,
     /// The token's own quota, REQUESTS/SECONDS (default: the service's PTK_RATE_LIMIT).
     #[arg(long, value_name = "N/SECONDS")]
     pub rate_limit: Option<RateLimit>,
@@ -152,7 +157,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(async {
                 let app = match &args.redis_url {
                     Some(url) => {
-                        let limiter = RedisRateLimiter::connect(url)
+                        let limiter = RedisRateLimiter::connect(url.expose_secret())
                             .await
                             .context("cannot connect to PTK_REDIS_URL")?;
                         Application::build_with_limiter(settings, Arc::new(limiter)).await?
@@ -178,5 +183,74 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 tokens::run(store.as_ref(), command, &mut out, &mut err).await
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    const DB_PASSWORD: &str = "pg-Pa55word-never-shown";
+    const REDIS_PASSWORD: &str = "redis-Pa55word-never-shown";
+    const CUSTOM_TOKEN: &str = "ptk_custom-Plaintext-never-shown";
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut argv = vec!["token-service"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap()
+    }
+
+    fn assert_hidden(shown: &str, secrets: &[&str]) {
+        for secret in secrets {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+
+    #[test]
+    fn debug_of_the_parsed_command_line_shows_no_secret() {
+        let db_url = format!("postgres://ptk:{DB_PASSWORD}@db.internal:5432/ptk");
+        let create = parse(&[
+            "--database-url",
+            &db_url,
+            "tokens",
+            "create",
+            "--label",
+            "alice",
+            "--providers",
+            "openai",
+            "--token",
+            CUSTOM_TOKEN,
+        ]);
+        assert_hidden(&format!("{create:?}"), &[DB_PASSWORD, CUSTOM_TOKEN]);
+        assert_hidden(&format!("{:?}", create.store_location()), &[DB_PASSWORD]);
+        let Command::Tokens(TokensCommand::Create(args)) = &create.command else {
+            panic!("not a create: {create:?}");
+        };
+        assert_eq!(args.token.as_ref().unwrap().expose_secret(), CUSTOM_TOKEN);
+
+        let redis_url = format!("redis://:{REDIS_PASSWORD}@cache.internal:6379/0");
+        let serve = parse(&[
+            "serve",
+            "--redis-url",
+            &redis_url,
+            "--database-url",
+            &db_url,
+        ]);
+        assert_hidden(&format!("{serve:?}"), &[DB_PASSWORD, REDIS_PASSWORD]);
+        let Command::Serve(args) = &serve.command else {
+            panic!("not serve: {serve:?}");
+        };
+        assert_eq!(args.redis_url.as_ref().unwrap().expose_secret(), redis_url);
+        assert!(matches!(
+            serve.store_location(),
+            StoreLocation::Postgres { .. }
+        ));
+    }
+
+    #[test]
+    fn a_blank_database_url_keeps_sqlite() {
+        let cli = parse(&["--database-url", "  ", "tokens", "list"]);
+        assert!(matches!(cli.store_location(), StoreLocation::Sqlite(_)));
     }
 }

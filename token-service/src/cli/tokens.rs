@@ -52,7 +52,7 @@ async fn create(
         None => None,
     };
     let plaintext = match &args.token {
-        Some(custom) => token::custom_token(custom)?,
+        Some(custom) => token::custom_token(custom.expose_secret())?,
         None => token::generate_token()?,
     };
     let record = TokenRecord {

@@ -7,12 +7,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ptk_wire::{CheckRequest, CHECK_SECRET_HEADER};
-use secrecy::ExposeSecret as _;
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
+use ptk_wire::CheckRequest;
 
-use super::AppState;
+use super::{presents_check_secret, AppState};
 use crate::token::is_token_hash;
 
 /// Everything the check API refuses before deciding. Deny verdicts are not errors: they are
@@ -39,11 +36,7 @@ impl IntoResponse for CheckApiError {
 
 /// Checks the shared secret (constant time); every filter-facing route calls it first.
 pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), CheckApiError> {
-    let presented = headers
-        .get(CHECK_SECRET_HEADER)
-        .ok_or(CheckApiError::Unauthorized)?;
-    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    if bool::from(digest.ct_eq(state.check_secret.expose_secret())) {
+    if presents_check_secret(&state.check_secret, headers) {
         Ok(())
     } else {
         Err(CheckApiError::Unauthorized)

@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::Router;
+use ptk_wire::CHECK_SECRET_HEADER;
 use secrecy::{ExposeSecret as _, SecretBox};
 use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
 use crate::check::Checker;
 use crate::store::TokenStore;
@@ -27,6 +30,17 @@ pub fn secret_digest(secret: &secrecy::SecretString) -> SecretDigest {
     SecretBox::new(Box::new(
         Sha256::digest(secret.expose_secret().as_bytes()).into(),
     ))
+}
+
+/// True when `headers` carry [`CHECK_SECRET_HEADER`] equal to the check secret, compared
+/// digest-to-digest in constant time. The check and usage APIs require it; the admin listener
+/// uses it to recognise Envoy (whose `/admin` routes add it) before trusting forwarding headers.
+pub fn presents_check_secret(digest: &SecretDigest, headers: &HeaderMap) -> bool {
+    let Some(presented) = headers.get(CHECK_SECRET_HEADER) else {
+        return false;
+    };
+    let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    bool::from(presented.ct_eq(digest.expose_secret()))
 }
 
 /// Shared state of every handler.

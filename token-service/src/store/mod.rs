@@ -44,14 +44,11 @@ impl StoreLocation {
     /// PostgreSQL when a non-empty URL is given, else the SQLite file.
     pub fn pick(
         db: PathBuf,
-        database_url: Option<String>,
+        database_url: Option<SecretString>,
         ca_file: Option<PathBuf>,
     ) -> StoreLocation {
-        match database_url.filter(|u| !u.trim().is_empty()) {
-            Some(url) => StoreLocation::Postgres {
-                url: SecretString::from(url),
-                ca_file,
-            },
+        match database_url.filter(|u| !u.expose_secret().trim().is_empty()) {
+            Some(url) => StoreLocation::Postgres { url, ca_file },
             None => StoreLocation::Sqlite(db),
         }
     }

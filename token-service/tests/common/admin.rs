@@ -4,7 +4,7 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 
-use super::{TestApp, ADMIN_SECRET};
+use super::{TestApp, ADMIN_SECRET, SECRET};
 
 /// A logged-in admin: the session cookie and its CSRF token, sent by hand so tests see
 /// exactly what goes over the wire.
@@ -26,15 +26,33 @@ impl TestApp {
         format!("http://{}{path}", self.admin_addr.expect("admin listener"))
     }
 
-    /// `POST /admin/login` with a JSON body, from `client_ip` (sent as x-forwarded-for; the
-    /// test client is a loopback peer, so it is trusted like Envoy).
+    /// `POST /admin/login` with a JSON body. With `client_ip`, the request comes as Envoy's
+    /// `/admin` routes send it: `x-forwarded-for: <client_ip>` plus the check secret that
+    /// makes the service believe that header. Without, a direct call from this loopback peer.
     pub async fn login_json(&self, password: &str, client_ip: Option<&str>) -> Response {
+        match client_ip {
+            Some(ip) => {
+                self.login_with_headers(
+                    password,
+                    &[
+                        ("x-forwarded-for", ip),
+                        (ptk_wire::CHECK_SECRET_HEADER, SECRET),
+                    ],
+                )
+                .await
+            }
+            None => self.login_with_headers(password, &[]).await,
+        }
+    }
+
+    /// `POST /admin/login` with a JSON body and exactly these extra headers.
+    pub async fn login_with_headers(&self, password: &str, headers: &[(&str, &str)]) -> Response {
         let mut req = self
             .client
             .post(self.admin_url("/admin/login"))
             .json(&serde_json::json!({ "password": password }));
-        if let Some(ip) = client_ip {
-            req = req.header("x-forwarded-for", ip);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         req.send().await.unwrap()
     }
