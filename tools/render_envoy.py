@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Render envoy.yaml for a run: ports, the built .wasm, the token-service address, and the
-provider upstream overrides (OPENAI_UPSTREAM, ANTHROPIC_UPSTREAM, GEMINI_UPSTREAM).
+"""Render envoy.yaml for a run: ports, the built .wasm, the token-service address, the
+provider upstream overrides (OPENAI_UPSTREAM, ANTHROPIC_UPSTREAM, GEMINI_UPSTREAM) and the
+provider routes' idle timeout.
 
 Used by `make run` and by the end-to-end tests, so both run the committed config with only
 these values changed. An override is a base URL such as `http://127.0.0.1:9100` or
@@ -116,6 +117,9 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
 
     vhosts = hcm["route_config"]["virtual_hosts"]
     for provider, var in PROVIDERS.items():
+        if args.provider_idle_timeout is not None:
+            for route in find(vhosts, provider)["routes"]:
+                route["route"]["idle_timeout"] = f"{args.provider_idle_timeout}s"
         url = env.get(var, "").strip()
         if not url:
             continue
@@ -156,6 +160,20 @@ def add_tls_listener(config: dict, plain: dict, args: argparse.Namespace) -> Non
     config["static_resources"]["listeners"].append(tls)
 
 
+class NoAliasDumper(yaml.SafeDumper):
+    """Writes shared values in full (envoy.yaml's YAML anchors), so the output reads plainly."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     root = Path(__file__).resolve().parent.parent
@@ -182,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         "--no-cache", action="store_true",
         help="turn the filter's verdict cache off (plugin cache.enabled = false): a check "
              "per request, no shared-data reads")
+    parser.add_argument(
+        "--provider-idle-timeout", type=non_negative_int, metavar="SECONDS",
+        help="cut a provider call after this long without a byte either way; 0 = never "
+             "(default: envoy.yaml's 900; make run: PTK_PROVIDER_IDLE_TIMEOUT)")
     parser.add_argument("--access-log", help="write the access log to this file, not stdout")
     parser.add_argument("--tls-port", type=int, help="also serve the proxy over TLS on this port")
     parser.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")
@@ -195,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"render_envoy: {err}", file=sys.stderr)
         return 2
     with open(args.out, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(rendered, fh, sort_keys=False)
+        yaml.dump(rendered, fh, Dumper=NoAliasDumper, sort_keys=False)
     return 0
 
 
