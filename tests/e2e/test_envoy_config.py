@@ -1,6 +1,8 @@
 """Static checks of the committed envoy.yaml and of what tools/render_envoy.py makes of it
-(as `make run` calls it): no provider call is cut before 600 s. The runtime side is in
-test_provider_errors.py."""
+(as `make run` calls it, and with each option that touches upstreams): every upstream TLS
+context verifies chain and name, no provider call is cut before 600 s, and the renderer
+refuses settings that would send real keys or the check secret across a network in plaintext.
+The runtime side is in test_provider_tls.py and test_provider_errors.py."""
 
 from __future__ import annotations
 
@@ -9,12 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from .harness import ROOT
+from .harness import ENVOY, ROOT, require_built
 
 PROVIDER_CLUSTERS = ("openai", "anthropic", "gemini")
 SDK_TIMEOUT_S = 600
+TOKEN_SERVICE_TLS = ("--token-service", "ts.ptk.internal:10080",
+                     "--token-service-admin", "ts.ptk.internal:10081",
+                     "--token-service-tls-ca", "/etc/ssl/certs/ca-certificates.crt")
 
 
 def render(tmp_path: Path, *args: str, env: dict[str, str] | None = None
@@ -50,6 +56,107 @@ def seconds(duration: str) -> float:
 def never_before(duration: str | None, limit: float = SDK_TIMEOUT_S) -> bool:
     """A timeout that is off (0s) or at least `limit`; None means the field is unset."""
     return duration is None or seconds(duration) == 0 or seconds(duration) >= limit
+
+
+# --- TLS -----------------------------------------------------------------------------------
+
+
+def configs_with_tls(tmp_path: Path) -> dict[str, dict]:
+    https = {"OPENAI_UPSTREAM": "https://llm-gateway.internal:8443",
+             "ANTHROPIC_UPSTREAM": "https://10.1.2.3", "GEMINI_UPSTREAM": "https://g.example"}
+    return {
+        "committed": committed(),
+        "make run": rendered(tmp_path / "a"),
+        "https overrides": rendered(tmp_path / "b", env=https),
+        "token-service tls": rendered(tmp_path / "c", *TOKEN_SERVICE_TLS),
+        "token-service tls by ip": rendered(
+            tmp_path / "d", "--token-service", "10.0.0.7:10080", "--token-service-admin",
+            "10.0.0.7:10081", "--token-service-tls-ca", "/etc/ssl/certs/ca-certificates.crt"),
+        "connect-to": rendered(tmp_path / "e", "--connect-to", "api.openai.com:443:127.0.0.1:9"),
+    }
+
+
+def test_every_upstream_tls_context_verifies_chain_and_name(tmp_path):
+    for label, config in configs_with_tls(tmp_path).items():
+        tls_clusters = [c for c in config["static_resources"]["clusters"]
+                        if "transport_socket" in c]
+        names = {c["name"] for c in tls_clusters}
+        expected = set(PROVIDER_CLUSTERS)
+        if label.startswith("token-service tls"):
+            expected |= {"token_service", "token_service_admin"}
+        assert names == expected, (label, names)
+        for cluster in tls_clusters:
+            tls = cluster["transport_socket"]["typed_config"]
+            where = (label, cluster["name"])
+            assert tls["@type"].endswith("UpstreamTlsContext"), where
+            validation = tls["common_tls_context"]["validation_context"]
+            ca = validation["trusted_ca"]["filename"]
+            assert Path(ca).is_file(), where
+            assert "trust_chain_verification" not in validation, where
+            assert not validation.get("allow_expired_certificate"), where
+            sans = validation["match_typed_subject_alt_names"]
+            assert len(sans) == 1 and set(sans[0]["matcher"]) == {"exact"}, where
+            if "sni" in tls:
+                assert sans[0] == {"san_type": "DNS", "matcher": {"exact": tls["sni"]}}, where
+            else:
+                assert sans[0]["san_type"] == "IP_ADDRESS", where
+
+
+def test_every_variant_passes_envoy_validate(tmp_path):
+    require_built()
+    env = dict(os.environ, PTK_CHECK_SECRET="validate-only-secret-0123456789")
+    for label, config in configs_with_tls(tmp_path).items():
+        if label == "committed":
+            path = ROOT / "envoy.yaml"  # its .wasm path is relative to the repo root
+        else:
+            path = tmp_path / f"{label.replace(' ', '-')}.yaml"
+            path.write_text(yaml.safe_dump(config))
+        done = subprocess.run([ENVOY, "--mode", "validate", "-c", str(path)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (label, done.stdout[-2000:], done.stderr[-2000:])
+
+
+def test_the_committed_provider_clusters_verify_the_real_hosts():
+    clusters = {c["name"]: c for c in committed()["static_resources"]["clusters"]}
+    for name, host in (("openai", "api.openai.com"), ("anthropic", "api.anthropic.com"),
+                       ("gemini", "generativelanguage.googleapis.com")):
+        tls = clusters[name]["transport_socket"]["typed_config"]
+        assert tls["sni"] == host
+        san = tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"]
+        assert san == [{"san_type": "DNS", "matcher": {"exact": host}}]
+
+
+def test_the_operators_ca_bundle_replaces_the_system_store(tmp_path):
+    bundle = tmp_path / "corp-ca.pem"
+    bundle.write_text("not parsed by the renderer\n")
+    https = {"OPENAI_UPSTREAM": "https://llm-gateway.internal:8443"}
+    config = rendered(tmp_path, "--provider-ca-file", str(bundle), env=https)
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] in PROVIDER_CLUSTERS:
+            validation = cluster["transport_socket"]["typed_config"]["common_tls_context"][
+                "validation_context"]
+            assert validation["trusted_ca"]["filename"] == str(bundle)
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (("--token-service", "10.0.0.7:10080"), {}, "--token-service 10.0.0.7:10080: not loopback"),
+    (("--token-service-admin", "ts.ptk.svc:10081"), {}, "--token-service-admin ts.ptk.svc:10081"),
+    (("--token-service-tls-name", "ts"), {}, "--token-service-tls-name needs --token-service-tls-ca"),
+    (("--token-service-tls-ca", "/no/such/ca.pem"), {}, "--token-service-tls-ca: no such file"),
+    (("--provider-ca-file", "/no/such/ca.pem"), {}, "--provider-ca-file: no such file"),
+    (("--connect-to", "api.openai.com:80:127.0.0.1:9"), {}, "no cluster connects to api.openai.com:80"),
+    (("--connect-to", "api.openai.com:443"), {}, "expected HOST:PORT:ADDRESS:PORT"),
+])
+def test_render_refuses_unsafe_or_mistyped_upstream_settings(tmp_path, args, env, message):
+    done = render(tmp_path, *args, env=env)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_plaintext_off_loopback_only_when_asked_for(tmp_path):
+    config = rendered(tmp_path, "--token-service", "10.0.0.7:10080", "--token-service-plaintext")
+    check = next(c for c in config["static_resources"]["clusters"] if c["name"] == "token_service")
+    assert "transport_socket" not in check
+    assert render(tmp_path, "--token-service", "localhost:10080").returncode == 0
 
 
 # --- timeouts ------------------------------------------------------------------------------
