@@ -138,17 +138,27 @@ def test_the_operators_ca_bundle_replaces_the_system_store(tmp_path):
             assert validation["trusted_ca"]["filename"] == str(bundle)
 
 
-@pytest.mark.parametrize("args, env, message", [
-    (("--token-service", "10.0.0.7:10080"), {}, "--token-service 10.0.0.7:10080: not loopback"),
-    (("--token-service-admin", "ts.ptk.svc:10081"), {}, "--token-service-admin ts.ptk.svc:10081"),
-    (("--token-service-tls-name", "ts"), {}, "--token-service-tls-name needs --token-service-tls-ca"),
-    (("--token-service-tls-ca", "/no/such/ca.pem"), {}, "--token-service-tls-ca: no such file"),
-    (("--provider-ca-file", "/no/such/ca.pem"), {}, "--provider-ca-file: no such file"),
-    (("--connect-to", "api.openai.com:80:127.0.0.1:9"), {}, "no cluster connects to api.openai.com:80"),
-    (("--connect-to", "api.openai.com:443"), {}, "expected HOST:PORT:ADDRESS:PORT"),
-])
-def test_render_refuses_unsafe_or_mistyped_upstream_settings(tmp_path, args, env, message):
-    done = render(tmp_path, *args, env=env)
+REFUSED = {
+    "plaintext check API off loopback": (
+        ("--token-service", "10.0.0.7:10080"), "--token-service 10.0.0.7:10080: not loopback"),
+    "plaintext admin off loopback": (
+        ("--token-service-admin", "ts.ptk.svc:10081"), "--token-service-admin ts.ptk.svc:10081"),
+    "tls name without tls": (
+        ("--token-service-tls-name", "ts"), "--token-service-tls-name needs --token-service-tls-ca"),
+    "missing token-service CA": (
+        ("--token-service-tls-ca", "/no/such/ca.pem"), "--token-service-tls-ca: no such file"),
+    "missing provider CA": (
+        ("--provider-ca-file", "/no/such/ca.pem"), "--provider-ca-file: no such file"),
+    "connect-to matching nothing": (
+        ("--connect-to", "api.openai.com:80:127.0.0.1:9"), "no cluster connects to api.openai.com:80"),
+    "connect-to malformed": (
+        ("--connect-to", "api.openai.com:443"), "expected HOST:PORT:ADDRESS:PORT"),
+}
+
+
+@pytest.mark.parametrize("args, message", REFUSED.values(), ids=REFUSED.keys())
+def test_render_refuses_unsafe_or_mistyped_upstream_settings(tmp_path, args, message):
+    done = render(tmp_path, *args)
     assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
