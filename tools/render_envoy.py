@@ -1,57 +1,42 @@
 #!/usr/bin/env python3
-"""Render envoy.yaml for a run: ports, the built .wasm, the token-service address, and the
-provider upstream overrides (OPENAI_UPSTREAM, ANTHROPIC_UPSTREAM, GEMINI_UPSTREAM).
+"""Render envoy.yaml for a run: ports, the built .wasm, the token-service address, the
+provider upstream overrides (OPENAI_UPSTREAM, ANTHROPIC_UPSTREAM, GEMINI_UPSTREAM), the CA
+bundle provider certificates are verified against, and the provider routes' idle timeout.
 
 Used by `make run` and by the end-to-end tests, so both run the committed config with only
 these values changed. An override is a base URL such as `http://127.0.0.1:9100` or
 `https://llm-gateway.internal:8443`: scheme, host and port only (the request path is kept
-as the client sent it, like the original Worker).
+as the client sent it, like the original Worker). An https upstream is always verified:
+chain and host name.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import ipaddress
 import json
 import os
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
+
+from envoy_upstreams import (
+    RenderError,
+    ca_file,
+    connect_to,
+    is_loopback,
+    parse_upstream,
+    point_cluster,
+    system_ca_bundle,
+    verified_tls,
+)
 
 PROVIDERS = {
     "openai": "OPENAI_UPSTREAM",
     "anthropic": "ANTHROPIC_UPSTREAM",
     "gemini": "GEMINI_UPSTREAM",
 }
-
-
-class RenderError(Exception):
-    """A bad input, reported with the name of the setting."""
-
-
-def parse_upstream(name: str, url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of an upstream base URL, or RenderError naming the variable."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RenderError(f"{name}: expected http(s)://host[:port], got {url!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise RenderError(f"{name}: only scheme, host and port are used; drop the path in {url!r}")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as err:
-        raise RenderError(f"{name}: bad port in {url!r}") from err
-    return parts.scheme, parts.hostname, port
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
 
 
 def find(items: list[dict], name: str) -> dict:
@@ -61,14 +46,11 @@ def find(items: list[dict], name: str) -> dict:
     raise RenderError(f"envoy.yaml has no entry named {name!r}")
 
 
-def override_cluster(cluster: dict, scheme: str, host: str, port: int) -> None:
-    cluster["type"] = "STATIC" if is_ip(host) else "LOGICAL_DNS"
-    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-    endpoint["address"]["socket_address"] = {"address": host, "port_value": port}
-    if scheme == "http":
-        cluster.pop("transport_socket", None)
-    else:
-        cluster["transport_socket"]["typed_config"]["sni"] = host
+def host_port(flag: str, value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise RenderError(f"{flag}: expected host:port, got {value!r}")
+    return host, int(port)
 
 
 def deep_merge(base: dict, overrides: dict) -> None:
@@ -85,6 +67,7 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     listener = find(config["static_resources"]["listeners"], "proxy")
     listener["address"]["socket_address"]["port_value"] = args.proxy_port
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    clusters = config["static_resources"]["clusters"]
 
     if args.access_log:
         log = hcm["access_log"][0]
@@ -94,7 +77,18 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
         )
         log["typed_config"]["path"] = args.access_log
 
-    wasm = find(hcm["http_filters"], "ptk")["typed_config"]["config"]
+    render_plugin(find(hcm["http_filters"], "ptk")["typed_config"]["config"], args)
+    render_token_service(clusters, args)
+    render_providers(clusters, hcm["route_config"]["virtual_hosts"], args, env)
+    for pin in args.connect_to:
+        connect_to(clusters, pin)
+    if args.tls_port:
+        add_tls_listener(config, listener, args)
+    return config
+
+
+def render_plugin(wasm: dict, args: argparse.Namespace) -> None:
+    """The .wasm path and the plugin configuration (serialised once)."""
     wasm["vm_config"]["code"]["local"]["filename"] = args.wasm
     plugin = json.loads(wasm["configuration"]["value"])
     plugin["token_service"]["timeout_ms"] = args.timeout_ms
@@ -114,38 +108,64 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
         deep_merge(plugin, overrides)
     wasm["configuration"]["value"] = json.dumps(plugin)
 
-    ts_host, _, ts_port = args.token_service.rpartition(":")
-    if not ts_host or not ts_port.isdigit():
-        raise RenderError(f"--token-service: expected host:port, got {args.token_service!r}")
-    token_service = find(config["static_resources"]["clusters"], "token_service")
-    override_cluster(token_service, "http", ts_host, int(ts_port))
+
+def render_token_service(clusters: list[dict], args: argparse.Namespace) -> None:
+    """The check and admin clusters: plain HTTP on loopback; verified TLS (or an explicit
+    --token-service-plaintext, e.g. behind a mesh's mTLS) anywhere else, because the check
+    API answers with real keys and the admin routes carry the check secret."""
+    tls_ca = ca_file("--token-service-tls-ca", args.token_service_tls_ca) \
+        if args.token_service_tls_ca else None
+    if args.token_service_tls_name and not tls_ca:
+        raise RenderError("--token-service-tls-name needs --token-service-tls-ca")
+    for name, flag, value in (
+        ("token_service", "--token-service", args.token_service),
+        ("token_service_admin", "--token-service-admin", args.token_service_admin),
+    ):
+        host, port = host_port(flag, value)
+        cluster = find(clusters, name)
+        point_cluster(cluster, host, port)
+        if tls_ca:
+            cluster["transport_socket"] = verified_tls(args.token_service_tls_name or host, tls_ca)
+        elif not is_loopback(host) and not args.token_service_plaintext:
+            raise RenderError(
+                f"{flag} {value}: not loopback, so the check API's real keys would cross the "
+                "network in plaintext; use --token-service-tls-ca (and --token-service-tls-name), "
+                "or --token-service-plaintext if a mesh's mTLS protects the hop")
     if args.token_service_cluster:
         # Another name for the check cluster, e.g. Istio's `outbound|PORT||HOST` form.
+        token_service = find(clusters, "token_service")
         token_service["name"] = args.token_service_cluster
         token_service["load_assignment"]["cluster_name"] = args.token_service_cluster
 
-    admin_host, _, admin_port = args.token_service_admin.rpartition(":")
-    if not admin_host or not admin_port.isdigit():
-        raise RenderError(
-            f"--token-service-admin: expected host:port, got {args.token_service_admin!r}")
-    admin = find(config["static_resources"]["clusters"], "token_service_admin")
-    override_cluster(admin, "http", admin_host, int(admin_port))
 
-    vhosts = hcm["route_config"]["virtual_hosts"]
+def render_providers(clusters: list[dict], vhosts: list[dict], args: argparse.Namespace,
+                     env: dict[str, str]) -> None:
+    """Each provider's cluster (its real host, or the *_UPSTREAM override) with verified TLS
+    against the chosen CA bundle, and the idle timeout of its routes."""
+    bundle = ca_file("--provider-ca-file", args.provider_ca_file) \
+        if args.provider_ca_file else system_ca_bundle()
     for provider, var in PROVIDERS.items():
+        cluster = find(clusters, provider)
+        routes = find(vhosts, provider)["routes"]
+        if args.provider_idle_timeout is not None:
+            for route in routes:
+                route["route"]["idle_timeout"] = f"{args.provider_idle_timeout}s"
         url = env.get(var, "").strip()
         if not url:
+            sni = cluster["transport_socket"]["typed_config"]["sni"]
+            cluster["transport_socket"] = verified_tls(sni, bundle)
             continue
         scheme, host, port = parse_upstream(var, url)
-        override_cluster(find(config["static_resources"]["clusters"], provider), scheme, host, port)
+        point_cluster(cluster, host, port)
+        if scheme == "http":
+            cluster.pop("transport_socket", None)
+        else:
+            cluster["transport_socket"] = verified_tls(host, bundle)
         default_port = 443 if scheme == "https" else 80
         authority = host if port == default_port else f"{host}:{port}"
         # The upstream sees its own host name, not the real provider's.
-        for route in find(vhosts, provider)["routes"]:
+        for route in routes:
             route["route"]["host_rewrite_literal"] = authority
-    if args.tls_port:
-        add_tls_listener(config, listener, args)
-    return config
 
 
 def add_tls_listener(config: dict, plain: dict, args: argparse.Namespace) -> None:
@@ -171,6 +191,20 @@ def add_tls_listener(config: dict, plain: dict, args: argparse.Namespace) -> Non
         },
     }
     config["static_resources"]["listeners"].append(tls)
+
+
+class NoAliasDumper(yaml.SafeDumper):
+    """Writes shared values in full (envoy.yaml's YAML anchors), so the output reads plainly."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,6 +237,30 @@ def main(argv: list[str] | None = None) -> int:
         "--plugin-config",
         help="JSON object merged into the filter's plugin configuration, e.g. "
              '\'{"guess_throttle": {"max_refusals": 50}}\'')
+    parser.add_argument(
+        "--token-service-tls-ca",
+        help="reach the token-service (check and admin clusters) over TLS, verifying its "
+             "certificate chain against this PEM CA bundle")
+    parser.add_argument(
+        "--token-service-tls-name",
+        help="name the token-service certificate must carry (SNI and SAN; an IP literal is "
+             "checked as an IP SAN); default: the host of --token-service / --token-service-admin")
+    parser.add_argument(
+        "--token-service-plaintext", action="store_true",
+        help="allow plain HTTP to a token-service that is not on loopback (only when something "
+             "else, e.g. a mesh's mTLS, protects the hop)")
+    parser.add_argument(
+        "--provider-ca-file",
+        help="PEM CA bundle provider (and https *_UPSTREAM) certificates are verified against, "
+             "instead of the system trust store (make run: PTK_PROVIDER_CA_FILE)")
+    parser.add_argument(
+        "--provider-idle-timeout", type=non_negative_int, metavar="SECONDS",
+        help="cut a provider call after this long without a byte either way; 0 = never "
+             "(default: envoy.yaml's 900; make run: PTK_PROVIDER_IDLE_TIMEOUT)")
+    parser.add_argument(
+        "--connect-to", action="append", default=[], metavar="HOST:PORT:ADDRESS:PORT",
+        help="connect to ADDRESS:PORT whenever a cluster would connect to HOST:PORT, keeping "
+             "SNI, the certificate name check and Host (like curl --connect-to); repeatable")
     parser.add_argument("--access-log", help="write the access log to this file, not stdout")
     parser.add_argument("--tls-port", type=int, help="also serve the proxy over TLS on this port")
     parser.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")
@@ -216,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"render_envoy: {err}", file=sys.stderr)
         return 2
     with open(args.out, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(rendered, fh, sort_keys=False)
+        yaml.dump(rendered, fh, Dumper=NoAliasDumper, sort_keys=False)
     return 0
 
 

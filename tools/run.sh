@@ -38,10 +38,16 @@ fi
 export ADMIN_SECRET PTK_ADMIN_LISTEN=$SERVICE_ADMIN_ADDR
 
 tools/dev_cert.sh "$DATA/tls"
+# Optional: the CA bundle provider certificates are verified against (default: the system
+# trust store) and how long a provider call may stay silent (default: envoy.yaml's 900 s).
+render_opts=()
+[ -n "${PTK_PROVIDER_CA_FILE:-}" ] && render_opts+=(--provider-ca-file "$PTK_PROVIDER_CA_FILE")
+[ -n "${PTK_PROVIDER_IDLE_TIMEOUT:-}" ] && render_opts+=(--provider-idle-timeout "$PTK_PROVIDER_IDLE_TIMEOUT")
 "$PYTHON" tools/render_envoy.py --out "$DATA/envoy.yaml" \
   --proxy-port "$PROXY_PORT" --admin-port "$ADMIN_PORT" --token-service "$SERVICE_ADDR" \
   --token-service-admin "$SERVICE_ADMIN_ADDR" \
-  --tls-port "$TLS_PORT" --tls-cert "$DATA/tls/server.crt" --tls-key "$DATA/tls/server.key"
+  --tls-port "$TLS_PORT" --tls-cert "$DATA/tls/server.crt" --tls-key "$DATA/tls/server.key" \
+  "${render_opts[@]}"
 
 pids=()
 cleanup() {

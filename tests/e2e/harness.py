@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -80,6 +81,9 @@ class Stack:
     upstreams: dict[str, str] | None = None
     token_service_addr: str | None = None  # point the filter somewhere else (hang tests)
     keys: dict[str, str] = field(default_factory=lambda: dict(REAL_KEYS))
+    #: More render_envoy.py arguments, asked for once the mock and the token-service are up
+    #: (so they can name their ports); they come last, so they win over the defaults.
+    render_extra: Callable[["Stack"], list[str]] | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start(self) -> "Stack":
@@ -162,6 +166,7 @@ class Stack:
             *(["--token-service-cluster", self.token_service_cluster]
               if self.token_service_cluster else []),
             *(["--plugin-config", json.dumps(self.plugin_config)] if self.plugin_config else []),
+            *(self.render_extra(self) if self.render_extra else []),
         ]
         subprocess.run(args, env=env, check=True)
 

@@ -70,3 +70,37 @@ def test_login_throttle_counts_the_real_client_through_envoy(make_stack):
     logs = stack.logs()
     assert logs.count("admin login failed") == 10
     assert attempt not in logs and stack.admin_secret not in logs
+
+
+def test_admin_routes_carry_envoys_check_secret_and_no_other_route_does(make_stack):
+    """The token-service trusts x-forwarded-for only next to Envoy's x-ptk-check-secret.
+    Here the admin cluster points at the mock, which records what Envoy sends it."""
+    stack = make_stack(render_extra=lambda s: [
+        "--token-service-admin", s.mock_url.removeprefix("http://")])
+    forged = {"x-ptk-check-secret": "client-chosen-value", "x-forwarded-for": "203.0.113.9"}
+    for path in ("/admin", "/admin/api/tokens"):
+        requests.get(f"{stack.url}{path}", headers=forged, timeout=10)
+    recorded = stack.upstream_requests()
+    assert [r["path"] for r in recorded] == ["/admin", "/admin/api/tokens"]
+    for record in recorded:
+        secrets_sent = [v for k, v in record["headers"] if k == "x-ptk-check-secret"]
+        envoys_once = secrets_sent == [stack.secret]  # compared, never printed
+        assert envoys_once, f"{len(secrets_sent)} value(s), not Envoy's secret once"
+        assert [v for k, v in record["headers"] if k == "x-forwarded-for"] == ["127.0.0.1"]
+    # The check secret never rides along to a provider.
+    stack.reset_upstream()
+    token = stack.mint()["token"]
+    r = requests.get(f"{stack.url}/v1/models", timeout=10,
+                     headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+    (provider_call,) = stack.upstream_requests()
+    leaked = stack.secret in str(provider_call)
+    assert not leaked, "the check secret went to a provider"
+
+
+def test_config_dump_shows_the_secrets_format_string_never_the_secret(stack):
+    dump = requests.get(f"http://127.0.0.1:{stack.admin_port}/config_dump", timeout=10)
+    assert dump.status_code == 200
+    assert "%ENVIRONMENT(PTK_CHECK_SECRET)%" in dump.text
+    leaked = stack.secret in dump.text
+    assert not leaked, "the check secret is in the config dump"

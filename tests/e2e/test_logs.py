@@ -4,6 +4,9 @@ first, then reads everything it wrote."""
 
 from __future__ import annotations
 
+import http.client
+import subprocess
+
 import requests
 
 from .harness import REAL_KEYS
@@ -35,3 +38,114 @@ def test_logs_never_hold_a_token_or_a_key(make_stack):
     assert "LOGSENTINEL" not in logs
     for key in REAL_KEYS.values():
         assert key not in logs
+
+
+# --- only server-derived values in the access log ------------------------------------------
+
+FORGED = "/forged/ptk_LOGFORGE_abcdefghij"
+CLIENT_ENVOY_HEADERS = {
+    "x-envoy-original-path": FORGED,
+    "x-envoy-upstream-rq-timeout-ms": "1",
+    "x-envoy-retry-on": "5xx",
+    "x-envoy-max-retries": "5",
+    "x-envoy-made-up": "LOGFORGE",
+}
+
+
+def access_lines(s) -> list[str]:
+    return [line for line in s.access_log.read_text().splitlines() if line.strip()]
+
+
+def redacted(lines: list[str], *secrets: str) -> list[str]:
+    """Lines fit for a failure message: no test token printed, even a fake one."""
+    out = []
+    for line in lines:
+        for secret in secrets:
+            line = line.replace(secret, "<redacted>")
+        out.append(line)
+    return out
+
+
+def raw_http1(s, target: str, headers: dict[str, str]) -> int:
+    """A request line exactly as given (requests and urllib drop a #fragment)."""
+    conn = http.client.HTTPConnection("127.0.0.1", s.proxy_port, timeout=10)
+    try:
+        conn.putrequest("GET", target, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def raw_http2(s, target: str, headers: dict[str, str]) -> int:
+    """The same over HTTP/2 (prior knowledge), through curl's --request-target."""
+    args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge",
+            "--request-target", target]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    done = subprocess.run([*args, f"{s.url}/"], capture_output=True, text=True, timeout=10)
+    return int(done.stdout)
+
+
+def test_client_x_envoy_headers_neither_shape_the_log_nor_reach_the_provider(make_stack):
+    s = make_stack()
+    token = s.mint()["token"]
+    allowed = requests.get(f"{s.url}/v1/models", timeout=10, headers={
+        "authorization": f"Bearer {token}", **CLIENT_ENVOY_HEADERS})
+    refused = requests.get(f"{s.url}/v1beta/models", timeout=10, headers=CLIENT_ENVOY_HEADERS)
+    assert (allowed.status_code, refused.status_code) == (200, 401)
+    (upstream,) = s.upstream_requests()
+    sent = {name: value for name, value in upstream["headers"]}
+    for name, value in CLIENT_ENVOY_HEADERS.items():
+        reached = sent.get(name) == value
+        assert not reached, f"the client's {name} reached the provider"
+    s.stop()
+    lines = redacted(access_lines(s), token)
+    assert any('"GET /v1/models HTTP/1.1" 200' in line for line in lines), lines
+    assert any('"GET /v1beta/models HTTP/1.1" 401' in line for line in lines), lines
+    assert not any("LOGFORGE" in line or "forged" in line for line in lines), lines
+
+
+def test_a_fragment_or_path_parameter_never_carries_a_token_into_the_log(make_stack):
+    s = make_stack()
+    token = s.mint("openai,gemini", "--token", "ptk_LOGFRAGMENT_abcdefghij")["token"]
+    auth = {"authorization": f"Bearer {token}"}
+    gemini = "/v1beta/models/m:generateContent"
+    # Envoy refuses a fragment anywhere in the target with 400 before any filter runs (and so
+    # before anything is forwarded), over HTTP/1.1 and HTTP/2 alike; it would log it whole.
+    for send in (raw_http1, raw_http2):
+        for target in (f"/v1/models#key={token}", f"{gemini}#key={token}?alt=sse",
+                       f"/v1/models?alt=sse#key={token}", f"/v1/models#{token}"):
+            for headers in (auth, {}):
+                status = send(s, target, headers)
+                assert status == 400, (send.__name__, target.replace(token, "<token>"), status)
+    # A path parameter is part of the path: forwarded or refused as the filter decides, but
+    # logged only up to the `;`.
+    raw_http1(s, f"{gemini};key={token}", {})
+    assert s.upstream_requests() == []
+    s.stop()
+    lines = redacted(access_lines(s), token)
+    assert sum('"GET /v1/models HTTP/1.1" 400' in line for line in lines) == 6, lines
+    assert sum('"GET /v1/models HTTP/2" 400' in line for line in lines) == 6, lines
+    assert sum(f'"GET {gemini} HTTP/' in line for line in lines) == 5, lines
+    leaked = "LOGFRAGMENT" in s.logs()
+    assert not leaked, "the token reached a log"
+
+
+def test_neither_method_nor_path_characters_can_forge_a_log_field(make_stack):
+    s = make_stack()
+    # HTTP/2 takes any token as a method: it could carry a token into the log.
+    done = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge",
+         "-X", "ptk_LOGMETHOD_abcdefghij", f"{s.url}/v1/models"],
+        capture_output=True, text=True, timeout=10)
+    assert done.stdout == "401"
+    # HTTP/1.1 takes a `"` in the path: it could close the quoted request field early.
+    assert raw_http1(s, '/v1/models"200-FORGED', {}) == 401
+    s.stop()
+    lines = access_lines(s)
+    assert any('"OTHER /v1/models HTTP/2" 401' in line for line in lines), lines
+    assert any('"GET /v1/models HTTP/1.1" 401' in line for line in lines), lines
+    assert not any("LOGMETHOD" in line or "FORGED" in line for line in lines), lines

@@ -213,8 +213,25 @@ def make_app(state: State, log: bool = True) -> web.Application:
         body = await request.read()
         _record(state, request, "http", body, received)
         resp = await handle_http(request, body)
+        # A held non-streaming response: nothing is sent until release (SSE holds after the
+        # first event, in _sse), like a completion the provider is still working on.
+        if isinstance(resp, web.Response) and _held(request):
+            await _wait_for_release()
         log_line(request.method, resp.status)
         return resp
+
+    def _held(request: web.Request) -> bool:
+        return request.headers.get("x-mock-hold", "").strip() == "1"
+
+    async def _wait_for_release() -> None:
+        hold = asyncio.Event()
+        state.held.add(hold)
+        try:
+            await asyncio.wait_for(hold.wait(), HOLD_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            state.held.discard(hold)
 
     async def handle_http(request: web.Request, body: bytes) -> web.StreamResponse:
         path = request.path
@@ -294,7 +311,7 @@ def make_app(state: State, log: bool = True) -> web.Application:
             },
         )
         hold: asyncio.Event | None = None
-        if request.headers.get("x-mock-hold", "").strip() == "1":
+        if _held(request):
             hold = asyncio.Event()
             state.held.add(hold)  # registered before the first write: no lost release
         try:

@@ -411,6 +411,23 @@ def test_hold_and_release(mock):
     assert requests.post(mock.base_url + "/__mock/release", timeout=5).json()["released"] == 0
 
 
+def test_hold_and_release_a_json_response(mock):
+    async def run():
+        async with aiohttp.ClientSession() as s:
+            call = asyncio.create_task(s.post(mock.base_url + "/v1/chat/completions",
+                                              json={"model": "m"}, headers={"x-mock-hold": "1"}))
+            await asyncio.sleep(0.5)
+            assert not call.done(), "response was not held"
+            assert len(mock.requests()) == 1, "a held request is recorded on arrival"
+            async with s.post(mock.base_url + "/__mock/release") as rel:
+                assert (await rel.json())["released"] == 1
+            async with await asyncio.wait_for(call, 5) as r:
+                assert r.status == 200
+                assert (await r.json())["object"] == "chat.completion"
+
+    asyncio.run(asyncio.wait_for(run(), 15))
+
+
 # --------------------------------------------------------------------------- status override
 
 

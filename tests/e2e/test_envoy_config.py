@@ -1,0 +1,210 @@
+"""Static checks of the committed envoy.yaml and of what tools/render_envoy.py makes of it
+(as `make run` calls it, and with each option that touches upstreams): every upstream TLS
+context verifies chain and name, no provider call is cut before 600 s, and the renderer
+refuses settings that would send real keys or the check secret across a network in plaintext.
+The runtime side is in test_provider_tls.py and test_provider_errors.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .harness import ENVOY, ROOT, require_built
+
+PROVIDER_CLUSTERS = ("openai", "anthropic", "gemini")
+SDK_TIMEOUT_S = 600
+TOKEN_SERVICE_TLS = ("--token-service", "ts.ptk.internal:10080",
+                     "--token-service-admin", "ts.ptk.internal:10081",
+                     "--token-service-tls-ca", "/etc/ssl/certs/ca-certificates.crt")
+
+
+def render(tmp_path: Path, *args: str, env: dict[str, str] | None = None
+           ) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.endswith("_UPSTREAM")}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools/render_envoy.py"), "--out",
+         str(tmp_path / "envoy.yaml"), *args],
+        env={**base, **(env or {})}, capture_output=True, text=True, timeout=60)
+
+
+def rendered(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> dict:
+    done = render(tmp_path, *args, env=env)
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load((tmp_path / "envoy.yaml").read_text())
+
+
+def committed() -> dict:
+    return yaml.safe_load((ROOT / "envoy.yaml").read_text())
+
+
+def hcm_of(config: dict) -> dict:
+    listener = next(l for l in config["static_resources"]["listeners"] if l["name"] == "proxy")
+    return listener["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def seconds(duration: str) -> float:
+    assert duration.endswith("s"), duration
+    return float(duration[:-1])
+
+
+def never_before(duration: str | None, limit: float = SDK_TIMEOUT_S) -> bool:
+    """A timeout that is off (0s) or at least `limit`; None means the field is unset."""
+    return duration is None or seconds(duration) == 0 or seconds(duration) >= limit
+
+
+# --- TLS -----------------------------------------------------------------------------------
+
+
+def configs_with_tls(tmp_path: Path) -> dict[str, dict]:
+    https = {"OPENAI_UPSTREAM": "https://llm-gateway.internal:8443",
+             "ANTHROPIC_UPSTREAM": "https://10.1.2.3", "GEMINI_UPSTREAM": "https://g.example"}
+    return {
+        "committed": committed(),
+        "make run": rendered(tmp_path / "a"),
+        "https overrides": rendered(tmp_path / "b", env=https),
+        "token-service tls": rendered(tmp_path / "c", *TOKEN_SERVICE_TLS),
+        "token-service tls by ip": rendered(
+            tmp_path / "d", "--token-service", "10.0.0.7:10080", "--token-service-admin",
+            "10.0.0.7:10081", "--token-service-tls-ca", "/etc/ssl/certs/ca-certificates.crt"),
+        "connect-to": rendered(tmp_path / "e", "--connect-to", "api.openai.com:443:127.0.0.1:9"),
+    }
+
+
+def test_every_upstream_tls_context_verifies_chain_and_name(tmp_path):
+    for label, config in configs_with_tls(tmp_path).items():
+        tls_clusters = [c for c in config["static_resources"]["clusters"]
+                        if "transport_socket" in c]
+        names = {c["name"] for c in tls_clusters}
+        expected = set(PROVIDER_CLUSTERS)
+        if label.startswith("token-service tls"):
+            expected |= {"token_service", "token_service_admin"}
+        assert names == expected, (label, names)
+        for cluster in tls_clusters:
+            tls = cluster["transport_socket"]["typed_config"]
+            where = (label, cluster["name"])
+            assert tls["@type"].endswith("UpstreamTlsContext"), where
+            validation = tls["common_tls_context"]["validation_context"]
+            ca = validation["trusted_ca"]["filename"]
+            assert Path(ca).is_file(), where
+            assert "trust_chain_verification" not in validation, where
+            assert not validation.get("allow_expired_certificate"), where
+            sans = validation["match_typed_subject_alt_names"]
+            assert len(sans) == 1 and set(sans[0]["matcher"]) == {"exact"}, where
+            if "sni" in tls:
+                assert sans[0] == {"san_type": "DNS", "matcher": {"exact": tls["sni"]}}, where
+            else:
+                assert sans[0]["san_type"] == "IP_ADDRESS", where
+
+
+def test_every_variant_passes_envoy_validate(tmp_path):
+    require_built()
+    env = dict(os.environ, PTK_CHECK_SECRET="validate-only-secret-0123456789")
+    for label, config in configs_with_tls(tmp_path).items():
+        if label == "committed":
+            path = ROOT / "envoy.yaml"  # its .wasm path is relative to the repo root
+        else:
+            path = tmp_path / f"{label.replace(' ', '-')}.yaml"
+            path.write_text(yaml.safe_dump(config))
+        done = subprocess.run([ENVOY, "--mode", "validate", "-c", str(path)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (label, done.stdout[-2000:], done.stderr[-2000:])
+
+
+def test_the_committed_provider_clusters_verify_the_real_hosts():
+    clusters = {c["name"]: c for c in committed()["static_resources"]["clusters"]}
+    for name, host in (("openai", "api.openai.com"), ("anthropic", "api.anthropic.com"),
+                       ("gemini", "generativelanguage.googleapis.com")):
+        tls = clusters[name]["transport_socket"]["typed_config"]
+        assert tls["sni"] == host
+        san = tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"]
+        assert san == [{"san_type": "DNS", "matcher": {"exact": host}}]
+
+
+def test_the_operators_ca_bundle_replaces_the_system_store(tmp_path):
+    bundle = tmp_path / "corp-ca.pem"
+    bundle.write_text("not parsed by the renderer\n")
+    https = {"OPENAI_UPSTREAM": "https://llm-gateway.internal:8443"}
+    config = rendered(tmp_path, "--provider-ca-file", str(bundle), env=https)
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] in PROVIDER_CLUSTERS:
+            validation = cluster["transport_socket"]["typed_config"]["common_tls_context"][
+                "validation_context"]
+            assert validation["trusted_ca"]["filename"] == str(bundle)
+
+
+REFUSED = {
+    "plaintext check API off loopback": (
+        ("--token-service", "10.0.0.7:10080"), "--token-service 10.0.0.7:10080: not loopback"),
+    "plaintext admin off loopback": (
+        ("--token-service-admin", "ts.ptk.svc:10081"), "--token-service-admin ts.ptk.svc:10081"),
+    "tls name without tls": (
+        ("--token-service-tls-name", "ts"), "--token-service-tls-name needs --token-service-tls-ca"),
+    "missing token-service CA": (
+        ("--token-service-tls-ca", "/no/such/ca.pem"), "--token-service-tls-ca: no such file"),
+    "missing provider CA": (
+        ("--provider-ca-file", "/no/such/ca.pem"), "--provider-ca-file: no such file"),
+    "connect-to matching nothing": (
+        ("--connect-to", "api.openai.com:80:127.0.0.1:9"), "no cluster connects to api.openai.com:80"),
+    "connect-to malformed": (
+        ("--connect-to", "api.openai.com:443"), "expected HOST:PORT:ADDRESS:PORT"),
+}
+
+
+@pytest.mark.parametrize("args, message", REFUSED.values(), ids=REFUSED.keys())
+def test_render_refuses_unsafe_or_mistyped_upstream_settings(tmp_path, args, message):
+    done = render(tmp_path, *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_plaintext_off_loopback_only_when_asked_for(tmp_path):
+    config = rendered(tmp_path, "--token-service", "10.0.0.7:10080", "--token-service-plaintext")
+    check = next(c for c in config["static_resources"]["clusters"] if c["name"] == "token_service")
+    assert "transport_socket" not in check
+    assert render(tmp_path, "--token-service", "localhost:10080").returncode == 0
+
+
+# --- timeouts ------------------------------------------------------------------------------
+
+
+def provider_routes(config: dict) -> list[dict]:
+    return [route for vhost in hcm_of(config)["route_config"]["virtual_hosts"]
+            for route in vhost["routes"]
+            if route.get("route", {}).get("cluster") in PROVIDER_CLUSTERS]
+
+
+def test_the_default_config_never_cuts_a_provider_call_before_600s(tmp_path):
+    """Envoy's defaults count: a route without `timeout` has 15 s, a route without
+    `idle_timeout` inherits the HCM's stream_idle_timeout, which is 300 s when unset."""
+    mock = {v: "http://127.0.0.1:9" for v in
+            ("OPENAI_UPSTREAM", "ANTHROPIC_UPSTREAM", "GEMINI_UPSTREAM")}
+    for label, config in (("committed", committed()), ("make run", rendered(tmp_path / "a")),
+                          ("overrides", rendered(tmp_path / "b", env=mock))):
+        hcm = hcm_of(config)
+        assert never_before(hcm.get("request_timeout")), label
+        assert never_before(hcm.get("common_http_protocol_options", {})
+                            .get("max_stream_duration")), label
+        routes = provider_routes(config)
+        assert {r["name"] for r in routes} == {"openai", "anthropic", "gemini", "gemini_openai"}
+        for route in routes:
+            action, where = route["route"], (label, route["name"])
+            assert never_before(action.get("timeout", "15s")), where
+            assert never_before(action.get("idle_timeout",
+                                           hcm.get("stream_idle_timeout", "300s"))), where
+            assert never_before(action.get("max_stream_duration", {})
+                                .get("max_stream_duration")), where
+        for cluster in config["static_resources"]["clusters"]:
+            if cluster["name"] in PROVIDER_CLUSTERS:
+                options = cluster.get("common_http_protocol_options", {})
+                assert never_before(options.get("max_stream_duration")), (label, cluster["name"])
+
+
+def test_the_provider_idle_timeout_is_configurable(tmp_path):
+    config = rendered(tmp_path, "--provider-idle-timeout", "1800")
+    assert {r["route"]["idle_timeout"] for r in provider_routes(config)} == {"1800s"}
+    assert render(tmp_path, "--provider-idle-timeout", "-5").returncode == 2
