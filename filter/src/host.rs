@@ -144,6 +144,18 @@ pub fn define_counter(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Counter, name).ok()
 }
 
+/// Defines a gauge; `None` if the host refuses.
+pub fn define_gauge(name: &str) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Gauge, name).ok()
+}
+
+/// Adds `delta` (may be negative) to a gauge.
+pub fn add_to_gauge(metric: Option<u32>, delta: i64) {
+    if let Some(id) = metric {
+        let _ = hostcalls::increment_metric(id, delta);
+    }
+}
+
 /// Adds `n` to a counter.
 pub fn add_to_counter(metric: Option<u32>, n: u64) {
     if let Some(id) = metric {

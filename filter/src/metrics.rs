@@ -36,6 +36,30 @@ impl Counter {
     }
 }
 
+/// A gauge summed over workers: each worker adds the change of its own value since its last
+/// flush, so Envoy's one stat holds the total.
+#[derive(Debug, Default)]
+struct Gauge {
+    id: Option<u32>,
+    flushed: Cell<i64>,
+}
+
+impl Gauge {
+    fn define(name: &str) -> Gauge {
+        Gauge {
+            id: host::define_gauge(&format!("ptk.{name}")),
+            flushed: Cell::new(0),
+        }
+    }
+
+    fn flush(&self, value: i64) {
+        let delta = value.saturating_sub(self.flushed.replace(value));
+        if delta != 0 {
+            host::add_to_gauge(self.id, delta);
+        }
+    }
+}
+
 /// The filter's counters (each a no-op when the host refused to define it).
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -50,6 +74,7 @@ pub struct Metrics {
     store_unavailable: Counter,
     provider_unconfigured: Counter,
     callout_failed: Counter,
+    open_requests: Gauge,
 }
 
 impl Metrics {
@@ -67,11 +92,15 @@ impl Metrics {
             store_unavailable: Counter::define("refused.store_unavailable"),
             provider_unconfigured: Counter::define("refused.provider_unconfigured"),
             callout_failed: Counter::define("callout_failed"),
+            open_requests: Gauge::define("open_requests"),
         }
     }
 
-    /// Adds the counts gathered since the last flush to Envoy's counters.
-    pub fn flush(&self) {
+    /// Adds the counts gathered since the last flush to Envoy's counters; `open` is this
+    /// worker's number of forwarded requests still open.
+    pub fn flush(&self, open: usize) {
+        self.open_requests
+            .flush(i64::try_from(open).unwrap_or(i64::MAX));
         for counter in [
             &self.allowed,
             &self.cache_hits,

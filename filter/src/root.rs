@@ -217,7 +217,8 @@ impl RootContext for PtkRoot {
         // Keeps the anchor within one tick of the CAS counter, which cannot wrap (2^32
         // writes) in that time.
         worker.anchor.set(CasAnchor::refresh(&HostSharedData));
-        worker.metrics.flush();
+        let open = worker.streams.borrow().len();
+        worker.metrics.flush(open);
         let Some((headers, body)) = worker
             .usage
             .borrow_mut()

@@ -171,3 +171,36 @@ def test_with_revalidation_off_open_streams_outlive_revocation(make_stack):
     assert asyncio.run(scenario()) is None
     r = requests.get(f"{stack.url}/v1/models", headers={"authorization": f"Bearer {token['token']}"})
     assert r.status_code == 401 and json.loads(r.text)["error"]["code"] == "invalid_api_key"
+
+
+def test_open_requests_are_counted_and_forgotten_when_they_end(stack):
+    """The registry behind revalidation forgets every request when Envoy deletes its context
+    (else revalidation would ask about finished requests forever): the gauge
+    `wasmcustom.ptk.open_requests` follows open sockets and returns to 0."""
+    from .flood import stat
+
+    token = stack.mint("openai")
+
+    def gauge_after_a_tick() -> int:
+        time.sleep(1.3)
+        return stat(stack.admin_port, "wasmcustom.ptk.open_requests")
+
+    with requests.Session() as s:
+        for _ in range(50):
+            r = s.get(f"{stack.url}/v1/models", headers={"authorization": f"Bearer {token['token']}"})
+            assert r.status_code == 200
+    assert gauge_after_a_tick() == 0
+
+    async def scenario():
+        sockets = [await open_ws(stack, "/v1/realtime?model=m",
+                                 {"authorization": f"Bearer {token['token']}"}) for _ in range(3)]
+        try:
+            open_now = await asyncio.to_thread(gauge_after_a_tick)
+        finally:
+            for session, ws in sockets:
+                await ws.close()
+                await session.close()
+        return open_now
+
+    assert asyncio.run(scenario()) == 3
+    assert gauge_after_a_tick() == 0
