@@ -359,6 +359,23 @@ mod tests {
     }
 
     #[test]
+    fn unknown_ids_miss_even_when_every_slot_is_live() {
+        // A full table: every way of every id holds some live session.
+        let shared = EnvoyShared::default();
+        let c = config(16);
+        for n in 0..200 {
+            start(&shared, &c, &format!("live-{n}"), 0);
+        }
+        for n in 0..1_000 {
+            assert_eq!(
+                lookup(&shared, &c, &format!("forged-{n}"), 1),
+                None,
+                "forged-{n}"
+            );
+        }
+    }
+
+    #[test]
     fn the_table_never_holds_more_than_its_slots_whatever_the_flood() {
         let shared = EnvoyShared::default();
         let c = config(64);

@@ -294,7 +294,11 @@ def test_the_table_is_bounded_and_overflow_evicts_older_sessions(make_stack):
     alive = [u for u in urls if leg(u, "query").status_code == 200]
     assert len(alive) <= slots, f"{len(alive)} sessions in a table of {slots}"
     assert urls[-1] in alive
+    # A full table: every slot is live, and still no forged id matches one.
+    for n in range(32):
+        forged = leg(f"{small.url}/upload/v1beta/files?upload_id=AUforged{n:03d}", "query")
+        assert forged.status_code == 401 and forged.json() == UNKNOWN
     time.sleep(1.2)  # counters flush on the tick
     assert stat(small.admin_port, "wasmcustom.ptk.upload.sessions_started") == 3 * slots
     assert stat(small.admin_port, "wasmcustom.ptk.upload.sessions_evicted") >= 2 * slots
-    assert stat(small.admin_port, "wasmcustom.ptk.refused.unknown_upload") >= 2 * slots
+    assert stat(small.admin_port, "wasmcustom.ptk.refused.unknown_upload") >= 2 * slots + 32
