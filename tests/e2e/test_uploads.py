@@ -147,6 +147,23 @@ def test_keyless_legs_of_a_started_session_are_forwarded_without_any_key(stack):
     assert leg(url, "query").headers["x-goog-upload-status"] == "final"
 
 
+def test_whatever_sits_in_a_keyless_legs_credential_slots_stays_behind(stack):
+    # No slot here holds a token the filter would take (an empty x-goog-api-key, a non-Bearer
+    # scheme, an empty ?key=, a subprotocol entry on a non-upgrade), so this is a keyless leg;
+    # none of it, the token under another scheme least of all, may reach the provider.
+    token = stack.mint("gemini")["token"]
+    url = start(stack, token, 3).headers["x-goog-upload-url"]
+    stack.reset_upstream()
+    r = leg(f"{url}&key=", "upload, finalize", b"abc", offset=0, headers={
+        "x-goog-api-key": "", "authorization": f"Token {token}", "x-api-key": "",
+        "sec-websocket-protocol": f"openai-insecure-api-key.{token}"})
+    assert r.status_code == 200, r.text
+    [rec] = stack.upstream_requests()
+    assert_keyless_upstream(rec, token)
+    assert "sec-websocket-protocol" not in headers_of(rec)
+    assert rec["path"] == path_of(url)
+
+
 def test_the_tls_listener_gives_https_urls_that_work(stack):
     token = stack.mint("gemini")["token"]
     ca = str(stack.ca_cert)
