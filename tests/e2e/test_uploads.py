@@ -233,6 +233,21 @@ def test_a_revoked_tokens_session_is_refused_on_its_next_leg(stack):
     assert stack.upstream_requests() == []
 
 
+def test_an_upload_costs_one_rate_limit_unit_however_many_legs(stack):
+    # Legs are revalidated (validity only), not checked: a 2 GB file is 256 SDK chunks, and a
+    # 429 halfway would waste the upload. The start is an ordinary, counted request.
+    token = stack.mint("gemini", "--rate-limit", "2/60")["token"]
+    url = start(stack, token, 3).headers["x-goog-upload-url"]
+    for _ in range(8):
+        assert leg(url, "query").status_code == 200
+    assert leg(url, "upload, finalize", b"abc", offset=0).status_code == 200
+    generate = f"{stack.url}/v1beta/models/gemini-2.5-flash:generateContent"
+    call = lambda: requests.post(generate, json={"contents": []},  # noqa: E731
+                                 headers={"x-goog-api-key": token}, timeout=10)
+    assert call().status_code == 200, "the legs spent the token's second unit"
+    assert call().status_code == 429
+
+
 def test_foreign_upload_urls_are_left_alone_and_start_no_session(stack):
     token = stack.mint("gemini")["token"]
     r = start(stack, token, 3, headers={"x-mock-upload-base": "https://uploads.example.net"})
