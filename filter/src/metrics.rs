@@ -41,6 +41,12 @@ impl Counter {
 pub struct Metrics {
     allowed: Counter,
     cache_hits: Counter,
+    // Gemini resumable uploads.
+    upload_legs: Counter,
+    upload_started: Counter,
+    upload_evicted: Counter,
+    upload_unrecorded: Counter,
+    unknown_upload: Counter,
     missing_token: Counter,
     invalid: Counter,
     expired: Counter,
@@ -50,11 +56,6 @@ pub struct Metrics {
     store_unavailable: Counter,
     provider_unconfigured: Counter,
     callout_failed: Counter,
-    unknown_upload: Counter,
-    upload_legs: Counter,
-    upload_started: Counter,
-    upload_evicted: Counter,
-    upload_unrecorded: Counter,
 }
 
 impl Metrics {
@@ -63,6 +64,11 @@ impl Metrics {
         Metrics {
             allowed: Counter::define("allowed"),
             cache_hits: Counter::define("cache_hits"),
+            upload_legs: Counter::define("upload.legs"),
+            upload_started: Counter::define("upload.sessions_started"),
+            upload_evicted: Counter::define("upload.sessions_evicted"),
+            upload_unrecorded: Counter::define("upload.sessions_unrecorded"),
+            unknown_upload: Counter::define("refused.unknown_upload"),
             missing_token: Counter::define("refused.missing_token"),
             invalid: Counter::define("refused.invalid"),
             expired: Counter::define("refused.expired"),
@@ -72,11 +78,6 @@ impl Metrics {
             store_unavailable: Counter::define("refused.store_unavailable"),
             provider_unconfigured: Counter::define("refused.provider_unconfigured"),
             callout_failed: Counter::define("callout_failed"),
-            unknown_upload: Counter::define("refused.unknown_upload"),
-            upload_legs: Counter::define("upload.legs"),
-            upload_started: Counter::define("upload.sessions_started"),
-            upload_evicted: Counter::define("upload.sessions_evicted"),
-            upload_unrecorded: Counter::define("upload.sessions_unrecorded"),
         }
     }
 
