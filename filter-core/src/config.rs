@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::guess_throttle::GuessThrottleConfig;
 use crate::open_streams::StreamsConfig;
+use crate::upload_sessions::UploadsConfig;
 
 /// The whole plugin configuration (Envoy `plugin_config.configuration`, a JSON string).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -26,6 +27,9 @@ pub struct FilterConfig {
     /// Revalidation of open streams (revocation reaching SSE and WebSockets).
     #[serde(default)]
     pub streams: StreamsConfig,
+    /// Gemini resumable uploads through the proxy (upload URLs, keyless legs).
+    #[serde(default)]
+    pub uploads: UploadsConfig,
 }
 
 /// Caching of verdicts (TTL and leases come from the token-service; this only switches it).
@@ -184,6 +188,7 @@ impl FilterConfig {
                 "streams.grace_ms: must be 1000..={MAX_STREAM_GRACE_MS}, got {grace}"
             ));
         }
+        self.uploads.validate()?;
         check_name("token_service.cluster", &ts.cluster)?;
         check_name("token_service.authority", &ts.authority)?;
         check_name("token_service.secret_env", &ts.secret_env)?;

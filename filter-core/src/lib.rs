@@ -19,7 +19,12 @@ pub mod refusal;
 pub mod request;
 pub mod route;
 pub mod shared_cache;
+#[cfg(test)]
+mod shared_double;
 pub mod slots;
+pub mod upload_sessions;
+pub mod upload_url;
+pub mod uploads;
 pub mod usage;
 
 pub use config::FilterConfig;

@@ -14,6 +14,7 @@ use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
 use crate::route::{guess_error_shape, ErrorShape};
 use crate::slots::{identify, Identified};
+use crate::uploads::{keyless_leg, PendingLeg};
 
 /// Lowercase hex SHA-256 of the token's UTF-8 bytes: the only form that leaves Envoy.
 pub fn token_hash(token: &str) -> String {
@@ -31,6 +32,9 @@ pub enum HeadersDecision {
     Reply(Refused),
     /// Ask the token-service, then call [`decide_check_response`].
     Check(PendingCheck),
+    /// No token, but a leg of a resumable upload: forward only for a session the proxy
+    /// started whose token is still valid (`uploads.rs`).
+    UploadLeg(PendingLeg),
 }
 
 /// A request waiting on its check callout.
@@ -77,7 +81,13 @@ pub struct Refused {
     pub reply: LocalReply,
 }
 
-fn refuse(refusal: Refusal, shape: ErrorShape, websocket: bool, origin: Option<&str>) -> Refused {
+/// A refusal's reply in `shape` (plain text on a WebSocket handshake), CORS-decorated.
+pub(crate) fn refuse(
+    refusal: Refusal,
+    shape: ErrorShape,
+    websocket: bool,
+    origin: Option<&str>,
+) -> Refused {
     let reply = if websocket {
         refusal.websocket_reply()
     } else {
@@ -113,6 +123,9 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
             })
         }
         None => {
+            if let Some(leg) = keyless_leg(config, head) {
+                return HeadersDecision::UploadLeg(leg);
+            }
             let anthropic_version = head.non_empty("anthropic-version").is_some();
             let shape = guess_error_shape(head.path(), anthropic_version);
             HeadersDecision::Reply(refuse(

@@ -32,6 +32,9 @@ pub enum Refusal {
     StoreUnavailable,
     /// The operator has no real key configured for the provider.
     ProviderUnconfigured,
+    /// A keyless upload leg names no session the proxy started (unknown, forged, expired or
+    /// evicted upload id).
+    UnknownUpload,
 }
 
 /// `Retry-After` used when the token-service does not say (the original's static value).
@@ -55,7 +58,10 @@ impl Refusal {
     /// HTTP status of the local reply.
     pub fn status(self) -> u16 {
         match self {
-            Refusal::MissingToken | Refusal::Invalid | Refusal::Expired => 401,
+            Refusal::MissingToken
+            | Refusal::Invalid
+            | Refusal::Expired
+            | Refusal::UnknownUpload => 401,
             Refusal::Scope => 403,
             Refusal::RateLimited { .. } | Refusal::Throttled { .. } => 429,
             Refusal::StoreUnavailable | Refusal::ProviderUnconfigured => 503,
@@ -73,6 +79,7 @@ impl Refusal {
             Refusal::Throttled { .. } => "too many invalid tokens from this address",
             Refusal::StoreUnavailable => "token store unavailable",
             Refusal::ProviderUnconfigured => "provider not configured on this proxy",
+            Refusal::UnknownUpload => "unknown or expired upload session",
         }
     }
 
@@ -87,6 +94,7 @@ impl Refusal {
             Refusal::Throttled { .. } => "too_many_invalid_tokens",
             Refusal::StoreUnavailable => "token_store_unavailable",
             Refusal::ProviderUnconfigured => "provider_not_configured",
+            Refusal::UnknownUpload => "upload_session_not_found",
         }
     }
 

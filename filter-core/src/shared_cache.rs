@@ -209,68 +209,13 @@ pub fn store(
 mod tests {
     use super::*;
     use crate::cache::cache_key;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
+    use crate::shared_double::EnvoyShared;
 
-    /// Shared data with Envoy's exact semantics (proxy-wasm-cpp-host `SharedData`): one global
-    /// CAS counter, CAS ignored for absent keys. `before_set` runs once before the next set, to
-    /// interleave another worker's write between a get and a set.
-    #[derive(Default)]
-    struct EnvoyShared {
-        map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
-        counter: RefCell<u32>,
-        sets: RefCell<usize>,
-        before_set: RefCell<Option<Hook>>,
-    }
-
-    type Hook = Box<dyn FnOnce(&EnvoyShared)>;
-
-    impl EnvoyShared {
-        fn next_cas(&self) -> u32 {
-            let mut c = self.counter.borrow_mut();
-            *c += 1;
-            *c
-        }
-        fn raw_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
-            let next = self.next_cas();
-            let mut map = self.map.borrow_mut();
-            match map.get_mut(key) {
-                Some(slot) => {
-                    if matches!(cas, Some(c) if c != 0 && c != slot.1) {
-                        return Err(SetError::CasMismatch);
-                    }
-                    *slot = (value.to_vec(), next);
-                }
-                None => {
-                    map.insert(key.to_string(), (value.to_vec(), next));
-                }
-            }
-            Ok(())
-        }
-        fn units(&self, key: &str) -> Option<u32> {
-            let map = self.map.borrow();
-            map.get(key)
-                .and_then(|(v, _)| Entry::decode(v))
-                .map(|e| e.units)
-        }
-    }
-
-    impl SharedData for EnvoyShared {
-        fn get(&self, key: &str) -> Result<Stored, GetError> {
-            Ok(self
-                .map
-                .borrow()
-                .get(key)
-                .map_or((None, None), |(v, c)| (Some(v.clone()), Some(*c))))
-        }
-        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
-            *self.sets.borrow_mut() += 1;
-            let hook = self.before_set.borrow_mut().take();
-            if let Some(hook) = hook {
-                hook(self);
-            }
-            self.raw_set(key, value, cas)
-        }
+    fn units(shared: &EnvoyShared, key: &str) -> Option<u32> {
+        shared
+            .value(key)
+            .and_then(|v| Entry::decode(&v))
+            .map(|e| e.units)
     }
 
     fn grant(units: u32) -> Entry {
@@ -296,8 +241,8 @@ mod tests {
                 Lookup::Miss(None)
             );
         }
-        assert!(shared.map.borrow().is_empty(), "a miss wrote shared data");
-        assert_eq!(*shared.sets.borrow(), 0);
+        assert!(shared.keys().is_empty(), "a miss wrote shared data");
+        assert_eq!(shared.sets(), 0);
     }
 
     #[test]
@@ -305,7 +250,7 @@ mod tests {
         let shared = EnvoyShared::default();
         let anchor = CasAnchor::refresh(&shared);
         let cas = anchor.cas().unwrap();
-        assert_eq!(shared.map.borrow()[ANCHOR_KEY].1, cas);
+        assert_eq!(shared.cas(ANCHOR_KEY), Some(cas));
         // Another refresh moves the anchor; the old value stays unique to the old write.
         let again = CasAnchor::refresh(&shared);
         assert_ne!(again.cas(), anchor.cas());
@@ -316,20 +261,20 @@ mod tests {
         let shared = EnvoyShared::default();
         let anchor = CasAnchor::refresh(&shared);
         store(&shared, anchor, &key(1), &grant(2), 0);
-        assert_eq!(shared.units(&key(1)), Some(2));
+        assert_eq!(units(&shared, &key(1)), Some(2));
         let mut pool = LocalPool::default();
         assert_eq!(
             spend_one(&shared, &mut pool, &key(1), 5),
             Lookup::Hit("sk-real".into())
         );
-        assert_eq!(shared.units(&key(1)), Some(1));
+        assert_eq!(units(&shared, &key(1)), Some(1));
     }
 
     #[test]
     fn without_an_anchor_an_absent_key_is_left_uncached() {
         let shared = EnvoyShared::default();
         store(&shared, CasAnchor::default(), &key(1), &grant(2), 0);
-        assert!(shared.map.borrow().is_empty());
+        assert!(shared.keys().is_empty());
     }
 
     #[test]
@@ -340,13 +285,13 @@ mod tests {
         let anchor = CasAnchor::refresh(&shared);
         let k = key(7);
         let k2 = k.clone();
-        *shared.before_set.borrow_mut() = Some(Box::new(move |s: &EnvoyShared| {
+        shared.before_next_set(move |s: &EnvoyShared| {
             let a = CasAnchor::refresh(s);
             let value = merge(None, 0, &grant(5)).unwrap();
             s.raw_set(&k2, &value, a.cas()).unwrap();
-        }));
+        });
         store(&shared, anchor, &k, &grant(3), 0);
-        assert_eq!(shared.units(&k), Some(8), "a concurrent grant was lost");
+        assert_eq!(units(&shared, &k), Some(8), "a concurrent grant was lost");
     }
 
     #[test]
@@ -363,7 +308,7 @@ mod tests {
             shared.set(&k, &merge(None, 0, &grant(1)).unwrap(), anchor.cas()),
             Err(SetError::CasMismatch)
         );
-        assert_eq!(shared.units(&k), Some(4));
+        assert_eq!(units(&shared, &k), Some(4));
     }
 
     #[test]
@@ -372,7 +317,7 @@ mod tests {
         let anchor = CasAnchor::refresh(&shared);
         store(&shared, anchor, &key(2), &grant(5), 0);
         let mut pool = LocalPool::default();
-        let keys_before = shared.map.borrow().len();
+        let keys_before = shared.keys().len();
         assert_eq!(
             spend_one(&shared, &mut pool, &key(2), 10_000),
             Lookup::Miss(Some(Lease {
@@ -380,8 +325,8 @@ mod tests {
                 window: 1
             }))
         );
-        assert_eq!(shared.units(&key(2)), Some(0));
-        assert_eq!(shared.map.borrow().len(), keys_before);
+        assert_eq!(units(&shared, &key(2)), Some(0));
+        assert_eq!(shared.keys().len(), keys_before);
     }
 
     #[test]

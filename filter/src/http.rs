@@ -9,6 +9,7 @@ use ptk_filter_core::cache::Entry;
 use ptk_filter_core::cors::decoration;
 use ptk_filter_core::guess_throttle::{client_key, pair_fingerprint};
 use ptk_filter_core::shared_cache::{spend_one, store, Lookup};
+use ptk_filter_core::uploads::UploadWatch;
 use ptk_filter_core::{
     check_call, decide_check_response, decide_headers, CheckDecision, ErrorShape, HeadersDecision,
     LocalReply, PendingCheck, Refusal, Refused, RequestHead, RewritePlan,
@@ -16,6 +17,9 @@ use ptk_filter_core::{
 
 use crate::host::{self, HostSharedData};
 use crate::root::Worker;
+
+// Gemini resumable uploads (keyless legs, upload URLs in responses): kept apart.
+mod uploads;
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
 struct Waiting {
@@ -36,6 +40,10 @@ pub struct PtkHttp {
     waiting: Option<Waiting>,
     /// `Origin` of a forwarded non-upgrade request: its response gets CORS headers.
     cors_origin: Option<String>,
+    /// A forwarded request taking part in a Gemini upload: its response's upload URLs.
+    upload_watch: Option<UploadWatch>,
+    /// A keyless upload leg waiting on the revalidation of its session's token.
+    leg: Option<uploads::WaitingLeg>,
 }
 
 /// The guess throttle's view of a request's sender (empty when the throttle is off).
@@ -95,12 +103,15 @@ impl PtkHttp {
             worker,
             waiting: None,
             cors_origin: None,
+            upload_watch: None,
+            leg: None,
         }
     }
 
     fn reply(&mut self, reply: &LocalReply) -> Action {
         // Local replies carry their own CORS headers; never decorate them twice.
         self.cors_origin = None;
+        self.upload_watch = None;
         if host::send_reply(reply.status, &reply.headers, &reply.body).is_err() {
             host::log(LogLevel::Error, "ptk filter: could not send a local reply");
         }
@@ -333,6 +344,9 @@ impl Context for PtkHttp {
         let Some(worker) = self.worker.clone() else {
             return;
         };
+        if self.leg_answered(&worker, token_id, body_size) {
+            return;
+        }
         // Only the callout this request started may decide it.
         let Some(waiting) = self.waiting.take_if(|w| w.token_id == token_id) else {
             return;
@@ -410,11 +424,16 @@ impl HttpContext for PtkHttp {
                 worker.metrics.refused(refused.refusal);
                 self.reply(&refused.reply)
             }
-            HeadersDecision::Check(pending) => self.check(&worker, pending, head),
+            HeadersDecision::Check(pending) => {
+                self.watch_upload(&worker, &head, &pending);
+                self.check(&worker, pending, head)
+            }
+            HeadersDecision::UploadLeg(leg) => self.upload_leg(&worker, leg, head),
         }
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.upload_response();
         if let Some(origin) = self.cors_origin.take() {
             let vary = host::response_header("vary");
             for (name, value) in decoration(&origin, vary.as_deref()) {

@@ -65,6 +65,12 @@ impl Gauge {
 pub struct Metrics {
     allowed: Counter,
     cache_hits: Counter,
+    // Gemini resumable uploads.
+    upload_legs: Counter,
+    upload_started: Counter,
+    upload_evicted: Counter,
+    upload_unrecorded: Counter,
+    unknown_upload: Counter,
     missing_token: Counter,
     invalid: Counter,
     expired: Counter,
@@ -83,6 +89,11 @@ impl Metrics {
         Metrics {
             allowed: Counter::define("allowed"),
             cache_hits: Counter::define("cache_hits"),
+            upload_legs: Counter::define("upload.legs"),
+            upload_started: Counter::define("upload.sessions_started"),
+            upload_evicted: Counter::define("upload.sessions_evicted"),
+            upload_unrecorded: Counter::define("upload.sessions_unrecorded"),
+            unknown_upload: Counter::define("refused.unknown_upload"),
             missing_token: Counter::define("refused.missing_token"),
             invalid: Counter::define("refused.invalid"),
             expired: Counter::define("refused.expired"),
@@ -113,6 +124,11 @@ impl Metrics {
             &self.store_unavailable,
             &self.provider_unconfigured,
             &self.callout_failed,
+            &self.unknown_upload,
+            &self.upload_legs,
+            &self.upload_started,
+            &self.upload_evicted,
+            &self.upload_unrecorded,
         ] {
             counter.flush();
         }
@@ -133,6 +149,26 @@ impl Metrics {
         self.callout_failed.add();
     }
 
+    /// Counts a keyless upload leg forwarded for a known session.
+    pub fn upload_leg(&self) {
+        self.upload_legs.add();
+    }
+
+    /// Counts an upload session recorded in the session table.
+    pub fn upload_started(&self) {
+        self.upload_started.add();
+    }
+
+    /// Counts a live upload session replaced by a new one (the table's ways were full).
+    pub fn upload_evicted(&self) {
+        self.upload_evicted.add();
+    }
+
+    /// Counts an upload session that could not be recorded (its keyless legs will get 401).
+    pub fn upload_unrecorded(&self) {
+        self.upload_unrecorded.add();
+    }
+
     /// Counts a refusal by its class.
     pub fn refused(&self, refusal: Refusal) {
         match refusal {
@@ -144,6 +180,7 @@ impl Metrics {
             Refusal::Throttled { .. } => &self.throttled,
             Refusal::StoreUnavailable => &self.store_unavailable,
             Refusal::ProviderUnconfigured => &self.provider_unconfigured,
+            Refusal::UnknownUpload => &self.unknown_upload,
         }
         .add();
     }

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from . import fixtures as fx
+from .uploads import Uploads, is_upload_path
 
 HOLD_TIMEOUT_S = 20.0
 CONTROL_PREFIX = "/__mock/"
@@ -51,6 +52,7 @@ class State:
         self._records: list[dict[str, Any]] = []
         self._seq = 0
         self.held: set[asyncio.Event] = set()
+        self.uploads = Uploads()
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -196,6 +198,8 @@ def make_app(state: State, log: bool = True) -> web.Application:
         if name == "reset" and request.method == "POST":
             state.reset()
             return web.json_response({"ok": True})
+        if name == "uploads" and request.method == "GET":
+            return web.json_response(state.uploads.summaries())
         if name == "release" and request.method == "POST":
             return web.json_response({"ok": True, "released": state.release()})
         if name == "health" and request.method in ("GET", "HEAD"):
@@ -235,6 +239,11 @@ def make_app(state: State, log: bool = True) -> web.Application:
 
     async def handle_http(request: web.Request, body: bytes) -> web.StreamResponse:
         path = request.path
+        if is_upload_path(path):
+            status = _override_status(request)
+            if status is not None:
+                return _json("gemini", fx.error_body("gemini", status), status)
+            return state.uploads.handle(request, body)
         provider, endpoint = classify(path, request.method, request.headers)
         status = _override_status(request)
         if status is not None:
