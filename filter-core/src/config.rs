@@ -1,8 +1,12 @@
 //! The plugin configuration: parsed once, strictly, in `on_configure`. A bad config is refused
 //! with a message that names the field, so Envoy fails at start instead of at request time.
 
+use std::collections::BTreeMap;
+
 use ptk_wire::Provider;
 use serde::Deserialize;
+
+use crate::credentials::CREDENTIAL_HEADERS;
 
 /// The whole plugin configuration (Envoy `plugin_config.configuration`, a JSON string).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -17,6 +21,20 @@ pub struct FilterConfig {
     /// The verdict cache and its companions.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Provider-minted ephemeral credentials (off by default).
+    #[serde(default)]
+    pub ephemeral: EphemeralConfig,
+}
+
+/// Provider-minted short-lived credentials that the filter may relay untouched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EphemeralConfig {
+    /// Relay a Gemini Live handshake whose every credential is a Google ephemeral token
+    /// (`auth_tokens/…`) to Gemini untouched, without a check. Off by default: the proxy
+    /// cannot tell who minted such a token (through it or directly at Google), so it relays
+    /// any of them, and revoking a proxy token does not stop one minted with it.
+    pub pass_through: bool,
 }
 
 /// Caching of verdicts (TTL and leases come from the token-service; this only switches it).
@@ -70,39 +88,93 @@ impl Default for TokenServiceConfig {
     }
 }
 
-/// The upstream `:authority` for each coarse provider. Envoy routes on it (static clusters in
+/// The upstream of each coarse provider. Envoy routes on its `:authority` (static clusters in
 /// `envoy.yaml`, or Istio `ServiceEntry` hosts).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "RawProviders")]
 pub struct ProvidersConfig {
-    /// OpenAI host.
+    /// OpenAI.
     pub openai: ProviderConfig,
-    /// Anthropic host.
+    /// Anthropic.
     pub anthropic: ProviderConfig,
-    /// Gemini host (native and OpenAI-compatible endpoints).
+    /// Gemini (native and OpenAI-compatible endpoints).
     pub gemini: ProviderConfig,
 }
 
 impl Default for ProvidersConfig {
     fn default() -> Self {
-        let host = |authority: &str| ProviderConfig {
-            authority: authority.to_string(),
-        };
-        ProvidersConfig {
-            openai: host("api.openai.com"),
-            anthropic: host("api.anthropic.com"),
-            gemini: host("generativelanguage.googleapis.com"),
-        }
+        RawProviders::default().into()
     }
 }
 
 /// One provider's upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderConfig {
     /// Host (optionally `host:port`) the request is rewritten to.
     pub authority: String,
+    /// Headers the operator sets on every forwarded request of this provider (e.g.
+    /// `openai-organization`), replacing any the client sent; sorted by name.
+    pub request_headers: Vec<(String, String)>,
 }
+
+/// The providers object as written: every provider and every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawProviders {
+    openai: RawProvider,
+    anthropic: RawProvider,
+    gemini: RawProvider,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawProvider {
+    authority: Option<String>,
+    request_headers: BTreeMap<String, String>,
+}
+
+impl RawProvider {
+    fn or_host(self, host: &str) -> ProviderConfig {
+        ProviderConfig {
+            authority: self.authority.unwrap_or_else(|| host.to_string()),
+            request_headers: self.request_headers.into_iter().collect(),
+        }
+    }
+}
+
+impl From<RawProviders> for ProvidersConfig {
+    fn from(raw: RawProviders) -> Self {
+        ProvidersConfig {
+            openai: raw.openai.or_host("api.openai.com"),
+            anthropic: raw.anthropic.or_host("api.anthropic.com"),
+            gemini: raw.gemini.or_host("generativelanguage.googleapis.com"),
+        }
+    }
+}
+
+/// At most this many `request_headers` per provider.
+pub const MAX_REQUEST_HEADERS: usize = 32;
+
+/// Longest `request_headers` value accepted.
+pub const MAX_HEADER_VALUE_LEN: usize = 1024;
+
+/// Headers an operator may not set: hop-by-hop and framing headers Envoy owns, and the
+/// routing header (`host` is `:authority`).
+const RESERVED_HEADERS: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "expect",
+];
+
+/// Header-name prefixes an operator may not set: the WebSocket handshake, Envoy's own.
+const RESERVED_PREFIXES: [&str; 2] = ["sec-websocket-", "x-envoy-"];
 
 /// Longest callout timeout accepted; anything longer would hold client requests hostage.
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
@@ -114,12 +186,17 @@ impl FilterConfig {
     /// Parses and validates the configuration bytes; empty bytes give the defaults.
     pub fn parse(bytes: &[u8]) -> Result<FilterConfig, String> {
         let text = std::str::from_utf8(bytes).map_err(|_| "configuration is not UTF-8")?;
-        let config: FilterConfig = if text.trim().is_empty() {
-            serde_json::from_str("{}")
-        } else {
-            serde_json::from_str(text)
-        }
-        .map_err(|e| format!("configuration: {e}"))?;
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        // The path to the offending field leads the message (`ephemeral.pass_through: …`).
+        let mut json = serde_json::Deserializer::from_str(text);
+        let config: FilterConfig =
+            serde_path_to_error::deserialize(&mut json).map_err(|e| {
+                match e.path().to_string() {
+                    path if path == "." => format!("configuration: {}", e.inner()),
+                    path => format!("configuration: {path}: {}", e.inner()),
+                }
+            })?;
+        json.end().map_err(|e| format!("configuration: {e}"))?;
         config.validate()?;
         Ok(config)
     }
@@ -148,8 +225,18 @@ impl FilterConfig {
         check_name("token_service.authority", &ts.authority)?;
         check_name("token_service.secret_env", &ts.secret_env)?;
         for provider in Provider::ALL {
+            let upstream = self.upstream(provider);
             let field = format!("providers.{}.authority", provider.as_str());
-            check_name(&field, &self.upstream(provider).authority)?;
+            check_name(&field, &upstream.authority)?;
+            let field = format!("providers.{}.request_headers", provider.as_str());
+            if upstream.request_headers.len() > MAX_REQUEST_HEADERS {
+                return Err(format!("{field}: at most {MAX_REQUEST_HEADERS} headers"));
+            }
+            for (name, value) in &upstream.request_headers {
+                let field = format!("{field}[{name:?}]");
+                check_header_name(&field, name)?;
+                check_header_value(&field, value)?;
+            }
         }
         Ok(())
     }
@@ -172,6 +259,48 @@ fn check_name(field: &str, value: &str) -> Result<(), String> {
     if bad {
         return Err(format!(
             "{field}: must be a non-empty name without spaces, '/', '?' or '#', got {value:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 9110 `tchar`: the bytes a header name is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn check_header_name(field: &str, name: &str) -> Result<(), String> {
+    let problem = if name.is_empty() {
+        Some("a header name must not be empty")
+    } else if name.starts_with(':') {
+        Some("pseudo-headers cannot be set")
+    } else if !name.bytes().all(is_tchar) {
+        Some("not a valid header name")
+    } else if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some("header names must be lowercase")
+    } else if CREDENTIAL_HEADERS.contains(&name) {
+        Some("credential headers are set by the filter from the real key, never from config")
+    } else if RESERVED_HEADERS.contains(&name)
+        || RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
+    {
+        Some("hop-by-hop, framing, routing, WebSocket and x-envoy- headers cannot be set")
+    } else {
+        None
+    };
+    problem.map_or(Ok(()), |p| Err(format!("{field}: {p}")))
+}
+
+// The value is never quoted back: an operator may put something private there.
+fn check_header_value(field: &str, value: &str) -> Result<(), String> {
+    let visible = |b: u8| b.is_ascii_graphic() || b == b' ' || b == b'\t';
+    if value.is_empty()
+        || value.len() > MAX_HEADER_VALUE_LEN
+        || value.trim() != value
+        || !value.bytes().all(visible)
+    {
+        return Err(format!(
+            "{field}: the value must be 1..={MAX_HEADER_VALUE_LEN} bytes of visible ASCII \
+             (spaces inside only), without control characters"
         ));
     }
     Ok(())

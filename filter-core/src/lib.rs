@@ -7,8 +7,10 @@
 pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod credentials;
 pub mod deny_cache;
 pub mod ephemeral;
+pub mod guard;
 pub mod local_pool;
 pub mod pipeline;
 pub mod plan;
@@ -17,6 +19,7 @@ pub mod refusal;
 pub mod request;
 pub mod route;
 pub mod slots;
+pub mod subprotocol;
 pub mod usage;
 
 pub use config::FilterConfig;

@@ -102,7 +102,16 @@ impl PtkHttp {
         head: &RequestHead,
         key: &str,
     ) -> bool {
-        if !Self::apply(&pending.allow(&shared.config, head, key)) {
+        let plan = match pending.allow(&shared.config, head, key) {
+            Ok(plan) => plan,
+            // A proxy token would still go upstream: refuse (400), never forward.
+            Err(refused) => {
+                shared.metrics.refused(refused.refusal);
+                self.reply(&refused.reply);
+                return false;
+            }
+        };
+        if !Self::apply(&plan) {
             host::log(
                 LogLevel::Error,
                 "ptk filter: could not rewrite request headers",
@@ -195,6 +204,14 @@ impl Context for PtkHttp {
                 if host::resume_request().is_err() {
                     host::log(LogLevel::Error, "ptk filter: could not resume a request");
                 }
+            }
+            CheckDecision::Refuse { refused, cache } => {
+                // The token is fine (keep its verdict and lease); this request is not.
+                if let (true, Some(entry)) = (shared.config.cache.enabled, cache) {
+                    cache::store(cache_key, &entry, now);
+                }
+                shared.metrics.refused(refused.refusal);
+                self.reply(&refused.reply);
             }
             CheckDecision::Reply {
                 refused,

@@ -48,6 +48,7 @@ pub struct Metrics {
     rate_limited: Counter,
     store_unavailable: Counter,
     provider_unconfigured: Counter,
+    token_in_request: Counter,
     callout_failed: Counter,
 }
 
@@ -64,6 +65,7 @@ impl Metrics {
             rate_limited: Counter::define("refused.rate_limited"),
             store_unavailable: Counter::define("refused.store_unavailable"),
             provider_unconfigured: Counter::define("refused.provider_unconfigured"),
+            token_in_request: Counter::define("refused.token_in_request"),
             callout_failed: Counter::define("callout_failed"),
         }
     }
@@ -80,6 +82,7 @@ impl Metrics {
             &self.rate_limited,
             &self.store_unavailable,
             &self.provider_unconfigured,
+            &self.token_in_request,
             &self.callout_failed,
         ] {
             counter.flush();
@@ -111,6 +114,7 @@ impl Metrics {
             Refusal::RateLimited { .. } => &self.rate_limited,
             Refusal::StoreUnavailable => &self.store_unavailable,
             Refusal::ProviderUnconfigured => &self.provider_unconfigured,
+            Refusal::TokenInRequest => &self.token_in_request,
         }
         .add();
     }
