@@ -81,12 +81,12 @@ pub fn for_each_value<'h>(head: &'h RequestHead, mut found: impl FnMut(Place<'_>
 pub const MIN_GUARDED_LEN: usize = 12;
 
 fn is_separator(c: char) -> bool {
-    c.is_ascii_whitespace() || c == ',' || c == ';'
+    c.is_whitespace() || c == ',' || c == ';'
 }
 
 /// The credential after an auth scheme (`Bearer x y` gives `x y`), if there is a scheme.
 fn after_scheme(text: &str) -> Option<&str> {
-    text.split_once(|c: char| c.is_ascii_whitespace())
+    text.split_once(char::is_whitespace)
         .map(|(_, rest)| rest.trim())
 }
 

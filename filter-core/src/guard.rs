@@ -66,49 +66,48 @@ fn contains(hay: &[u8], needle: &[u8], plus: bool) -> bool {
     })
 }
 
-/// Two buffers the decoded layers of a value alternate between, allocated on first use and
-/// reused for every value of the request: only values with a `%` are ever decoded.
-#[derive(Default)]
-struct Scratch {
-    layer: Vec<u8>,
-    next: Vec<u8>,
+/// True when any needle occurs in `text` raw or after up to [`DECODE_LAYERS`] layers of
+/// percent-decoding, ignoring ASCII case; in a path a `+` also reads as a space. Only a value
+/// with a `%` is decoded (one buffer per layer).
+fn exposes(text: &[u8], needles: &[&[u8]], path: bool) -> bool {
+    needles.iter().any(|n| contains(text, n, path))
+        || decoded_exposes(text, needles, path, DECODE_LAYERS)
 }
 
-/// True when any needle occurs in `text` raw or after up to [`DECODE_LAYERS`] layers of
-/// percent-decoding, ignoring ASCII case; in a path a `+` also reads as a space.
-fn exposes(text: &[u8], needles: &[&[u8]], path: bool, scratch: &mut Scratch) -> bool {
-    let found = |bytes: &[u8]| needles.iter().any(|n| contains(bytes, n, path));
-    if found(text) {
-        return true;
-    }
-    if !text.contains(&b'%') {
+fn decoded_exposes(bytes: &[u8], needles: &[&[u8]], path: bool, layers: u8) -> bool {
+    let Some(layers) = layers.checked_sub(1) else {
+        return false;
+    };
+    if !bytes.contains(&b'%') {
         return false;
     }
-    scratch.layer.clear();
-    scratch.layer.extend_from_slice(text);
-    for _ in 0..DECODE_LAYERS {
-        scratch.next.clear();
-        scratch
-            .next
-            .extend(percent_encoding::percent_decode(&scratch.layer));
-        if scratch.next == scratch.layer {
-            return false;
-        }
-        if found(&scratch.next) {
-            return true;
-        }
-        if !scratch.next.contains(&b'%') {
-            return false;
-        }
-        std::mem::swap(&mut scratch.layer, &mut scratch.next);
+    let next: Vec<u8> = percent_encoding::percent_decode(bytes).collect();
+    if next == bytes {
+        return false;
     }
-    false
+    if exposes_in(&next, needles, path, layers) {
+        return true;
+    }
+    // A server that reads the bytes as text replaces what is not UTF-8 (as the filter itself
+    // does when it decodes `?key=`): that reading can hold a token the bytes do not.
+    match String::from_utf8(next) {
+        Ok(_) => false,
+        Err(invalid) => {
+            let lossy = String::from_utf8_lossy(invalid.as_bytes()).into_owned();
+            exposes_in(lossy.as_bytes(), needles, path, layers)
+        }
+    }
+}
+
+fn exposes_in(bytes: &[u8], needles: &[&[u8]], path: bool, layers: u8) -> bool {
+    needles.iter().any(|n| contains(bytes, n, path))
+        || decoded_exposes(bytes, needles, path, layers)
 }
 
 /// True when `needle` occurs in `hay` raw or percent-decoded (up to [`DECODE_LAYERS`] layers),
 /// ignoring ASCII case; in a path (`path`) a `+` also reads as a space.
 pub fn occurs(hay: &[u8], needle: &[u8], path: bool) -> bool {
-    exposes(hay, &[needle], path, &mut Scratch::default())
+    exposes(hay, &[needle], path)
 }
 
 /// True when the outbound request (`head` with `plan` applied) still holds `token` or any
@@ -134,12 +133,10 @@ pub fn leaks(head: &RequestHead, plan: &RewritePlan, token: &str) -> bool {
     let Some(shortest) = needles.iter().map(|n| n.len()).min() else {
         return false;
     };
-    let mut scratch = Scratch::default();
     // A text shorter than every needle can hold none, decoded or not: most headers stop here,
     // before the plan is even consulted.
-    let mut check = |text: &str, path: bool| {
-        text.len() >= shortest && exposes(text.as_bytes(), &needles, path, &mut scratch)
-    };
+    let check =
+        |text: &str, path: bool| text.len() >= shortest && exposes(text.as_bytes(), &needles, path);
     let touched = |name: &str| {
         plan.remove.iter().any(|r| r == name) || plan.set.iter().any(|(n, _)| n == name)
     };
@@ -190,5 +187,10 @@ mod tests {
             true
         ));
         assert!(!occurs(b"x: my+custom+token", b"my custom token", false));
+        // Bytes that are not UTF-8 once decoded also read as a server that replaces them would.
+        let lossy = "\u{fffd}\u{fffd}custom-token".as_bytes();
+        assert!(occurs(b"/p?x=%C3%28custom-token", b"(custom-token", true));
+        assert!(occurs(b"/p?x=%FF%FEcustom-token", lossy, true));
+        assert!(occurs(b"/p?x=%25FF%25FEcustom-token", lossy, true));
     }
 }

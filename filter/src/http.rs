@@ -94,7 +94,8 @@ impl PtkHttp {
     }
 
     /// Rewrites the request with a real key from the cache and counts it; `false` (after
-    /// answering 503) if the rewrite could not be applied, which must never be forwarded.
+    /// answering) when the final guard refuses it (400) or the rewrite could not be applied
+    /// (503): neither may be forwarded.
     fn forward_cached(
         &mut self,
         shared: &Shared,
@@ -207,6 +208,7 @@ impl Context for PtkHttp {
             }
             CheckDecision::Refuse { refused, cache } => {
                 // The token is fine (keep its verdict and lease); this request is not.
+                shared.denies.borrow_mut().forget(cache_key);
                 if let (true, Some(entry)) = (shared.config.cache.enabled, cache) {
                     cache::store(cache_key, &entry, now);
                 }

@@ -39,7 +39,10 @@ fuzz_target!(|data: &[u8]| {
     for secret in secrets.iter().filter(|s| s.len() >= MIN_GUARDED_LEN) {
         for (name, value) in &up {
             let found = occurs(name, secret, false) || occurs(value, secret, *name == ":path");
-            assert!(!found, "a credential went upstream in {name}");
+            assert!(
+                !found,
+                "a credential went upstream in {name}: {secret:?} in {value:?}"
+            );
         }
     }
     let keys: usize = up.iter().map(|(_, v)| v.matches(KEY).count()).sum();
