@@ -113,8 +113,17 @@ fn candidates<'t>(text: &'t str, mut add: impl FnMut(&'t str)) {
             }
         }
     }
-    for piece in whole.split(is_separator) {
-        add(piece);
+    if whole.is_ascii() {
+        // The usual case, split byte-wise (every ASCII separator is one byte, so each piece
+        // is still ASCII text).
+        let pieces = whole.as_bytes().split(|b| is_separator(char::from(*b)));
+        for piece in pieces.filter_map(|p| std::str::from_utf8(p).ok()) {
+            add(piece);
+        }
+    } else {
+        for piece in whole.split(is_separator) {
+            add(piece);
+        }
     }
 }
 

@@ -58,6 +58,8 @@ fn contains(hay: &[u8], needle: &[u8], plus: bool) -> bool {
     let Some(last_start) = hay.len().checked_sub(needle.len()) else {
         return false;
     };
+    // Only a needle with a space can match through a `+`; the others take the fast compare.
+    let plus = plus && needle.contains(&b' ');
     let space_first = plus && first == b' ';
     (0..=last_start).any(|at| {
         hay.get(at)
@@ -81,7 +83,8 @@ fn decoded_exposes(bytes: &[u8], needles: &[&[u8]], path: bool, layers: u8) -> b
     if !bytes.contains(&b'%') {
         return false;
     }
-    let next: Vec<u8> = percent_encoding::percent_decode(bytes).collect();
+    let mut next = Vec::with_capacity(bytes.len());
+    next.extend(percent_encoding::percent_decode(bytes));
     if next == bytes {
         return false;
     }
