@@ -127,19 +127,28 @@ fn candidates<'t>(text: &'t str, mut add: impl FnMut(&'t str)) {
     }
 }
 
+/// Most distinct values the final guard searches for. A real client sends one to three; a
+/// request with more is refused rather than searched (the search costs values × bytes, and a
+/// token holder could otherwise make each request expensive).
+pub const MAX_GUARDED_VALUES: usize = 32;
+
 /// The values the final guard must not find upstream: every credential value in each of the
 /// forms it can hold a token (see `candidates`), at least [`MIN_GUARDED_LEN`] bytes long,
-/// without duplicates. Borrowed from the head where possible.
+/// without duplicates, borrowed from the head where possible. Collection stops one past
+/// [`MAX_GUARDED_VALUES`], so more than that means "too many".
 pub fn guarded_values(head: &RequestHead) -> Vec<Cow<'_, str>> {
     let mut out: Vec<Cow<'_, str>> = Vec::new();
+    let wanted = |out: &Vec<Cow<'_, str>>, c: &str| {
+        c.len() >= MIN_GUARDED_LEN && out.len() <= MAX_GUARDED_VALUES && !out.iter().any(|o| o == c)
+    };
     for_each_value(head, |_, value| match value {
         Cow::Borrowed(text) => candidates(text, |c| {
-            if c.len() >= MIN_GUARDED_LEN && !out.iter().any(|o| o == c) {
+            if wanted(&out, c) {
                 out.push(Cow::Borrowed(c));
             }
         }),
         Cow::Owned(text) => candidates(&text, |c| {
-            if c.len() >= MIN_GUARDED_LEN && !out.iter().any(|o| o == c) {
+            if wanted(&out, c) {
                 out.push(Cow::Owned(c.to_string()));
             }
         }),

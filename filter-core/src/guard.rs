@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use crate::credentials::{guarded_values, MIN_GUARDED_LEN};
+use crate::credentials::{guarded_values, MAX_GUARDED_VALUES, MIN_GUARDED_LEN};
 use crate::plan::RewritePlan;
 use crate::request::RequestHead;
 
@@ -114,9 +114,13 @@ pub fn occurs(hay: &[u8], needle: &[u8], path: bool) -> bool {
 }
 
 /// True when the outbound request (`head` with `plan` applied) still holds `token` or any
-/// other credential value the client sent.
+/// other credential value the client sent; also (fail closed) when the client sent more than
+/// [`MAX_GUARDED_VALUES`] distinct ones.
 pub fn leaks(head: &RequestHead, plan: &RewritePlan, token: &str) -> bool {
     let mut needles = guarded_values(head);
+    if needles.len() > MAX_GUARDED_VALUES {
+        return true;
+    }
     if token.len() >= MIN_GUARDED_LEN && !needles.iter().any(|n| n == token) {
         needles.push(Cow::Borrowed(token));
     }

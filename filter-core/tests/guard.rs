@@ -289,3 +289,32 @@ fn operator_headers_and_the_real_key_are_not_mistaken_for_tokens() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The search costs values × bytes: a request with more distinct credential values than any
+/// client sends is refused rather than searched.
+#[test]
+fn too_many_credential_values_are_refused_not_searched() {
+    let bearer = format!("Bearer {TOKEN}");
+    let mut pairs: Vec<(String, String)> = vec![
+        (":path".into(), "/v1/chat/completions".into()),
+        ("authorization".into(), bearer),
+    ];
+    let few: Vec<(String, String)> = (0..30)
+        .map(|i| ("x-api-key".into(), format!("junk-value-{i:04}-xx")))
+        .collect();
+    let many: Vec<(String, String)> = (0..40)
+        .map(|i| ("x-api-key".into(), format!("junk-value-{i:04}-xx")))
+        .collect();
+    // x-api-key outranks Bearer, so put the filler after an empty first x-api-key.
+    pairs.insert(1, ("x-api-key".into(), String::new()));
+    let with = |extra: &[(String, String)]| {
+        let mut all = pairs.clone();
+        all.extend_from_slice(extra);
+        RequestHead::new(all)
+    };
+    match run(&default(), &with(&few), KEY) {
+        Outcome::Forwarded(up) => assert!(!anywhere(&up, TOKEN)),
+        other => panic!("30 values: {other:?}"),
+    }
+    assert_eq!(refused(&with(&many)).refusal, Refusal::TokenInRequest);
+}
