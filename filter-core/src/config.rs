@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use ptk_wire::Provider;
 use serde::Deserialize;
 
-use crate::credentials::CREDENTIAL_HEADERS;
+use crate::header_rules::{check_header_name, check_header_value};
+pub use crate::header_rules::{MAX_HEADER_VALUE_LEN, MAX_REQUEST_HEADERS};
 
 /// The whole plugin configuration (Envoy `plugin_config.configuration`, a JSON string).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -152,30 +153,6 @@ impl From<RawProviders> for ProvidersConfig {
     }
 }
 
-/// At most this many `request_headers` per provider.
-pub const MAX_REQUEST_HEADERS: usize = 32;
-
-/// Longest `request_headers` value accepted.
-pub const MAX_HEADER_VALUE_LEN: usize = 1024;
-
-/// Headers an operator may not set: hop-by-hop and framing headers Envoy owns, and the
-/// routing header (`host` is `:authority`).
-const RESERVED_HEADERS: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "expect",
-];
-
-/// Header-name prefixes an operator may not set: the WebSocket handshake, Envoy's own.
-const RESERVED_PREFIXES: [&str; 2] = ["sec-websocket-", "x-envoy-"];
-
 /// Longest callout timeout accepted; anything longer would hold client requests hostage.
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
@@ -259,48 +236,6 @@ fn check_name(field: &str, value: &str) -> Result<(), String> {
     if bad {
         return Err(format!(
             "{field}: must be a non-empty name without spaces, '/', '?' or '#', got {value:?}"
-        ));
-    }
-    Ok(())
-}
-
-/// RFC 9110 `tchar`: the bytes a header name is made of.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn check_header_name(field: &str, name: &str) -> Result<(), String> {
-    let problem = if name.is_empty() {
-        Some("a header name must not be empty")
-    } else if name.starts_with(':') {
-        Some("pseudo-headers cannot be set")
-    } else if !name.bytes().all(is_tchar) {
-        Some("not a valid header name")
-    } else if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        Some("header names must be lowercase")
-    } else if CREDENTIAL_HEADERS.contains(&name) {
-        Some("credential headers are set by the filter from the real key, never from config")
-    } else if RESERVED_HEADERS.contains(&name)
-        || RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
-    {
-        Some("hop-by-hop, framing, routing, WebSocket and x-envoy- headers cannot be set")
-    } else {
-        None
-    };
-    problem.map_or(Ok(()), |p| Err(format!("{field}: {p}")))
-}
-
-// The value is never quoted back: an operator may put something private there.
-fn check_header_value(field: &str, value: &str) -> Result<(), String> {
-    let visible = |b: u8| b.is_ascii_graphic() || b == b' ' || b == b'\t';
-    if value.is_empty()
-        || value.len() > MAX_HEADER_VALUE_LEN
-        || value.trim() != value
-        || !value.bytes().all(visible)
-    {
-        return Err(format!(
-            "{field}: the value must be 1..={MAX_HEADER_VALUE_LEN} bytes of visible ASCII \
-             (spaces inside only), without control characters"
         ));
     }
     Ok(())

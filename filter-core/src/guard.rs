@@ -6,7 +6,7 @@
 //!
 //! It looks for the identified token and every other value found in any credential slot (a
 //! second token in another slot is a proxy token too), at least
-//! [`MIN_GUARDED_LEN`](crate::credentials::MIN_GUARDED_LEN) bytes long, in every outbound
+//! [`crate::credentials::MIN_GUARDED_LEN`] bytes long, in every outbound
 //! header name and value and in the path and query, raw and percent-decoded (up to three
 //! layers; the path also `+`-decoded), ignoring ASCII case. It runs on every forwarded request,
 //! so it borrows instead of copying and decodes only values that contain an escape.
@@ -107,8 +107,8 @@ fn exposes_in(bytes: &[u8], needles: &[&[u8]], path: bool, layers: u8) -> bool {
         || decoded_exposes(bytes, needles, path, layers)
 }
 
-/// True when `needle` occurs in `hay` raw or percent-decoded (up to [`DECODE_LAYERS`] layers),
-/// ignoring ASCII case; in a path (`path`) a `+` also reads as a space.
+/// True when `needle` occurs in `hay` raw or percent-decoded (up to three layers), ignoring
+/// ASCII case; in a path (`path`) a `+` also reads as a space.
 pub fn occurs(hay: &[u8], needle: &[u8], path: bool) -> bool {
     exposes(hay, &[needle], path)
 }

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod deny_cache;
 pub mod ephemeral;
 pub mod guard;
+mod header_rules;
 pub mod local_pool;
 pub mod pipeline;
 pub mod plan;

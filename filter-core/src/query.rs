@@ -67,8 +67,8 @@ fn form_decode(text: &str) -> Cow<'_, str> {
     Cow::Owned(decoded.into_owned())
 }
 
-/// The name a lenient server would read from a raw parameter name: decoded (up to
-/// [`DECODE_ROUNDS`] times), cut at the first control character (`key%00`), trimmed, without
+/// The name a lenient server would read from a raw parameter name: decoded (up to three
+/// times), cut at the first control character (`key%00`), trimmed, without
 /// one leading `$` (Google's system-parameter prefix) or a `[...]` suffix (`key[]`, `key[0]`),
 /// lowercased.
 pub fn normalize_name(raw: &str) -> Cow<'_, str> {
