@@ -2,6 +2,7 @@
 #   make run    Envoy + filter + token-service on an embedded store (http://127.0.0.1:10000)
 #   make test   every test tier: unit, token-service black-box, end-to-end through real Envoy
 #   make bench  side-by-side benchmark (not part of make test; see docs/benchmarks.md)
+#   make fuzz   the parser fuzz targets, FUZZ_SECONDS each (make test runs them briefly)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -12,13 +13,14 @@ WASM    := target/wasm32-wasip1/release/ptk_filter.wasm
 SERVICE := target/release/token-service
 export ENVOY
 
-.PHONY: help run test test-deps test-unit test-e2e test-compat compat-deps browser-deps build wasm service venv lint lint-deps fmt
+.PHONY: help run test test-deps test-unit test-fuzz test-e2e test-compat compat-deps browser-deps build wasm service venv lint lint-deps fmt fuzz fuzz-deps
 
 help:
 	@echo "make run    start Envoy + filter + token-service (Ctrl-C stops)"
 	@echo "make test   make lint, then every test tier"
 	@echo "make lint   clippy (native and wasm) and rustfmt --check"
 	@echo "make bench  benchmark vs plain Envoy, ext_authz and LiteLLM (docs/benchmarks.md)"
+	@echo "make fuzz   fuzz the filter core's parsers, FUZZ_SECONDS (default 300) per target"
 
 ## Set-up ------------------------------------------------------------------------------------
 
@@ -84,7 +86,7 @@ run: build venv
 ## Tests -------------------------------------------------------------------------------------
 
 # Lint first: it takes seconds and fails fast on what CI must refuse anyway.
-test: lint test-unit test-e2e test-compat
+test: lint test-unit test-fuzz test-e2e test-compat
 
 # Debian's redis-server and PostgreSQL server, for the Redis rate-limiter and PostgreSQL store
 # tests (each starts its own instance on a free loopback port and stops it), and wrk, which
@@ -114,6 +116,40 @@ test-e2e: build venv browser-deps test-deps
 test-compat: build venv compat-deps
 	timeout -s INT -k 30 900 $(COMPAT_VENV)/bin/python -m pytest tests/compat/py tests/compat/test_node.py -q
 	timeout -s INT -k 30 600 $(COMPAT_LEGACY_VENV)/bin/python -m pytest tests/compat/py_legacy -q
+
+## Fuzzing ------------------------------------------------------------------------------------
+
+# libFuzzer targets over the filter core's parsers (fuzz/): slot identification, query
+# stripping, subprotocol cleaning, ephemeral detection, plugin config, and the whole pipeline's
+# "no credential goes upstream" promise. Stable Rust: `--sanitizer none` (AddressSanitizer
+# needs nightly; the core is safe Rust, and the invariants are asserted in the targets).
+# cargo-fuzz comes from crates.io, pinned, installed only when missing.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_TARGETS       := slots query subprotocol ephemeral config guard
+FUZZ_SECONDS       ?= 300
+FUZZ_SMOKE_SECONDS ?= 8
+
+fuzz-deps:
+	@cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $(CARGO_FUZZ_VERSION)" || \
+	  cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
+
+# Each target fuzzes FUZZ_SECONDS on a working corpus (fuzz/corpus/, gitignored) that starts
+# from the committed fuzz/seeds/; a failing input lands in fuzz/artifacts/<target>/ (replay it
+# with `cd fuzz && cargo fuzz run --sanitizer none <target> artifacts/<target>/<file>`).
+fuzz: fuzz-deps
+	cd fuzz && cargo fuzz build --sanitizer none
+	@cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t; \
+	  if cargo fuzz run --sanitizer none $$t corpus/$$t seeds/$$t -- \
+	       -max_total_time=$(FUZZ_SECONDS) -dict=ptk.dict > corpus/$$t.log 2>&1; \
+	  then echo "fuzz $$t: $$(grep -E '^Done' corpus/$$t.log)"; \
+	  else tail -n 40 corpus/$$t.log; echo "fuzz $$t: FAILED (input in fuzz/artifacts/$$t/)"; exit 1; \
+	  fi; \
+	done
+
+# The brief run inside `make test`: every target, FUZZ_SMOKE_SECONDS each (about a minute).
+test-fuzz:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 # rustfmt, and clippy with every warning an error plus the workspace's no-panic lints
 # (unwrap_used, expect_used, panic: Cargo.toml; tests opt out per module): natively with every

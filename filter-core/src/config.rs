@@ -1,10 +1,14 @@
 //! The plugin configuration: parsed once, strictly, in `on_configure`. A bad config is refused
 //! with a message that names the field, so Envoy fails at start instead of at request time.
 
+use std::collections::BTreeMap;
+
 use ptk_wire::Provider;
 use serde::Deserialize;
 
 use crate::guess_throttle::GuessThrottleConfig;
+use crate::header_rules::{check_header_name, check_header_value};
+pub use crate::header_rules::{MAX_HEADER_VALUE_LEN, MAX_REQUEST_HEADERS};
 use crate::open_streams::StreamsConfig;
 use crate::upload_sessions::UploadsConfig;
 
@@ -30,6 +34,20 @@ pub struct FilterConfig {
     /// Gemini resumable uploads through the proxy (upload URLs, keyless legs).
     #[serde(default)]
     pub uploads: UploadsConfig,
+    /// Provider-minted ephemeral credentials (off by default).
+    #[serde(default)]
+    pub ephemeral: EphemeralConfig,
+}
+
+/// Provider-minted short-lived credentials that the filter may relay untouched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EphemeralConfig {
+    /// Relay a Gemini Live handshake whose every credential is a Google ephemeral token
+    /// (`auth_tokens/…`) to Gemini untouched, without a check. Off by default: the proxy
+    /// cannot tell who minted such a token (through it or directly at Google), so it relays
+    /// any of them, and revoking a proxy token does not stop one minted with it.
+    pub pass_through: bool,
 }
 
 /// Caching of verdicts (TTL and leases come from the token-service; this only switches it).
@@ -83,38 +101,68 @@ impl Default for TokenServiceConfig {
     }
 }
 
-/// The upstream `:authority` for each coarse provider. Envoy routes on it (static clusters in
+/// The upstream of each coarse provider. Envoy routes on its `:authority` (static clusters in
 /// `envoy.yaml`, or Istio `ServiceEntry` hosts).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "RawProviders")]
 pub struct ProvidersConfig {
-    /// OpenAI host.
+    /// OpenAI.
     pub openai: ProviderConfig,
-    /// Anthropic host.
+    /// Anthropic.
     pub anthropic: ProviderConfig,
-    /// Gemini host (native and OpenAI-compatible endpoints).
+    /// Gemini (native and OpenAI-compatible endpoints).
     pub gemini: ProviderConfig,
 }
 
 impl Default for ProvidersConfig {
     fn default() -> Self {
-        let host = |authority: &str| ProviderConfig {
-            authority: authority.to_string(),
-        };
-        ProvidersConfig {
-            openai: host("api.openai.com"),
-            anthropic: host("api.anthropic.com"),
-            gemini: host("generativelanguage.googleapis.com"),
-        }
+        RawProviders::default().into()
     }
 }
 
 /// One provider's upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderConfig {
     /// Host (optionally `host:port`) the request is rewritten to.
     pub authority: String,
+    /// Headers the operator sets on every forwarded request of this provider (e.g.
+    /// `openai-organization`), replacing any the client sent; sorted by name.
+    pub request_headers: Vec<(String, String)>,
+}
+
+/// The providers object as written: every provider and every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawProviders {
+    openai: RawProvider,
+    anthropic: RawProvider,
+    gemini: RawProvider,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawProvider {
+    authority: Option<String>,
+    request_headers: BTreeMap<String, String>,
+}
+
+impl RawProvider {
+    fn or_host(self, host: &str) -> ProviderConfig {
+        ProviderConfig {
+            authority: self.authority.unwrap_or_else(|| host.to_string()),
+            request_headers: self.request_headers.into_iter().collect(),
+        }
+    }
+}
+
+impl From<RawProviders> for ProvidersConfig {
+    fn from(raw: RawProviders) -> Self {
+        ProvidersConfig {
+            openai: raw.openai.or_host("api.openai.com"),
+            anthropic: raw.anthropic.or_host("api.anthropic.com"),
+            gemini: raw.gemini.or_host("generativelanguage.googleapis.com"),
+        }
+    }
 }
 
 /// Longest callout timeout accepted; anything longer would hold client requests hostage.
@@ -136,12 +184,17 @@ impl FilterConfig {
     /// Parses and validates the configuration bytes; empty bytes give the defaults.
     pub fn parse(bytes: &[u8]) -> Result<FilterConfig, String> {
         let text = std::str::from_utf8(bytes).map_err(|_| "configuration is not UTF-8")?;
-        let config: FilterConfig = if text.trim().is_empty() {
-            serde_json::from_str("{}")
-        } else {
-            serde_json::from_str(text)
-        }
-        .map_err(|e| format!("configuration: {e}"))?;
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        // The path to the offending field leads the message (`ephemeral.pass_through: …`).
+        let mut json = serde_json::Deserializer::from_str(text);
+        let config: FilterConfig =
+            serde_path_to_error::deserialize(&mut json).map_err(|e| {
+                match e.path().to_string() {
+                    path if path == "." => format!("configuration: {}", e.inner()),
+                    path => format!("configuration: {path}: {}", e.inner()),
+                }
+            })?;
+        json.end().map_err(|e| format!("configuration: {e}"))?;
         config.validate()?;
         Ok(config)
     }
@@ -193,8 +246,18 @@ impl FilterConfig {
         check_name("token_service.authority", &ts.authority)?;
         check_name("token_service.secret_env", &ts.secret_env)?;
         for provider in Provider::ALL {
+            let upstream = self.upstream(provider);
             let field = format!("providers.{}.authority", provider.as_str());
-            check_name(&field, &self.upstream(provider).authority)?;
+            check_name(&field, &upstream.authority)?;
+            let field = format!("providers.{}.request_headers", provider.as_str());
+            if upstream.request_headers.len() > MAX_REQUEST_HEADERS {
+                return Err(format!("{field}: at most {MAX_REQUEST_HEADERS} headers"));
+            }
+            for (name, value) in &upstream.request_headers {
+                let field = format!("{field}[{name:?}]");
+                check_header_name(&field, name)?;
+                check_header_value(&field, value)?;
+            }
         }
         Ok(())
     }

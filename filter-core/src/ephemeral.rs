@@ -1,108 +1,133 @@
-//! Google-minted ephemeral tokens on Gemini Live handshakes.
+//! Provider-minted ephemeral credentials, relayed untouched when the operator opts in
+//! (`ephemeral.pass_through`, off by default).
 //!
-//! A browser can get a short-lived `auth_tokens/…` token from its backend and open Gemini Live
-//! with it (`?access_token=` from `@google/genai`, `Authorization: Token …` plus the same value
-//! in `x-goog-api-key` from Python `google-genai`). That token is Google's own credential, not a
-//! proxy token: route it to Gemini untouched, never swap it for the real key.
+//! A browser can get a short-lived token from its backend and open a provider's realtime API
+//! with it. Such a token is the provider's own credential, not a proxy token: with the switch
+//! on it is routed to the provider without a check and never swapped for the real key. The
+//! proxy cannot tell who minted it, so it relays any of them (the documented trade-off).
+//!
+//! The rule that keeps proxy tokens out: a request passes only when at least one credential
+//! value is present and **every** value of **every** slot (each value of each credential
+//! header, each credential query parameter under any spelling, empty or not, each subprotocol
+//! key entry) is an ephemeral credential of that provider, in the form its SDK sends. One
+//! other value anywhere, and the request takes the normal path (check, strip, swap, guard).
+//!
+//! Each kind is one recogniser over [`Place`]s plus a request shape; another provider's kind
+//! (e.g. OpenAI client secrets) is one more variant and recogniser.
 
-use crate::query::first_param;
+use ptk_wire::Provider;
+
+use crate::config::EphemeralConfig;
+use crate::credentials::{for_each_value, Place};
 use crate::request::RequestHead;
-use crate::slots::{bearer_token, subprotocol_token};
 
 /// Path marker of Gemini Live's WebSocket endpoints (SDKs may prefix it with `//`).
 pub const LIVE_PATH_MARKER: &str = "/ws/google.ai.generativelanguage.";
 
 /// Prefix of a Google-minted ephemeral token.
-pub const EPHEMERAL_PREFIX: &str = "auth_tokens/";
+pub const GEMINI_PREFIX: &str = "auth_tokens/";
 
-fn is_ephemeral(value: &str) -> bool {
-    value.starts_with(EPHEMERAL_PREFIX)
+/// Longest ephemeral token accepted (Google's are `auth_tokens/` + 64 hex characters).
+pub const MAX_LEN: usize = 512;
+
+/// A kind of provider-minted ephemeral credential the filter can relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ephemeral {
+    /// Google `auth_tokens/…` on a Gemini Live handshake: `?access_token=` (`@google/genai`),
+    /// or `Authorization: Token …` plus `x-goog-api-key` (Python `google-genai`).
+    GeminiLive,
 }
 
-/// True when a Gemini Live upgrade carries only Google ephemeral credentials: at least one
-/// `auth_tokens/…` value and nothing in any slot that could be a proxy token.
-pub fn is_gemini_ephemeral(head: &RequestHead) -> bool {
-    if !head.is_websocket_upgrade() || !head.path().contains(LIVE_PATH_MARKER) {
-        return false;
+impl Ephemeral {
+    /// The provider the request goes to, untouched.
+    pub fn provider(self) -> Provider {
+        match self {
+            Ephemeral::GeminiLive => Provider::Gemini,
+        }
     }
-    let token_auth = head.non_empty("authorization").map(|v| {
-        v.get(..6)
-            .filter(|s| s.eq_ignore_ascii_case("token "))
-            .and_then(|_| v.get(6..))
-            .map(str::trim)
-            .is_some_and(is_ephemeral)
+}
+
+/// `auth_tokens/` followed by 1.. URL-safe characters: nothing else can ride in the value.
+fn is_gemini_token(value: &str) -> bool {
+    value.len() <= MAX_LEN
+        && value.strip_prefix(GEMINI_PREFIX).is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+        })
+}
+
+/// One credential value in the form a Gemini ephemeral client sends it.
+fn gemini_place(place: Place<'_>, value: &str) -> bool {
+    match place {
+        Place::Header("authorization") => {
+            value.split_at_checked(6).is_some_and(|(scheme, rest)| {
+                scheme.eq_ignore_ascii_case("token ") && is_gemini_token(rest)
+            })
+        }
+        Place::Header("x-goog-api-key") => is_gemini_token(value),
+        Place::Query("access_token") => is_gemini_token(value),
+        _ => false,
+    }
+}
+
+/// True when the request carries at least one credential value and `accept` takes them all.
+fn only(head: &RequestHead, accept: fn(Place<'_>, &str) -> bool) -> bool {
+    let (mut any, mut all) = (false, true);
+    for_each_value(head, |place, value| {
+        any = true;
+        all &= accept(place, &value);
     });
-    let goog = head.non_empty("x-goog-api-key").map(is_ephemeral);
-    let access = first_param(head.query(), "access_token").map(|v| is_ephemeral(&v));
-    let any_ephemeral = [token_auth, goog, access].contains(&Some(true));
-    let anything_else = [token_auth, goog, access].contains(&Some(false))
-        || head.non_empty("x-api-key").is_some()
-        || head
-            .header("authorization")
-            .and_then(bearer_token)
-            .is_some()
-        || first_param(head.query(), "key").is_some()
-        || head
-            .all("sec-websocket-protocol")
-            .any(|o| subprotocol_token(o).is_some());
-    any_ephemeral && !anything_else
+    any && all
+}
+
+/// The ephemeral credential a request carries, when pass-through is on and nothing in any
+/// slot could be a proxy token; `None` sends it down the normal path.
+pub fn pass_through(config: &EphemeralConfig, head: &RequestHead) -> Option<Ephemeral> {
+    if !config.pass_through {
+        return None;
+    }
+    let live = head.is_websocket_upgrade() && head.path().contains(LIVE_PATH_MARKER);
+    (live && only(head, gemini_place)).then_some(Ephemeral::GeminiLive)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn head(path: &str, pairs: &[(&str, &str)]) -> RequestHead {
-        let mut all = vec![
-            (":path".to_string(), path.to_string()),
-            ("upgrade".to_string(), "websocket".to_string()),
-        ];
-        all.extend(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())));
-        RequestHead::new(all)
-    }
-
-    const LIVE: &str = "//ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained";
+    const ON: EphemeralConfig = EphemeralConfig { pass_through: true };
 
     #[test]
-    fn node_access_token_form() {
-        let path = format!("{LIVE}?access_token=auth_tokens/abc");
-        assert!(is_gemini_ephemeral(&head(&path, &[])));
-    }
-
-    #[test]
-    fn python_token_header_form() {
-        let h = head(
-            LIVE,
-            &[
-                ("authorization", "Token auth_tokens/abc"),
-                ("x-goog-api-key", "auth_tokens/abc"),
-            ],
-        );
-        assert!(is_gemini_ephemeral(&h));
-    }
-
-    #[test]
-    fn proxy_tokens_and_mixed_slots_are_not_ephemeral() {
-        assert!(!is_gemini_ephemeral(&head(
-            LIVE,
-            &[("x-goog-api-key", "ptk_x")]
+    fn token_shape_is_strict() {
+        assert!(is_gemini_token("auth_tokens/cd02d243f0cc8cc2"));
+        assert!(is_gemini_token("auth_tokens/a-b_c.d~e"));
+        for bad in [
+            "auth_tokens/",
+            "auth_tokens/a b",
+            "auth_tokens/a,ptk_x",
+            "auth_tokens/a/b",
+            "AUTH_TOKENS/abc",
+            "ptk_auth_tokens/abc",
+        ] {
+            assert!(!is_gemini_token(bad), "{bad}");
+        }
+        assert!(!is_gemini_token(&format!(
+            "auth_tokens/{}",
+            "a".repeat(MAX_LEN)
         )));
-        assert!(!is_gemini_ephemeral(&head(
-            LIVE,
-            &[
-                ("authorization", "Token auth_tokens/a"),
-                ("x-goog-api-key", "ptk_x")
-            ]
-        )));
-        let mixed = format!("{LIVE}?access_token=auth_tokens/a&key=ptk_x");
-        assert!(!is_gemini_ephemeral(&head(&mixed, &[])));
-        let other_path = "/v1/realtime?access_token=auth_tokens/a";
-        assert!(!is_gemini_ephemeral(&head(other_path, &[])));
-        let not_upgrade = RequestHead::new(vec![(
-            ":path".to_string(),
-            format!("{LIVE}?access_token=auth_tokens/a"),
-        )]);
-        assert!(!is_gemini_ephemeral(&not_upgrade));
-        assert!(!is_gemini_ephemeral(&head(LIVE, &[])));
+    }
+
+    #[test]
+    fn off_by_default() {
+        let head = RequestHead::new(vec![
+            (
+                ":path".into(),
+                format!("{LIVE_PATH_MARKER}x?access_token=auth_tokens/a"),
+            ),
+            ("upgrade".into(), "websocket".into()),
+        ]);
+        assert_eq!(pass_through(&EphemeralConfig::default(), &head), None);
+        assert_eq!(pass_through(&ON, &head), Some(Ephemeral::GeminiLive));
     }
 }

@@ -7,9 +7,12 @@
 pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod credentials;
 pub mod deny_cache;
 pub mod ephemeral;
+pub mod guard;
 pub mod guess_throttle;
+mod header_rules;
 pub mod local_pool;
 pub mod open_streams;
 pub mod pipeline;
@@ -22,6 +25,7 @@ pub mod shared_cache;
 #[cfg(test)]
 mod shared_double;
 pub mod slots;
+pub mod subprotocol;
 pub mod upload_sessions;
 pub mod upload_url;
 pub mod uploads;

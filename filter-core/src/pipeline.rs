@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use crate::cache::{cache_key, Entry};
 use crate::config::FilterConfig;
 use crate::cors::{decorate, is_preflight, origin_of, preflight_reply};
-use crate::ephemeral::is_gemini_ephemeral;
+use crate::ephemeral;
+use crate::guard;
 use crate::plan::{rewrite_plan, RewritePlan};
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
@@ -26,7 +27,8 @@ pub fn token_hash(token: &str) -> String {
 pub enum HeadersDecision {
     /// A CORS preflight: answer it, before and without any auth.
     Preflight(LocalReply),
-    /// A Google-minted Gemini Live ephemeral token: route to Gemini, touch no credential.
+    /// A provider-minted ephemeral credential with pass-through on: route to the provider,
+    /// touch no credential.
     Passthrough(RewritePlan),
     /// Answer locally (no token found).
     Reply(Refused),
@@ -65,10 +67,22 @@ impl PendingCheck {
         )
     }
 
-    /// The rewrite for an allowed request, with the real key from a check or the cache.
-    pub fn allow(&self, config: &FilterConfig, head: &RequestHead, key: &str) -> RewritePlan {
-        let authority = &config.upstream(self.identified.route.provider()).authority;
-        rewrite_plan(head, &self.identified, key, authority)
+    /// The rewrite for an allowed request, with the real key from a check or the cache; or,
+    /// when the rewritten request would still carry a proxy token anywhere (the final guard,
+    /// [`guard::leaks`]), the 400 refusal to answer instead. Both forward paths (fresh check
+    /// and cached verdict) come through here.
+    pub fn allow(
+        &self,
+        config: &FilterConfig,
+        head: &RequestHead,
+        key: &str,
+    ) -> Result<RewritePlan, Refused> {
+        let upstream = config.upstream(self.identified.route.provider());
+        let plan = rewrite_plan(head, &self.identified, key, upstream);
+        if guard::leaks(head, &plan, &self.identified.token) {
+            return Err(self.refuse(Refusal::TokenInRequest));
+        }
+        Ok(plan)
     }
 }
 
@@ -96,13 +110,14 @@ pub(crate) fn refuse(
     Refused { refusal, reply }
 }
 
-/// Step 0 to 2: answer preflights, pass Google ephemeral tokens, find the token and hash it.
+/// Step 0 to 2: answer preflights, pass provider ephemeral credentials (when switched on),
+/// find the token and hash it.
 pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecision {
     if is_preflight(head) {
         return HeadersDecision::Preflight(preflight_reply(head));
     }
-    if is_gemini_ephemeral(head) {
-        let authority = &config.upstream(ptk_wire::Provider::Gemini).authority;
+    if let Some(kind) = ephemeral::pass_through(&config.ephemeral, head) {
+        let authority = &config.upstream(kind.provider()).authority;
         return HeadersDecision::Passthrough(RewritePlan {
             remove: Vec::new(),
             set: vec![(":authority".to_string(), authority.clone())],
@@ -179,6 +194,15 @@ pub enum CheckDecision {
         /// The verdict and lease to merge into the cache (`None`: not cacheable).
         cache: Option<Entry>,
     },
+    /// The token is allowed, but the request itself is refused (the final guard found a proxy
+    /// token that would still go upstream). The verdict and lease are the token's: cache them
+    /// as for a forward, but do not remember the refusal for the token.
+    Refuse {
+        /// The refusal and its reply.
+        refused: Refused,
+        /// The verdict and lease to merge into the cache (`None`: not cacheable).
+        cache: Option<Entry>,
+    },
     /// Answer locally.
     Reply {
         /// The refusal and its reply.
@@ -216,9 +240,9 @@ pub fn decide_check_response(
                 window: lease.map_or(0, |l| l.window),
                 key: key.clone(),
             });
-            CheckDecision::Forward {
-                plan: pending.allow(config, head, &key),
-                cache,
+            match pending.allow(config, head, &key) {
+                Ok(plan) => CheckDecision::Forward { plan, cache },
+                Err(refused) => CheckDecision::Refuse { refused, cache },
             }
         }
         Some(CheckResponse::Deny {

@@ -1,14 +1,19 @@
-//! The auth swap: strip every slot a token could hide in, then set exactly one real key in the
-//! slot the provider expects, and point the request at the provider's host.
+//! The auth swap: strip every slot a token could hide in and every header by which a client
+//! picks whose account pays, then set exactly one real key in the slot the provider expects,
+//! the operator's own headers, and point the request at the provider's host.
 
-use crate::query::strip_key_params;
+use crate::config::ProviderConfig;
+use crate::query::strip_params;
 use crate::request::RequestHead;
 use crate::route::Route;
-use crate::slots::{Identified, Slot, SUBPROTOCOL_KEY_PREFIX};
+use crate::slots::{Identified, Slot};
+use crate::subprotocol;
 
-/// Every header that can carry a credential inbound; all are removed before the one real key
-/// is set.
-pub const CREDENTIAL_HEADERS: [&str; 3] = ["x-api-key", "x-goog-api-key", "authorization"];
+pub use crate::credentials::{ACCOUNT_HEADERS, CREDENTIAL_HEADERS};
+
+/// The `Sec-WebSocket-Protocol` offer without key, organization and project entries; `None`
+/// when nothing remains (see [`subprotocol::clean`]).
+pub use crate::subprotocol::clean as clean_subprotocols;
 
 /// Header edits that turn the client's request into the upstream request. A `set` replaces
 /// every value the header had (Envoy's `replaceHeaderMapValue`), so a header that is set is
@@ -55,46 +60,36 @@ fn credential(route: Route, slot: Slot, key: &str) -> (String, String) {
     }
 }
 
-/// The `Sec-WebSocket-Protocol` offer without any key-bearing entry; `None` when nothing
-/// remains. Other entries keep their order (`realtime`, `openai-beta.*`, org/project ids).
-pub fn clean_subprotocols(offer: &str) -> Option<String> {
-    let kept: Vec<&str> = offer
-        .split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty() && !entry.starts_with(SUBPROTOCOL_KEY_PREFIX))
-        .collect();
-    (!kept.is_empty()).then(|| kept.join(", "))
-}
-
 /// Builds the rewrite for an allowed request.
 ///
-/// `authority` is the provider host from the plugin config; Envoy re-picks the route on it.
-/// It is set only when the request names another host.
+/// `upstream` is the provider's config: its authority (Envoy re-picks the route on it; set
+/// only when the request names another host) and the operator's `request_headers`.
 pub fn rewrite_plan(
     head: &RequestHead,
     identified: &Identified,
     real_key: &str,
-    authority: &str,
+    upstream: &ProviderConfig,
 ) -> RewritePlan {
     let credential = credential(identified.route, identified.slot, real_key);
-    // Only headers the request carries need removing, and the one being set is replaced (all
-    // of its values) by the set itself: every host call saved is on the hot path.
+    let operator = &upstream.request_headers;
+    let is_set = |name: &str| name == credential.0 || operator.iter().any(|(n, _)| n == name);
+    // Only headers the request carries need removing, and one being set is replaced (all of
+    // its values) by the set itself: every host call saved is on the hot path.
     let mut remove: Vec<String> = CREDENTIAL_HEADERS
         .iter()
-        .filter(|name| **name != credential.0 && head.header(name).is_some())
+        .chain(ACCOUNT_HEADERS.iter())
+        .filter(|name| !is_set(name) && head.header(name).is_some())
         .map(|name| name.to_string())
         .collect();
     let mut set = Vec::new();
 
-    let original_path = head.path_and_query();
-    let path = strip_key_params(original_path);
-    if path != original_path {
+    if let Some(path) = strip_params(head.path_and_query()) {
         set.push((":path".to_string(), path));
     }
 
     let offers: Vec<&str> = head.all("sec-websocket-protocol").collect();
-    if offers.iter().any(|o| o.contains(SUBPROTOCOL_KEY_PREFIX)) {
-        match clean_subprotocols(&offers.join(",")) {
+    if offers.iter().any(|o| subprotocol::needs_cleaning(o)) {
+        match subprotocol::clean(&offers.join(",")) {
             Some(cleaned) => set.push(("sec-websocket-protocol".to_string(), cleaned)),
             None => remove.push("sec-websocket-protocol".to_string()),
         }
@@ -102,9 +97,10 @@ pub fn rewrite_plan(
 
     // A client that already names the provider's host (an egress gateway, a DNS override)
     // needs no rewrite: one host call fewer.
-    if head.header(":authority") != Some(authority) {
-        set.push((":authority".to_string(), authority.to_string()));
+    if head.header(":authority") != Some(upstream.authority.as_str()) {
+        set.push((":authority".to_string(), upstream.authority.clone()));
     }
+    set.extend(operator.iter().cloned());
     set.push(credential);
     RewritePlan { remove, set }
 }

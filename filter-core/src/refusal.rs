@@ -35,6 +35,9 @@ pub enum Refusal {
     /// A keyless upload leg names no session the proxy started (unknown, forged, expired or
     /// evicted upload id).
     UnknownUpload,
+    /// The token was allowed, but after the rewrite a proxy token (it, or another credential
+    /// value the client sent) would still go upstream: in another header, the path or the query.
+    TokenInRequest,
 }
 
 /// `Retry-After` used when the token-service does not say (the original's static value).
@@ -58,6 +61,7 @@ impl Refusal {
     /// HTTP status of the local reply.
     pub fn status(self) -> u16 {
         match self {
+            Refusal::TokenInRequest => 400,
             Refusal::MissingToken
             | Refusal::Invalid
             | Refusal::Expired
@@ -80,6 +84,10 @@ impl Refusal {
             Refusal::StoreUnavailable => "token store unavailable",
             Refusal::ProviderUnconfigured => "provider not configured on this proxy",
             Refusal::UnknownUpload => "unknown or expired upload session",
+            Refusal::TokenInRequest => {
+                "proxy token found outside its auth slot (another header, the path or the \
+                 query); send it only as the API key"
+            }
         }
     }
 
@@ -95,6 +103,7 @@ impl Refusal {
             Refusal::StoreUnavailable => "token_store_unavailable",
             Refusal::ProviderUnconfigured => "provider_not_configured",
             Refusal::UnknownUpload => "upload_session_not_found",
+            Refusal::TokenInRequest => "proxy_token_in_request",
         }
     }
 
@@ -133,7 +142,7 @@ fn error_body(refusal: Refusal, shape: ErrorShape) -> serde_json::Value {
     match shape {
         ErrorShape::Openai => {
             let kind = match status {
-                401 => "invalid_request_error",
+                400 | 401 => "invalid_request_error",
                 403 => "permission_error",
                 429 => "requests",
                 _ => "server_error",
@@ -142,6 +151,7 @@ fn error_body(refusal: Refusal, shape: ErrorShape) -> serde_json::Value {
         }
         ErrorShape::Anthropic => {
             let kind = match status {
+                400 => "invalid_request_error",
                 401 => "authentication_error",
                 403 => "permission_error",
                 429 => "rate_limit_error",
@@ -151,6 +161,7 @@ fn error_body(refusal: Refusal, shape: ErrorShape) -> serde_json::Value {
         }
         ErrorShape::Gemini => {
             let kind = match status {
+                400 => "INVALID_ARGUMENT",
                 401 => "UNAUTHENTICATED",
                 403 => "PERMISSION_DENIED",
                 429 => "RESOURCE_EXHAUSTED",

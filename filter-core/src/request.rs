@@ -39,6 +39,11 @@ impl RequestHead {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every header and pseudo-header as `(name, value)`, in order, duplicates kept.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
     /// The full `:path` (path and query), or `/` when Envoy gave none.
     pub fn path_and_query(&self) -> &str {
         self.header(":path").unwrap_or("/")

@@ -7,7 +7,10 @@ use crate::request::RequestHead;
 use crate::route::{Route, GEMINI_OPENAI_PREFIX};
 
 /// Subprotocol prefix that browser OpenAI Realtime clients put their key behind.
-pub const SUBPROTOCOL_KEY_PREFIX: &str = "openai-insecure-api-key.";
+pub use crate::subprotocol::KEY_PREFIX as SUBPROTOCOL_KEY_PREFIX;
+
+/// The token inside a `Sec-WebSocket-Protocol` offer, if an entry carries one.
+pub use crate::subprotocol::token as subprotocol_token;
 
 /// The inbound slot a token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,16 +58,6 @@ pub fn bearer_token(value: &str) -> Option<&str> {
         return None;
     }
     Some(rest.trim()).filter(|t| !t.is_empty())
-}
-
-/// The token inside a `Sec-WebSocket-Protocol` offer, if an entry carries one.
-pub fn subprotocol_token(offer: &str) -> Option<&str> {
-    offer
-        .split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .find_map(|entry| entry.strip_prefix(SUBPROTOCOL_KEY_PREFIX))
-        .filter(|token| !token.is_empty())
 }
 
 fn found(token: &str, route: Route, slot: Slot) -> Option<Identified> {

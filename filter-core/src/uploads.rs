@@ -18,8 +18,8 @@ use crate::config::FilterConfig;
 use crate::cors::origin_of;
 use crate::open_streams::{parse_revalidation, revalidate_call, Revalidated};
 use crate::pipeline::{refuse, Refused};
-use crate::plan::{RewritePlan, CREDENTIAL_HEADERS};
-use crate::query::strip_key_params;
+use crate::plan::{RewritePlan, ACCOUNT_HEADERS, CREDENTIAL_HEADERS};
+use crate::query::strip_params;
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
 use crate::route::ErrorShape;
@@ -110,21 +110,20 @@ pub fn keyless_leg(config: &FilterConfig, head: &RequestHead) -> Option<PendingL
     })
 }
 
-/// The rewrite of a keyless leg: every credential slot emptied (a leg carries none, and
-/// whatever is there must not reach Google; an upload leg is no WebSocket, so its
-/// `sec-websocket-protocol`, where a token can ride, goes whole), no key set, routed to the
-/// provider.
+/// The rewrite of a keyless leg: every credential slot and account header emptied (a leg
+/// carries none, and whatever is there must not reach Google; an upload leg is no WebSocket,
+/// so its `sec-websocket-protocol`, where a token can ride, goes whole), every credential or
+/// account query parameter stripped, no key set, routed to the provider.
 pub fn leg_plan(head: &RequestHead, authority: &str) -> RewritePlan {
     let remove = CREDENTIAL_HEADERS
         .iter()
+        .chain(ACCOUNT_HEADERS.iter())
         .chain(&["sec-websocket-protocol"])
         .filter(|name| head.header(name).is_some())
         .map(|name| name.to_string())
         .collect();
     let mut set = Vec::new();
-    let original = head.path_and_query();
-    let path = strip_key_params(original);
-    if path != original {
+    if let Some(path) = strip_params(head.path_and_query()) {
         set.push((":path".to_string(), path));
     }
     if head.header(":authority") != Some(authority) {
@@ -391,10 +390,8 @@ mod tests {
             plan.remove,
             vec!["x-api-key", "authorization", "sec-websocket-protocol"]
         );
-        assert_eq!(
-            plan.set_value(":path"),
-            Some("/upload/f?upload_id=abc&KEY=x")
-        );
+        // Every spelling of a credential parameter goes (`KEY=` too), the upload id stays.
+        assert_eq!(plan.set_value(":path"), Some("/upload/f?upload_id=abc"));
         assert_eq!(plan.set_value(":authority"), Some(GOOGLE));
         assert!(plan
             .set

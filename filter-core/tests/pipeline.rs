@@ -31,6 +31,7 @@ fn reply(h: &RequestHead, status: Option<u16>, body: &str) -> LocalReply {
             refused.reply
         }
         CheckDecision::Forward { .. } => panic!("forwarded on {status:?} {body}"),
+        CheckDecision::Refuse { refused, .. } => panic!("guard refused: {refused:?}"),
     }
 }
 
@@ -240,6 +241,7 @@ fn transport_failures_and_garbage_fail_closed_with_503() {
                 assert_eq!(json(&r)["error"]["message"], "token store unavailable");
             }
             CheckDecision::Forward { .. } => panic!("forwarded on {status:?} {body:?}"),
+            CheckDecision::Refuse { refused, .. } => panic!("guard refused: {refused:?}"),
         }
     }
 }
@@ -260,7 +262,9 @@ fn an_allow_with_unknown_fields_forwards() {
             assert_eq!(cache.valid_until_ms, NOW + 750);
             assert_eq!(plan.set_value("x-api-key"), Some("sk-ant-real"));
         }
-        CheckDecision::Reply { refused, .. } => panic!("refused: {refused:?}"),
+        CheckDecision::Reply { refused, .. } | CheckDecision::Refuse { refused, .. } => {
+            panic!("refused: {refused:?}")
+        }
     }
     let deny = reply(
         &openai(),
@@ -277,7 +281,9 @@ fn an_allow_with_unknown_fields_forwards() {
             assert!(callout_failed);
             assert_eq!(refused.reply.status, 503);
         }
-        CheckDecision::Forward { .. } => panic!("forwarded an unknown deny reason"),
+        CheckDecision::Forward { .. } | CheckDecision::Refuse { .. } => {
+            panic!("forwarded an unknown deny reason")
+        }
     }
 }
 
@@ -302,7 +308,9 @@ fn allow_forwards_with_the_plan_and_ttl() {
                 Some("anthropic.internal:8443")
             );
         }
-        CheckDecision::Reply { refused, .. } => panic!("refused: {refused:?}"),
+        CheckDecision::Reply { refused, .. } | CheckDecision::Refuse { refused, .. } => {
+            panic!("refused: {refused:?}")
+        }
     }
 }
 
@@ -395,13 +403,16 @@ fn refusals_are_decorated_for_browsers() {
     assert_eq!(header(&no_origin, "access-control-allow-origin"), None);
 }
 
+/// Issue 10 item 3 makes the pass-through opt-in (`ephemeral.pass_through`); with it off the
+/// same request is refused as missing a token (tests/ephemeral.rs).
 #[test]
 fn gemini_ephemeral_tokens_pass_through_untouched() {
     let h = head(&[
         (":path", "//ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained?access_token=auth_tokens/abc"),
         ("upgrade", "websocket"),
     ]);
-    match decide_headers(&default_config(), &h) {
+    let on = FilterConfig::parse(br#"{"ephemeral":{"pass_through":true}}"#).unwrap();
+    match decide_headers(&on, &h) {
         HeadersDecision::Passthrough(plan) => {
             assert!(plan.remove.is_empty());
             assert_eq!(
@@ -423,7 +434,9 @@ fn a_zero_ttl_allow_is_not_cached() {
     let body = br#"{"verdict":"allow","key":"k","cache_ttl_ms":0}"#;
     match decide_check_response(&config, &h, &pending(&h), Some(200), Some(body), NOW) {
         CheckDecision::Forward { cache, .. } => assert!(cache.is_none()),
-        CheckDecision::Reply { refused, .. } => panic!("refused: {refused:?}"),
+        CheckDecision::Reply { refused, .. } | CheckDecision::Refuse { refused, .. } => {
+            panic!("refused: {refused:?}")
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 use common::head;
+use ptk_filter_core::config::ProviderConfig;
 use ptk_filter_core::plan::{clean_subprotocols, rewrite_plan, CREDENTIAL_HEADERS};
 use ptk_filter_core::{identify, RequestHead, RewritePlan};
 
@@ -11,9 +12,16 @@ const TOKEN: &str = "ptk_SENTINEL_token_value_000000000";
 const KEY: &str = "sk-REAL-key";
 const HOST: &str = "provider.example";
 
+fn upstream() -> ProviderConfig {
+    ProviderConfig {
+        authority: HOST.to_string(),
+        request_headers: Vec::new(),
+    }
+}
+
 fn plan_for(h: &RequestHead) -> RewritePlan {
     let id = identify(h).expect("a token");
-    rewrite_plan(h, &id, KEY, HOST)
+    rewrite_plan(h, &id, KEY, &upstream())
 }
 
 /// The headers the upstream would see after applying the plan to the client's headers.
@@ -129,6 +137,8 @@ fn other_headers_pass_untouched() {
     }
 }
 
+/// Issue 10 item 12 changes DESIGN.md step 4 ("keep org/project entries"): the organization
+/// and project entries pick whose account the operator's key is used for, so they go too.
 #[test]
 fn subprotocol_entry_is_removed_and_the_rest_kept_in_order() {
     let pairs = [
@@ -140,7 +150,7 @@ fn subprotocol_entry_is_removed_and_the_rest_kept_in_order() {
     let plan = plan_for(&h);
     assert_eq!(
         plan.set_value("sec-websocket-protocol"),
-        Some("realtime, openai-organization.org1, openai-beta.realtime-v1")
+        Some("realtime, openai-beta.realtime-v1")
     );
     assert_eq!(plan.set_value("authorization"), Some("Bearer sk-REAL-key"));
 }

@@ -176,7 +176,8 @@ impl PtkHttp {
     }
 
     /// Rewrites the request with a real key from the cache and counts it; `false` (after
-    /// answering 503) if the rewrite could not be applied, which must never be forwarded.
+    /// answering) when the final guard refuses it (400) or the rewrite could not be applied
+    /// (503): neither may be forwarded.
     fn forward_cached(
         &mut self,
         worker: &Worker,
@@ -184,7 +185,16 @@ impl PtkHttp {
         head: &RequestHead,
         key: &str,
     ) -> bool {
-        if !Self::apply(&pending.allow(&worker.config, head, key)) {
+        let plan = match pending.allow(&worker.config, head, key) {
+            Ok(plan) => plan,
+            // A proxy token would still go upstream: refuse (400), never forward.
+            Err(refused) => {
+                worker.metrics.refused(refused.refusal);
+                self.reply(&refused.reply);
+                return false;
+            }
+        };
+        if !Self::apply(&plan) {
             host::log(
                 LogLevel::Error,
                 "ptk filter: could not rewrite request headers",
@@ -375,6 +385,17 @@ impl Context for PtkHttp {
         match decision {
             CheckDecision::Forward { plan, cache } => {
                 self.on_allowed(&worker, &waiting, &plan, cache, now);
+            }
+            CheckDecision::Refuse { refused, cache } => {
+                // The token is fine (keep its verdict and lease); this request is not.
+                let cache_key = &waiting.pending.cache_key;
+                worker.denies.borrow_mut().forget(cache_key);
+                waiting.client.allowed(&worker);
+                if let (true, Some(entry)) = (worker.config.cache.enabled, cache) {
+                    store(&HostSharedData, worker.anchor.get(), cache_key, &entry, now);
+                }
+                worker.metrics.refused(refused.refusal);
+                self.reply(&refused.reply);
             }
             CheckDecision::Reply {
                 refused,

@@ -79,6 +79,7 @@ pub struct Metrics {
     throttled: Counter,
     store_unavailable: Counter,
     provider_unconfigured: Counter,
+    token_in_request: Counter,
     callout_failed: Counter,
     open_requests: Gauge,
 }
@@ -102,6 +103,7 @@ impl Metrics {
             throttled: Counter::define("refused.throttled"),
             store_unavailable: Counter::define("refused.store_unavailable"),
             provider_unconfigured: Counter::define("refused.provider_unconfigured"),
+            token_in_request: Counter::define("refused.token_in_request"),
             callout_failed: Counter::define("callout_failed"),
             open_requests: Gauge::define("open_requests"),
         }
@@ -123,6 +125,7 @@ impl Metrics {
             &self.throttled,
             &self.store_unavailable,
             &self.provider_unconfigured,
+            &self.token_in_request,
             &self.callout_failed,
             &self.unknown_upload,
             &self.upload_legs,
@@ -181,6 +184,7 @@ impl Metrics {
             Refusal::StoreUnavailable => &self.store_unavailable,
             Refusal::ProviderUnconfigured => &self.provider_unconfigured,
             Refusal::UnknownUpload => &self.unknown_upload,
+            Refusal::TokenInRequest => &self.token_in_request,
         }
         .add();
     }

@@ -102,8 +102,8 @@ def test_openai_realtime_subprotocol_form(stack):
     assert got["binary_ok"]
     rec = handshake(stack)
     assert credentials(rec) == {"authorization": [f"Bearer {OPENAI_KEY}"]}
-    assert headers_of(rec)["sec-websocket-protocol"] == [
-        "realtime, openai-organization.org-1, openai-beta.realtime-v1"]
+    # The organization entry picks whose account pays: stripped (issue 10 item 12).
+    assert headers_of(rec)["sec-websocket-protocol"] == ["realtime, openai-beta.realtime-v1"]
     assert token not in json.dumps(rec)
 
 
@@ -136,15 +136,17 @@ def test_gemini_live_header_over_tls(stack):
     assert "key=" not in rec["path"]
 
 
-def test_gemini_ephemeral_token_passes_through_unchanged(stack):
+def test_gemini_ephemeral_tokens_are_refused_by_default(stack):
+    """The pass-through is opt-in (`ephemeral.pass_through`, issue 10 item 3; relayed when on:
+    test_token_never_upstream.py). Off, a Google token is no proxy token: the Node form fills no
+    slot (401 missing token), the Python form is checked like any token (401 invalid)."""
     path = LIVE.replace("BidiGenerateContent", "BidiGenerateContentConstrained")
-    path += "?access_token=auth_tokens/google-minted-1"
-    got = asyncio.run(round_trip(ws_url(stack, path)))
-    assert got["binary_ok"]
-    rec = handshake(stack)
-    assert rec["path"] == path
-    assert credentials(rec) == {}
-    assert GEMINI_KEY not in json.dumps(rec)
+    r = raw_handshake(stack, path + "?access_token=auth_tokens/google-minted-1", {})
+    assert (r.status_code, r.text) == (401, "missing token")
+    r = raw_handshake(stack, path, {"authorization": "Token auth_tokens/google-minted-1",
+                                    "x-goog-api-key": "auth_tokens/google-minted-1"})
+    assert (r.status_code, r.text) == (401, "invalid or revoked token")
+    assert stack.upstream_requests() == []
 
 
 def test_server_close_code_and_reason_reach_the_client(stack):

@@ -1,0 +1,157 @@
+//! Every place a client can put a credential or an account choice, in one catalogue, and a
+//! walk over every value found there. The rewrite strips all of them; the ephemeral
+//! pass-through and the final guard read every value (not just the first of each slot, which
+//! is what identification uses).
+
+use std::borrow::Cow;
+
+use crate::query;
+use crate::request::RequestHead;
+use crate::subprotocol;
+
+/// Headers that can carry a credential inbound: the three slots SDKs fill, Azure OpenAI's
+/// `api-key`, and `proxy-authorization` (meant for a proxy, never for the provider). All are
+/// removed before the one real key is set. (`for_each_value` matches the same names.)
+pub const CREDENTIAL_HEADERS: [&str; 5] = [
+    "x-api-key",
+    "x-goog-api-key",
+    "authorization",
+    "api-key",
+    "proxy-authorization",
+];
+
+/// Headers by which a client picks whose organization, project, billing or quota the
+/// operator's key is used for (OpenAI `OpenAI-Organization` / `OpenAI-Project`, Google
+/// `x-goog-user-project` / `x-goog-quota-user`). Removed unless the operator sets them
+/// (`providers.<name>.request_headers`).
+pub const ACCOUNT_HEADERS: [&str; 4] = [
+    "openai-organization",
+    "openai-project",
+    "x-goog-user-project",
+    "x-goog-quota-user",
+];
+
+/// Where a credential value was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place<'a> {
+    /// A value of this credential header (one of [`CREDENTIAL_HEADERS`]), verbatim.
+    Header(&'static str),
+    /// A query parameter with this normalised credential name, value decoded.
+    Query(&'a str),
+    /// A `Sec-WebSocket-Protocol` key entry, value without its prefix.
+    Subprotocol,
+}
+
+/// Calls `found` with every value of every credential slot: each value of each credential
+/// header, each credential query parameter under any spelling (empty or not), each key entry
+/// of each subprotocol offer (upgrade or not: the header goes upstream either way). Values are
+/// borrowed from the head unless decoding changed them. One pass over the head: this runs on
+/// every forwarded request.
+pub fn for_each_value<'h>(head: &'h RequestHead, mut found: impl FnMut(Place<'_>, Cow<'h, str>)) {
+    for (name, value) in head.iter() {
+        // A `match` on the name compiles to length checks first: most headers cost one.
+        let slot = match name {
+            "x-api-key" => "x-api-key",
+            "x-goog-api-key" => "x-goog-api-key",
+            "authorization" => "authorization",
+            "api-key" => "api-key",
+            "proxy-authorization" => "proxy-authorization",
+            "sec-websocket-protocol" => {
+                for entry in subprotocol::entries(value).filter_map(subprotocol::key_entry_value) {
+                    found(Place::Subprotocol, Cow::Borrowed(entry));
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        found(Place::Header(slot), Cow::Borrowed(value));
+    }
+    if let Some(query) = head.query() {
+        for (name, value) in query::params(query) {
+            if query::is_credential_param(&name) {
+                found(Place::Query(&name), query::decode_value(value));
+            }
+        }
+    }
+}
+
+/// Shortest value the final guard looks for: the token-service issues no token shorter
+/// (custom tokens need 12 characters, generated ones are 36), and shorter values would match
+/// ordinary header text.
+pub const MIN_GUARDED_LEN: usize = 12;
+
+fn is_separator(c: char) -> bool {
+    c.is_whitespace() || c == ',' || c == ';'
+}
+
+/// The credential after an auth scheme (`Bearer x y` gives `x y`), if there is a scheme.
+fn after_scheme(text: &str) -> Option<&str> {
+    text.split_once(char::is_whitespace)
+        .map(|(_, rest)| rest.trim())
+}
+
+/// Calls `add` with each way a credential value can hold a token: whole; after its auth
+/// scheme; each comma-joined element (Envoy joins a repeated header with `,`) whole and after
+/// its scheme; each piece between separators. Custom tokens may contain spaces, commas or
+/// semicolons, so the unsplit forms matter as much as the pieces. Plain loops, no iterator
+/// adapters: this runs on every forwarded request.
+fn candidates<'t>(text: &'t str, mut add: impl FnMut(&'t str)) {
+    let whole = text.trim();
+    add(whole);
+    if !whole.contains(is_separator) {
+        return;
+    }
+    if let Some(rest) = after_scheme(whole) {
+        add(rest);
+    }
+    if whole.contains(',') {
+        for element in whole.split(',') {
+            let element = element.trim();
+            add(element);
+            if let Some(rest) = after_scheme(element) {
+                add(rest);
+            }
+        }
+    }
+    if whole.is_ascii() {
+        // The usual case, split byte-wise (every ASCII separator is one byte, so each piece
+        // is still ASCII text).
+        let pieces = whole.as_bytes().split(|b| is_separator(char::from(*b)));
+        for piece in pieces.filter_map(|p| std::str::from_utf8(p).ok()) {
+            add(piece);
+        }
+    } else {
+        for piece in whole.split(is_separator) {
+            add(piece);
+        }
+    }
+}
+
+/// Most distinct values the final guard searches for. A real client sends one to three; a
+/// request with more is refused rather than searched (the search costs values × bytes, and a
+/// token holder could otherwise make each request expensive).
+pub const MAX_GUARDED_VALUES: usize = 32;
+
+/// The values the final guard must not find upstream: every credential value in each of the
+/// forms it can hold a token (see `candidates`), at least [`MIN_GUARDED_LEN`] bytes long,
+/// without duplicates, borrowed from the head where possible. Collection stops one past
+/// [`MAX_GUARDED_VALUES`], so more than that means "too many".
+pub fn guarded_values(head: &RequestHead) -> Vec<Cow<'_, str>> {
+    let mut out: Vec<Cow<'_, str>> = Vec::new();
+    let wanted = |out: &Vec<Cow<'_, str>>, c: &str| {
+        c.len() >= MIN_GUARDED_LEN && out.len() <= MAX_GUARDED_VALUES && !out.iter().any(|o| o == c)
+    };
+    for_each_value(head, |_, value| match value {
+        Cow::Borrowed(text) => candidates(text, |c| {
+            if wanted(&out, c) {
+                out.push(Cow::Borrowed(c));
+            }
+        }),
+        Cow::Owned(text) => candidates(&text, |c| {
+            if wanted(&out, c) {
+                out.push(Cow::Owned(c.to_string()));
+            }
+        }),
+    });
+    out
+}

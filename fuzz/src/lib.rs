@@ -1,0 +1,40 @@
+//! Shared helpers of the fuzz targets: turning fuzzer bytes into a request head, and the
+//! independent (naive, allocation-happy) checks the targets assert against.
+
+use ptk_filter_core::RequestHead;
+
+/// A head from fuzzer bytes: the first line is `:path`, every other line `name: value` (a line
+/// without `": "` is a name with an empty value). Invalid UTF-8 is replaced, as Envoy would
+/// refuse it anyway.
+pub fn head_from_bytes(data: &[u8]) -> RequestHead {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let mut headers = vec![(":path".to_string(), lines.next().unwrap_or("/").to_string())];
+    for line in lines {
+        let (name, value) = line.split_once(": ").unwrap_or((line, ""));
+        headers.push((name.to_string(), value.to_string()));
+    }
+    RequestHead::new(headers)
+}
+
+/// True when `needle` occurs in `hay` raw or percent-decoded (three layers; in a path also
+/// with `+` as a space), ignoring ASCII case: the guard's promise, checked the slow way.
+pub fn occurs(hay: &str, needle: &str, is_path: bool) -> bool {
+    let needle = needle.to_ascii_lowercase();
+    let mut layers = vec![hay.to_ascii_lowercase()];
+    for plus in [false, is_path] {
+        let mut text = hay.to_string();
+        for _ in 0..3 {
+            let spaced = if plus {
+                text.replace('+', " ")
+            } else {
+                text.clone()
+            };
+            text = percent_encoding::percent_decode_str(&spaced)
+                .decode_utf8_lossy()
+                .into_owned();
+            layers.push(text.to_ascii_lowercase());
+        }
+    }
+    layers.iter().any(|l| l.contains(&needle))
+}
