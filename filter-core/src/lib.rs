@@ -9,7 +9,9 @@ pub mod config;
 pub mod cors;
 pub mod deny_cache;
 pub mod ephemeral;
+pub mod expose;
 pub mod guess_throttle;
+pub mod key_fragments;
 pub mod local_pool;
 pub mod open_streams;
 pub mod pipeline;
@@ -20,6 +22,7 @@ pub mod request;
 pub mod route;
 pub mod shared_cache;
 pub mod slots;
+pub mod upstream_errors;
 pub mod usage;
 
 pub use config::FilterConfig;

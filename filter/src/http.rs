@@ -15,6 +15,7 @@ use ptk_filter_core::{
 };
 
 use crate::host::{self, HostSharedData};
+use crate::response::{self, Guard};
 use crate::root::Worker;
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
@@ -36,6 +37,8 @@ pub struct PtkHttp {
     waiting: Option<Waiting>,
     /// `Origin` of a forwarded non-upgrade request: its response gets CORS headers.
     cors_origin: Option<String>,
+    /// The response of a request forwarded with a real key, until its status is known.
+    guard: Option<Box<Guard>>,
 }
 
 /// The guess throttle's view of a request's sender (empty when the throttle is off).
@@ -95,6 +98,7 @@ impl PtkHttp {
             worker,
             waiting: None,
             cors_origin: None,
+            guard: None,
         }
     }
 
@@ -181,6 +185,7 @@ impl PtkHttp {
             self.store_unavailable(worker, pending);
             return false;
         }
+        self.guard = Some(Box::new(Guard::new(pending, key)));
         worker.metrics.cache_hit();
         worker.metrics.allowed();
         worker.usage.borrow_mut().record(&pending.hash);
@@ -263,6 +268,7 @@ impl PtkHttp {
             self.store_unavailable(worker, &waiting.pending);
             return;
         }
+        self.guard = Guard::from_plan(&waiting.pending, plan).map(Box::new);
         let cache_key = &waiting.pending.cache_key;
         worker.denies.borrow_mut().forget(cache_key);
         waiting.client.allowed(worker);
@@ -415,14 +421,37 @@ impl HttpContext for PtkHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let (Some(guard), Some(worker)) = (self.guard.as_mut(), self.worker.as_ref()) {
+            match guard.on_headers(&worker.response_metrics) {
+                response::Headers::Pass => self.guard = None,
+                response::Headers::Inspect => {}
+                // The filter answered in the provider's place (CORS included).
+                response::Headers::Replaced => {
+                    self.guard = None;
+                    self.cors_origin = None;
+                    return Action::Pause;
+                }
+            }
+        }
         if let Some(origin) = self.cors_origin.take() {
             let vary = host::response_header("vary");
-            for (name, value) in decoration(&origin, vary.as_deref()) {
+            let expose = host::response_header("access-control-expose-headers");
+            for (name, value) in decoration(&origin, vary.as_deref(), expose.as_deref()) {
                 if host::set_response_header(&name, &value).is_err() {
                     host::log(LogLevel::Warn, "ptk filter: could not set a CORS header");
                 }
             }
         }
         Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        // Every response below 400 dropped its guard at the headers: nothing to do, at once.
+        match (self.guard.as_mut(), self.worker.as_ref()) {
+            (Some(guard), Some(worker)) => {
+                guard.on_body(&worker.response_metrics, body_size, end_of_stream)
+            }
+            _ => Action::Continue,
+        }
     }
 }
