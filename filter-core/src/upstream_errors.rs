@@ -141,6 +141,16 @@ pub fn on_body(
     }
 }
 
+/// Whether to ask the provider for an uncompressed response (`accept-encoding: identity`) on a
+/// request forwarded with a real key: whenever the client accepts any coding. A provider error
+/// the filter cannot read (Google's front end gzips even small JSON errors) could neither be
+/// recognised as a refusal of the key nor have the key masked; providers send their SSE streams
+/// uncompressed anyway.
+pub fn ask_identity(accept_encoding: Option<&str>) -> bool {
+    accept_encoding
+        .is_some_and(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("identity"))
+}
+
 /// The real key a rewrite plan sets (in whichever slot the route uses).
 pub fn key_in_plan(plan: &RewritePlan) -> Option<&str> {
     plan.set_value("authorization")

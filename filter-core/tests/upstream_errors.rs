@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ptk_filter_core::key_fragments;
-use ptk_filter_core::upstream_errors::key_in_plan;
+use ptk_filter_core::upstream_errors::{ask_identity, key_in_plan};
 use ptk_filter_core::upstream_errors::{
     gemini_key_refused, masked_headers, on_body, on_headers, BodyVerdict, Forwarded,
     HeadersVerdict, Rewritten, CODE, MESSAGE,
@@ -429,5 +429,21 @@ fn the_key_is_found_in_every_routes_plan() {
         let identified = identify(&head).unwrap();
         let plan = ptk_filter_core::plan::rewrite_plan(&head, &identified, KEY, "upstream");
         assert_eq!(key_in_plan(&plan), Some(KEY), "{pairs:?}");
+    }
+}
+
+#[test]
+fn providers_are_asked_for_identity_when_the_client_accepts_a_coding() {
+    for (accept, ask) in [
+        (None, false),
+        (Some(""), false),
+        (Some("identity"), false),
+        (Some(" Identity "), false),
+        (Some("gzip, deflate"), true),
+        (Some("br"), true),
+        (Some("gzip;q=1.0, identity;q=0.5"), true),
+        (Some("*"), true),
+    ] {
+        assert_eq!(ask_identity(accept), ask, "{accept:?}");
     }
 }

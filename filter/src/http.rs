@@ -185,7 +185,7 @@ impl PtkHttp {
             self.store_unavailable(worker, pending);
             return false;
         }
-        self.guard = Some(Box::new(Guard::new(pending, key)));
+        self.guard = Some(Box::new(Guard::start(pending, head, key)));
         worker.metrics.cache_hit();
         worker.metrics.allowed();
         worker.usage.borrow_mut().record(&pending.hash);
@@ -268,7 +268,7 @@ impl PtkHttp {
             self.store_unavailable(worker, &waiting.pending);
             return;
         }
-        self.guard = Guard::from_plan(&waiting.pending, plan).map(Box::new);
+        self.guard = Guard::from_plan(&waiting.pending, &waiting.head, plan).map(Box::new);
         let cache_key = &waiting.pending.cache_key;
         worker.denies.borrow_mut().forget(cache_key);
         waiting.client.allowed(worker);

@@ -9,10 +9,10 @@
 
 use proxy_wasm::types::{Action, LogLevel};
 use ptk_filter_core::upstream_errors::{
-    key_in_plan, masked_headers, on_body, on_headers, BodyVerdict, Forwarded, HeadersVerdict,
-    Rewritten, INSPECT_MAX,
+    ask_identity, key_in_plan, masked_headers, on_body, on_headers, BodyVerdict, Forwarded,
+    HeadersVerdict, Rewritten, INSPECT_MAX,
 };
-use ptk_filter_core::{PendingCheck, RewritePlan};
+use ptk_filter_core::{PendingCheck, RequestHead, RewritePlan};
 use ptk_wire::Provider;
 
 use crate::host;
@@ -44,8 +44,15 @@ pub enum Headers {
 }
 
 impl Guard {
-    /// A guard for a request forwarded with `key`.
-    pub fn new(pending: &PendingCheck, key: &str) -> Guard {
+    /// A guard for a request forwarded with `key`; asks the provider for an uncompressed
+    /// response when the client accepts a compressed one (see `ask_identity`), so that an error
+    /// can be read. Call before the request is resumed.
+    pub fn start(pending: &PendingCheck, head: &RequestHead, key: &str) -> Guard {
+        if ask_identity(head.header("accept-encoding"))
+            && host::set_request_header("accept-encoding", "identity").is_err()
+        {
+            host::log(LogLevel::Warn, "ptk filter: could not set accept-encoding");
+        }
         Guard {
             fwd: Forwarded {
                 route: pending.identified.route,
@@ -57,9 +64,13 @@ impl Guard {
         }
     }
 
-    /// A guard from the plan that carries the key (`None` if it carries none).
-    pub fn from_plan(pending: &PendingCheck, plan: &RewritePlan) -> Option<Guard> {
-        key_in_plan(plan).map(|key| Guard::new(pending, key))
+    /// [`Guard::start`] with the key the plan carries (`None` if it carries none).
+    pub fn from_plan(
+        pending: &PendingCheck,
+        head: &RequestHead,
+        plan: &RewritePlan,
+    ) -> Option<Guard> {
+        key_in_plan(plan).map(|key| Guard::start(pending, head, key))
     }
 
     /// Reads the status (one host call for a success) and decides.
@@ -90,27 +101,42 @@ impl Guard {
                         self.provider().as_str()
                     ),
                 );
-                if host::send_reply(reply.status, &reply.headers, &reply.body).is_err() {
-                    host::log(LogLevel::Error, "ptk filter: could not send a local reply");
+                if host::send_reply(reply.status, &reply.headers, &reply.body).is_ok() {
+                    return Headers::Replaced;
                 }
-                Headers::Replaced
+                // Never expected; the response then passes with the key masked, as any error.
+                host::log(LogLevel::Error, "ptk filter: could not send a local reply");
+                self.inspect(metrics, &headers, status, true)
             }
-            HeadersVerdict::Inspect { hold } => {
-                for (name, masked) in masked_headers(&headers, &self.key) {
-                    metrics.masked();
-                    self.log_masked(status);
-                    if host::set_response_header(&name, &masked).is_err() {
-                        host::log(LogLevel::Warn, "ptk filter: could not mask a header");
-                    }
-                }
-                self.error = Some(ErrorBody {
-                    status,
-                    hold,
-                    length_fixed: value("content-length").is_some(),
-                });
-                Headers::Inspect
+            HeadersVerdict::Inspect { hold } => self.inspect(metrics, &headers, status, hold),
+        }
+    }
+
+    /// An error to read: masks the header values that quote the key, keeps the guard for the
+    /// body.
+    fn inspect(
+        &mut self,
+        metrics: &ResponseMetrics,
+        headers: &[(String, String)],
+        status: u16,
+        hold: bool,
+    ) -> Headers {
+        for (name, masked) in masked_headers(headers, &self.key) {
+            metrics.masked();
+            self.log_masked(status);
+            if host::set_response_header(&name, &masked).is_err() {
+                host::log(LogLevel::Warn, "ptk filter: could not mask a header");
             }
         }
+        let length_fixed = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+        self.error = Some(ErrorBody {
+            status,
+            hold,
+            length_fixed,
+        });
+        Headers::Inspect
     }
 
     /// An error body: held back whole (up to `INSPECT_MAX`), else read chunk by chunk; the

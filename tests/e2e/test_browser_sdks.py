@@ -54,6 +54,7 @@ def test_browser_sdks_read_the_providers_headers_through_the_proxy(stack):
     assert got["anthropic"]["text"] == "hi", got["anthropic"]
     assert (got["anthropic"]["requestId"] or "").startswith("req_mock"), got["anthropic"]
     assert got["anthropic"]["remaining"] == "3999"
+    assert got["anthropic"]["organization"] == "org-mock-0001", "Anthropic's '*' was not kept"
     assert got["anthropic_429"]["status"] == 429, got["anthropic_429"]
     assert got["anthropic_429"]["rateLimitError"] is True
     assert got["anthropic_429"]["retryAfter"] == "7"

@@ -241,3 +241,27 @@ def test_the_class_is_counted_and_logged_never_the_key(stack, token):
     assert "masked a fragment of the upstream credential in an error from openai (status 429)" in logs
     assert_no_fragment(logs)
     assert REAL_KEYS["OPENAI_API_KEY"] not in logs
+
+
+def test_a_compressed_provider_error_is_read_too(stack, token):
+    """Google's front end gzips even a small JSON error for a client that accepts gzip (the
+    mock does with x-mock-gzip): the filter asks providers for identity so it can read them."""
+    gz = {"x-mock-gzip": "1", "accept-encoding": "gzip, deflate, br"}
+    resp = call(stack.url, token, "gemini", {"x-mock-error": "invalid_key", **gz})
+    assert resp.status_code == 400 and resp.json()["error"]["message"] == MESSAGE
+    resp = call(stack.url, token, "openai", {"x-mock-error": "quote_key", **gz})
+    assert resp.status_code == 429
+    assert_no_fragment(visible(resp))
+    sent = [dict(r["headers"]).get("accept-encoding") for r in stack.upstream_requests()]
+    assert sent == ["identity", "identity"]
+
+
+def test_an_error_header_quoting_the_key_is_masked(stack, token):
+    tail = KEYS["OPENAI_API_KEY"][-6:]
+    extra = {"x-mock-status": "429",
+             "x-mock-headers": json.dumps({"x-debug-key": f"sk-proj-****{tail}", "x-other": "kept"})}
+    resp = call(stack.url, token, "openai", extra)
+    assert resp.status_code == 429
+    assert resp.headers["x-other"] == "kept"
+    assert len(resp.headers["x-debug-key"]) == len(f"sk-proj-****{tail}")
+    assert_no_fragment(visible(resp))

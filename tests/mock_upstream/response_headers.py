@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aiohttp.web import ContentCoding
+
 OPENAI = {
     "x-ratelimit-limit-requests": "5000",
     "x-ratelimit-limit-tokens": "800000",
@@ -29,6 +31,7 @@ ANTHROPIC = {
     "anthropic-ratelimit-tokens-limit": "400000",
     "anthropic-ratelimit-tokens-remaining": "399990",
     "anthropic-ratelimit-tokens-reset": "2026-11-29T12:00:01Z",
+    "anthropic-organization-id": "org-mock-0001",
     "access-control-expose-headers": "*",
 }
 
@@ -51,6 +54,13 @@ def extra(request: Any) -> list[tuple[str, str]]:
     if isinstance(parsed, list):
         return [(str(i[0]), str(i[1])) for i in parsed if isinstance(i, list) and len(i) == 2]
     return []
+
+
+def maybe_gzip(request: Any, response: Any) -> None:
+    """With ``x-mock-gzip: 1``, gzips the body when the request accepts gzip, as Google's
+    front end does even for small JSON errors (call before the response is prepared)."""
+    if request.headers.get("x-mock-gzip") == "1" and "gzip" in request.headers.get("accept-encoding", ""):
+        response.enable_compression(ContentCoding.gzip)
 
 
 def apply(request: Any, response: Any, provider: str) -> None:

@@ -216,6 +216,7 @@ def make_app(state: State, log: bool = True) -> web.Application:
         body = await request.read()
         _record(state, request, "http", body, received)
         resp = await handle_http(request, body)
+        response_headers.maybe_gzip(request, resp)
         # A held non-streaming response: nothing is sent until release (SSE holds after the
         # first event, in _sse), like a completion the provider is still working on.
         if isinstance(resp, web.Response) and _held(request):
