@@ -24,6 +24,7 @@ pub mod shared_cache;
 pub mod slots;
 pub mod upstream_errors;
 pub mod usage;
+pub mod ws_frames;
 
 pub use config::FilterConfig;
 pub use pipeline::{

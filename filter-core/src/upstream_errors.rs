@@ -12,7 +12,12 @@
 //!   for the key or a fragment of it ([`key_fragments`]); what is found is masked in place,
 //!   everything else passes byte for byte.
 //!
-//! Successful responses (below 400, `101 Switching Protocols` included) are never looked at.
+//! - **a WebSocket the provider accepted** (101): the first [`FRAMES_MAX`] bytes of its text
+//!   and close frames are searched the same way (OpenAI's Realtime API accepts the upgrade of a
+//!   refused key, then sends an `error` event quoting it masked, then closes with 3000), and a
+//!   fragment masked in place inside the frame ([`crate::ws_frames`]).
+//!
+//! Other successful responses (below 400) are never looked at.
 
 use ptk_wire::Provider;
 use serde_json::{json, Value};
@@ -22,6 +27,7 @@ use crate::key_fragments;
 use crate::plan::RewritePlan;
 use crate::refusal::LocalReply;
 use crate::route::{ErrorShape, Route};
+use crate::ws_frames::FrameScanner;
 
 /// What the response path needs to know about a request forwarded with a real key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +40,9 @@ pub struct Forwarded {
     pub origin: Option<String>,
 }
 
+/// Bytes of a WebSocket's first server frames searched for the key; the rest pass unread.
+pub const FRAMES_MAX: usize = 64 * 1024;
+
 /// Most bytes of an error body held back to be read whole; a longer one is searched as it
 /// passes, chunk by chunk.
 pub const INSPECT_MAX: usize = 64 * 1024;
@@ -43,6 +52,9 @@ pub const INSPECT_MAX: usize = 64 * 1024;
 pub enum HeadersVerdict {
     /// A success, or nothing to do: pass untouched, never look at the body.
     Pass,
+    /// A WebSocket the provider accepted: search its first server frames (up to
+    /// [`FRAMES_MAX`] bytes) as they pass.
+    Frames,
     /// The provider refused the operator's credential: answer this instead.
     Replace(LocalReply),
     /// An error: read its body (held back whole when `hold`, else chunk by chunk).
@@ -92,6 +104,7 @@ pub const CODE: &str = "upstream_credential_refused";
 /// Decides from the status (and content type) of a forwarded request's response.
 pub fn on_headers(fwd: &Forwarded, status: u16, content_type: Option<&str>) -> HeadersVerdict {
     match status {
+        101 if fwd.websocket => HeadersVerdict::Frames,
         0..=399 => HeadersVerdict::Pass,
         401 | 403 => HeadersVerdict::Replace(credential_refused(fwd, status, MESSAGE)),
         _ => HeadersVerdict::Inspect {
@@ -158,6 +171,22 @@ pub fn key_in_plan(plan: &RewritePlan) -> Option<&str> {
         .or_else(|| plan.set_value("x-api-key"))
         .or_else(|| plan.set_value("x-goog-api-key"))
         .filter(|key| !key.is_empty())
+}
+
+/// Masks fragments of `key` inside the readable payloads of a chunk of server frames; returns
+/// how many were masked. The chunk keeps its length and every frame header.
+pub fn mask_frames(scanner: &mut FrameScanner, chunk: &mut [u8], key: &str) -> usize {
+    scanner
+        .readable(chunk)
+        .into_iter()
+        .map(|range| key_fragments::mask(&mut chunk[range], key))
+        .sum()
+}
+
+/// Whether to drop the client's `sec-websocket-extensions` offer from a handshake forwarded
+/// with a real key: a compressed frame (permessage-deflate) could not be searched for the key.
+pub fn drop_extensions(websocket: bool, offered: Option<&str>) -> bool {
+    websocket && offered.is_some()
 }
 
 /// Header values of an error response that show the key, masked: `(name, new value)` for each

@@ -3,11 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ptk_filter_core::key_fragments;
-use ptk_filter_core::upstream_errors::{ask_identity, key_in_plan};
+use ptk_filter_core::upstream_errors::{ask_identity, drop_extensions, key_in_plan, mask_frames};
 use ptk_filter_core::upstream_errors::{
     gemini_key_refused, masked_headers, on_body, on_headers, BodyVerdict, Forwarded,
     HeadersVerdict, Rewritten, CODE, MESSAGE,
 };
+use ptk_filter_core::ws_frames::FrameScanner;
 use ptk_filter_core::{identify, LocalReply, Route};
 
 mod common;
@@ -446,4 +447,56 @@ fn providers_are_asked_for_identity_when_the_client_accepts_a_coding() {
     ] {
         assert_eq!(ask_identity(accept), ask, "{accept:?}");
     }
+}
+
+#[test]
+fn an_accepted_websocket_has_its_first_frames_searched() {
+    let ws = Forwarded {
+        route: Route::Openai,
+        websocket: true,
+        origin: None,
+    };
+    assert_eq!(on_headers(&ws, 101, None), HeadersVerdict::Frames);
+    assert_eq!(
+        on_headers(&fwd(Route::Openai), 101, None),
+        HeadersVerdict::Pass
+    );
+    assert_eq!(on_headers(&ws, 200, None), HeadersVerdict::Pass);
+}
+
+/// OpenAI's Realtime API after accepting the upgrade of a refused key: an error event quoting
+/// it masked, then a close; cut anywhere, every frame stays valid and the tail is gone.
+#[test]
+fn a_realtime_error_event_is_masked_inside_its_frame() {
+    let event = format!(
+        r#"{{"type":"error","error":{{"type":"invalid_request_error","code":"invalid_api_key","message":"Incorrect API key provided: sk-proj-********{}."}}}}"#,
+        &KEY[KEY.len() - 4..]
+    );
+    let mut stream = vec![0x81, 126];
+    stream.extend_from_slice(&(event.len() as u16).to_be_bytes());
+    stream.extend_from_slice(event.as_bytes());
+    let close = b"\x0b\xb8invalid_request_error.invalid_api_key";
+    stream.extend_from_slice(&[0x88, close.len() as u8]);
+    stream.extend_from_slice(close);
+    for cut in [stream.len(), 3, 40, 150] {
+        let mut scanner = FrameScanner::default();
+        let mut out = Vec::new();
+        for piece in [&stream[..cut], &stream[cut..]] {
+            let mut chunk = piece.to_vec();
+            mask_frames(&mut scanner, &mut chunk, KEY);
+            out.extend(chunk);
+        }
+        assert_eq!(out.len(), stream.len());
+        assert_eq!(&out[..4], &stream[..4], "the frame header is untouched");
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains(&KEY[KEY.len() - 4..]), "cut {cut}: {text}");
+        assert!(text.contains("invalid_request_error.invalid_api_key"));
+    }
+}
+
+#[test]
+fn extensions_are_dropped_from_forwarded_handshakes_only() {
+    assert!(drop_extensions(true, Some("permessage-deflate")));
+    assert!(!drop_extensions(true, None));
+    assert!(!drop_extensions(false, Some("permessage-deflate")));
 }

@@ -446,10 +446,15 @@ impl HttpContext for PtkHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        // Every response below 400 dropped its guard at the headers: nothing to do, at once.
+        // Every response below 400 dropped its guard at the headers (an accepted WebSocket keeps
+        // it for its first frames only): nothing to do, at once.
         match (self.guard.as_mut(), self.worker.as_ref()) {
             (Some(guard), Some(worker)) => {
-                guard.on_body(&worker.response_metrics, body_size, end_of_stream)
+                let action = guard.on_body(&worker.response_metrics, body_size, end_of_stream);
+                if guard.done() {
+                    self.guard = None;
+                }
+                action
             }
             _ => Action::Continue,
         }

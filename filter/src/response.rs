@@ -4,14 +4,16 @@
 //! hands each response over.
 //!
 //! Cost: the body callback is exported again for this, so Envoy enters the VM once per
-//! response body chunk; every response below 400 drops its guard at the headers, and the body
-//! callback then returns at once (measured in docs/benchmarks.md).
+//! response body chunk; every response below 400 drops its guard at the headers (an accepted
+//! WebSocket after its first 64 KiB of server frames), and the body callback then returns at
+//! once (measured in docs/benchmarks.md).
 
 use proxy_wasm::types::{Action, LogLevel};
 use ptk_filter_core::upstream_errors::{
-    ask_identity, key_in_plan, masked_headers, on_body, on_headers, BodyVerdict, Forwarded,
-    HeadersVerdict, Rewritten, INSPECT_MAX,
+    ask_identity, drop_extensions, key_in_plan, mask_frames, masked_headers, on_body, on_headers,
+    BodyVerdict, Forwarded, HeadersVerdict, Rewritten, FRAMES_MAX, INSPECT_MAX,
 };
+use ptk_filter_core::ws_frames::FrameScanner;
 use ptk_filter_core::{PendingCheck, RequestHead, RewritePlan};
 use ptk_wire::Provider;
 
@@ -25,6 +27,14 @@ pub struct Guard {
     /// Set once the headers showed an error: its status, whether its body is held back to be
     /// read whole, and whether its length was announced.
     error: Option<ErrorBody>,
+    /// Set once the provider accepted a WebSocket: its first server frames are searched.
+    frames: Option<Frames>,
+}
+
+struct Frames {
+    scanner: FrameScanner,
+    /// Bytes still to search before the guard lets the rest pass unread.
+    left: usize,
 }
 
 struct ErrorBody {
@@ -53,6 +63,14 @@ impl Guard {
         {
             host::log(LogLevel::Warn, "ptk filter: could not set accept-encoding");
         }
+        if drop_extensions(pending.websocket, head.header("sec-websocket-extensions"))
+            && host::remove_request_header("sec-websocket-extensions").is_err()
+        {
+            host::log(
+                LogLevel::Warn,
+                "ptk filter: could not drop websocket extensions",
+            );
+        }
         Guard {
             fwd: Forwarded {
                 route: pending.identified.route,
@@ -61,6 +79,7 @@ impl Guard {
             },
             key: key.to_string(),
             error: None,
+            frames: None,
         }
     }
 
@@ -80,6 +99,13 @@ impl Guard {
             return Headers::Pass;
         };
         if status < 400 {
+            if on_headers(&self.fwd, status, None) == HeadersVerdict::Frames {
+                self.frames = Some(Frames {
+                    scanner: FrameScanner::default(),
+                    left: FRAMES_MAX,
+                });
+                return Headers::Inspect;
+            }
             return Headers::Pass;
         }
         let headers = host::response_headers().unwrap_or_default();
@@ -90,7 +116,7 @@ impl Guard {
                 .map(|(_, v)| v.as_str())
         };
         match on_headers(&self.fwd, status, value("content-type")) {
-            HeadersVerdict::Pass => Headers::Pass,
+            HeadersVerdict::Pass | HeadersVerdict::Frames => Headers::Pass,
             HeadersVerdict::Replace(reply) => {
                 metrics.refused(self.provider());
                 host::log(
@@ -142,6 +168,10 @@ impl Guard {
     /// An error body: held back whole (up to `INSPECT_MAX`), else read chunk by chunk; the
     /// bytes Envoy holds are rewritten when the verdict says so.
     pub fn on_body(&mut self, metrics: &ResponseMetrics, size: usize, end: bool) -> Action {
+        if self.frames.is_some() {
+            self.on_frames(metrics, size);
+            return Action::Continue;
+        }
         let Some(error) = self.error.as_mut() else {
             return Action::Continue;
         };
@@ -189,6 +219,34 @@ impl Guard {
             }
         }
         Action::Continue
+    }
+
+    /// True once nothing more will be looked at (the WebSocket's search budget is spent).
+    pub fn done(&self) -> bool {
+        self.frames.as_ref().is_some_and(|f| f.left == 0)
+    }
+
+    /// One chunk of an accepted WebSocket's server frames: fragments of the key masked inside
+    /// text and close payloads.
+    fn on_frames(&mut self, metrics: &ResponseMetrics, size: usize) {
+        let Some(frames) = self.frames.as_mut() else {
+            return;
+        };
+        frames.left = frames.left.saturating_sub(size);
+        let Some(mut chunk) = host::response_body(size) else {
+            return;
+        };
+        if mask_frames(&mut frames.scanner, &mut chunk, &self.key) == 0 {
+            return;
+        }
+        metrics.masked();
+        self.log_masked(101);
+        if host::set_response_body(size, &chunk).is_err() {
+            host::log(
+                LogLevel::Error,
+                "ptk filter: could not rewrite a websocket frame",
+            );
+        }
     }
 
     fn provider(&self) -> Provider {

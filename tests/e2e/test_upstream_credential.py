@@ -208,18 +208,28 @@ def test_a_refused_live_handshake_keeps_its_status(stack, token):
     assert_no_fragment(visible(r))
 
 
-def test_an_open_websocket_is_untouched(stack, token):
-    async def echo() -> str:
+def test_an_open_websocket_is_searched_only_in_its_first_frames(stack, token):
+    tail_frame = f"key tail ***{KEYS['OPENAI_API_KEY'][-4:]}"
+
+    async def echo(frames: list[str]) -> list[str]:
         async with aiohttp.ClientSession() as session:
             url = URL(ws_url(stack, "/v1/realtime?model=m"), encoded=True)
             async with session.ws_connect(url, headers={"authorization": f"Bearer {token}"}) as ws:
-                frame = f"key tail ***{KEYS['OPENAI_API_KEY'][-4:]}"
-                await ws.send_str(frame)
-                got = await ws.receive(timeout=5)
+                got = []
+                for frame in frames:
+                    await ws.send_str(frame)
+                    got.append((await ws.receive(timeout=5)).data)
                 await ws.close()
-                return got.data
-    # Frames after the upgrade are the conversation, not an error: never looked at.
-    assert asyncio.run(echo()) == f"key tail ***{KEYS['OPENAI_API_KEY'][-4:]}"
+                return got
+
+    # Within the first 64 KiB of server frames a fragment of the key is masked, the rest kept.
+    got = asyncio.run(echo(["hello", tail_frame]))
+    assert got[0] == "hello" and len(got[1]) == len(tail_frame)
+    assert_no_fragment(got[1])
+    # After them the conversation passes unread, byte for byte.
+    filler = ["x" * 16_000] * 5
+    got = asyncio.run(echo([*filler, tail_frame]))
+    assert got == [*filler, tail_frame]
 
 
 def test_the_class_is_counted_and_logged_never_the_key(stack, token):
@@ -265,3 +275,26 @@ def test_an_error_header_quoting_the_key_is_masked(stack, token):
     assert resp.headers["x-other"] == "kept"
     assert len(resp.headers["x-debug-key"]) == len(f"sk-proj-****{tail}")
     assert_no_fragment(visible(resp))
+
+
+def test_a_realtime_session_refused_after_the_upgrade_never_shows_the_key(stack, token):
+    """OpenAI's Realtime API accepts the upgrade of a refused key, sends an error event quoting
+    it masked, then closes with 3000: the event reaches the client with the key masked inside
+    its frame; the client's permessage-deflate offer is not passed on (a compressed frame could
+    not be searched)."""
+    async def session() -> tuple[str, int | None, str]:
+        async with aiohttp.ClientSession() as s:
+            url = URL(ws_url(stack, "/v1/realtime?model=gpt-realtime"), encoded=True)
+            headers = {"authorization": f"Bearer {token}", "x-mock-error": "invalid_key_event",
+                       "sec-websocket-extensions": "permessage-deflate; client_max_window_bits"}
+            async with s.ws_connect(url, headers=headers) as ws:
+                event = await ws.receive(timeout=5)
+                closing = await ws.receive(timeout=5)
+                return event.data, ws.close_code, closing.extra or ""
+    event, code, reason = asyncio.run(session())
+    message = json.loads(event)["error"]["message"]
+    assert message.startswith("Incorrect API key provided: ") and "*" in message
+    assert (code, reason) == (3000, "invalid_request_error.invalid_api_key")
+    assert_no_fragment(event)
+    handshake = [r for r in stack.upstream_requests() if r["kind"] == "websocket"][-1]
+    assert "sec-websocket-extensions" not in dict(handshake["headers"])

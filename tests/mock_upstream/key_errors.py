@@ -7,10 +7,14 @@ invalid-key error: OpenAI 401 quoting the key masked the way OpenAI does
 with reason ``API_KEY_INVALID``. ``x-mock-error: quote_key`` (status from ``x-mock-status``,
 429 by default) answers an error whose message quotes the key masked; ``quote_key_full``
 quotes it whole. Works on HTTP and on WebSocket handshakes (the upgrade is refused).
+``invalid_key_event`` on a WebSocket does what OpenAI's Realtime API does with a refused key:
+accepts the upgrade, sends an ``error`` event quoting the key masked, closes with 3000
+``invalid_request_error.invalid_api_key``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from . import fixtures as fx
@@ -21,6 +25,22 @@ MODES = ("invalid_key", "quote_key", "quote_key_full")
 def mode(request: Any) -> str | None:
     raw = (request.headers.get("x-mock-error") or request.query.get("mock_error") or "").strip()
     return raw if raw in MODES else None
+
+
+def ws_event(request: Any) -> str | None:
+    """The Realtime ``error`` event for ``x-mock-error: invalid_key_event``, or ``None``."""
+    raw = (request.headers.get("x-mock-error") or request.query.get("mock_error") or "").strip()
+    if raw != "invalid_key_event":
+        return None
+    key = received_key(request)
+    return json.dumps({"type": "error", "event_id": fx._uid("event_"), "error": {
+        "type": "invalid_request_error", "code": "invalid_api_key", "param": None,
+        "message": f"Incorrect API key provided: {openai_mask(key)}. You can find your API key "
+                   "at https://platform.openai.com/account/api-keys.", "event_id": None}})
+
+
+#: Close code and reason OpenAI's Realtime API ends a refused key's session with.
+WS_CLOSE = (3000, "invalid_request_error.invalid_api_key")
 
 
 def received_key(request: Any) -> str:

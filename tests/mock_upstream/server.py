@@ -373,6 +373,11 @@ def make_app(state: State, log: bool = True) -> web.Application:
             max_msg_size=0,
         )
         await ws.prepare(request)
+        event = key_errors.ws_event(request)
+        if event is not None:
+            await ws.send_str(event)
+            await ws.close(code=key_errors.WS_CLOSE[0], message=key_errors.WS_CLOSE[1].encode())
+            return ws
         async for msg in _iter_ws(ws):
             if msg.type == WSMsgType.TEXT:
                 text = msg.data

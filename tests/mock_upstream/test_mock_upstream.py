@@ -668,3 +668,17 @@ def test_gemini_cached_contents(mock):
     r = requests.patch(mock.base_url + "/v1beta/cachedContents/c1?updateMask=ttl", json={"ttl": "60s"})
     assert r.status_code == 200 and r.json()["name"] == "cachedContents/c1"
     assert classify("/v1beta/cachedContents/c1", "GET", {}) == ("gemini", "cached_content")
+
+
+def test_websocket_invalid_key_event_then_close_3000(mock):
+    async def run():
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(mock.base_url + "/v1/realtime",
+                                    headers={"authorization": f"Bearer {OPENAI_KEY}",
+                                             "x-mock-error": "invalid_key_event"}) as ws:
+                event = await ws.receive(timeout=5)
+                closing = await ws.receive(timeout=5)
+                return event.data, ws.close_code, closing.extra
+    data, code, reason = asyncio.run(run())
+    assert json.loads(data)["error"]["code"] == "invalid_api_key" and OPENAI_KEY[-4:] in data
+    assert (code, reason) == (3000, "invalid_request_error.invalid_api_key")
