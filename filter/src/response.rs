@@ -257,7 +257,7 @@ impl Guard {
         host::log(
             LogLevel::Warn,
             &format!(
-                "ptk filter: masked a fragment of the upstream credential in an error from {} \
+                "ptk filter: masked a fragment of the upstream credential in a response from {} \
                  (status {status})",
                 self.provider().as_str()
             ),

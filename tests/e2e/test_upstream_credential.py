@@ -248,7 +248,7 @@ def test_the_class_is_counted_and_logged_never_the_key(stack, token):
     logs = stack.logs()
     assert "anthropic refused the proxy's upstream credential (status 401)" in logs
     assert "gemini refused the proxy's upstream credential (status 400" in logs
-    assert "masked a fragment of the upstream credential in an error from openai (status 429)" in logs
+    assert "masked a fragment of the upstream credential in a response from openai (status 429)" in logs
     assert_no_fragment(logs)
     assert REAL_KEYS["OPENAI_API_KEY"] not in logs
 
