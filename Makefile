@@ -51,9 +51,10 @@ $(COMPAT_NODE)/node_modules/.installed: $(COMPAT_NODE)/package-lock.json
 	cd $(COMPAT_NODE) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# The browser tier (tests/e2e/test_dashboard_browser.py): Debian's Chromium, installed only when
-# /usr/bin/chromium is missing, and playwright-core from the committed lockfile (playwright-core
-# never downloads a browser; the test uses /usr/bin/chromium).
+# The browser tier (tests/e2e/test_dashboard_browser.py, test_browser_*.py): Debian's Chromium,
+# installed only when /usr/bin/chromium is missing, and from the committed lockfile
+# playwright-core (it never downloads a browser; the tests use /usr/bin/chromium), the browser
+# SDKs the CORS test runs (openai, @anthropic-ai/sdk, @google/genai) and esbuild to bundle them.
 BROWSER_NODE := tests/browser
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

@@ -6,18 +6,17 @@
 //! table needs to echo `access-control-request-headers` (so new SDK headers never need a
 //! config change), answer Origin-less preflights, and decorate the filter's own local replies.
 
+use crate::expose;
 use crate::refusal::LocalReply;
 use crate::request::RequestHead;
 
-/// `access-control-allow-methods` on preflights (exact string of the original; no PATCH).
-pub const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
+/// `access-control-allow-methods` on preflights: every method the providers' APIs use.
+/// The original Worker left PATCH out, which broke `@google/genai`'s `caches.update` and
+/// `models.update` in browsers; PUT and DELETE are used too (Gemini uploads, deletions).
+pub const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 
 /// `access-control-max-age` on preflights.
 pub const MAX_AGE: &str = "86400";
-
-/// `access-control-expose-headers`: the Gemini resumable-upload headers browsers must read.
-pub const EXPOSE_HEADERS: &str =
-    "x-goog-upload-url, x-goog-upload-status, x-goog-upload-chunk-granularity";
 
 /// True for a CORS preflight: any `OPTIONS` that is not a WebSocket upgrade.
 pub fn is_preflight(head: &RequestHead) -> bool {
@@ -47,14 +46,19 @@ pub fn preflight_reply(head: &RequestHead) -> LocalReply {
         body: Vec::new(),
     };
     if let Some(origin) = origin_of(head) {
-        reply.headers.extend(decoration(&origin, None));
+        reply.headers.extend(decoration(&origin, None, None));
     }
     reply
 }
 
 /// Headers that decorate a response for a request with this `Origin`. `vary` is appended to
-/// the response's existing value, if any.
-pub fn decoration(origin: &str, existing_vary: Option<&str>) -> Vec<(String, String)> {
+/// the response's existing value, if any; the provider's `access-control-expose-headers`
+/// (`existing_expose`) is kept and merged with what the SDKs read ([`expose::merged`]).
+pub fn decoration(
+    origin: &str,
+    existing_vary: Option<&str>,
+    existing_expose: Option<&str>,
+) -> Vec<(String, String)> {
     let vary = match existing_vary.map(str::trim).filter(|v| !v.is_empty()) {
         Some(v)
             if v.split(',')
@@ -70,15 +74,16 @@ pub fn decoration(origin: &str, existing_vary: Option<&str>) -> Vec<(String, Str
         ("vary".into(), vary),
         (
             "access-control-expose-headers".into(),
-            EXPOSE_HEADERS.into(),
+            expose::merged(existing_expose),
         ),
     ]
 }
 
-/// A local reply decorated for `origin` (no-op without one).
+/// A local reply decorated for `origin` (no-op without one). It exposes what the SDKs read,
+/// `retry-after` included (the 429s carry it).
 pub fn decorate(mut reply: LocalReply, origin: Option<&str>) -> LocalReply {
     if let Some(origin) = origin {
-        reply.headers.extend(decoration(origin, None));
+        reply.headers.extend(decoration(origin, None, None));
     }
     reply
 }
@@ -122,7 +127,7 @@ mod tests {
         assert_eq!(get(&r, "vary"), Some("Origin"));
         assert_eq!(
             get(&r, "access-control-expose-headers"),
-            Some(EXPOSE_HEADERS)
+            Some(expose::sdk_list().as_str())
         );
         assert_eq!(get(&r, "access-control-allow-credentials"), None);
     }
@@ -151,7 +156,7 @@ mod tests {
     #[test]
     fn vary_is_appended_once() {
         let v = |existing| {
-            decoration("o", existing)
+            decoration("o", existing, None)
                 .into_iter()
                 .find(|(n, _)| n == "vary")
                 .map(|(_, v)| v)
@@ -165,5 +170,38 @@ mod tests {
             v(Some("accept-encoding, origin")).as_deref(),
             Some("accept-encoding, origin")
         );
+    }
+
+    #[test]
+    fn preflights_allow_every_method_the_providers_use() {
+        let methods: Vec<&str> = ALLOW_METHODS.split(", ").collect();
+        for needed in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            assert!(methods.contains(&needed), "{needed}");
+        }
+    }
+
+    #[test]
+    fn the_provider_expose_list_is_kept() {
+        let expose = |provider| {
+            decoration("o", None, provider)
+                .into_iter()
+                .find(|(n, _)| n == "access-control-expose-headers")
+                .map(|(_, v)| v)
+        };
+        assert_eq!(expose(Some("*")).as_deref(), Some("*"));
+        assert!(expose(Some("x-a"))
+            .is_some_and(|v| v.starts_with("x-a, ") && v.contains("retry-after")));
+        assert_eq!(expose(None), Some(expose::sdk_list()));
+    }
+
+    #[test]
+    fn local_replies_expose_retry_after() {
+        let reply = decorate(
+            crate::Refusal::RateLimited { retry_after_s: 7 }.reply(crate::ErrorShape::Openai),
+            Some("https://a"),
+        );
+        assert_eq!(get(&reply, "retry-after"), Some("7"));
+        let exposed = get(&reply, "access-control-expose-headers").unwrap_or_default();
+        assert!(exposed.split(", ").any(|n| n == "retry-after"), "{exposed}");
     }
 }

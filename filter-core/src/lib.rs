@@ -10,9 +10,11 @@ pub mod cors;
 pub mod credentials;
 pub mod deny_cache;
 pub mod ephemeral;
+pub mod expose;
 pub mod guard;
 pub mod guess_throttle;
 mod header_rules;
+pub mod key_fragments;
 pub mod local_pool;
 pub mod open_streams;
 pub mod pipeline;
@@ -29,7 +31,9 @@ pub mod subprotocol;
 pub mod upload_sessions;
 pub mod upload_url;
 pub mod uploads;
+pub mod upstream_errors;
 pub mod usage;
+pub mod ws_frames;
 
 pub use config::FilterConfig;
 pub use pipeline::{

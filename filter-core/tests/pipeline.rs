@@ -393,7 +393,7 @@ fn refusals_are_decorated_for_browsers() {
     );
     assert_eq!(
         header(&r, "access-control-expose-headers"),
-        Some(ptk_filter_core::cors::EXPOSE_HEADERS)
+        Some(ptk_filter_core::expose::sdk_list().as_str())
     );
     let no_origin = reply(
         &openai(),

@@ -51,6 +51,26 @@ pub fn response_header(name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
+/// Every response header, values converted lossily.
+pub fn response_headers() -> Result<Vec<(String, String)>, Status> {
+    Ok(hostcalls::get_map_bytes(MapType::HttpResponseHeaders)?
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect())
+}
+
+/// The response body Envoy holds for this callback (what was buffered, or this chunk).
+pub fn response_body(size: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
+        .ok()
+        .flatten()
+}
+
+/// Replaces the first `size` bytes of the response body Envoy holds with `body`.
+pub fn set_response_body(size: usize, body: &[u8]) -> Result<(), Status> {
+    hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, body)
+}
+
 /// Sets a response header, replacing any existing values.
 pub fn set_response_header(name: &str, value: &str) -> Result<(), Status> {
     hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value))

@@ -16,6 +16,7 @@ use ptk_filter_core::{
 };
 
 use crate::host::{self, HostSharedData};
+use crate::response::{self, Guard};
 use crate::root::Worker;
 
 // Gemini resumable uploads (keyless legs, upload URLs in responses): kept apart.
@@ -44,6 +45,8 @@ pub struct PtkHttp {
     upload_watch: Option<UploadWatch>,
     /// A keyless upload leg waiting on the revalidation of its session's token.
     leg: Option<uploads::WaitingLeg>,
+    /// The response of a request forwarded with a real key, until its status is known.
+    guard: Option<Box<Guard>>,
 }
 
 /// The guess throttle's view of a request's sender (empty when the throttle is off).
@@ -105,6 +108,7 @@ impl PtkHttp {
             cors_origin: None,
             upload_watch: None,
             leg: None,
+            guard: None,
         }
     }
 
@@ -202,6 +206,7 @@ impl PtkHttp {
             self.store_unavailable(worker, pending);
             return false;
         }
+        self.guard = Some(Box::new(Guard::start(pending, head, key)));
         worker.metrics.cache_hit();
         worker.metrics.allowed();
         worker.usage.borrow_mut().record(&pending.hash);
@@ -284,6 +289,7 @@ impl PtkHttp {
             self.store_unavailable(worker, &waiting.pending);
             return;
         }
+        self.guard = Guard::from_plan(&waiting.pending, &waiting.head, plan).map(Box::new);
         let cache_key = &waiting.pending.cache_key;
         worker.denies.borrow_mut().forget(cache_key);
         waiting.client.allowed(worker);
@@ -454,15 +460,43 @@ impl HttpContext for PtkHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let (Some(guard), Some(worker)) = (self.guard.as_mut(), self.worker.as_ref()) {
+            match guard.on_headers(&worker.response_metrics) {
+                response::Headers::Pass => self.guard = None,
+                response::Headers::Inspect => {}
+                // The filter answered in the provider's place (CORS included).
+                response::Headers::Replaced => {
+                    self.guard = None;
+                    self.cors_origin = None;
+                    return Action::Pause;
+                }
+            }
+        }
         self.upload_response();
         if let Some(origin) = self.cors_origin.take() {
             let vary = host::response_header("vary");
-            for (name, value) in decoration(&origin, vary.as_deref()) {
+            let expose = host::response_header("access-control-expose-headers");
+            for (name, value) in decoration(&origin, vary.as_deref(), expose.as_deref()) {
                 if host::set_response_header(&name, &value).is_err() {
                     host::log(LogLevel::Warn, "ptk filter: could not set a CORS header");
                 }
             }
         }
         Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        // Every response below 400 dropped its guard at the headers (an accepted WebSocket keeps
+        // it for its first frames only): nothing to do, at once.
+        match (self.guard.as_mut(), self.worker.as_ref()) {
+            (Some(guard), Some(worker)) => {
+                let action = guard.on_body(&worker.response_metrics, body_size, end_of_stream);
+                if guard.done() {
+                    self.guard = None;
+                }
+                action
+            }
+            _ => Action::Continue,
+        }
     }
 }

@@ -11,24 +11,27 @@ use crate::host;
 
 /// One counter: its host id and the count not yet flushed.
 #[derive(Debug, Default)]
-struct Counter {
+pub struct Counter {
     id: Option<u32>,
     pending: Cell<u64>,
 }
 
 impl Counter {
-    fn define(name: &str) -> Counter {
+    /// Defines `ptk.<name>` (no-op counter if the host refuses).
+    pub fn define(name: &str) -> Counter {
         Counter {
             id: host::define_counter(&format!("ptk.{name}")),
             pending: Cell::new(0),
         }
     }
 
-    fn add(&self) {
+    /// Counts one.
+    pub fn add(&self) {
         self.pending.set(self.pending.get().saturating_add(1));
     }
 
-    fn flush(&self) {
+    /// Adds the pending count to Envoy's counter.
+    pub fn flush(&self) {
         let n = self.pending.replace(0);
         if n > 0 {
             host::add_to_counter(self.id, n);

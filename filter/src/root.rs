@@ -22,6 +22,7 @@ use ptk_filter_core::FilterConfig;
 use crate::host::{self, HostSharedData};
 use crate::http::PtkHttp;
 use crate::metrics::Metrics;
+use crate::response::ResponseMetrics;
 
 /// Everything a request context needs; one per worker (VM), so the `RefCell`s are never
 /// borrowed across threads. Every map in here is bounded (see each type).
@@ -47,6 +48,8 @@ pub struct Worker {
     pub anchor: Cell<CasAnchor>,
     /// Forwarded requests still open, by token.
     pub streams: RefCell<OpenStreams>,
+    /// Counters of provider errors about the operator's credential.
+    pub response_metrics: ResponseMetrics,
 }
 
 /// The root context; `worker` is `None` until a valid configuration arrives.
@@ -192,6 +195,7 @@ impl RootContext for PtkRoot {
                     pool: RefCell::new(LocalPool::default()),
                     anchor: Cell::new(CasAnchor::refresh(&HostSharedData)),
                     streams: RefCell::new(OpenStreams::default()),
+                    response_metrics: ResponseMetrics::define(),
                 }));
                 true
             }
@@ -219,6 +223,7 @@ impl RootContext for PtkRoot {
         worker.anchor.set(CasAnchor::refresh(&HostSharedData));
         let open = worker.streams.borrow().len();
         worker.metrics.flush(open);
+        worker.response_metrics.flush();
         let Some((headers, body)) = worker
             .usage
             .borrow_mut()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 import struct
 import time
 from dataclasses import dataclass, field
@@ -699,6 +700,26 @@ def gemini_model(model: str) -> dict[str, Any]:
         "temperature": 1.0,
         "topP": 0.95,
         "topK": 64,
+    }
+
+
+def gemini_cached_content(path: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A CachedContent resource (create, get, update: ``PATCH`` applies ``ttl`` / ``expireTime``)."""
+    m = re.search(r"/(cachedContents/[^/:?]+)", path)
+    name = m.group(1) if m else "cachedContents/" + _uid("c")
+    expire = "2026-11-29T13:00:00Z"
+    if method == "PATCH" and isinstance(body.get("expireTime"), str):
+        expire = body["expireTime"]
+    elif method == "PATCH" and isinstance(body.get("ttl"), str):
+        expire = "2026-11-29T14:00:00Z"
+    return {
+        "name": name,
+        "model": body.get("model") or "models/gemini-2.5-flash",
+        "displayName": body.get("displayName", ""),
+        "createTime": "2026-11-29T12:00:00Z",
+        "updateTime": "2026-11-29T12:30:00Z" if method == "PATCH" else "2026-11-29T12:00:00Z",
+        "expireTime": expire,
+        "usageMetadata": {"totalTokenCount": 12},
     }
 
 

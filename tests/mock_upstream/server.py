@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from . import fixtures as fx
 from .uploads import Uploads, is_upload_path
+from . import fixed_body, key_errors, response_headers
 
 HOLD_TIMEOUT_S = 20.0
 CONTROL_PREFIX = "/__mock/"
@@ -98,6 +99,8 @@ def classify(path: str, method: str, headers: Any) -> tuple[str, str]:
     ):
         if ":streamGenerateContent" in path or ":generateContent" in path:
             return "gemini", "generate"
+        if "/cachedContents" in path:
+            return "gemini", "cached_content"
         if ":batchEmbedContents" in path:
             return "gemini", "batch_embed"
         if ":embedContent" in path:
@@ -217,6 +220,7 @@ def make_app(state: State, log: bool = True) -> web.Application:
         body = await request.read()
         _record(state, request, "http", body, received)
         resp = await handle_http(request, body)
+        response_headers.maybe_gzip(request, resp)
         # A held non-streaming response: nothing is sent until release (SSE holds after the
         # first event, in _sse), like a completion the provider is still working on.
         if isinstance(resp, web.Response) and _held(request):
@@ -246,6 +250,12 @@ def make_app(state: State, log: bool = True) -> web.Application:
             return state.uploads.handle(request, body)
         provider, endpoint = classify(path, request.method, request.headers)
         status = _override_status(request)
+        key_error = key_errors.error(request, provider, status)
+        if key_error is not None:
+            return _json(provider, key_error[1], key_error[0])
+        fixed = fixed_body.response(request, status)
+        if fixed is not None:
+            return fixed
         if status is not None:
             return _json(provider, fx.error_body(provider, status), status)
         try:
@@ -255,6 +265,8 @@ def make_app(state: State, log: bool = True) -> web.Application:
         req = parsed if isinstance(parsed, dict) else {}
         stream = _is_stream(path, request.query, parsed)
 
+        if provider == "gemini" and endpoint == "cached_content":
+            return _json(provider, fx.gemini_cached_content(path, request.method, req))
         if provider == "gemini":
             m = _GEMINI_MODEL_IN_PATH.search(path)
             model = m.group(1) if m else fx.DEFAULT_MODELS["gemini"]
@@ -341,6 +353,9 @@ def make_app(state: State, log: bool = True) -> web.Application:
     async def handle_ws(request: web.Request, received: float) -> web.StreamResponse:
         _record(state, request, "websocket", b"", received)
         status = _override_status(request)
+        key_error = key_errors.error(request, "openai", status)
+        if key_error is not None:
+            return web.json_response(key_error[1], status=key_error[0])
         if status is not None:
             return web.json_response(
                 {"error": {"code": status, "message": f"mock upstream refused websocket upgrade ({status})"}},
@@ -367,6 +382,11 @@ def make_app(state: State, log: bool = True) -> web.Application:
             max_msg_size=0,
         )
         await ws.prepare(request)
+        event = key_errors.ws_event(request)
+        if event is not None:
+            await ws.send_str(event)
+            await ws.close(code=key_errors.WS_CLOSE[0], message=key_errors.WS_CLOSE[1].encode())
+            return ws
         async for msg in _iter_ws(ws):
             if msg.type == WSMsgType.TEXT:
                 text = msg.data
@@ -398,6 +418,16 @@ def make_app(state: State, log: bool = True) -> web.Application:
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return
 
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        # Real providers' headers on every response (a successful upgrade excepted), and the
+        # ones a test asks for with x-mock-headers.
+        if request.path.startswith(CONTROL_PREFIX) or response.status == 101:
+            return
+        provider = key_errors.provider_of(
+            request.path, classify(request.path, request.method, request.headers)[0])
+        response_headers.apply(request, response, provider)
+
+    app.on_response_prepare.append(on_prepare)
     app.router.add_route("*", "/{tail:.*}", handler)
     return app
 

@@ -583,3 +583,102 @@ def test_cli_subprocess_ready_line_and_no_secret_logging():
     assert secret not in out and secret not in err
     assert "generateContent" not in out + err
     assert "POST 200" in err
+
+
+# --- provider headers, key errors, fixed bodies, cached contents (issue 10, items 11 and 14) ---
+
+OPENAI_KEY = "sk-proj-N3v8Qk2LmZr7Tx9WbYc4Hd6Fg1Js5Ap0UeKiOoPqRsTuVwXyZ1INEL"
+
+
+def test_provider_rate_limit_headers_and_anthropic_expose_all(mock):
+    r = requests.post(mock.base_url + "/v1/chat/completions", json={"model": "m", "messages": []})
+    assert r.headers["x-ratelimit-remaining-requests"] == "4999"
+    assert r.headers["x-request-id"].startswith("req_")
+    assert "access-control-expose-headers" not in r.headers
+    r = requests.post(mock.base_url + "/v1/messages", json={"model": "m", "messages": []})
+    assert r.headers["anthropic-ratelimit-requests-remaining"] == "3999"
+    assert r.headers["access-control-expose-headers"] == "*"
+    r = requests.post(mock.base_url + "/v1beta/models/g:generateContent", json={})
+    assert not [h for h in r.headers if h.lower().startswith(("x-ratelimit", "anthropic-"))]
+
+
+def test_extra_response_headers(mock):
+    r = requests.post(mock.base_url + "/v1/chat/completions", json={},
+                      headers={"x-mock-status": "429",
+                               "x-mock-headers": json.dumps({"retry-after": "7"})})
+    assert (r.status_code, r.headers["retry-after"]) == (429, "7")
+    twice = json.dumps([["x-a", "1"], ["x-a", "2"]])
+    conn = http.client.HTTPConnection("127.0.0.1", mock.port, timeout=5)
+    conn.request("GET", "/v1/models", headers={"x-mock-headers": twice})
+    assert conn.getresponse().headers.get_all("x-a") == ["1", "2"]
+
+
+def test_invalid_key_errors_quote_what_each_provider_quotes(mock):
+    r = requests.post(mock.base_url + "/v1/chat/completions", json={},
+                      headers={"authorization": f"Bearer {OPENAI_KEY}", "x-mock-error": "invalid_key"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    message = r.json()["error"]["message"]
+    assert message.startswith("Incorrect API key provided: sk-proj-****")
+    assert OPENAI_KEY[-4:] in message and OPENAI_KEY[8:-4] not in message
+    r = requests.post(mock.base_url + "/v1/messages", json={},
+                      headers={"x-api-key": "k", "x-mock-error": "invalid_key"})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    r = requests.post(mock.base_url + "/v1beta/models/g:generateContent?mock_error=invalid_key",
+                      json={}, headers={"x-goog-api-key": "AIzaBAD"})
+    assert r.status_code == 400
+    assert r.json()["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+
+
+def test_quoted_key_errors(mock):
+    for mode, shown in (("quote_key", "sk-proj-****"), ("quote_key_full", OPENAI_KEY)):
+        r = requests.post(mock.base_url + "/v1/chat/completions", json={},
+                          headers={"authorization": f"Bearer {OPENAI_KEY}", "x-mock-error": mode,
+                                   "x-mock-status": "500"})
+        assert r.status_code == 500 and shown in r.json()["error"]["message"]
+    r = requests.post(mock.base_url + "/v1/chat/completions", json={},
+                      headers={"authorization": f"Bearer {OPENAI_KEY}", "x-mock-error": "quote_key"})
+    assert r.status_code == 429
+
+
+def test_websocket_handshake_key_errors(mock):
+    base = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
+            "sec-websocket-key": base64.b64encode(b"0123456789abcdef").decode()}
+    r = requests.get(mock.base_url + "/v1/realtime",
+                     headers={**base, "authorization": f"Bearer {OPENAI_KEY}",
+                              "x-mock-error": "invalid_key"}, timeout=5)
+    assert r.status_code == 401 and OPENAI_KEY[-4:] in r.text
+    live = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+    r = requests.get(mock.base_url + live, headers={**base, "x-goog-api-key": "AIzaBAD",
+                                                    "x-mock-error": "invalid_key"}, timeout=5)
+    assert r.status_code == 400 and "API_KEY_INVALID" in r.text
+
+
+def test_fixed_body(mock):
+    body = bytes(range(256))
+    r = requests.post(mock.base_url + "/v1/chat/completions", json={},
+                      headers={"x-mock-body": base64.b64encode(body).decode(), "x-mock-status": "418",
+                               "x-mock-content-type": "application/octet-stream"})
+    assert (r.status_code, r.content) == (418, body)
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert requests.post(mock.base_url + "/v1/chat/completions", json={},
+                         headers={"x-mock-body": "%%%"}).status_code == 400
+
+
+def test_gemini_cached_contents(mock):
+    r = requests.patch(mock.base_url + "/v1beta/cachedContents/c1?updateMask=ttl", json={"ttl": "60s"})
+    assert r.status_code == 200 and r.json()["name"] == "cachedContents/c1"
+    assert classify("/v1beta/cachedContents/c1", "GET", {}) == ("gemini", "cached_content")
+
+
+def test_websocket_invalid_key_event_then_close_3000(mock):
+    async def run():
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(mock.base_url + "/v1/realtime",
+                                    headers={"authorization": f"Bearer {OPENAI_KEY}",
+                                             "x-mock-error": "invalid_key_event"}) as ws:
+                event = await ws.receive(timeout=5)
+                closing = await ws.receive(timeout=5)
+                return event.data, ws.close_code, closing.extra
+    data, code, reason = asyncio.run(run())
+    assert json.loads(data)["error"]["code"] == "invalid_api_key" and OPENAI_KEY[-4:] in data
+    assert (code, reason) == (3000, "invalid_request_error.invalid_api_key")

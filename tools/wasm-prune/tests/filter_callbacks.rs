@@ -62,6 +62,7 @@ fn the_callbacks_the_filter_needs_are_never_dropped() {
     for needed in [
         "proxy_on_request_headers",
         "proxy_on_response_headers",
+        "proxy_on_response_body",
         "proxy_on_http_call_response",
         "proxy_on_context_create",
         "proxy_on_delete",
