@@ -40,14 +40,56 @@ pub struct FilterConfig {
 }
 
 /// Provider-minted short-lived credentials that the filter may relay untouched.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EphemeralConfig {
-    /// Relay a Gemini Live handshake whose every credential is a Google ephemeral token
-    /// (`auth_tokens/…`) to Gemini untouched, without a check. Off by default: the proxy
-    /// cannot tell who minted such a token (through it or directly at Google), so it relays
-    /// any of them, and revoking a proxy token does not stop one minted with it.
+    /// Relay provider-minted ephemeral credentials untouched, never swapped for the real key:
+    /// a Gemini Live handshake whose every credential is a Google ephemeral token
+    /// (`auth_tokens/…`), without a check (the proxy cannot tell who minted it), and an OpenAI
+    /// Realtime client secret (`ek_…`) only if the proxy saw it minted for a proxy token that is
+    /// still valid. Off by default: a secret stays valid at the provider until it expires,
+    /// whatever happens to the token it was minted with.
     pub pass_through: bool,
+    /// Shared-data slots of the table of OpenAI client secrets minted through the proxy (the
+    /// bound on secrets usable at once).
+    pub slots: u32,
+    /// Longest time (ms) a minted client secret is accepted, whatever its `expires_at` says.
+    pub max_ttl_ms: u64,
+}
+
+impl Default for EphemeralConfig {
+    fn default() -> Self {
+        EphemeralConfig {
+            pass_through: false,
+            slots: 4096,
+            max_ttl_ms: 7_200_000,
+        }
+    }
+}
+
+/// Shortest `ephemeral.max_ttl_ms` accepted (one minute, OpenAI's old fixed lifetime).
+pub const MIN_SECRET_TTL_MS: u64 = 60_000;
+/// Longest `ephemeral.max_ttl_ms` accepted (one day; OpenAI mints secrets for two hours at most).
+pub const MAX_SECRET_TTL_MS: u64 = 86_400_000;
+
+impl EphemeralConfig {
+    /// Checks the bounds; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        use crate::bound_table::{MAX_SLOTS, MIN_SLOTS};
+        if !(MIN_SLOTS..=MAX_SLOTS).contains(&self.slots) {
+            return Err(format!(
+                "ephemeral.slots: must be {MIN_SLOTS}..={MAX_SLOTS}, got {}",
+                self.slots
+            ));
+        }
+        if !(MIN_SECRET_TTL_MS..=MAX_SECRET_TTL_MS).contains(&self.max_ttl_ms) {
+            return Err(format!(
+                "ephemeral.max_ttl_ms: must be {MIN_SECRET_TTL_MS}..={MAX_SECRET_TTL_MS}, got {}",
+                self.max_ttl_ms
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Caching of verdicts (TTL and leases come from the token-service; this only switches it).
@@ -242,6 +284,7 @@ impl FilterConfig {
             ));
         }
         self.uploads.validate()?;
+        self.ephemeral.validate()?;
         check_name("token_service.cluster", &ts.cluster)?;
         check_name("token_service.authority", &ts.authority)?;
         check_name("token_service.secret_env", &ts.secret_env)?;

@@ -4,7 +4,10 @@
 //! verdict mapping and error shapes are plain functions over plain data, unit-tested on the
 //! native target. The `ptk-filter` crate is the thin proxy-wasm shim around them.
 
+pub mod bound_check;
+pub mod bound_table;
 pub mod cache;
+pub mod client_secrets;
 pub mod config;
 pub mod cors;
 pub mod credentials;
@@ -16,6 +19,7 @@ pub mod guess_throttle;
 mod header_rules;
 pub mod key_fragments;
 pub mod local_pool;
+pub mod mint_watch;
 pub mod open_streams;
 pub mod pipeline;
 pub mod plan;

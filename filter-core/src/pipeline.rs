@@ -2,13 +2,14 @@
 //! headers -> `Reply | Check(pending)`; check response -> `Forward(plan) | Reply`.
 //! The host shim only moves data between Envoy and these functions.
 
-use ptk_wire::{CheckRequest, CheckResponse, Lease, CHECK_PATH, CHECK_SECRET_HEADER};
+use ptk_wire::{CheckRequest, CheckResponse, Lease, Provider, CHECK_PATH, CHECK_SECRET_HEADER};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{cache_key, Entry};
+use crate::client_secrets::PendingSecret;
 use crate::config::FilterConfig;
 use crate::cors::{decorate, is_preflight, origin_of, preflight_reply};
-use crate::ephemeral;
+use crate::ephemeral::{self, Ephemeral};
 use crate::guard;
 use crate::plan::{rewrite_plan, RewritePlan};
 use crate::refusal::{LocalReply, Refusal};
@@ -37,6 +38,10 @@ pub enum HeadersDecision {
     /// No token, but a leg of a resumable upload: forward only for a session the proxy
     /// started whose token is still valid (`uploads.rs`).
     UploadLeg(PendingLeg),
+    /// An OpenAI Realtime client secret and nothing else (pass-through on): forward it
+    /// untouched only if the proxy saw it minted for a token that is still valid
+    /// (`client_secrets.rs`).
+    ClientSecret(PendingSecret),
 }
 
 /// A request waiting on its check callout.
@@ -116,12 +121,18 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
     if is_preflight(head) {
         return HeadersDecision::Preflight(preflight_reply(head));
     }
-    if let Some(kind) = ephemeral::pass_through(&config.ephemeral, head) {
-        let authority = &config.upstream(kind.provider()).authority;
-        return HeadersDecision::Passthrough(RewritePlan {
-            remove: Vec::new(),
-            set: vec![(":authority".to_string(), authority.clone())],
-        });
+    match ephemeral::pass_through(&config.ephemeral, head) {
+        Some(Ephemeral::GeminiLive) => {
+            let authority = &config.upstream(Provider::Gemini).authority;
+            return HeadersDecision::Passthrough(RewritePlan {
+                remove: Vec::new(),
+                set: vec![(":authority".to_string(), authority.clone())],
+            });
+        }
+        Some(Ephemeral::OpenaiClientSecret(secret)) => {
+            return HeadersDecision::ClientSecret(PendingSecret::new(&secret, head));
+        }
+        None => {}
     }
     let websocket = head.is_websocket_upgrade();
     let origin = origin_of(head);

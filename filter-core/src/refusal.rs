@@ -35,6 +35,9 @@ pub enum Refusal {
     /// A keyless upload leg names no session the proxy started (unknown, forged, expired or
     /// evicted upload id).
     UnknownUpload,
+    /// An OpenAI client secret the proxy never saw minted for one of its tokens (unknown,
+    /// forged, expired or evicted).
+    UnknownSecret,
     /// The token was allowed, but after the rewrite a proxy token (it, or another credential
     /// value the client sent) would still go upstream: in another header, the path or the query.
     TokenInRequest,
@@ -65,7 +68,8 @@ impl Refusal {
             Refusal::MissingToken
             | Refusal::Invalid
             | Refusal::Expired
-            | Refusal::UnknownUpload => 401,
+            | Refusal::UnknownUpload
+            | Refusal::UnknownSecret => 401,
             Refusal::Scope => 403,
             Refusal::RateLimited { .. } | Refusal::Throttled { .. } => 429,
             Refusal::StoreUnavailable | Refusal::ProviderUnconfigured => 503,
@@ -84,6 +88,7 @@ impl Refusal {
             Refusal::StoreUnavailable => "token store unavailable",
             Refusal::ProviderUnconfigured => "provider not configured on this proxy",
             Refusal::UnknownUpload => "unknown or expired upload session",
+            Refusal::UnknownSecret => "unknown or expired client secret",
             Refusal::TokenInRequest => {
                 "proxy token found outside its auth slot (another header, the path or the \
                  query); send it only as the API key"
@@ -103,6 +108,7 @@ impl Refusal {
             Refusal::StoreUnavailable => "token_store_unavailable",
             Refusal::ProviderUnconfigured => "provider_not_configured",
             Refusal::UnknownUpload => "upload_session_not_found",
+            Refusal::UnknownSecret => "unknown_client_secret",
             Refusal::TokenInRequest => "proxy_token_in_request",
         }
     }

@@ -35,12 +35,28 @@ pub fn key_entry_value(entry: &str) -> Option<&str> {
     strip_prefix_ignore_case(entry, KEY_PREFIX)
 }
 
+/// True for an organization or project entry (any case).
+pub fn is_account_entry(entry: &str) -> bool {
+    ACCOUNT_PREFIXES
+        .iter()
+        .any(|prefix| strip_prefix_ignore_case(entry, prefix).is_some())
+}
+
 /// True for an entry that must not go upstream: a key, an organization or a project.
 pub fn is_dropped(entry: &str) -> bool {
-    key_entry_value(entry).is_some()
-        || ACCOUNT_PREFIXES
-            .iter()
-            .any(|prefix| strip_prefix_ignore_case(entry, prefix).is_some())
+    key_entry_value(entry).is_some() || is_account_entry(entry)
+}
+
+/// True when an offer names an organization or project.
+pub fn names_account(offer: &str) -> bool {
+    entries(offer).any(is_account_entry)
+}
+
+/// The offer without organization and project entries, key entries kept (a relayed OpenAI
+/// client secret rides in one); `None` when nothing remains.
+pub fn without_accounts(offer: &str) -> Option<String> {
+    let kept: Vec<&str> = entries(offer).filter(|e| !is_account_entry(e)).collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 /// True when an offer holds any entry that must be dropped.
@@ -95,5 +111,18 @@ mod tests {
         }
         assert!(!needs_cleaning("realtime, openai-beta.realtime-v1"));
         assert!(needs_cleaning("realtime,openai-project.p"));
+    }
+
+    #[test]
+    fn account_entries_alone_can_be_dropped() {
+        let offer =
+            "realtime, openai-insecure-api-key.ek_1, OpenAI-Project.p, openai-beta.realtime-v1";
+        assert!(names_account(offer));
+        assert_eq!(
+            without_accounts(offer).as_deref(),
+            Some("realtime, openai-insecure-api-key.ek_1, openai-beta.realtime-v1")
+        );
+        assert!(!names_account("realtime, openai-insecure-api-key.ek_1"));
+        assert_eq!(without_accounts("openai-organization.o"), None);
     }
 }

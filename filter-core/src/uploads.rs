@@ -5,30 +5,27 @@
 //!    that token (`upload_sessions`).
 //! 2. A later leg without any token (`upload`, `finalize`, `query`, `cancel`, as Python
 //!    `google-genai` and REST clients send them) is a [`keyless_leg`]: forwarded only for a
-//!    session the proxy started, whose token is still valid. Validity comes from a fresh cached
-//!    verdict or a `/v1/revalidate` of the token's hash, which charges no rate-limit unit: an
-//!    upload counts once, at its start, however many chunks it takes (8 MiB each in the SDKs).
+//!    session the proxy started, whose token is still valid ([`crate::bound_check`]: a fresh
+//!    cached verdict or a `/v1/revalidate` of the token's hash, which charges no rate-limit
+//!    unit: an upload counts once, at its start, however many chunks it takes, 8 MiB each in
+//!    the SDKs).
 //!    The leg is forwarded with no key at all (Google authenticates it by its upload id).
 //! 3. A leg that carries a token is an ordinary request.
 
-use ptk_wire::{Provider, RevalidateEntry};
+use ptk_wire::Provider;
 
-use crate::cache::{cache_key, Entry};
 use crate::config::FilterConfig;
 use crate::cors::origin_of;
-use crate::open_streams::{parse_revalidation, revalidate_call, Revalidated};
 use crate::pipeline::{refuse, Refused};
 use crate::plan::{RewritePlan, ACCOUNT_HEADERS, CREDENTIAL_HEADERS};
 use crate::query::strip_params;
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
 use crate::route::ErrorShape;
-use crate::shared_cache::SharedData;
 use crate::upload_sessions::Session;
 use crate::upload_url::{
     on_provider, rewrite, upload_id, url_query, ClientOrigin, UPLOAD_URL_HEADERS,
 };
-use crate::usage::Call;
 
 /// The response header with the state of an upload session.
 pub const UPLOAD_STATUS_HEADER: &str = "x-goog-upload-status";
@@ -130,51 +127,6 @@ pub fn leg_plan(head: &RequestHead, authority: &str) -> RewritePlan {
         set.push((":authority".to_string(), authority.to_string()));
     }
     RewritePlan { remove, set }
-}
-
-/// Until when a cached allow-verdict says the token is valid, without spending a unit.
-pub fn cached_valid_until(shared: &impl SharedData, cache_key: &str, now_ms: u64) -> Option<u64> {
-    let stored = shared.get(cache_key).ok()?.0?;
-    Entry::decode(&stored)
-        .filter(|e| !e.key.is_empty() && now_ms < e.valid_until_ms)
-        .map(|e| e.valid_until_ms)
-}
-
-/// The revalidation callout for a session's token (no rate-limit unit, no key).
-pub fn leg_call(config: &FilterConfig, secret: &str, session: &Session) -> Call {
-    let entry = RevalidateEntry {
-        hash: session.token_hash.clone(),
-        provider: session.provider,
-    };
-    revalidate_call(config, secret, vec![entry])
-}
-
-/// What the token-service said about a leg's token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegVerdict {
-    /// Valid for this long (ms): forward.
-    Valid {
-        /// How long the answer holds.
-        ttl_ms: u64,
-    },
-    /// Refused: answer with this.
-    Refused(Refusal),
-    /// No usable answer (down, timeout, non-200, garbage, no verdict for the token): 503.
-    Failed,
-}
-
-/// Maps the revalidation answer for `session` to a verdict.
-pub fn leg_verdict(session: &Session, status: Option<u16>, body: Option<&[u8]>) -> LegVerdict {
-    let key = cache_key(&session.token_hash, session.provider);
-    let answer = parse_revalidation(status, body)
-        .and_then(|answers| answers.into_iter().find(|(k, _)| *k == key));
-    match answer {
-        Some((_, Revalidated::Valid { ttl_ms })) => LegVerdict::Valid { ttl_ms },
-        Some((_, Revalidated::Refused(reason))) => {
-            LegVerdict::Refused(Refusal::from_deny(reason, None))
-        }
-        None => LegVerdict::Failed,
-    }
 }
 
 /// What a forwarded request's response needs from the upload logic.
@@ -294,7 +246,6 @@ pub fn response_edits(
 mod tests {
     use super::*;
     use crate::request::head;
-    use crate::shared_double::EnvoyShared;
 
     const GOOGLE: &str = "generativelanguage.googleapis.com";
     const HASH: &str = "ab00000000000000000000000000000000000000000000000000000000000001";
@@ -445,73 +396,6 @@ mod tests {
         ] {
             assert_eq!(status(transient), None, "{transient:?}");
         }
-    }
-
-    fn session() -> Session {
-        Session {
-            token_hash: HASH.into(),
-            provider: Provider::Gemini,
-        }
-    }
-
-    #[test]
-    fn the_leg_check_is_a_revalidation_of_the_sessions_token() {
-        let (headers, body) = leg_call(&config(), "secret-0123456789abc", &session());
-        assert!(headers.contains(&(":path".into(), ptk_wire::REVALIDATE_PATH.into())));
-        let sent: ptk_wire::RevalidateRequest = serde_json::from_slice(&body).unwrap();
-        assert_eq!(sent.entries.len(), 1);
-        assert_eq!(sent.entries[0].hash, HASH);
-        let valid = format!(
-            r#"{{"verdicts":[{{"verdict":"valid","hash":"{HASH}","provider":"gemini","ttl_ms":7}}]}}"#
-        );
-        assert_eq!(
-            leg_verdict(&session(), Some(200), Some(valid.as_bytes())),
-            LegVerdict::Valid { ttl_ms: 7 }
-        );
-        for (reason, refusal) in [
-            ("invalid", Refusal::Invalid),
-            ("expired", Refusal::Expired),
-            ("scope", Refusal::Scope),
-            ("store_unavailable", Refusal::StoreUnavailable),
-        ] {
-            let refused = format!(
-                r#"{{"verdicts":[{{"verdict":"refused","hash":"{HASH}","provider":"gemini","reason":"{reason}"}}]}}"#
-            );
-            assert_eq!(
-                leg_verdict(&session(), Some(200), Some(refused.as_bytes())),
-                LegVerdict::Refused(refusal)
-            );
-        }
-        let other =
-            r#"{"verdicts":[{"verdict":"valid","hash":"cd","provider":"gemini","ttl_ms":7}]}"#;
-        for (status, body) in [
-            (Some(200), Some(other.as_bytes())),
-            (Some(200), Some(&b"junk"[..])),
-            (Some(401), Some(valid.as_bytes())),
-            (None, None),
-        ] {
-            assert_eq!(leg_verdict(&session(), status, body), LegVerdict::Failed);
-        }
-    }
-
-    #[test]
-    fn only_a_fresh_keyed_cached_verdict_counts() {
-        let shared = EnvoyShared::default();
-        let key = cache_key(HASH, Provider::Gemini);
-        assert_eq!(cached_valid_until(&shared, &key, 0), None);
-        let entry = |key: &str| Entry {
-            valid_until_ms: 1_000,
-            units: 0,
-            window: 1,
-            key: key.into(),
-        };
-        shared
-            .raw_set(&key, &entry("AIza-real").encode(), None)
-            .unwrap();
-        assert_eq!(cached_valid_until(&shared, &key, 999), Some(1_000));
-        assert_eq!(cached_valid_until(&shared, &key, 1_000), None);
-        shared.raw_set(&key, &entry("").encode(), None).unwrap();
-        assert_eq!(cached_valid_until(&shared, &key, 0), None);
     }
 
     fn start_head() -> RequestHead {

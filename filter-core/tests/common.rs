@@ -13,10 +13,12 @@ pub fn head(pairs: &[(&str, &str)]) -> RequestHead {
     )
 }
 
+use ptk_filter_core::client_secrets::secret_plan;
 use ptk_filter_core::guard::outbound;
 use ptk_filter_core::{
     decide_check_response, decide_headers, CheckDecision, FilterConfig, HeadersDecision, Refused,
 };
+use ptk_wire::Provider;
 
 /// What the filter does with a request whose token the token-service allows with `key`.
 #[derive(Debug)]
@@ -25,6 +27,9 @@ pub enum Outcome {
     Forwarded(Vec<(String, String)>),
     /// Relayed untouched as a provider ephemeral credential: the headers as they go upstream.
     Passthrough(Vec<(String, String)>),
+    /// An OpenAI client secret, as it would go upstream if the proxy had seen it minted for a
+    /// valid token (the worst case: an unknown secret gets 401 instead).
+    Secret(Vec<(String, String)>),
     /// Answered locally.
     Refused(Refused),
 }
@@ -46,6 +51,10 @@ pub fn run_on(config: &FilterConfig, head: &RequestHead, key: &str, fresh: bool)
         HeadersDecision::Preflight(_) => panic!("unexpected preflight"),
         HeadersDecision::UploadLeg(_) => panic!("unexpected upload leg"),
         HeadersDecision::Passthrough(plan) => Outcome::Passthrough(upstream(&plan)),
+        HeadersDecision::ClientSecret(_) => {
+            let plan = secret_plan(head, config.upstream(Provider::Openai));
+            Outcome::Secret(upstream(&plan))
+        }
         HeadersDecision::Reply(refused) => Outcome::Refused(refused),
         HeadersDecision::Check(pending) if fresh => {
             let allow = serde_json::json!({"verdict": "allow", "key": key, "cache_ttl_ms": 1000});

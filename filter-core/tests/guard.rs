@@ -32,7 +32,7 @@ fn refused(h: &RequestHead) -> ptk_filter_core::Refused {
     match run(&default(), h, KEY) {
         Outcome::Refused(r) => r,
         Outcome::Forwarded(up) => panic!("forwarded: {up:?}"),
-        Outcome::Passthrough(up) => panic!("passed through: {up:?}"),
+        Outcome::Passthrough(up) | Outcome::Secret(up) => panic!("passed through: {up:?}"),
     }
 }
 

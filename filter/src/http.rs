@@ -8,6 +8,7 @@ use proxy_wasm::types::{Action, LogLevel};
 use ptk_filter_core::cache::Entry;
 use ptk_filter_core::cors::decoration;
 use ptk_filter_core::guess_throttle::{client_key, pair_fingerprint};
+use ptk_filter_core::mint_watch::MintWatch;
 use ptk_filter_core::shared_cache::{spend_one, store, Lookup};
 use ptk_filter_core::uploads::UploadWatch;
 use ptk_filter_core::{
@@ -19,6 +20,10 @@ use crate::host::{self, HostSharedData};
 use crate::response::{self, Guard};
 use crate::root::Worker;
 
+// Requests that carry only a credential bound to a proxy token (upload legs, client secrets).
+mod bound;
+// OpenAI Realtime client secrets (minting responses read, uses forwarded untouched).
+mod client_secrets;
 // Gemini resumable uploads (keyless legs, upload URLs in responses): kept apart.
 mod uploads;
 
@@ -43,8 +48,10 @@ pub struct PtkHttp {
     cors_origin: Option<String>,
     /// A forwarded request taking part in a Gemini upload: its response's upload URLs.
     upload_watch: Option<UploadWatch>,
-    /// A keyless upload leg waiting on the revalidation of its session's token.
-    leg: Option<uploads::WaitingLeg>,
+    /// A bound request (upload leg, client secret) waiting on the revalidation of its token.
+    bound: Option<bound::WaitingBound>,
+    /// A response that mints an OpenAI client secret, copied as it passes.
+    mint: Option<Box<MintWatch>>,
     /// The response of a request forwarded with a real key, until its status is known.
     guard: Option<Box<Guard>>,
 }
@@ -107,7 +114,8 @@ impl PtkHttp {
             waiting: None,
             cors_origin: None,
             upload_watch: None,
-            leg: None,
+            bound: None,
+            mint: None,
             guard: None,
         }
     }
@@ -116,6 +124,7 @@ impl PtkHttp {
         // Local replies carry their own CORS headers; never decorate them twice.
         self.cors_origin = None;
         self.upload_watch = None;
+        self.mint = None;
         if host::send_reply(reply.status, &reply.headers, &reply.body).is_err() {
             host::log(LogLevel::Error, "ptk filter: could not send a local reply");
         }
@@ -360,7 +369,7 @@ impl Context for PtkHttp {
         let Some(worker) = self.worker.clone() else {
             return;
         };
-        if self.leg_answered(&worker, token_id, body_size) {
+        if self.bound_answered(&worker, token_id, body_size) {
             return;
         }
         // Only the callout this request started may decide it.
@@ -453,9 +462,11 @@ impl HttpContext for PtkHttp {
             }
             HeadersDecision::Check(pending) => {
                 self.watch_upload(&worker, &head, &pending);
+                self.watch_mint(&worker, &head, &pending);
                 self.check(&worker, pending, head)
             }
             HeadersDecision::UploadLeg(leg) => self.upload_leg(&worker, leg, head),
+            HeadersDecision::ClientSecret(secret) => self.client_secret(&worker, secret, head),
         }
     }
 
@@ -468,11 +479,13 @@ impl HttpContext for PtkHttp {
                 response::Headers::Replaced => {
                     self.guard = None;
                     self.cors_origin = None;
+                    self.mint = None;
                     return Action::Pause;
                 }
             }
         }
         self.upload_response();
+        self.mint_headers();
         if let Some(origin) = self.cors_origin.take() {
             let vary = host::response_header("vary");
             let expose = host::response_header("access-control-expose-headers");
@@ -486,6 +499,8 @@ impl HttpContext for PtkHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        // A minting answer (2xx) is copied as it passes, never held.
+        self.mint_body(body_size, end_of_stream);
         // Every response below 400 dropped its guard at the headers (an accepted WebSocket keeps
         // it for its first frames only): nothing to do, at once.
         match (self.guard.as_mut(), self.worker.as_ref()) {

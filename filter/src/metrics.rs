@@ -74,6 +74,12 @@ pub struct Metrics {
     upload_evicted: Counter,
     upload_unrecorded: Counter,
     unknown_upload: Counter,
+    // OpenAI Realtime client secrets.
+    secret_uses: Counter,
+    secrets_minted: Counter,
+    secrets_evicted: Counter,
+    secrets_unrecorded: Counter,
+    unknown_secret: Counter,
     missing_token: Counter,
     invalid: Counter,
     expired: Counter,
@@ -98,6 +104,11 @@ impl Metrics {
             upload_evicted: Counter::define("upload.sessions_evicted"),
             upload_unrecorded: Counter::define("upload.sessions_unrecorded"),
             unknown_upload: Counter::define("refused.unknown_upload"),
+            secret_uses: Counter::define("ephemeral.secret_uses"),
+            secrets_minted: Counter::define("ephemeral.secrets_recorded"),
+            secrets_evicted: Counter::define("ephemeral.secrets_evicted"),
+            secrets_unrecorded: Counter::define("ephemeral.secrets_unrecorded"),
+            unknown_secret: Counter::define("refused.unknown_client_secret"),
             missing_token: Counter::define("refused.missing_token"),
             invalid: Counter::define("refused.invalid"),
             expired: Counter::define("refused.expired"),
@@ -135,6 +146,11 @@ impl Metrics {
             &self.upload_started,
             &self.upload_evicted,
             &self.upload_unrecorded,
+            &self.secret_uses,
+            &self.secrets_minted,
+            &self.secrets_evicted,
+            &self.secrets_unrecorded,
+            &self.unknown_secret,
         ] {
             counter.flush();
         }
@@ -175,6 +191,27 @@ impl Metrics {
         self.upload_unrecorded.add();
     }
 
+    /// Counts a request forwarded untouched with an OpenAI client secret minted through the
+    /// proxy.
+    pub fn secret_used(&self) {
+        self.secret_uses.add();
+    }
+
+    /// Counts a client secret bound to the token that minted it.
+    pub fn secret_minted(&self) {
+        self.secrets_minted.add();
+    }
+
+    /// Counts a live client secret replaced by a new one (the table's ways were full).
+    pub fn secret_evicted(&self) {
+        self.secrets_evicted.add();
+    }
+
+    /// Counts a minted client secret that could not be bound (its use will get 401).
+    pub fn secret_unrecorded(&self) {
+        self.secrets_unrecorded.add();
+    }
+
     /// Counts a refusal by its class.
     pub fn refused(&self, refusal: Refusal) {
         match refusal {
@@ -187,6 +224,7 @@ impl Metrics {
             Refusal::StoreUnavailable => &self.store_unavailable,
             Refusal::ProviderUnconfigured => &self.provider_unconfigured,
             Refusal::UnknownUpload => &self.unknown_upload,
+            Refusal::UnknownSecret => &self.unknown_secret,
             Refusal::TokenInRequest => &self.token_in_request,
         }
         .add();
