@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from . import fixtures as fx
+from .realtime import Realtime
 from .uploads import Uploads, is_upload_path
 from . import fixed_body, key_errors, response_headers
 
@@ -54,6 +55,7 @@ class State:
         self._seq = 0
         self.held: set[asyncio.Event] = set()
         self.uploads = Uploads()
+        self.realtime = Realtime()
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -203,6 +205,8 @@ def make_app(state: State, log: bool = True) -> web.Application:
             return web.json_response({"ok": True})
         if name == "uploads" and request.method == "GET":
             return web.json_response(state.uploads.summaries())
+        if name == "client_secrets" and request.method == "GET":
+            return web.json_response(state.realtime.summaries())
         if name == "release" and request.method == "POST":
             return web.json_response({"ok": True, "released": state.release()})
         if name == "health" and request.method in ("GET", "HEAD"):
@@ -250,6 +254,8 @@ def make_app(state: State, log: bool = True) -> web.Application:
             return state.uploads.handle(request, body)
         provider, endpoint = classify(path, request.method, request.headers)
         status = _override_status(request)
+        if status is None and Realtime.handles(request.method, path):
+            return state.realtime.handle(request, body)
         key_error = key_errors.error(request, provider, status)
         if key_error is not None:
             return _json(provider, key_error[1], key_error[0])
@@ -361,6 +367,9 @@ def make_app(state: State, log: bool = True) -> web.Application:
                 {"error": {"code": status, "message": f"mock upstream refused websocket upgrade ({status})"}},
                 status=status,
             )
+        refused = state.realtime.refusal(request)
+        if refused is not None:
+            return refused
         offered: list[str] = []
         raw_protocols = request.headers.getall("Sec-WebSocket-Protocol", [])
         for value in raw_protocols:
