@@ -8,7 +8,10 @@
 //!   `{…,"client_secret":{"value":"ek_…","expires_at":<unix s>}}`.
 //!
 //! A 2xx answer's body is copied chunk by chunk while Envoy passes it on (never paused, never
-//! buffered by Envoy on our behalf), up to [`MAX_BODY`], and parsed at its end. Anything else
+//! buffered by Envoy on our behalf), up to [`MAX_BODY`], and parsed at its end: at the end of
+//! the stream, or as soon as the announced `content-length` has been read (the client knows
+//! the answer is complete then, and may use the secret before Envoy reports the end of the
+//! stream; the binding is in place before the last bytes are released). Anything else
 //! (an error, a compressed body, a longer body, no `expires_at`, an already expired secret)
 //! binds nothing, so using that secret through the proxy gets 401: fail closed.
 
@@ -41,6 +44,8 @@ pub struct MintWatch {
     pub token_hash: String,
     body: Vec<u8>,
     overflowed: bool,
+    /// The announced `content-length`, if any.
+    length: Option<usize>,
 }
 
 impl std::fmt::Debug for MintWatch {
@@ -78,7 +83,18 @@ impl MintWatch {
             token_hash: token_hash.to_string(),
             body: Vec::new(),
             overflowed: false,
+            length: None,
         }
+    }
+
+    /// Notes the response's `content-length` (ignored unless it is a plain number).
+    pub fn expect(&mut self, content_length: Option<&str>) {
+        self.length = content_length.and_then(|v| v.trim().parse().ok());
+    }
+
+    /// True once the announced length has been read: the body is whole.
+    pub fn complete(&self) -> bool {
+        !self.overflowed && self.length.is_some_and(|n| self.body.len() >= n)
     }
 
     /// Whether the body is worth reading: a 2xx answer in plain bytes (the filter asks for
@@ -289,6 +305,18 @@ mod tests {
                 expires_ms: expires * 1000
             }])
         );
+        // With a content-length the body is whole once that many bytes are in.
+        let mut announced = MintWatch::new("ab");
+        announced.expect(Some(&body.len().to_string()));
+        let (head, tail) = body.as_bytes().split_at(10);
+        announced.push(head);
+        assert!(!announced.complete());
+        announced.push(tail);
+        assert!(announced.complete());
+        let mut unannounced = MintWatch::new("ab");
+        unannounced.expect(Some("junk"));
+        unannounced.push(body.as_bytes());
+        assert!(!unannounced.complete(), "only the end of the stream tells");
         // Past the bound nothing is kept, and nothing is bound.
         let mut long = MintWatch::new("ab");
         long.push(body.as_bytes());

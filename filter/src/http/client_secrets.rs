@@ -50,6 +50,9 @@ impl PtkHttp {
         let status = host::response_header(":status").and_then(|s| s.parse().ok());
         let encoding = host::response_header("content-encoding");
         if MintWatch::wants_body(status, encoding.as_deref()) {
+            if let Some(watch) = self.mint.as_mut() {
+                watch.expect(host::response_header("content-length").as_deref());
+            }
             return;
         }
         self.mint = None;
@@ -58,8 +61,9 @@ impl PtkHttp {
         }
     }
 
-    /// One chunk of a minting response: copied as it passes (never paused); at its end the
-    /// secret is bound to the minting token.
+    /// One chunk of a minting response: copied as it passes (never paused); once it is whole
+    /// (its announced length read, or its end) the secret is bound to the minting token, before
+    /// this chunk is released to the client.
     pub(super) fn mint_body(&mut self, body_size: usize, end_of_stream: bool) {
         let Some(watch) = self.mint.as_mut() else {
             return;
@@ -69,7 +73,7 @@ impl PtkHttp {
                 watch.push(&chunk);
             }
         }
-        if !end_of_stream {
+        if !end_of_stream && !watch.complete() {
             return;
         }
         let Some(watch) = self.mint.take() else {
