@@ -12,6 +12,7 @@ The mock (tests/mock_upstream/realtime.py) mints like OpenAI and, like OpenAI, r
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import time
 
@@ -225,3 +226,73 @@ def test_with_the_switch_off_a_secret_is_an_unknown_token(make_stack):
     h = raw_handshake(stack, REALTIME, {"sec-websocket-protocol": ", ".join(browser_protocols(ek))})
     assert (h.status_code, h.text) == (401, "invalid or revoked token")
     assert stack.upstream_requests() == []
+
+
+def test_using_a_secret_costs_no_rate_limit_unit(stack):
+    # Uses are revalidated (validity only), not checked: the mint was the counted request.
+    token = stack.mint("openai", "--rate-limit", "2/60")["token"]
+    ek = mint(stack, token)["value"]
+    time.sleep(1.2)  # past the minting verdict's TTL: each use below revalidates
+    for _ in range(5):
+        assert call(stack, ek).status_code == 201
+    models = lambda: requests.get(f"{stack.url}/v1/models", timeout=10,  # noqa: E731
+                                  headers={"authorization": f"Bearer {token}"})
+    assert models().status_code == 200, "the uses spent the token's second unit"
+    assert models().status_code == 429
+
+
+def test_guessing_secrets_is_throttled_and_a_known_secret_keeps_working(stack):
+    token = stack.mint("openai")["token"]
+    ek = mint(stack, token)["value"]
+    source = "127.0.0.33"
+
+    def from_source(secret: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", stack.proxy_port, timeout=10,
+                                          source_address=(source, 0))
+        try:
+            conn.request("POST", "/v1/realtime/calls", body=SDP_OFFER.encode(),
+                         headers={"authorization": f"Bearer {secret}",
+                                  "content-type": "application/sdp"})
+            r = conn.getresponse()
+            r.read()
+            return r.status
+        finally:
+            conn.close()
+
+    assert from_source(ek) == 201  # the address's pair (address, minting token) is known good
+    codes = [from_source(f"ek_guess{n:04d}") for n in range(60)]
+    # 20 refusals per address per worker (the default), two workers.
+    assert codes.count(401) <= 40 and codes.count(429) >= 20, codes
+    assert from_source(ek) == 201, "the address's own secret stopped working"
+
+
+def test_logs_hold_no_secret_token_or_key(stack):
+    token = stack.mint("openai")["token"]
+    ek = mint(stack, token)["value"]
+    assert call(stack, ek).status_code == 201
+    forged = "ek_forgedforthelogs0000000000000"
+    assert call(stack, forged).status_code == 401
+    time.sleep(1.2)  # access log flush
+    logs = stack.logs()
+    for secret in (ek, forged, token, *REAL_KEYS.values()):
+        assert secret not in logs
+
+
+def test_the_table_is_bounded_and_overflow_evicts_older_secrets(make_stack):
+    slots = 16
+    small = make_stack(plugin_config={"ephemeral": {"pass_through": True, "slots": slots},
+                                      "guess_throttle": {"enabled": False}})
+    token = small.mint("openai", "--rate-limit", "1000/60")["token"]
+    secrets = []
+    for _ in range(3 * slots):
+        secrets.append(mint(small, token)["value"])
+        assert call(small, secrets[-1]).status_code == 201, "the newest secret always works"
+    alive = [s for s in secrets if call(small, s).status_code == 201]
+    assert len(alive) <= slots, f"{len(alive)} secrets in a table of {slots}"
+    assert secrets[-1] in alive
+    for n in range(32):  # a full table, and still no forged secret matches one
+        assert call(small, f"ek_forged{n:03d}").status_code == 401
+    time.sleep(1.2)  # counters flush on the tick
+    assert stat(small.admin_port, "wasmcustom.ptk.ephemeral.secrets_recorded") == 3 * slots
+    assert stat(small.admin_port, "wasmcustom.ptk.ephemeral.secrets_evicted") >= 2 * slots
+    assert stat(small.admin_port, "wasmcustom.ptk.refused.unknown_client_secret") >= 2 * slots + 32
