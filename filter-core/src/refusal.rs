@@ -143,8 +143,15 @@ impl Refusal {
 }
 
 fn error_body(refusal: Refusal, shape: ErrorShape) -> serde_json::Value {
-    let status = refusal.status();
-    let message = refusal.message();
+    error_json(shape, refusal.status(), refusal.message(), refusal.code())
+}
+
+/// An error body in a provider's own shape, for any error the filter answers (its refusals, a
+/// provider's refusal of the operator's key): OpenAI `{"error":{"message","type","param",
+/// "code"}}`, Anthropic `{"type":"error","error":{"type","message"}}`, Gemini
+/// `{"error":{"code","message","status"}}`, each with the type its SDK maps `status` to.
+/// `code` is OpenAI's machine-readable code (the other shapes have no such field).
+pub fn error_json(shape: ErrorShape, status: u16, message: &str, code: &str) -> serde_json::Value {
     match shape {
         ErrorShape::Openai => {
             let kind = match status {
@@ -153,7 +160,7 @@ fn error_body(refusal: Refusal, shape: ErrorShape) -> serde_json::Value {
                 429 => "requests",
                 _ => "server_error",
             };
-            json!({"error": {"message": message, "type": kind, "param": null, "code": refusal.code()}})
+            json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
         }
         ErrorShape::Anthropic => {
             let kind = match status {

@@ -20,12 +20,12 @@
 //! Other successful responses (below 400) are never looked at.
 
 use ptk_wire::Provider;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::cors::decorate;
 use crate::key_fragments;
 use crate::plan::RewritePlan;
-use crate::refusal::LocalReply;
+use crate::refusal::{error_json, LocalReply};
 use crate::route::{ErrorShape, Route};
 use crate::ws_frames::FrameScanner;
 
@@ -251,31 +251,7 @@ pub fn credential_refused(fwd: &Forwarded, status: u16, message: &str) -> LocalR
 }
 
 fn shaped(shape: ErrorShape, status: u16, message: &str) -> Value {
-    match shape {
-        ErrorShape::Openai => {
-            let kind = match status {
-                403 => "permission_error",
-                _ => "invalid_request_error",
-            };
-            json!({"error": {"message": message, "type": kind, "param": null, "code": CODE}})
-        }
-        ErrorShape::Anthropic => {
-            let kind = match status {
-                401 => "authentication_error",
-                403 => "permission_error",
-                _ => "invalid_request_error",
-            };
-            json!({"type": "error", "error": {"type": kind, "message": message}})
-        }
-        ErrorShape::Gemini => {
-            let kind = match status {
-                401 => "UNAUTHENTICATED",
-                403 => "PERMISSION_DENIED",
-                _ => "INVALID_ARGUMENT",
-            };
-            json!({"error": {"code": status, "message": message, "status": kind}})
-        }
-    }
+    error_json(shape, status, message, CODE)
 }
 
 /// `body` padded with spaces to `limit` (JSON and plain text both allow trailing blanks), or

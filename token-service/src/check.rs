@@ -122,14 +122,9 @@ impl Checker {
     /// Decides one request. Never fails: every problem is a deny with its reason.
     pub async fn check(&self, request: &CheckRequest) -> CheckResponse {
         let now = Utc::now();
-        let record = match self.store.get(&request.hash).await {
+        let record = match self.read(&request.hash).await {
             Ok(record) => record,
-            Err(e) => {
-                // Infrastructure failures are logged; authentication rejections are not (so
-                // strangers cannot flood the log). The error never contains a key or token.
-                tracing::error!(error_class = e.class(), error = %e, "token store read failed");
-                return deny(DenyReason::StoreUnavailable);
-            }
+            Err(reason) => return deny(reason),
         };
         let expires = match evaluate(record.as_ref(), request.provider, now) {
             Ok(expires) => expires,
@@ -191,6 +186,16 @@ impl Checker {
 }
 
 impl Checker {
+    /// The token's record; a store failure is `StoreUnavailable`, logged (infrastructure
+    /// failures are; authentication rejections are not, so strangers cannot flood the log).
+    /// The error never contains a key or token.
+    async fn read(&self, hash: &str) -> Result<Option<TokenRecord>, DenyReason> {
+        self.store.get(hash).await.map_err(|e| {
+            tracing::error!(error_class = e.class(), error = %e, "token store read failed");
+            DenyReason::StoreUnavailable
+        })
+    }
+
     /// Revalidates a token that still has open requests: the same token-level decision as a
     /// check (and a configured key), but no rate-limit unit is charged and no key is returned.
     pub async fn revalidate(&self, entry: &RevalidateEntry) -> Revalidation {
@@ -200,12 +205,9 @@ impl Checker {
             reason,
         };
         let now = Utc::now();
-        let record = match self.store.get(&entry.hash).await {
+        let record = match self.read(&entry.hash).await {
             Ok(record) => record,
-            Err(e) => {
-                tracing::error!(error_class = e.class(), error = %e, "token store read failed");
-                return refused(DenyReason::StoreUnavailable);
-            }
+            Err(reason) => return refused(reason),
         };
         let expires = match evaluate(record.as_ref(), entry.provider, now) {
             Ok(expires) => expires,

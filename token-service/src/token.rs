@@ -36,6 +36,9 @@ pub enum TokenInputError {
     /// A custom token shorter than [`MIN_CUSTOM_TOKEN_LEN`].
     #[error("custom token too short (min {MIN_CUSTOM_TOKEN_LEN} chars)")]
     CustomTokenTooShort,
+    /// A custom token that starts like a credential a provider mints itself.
+    #[error("custom token must not start with {0:?} (providers mint credentials that look like that; the proxy relays them instead of checking them when ephemeral pass-through is on)")]
+    ReservedPrefix(&'static str),
     /// A rate limit not of the form `N/SECONDS` with both at least 1.
     #[error("invalid rate limit {0:?} (expected N/SECONDS with both at least 1, e.g. 100/60)")]
     BadRateLimit(String),
@@ -56,11 +59,22 @@ pub fn generate_token() -> Result<SecretString, TokenInputError> {
     )))
 }
 
-/// Trims a custom token and enforces the minimum length.
+/// Prefixes of credentials the providers mint for browsers (Google's `auth_tokens/…`, OpenAI's
+/// `ek_…` client secrets). The filter can relay those untouched (`ephemeral.pass_through`), so a
+/// proxy token must never look like one.
+pub const RESERVED_PREFIXES: [&str; 2] = ["auth_tokens/", "ek_"];
+
+/// Trims a custom token and enforces the minimum length and the reserved prefixes.
 pub fn custom_token(raw: &str) -> Result<SecretString, TokenInputError> {
     let trimmed = raw.trim();
     if trimmed.chars().count() < MIN_CUSTOM_TOKEN_LEN {
         return Err(TokenInputError::CustomTokenTooShort);
+    }
+    if let Some(prefix) = RESERVED_PREFIXES
+        .iter()
+        .find(|p| trimmed.to_ascii_lowercase().starts_with(*p))
+    {
+        return Err(TokenInputError::ReservedPrefix(prefix));
     }
     Ok(SecretString::from(trimmed))
 }
@@ -194,6 +208,21 @@ mod tests {
             Err(TokenInputError::CustomTokenTooShort)
         ));
         assert!(custom_token("twelve-chars").is_ok());
+    }
+
+    #[test]
+    fn custom_tokens_never_look_like_provider_ephemeral_credentials() {
+        for raw in [
+            "auth_tokens/abcdefghijkl",
+            "ek_abcdefghijklmnop",
+            "  EK_ABCDEFGHIJKLMNOP ",
+        ] {
+            assert!(
+                matches!(custom_token(raw), Err(TokenInputError::ReservedPrefix(_))),
+                "{raw}"
+            );
+        }
+        assert!(custom_token("my-ek_-token-1").is_ok());
     }
 
     #[test]

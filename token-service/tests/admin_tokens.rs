@@ -128,6 +128,14 @@ async fn create_validation_errors_are_400_with_a_clear_message() {
             "custom token too short",
         ),
         (
+            with("token", json!("ek_looks-like-an-openai-client-secret")),
+            "custom token must not start with \"ek_\"",
+        ),
+        (
+            with("token", json!("auth_tokens/looks-like-google")),
+            "custom token must not start with \"auth_tokens/\"",
+        ),
+        (
             with("expires_at", json!("2030-01-01T00:00")),
             "invalid expires_at",
         ),
