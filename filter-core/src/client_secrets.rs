@@ -18,6 +18,7 @@ use crate::bound_table::{digest, Binding, Recorded, Table};
 use crate::config::{EphemeralConfig, ProviderConfig};
 use crate::cors::origin_of;
 use crate::credentials::ACCOUNT_HEADERS;
+use crate::guard;
 use crate::pipeline::{refuse, Refused};
 use crate::plan::RewritePlan;
 use crate::query::strip_params;
@@ -76,6 +77,21 @@ impl PendingSecret {
             self.websocket,
             self.origin.as_deref(),
         )
+    }
+
+    /// The rewrite of this use ([`secret_plan`]); or, when the request would still carry
+    /// something shaped like a generated proxy token anywhere (the final guard,
+    /// [`crate::guard::leaks_relayed`]), the 400 refusal to answer instead.
+    pub fn allow(
+        &self,
+        head: &RequestHead,
+        upstream: &ProviderConfig,
+    ) -> Result<RewritePlan, Refused> {
+        let plan = secret_plan(head, upstream);
+        if guard::leaks_relayed(head, &plan) {
+            return Err(self.refuse(Refusal::TokenInRequest));
+        }
+        Ok(plan)
     }
 
     /// The secret's binding, if the proxy saw it minted and it has not expired.

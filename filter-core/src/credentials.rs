@@ -128,30 +128,95 @@ fn candidates<'t>(text: &'t str, mut add: impl FnMut(&'t str)) {
 }
 
 /// Most distinct values the final guard searches for. A real client sends one to three; a
-/// request with more is refused rather than searched (the search costs values × bytes, and a
-/// token holder could otherwise make each request expensive).
+/// request with more is refused rather than searched.
 pub const MAX_GUARDED_VALUES: usize = 32;
+
+/// Longest credential value (a header value as sent, a query value decoded, a subprotocol
+/// entry without its prefix) the final guard searches for: a real key or token is well under
+/// it (generated tokens are 36 bytes, provider keys under 200, custom tokens at most 256
+/// characters); a request with a longer one is refused rather than searched.
+pub const MAX_GUARDED_LEN: usize = 2048;
+
+/// Most bytes of credential forms (every form of every value, repeats counted) one request may
+/// hold: the bound on what the final guard builds its search from and compares while it
+/// collects. A request with more is refused rather than searched.
+pub const MAX_GUARDED_BYTES: usize = 8 * 1024;
+
+/// Why the final guard refuses a request's credential values instead of searching for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Excess {
+    /// More than [`MAX_GUARDED_VALUES`] distinct values.
+    Values,
+    /// A value longer than [`MAX_GUARDED_LEN`].
+    Length,
+    /// More than [`MAX_GUARDED_BYTES`] of forms in all.
+    Bytes,
+}
 
 /// The values the final guard must not find upstream: every credential value in each of the
 /// forms it can hold a token (see `candidates`), at least [`MIN_GUARDED_LEN`] bytes long,
-/// without duplicates, borrowed from the head where possible. Collection stops one past
-/// [`MAX_GUARDED_VALUES`], so more than that means "too many".
-pub fn guarded_values(head: &RequestHead) -> Vec<Cow<'_, str>> {
-    let mut out: Vec<Cow<'_, str>> = Vec::new();
-    let wanted = |out: &Vec<Cow<'_, str>>, c: &str| {
-        c.len() >= MIN_GUARDED_LEN && out.len() <= MAX_GUARDED_VALUES && !out.iter().any(|o| o == c)
+/// without duplicates, borrowed from the head where possible; or why there are too many or
+/// too large ones to search for. Collection stops at the first excess. The work is linear in
+/// the credential bytes: at most [`MAX_GUARDED_BYTES`] of forms, each compared with at most
+/// [`MAX_GUARDED_VALUES`] kept ones.
+pub fn guarded_values(head: &RequestHead) -> Result<Vec<Cow<'_, str>>, Excess> {
+    let mut collect = Collect {
+        out: Vec::new(),
+        bytes: 0,
+        excess: None,
     };
-    for_each_value(head, |_, value| match value {
-        Cow::Borrowed(text) => candidates(text, |c| {
-            if wanted(&out, c) {
-                out.push(Cow::Borrowed(c));
-            }
-        }),
-        Cow::Owned(text) => candidates(&text, |c| {
-            if wanted(&out, c) {
-                out.push(Cow::Owned(c.to_string()));
-            }
-        }),
+    for_each_value(head, |_, value| {
+        if collect.excess.is_some() {
+            return;
+        }
+        if value.len() > MAX_GUARDED_LEN {
+            collect.excess = Some(Excess::Length);
+            return;
+        }
+        match value {
+            Cow::Borrowed(text) => candidates(text, |c| {
+                if collect.wants(c) {
+                    collect.out.push(Cow::Borrowed(c));
+                }
+            }),
+            Cow::Owned(text) => candidates(&text, |c| {
+                if collect.wants(c) {
+                    collect.out.push(Cow::Owned(c.to_string()));
+                }
+            }),
+        }
     });
-    out
+    match collect.excess {
+        Some(excess) => Err(excess),
+        None => Ok(collect.out),
+    }
+}
+
+/// The forms kept so far, the bytes of every form seen, and the first excess.
+struct Collect<'h> {
+    out: Vec<Cow<'h, str>>,
+    bytes: usize,
+    excess: Option<Excess>,
+}
+
+impl Collect<'_> {
+    /// Counts one form; true when it is to be kept (long enough, new, within the bounds).
+    fn wants(&mut self, form: &str) -> bool {
+        if self.excess.is_some() || form.len() < MIN_GUARDED_LEN {
+            return false;
+        }
+        self.bytes = self.bytes.saturating_add(form.len());
+        if self.bytes > MAX_GUARDED_BYTES {
+            self.excess = Some(Excess::Bytes);
+            return false;
+        }
+        if self.out.iter().any(|kept| kept == form) {
+            return false;
+        }
+        if self.out.len() >= MAX_GUARDED_VALUES {
+            self.excess = Some(Excess::Values);
+            return false;
+        }
+        true
+    }
 }

@@ -29,7 +29,8 @@ pub enum HeadersDecision {
     /// A CORS preflight: answer it, before and without any auth.
     Preflight(LocalReply),
     /// A provider-minted ephemeral credential with pass-through on: route to the provider,
-    /// touch no credential.
+    /// touch no credential. (The final guard has passed: nothing shaped like a generated proxy
+    /// token is anywhere in it.)
     Passthrough(RewritePlan),
     /// Answer locally (no token found).
     Reply(Refused),
@@ -115,8 +116,8 @@ pub(crate) fn refuse(
     Refused { refusal, reply }
 }
 
-/// Step 0 to 2: answer preflights, pass provider ephemeral credentials (when switched on),
-/// find the token and hash it.
+/// Step 0 to 2: answer preflights, pass provider ephemeral credentials (when switched on, and
+/// the final guard finds no generated proxy token in the request), find the token and hash it.
 pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecision {
     if is_preflight(head) {
         return HeadersDecision::Preflight(preflight_reply(head));
@@ -124,10 +125,20 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
     match ephemeral::pass_through(&config.ephemeral, head) {
         Some(Ephemeral::GeminiLive) => {
             let authority = &config.upstream(Provider::Gemini).authority;
-            return HeadersDecision::Passthrough(RewritePlan {
+            let plan = RewritePlan {
                 remove: Vec::new(),
                 set: vec![(":authority".to_string(), authority.clone())],
-            });
+            };
+            // The Google token goes as sent; a generated proxy token anywhere else may not.
+            if guard::leaks_relayed(head, &plan) {
+                return HeadersDecision::Reply(refuse(
+                    Refusal::TokenInRequest,
+                    ErrorShape::Gemini,
+                    head.is_websocket_upgrade(),
+                    origin_of(head).as_deref(),
+                ));
+            }
+            return HeadersDecision::Passthrough(plan);
         }
         Some(Ephemeral::OpenaiClientSecret(secret)) => {
             return HeadersDecision::ClientSecret(PendingSecret::new(&secret, head));

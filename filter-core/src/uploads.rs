@@ -16,6 +16,7 @@ use ptk_wire::Provider;
 
 use crate::config::FilterConfig;
 use crate::cors::origin_of;
+use crate::guard::{self, Sought};
 use crate::pipeline::{refuse, Refused};
 use crate::plan::{RewritePlan, ACCOUNT_HEADERS, CREDENTIAL_HEADERS};
 use crate::query::strip_params;
@@ -80,6 +81,21 @@ impl PendingLeg {
                 .push((UPLOAD_STATUS_HEADER.to_string(), "final".to_string()));
         }
         refused
+    }
+
+    /// The rewrite of this leg ([`leg_plan`], routed to `authority`); or, when the request
+    /// would still carry a credential value from its slots or something shaped like a
+    /// generated proxy token anywhere (the final guard, [`guard::inspect`]), the 400 refusal
+    /// to answer instead.
+    pub fn allow(&self, head: &RequestHead, authority: &str) -> Result<RewritePlan, Refused> {
+        let plan = leg_plan(head, authority);
+        if guard::inspect(head, &plan, Sought::Slots(None))
+            .finding
+            .is_some()
+        {
+            return Err(self.refuse(Refusal::TokenInRequest));
+        }
+        Ok(plan)
     }
 
     /// The watch of this leg's response, once it is forwarded for `session`.

@@ -324,7 +324,9 @@ fn anything_else_in_any_slot_blocks_the_secret_path() {
     for (name, head) in cases {
         assert_eq!(secret_of(&head), None, "{name}");
         match run(&on(), &head, KEY) {
-            Outcome::Passthrough(_) | Outcome::Secret(_) => panic!("{name}: relayed"),
+            Outcome::Passthrough(_) | Outcome::Secret(_) | Outcome::Leg(_) => {
+                panic!("{name}: relayed")
+            }
             Outcome::Forwarded(up) => {
                 assert!(!anywhere(&up, TOKEN), "{name}: token upstream");
                 // The normal path strips every credential slot: the secret does not ride

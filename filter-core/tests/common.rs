@@ -13,7 +13,6 @@ pub fn head(pairs: &[(&str, &str)]) -> RequestHead {
     )
 }
 
-use ptk_filter_core::client_secrets::secret_plan;
 use ptk_filter_core::guard::outbound;
 use ptk_filter_core::{
     decide_check_response, decide_headers, CheckDecision, FilterConfig, HeadersDecision, Refused,
@@ -30,6 +29,9 @@ pub enum Outcome {
     /// An OpenAI client secret, as it would go upstream if the proxy had seen it minted for a
     /// valid token (the worst case: an unknown secret gets 401 instead).
     Secret(Vec<(String, String)>),
+    /// A keyless upload leg, as it would go upstream if its session were known and its token
+    /// valid (the worst case: an unknown session gets 401 instead).
+    Leg(Vec<(String, String)>),
     /// Answered locally.
     Refused(Refused),
 }
@@ -49,11 +51,18 @@ pub fn run_on(config: &FilterConfig, head: &RequestHead, key: &str, fresh: bool)
     };
     match decide_headers(config, head) {
         HeadersDecision::Preflight(_) => panic!("unexpected preflight"),
-        HeadersDecision::UploadLeg(_) => panic!("unexpected upload leg"),
+        HeadersDecision::UploadLeg(leg) => {
+            match leg.allow(head, &config.upstream(Provider::Gemini).authority) {
+                Ok(plan) => Outcome::Leg(upstream(&plan)),
+                Err(refused) => Outcome::Refused(refused),
+            }
+        }
         HeadersDecision::Passthrough(plan) => Outcome::Passthrough(upstream(&plan)),
-        HeadersDecision::ClientSecret(_) => {
-            let plan = secret_plan(head, config.upstream(Provider::Openai));
-            Outcome::Secret(upstream(&plan))
+        HeadersDecision::ClientSecret(secret) => {
+            match secret.allow(head, config.upstream(Provider::Openai)) {
+                Ok(plan) => Outcome::Secret(upstream(&plan)),
+                Err(refused) => Outcome::Refused(refused),
+            }
         }
         HeadersDecision::Reply(refused) => Outcome::Refused(refused),
         HeadersDecision::Check(pending) if fresh => {

@@ -191,7 +191,9 @@ fn a_proxy_token_in_any_slot_blocks_the_pass_through() {
     for (name, head) in cases {
         assert_eq!(pass_through(&on().ephemeral, &head), None, "{name}");
         match run(&on(), &head, KEY) {
-            Outcome::Passthrough(_) | Outcome::Secret(_) => panic!("{name}: relayed"),
+            Outcome::Passthrough(_) | Outcome::Secret(_) | Outcome::Leg(_) => {
+                panic!("{name}: relayed")
+            }
             Outcome::Forwarded(up) => assert!(!anywhere(&up, TOKEN), "{name}: token upstream"),
             Outcome::Refused(_) => {}
         }

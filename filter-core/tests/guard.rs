@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{anywhere, config, head, run, Outcome};
+use common::{anywhere, config, head, run, run_on, Outcome};
 use ptk_filter_core::{
     decide_check_response, decide_headers, CheckDecision, FilterConfig, HeadersDecision, Refusal,
     RequestHead,
@@ -32,7 +32,9 @@ fn refused(h: &RequestHead) -> ptk_filter_core::Refused {
     match run(&default(), h, KEY) {
         Outcome::Refused(r) => r,
         Outcome::Forwarded(up) => panic!("forwarded: {up:?}"),
-        Outcome::Passthrough(up) | Outcome::Secret(up) => panic!("passed through: {up:?}"),
+        Outcome::Passthrough(up) | Outcome::Secret(up) | Outcome::Leg(up) => {
+            panic!("passed through: {up:?}")
+        }
     }
 }
 
@@ -317,4 +319,336 @@ fn too_many_credential_values_are_refused_not_searched() {
         other => panic!("30 values: {other:?}"),
     }
     assert_eq!(refused(&with(&many)).refusal, Refusal::TokenInRequest);
+}
+
+// --- generated tokens outside any slot, on every forwarding path -----------------------------
+
+/// A generated token (`ptk_` and 32 URL-safe characters) that is in no credential slot: the
+/// guard only knows slot values by their value, so it knows a generated token by its shape.
+const STRAY: &str = "ptk_Zx9-stray_generated_012345678901";
+const LIVE: &str =
+    "//ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained";
+const EPH: &str = "auth_tokens/cd02d243f0cc8cc2d2aa5d0295e927b6";
+const SECRET: &str = "ek_68af296e8e408191a1120ab6383263c2";
+const UPLOAD: &str = "/upload/v1beta/files?upload_id=AUx1&upload_protocol=resumable";
+
+fn pass_through_on() -> FilterConfig {
+    config(r#"{"ephemeral":{"pass_through":true}}"#)
+}
+
+/// Every place outside the slots a stray token can be put, as extra headers and a path
+/// suffix (appended to the request's own path).
+fn stray_places() -> Vec<(&'static str, Vec<(&'static str, String)>, String)> {
+    assert_eq!(STRAY.len(), 4 + 32);
+    let enc = STRAY.replace('_', "%5F");
+    let double = STRAY.replace('_', "%255F").replace('-', "%252D");
+    vec![
+        (
+            "another header",
+            vec![("x-debug", STRAY.into())],
+            String::new(),
+        ),
+        (
+            "a cookie",
+            vec![("cookie", format!("a=1; b={STRAY}"))],
+            String::new(),
+        ),
+        (
+            "upper-cased",
+            vec![("x-debug", STRAY.to_uppercase())],
+            String::new(),
+        ),
+        (
+            "a header name",
+            vec![("x-ptk_zx9-stray_generated_012345678901", "1".into())],
+            String::new(),
+        ),
+        (
+            "encoded in a header",
+            vec![("x-debug", enc.clone())],
+            String::new(),
+        ),
+        (
+            "a subprotocol entry",
+            vec![("sec-websocket-protocol", format!("realtime, {STRAY}"))],
+            String::new(),
+        ),
+        ("a query value", Vec::new(), format!("&x={STRAY}")),
+        ("an encoded query value", Vec::new(), format!("&x={enc}")),
+        (
+            "a twice-encoded query value",
+            Vec::new(),
+            format!("&x={double}"),
+        ),
+        ("a matrix parameter", Vec::new(), format!(";t={STRAY}")),
+    ]
+}
+
+fn with_stray(
+    path: &str,
+    pairs: &[(&str, &str)],
+    extra: &[(&str, String)],
+    suffix: &str,
+) -> RequestHead {
+    let path = if suffix.starts_with('&') && !path.contains('?') {
+        format!("{path}?a=1{suffix}")
+    } else {
+        format!("{path}{suffix}")
+    };
+    let mut all: Vec<(&str, &str)> = vec![(":path", &path), (":authority", "127.0.0.1:10000")];
+    all.extend_from_slice(pairs);
+    all.extend(extra.iter().map(|(n, v)| (*n, v.as_str())));
+    head(&all)
+}
+
+fn assert_guard_refused(outcome: Outcome, name: &str) -> ptk_filter_core::Refused {
+    match outcome {
+        Outcome::Refused(r) => {
+            assert_eq!(r.refusal, Refusal::TokenInRequest, "{name}");
+            assert_eq!(r.reply.status, 400, "{name}");
+            assert!(
+                !String::from_utf8_lossy(&r.reply.body).contains(STRAY),
+                "{name}: echoed"
+            );
+            r
+        }
+        other => panic!("{name}: not refused: {other:?}"),
+    }
+}
+
+/// Finding 2: a second generated token outside any slot, on the normal path (fresh check and
+/// cached verdict), next to a generated or a custom token.
+#[test]
+fn a_generated_token_outside_any_slot_is_refused_on_the_normal_path() {
+    for token in [TOKEN, "my own custom proxy token"] {
+        let bearer = format!("Bearer {token}");
+        for (name, extra, suffix) in stray_places() {
+            let h = with_stray(
+                "/v1/chat/completions",
+                &[("authorization", &bearer)],
+                &extra,
+                &suffix,
+            );
+            for fresh in [false, true] {
+                let r = assert_guard_refused(run_on(&default(), &h, KEY, fresh), name);
+                let body: Value = serde_json::from_slice(&r.reply.body).unwrap();
+                assert_eq!(body["error"]["code"], "proxy_token_in_request", "{name}");
+            }
+        }
+    }
+}
+
+/// Finding 2: with the pass-through on, a Gemini Live handshake whose slots hold only Google
+/// tokens is still refused when a generated proxy token is anywhere else (plain text: it is a
+/// handshake); the same handshake without it passes.
+#[test]
+fn the_ephemeral_pass_through_refuses_a_generated_token_anywhere_else() {
+    let upgrade = [("upgrade", "websocket"), ("connection", "Upgrade")];
+    let token_header = format!("Token {EPH}");
+    let forms: [(String, Vec<(&str, &str)>); 2] = [
+        (format!("{LIVE}?access_token={EPH}"), upgrade.to_vec()),
+        (
+            LIVE.to_string(),
+            [
+                &upgrade[..],
+                &[
+                    ("authorization", token_header.as_str()),
+                    ("x-goog-api-key", EPH),
+                ][..],
+            ]
+            .concat(),
+        ),
+    ];
+    for (path, pairs) in &forms {
+        let clean = with_stray(path, pairs, &[], "");
+        assert!(
+            matches!(
+                run(&pass_through_on(), &clean, KEY),
+                Outcome::Passthrough(_)
+            ),
+            "{path}"
+        );
+        for (name, extra, suffix) in stray_places() {
+            let h = with_stray(path, pairs, &extra, &suffix);
+            let r = assert_guard_refused(run(&pass_through_on(), &h, KEY), name);
+            assert!(
+                r.reply
+                    .body
+                    .starts_with(b"proxy token found outside its auth slot"),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// Finding 2: a use of an OpenAI client secret (the WebRTC `POST`, a handshake) is refused
+/// when a generated proxy token is anywhere else: OpenAI's shape, plain text on a handshake.
+#[test]
+fn client_secret_uses_refuse_a_generated_token_anywhere_else() {
+    let bearer = format!("Bearer {SECRET}");
+    let post = [(":method", "POST"), ("authorization", bearer.as_str())];
+    let clean = with_stray("/v1/realtime/calls", &post, &[], "");
+    assert!(matches!(
+        run(&pass_through_on(), &clean, KEY),
+        Outcome::Secret(_)
+    ));
+    for (name, extra, suffix) in stray_places() {
+        if suffix.starts_with(';') {
+            continue; // `/v1/realtime/calls;t=…` is not a Realtime path: an unknown token.
+        }
+        let h = with_stray("/v1/realtime/calls", &post, &extra, &suffix);
+        let r = assert_guard_refused(run(&pass_through_on(), &h, KEY), name);
+        let body: Value = serde_json::from_slice(&r.reply.body).unwrap();
+        assert_eq!(body["error"]["code"], "proxy_token_in_request", "{name}");
+    }
+    let ws = [
+        (":method", "GET"),
+        ("upgrade", "websocket"),
+        ("authorization", bearer.as_str()),
+    ];
+    let h = with_stray("/v1/realtime", &ws, &[("x-debug", STRAY.into())], "");
+    let r = assert_guard_refused(run(&pass_through_on(), &h, KEY), "handshake");
+    assert!(r
+        .reply
+        .body
+        .starts_with(b"proxy token found outside its auth slot"));
+}
+
+/// Finding 2: a keyless upload leg is refused (Gemini's shape) when a generated proxy token
+/// is anywhere in it, or a value from one of its slots (all emptied) is anywhere else.
+#[test]
+fn upload_legs_refuse_a_generated_token_or_a_slot_value_anywhere_else() {
+    let put = [(":method", "PUT"), ("x-goog-upload-command", "upload")];
+    let clean = with_stray(UPLOAD, &put, &[], "");
+    assert!(matches!(run(&default(), &clean, KEY), Outcome::Leg(_)));
+    for (name, extra, suffix) in stray_places() {
+        let h = with_stray(UPLOAD, &put, &extra, &suffix);
+        if name == "a subprotocol entry" {
+            // A leg is no handshake: its offer is removed whole, stray token and all.
+            let Outcome::Leg(up) = run(&default(), &h, KEY) else {
+                panic!("{name}: not forwarded");
+            };
+            assert!(!anywhere(&up, STRAY));
+            continue;
+        }
+        let r = assert_guard_refused(run(&default(), &h, KEY), name);
+        let body: Value = serde_json::from_slice(&r.reply.body).unwrap();
+        assert_eq!(body["error"]["status"], "INVALID_ARGUMENT", "{name}");
+    }
+    let copied = [
+        (":method", "POST"),
+        ("api-key", "some-custom-value-000"),
+        ("x-copy", "some-custom-value-000"),
+    ];
+    let h = with_stray(UPLOAD, &copied, &[], "");
+    assert_guard_refused(run(&default(), &h, KEY), "a slot value copied");
+}
+
+/// A custom token holding the generated prefix (not the whole shape) is still found: the
+/// prefix's own matches (looked at for the shape) never hide a needle's.
+#[test]
+fn a_custom_token_holding_the_prefix_is_found_past_it() {
+    for token in [
+        "my-ptk_custom-token",
+        "ptk_short-custom",
+        "xx-PTK_ptk_custom",
+    ] {
+        let bearer = format!("Bearer {token}");
+        for copy in [
+            format!("a{token}"),
+            format!("ptk_{token}"),
+            token.to_uppercase(),
+        ] {
+            let h = head(&[
+                (":path", "/v1/chat/completions"),
+                ("authorization", &bearer),
+                ("x-copy", &copy),
+            ]);
+            assert_eq!(
+                refused(&h).refusal,
+                Refusal::TokenInRequest,
+                "{token} in {copy}"
+            );
+        }
+    }
+}
+
+/// Only a whole generated token is a stray one; the operator's own values (the real key, its
+/// `request_headers`, the upstream host) are never searched for the shape.
+#[test]
+fn near_misses_and_the_operators_own_values_pass() {
+    let bearer = format!("Bearer {TOKEN}");
+    let body32 = &STRAY[4..];
+    for near in [
+        format!("ptk_{}", &body32[1..]),
+        format!("ptk-{body32}"),
+        format!("ptk_{}.{}", &body32[..10], &body32[11..]),
+        "ptk_admin=session-cookie".to_string(),
+    ] {
+        let h = head(&[
+            (":path", "/v1/chat/completions"),
+            ("authorization", &bearer),
+            ("x-debug", &near),
+        ]);
+        forwarded(&h);
+    }
+    let key = format!("sk-proj-{STRAY}");
+    let c = config(&format!(
+        r#"{{"providers":{{"openai":{{"request_headers":{{"openai-organization":"org-{STRAY}"}}}}}}}}"#
+    ));
+    let h = head(&[
+        (":path", "/v1/chat/completions"),
+        ("authorization", &bearer),
+    ]);
+    match run(&c, &h, &key) {
+        Outcome::Forwarded(up) => {
+            assert!(up.contains(&("authorization".into(), format!("Bearer {key}"))))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The bounds beyond which the guard refuses instead of searching: a credential value over
+/// 2 KiB, over 8 KiB of credential forms in all, a head over 64 KiB.
+#[test]
+fn credentials_and_heads_beyond_the_bounds_are_refused_unsearched() {
+    use ptk_filter_core::credentials::{MAX_GUARDED_BYTES, MAX_GUARDED_LEN};
+    use ptk_filter_core::guard::MAX_OUTBOUND_BYTES;
+    let bearer = format!("Bearer {TOKEN}");
+    let with = |extra: Vec<(String, String)>| {
+        let mut all: Vec<(String, String)> = vec![
+            (":path".into(), "/v1/chat/completions".into()),
+            ("authorization".into(), bearer.clone()),
+        ];
+        all.extend(extra);
+        RequestHead::new(all)
+    };
+    let value = |len: usize, tag: char| format!("{}{tag}", "v".repeat(len - 1));
+    // One value: at the bound it is searched (and forwarded), one byte over it is refused.
+    forwarded(&with(vec![("api-key".into(), value(MAX_GUARDED_LEN, 'a'))]));
+    assert_eq!(
+        refused(&with(vec![(
+            "api-key".into(),
+            value(MAX_GUARDED_LEN + 1, 'a')
+        )]))
+        .refusal,
+        Refusal::TokenInRequest
+    );
+    // All forms: four values of 2 KiB are over 8 KiB with the bearer's.
+    let three: Vec<(String, String)> = "abc"
+        .chars()
+        .map(|c| ("api-key".to_string(), value(MAX_GUARDED_LEN, c)))
+        .collect();
+    forwarded(&with(three.clone()));
+    let mut four = three;
+    four.push(("api-key".into(), value(MAX_GUARDED_LEN, 'd')));
+    assert!(4 * MAX_GUARDED_LEN <= MAX_GUARDED_BYTES + MAX_GUARDED_LEN);
+    assert_eq!(refused(&with(four)).refusal, Refusal::TokenInRequest);
+    // The head.
+    let pad = |len: usize| vec![("x-pad".to_string(), "p".repeat(len))];
+    forwarded(&with(pad(MAX_OUTBOUND_BYTES - 1024)));
+    assert_eq!(
+        refused(&with(pad(MAX_OUTBOUND_BYTES))).refusal,
+        Refusal::TokenInRequest
+    );
 }

@@ -175,6 +175,26 @@ struct Request {
     /// on, the proxy tokens in other slots must still keep the request off the pass-through.
     live: bool,
     ephemeral: Vec<usize>,
+    /// Generated tokens in no slot at all, only elsewhere: the guard knows them by their shape.
+    strays: Vec<(String, Vec<Elsewhere>)>,
+    /// Which forwarding path the request is shaped for: 0 the normal one (tokens in slots, as
+    /// above); 1 a Gemini Live pass-through, 2 an OpenAI client-secret use, 3 a keyless upload
+    /// leg, whose slots hold no proxy token (only the strays are there).
+    family: usize,
+    /// A client secret as a subprotocol entry rather than `Authorization: Bearer`.
+    in_offer: bool,
+}
+
+const SECRET: &str = "ek_68af296e8e408191a1120ab6383263c2";
+
+fn strays() -> impl Strategy<Value = Vec<(String, Vec<Elsewhere>)>> {
+    prop::collection::vec(
+        (
+            "ptk_[A-Za-z0-9_-]{32}",
+            prop::collection::vec(elsewhere(), 1..3),
+        ),
+        0..3,
+    )
 }
 
 fn request() -> impl Strategy<Value = Request> {
@@ -228,6 +248,9 @@ fn request() -> impl Strategy<Value = Request> {
             any::<bool>(),
             any::<bool>(),
             prop::collection::vec(0..3usize, 0..3),
+            strays(),
+            0..4usize,
+            any::<bool>(),
         ),
     )
         .prop_map(
@@ -240,7 +263,7 @@ fn request() -> impl Strategy<Value = Request> {
                 offer,
                 mask,
                 order,
-                (config, fresh, live, ephemeral),
+                (config, fresh, live, ephemeral, strays, family, in_offer),
             )| Request {
                 tokens,
                 path,
@@ -254,6 +277,9 @@ fn request() -> impl Strategy<Value = Request> {
                 fresh,
                 live,
                 ephemeral,
+                strays,
+                family,
+                in_offer,
             },
         )
 }
@@ -268,7 +294,12 @@ impl Request {
             .map(|(n, v)| ('&', format!("{n}={}", encode(v, &[false]))))
             .collect();
         let mut offer: Vec<String> = self.offer.iter().map(|s| s.to_string()).collect();
-        for p in &self.tokens {
+        let mut websocket = self.websocket;
+        let mut method = "POST";
+        let normal = self.family == 0;
+        // Outside the normal family the slots hold no proxy token: the tokens are left out (a
+        // custom token outside any slot cannot be recognised; the strays stand for them).
+        for p in self.tokens.iter().filter(|_| normal) {
             let t = &p.token;
             for slot in &p.slots {
                 match slot {
@@ -294,10 +325,22 @@ impl Request {
                     }
                 }
             }
-            for place in &p.elsewhere {
+        }
+        let placed = self
+            .tokens
+            .iter()
+            .filter(|_| normal)
+            .map(|p| (&p.token, &p.elsewhere))
+            .chain(self.strays.iter().map(|(t, places)| (t, places)));
+        for (t, places) in placed {
+            for place in places {
                 match place {
                     Elsewhere::Header(name, a, b) => {
                         headers.push((name.clone(), format!("{a}{t}{b}")))
+                    }
+                    // A client-secret use needs its exact Realtime path: the query instead.
+                    Elsewhere::PathSegment if self.family == 2 => {
+                        query.push(('&', format!("p={}", encode(t, &self.mask))))
                     }
                     Elsewhere::PathSegment => path.push(encode(t, &self.mask)),
                     Elsewhere::QueryValue(name) => {
@@ -314,14 +357,47 @@ impl Request {
                 }
             }
         }
-        for form in &self.ephemeral {
-            match form {
-                0 => query.push(('&', format!("access_token={EPHEMERAL}"))),
-                1 => headers.push(("authorization".into(), format!("Token {EPHEMERAL}"))),
-                _ => headers.push(("x-goog-api-key".into(), EPHEMERAL.into())),
+        let live = match self.family {
+            1 => {
+                websocket = true;
+                if self.ephemeral.is_empty() {
+                    query.push(('&', format!("access_token={EPHEMERAL}")));
+                }
+                true
+            }
+            2 => {
+                path.clear();
+                if self.in_offer {
+                    offer.push(format!("openai-insecure-api-key.{SECRET}"));
+                } else {
+                    headers.push(("authorization".into(), format!("Bearer {SECRET}")));
+                }
+                if websocket {
+                    method = "GET";
+                    path.extend(["v1".to_string(), "realtime".to_string()]);
+                } else {
+                    path.extend(["v1", "realtime", "calls"].map(String::from));
+                }
+                false
+            }
+            3 => {
+                websocket = false;
+                path.insert(0, "upload/v1beta/files".into());
+                query.insert(0, ('&', "upload_id=AUx1".into()));
+                false
+            }
+            _ => self.live,
+        };
+        if self.family != 2 {
+            for form in &self.ephemeral {
+                match form {
+                    0 => query.push(('&', format!("access_token={EPHEMERAL}"))),
+                    1 => headers.push(("authorization".into(), format!("Token {EPHEMERAL}"))),
+                    _ => headers.push(("x-goog-api-key".into(), EPHEMERAL.into())),
+                }
             }
         }
-        if self.live {
+        if live {
             path.insert(0, "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained".into());
         }
         // Shuffle the headers (duplicates' order decides which value is first).
@@ -338,9 +414,9 @@ impl Request {
             full.push_str(part);
         }
         all.push((":path".into(), full));
-        all.push((":method".into(), "POST".into()));
+        all.push((":method".into(), method.into()));
         all.push((":authority".into(), "127.0.0.1:10000".into()));
-        if self.websocket {
+        if websocket {
             all.push(("upgrade".into(), "websocket".into()));
         }
         if !offer.is_empty() {
@@ -349,7 +425,18 @@ impl Request {
         RequestHead::new(all)
     }
 
+    /// Every proxy token the request carries (in slots or not).
+    fn all_tokens(&self) -> impl Iterator<Item = &String> {
+        self.tokens
+            .iter()
+            .map(|p| &p.token)
+            .chain(self.strays.iter().map(|(t, _)| t))
+    }
+
     fn config(&self) -> FilterConfig {
+        if matches!(self.family, 1 | 2) {
+            return config(r#"{"ephemeral":{"pass_through":true}}"#);
+        }
         match self.config {
             0 => FilterConfig::parse(b"").unwrap(),
             1 => config(r#"{"ephemeral":{"pass_through":true}}"#),
@@ -375,23 +462,22 @@ fn check(req: &Request) -> Result<(), TestCaseError> {
     let head = req.head();
     let outcome = run_on(&req.config(), &head, KEY, req.fresh);
     let upstream = match &outcome {
-        Outcome::Forwarded(up) | Outcome::Passthrough(up) | Outcome::Secret(up) => up,
+        Outcome::Forwarded(up)
+        | Outcome::Passthrough(up)
+        | Outcome::Secret(up)
+        | Outcome::Leg(up) => up,
         Outcome::Refused(r) => {
             if r.refusal == Refusal::TokenInRequest {
                 prop_assert_eq!(r.reply.status, 400);
             }
-            for p in &req.tokens {
-                prop_assert!(!String::from_utf8_lossy(&r.reply.body).contains(&p.token));
+            for t in req.all_tokens() {
+                prop_assert!(!String::from_utf8_lossy(&r.reply.body).contains(t.as_str()));
             }
             return Ok(());
         }
     };
-    for p in &req.tokens {
-        prop_assert!(
-            !anywhere(upstream, &p.token),
-            "token upstream: {:?}",
-            upstream
-        );
+    for t in req.all_tokens() {
+        prop_assert!(!anywhere(upstream, t), "token upstream: {:?}", upstream);
     }
     let with_key: Vec<&(String, String)> =
         upstream.iter().filter(|(_, v)| v.contains(KEY)).collect();
@@ -424,6 +510,36 @@ proptest! {
     #[test]
     fn a_token_placed_anywhere_never_goes_upstream(req in request()) {
         check(&req)?;
+    }
+}
+
+/// The generator reaches every forwarding path, and the strays are refused on each: without
+/// this the property above could hold by never reaching a path.
+#[test]
+fn the_requests_reach_every_forwarding_path() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = request();
+    // Per family: [forwarded on its own path, refused by the guard].
+    let mut seen = [[0usize; 2]; 4];
+    for _ in 0..4000 {
+        let req = strategy.new_tree(&mut runner).unwrap().current();
+        let outcome = run_on(&req.config(), &req.head(), KEY, req.fresh);
+        let own = matches!(
+            (req.family, &outcome),
+            (0, Outcome::Forwarded(_))
+                | (1, Outcome::Passthrough(_))
+                | (2, Outcome::Secret(_))
+                | (3, Outcome::Leg(_))
+        );
+        let guarded = !req.strays.is_empty()
+            && matches!(&outcome, Outcome::Refused(r) if r.refusal == Refusal::TokenInRequest);
+        seen[req.family][0] += usize::from(own);
+        seen[req.family][1] += usize::from(guarded);
+    }
+    for (family, [own, guarded]) in seen.iter().enumerate() {
+        assert!(*own >= 20 && *guarded >= 20, "family {family}: {seen:?}");
     }
 }
 

@@ -17,10 +17,9 @@ pub fn head_from_bytes(data: &[u8]) -> RequestHead {
     RequestHead::new(headers)
 }
 
-/// True when `needle` occurs in `hay` raw or percent-decoded (three layers; in a path also
-/// with `+` as a space), ignoring ASCII case: the guard's promise, checked the slow way.
-pub fn occurs(hay: &str, needle: &str, is_path: bool) -> bool {
-    let needle = needle.to_ascii_lowercase();
+/// `hay` lowercased, raw and percent-decoded (three layers, each read as text; in a path also
+/// with `+` as a space).
+fn layers(hay: &str, is_path: bool) -> Vec<String> {
     let mut layers = vec![hay.to_ascii_lowercase()];
     for plus in [false, is_path] {
         let mut text = hay.to_string();
@@ -36,5 +35,27 @@ pub fn occurs(hay: &str, needle: &str, is_path: bool) -> bool {
             layers.push(text.to_ascii_lowercase());
         }
     }
-    layers.iter().any(|l| l.contains(&needle))
+    layers
+}
+
+/// True when `needle` occurs in `hay` raw or percent-decoded (three layers; in a path also
+/// with `+` as a space), ignoring ASCII case: the guard's promise, checked the slow way.
+pub fn occurs(hay: &str, needle: &str, is_path: bool) -> bool {
+    let needle = needle.to_ascii_lowercase();
+    layers(hay, is_path).iter().any(|l| l.contains(&needle))
+}
+
+/// True when `hay`, raw or decoded as [`occurs`] decodes, holds a generated token's shape:
+/// `ptk_` (any case) and 32 URL-safe characters. Checked the slow way, at every offset.
+pub fn holds_token_shape(hay: &str, is_path: bool) -> bool {
+    layers(hay, is_path).iter().any(|l| {
+        let b = l.as_bytes();
+        (0..b.len()).any(|at| {
+            b.get(at..at + 4) == Some(b"ptk_")
+                && b.get(at + 4..at + 36).is_some_and(|body| {
+                    body.iter()
+                        .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+                })
+        })
+    })
 }

@@ -161,6 +161,97 @@ def test_a_valid_proxy_token_next_to_a_google_token_is_swapped_and_both_stripped
     assert headers_of(rec)["x-goog-api-key"] == [GEMINI_KEY]
 
 
+def pct(text: str) -> str:
+    return "".join(f"%{b:02X}" for b in text.encode())
+
+
+def assert_refused_plain_text(status: int, text: str, headers: dict[str, str], *tokens: str):
+    assert status == 400, (status, text)
+    assert headers["content-type"].startswith("text/plain")
+    assert text.startswith("proxy token found outside its auth slot")
+    for token in tokens:
+        assert token not in text
+
+
+def test_a_proxy_token_outside_any_slot_of_a_pass_through_is_refused(stack):
+    """attack/smuggle_battery.py: with the pass-through on, `?access_token=auth_tokens/…&x=<token>`
+    and `cookie: <token>` reached Gemini (no final guard on that path). Every slot holds a Google
+    token, so this is a pass-through: the guard looks for the generated-token shape anywhere
+    else, and refuses in plain text (a handshake) with nothing forwarded."""
+    token = stack.mint("gemini")["token"]
+    other = stack.mint("openai")["token"]
+    python_sdk = [("authorization", f"Token {EPHEMERAL}"), ("x-goog-api-key", EPHEMERAL)]
+    cases = [
+        ("a query value", f"{LIVE}?access_token={EPHEMERAL}&x={token}", []),
+        ("a cookie", f"{LIVE}?access_token={EPHEMERAL}", [("cookie", token)]),
+        ("a cookie among others", f"{LIVE}?access_token={EPHEMERAL}",
+         [("cookie", f"a=1; t={token}")]),
+        ("a query value encoded twice", f"{LIVE}?access_token={EPHEMERAL}&x={pct(pct(token))}", []),
+        ("another header, the python SDK's form", LIVE, [*python_sdk, ("x-debug", other)]),
+        ("upper-cased", LIVE, [*python_sdk, ("x-debug", other.upper())]),
+        ("a subprotocol entry", f"{LIVE}?access_token={EPHEMERAL}",
+         [("sec-websocket-protocol", f"x, {token}")]),
+    ]
+    for name, path, headers in cases:
+        status, text, resp_headers = send(stack, "GET", path, headers, websocket=True)
+        assert_refused_plain_text(status, text, resp_headers, token, other)
+    assert recorded(stack) == [], "a refused handshake reached Gemini"
+    # The same handshakes without the stray token still pass through.
+    status, _, _ = send(stack, "GET", f"{LIVE}?access_token={EPHEMERAL}", [("cookie", "a=1")],
+                        websocket=True)
+    assert status == 101
+    assert_nowhere_upstream(stack, token, other)
+
+
+def test_a_proxy_token_outside_any_slot_of_an_upload_leg_is_refused(stack):
+    """A keyless upload leg of a session the proxy started, with a generated token anywhere
+    in it (or a value of one of its slots copied elsewhere): 400 in Gemini's shape, nothing
+    forwarded; the same leg without it goes through."""
+    from .test_uploads import assert_keyless_upstream, leg, start
+
+    token = stack.mint("gemini")["token"]
+    other = stack.mint("openai")["token"]
+    url = start(stack, token, 3).headers["x-goog-upload-url"]
+    stack.reset_upstream()
+    cases = [
+        ("another header", url, {"x-debug": token}),
+        ("a cookie", url, {"cookie": f"t={other}"}),
+        ("a query value", f"{url}&note={other}", {}),
+        ("a query value encoded twice", f"{url}&note={pct(pct(token))}", {}),
+        ("a slot value copied", url, {"api-key": "custom-value-000", "x-copy": "custom-value-000"}),
+    ]
+    for name, target, headers in cases:
+        r = leg(target, "query", headers=headers)
+        assert r.status_code == 400, (name, r.status_code, r.text)
+        body = r.json()
+        assert body["error"]["status"] == "INVALID_ARGUMENT", (name, body)
+        assert token not in r.text and other not in r.text
+    assert recorded(stack) == [], "a refused leg reached Gemini"
+    done = leg(url, "upload, finalize", b"abc", offset=0)
+    assert done.status_code == 200, done.text
+    [rec] = recorded(stack)
+    assert_keyless_upstream(rec, token)
+    assert_nowhere_upstream(stack, token, other)
+
+
+def test_a_proxy_token_outside_any_slot_of_a_client_secret_use_is_refused(stack):
+    """An OpenAI client secret minted through the proxy, used with a generated token elsewhere
+    in the request: 400 in OpenAI's shape, nothing forwarded."""
+    from .test_client_secrets import call, mint
+
+    token = stack.mint("openai")["token"]
+    ek = mint(stack, token)["value"]
+    stack.reset_upstream()
+    for headers in ({"x-debug": token}, {"cookie": f"t={token}"}):
+        r = call(stack, ek, headers=headers)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "proxy_token_in_request"
+        assert token not in r.text
+    assert recorded(stack) == []
+    assert call(stack, ek).status_code == 201
+    assert_nowhere_upstream(stack, token)
+
+
 # --- item 4: every spelling stripped, the final guard ----------------------------------------
 
 
@@ -178,12 +269,18 @@ def test_every_key_spelling_is_stripped(stack):
             assert rec["path"] == f"{base}?alt=sse&x=1", path
 
 
-@pytest.mark.parametrize("where", ["header", "path", "query", "encoded", "second-slot"])
+@pytest.mark.parametrize("where", ["header", "path", "query", "encoded", "second-slot",
+                                   "second-outside-any-slot", "cookie"])
 def test_a_token_that_would_still_go_upstream_is_refused_with_400(stack, where):
     token = stack.mint("openai,gemini")["token"]
     other = stack.mint("openai")["token"]
     path, headers = "/v1/chat/completions", [("authorization", f"Bearer {token}")]
-    if where == "header":
+    if where == "second-outside-any-slot":
+        # In no slot: the guard knows it by the shape of a generated token.
+        headers.append(("x-debug-copy", other))
+    elif where == "cookie":
+        headers.append(("cookie", f"session=1; t={other}"))
+    elif where == "header":
         headers.append(("x-debug-copy", token))
     elif where == "path":
         path = f"/v1/chat/{token}/completions"

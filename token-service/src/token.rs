@@ -20,6 +20,10 @@ pub const TOKEN_PREFIX: &str = "ptk_";
 const TOKEN_RANDOM_BYTES: usize = 24;
 /// Shortest custom token accepted, after trimming.
 pub const MIN_CUSTOM_TOKEN_LEN: usize = 12;
+/// Longest custom token accepted, after trimming: the filter refuses credential values over
+/// 2 KiB unsearched (its final guard's bound), and this keeps any custom token, 4 bytes a
+/// character and an auth scheme before it, well under that.
+pub const MAX_CUSTOM_TOKEN_LEN: usize = 256;
 
 /// Why operator input for a token was refused. The messages are shown to the operator as-is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +40,9 @@ pub enum TokenInputError {
     /// A custom token shorter than [`MIN_CUSTOM_TOKEN_LEN`].
     #[error("custom token too short (min {MIN_CUSTOM_TOKEN_LEN} chars)")]
     CustomTokenTooShort,
+    /// A custom token longer than [`MAX_CUSTOM_TOKEN_LEN`].
+    #[error("custom token too long (max {MAX_CUSTOM_TOKEN_LEN} chars)")]
+    CustomTokenTooLong,
     /// A custom token that starts like a credential a provider mints itself.
     #[error("custom token must not start with {0:?} (providers mint credentials that look like that; the proxy relays them instead of checking them when ephemeral pass-through is on)")]
     ReservedPrefix(&'static str),
@@ -67,8 +74,12 @@ pub const RESERVED_PREFIXES: [&str; 2] = ["auth_tokens/", "ek_"];
 /// Trims a custom token and enforces the minimum length and the reserved prefixes.
 pub fn custom_token(raw: &str) -> Result<SecretString, TokenInputError> {
     let trimmed = raw.trim();
-    if trimmed.chars().count() < MIN_CUSTOM_TOKEN_LEN {
+    let chars = trimmed.chars().count();
+    if chars < MIN_CUSTOM_TOKEN_LEN {
         return Err(TokenInputError::CustomTokenTooShort);
+    }
+    if chars > MAX_CUSTOM_TOKEN_LEN {
+        return Err(TokenInputError::CustomTokenTooLong);
     }
     if let Some(prefix) = RESERVED_PREFIXES
         .iter()
@@ -208,6 +219,12 @@ mod tests {
             Err(TokenInputError::CustomTokenTooShort)
         ));
         assert!(custom_token("twelve-chars").is_ok());
+        // At most 256 characters, whatever their bytes.
+        assert!(custom_token(&"é".repeat(MAX_CUSTOM_TOKEN_LEN)).is_ok());
+        assert!(matches!(
+            custom_token(&"x".repeat(MAX_CUSTOM_TOKEN_LEN + 1)),
+            Err(TokenInputError::CustomTokenTooLong)
+        ));
     }
 
     #[test]

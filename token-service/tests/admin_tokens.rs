@@ -128,6 +128,10 @@ async fn create_validation_errors_are_400_with_a_clear_message() {
             "custom token too short",
         ),
         (
+            with("token", json!("t".repeat(257))),
+            "custom token too long (max 256 chars)",
+        ),
+        (
             with("token", json!("ek_looks-like-an-openai-client-secret")),
             "custom token must not start with \"ek_\"",
         ),

@@ -13,9 +13,9 @@ use ptk_filter_core::bound_check::{
     binding_key, bound_call, bound_verdict, cached_valid_until, BoundVerdict,
 };
 use ptk_filter_core::bound_table::Binding;
-use ptk_filter_core::client_secrets::{secret_plan, PendingSecret};
+use ptk_filter_core::client_secrets::PendingSecret;
 use ptk_filter_core::guess_throttle::{client_key, pair_fingerprint};
-use ptk_filter_core::uploads::{leg_plan, PendingLeg};
+use ptk_filter_core::uploads::PendingLeg;
 use ptk_filter_core::{Refusal, Refused, RequestHead};
 
 use super::{Client, PtkHttp};
@@ -221,8 +221,9 @@ impl PtkHttp {
     }
 
     /// Rewrites the request (no real key: a leg gets every credential slot emptied, a client
-    /// secret stays where the client put it) and lets it go; `false` (after answering 503)
-    /// when the rewrite could not be applied, which must never be forwarded.
+    /// secret stays where the client put it) and lets it go; `false` (after answering) when
+    /// the final guard refuses it (400) or the rewrite could not be applied (503): neither may
+    /// be forwarded.
     fn forward_bound(
         &mut self,
         worker: &Worker,
@@ -233,8 +234,17 @@ impl PtkHttp {
     ) -> bool {
         let upstream = worker.config.upstream(binding.provider);
         let plan = match &bound {
-            Bound::Leg(_) => leg_plan(head, &upstream.authority),
-            Bound::Secret(_) => secret_plan(head, upstream),
+            Bound::Leg(leg) => leg.allow(head, &upstream.authority),
+            Bound::Secret(secret) => secret.allow(head, upstream),
+        };
+        let plan = match plan {
+            Ok(plan) => plan,
+            // A proxy token would still go upstream (the final guard): refuse (400), never
+            // forward.
+            Err(refused) => {
+                self.refuse_bound(worker, &bound, refused.refusal);
+                return false;
+            }
         };
         if !Self::apply(&plan) {
             host::log(
