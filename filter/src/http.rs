@@ -36,6 +36,9 @@ struct Waiting {
     client: Client,
     /// This is the second check of a rate-limited request (see `on_http_call_response`).
     confirming: bool,
+    /// Host time (ms) the check was sent: a verdict's TTL runs from here, not from its
+    /// arrival, so a slow answer cannot stretch how long a revoked token keeps working.
+    sent_ms: u64,
 }
 
 /// One HTTP request.
@@ -237,13 +240,14 @@ impl PtkHttp {
             check_call(&worker.config, worker.secret.expose(), &pending);
         let ts = &worker.config.token_service;
         let timeout = Duration::from_millis(ts.timeout_ms);
+        let sent_ms = host::now_ms();
         match host::dispatch(&ts.cluster, &call_headers, &call_body, timeout) {
             Ok(token_id) => {
                 if !confirming {
                     worker
                         .throttle
                         .borrow_mut()
-                        .checking(&client.key, host::now_ms());
+                        .checking(&client.key, client.pair, sent_ms);
                 }
                 self.cors_origin = pending.origin.clone();
                 self.waiting = Some(Waiting {
@@ -252,6 +256,7 @@ impl PtkHttp {
                     head,
                     client,
                     confirming,
+                    sent_ms,
                 });
                 Action::Pause
             }
@@ -385,17 +390,19 @@ impl Context for PtkHttp {
             &waiting.pending,
             status,
             body.as_deref(),
-            now,
+            waiting.sent_ms,
         );
         if !waiting.confirming {
             let guess_missed = matches!(
                 &decision,
                 CheckDecision::Reply { refused, callout_failed: false } if is_guess(refused.refusal)
             );
-            worker
-                .throttle
-                .borrow_mut()
-                .checked(&waiting.client.key, guess_missed, now);
+            worker.throttle.borrow_mut().checked(
+                &waiting.client.key,
+                waiting.client.pair,
+                guess_missed,
+                now,
+            );
         }
         match decision {
             CheckDecision::Forward { plan, cache } => {
