@@ -239,7 +239,7 @@ def admin_headers(hcm: dict) -> list[dict[str, str]]:
 def test_every_listener_takes_the_client_address_from_the_tcp_peer(tmp_path):
     """use_remote_address on every connection manager (a client-sent x-forwarded-for must not
     pick the guess throttle's key); providers get none of what Envoy adds about the client;
-    the admin routes tell the admin listener the TCP peer."""
+    the admin routes carry Envoy's own forwarding headers."""
     variants = {"committed": committed(),
                 "make run": with_tls_listener(tmp_path / "a")}
     for label, config in variants.items():
@@ -258,6 +258,8 @@ def test_every_listener_takes_the_client_address_from_the_tcp_peer(tmp_path):
             for added in admin_headers(hcm):
                 assert added["x-forwarded-for"] == \
                     "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%", where
+                assert added["x-forwarded-host"] == "%REQ(:AUTHORITY)%", where
+                assert added["x-forwarded-proto"] == "%REQ(X-FORWARDED-PROTO)%", where
 
 
 def test_trusted_hops_are_set_on_every_listener_and_reach_the_admin_routes(tmp_path):
