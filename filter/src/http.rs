@@ -8,6 +8,7 @@ use proxy_wasm::types::{Action, LogLevel};
 use ptk_filter_core::cache::Entry;
 use ptk_filter_core::cors::decoration;
 use ptk_filter_core::guess_throttle::{client_key, pair_fingerprint};
+use ptk_filter_core::log_path::redacted_path;
 use ptk_filter_core::mint_watch::MintWatch;
 use ptk_filter_core::shared_cache::{spend_one, store, Lookup};
 use ptk_filter_core::uploads::UploadWatch;
@@ -98,6 +99,23 @@ fn is_guess(refusal: Refusal) -> bool {
     )
 }
 
+/// Replaces the `:path` of a request the filter answers itself with what the access log may
+/// print (`log_path::redacted_path`: no query or fragment, no credential value, no
+/// token-shaped run); written back only when that changes it.
+fn redact_logged_path() {
+    let Ok(headers) = host::request_headers() else {
+        return;
+    };
+    if let Some(path) = redacted_path(&RequestHead::new(headers)) {
+        if host::set_request_header(":path", &path).is_err() {
+            host::log(
+                LogLevel::Warn,
+                "ptk filter: could not redact the logged path",
+            );
+        }
+    }
+}
+
 /// Spends one cached unit for the request (this worker's pool, then shared data).
 fn spend_cached(worker: &Worker, cache_key: &str, now: u64) -> Lookup {
     spend_one(
@@ -128,6 +146,8 @@ impl PtkHttp {
         self.cors_origin = None;
         self.upload_watch = None;
         self.mint = None;
+        // Answered here, never forwarded: its `:path` is only logged, so log no secret.
+        redact_logged_path();
         if host::send_reply(reply.status, &reply.headers, &reply.body).is_err() {
             host::log(LogLevel::Error, "ptk filter: could not send a local reply");
         }
