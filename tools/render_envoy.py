@@ -82,6 +82,9 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     render_plugin(find(hcm["http_filters"], "ptk")["typed_config"]["config"], args)
     render_token_service(clusters, args)
     render_providers(clusters, hcm["route_config"]["virtual_hosts"], args, env)
+    if args.provider_idle_timeout is not None:
+        # What a provider call without a body gets (see envoy.yaml's stream_idle_timeout).
+        hcm["stream_idle_timeout"] = f"{args.provider_idle_timeout}s"
     for pin in args.connect_to:
         connect_to(clusters, pin)
     if args.tls_port:

@@ -182,13 +182,16 @@ def provider_routes(config: dict) -> list[dict]:
 
 def test_the_default_config_never_cuts_a_provider_call_before_600s(tmp_path):
     """Envoy's defaults count: a route without `timeout` has 15 s, a route without
-    `idle_timeout` inherits the HCM's stream_idle_timeout, which is 300 s when unset."""
+    `idle_timeout` inherits the HCM's stream_idle_timeout, which is 300 s when unset; and a
+    provider call without a body only ever gets the HCM's (it is routed before the filter names
+    the provider: tests/e2e/test_provider_errors.py)."""
     mock = {v: "http://127.0.0.1:9" for v in
             ("OPENAI_UPSTREAM", "ANTHROPIC_UPSTREAM", "GEMINI_UPSTREAM")}
     for label, config in (("committed", committed()), ("make run", rendered(tmp_path / "a")),
                           ("overrides", rendered(tmp_path / "b", env=mock))):
         hcm = hcm_of(config)
         assert never_before(hcm.get("request_timeout")), label
+        assert never_before(hcm.get("stream_idle_timeout", "300s")), label
         assert never_before(hcm.get("common_http_protocol_options", {})
                             .get("max_stream_duration")), label
         routes = provider_routes(config)
@@ -209,6 +212,7 @@ def test_the_default_config_never_cuts_a_provider_call_before_600s(tmp_path):
 def test_the_provider_idle_timeout_is_configurable(tmp_path):
     config = rendered(tmp_path, "--provider-idle-timeout", "1800")
     assert {r["route"]["idle_timeout"] for r in provider_routes(config)} == {"1800s"}
+    assert hcm_of(config)["stream_idle_timeout"] == "1800s"
     assert render(tmp_path, "--provider-idle-timeout", "-5").returncode == 2
 
 
