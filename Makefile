@@ -121,12 +121,12 @@ test-compat: build venv compat-deps
 ## Fuzzing ------------------------------------------------------------------------------------
 
 # libFuzzer targets over the filter core's parsers (fuzz/): slot identification, query
-# stripping, subprotocol cleaning, ephemeral detection, plugin config, and the whole pipeline's
-# "no credential goes upstream" promise. Stable Rust: `--sanitizer none` (AddressSanitizer
+# stripping, subprotocol cleaning, ephemeral detection, plugin config, the whole pipeline's
+# "no credential goes upstream" promise, and the path logged for a refused request. Stable Rust: `--sanitizer none` (AddressSanitizer
 # needs nightly; the core is safe Rust, and the invariants are asserted in the targets).
 # cargo-fuzz comes from crates.io, pinned, installed only when missing.
 CARGO_FUZZ_VERSION := 0.13.2
-FUZZ_TARGETS       := slots query subprotocol ephemeral config guard
+FUZZ_TARGETS       := slots query subprotocol ephemeral config guard log_path
 FUZZ_SECONDS       ?= 300
 FUZZ_SMOKE_SECONDS ?= 8
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Render envoy.yaml for a run: ports, the built .wasm, the token-service address, the
 provider upstream overrides (OPENAI_UPSTREAM, ANTHROPIC_UPSTREAM, GEMINI_UPSTREAM), the CA
-bundle provider certificates are verified against, and the provider routes' idle timeout.
+bundle provider certificates are verified against, the provider routes' idle timeout, and how
+many proxies in front of Envoy are trusted for the client's address.
 
 Used by `make run` and by the end-to-end tests, so both run the committed config with only
 these values changed. An override is a base URL such as `http://127.0.0.1:9100` or
@@ -77,14 +78,38 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
         )
         log["typed_config"]["path"] = args.access_log
 
+    render_client_address(hcm, args)
     render_plugin(find(hcm["http_filters"], "ptk")["typed_config"]["config"], args)
     render_token_service(clusters, args)
     render_providers(clusters, hcm["route_config"]["virtual_hosts"], args, env)
+    if args.provider_idle_timeout is not None:
+        # What a provider call without a body gets (see envoy.yaml's stream_idle_timeout).
+        hcm["stream_idle_timeout"] = f"{args.provider_idle_timeout}s"
     for pin in args.connect_to:
         connect_to(clusters, pin)
     if args.tls_port:
         add_tls_listener(config, listener, args)
     return config
+
+
+def render_client_address(hcm: dict, args: argparse.Namespace) -> None:
+    """How Envoy finds the client's address (the guess throttle's and the admin login
+    throttle's key): the TCP peer (`use_remote_address`, committed), or with
+    --xff-num-trusted-hops N the address N entries from the right of x-forwarded-for, which
+    the proxies in front of Envoy wrote. The TLS listener is a copy, so it gets the same."""
+    if not hcm.get("use_remote_address"):
+        raise RenderError("the connection manager must set use_remote_address: true")
+    hops = args.xff_num_trusted_hops
+    if not hops:
+        return
+    hcm["xff_num_trusted_hops"] = hops
+    # The admin routes tell the login throttle the client Envoy derived through those
+    # proxies, not the proxy next to Envoy (else every client behind it shares one bucket).
+    for vhost in hcm["route_config"]["virtual_hosts"]:
+        for route in vhost["routes"]:
+            for added in route.get("request_headers_to_add", []):
+                if added["header"]["key"] == "x-forwarded-for":
+                    added["header"]["value"] = "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
 
 
 def render_plugin(wasm: dict, args: argparse.Namespace) -> None:
@@ -257,6 +282,12 @@ def main(argv: list[str] | None = None) -> int:
         "--provider-idle-timeout", type=non_negative_int, metavar="SECONDS",
         help="cut a provider call after this long without a byte either way; 0 = never "
              "(default: envoy.yaml's 900; make run: PTK_PROVIDER_IDLE_TIMEOUT)")
+    parser.add_argument(
+        "--xff-num-trusted-hops", type=non_negative_int, default=0, metavar="N",
+        help="trust the last N x-forwarded-for entries (the load balancers or proxies in front "
+             "of Envoy, which must overwrite or append to that header): the client is the "
+             "address N entries from the right; 0 = the TCP peer (make run: "
+             "PTK_XFF_NUM_TRUSTED_HOPS)")
     parser.add_argument(
         "--connect-to", action="append", default=[], metavar="HOST:PORT:ADDRESS:PORT",
         help="connect to ADDRESS:PORT whenever a cluster would connect to HOST:PORT, keeping "

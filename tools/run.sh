@@ -39,10 +39,14 @@ export ADMIN_SECRET PTK_ADMIN_LISTEN=$SERVICE_ADMIN_ADDR
 
 tools/dev_cert.sh "$DATA/tls"
 # Optional: the CA bundle provider certificates are verified against (default: the system
-# trust store) and how long a provider call may stay silent (default: envoy.yaml's 900 s).
+# trust store), how long a provider call may stay silent (default: envoy.yaml's 900 s) and
+# how many proxies in front of Envoy are trusted for the client's address (default: none).
 render_opts=()
 [ -n "${PTK_PROVIDER_CA_FILE:-}" ] && render_opts+=(--provider-ca-file "$PTK_PROVIDER_CA_FILE")
 [ -n "${PTK_PROVIDER_IDLE_TIMEOUT:-}" ] && render_opts+=(--provider-idle-timeout "$PTK_PROVIDER_IDLE_TIMEOUT")
+# Behind load balancers or proxies you trust (they must write x-forwarded-for): how many.
+[ -n "${PTK_XFF_NUM_TRUSTED_HOPS:-}" ] && render_opts+=(--xff-num-trusted-hops "$PTK_XFF_NUM_TRUSTED_HOPS")
+[ -n "${PTK_PLUGIN_CONFIG:-}" ] && render_opts+=(--plugin-config "$PTK_PLUGIN_CONFIG")
 "$PYTHON" tools/render_envoy.py --out "$DATA/envoy.yaml" \
   --proxy-port "$PROXY_PORT" --admin-port "$ADMIN_PORT" --token-service "$SERVICE_ADDR" \
   --token-service-admin "$SERVICE_ADMIN_ADDR" \

@@ -64,9 +64,12 @@ const MAX_CLIENT_KEY: usize = 64;
 struct Client {
     window_start_ms: u64,
     refusals: u32,
-    /// Checks in flight for tokens not known good: counted up front, so a burst of concurrent
-    /// guesses cannot all be checked before the first refusal comes back.
-    pending: u32,
+    /// Distinct tokens with checks in flight (fingerprint, checks): counted up front, so a
+    /// burst of concurrent guesses cannot all be checked before the first refusal comes back;
+    /// counted per token, so a burst of requests with one token is one, not many.
+    pending: Vec<(u64, u32)>,
+    /// Checks in flight beyond [`MAX_PENDING_TOKENS`] distinct tokens, each counted.
+    pending_overflow: u32,
     last_seen_ms: u64,
 }
 
@@ -75,7 +78,8 @@ impl Client {
         Client {
             window_start_ms: now_ms,
             refusals: 0,
-            pending: 0,
+            pending: Vec::new(),
+            pending_overflow: 0,
             last_seen_ms: now_ms,
         }
     }
@@ -86,11 +90,46 @@ impl Client {
             self.window_start_ms = now_ms;
             self.refusals = 0;
             // A check lost with its request (client gone) must not count forever.
-            self.pending = 0;
+            self.pending.clear();
+            self.pending_overflow = 0;
         }
         self.last_seen_ms = self.last_seen_ms.max(now_ms);
     }
+
+    /// Distinct tokens with a check in flight (those beyond the tracked ones count singly).
+    fn in_flight(&self) -> u32 {
+        u32::try_from(self.pending.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.pending_overflow)
+    }
+
+    fn start(&mut self, token: u64) {
+        if let Some((_, n)) = self.pending.iter_mut().find(|(t, _)| *t == token) {
+            *n = n.saturating_add(1);
+        } else if self.pending.len() < MAX_PENDING_TOKENS {
+            self.pending.push((token, 1));
+        } else {
+            self.pending_overflow = self.pending_overflow.saturating_add(1);
+        }
+    }
+
+    fn finish(&mut self, token: u64) {
+        match self.pending.iter().position(|(t, _)| *t == token) {
+            Some(i) => {
+                if let Some((_, n)) = self.pending.get_mut(i) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.pending.swap_remove(i);
+                    }
+                }
+            }
+            None => self.pending_overflow = self.pending_overflow.saturating_sub(1),
+        }
+    }
 }
+
+/// Distinct tokens per address whose in-flight checks are tracked one by one.
+pub const MAX_PENDING_TOKENS: usize = 64;
 
 /// A worker's per-address refusal counts.
 #[derive(Debug)]
@@ -189,35 +228,41 @@ impl GuessThrottle {
         let window_ms = self.config.window_ms;
         let state = self.clients.get_mut(client)?;
         state.roll(now_ms, window_ms);
-        if state.refusals.saturating_add(state.pending) < self.config.max_refusals {
+        let max = self.config.max_refusals;
+        if state.refusals.saturating_add(state.in_flight()) < max {
             return None;
+        }
+        if state.refusals < max {
+            // Only checks in flight fill the budget: they come back within the callout
+            // timeout, so a second later the address may well be admitted again.
+            return Some(1);
         }
         let ends = state.window_start_ms.saturating_add(window_ms);
         Some(ends.saturating_sub(now_ms).div_ceil(1000).max(1))
     }
 
-    /// A check is about to go out for a token `client` is not known to own.
-    pub fn checking(&mut self, client: &str, now_ms: u64) {
+    /// A check is about to go out from `client` for the token with this fingerprint.
+    pub fn checking(&mut self, client: &str, token: u64, now_ms: u64) {
         if !self.config.enabled {
             return;
         }
         let window_ms = self.config.window_ms;
         if let Some(state) = self.entry(client, now_ms) {
             state.roll(now_ms, window_ms);
-            state.pending = state.pending.saturating_add(1);
+            state.start(token);
         }
     }
 
     /// The check of [`checking`](Self::checking) came back: `refused` when the token-service
     /// refused the token itself (a guess that missed).
-    pub fn checked(&mut self, client: &str, refused: bool, now_ms: u64) {
+    pub fn checked(&mut self, client: &str, token: u64, refused: bool, now_ms: u64) {
         if !self.config.enabled {
             return;
         }
         let window_ms = self.config.window_ms;
         if let Some(state) = self.entry(client, now_ms) {
             state.roll(now_ms, window_ms);
-            state.pending = state.pending.saturating_sub(1);
+            state.finish(token);
             if refused {
                 state.refusals = state.refusals.saturating_add(1);
             }
@@ -226,8 +271,8 @@ impl GuessThrottle {
 
     /// Counts a refused token for `client` (a check and its refusal at once).
     pub fn refused(&mut self, client: &str, now_ms: u64) {
-        self.checking(client, now_ms);
-        self.checked(client, true, now_ms);
+        self.checking(client, 0, now_ms);
+        self.checked(client, 0, true, now_ms);
     }
 
     /// Addresses currently tracked (for tests and metrics).
@@ -323,25 +368,54 @@ mod tests {
     #[test]
     fn checks_in_flight_count_until_they_come_back() {
         let mut t = throttle(3, 10);
-        for _ in 0..3 {
-            t.checking("a", 0);
+        for token in 1..=3 {
+            t.checking("a", token, 0);
         }
-        assert!(
-            t.throttled("a", 1).is_some(),
-            "a burst is throttled before any answer"
+        assert_eq!(
+            t.throttled("a", 1),
+            Some(1),
+            "a burst of distinct tokens is throttled before any answer, briefly"
         );
-        t.checked("a", false, 2);
+        t.checked("a", 1, false, 2);
         assert_eq!(
             t.throttled("a", 2),
             None,
             "an allowed check frees its place"
         );
-        t.checked("a", true, 3);
-        t.checked("a", true, 3);
-        t.checking("a", 4);
-        assert!(t.throttled("a", 4).is_some());
+        t.checked("a", 2, true, 3);
+        t.checked("a", 3, true, 3);
+        t.checking("a", 4, 4);
+        assert_eq!(t.throttled("a", 4), Some(1));
+        t.checked("a", 4, true, 5);
+        assert_eq!(
+            t.throttled("a", 5),
+            Some(10),
+            "three refusals: until the window ends"
+        );
         // A new window forgets checks whose answers never came.
+        t.checking("b", 9, 0);
         assert_eq!(t.throttled("a", 10_004), None);
+    }
+
+    #[test]
+    fn a_burst_with_one_token_is_one_check_in_flight() {
+        let mut t = throttle(3, 10);
+        for _ in 0..100 {
+            t.checking("a", 7, 0);
+        }
+        assert_eq!(t.throttled("a", 1), None);
+        for _ in 0..100 {
+            t.checked("a", 7, false, 2);
+        }
+        // Many distinct tokens beyond the tracked ones still count, each.
+        for token in 0..(MAX_PENDING_TOKENS as u64 + 5) {
+            t.checking("b", token, 0);
+        }
+        assert!(t.throttled("b", 1).is_some());
+        for token in 0..(MAX_PENDING_TOKENS as u64 + 5) {
+            t.checked("b", token, false, 2);
+        }
+        assert_eq!(t.throttled("b", 3), None, "every place was freed");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod guess_throttle;
 mod header_rules;
 pub mod key_fragments;
 pub mod local_pool;
+pub mod log_path;
 pub mod mint_watch;
 pub mod open_streams;
 pub mod pipeline;

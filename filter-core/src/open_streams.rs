@@ -40,8 +40,12 @@ impl Default for StreamsConfig {
     }
 }
 
-/// Most tokens revalidated in one batch (the rest wait for the next tick).
-pub const MAX_BATCH: usize = 256;
+/// Most tokens revalidated in one batch: as many as the token-service takes in one call.
+pub const MAX_BATCH: usize = ptk_wire::MAX_REVALIDATE_ENTRIES;
+
+/// Most batches a worker sends per tick; tokens beyond `MAX_BATCH × MAX_BATCHES_PER_TICK`
+/// (4,096) wait for the next tick, oldest verdict first, and are never timed out for waiting.
+pub const MAX_BATCHES_PER_TICK: usize = 4;
 
 /// One token (for one provider) with open streams on this worker.
 #[derive(Debug)]
@@ -52,6 +56,9 @@ struct Token {
     valid_until_ms: u64,
     /// A revalidation for it is in flight.
     asking: bool,
+    /// Since when its revalidations have failed (no answer, or an answer that says nothing
+    /// about the token); `None` while they succeed or before the first is sent.
+    failing_since_ms: Option<u64>,
     contexts: HashSet<u32>,
 }
 
@@ -93,6 +100,7 @@ impl OpenStreams {
                 provider,
                 valid_until_ms,
                 asking: false,
+                failing_since_ms: None,
                 contexts: HashSet::new(),
             });
         token.valid_until_ms = token.valid_until_ms.max(valid_until_ms);
@@ -135,15 +143,20 @@ impl OpenStreams {
         }
     }
 
-    /// Tokens due for revalidation (at most [`MAX_BATCH`]), marked as being asked; `None` when
-    /// none is due.
+    /// Tokens due for revalidation, at most [`MAX_BATCH`] of them, those whose verdict ran out
+    /// first (so none starves behind others), marked as being asked; `None` when none is due.
     pub fn due(&mut self, now_ms: u64) -> Option<Vec<(String, RevalidateEntry)>> {
-        let due: Vec<(String, RevalidateEntry)> = self
+        let mut due: Vec<(u64, &String, &mut Token)> = self
             .tokens
             .iter_mut()
             .filter(|(_, t)| t.valid_until_ms <= now_ms && !t.asking)
+            .map(|(key, t)| (t.valid_until_ms, key, t))
+            .collect();
+        due.sort_unstable_by_key(|(until, _, _)| *until);
+        let batch: Vec<(String, RevalidateEntry)> = due
+            .into_iter()
             .take(MAX_BATCH)
-            .map(|(key, t)| {
+            .map(|(_, key, t)| {
                 t.asking = true;
                 let entry = RevalidateEntry {
                     hash: t.hash.clone(),
@@ -152,7 +165,7 @@ impl OpenStreams {
                 (key.clone(), entry)
             })
             .collect();
-        (!due.is_empty()).then_some(due)
+        (!batch.is_empty()).then_some(batch)
     }
 
     /// Applies one answer; returns the contexts to close.
@@ -164,31 +177,40 @@ impl OpenStreams {
         match answer {
             Revalidated::Valid { ttl_ms } => {
                 token.valid_until_ms = token.valid_until_ms.max(now_ms.saturating_add(ttl_ms));
+                token.failing_since_ms = None;
                 Vec::new()
             }
-            // A rate limit or an unavailable store says nothing about the token itself.
+            // A rate limit or an unavailable store says nothing about the token itself: a
+            // failed revalidation, like no answer.
             Revalidated::Refused(DenyReason::RateLimited | DenyReason::StoreUnavailable) => {
+                token.failing_since_ms.get_or_insert(now_ms);
                 Vec::new()
             }
             Revalidated::Refused(_) => self.take_contexts(key),
         }
     }
 
-    /// A revalidation got no usable answer for these keys: they may be asked again.
-    pub fn unanswered(&mut self, keys: &[String]) {
+    /// A revalidation got no usable answer for these keys (those still being asked): they may
+    /// be asked again, and their grace period runs from the first such failure.
+    pub fn unanswered(&mut self, keys: &[String], now_ms: u64) {
         for key in keys {
-            if let Some(token) = self.tokens.get_mut(key) {
+            if let Some(token) = self.tokens.get_mut(key).filter(|t| t.asking) {
                 token.asking = false;
+                token.failing_since_ms.get_or_insert(now_ms);
             }
         }
     }
 
-    /// Contexts of tokens that have gone `grace_ms` without being known valid: to close.
+    /// Contexts of tokens whose revalidations have failed for `grace_ms`: to close. A token
+    /// that merely waited its turn is never overdue.
     pub fn overdue(&mut self, now_ms: u64, grace_ms: u64) -> Vec<u32> {
         let keys: Vec<String> = self
             .tokens
             .iter()
-            .filter(|(_, t)| t.valid_until_ms.saturating_add(grace_ms) <= now_ms)
+            .filter(|(_, t)| {
+                t.failing_since_ms
+                    .is_some_and(|since| since.saturating_add(grace_ms) <= now_ms)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         keys.iter().flat_map(|k| self.take_contexts(k)).collect()
@@ -331,11 +353,82 @@ mod tests {
     fn streams_nobody_could_revalidate_are_closed_after_the_grace() {
         let mut s = streams();
         let asked = s.due(1_000).unwrap();
-        s.unanswered(&asked.into_iter().map(|(k, _)| k).collect::<Vec<_>>());
+        s.unanswered(
+            &asked.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            1_000,
+        );
         assert!(s.overdue(30_999, 30_000).is_empty());
         assert_eq!(s.overdue(31_000, 30_000), vec![1, 2]);
-        assert_eq!(s.overdue(35_000, 30_000), vec![3]);
+        // k2 was never asked (its verdict still held): it is not overdue, however long.
+        assert!(s.overdue(100_000, 30_000).is_empty());
+        let asked = s.due(100_000).unwrap();
+        s.unanswered(
+            &asked.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            100_000,
+        );
+        assert_eq!(s.overdue(130_000, 30_000), vec![3]);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_success_resets_the_grace_and_answered_keys_are_not_failures() {
+        let mut s = streams();
+        let keys: Vec<String> = s.due(1_000).unwrap().into_iter().map(|(k, _)| k).collect();
+        s.unanswered(&keys, 1_000);
+        s.due(2_000);
+        s.revalidated("k1", Revalidated::Valid { ttl_ms: 1_000 }, 2_000);
+        // The root marks every asked key unanswered after applying the answers: an answered
+        // one must not count as a failure.
+        s.unanswered(&keys, 2_000);
+        assert!(s.overdue(40_000, 30_000).is_empty());
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn thousands_of_tokens_are_all_revalidated_and_none_starves() {
+        // More open tokens on one worker than a tick may ask about, every one due each tick:
+        // the ones whose verdict ran out first go first, so each is asked every other tick at
+        // worst, and none is ever cut for having waited its turn.
+        let mut s = OpenStreams::default();
+        let tokens = MAX_BATCH * MAX_BATCHES_PER_TICK + 904;
+        for n in 0..tokens {
+            let id = u32::try_from(n).unwrap();
+            s.open(id, &format!("k{n}"), "h", Provider::Openai, 1_000);
+        }
+        let mut last_asked: HashMap<String, u64> = HashMap::new();
+        let mut now = 1_000;
+        for _tick in 0..40 {
+            for _ in 0..MAX_BATCHES_PER_TICK {
+                let Some(batch) = s.due(now) else { break };
+                for (key, _) in batch {
+                    s.revalidated(&key, Revalidated::Valid { ttl_ms: 500 }, now);
+                    last_asked.insert(key, now);
+                }
+            }
+            assert!(s.overdue(now, 30_000).is_empty());
+            if now > 3_000 {
+                assert!(last_asked.values().all(|at| now - at <= 2_000));
+            }
+            now += 1_000;
+        }
+        assert_eq!(last_asked.len(), tokens);
+        assert_eq!(s.len(), tokens, "no valid stream was cut");
+    }
+
+    #[test]
+    fn the_oldest_verdicts_are_asked_first() {
+        let mut s = OpenStreams::default();
+        for n in 0..(MAX_BATCH as u64 + 10) {
+            let id = u32::try_from(n).unwrap();
+            // Later ids ran out earlier.
+            s.open(id, &format!("k{n}"), "h", Provider::Openai, 10_000 - n);
+        }
+        let first = s.due(20_000).unwrap();
+        assert_eq!(first.len(), MAX_BATCH);
+        assert!(first
+            .iter()
+            .any(|(k, _)| k == &format!("k{}", MAX_BATCH + 9)));
+        assert!(!first.iter().any(|(k, _)| k == "k0"));
     }
 
     #[test]

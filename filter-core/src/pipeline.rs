@@ -236,15 +236,16 @@ pub enum CheckDecision {
 }
 
 /// Step 3 and 4: map the callout result to forward-or-reply. `status` is `None` when the
-/// callout failed (reset, timeout, no such cluster): 503, never forward. `now_ms` is host time,
-/// for the cache entry's expiry.
+/// callout failed (reset, timeout, no such cluster): 503, never forward. `sent_ms` is the host
+/// time the check was sent: the cache entry's TTL runs from there, so a slow answer cannot
+/// make a verdict outlive a revocation by more than the TTL.
 pub fn decide_check_response(
     config: &FilterConfig,
     head: &RequestHead,
     pending: &PendingCheck,
     status: Option<u16>,
     body: Option<&[u8]>,
-    now_ms: u64,
+    sent_ms: u64,
 ) -> CheckDecision {
     let parsed = match (status, body) {
         (Some(200), Some(bytes)) => serde_json::from_slice::<CheckResponse>(bytes).ok(),
@@ -257,7 +258,7 @@ pub fn decide_check_response(
             lease,
         }) if !key.is_empty() => {
             let cache = (cache_ttl_ms > 0).then(|| Entry {
-                valid_until_ms: now_ms.saturating_add(cache_ttl_ms),
+                valid_until_ms: sent_ms.saturating_add(cache_ttl_ms),
                 units: lease.map_or(0, |l| l.units),
                 window: lease.map_or(0, |l| l.window),
                 key: key.clone(),

@@ -8,6 +8,7 @@ use proxy_wasm::types::{Action, LogLevel};
 use ptk_filter_core::cache::Entry;
 use ptk_filter_core::cors::decoration;
 use ptk_filter_core::guess_throttle::{client_key, pair_fingerprint};
+use ptk_filter_core::log_path::redacted_path;
 use ptk_filter_core::mint_watch::MintWatch;
 use ptk_filter_core::shared_cache::{spend_one, store, Lookup};
 use ptk_filter_core::uploads::UploadWatch;
@@ -36,6 +37,9 @@ struct Waiting {
     client: Client,
     /// This is the second check of a rate-limited request (see `on_http_call_response`).
     confirming: bool,
+    /// Host time (ms) the check was sent: a verdict's TTL runs from here, not from its
+    /// arrival, so a slow answer cannot stretch how long a revoked token keeps working.
+    sent_ms: u64,
 }
 
 /// One HTTP request.
@@ -95,6 +99,23 @@ fn is_guess(refusal: Refusal) -> bool {
     )
 }
 
+/// Replaces the `:path` of a request the filter answers itself with what the access log may
+/// print (`log_path::redacted_path`: no query or fragment, no credential value, no
+/// token-shaped run); written back only when that changes it.
+fn redact_logged_path() {
+    let Ok(headers) = host::request_headers() else {
+        return;
+    };
+    if let Some(path) = redacted_path(&RequestHead::new(headers)) {
+        if host::set_request_header(":path", &path).is_err() {
+            host::log(
+                LogLevel::Warn,
+                "ptk filter: could not redact the logged path",
+            );
+        }
+    }
+}
+
 /// Spends one cached unit for the request (this worker's pool, then shared data).
 fn spend_cached(worker: &Worker, cache_key: &str, now: u64) -> Lookup {
     spend_one(
@@ -125,6 +146,8 @@ impl PtkHttp {
         self.cors_origin = None;
         self.upload_watch = None;
         self.mint = None;
+        // Answered here, never forwarded: its `:path` is only logged, so log no secret.
+        redact_logged_path();
         if host::send_reply(reply.status, &reply.headers, &reply.body).is_err() {
             host::log(LogLevel::Error, "ptk filter: could not send a local reply");
         }
@@ -237,13 +260,14 @@ impl PtkHttp {
             check_call(&worker.config, worker.secret.expose(), &pending);
         let ts = &worker.config.token_service;
         let timeout = Duration::from_millis(ts.timeout_ms);
+        let sent_ms = host::now_ms();
         match host::dispatch(&ts.cluster, &call_headers, &call_body, timeout) {
             Ok(token_id) => {
                 if !confirming {
                     worker
                         .throttle
                         .borrow_mut()
-                        .checking(&client.key, host::now_ms());
+                        .checking(&client.key, client.pair, sent_ms);
                 }
                 self.cors_origin = pending.origin.clone();
                 self.waiting = Some(Waiting {
@@ -252,6 +276,7 @@ impl PtkHttp {
                     head,
                     client,
                     confirming,
+                    sent_ms,
                 });
                 Action::Pause
             }
@@ -385,17 +410,19 @@ impl Context for PtkHttp {
             &waiting.pending,
             status,
             body.as_deref(),
-            now,
+            waiting.sent_ms,
         );
         if !waiting.confirming {
             let guess_missed = matches!(
                 &decision,
                 CheckDecision::Reply { refused, callout_failed: false } if is_guess(refused.refusal)
             );
-            worker
-                .throttle
-                .borrow_mut()
-                .checked(&waiting.client.key, guess_missed, now);
+            worker.throttle.borrow_mut().checked(
+                &waiting.client.key,
+                waiting.client.pair,
+                guess_missed,
+                now,
+            );
         }
         match decision {
             CheckDecision::Forward { plan, cache } => {

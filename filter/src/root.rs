@@ -14,7 +14,9 @@ use ptk_filter_core::config::{validate_secret, CheckSecret};
 use ptk_filter_core::deny_cache::DenyCache;
 use ptk_filter_core::guess_throttle::{GuessThrottle, KnownGood};
 use ptk_filter_core::local_pool::LocalPool;
-use ptk_filter_core::open_streams::{parse_revalidation, revalidate_call, OpenStreams};
+use ptk_filter_core::open_streams::{
+    parse_revalidation, revalidate_call, OpenStreams, MAX_BATCHES_PER_TICK,
+};
 use ptk_filter_core::shared_cache::{CasAnchor, SharedData};
 use ptk_filter_core::usage::UsageBatch;
 use ptk_filter_core::FilterConfig;
@@ -92,10 +94,11 @@ impl PtkRoot {
     }
 
     /// Tokens of open streams whose verdict ran out: trust a fresh cached verdict, close the
-    /// streams nobody could revalidate for the grace period, ask about the rest in one batch.
+    /// streams whose revalidations have failed for the grace period, ask about the rest in a few
+    /// batches, oldest verdicts first.
     fn revalidate(&mut self, worker: &Worker) {
         let now = host::now_ms();
-        let (overdue, due) = {
+        let overdue = {
             let mut streams = worker.streams.borrow_mut();
             if streams.is_empty() {
                 return;
@@ -106,12 +109,12 @@ impl PtkRoot {
                     .filter(|e| !e.key.is_empty())
                     .map(|e| e.valid_until_ms)
             });
-            (
-                streams.overdue(now, worker.config.streams.grace_ms),
-                streams.due(now),
-            )
+            streams.overdue(now, worker.config.streams.grace_ms)
         };
-        if let Some(due) = due {
+        for _ in 0..MAX_BATCHES_PER_TICK {
+            let Some(due) = worker.streams.borrow_mut().due(now) else {
+                break;
+            };
             let (keys, entries): (Vec<String>, Vec<_>) = due.into_iter().unzip();
             let (headers, body) = revalidate_call(&worker.config, worker.secret.expose(), entries);
             let ts = &worker.config.token_service;
@@ -120,7 +123,10 @@ impl PtkRoot {
                 Ok(token_id) => {
                     self.revalidating.insert(token_id, keys);
                 }
-                Err(_) => worker.streams.borrow_mut().unanswered(&keys),
+                Err(_) => {
+                    worker.streams.borrow_mut().unanswered(&keys, now);
+                    break;
+                }
             }
         }
         self.close(&overdue);
@@ -140,7 +146,7 @@ impl PtkRoot {
                         closing.extend(streams.revalidated(&key, answer, now));
                     }
                     // Keys the answer left out may be asked again.
-                    streams.unanswered(keys);
+                    streams.unanswered(keys, now);
                     closing
                 }
                 None => {
@@ -148,7 +154,7 @@ impl PtkRoot {
                         LogLevel::Warn,
                         &format!("ptk filter: stream revalidation failed (status {status:?})"),
                     );
-                    streams.unanswered(keys);
+                    streams.unanswered(keys, now);
                     Vec::new()
                 }
             }

@@ -14,8 +14,9 @@ SHAPES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini",
 
 
 def call(url: str, token: str, route: str, extra: dict[str, str] | None = None,
-         timeout: float = 30) -> requests.Response:
-    """A non-streaming completion on `route`, authenticated the way its SDK does it."""
+         timeout: float = 30, method: str = "POST") -> requests.Response:
+    """A non-streaming completion on `route`, authenticated the way its SDK does it; with
+    `method="GET"`, a request without a body on the same route (a model listing)."""
     headers = dict(extra or {})
     if route == "openai":
         path, body = "/v1/chat/completions", {"model": "gpt-4o-mini", "messages": []}
@@ -29,14 +30,18 @@ def call(url: str, token: str, route: str, extra: dict[str, str] | None = None,
     else:
         path, body = "/v1beta/openai/chat/completions", {"model": "gemini-2.5-flash", "messages": []}
         headers["authorization"] = f"Bearer {token}"
+    if method == "GET":
+        listing = {"openai": "/v1/models", "anthropic": "/v1/models", "gemini": "/v1beta/models",
+                   "gemini_openai": "/v1beta/openai/models"}
+        return requests.get(f"{url}{listing[route]}", headers=headers, timeout=timeout)
     return requests.post(f"{url}{path}", json=body, headers=headers, timeout=timeout)
 
 
 def call_all(url: str, token: str, extra: dict[str, str] | None = None,
-             timeout: float = 30) -> dict[str, requests.Response]:
+             timeout: float = 30, method: str = "POST") -> dict[str, requests.Response]:
     """Every route at once (so waiting on a timeout costs one wait, not four)."""
     with ThreadPoolExecutor(len(SHAPES)) as pool:
-        futures = {r: pool.submit(call, url, token, r, extra, timeout) for r in SHAPES}
+        futures = {r: pool.submit(call, url, token, r, extra, timeout, method) for r in SHAPES}
         return {r: f.result() for r, f in futures.items()}
 
 

@@ -1,8 +1,13 @@
 """The admin surface through the real Envoy: `/admin` and `/admin/...` reach the token-service's
-admin listener with the ptk filter switched off, nothing else does, and the login throttle sees
-the real client even when it lies in x-forwarded-for."""
+admin listener with the ptk filter switched off, nothing else does, the login throttle sees
+the real client even when it lies in x-forwarded-for, and the host and scheme the admin listener
+believes are the ones Envoy saw, never a client's x-forwarded-host / -proto."""
 
 from __future__ import annotations
+
+import socket
+import subprocess
+import time
 
 import requests
 
@@ -104,3 +109,90 @@ def test_config_dump_shows_the_secrets_format_string_never_the_secret(stack):
     assert "%ENVIRONMENT(PTK_CHECK_SECRET)%" in dump.text
     leaked = stack.secret in dump.text
     assert not leaked, "the check secret is in the config dump"
+
+
+# --- x-forwarded-host / -proto are Envoy's own (attack/admin_forwarded_host.py) ------------
+
+FORGED_FORWARDING = {"x-forwarded-host": "evil.example", "x-forwarded-proto": "https",
+                     "x-forwarded-for": "203.0.113.9"}
+
+
+def h2_request(port: int, headers: list[tuple[str, str]]) -> bytes:
+    """One HTTP/2 request (prior knowledge) with exactly these headers, pseudo-headers
+    included (curl and requests choose `:scheme` themselves): HPACK literals, no Huffman."""
+    def string(text: str) -> bytes:
+        data = text.encode()
+        assert len(data) < 127
+        return bytes([len(data)]) + data
+    block = b"".join(b"\x00" + string(name) + string(value) for name, value in headers)
+    frame = len(block).to_bytes(3, "big") + b"\x01\x05" + (1).to_bytes(4, "big") + block
+    settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + settings + frame)
+        answer, deadline = b"", time.monotonic() + 5
+        while time.monotonic() < deadline and len(answer) < 64:
+            chunk = sock.recv(65535)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def test_admin_routes_send_envoys_own_forwarded_host_and_proto(make_stack):
+    """The admin cluster points at the mock, which records what Envoy sends: the request's
+    own host and the listener's scheme, whatever the client wrote (HTTP/1.1 and HTTP/2)."""
+    stack = make_stack(render_extra=lambda s: [
+        "--token-service-admin", s.mock_url.removeprefix("http://")])
+    sent = []  # (host the client addressed, scheme Envoy must name)
+    for base, port, scheme, tls in ((stack.url, stack.proxy_port, "http", {}),
+                                    (stack.tls_url, stack.tls_port, "https",
+                                     {"verify": str(stack.ca_cert)})):
+        for headers in ({}, FORGED_FORWARDING, {"x-forwarded-proto": "http"}):
+            requests.get(f"{base}/admin/api/tokens", headers=headers, timeout=10, **tls)
+            sent.append((f"127.0.0.1:{port}", scheme))
+        # Another name for the same listener is that request's own host.
+        requests.get(f"{base.replace('127.0.0.1', 'localhost')}/admin", timeout=10,
+                     headers=FORGED_FORWARDING, **tls)
+        sent.append((f"localhost:{port}", scheme))
+    h2 = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_version}", "--http2-prior-knowledge",
+         *(arg for name, value in FORGED_FORWARDING.items() for arg in ("-H", f"{name}: {value}")),
+         f"{stack.url}/admin"], capture_output=True, text=True, timeout=10)
+    assert h2.stdout == "2"
+    sent.append((f"127.0.0.1:{stack.proxy_port}", "http"))
+    # An HTTP/2 client names its own :scheme, even over plain TCP: not what Envoy passes on.
+    h2_request(stack.proxy_port, [(":method", "GET"), (":scheme", "https"),
+                                  (":path", "/admin"), (":authority", "h2.example"),
+                                  *FORGED_FORWARDING.items()])
+    sent.append(("h2.example", "http"))
+    recorded = stack.upstream_requests()
+    assert len(recorded) == len(sent)
+    for record, (host, scheme) in zip(recorded, sent):
+        values = lambda name: [v for k, v in record["headers"] if k == name]  # noqa: E731
+        assert values("x-forwarded-host") == [host], record["headers"]
+        assert values("x-forwarded-proto") == [scheme], record["headers"]
+        assert values("x-forwarded-for") == ["127.0.0.1"], record["headers"]
+
+
+def test_a_clients_forwarded_host_and_proto_are_not_believed(stack):
+    client = AdminClient(stack.url, stack.admin_secret)
+    body = {"label": "origin", "providers": ["openai"]}
+    # The Origin check compares with the host Envoy saw, not one the client names.
+    r = client.http.post(f"{stack.url}/admin/api/tokens", json=body, timeout=10, headers={
+        "x-csrf-token": client.csrf, "origin": "http://evil.example", **FORGED_FORWARDING})
+    assert r.status_code == 403, r.text
+    r = client.http.post(f"{stack.url}/admin/api/tokens", json=body, timeout=10, headers={
+        "x-csrf-token": client.csrf, "origin": stack.url, **FORGED_FORWARDING})
+    assert r.status_code == 201, r.text
+    # The dashboard's snippets name the proxy as the browser addressed it.
+    page = client.http.get(f"{stack.url}/admin", headers=FORGED_FORWARDING, timeout=10).text
+    assert "evil.example" not in page and f"127.0.0.1:{stack.proxy_port}" in page
+    # The Secure cookie flag follows the listener, both ways.
+    password = {"password": stack.admin_secret}
+    plain = requests.post(f"{stack.url}/admin/login", json=password, timeout=10,
+                          headers={"x-forwarded-proto": "https"})
+    tls = requests.post(f"{stack.tls_url}/admin/login", json=password, timeout=10,
+                        headers={"x-forwarded-proto": "http"}, verify=str(stack.ca_cert))
+    assert plain.status_code == tls.status_code == 200
+    assert "secure" not in plain.headers["set-cookie"].lower()
+    assert "; Secure" in tls.headers["set-cookie"]

@@ -1,7 +1,8 @@
 """Static checks of the committed envoy.yaml and of what tools/render_envoy.py makes of it
 (as `make run` calls it, and with each option that touches upstreams): every upstream TLS
-context verifies chain and name, no provider call is cut before 600 s, and the renderer
-refuses settings that would send real keys or the check secret across a network in plaintext.
+context verifies chain and name, no provider call is cut before 600 s, the renderer refuses
+settings that would send real keys or the check secret across a network in plaintext, and every
+listener takes the client's address from the TCP peer (or trusted proxies, when told).
 The runtime side is in test_provider_tls.py and test_provider_errors.py."""
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def configs_with_tls(tmp_path: Path) -> dict[str, dict]:
             tmp_path / "d", "--token-service", "10.0.0.7:10080", "--token-service-admin",
             "10.0.0.7:10081", "--token-service-tls-ca", "/etc/ssl/certs/ca-certificates.crt"),
         "connect-to": rendered(tmp_path / "e", "--connect-to", "api.openai.com:443:127.0.0.1:9"),
+        "trusted hops": rendered(tmp_path / "f", "--xff-num-trusted-hops", "1"),
     }
 
 
@@ -180,13 +182,16 @@ def provider_routes(config: dict) -> list[dict]:
 
 def test_the_default_config_never_cuts_a_provider_call_before_600s(tmp_path):
     """Envoy's defaults count: a route without `timeout` has 15 s, a route without
-    `idle_timeout` inherits the HCM's stream_idle_timeout, which is 300 s when unset."""
+    `idle_timeout` inherits the HCM's stream_idle_timeout, which is 300 s when unset; and a
+    provider call without a body only ever gets the HCM's (it is routed before the filter names
+    the provider: tests/e2e/test_provider_errors.py)."""
     mock = {v: "http://127.0.0.1:9" for v in
             ("OPENAI_UPSTREAM", "ANTHROPIC_UPSTREAM", "GEMINI_UPSTREAM")}
     for label, config in (("committed", committed()), ("make run", rendered(tmp_path / "a")),
                           ("overrides", rendered(tmp_path / "b", env=mock))):
         hcm = hcm_of(config)
         assert never_before(hcm.get("request_timeout")), label
+        assert never_before(hcm.get("stream_idle_timeout", "300s")), label
         assert never_before(hcm.get("common_http_protocol_options", {})
                             .get("max_stream_duration")), label
         routes = provider_routes(config)
@@ -207,4 +212,71 @@ def test_the_default_config_never_cuts_a_provider_call_before_600s(tmp_path):
 def test_the_provider_idle_timeout_is_configurable(tmp_path):
     config = rendered(tmp_path, "--provider-idle-timeout", "1800")
     assert {r["route"]["idle_timeout"] for r in provider_routes(config)} == {"1800s"}
+    assert hcm_of(config)["stream_idle_timeout"] == "1800s"
     assert render(tmp_path, "--provider-idle-timeout", "-5").returncode == 2
+
+
+# --- the client's address, and what the admin listener is told -----------------------------
+
+
+def listeners_hcms(config: dict) -> dict[str, dict]:
+    return {l["name"]: l["filter_chains"][0]["filters"][0]["typed_config"]
+            for l in config["static_resources"]["listeners"]}
+
+
+def with_tls_listener(tmp_path: Path, *args: str) -> dict:
+    subprocess.run([str(ROOT / "tools/dev_cert.sh"), str(tmp_path / "tls")], check=True,
+                   capture_output=True, timeout=60)
+    return rendered(tmp_path, "--tls-port", "10443", "--tls-cert",
+                    str(tmp_path / "tls/server.crt"), "--tls-key",
+                    str(tmp_path / "tls/server.key"), *args)
+
+
+def admin_headers(hcm: dict) -> list[dict[str, str]]:
+    routes = [r for vhost in hcm["route_config"]["virtual_hosts"] for r in vhost["routes"]
+              if r.get("route", {}).get("cluster") == "token_service_admin"]
+    assert len(routes) == 2
+    return [{h["header"]["key"]: h["header"]["value"] for h in r["request_headers_to_add"]}
+            for r in routes]
+
+
+def test_every_listener_takes_the_client_address_from_the_tcp_peer(tmp_path):
+    """use_remote_address on every connection manager (a client-sent x-forwarded-for must not
+    pick the guess throttle's key); providers get none of what Envoy adds about the client;
+    the admin routes carry Envoy's own forwarding headers."""
+    variants = {"committed": committed(),
+                "make run": with_tls_listener(tmp_path / "a")}
+    for label, config in variants.items():
+        hcms = listeners_hcms(config)
+        assert set(hcms) == ({"proxy"} if label == "committed" else {"proxy", "proxy_tls"})
+        for name, hcm in hcms.items():
+            where = (label, name)
+            assert hcm["use_remote_address"] is True, where
+            assert hcm.get("xff_num_trusted_hops", 0) == 0, where
+            assert not hcm.get("skip_xff_append"), where
+            for vhost in hcm["route_config"]["virtual_hosts"]:
+                removed = set(vhost.get("request_headers_to_remove", []))
+                if vhost["name"] in PROVIDER_CLUSTERS:
+                    assert {"x-forwarded-for", "x-envoy-external-address",
+                            "x-envoy-internal"} <= removed, (where, vhost["name"])
+            for added in admin_headers(hcm):
+                assert added["x-forwarded-for"] == \
+                    "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%", where
+                assert added["x-forwarded-host"] == "%REQ(:AUTHORITY)%", where
+                assert added["x-forwarded-proto"] == "%REQ(X-FORWARDED-PROTO)%", where
+
+
+def test_trusted_hops_are_set_on_every_listener_and_reach_the_admin_routes(tmp_path):
+    config = with_tls_listener(tmp_path / "a", "--xff-num-trusted-hops", "2")
+    for name, hcm in listeners_hcms(config).items():
+        assert hcm["use_remote_address"] is True and hcm["xff_num_trusted_hops"] == 2, name
+        for added in admin_headers(hcm):
+            assert added["x-forwarded-for"] == "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", name
+    require_built()
+    path = tmp_path / "hops.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = dict(os.environ, PTK_CHECK_SECRET="validate-only-secret-0123456789")
+    done = subprocess.run([ENVOY, "--mode", "validate", "-c", str(path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert render(tmp_path / "b", "--xff-num-trusted-hops", "-1").returncode == 2

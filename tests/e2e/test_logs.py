@@ -5,10 +5,12 @@ first, then reads everything it wrote."""
 from __future__ import annotations
 
 import http.client
+import re
 import subprocess
 
 import requests
 
+from .admin_client import AdminClient
 from .harness import REAL_KEYS
 
 
@@ -149,3 +151,119 @@ def test_neither_method_nor_path_characters_can_forge_a_log_field(make_stack):
     assert any('"OTHER /v1/models HTTP/2" 401' in line for line in lines), lines
     assert any('"GET /v1/models HTTP/1.1" 401' in line for line in lines), lines
     assert not any("LOGMETHOD" in line or "FORGED" in line for line in lines), lines
+
+
+# --- no token and no token hash through the path ---------------------------------------------
+
+UPGRADE = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
+           "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+def send(s, method: str, target: str, headers: dict[str, str]) -> int:
+    """A request line exactly as given (no client library re-encodes the target)."""
+    conn = http.client.HTTPConnection("127.0.0.1", s.proxy_port, timeout=10)
+    try:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        for name, value in {**headers, "content-length": "2"}.items():
+            conn.putheader(name, value)
+        conn.endheaders(b"{}")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_a_token_in_the_path_never_reaches_the_access_log(make_stack):
+    """The attack's paths (attack/token_in_access_log.py) and their siblings: every refusal
+    rewrites its own `:path` before answering, and the log format cuts the rest."""
+    s = make_stack()
+    token = s.mint("openai,anthropic,gemini", "--token", "ptk_LOGPATHgen_abcdefghij")["token"]
+    custom = s.mint("openai,gemini", "--token", "Custom!LogPath.2026")["token"]
+    other = "ptk_LOGPATHother_abcdefghij"  # a token-shaped run that is no slot's value
+    gemini = "/v1beta/models/gemini-2.5-flash:generateContent"
+    bearer = {"authorization": f"Bearer {token}"}
+    expected = [
+        # (method, target, headers, status, what the log prints)
+        ("POST", f"{gemini}&key={token}", {}, 401, gemini),
+        ("POST", f"{gemini}%3Fkey={token}", {}, 401, gemini),
+        ("POST", f"{gemini}?key={token}&alt=sse", {}, 200, gemini),
+        ("GET", f"/v1/models/{token}", bearer, 400, "/v1/models/[redacted]"),
+        ("GET", f"/v1/files/{token}/content", {"x-api-key": token}, 400,
+         "/v1/files/[redacted]/content"),
+        ("GET", f"/v1/files/{token.upper()}/content", bearer, 400,
+         "/v1/files/[redacted]/content"),
+        ("GET", "/v1/models/Custom%21LogPath.2026/x", {"x-goog-api-key": custom}, 400,
+         "/v1/models/[redacted]/x"),
+        ("GET", "/v1/models/Custom%2521LogPath.2026", {"authorization": f"Bearer {custom}"},
+         400, "/v1/models/[redacted]"),
+        ("GET", f"/v1/x/{other}", {"authorization": f"Bearer {other}"}, 401, "/v1/x/[redacted]"),
+        ("GET", f"/v1/x/{other}/y", {}, 401, "/v1/x/[redacted]/y"),
+        ("OPTIONS", f"/v1/models/{token}?q=1", {"origin": "http://app.example",
+                                                "access-control-request-method": "POST"},
+         204, "/v1/models/[redacted]"),
+        ("GET", f"/v1/realtime/{token}?model=m", {**UPGRADE, **bearer}, 400,
+         "/v1/realtime/[redacted]"),
+        # Forwarded: its own token cannot be in its path (400 above), another token-shaped
+        # run is cut by the log format.
+        ("GET", f"/v1/models/{other}/z", bearer, 200, "/v1/models/[redacted]"),
+    ]
+    for method, target, headers, status, _ in expected:
+        got = send(s, method, target, headers)
+        assert got == status, (method, target.replace(token, "<token>"), got)
+    h2 = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge",
+         "-H", f"authorization: Bearer {token}", f"{s.url}/v1/h2/{token}?k=v"],
+        capture_output=True, text=True, timeout=10)
+    assert h2.stdout == "400"
+    s.stop()
+    lines = redacted(access_lines(s), token, custom, other)
+    for method, _, _, status, logged in expected:
+        line = f'"{method} {logged} HTTP/1.1" {status}'
+        assert any(line in entry for entry in lines), (line, lines)
+    assert any('"GET /v1/h2/[redacted] HTTP/2" 400' in entry for entry in lines), lines
+    logs = s.logs().lower()
+    for secret in (token, custom, "custom!logpath", "custom%21logpath", "custom%2521logpath",
+                   "logpathother"):
+        leaked = secret.lower() in logs
+        assert not leaked, "a token reached a log"
+
+
+def test_gemini_and_openai_paths_still_log_usefully(make_stack):
+    s = make_stack()
+    token = s.mint()["token"]
+    for target, headers in (
+            ("/v1beta/models/gemini-2.5-flash:generateContent", {"x-goog-api-key": token}),
+            ("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+             {"x-goog-api-key": token}),
+            ("/v1beta/tunedModels/my-model_1.2:generateContent", {"x-goog-api-key": token}),
+            ("/v1/chat/completions", {"authorization": f"Bearer {token}"})):
+        assert send(s, "POST", target, headers) == 200
+    s.stop()
+    lines = redacted(access_lines(s), token)
+    for logged in ("/v1beta/models/gemini-2.5-flash:generateContent",
+                   "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                   "/v1beta/tunedModels/my-model_1.2:generateContent", "/v1/chat/completions"):
+        assert any(f'"POST {logged} HTTP/1.1" 200' in line for line in lines), (logged, lines)
+
+
+def test_token_hashes_never_reach_the_access_log(make_stack):
+    """attack/hash_in_access_log.py: the dashboard's calls name tokens by their unsalted
+    SHA-256, which cracks offline for a weak custom token; the log prints `{hash}`."""
+    s = make_stack()
+    admin = AdminClient(s.url, s.admin_secret)
+    created = admin.create(label="weak", providers=["openai"], token="Summer2026!!")
+    digest = created["hash"]
+    assert admin.get(digest).status_code == 200
+    admin.patch(digest, status="disabled")
+    admin.delete(digest)
+    # Misspelled or unknown paths under the token API too (an encoded hex digit: the cut
+    # would otherwise print the digest up to it).
+    admin.http.get(f"{s.url}/admin/api/tokens/{digest[:10]}%61{digest[11:]}", timeout=10)
+    admin.http.get(f"{s.url}/admin/api/tokens/{digest}/x", timeout=10)
+    s.stop()
+    text = s.access_log.read_text()
+    assert not re.search(r"[0-9a-f]{16}", text), "a token hash (or part of one) was logged"
+    assert digest[:16] not in s.logs()
+    for method, status in (("GET", 200), ("PATCH", 200), ("DELETE", 204), ("GET", 404)):
+        line = f'"{method} /admin/api/tokens/{{hash}} HTTP/1.1" {status}'
+        assert line in text, (line, text)
+    assert '"POST /admin/api/tokens HTTP/1.1" 201' in text

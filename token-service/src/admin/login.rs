@@ -55,8 +55,7 @@ async fn attempt(
     body: &[u8],
 ) -> Result<String, AdminError> {
     check_origin(headers, &info.host).map_err(|e| AdminError::CrossOrigin(e.to_string()))?;
-    if let RateDecision::Limited { retry_after_s } =
-        state.login_throttle.hit(&info.client_ip.to_string()).await
+    if let RateDecision::Limited { retry_after_s } = state.login_throttle.hit(info.client_ip).await
     {
         tracing::warn!(client_ip = %info.client_ip, "admin login throttled");
         return Err(AdminError::TooManyAttempts { retry_after_s });

@@ -5,10 +5,12 @@
 //! Envoy proves itself with the check secret: its `/admin` routes add `x-ptk-check-secret`.
 //! Being on loopback proves nothing (any local process, or a mesh sidecar relaying anyone, is a
 //! loopback peer). From Envoy, the client is the **rightmost** `x-forwarded-for` entry (the one
-//! the nearest proxy wrote; the `/admin` routes overwrite the header with the TCP peer Envoy
-//! saw, so a client cannot pick its own throttle bucket); from anyone else, including callers
-//! with a wrong secret, it is the TCP peer. `x-envoy-external-address` is not used: Envoy only
-//! sanitises it with `use_remote_address: true`, which this config does not set.
+//! the nearest proxy wrote; the `/admin` routes overwrite the header with the client address
+//! Envoy derived, the TCP peer unless trusted hops are configured, so a client cannot pick its
+//! own throttle bucket; they overwrite `x-forwarded-host` and `-proto` with the request's host
+//! and the listener's scheme too); from anyone else, including callers with a wrong secret, it
+//! is the TCP peer. `x-envoy-external-address` (which Envoy adds with its
+//! `use_remote_address: true`) is not read: one header, overwritten by the routes, is enough.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
