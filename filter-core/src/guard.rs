@@ -223,12 +223,15 @@ impl Automata {
     }
 }
 
+/// A needle set (lowercase needles) and its automata.
+type CachedSet = (Vec<Vec<u8>>, Rc<Automata>);
+
 thread_local! {
     /// The automaton of the shape alone (most requests need no other), built once per VM.
     static SHAPE_ONLY: Option<Rc<Automata>> =
         build([TOKEN_PREFIX]).map(|header| Rc::new(Automata { header, path: None }));
     /// The latest small needle sets' automata, newest first.
-    static CACHE: RefCell<Vec<(Vec<Vec<u8>>, Rc<Automata>)>> = const { RefCell::new(Vec::new()) };
+    static CACHE: RefCell<Vec<CachedSet>> = const { RefCell::new(Vec::new()) };
 }
 
 fn url_safe(b: u8) -> bool {

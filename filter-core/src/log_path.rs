@@ -14,8 +14,8 @@
 //!   characters (`A-Z a-z 0-9 - _`), in the same forms.
 //!
 //! A `?` or `#` inside a redacted run does not cut the path (a custom token may contain one:
-//! cutting there would leave its first characters). A request with more credential values
-//! than the guard searches ([`MAX_GUARDED_VALUES`]), or a target longer than
+//! cutting there would leave its first characters). A request with more or larger credential
+//! values than the guard searches ([`crate::credentials::Excess`]), or a target longer than
 //! [`MAX_SEARCHED_TARGET`], is logged as `/[redacted]` whole.
 //!
 //! What it cannot do: a custom token (any text of 12+ characters) in the path of a request
@@ -26,17 +26,15 @@
 
 use std::borrow::Cow;
 
-use crate::credentials::{guarded_values, MAX_GUARDED_VALUES};
+use crate::credentials::guarded_values;
+use crate::guard::DECODE_LAYERS;
 use crate::request::RequestHead;
 
 /// What replaces each redacted run.
 pub const MARKER: &str = "[redacted]";
 
-/// The prefix of a generated proxy token (the token-service's `TOKEN_PREFIX`).
-const TOKEN_PREFIX: &[u8] = b"ptk_";
-
-/// Percent-decoding layers looked through, as the final guard does.
-const DECODE_LAYERS: usize = 3;
+/// The prefix of a generated proxy token.
+const TOKEN_PREFIX: &[u8] = crate::guard::TOKEN_PREFIX.as_bytes();
 
 /// Longest request target searched. No provider API has a path near this; a refused request
 /// with a longer one is logged as `/[redacted]` whole, so a client cannot make a refusal
@@ -47,12 +45,10 @@ pub const MAX_SEARCHED_TARGET: usize = 2048;
 /// or `None` when that is the current `:path` (no query, fragment or secret to remove).
 pub fn redacted_path(head: &RequestHead) -> Option<String> {
     let target = head.path_and_query();
-    let values = guarded_values(head);
-    let out = if values.len() > MAX_GUARDED_VALUES || target.len() > MAX_SEARCHED_TARGET {
+    let out = match guarded_values(head) {
+        Ok(values) if target.len() <= MAX_SEARCHED_TARGET => redact(target, &values),
         // More than the guard searches, or a target no client needs: print nothing of it.
-        format!("/{MARKER}")
-    } else {
-        redact(target, &values)
+        _ => format!("/{MARKER}"),
     };
     (out != target).then_some(out)
 }
@@ -248,6 +244,7 @@ fn redact(target: &str, values: &[Cow<'_, str>]) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::credentials::{MAX_GUARDED_LEN, MAX_GUARDED_VALUES};
     use crate::request::head;
 
     const GENERATED: &str = "ptk_Ab3dEf6hIj9kLm2oPq5sTu8wXy1zAb4d";
@@ -423,6 +420,14 @@ mod tests {
             .collect();
         let mut pairs = vec![(":path", "/v1/models/custom-token-0000")];
         pairs.extend(values.iter().map(|v| ("x-api-key", v.as_str())));
+        assert_eq!(redacted_path(&head(&pairs)).as_deref(), Some("/[redacted]"));
+    }
+
+    #[test]
+    fn a_credential_value_longer_than_the_guard_searches_hides_the_whole_path() {
+        let long = format!("custom-{}", "t".repeat(MAX_GUARDED_LEN));
+        let path = format!("/v1/models/{}", &long[..40]);
+        let pairs = [(":path", path.as_str()), ("x-api-key", long.as_str())];
         assert_eq!(redacted_path(&head(&pairs)).as_deref(), Some("/[redacted]"));
     }
 

@@ -336,9 +336,12 @@ fn pass_through_on() -> FilterConfig {
     config(r#"{"ephemeral":{"pass_through":true}}"#)
 }
 
+/// One place a stray token can be put: its name, extra headers and a path suffix.
+type Place = (&'static str, Vec<(&'static str, String)>, String);
+
 /// Every place outside the slots a stray token can be put, as extra headers and a path
 /// suffix (appended to the request's own path).
-fn stray_places() -> Vec<(&'static str, Vec<(&'static str, String)>, String)> {
+fn stray_places() -> Vec<Place> {
     assert_eq!(STRAY.len(), 4 + 32);
     let enc = STRAY.replace('_', "%5F");
     let double = STRAY.replace('_', "%255F").replace('-', "%252D");
@@ -642,7 +645,7 @@ fn credentials_and_heads_beyond_the_bounds_are_refused_unsearched() {
     forwarded(&with(three.clone()));
     let mut four = three;
     four.push(("api-key".into(), value(MAX_GUARDED_LEN, 'd')));
-    assert!(4 * MAX_GUARDED_LEN <= MAX_GUARDED_BYTES + MAX_GUARDED_LEN);
+    const { assert!(4 * MAX_GUARDED_LEN <= MAX_GUARDED_BYTES + MAX_GUARDED_LEN) };
     assert_eq!(refused(&with(four)).refusal, Refusal::TokenInRequest);
     // The head.
     let pad = |len: usize| vec![("x-pad".to_string(), "p".repeat(len))];
