@@ -72,6 +72,10 @@ pub fn for_each_value<'h>(head: &'h RequestHead, mut found: impl FnMut(Place<'_>
                 found(Place::Query(&name), query::decode_value(value));
             }
         }
+        // `key=tok;en` is one value to a server that splits on `&` only.
+        for (name, value) in query::whole_credential_values(query) {
+            found(Place::Query(&name), query::decode_value(value));
+        }
     }
 }
 

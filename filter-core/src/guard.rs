@@ -9,7 +9,8 @@
 //!   token too) and the identified token, at least [`MIN_GUARDED_LEN`] bytes long, on the
 //!   paths that strip the slots ([`Sought::Slots`]);
 //! - anything shaped like a generated token ([`TOKEN_PREFIX`] and [`TOKEN_BODY_LEN`] URL-safe
-//!   characters), on every path, so a generated token is caught outside any slot too, and on
+//!   characters, at the start of a text or after a byte that is not a letter or digit), on
+//!   every path, so a generated token is caught outside any slot too, and on
 //!   the pass-through paths whose slots go upstream as sent ([`Sought::Shape`]);
 //!
 //! ignoring ASCII case, in a fixed set of forms of each text ([`MAX_FORMS`], see
@@ -238,17 +239,35 @@ fn url_safe(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-/// True when `text` holds the generated-token shape (the prefix in any case). A plain scan,
-/// linear: the prefix cannot overlap itself, so each byte is read at most
+/// True when the shape may start at `at` in `text`: at its start or after a byte that is not
+/// an ASCII letter or digit. A generated token is a value of its own (after `=`, a space, `/`,
+/// `-`, `.`, `,`…); a `ptk_` glued to letters or digits is a random id or a base64url blob
+/// that happens to hold those bytes (about 3 in 100,000 random 100-character ids hold `ptk_`
+/// somewhere; after `-` or `_` only, 32 times fewer), not a token.
+fn starts_shape(text: &[u8], at: usize) -> bool {
+    at.checked_sub(1)
+        .and_then(|before| text.get(before))
+        .is_none_or(|b| !b.is_ascii_alphanumeric())
+}
+
+/// Bytes of a generated token.
+const SHAPE_LEN: usize = TOKEN_PREFIX.len() + TOKEN_BODY_LEN;
+
+/// Every generated-token shape in `text` (the prefix in any case, at a boundary,
+/// [`starts_shape`], and [`TOKEN_BODY_LEN`] URL-safe bytes), whole. A plain scan, linear: the
+/// prefix cannot overlap itself, so each byte is read at most
 /// `TOKEN_BODY_LEN / TOKEN_PREFIX.len()` times as part of a body.
-fn has_shape(text: &[u8]) -> bool {
+fn shapes(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     let prefix = TOKEN_PREFIX.as_bytes();
-    let whole = prefix.len() + TOKEN_BODY_LEN;
-    text.windows(whole).any(|w| {
-        w.split_at_checked(prefix.len()).is_some_and(|(p, body)| {
-            p.eq_ignore_ascii_case(prefix) && body.iter().all(|b| url_safe(*b))
+    text.windows(SHAPE_LEN)
+        .enumerate()
+        .filter(move |(at, w)| {
+            starts_shape(text, *at)
+                && w.split_at_checked(prefix.len()).is_some_and(|(p, body)| {
+                    p.eq_ignore_ascii_case(prefix) && body.iter().all(|b| url_safe(*b))
+                })
         })
-    })
+        .map(|(_, w)| w)
 }
 
 fn plus_to_space(bytes: &mut [u8]) {
@@ -269,27 +288,41 @@ fn lowercase<'t>(text: &'t [u8], cost: &mut Cost) -> Cow<'t, [u8]> {
 /// What one request's guard searches with.
 struct Needles {
     automata: Rc<Automata>,
+    /// The generated tokens the values hold (lowercase, sorted): found wherever the prefix is,
+    /// glued to letters or digits or not.
+    tokens: Vec<Vec<u8>>,
     /// Shortest text that can hold a match.
     shortest: usize,
 }
 
 impl Needles {
-    /// The automata for `values` (plus the shape). A value that holds the shape is found by
-    /// the shape search wherever it is found itself, so it needs no pattern of its own.
+    /// The automata for `values` (plus the shape). A value that holds the shape holds a
+    /// generated token, which is found wherever the prefix is (the prefix's matches are
+    /// looked up in `tokens`), so the value needs no pattern of its own: most requests need no
+    /// automaton but the shape's, built once.
     fn new(values: &[&str], cost: &mut Cost) -> Option<Needles> {
-        let own: Vec<Vec<u8>> = values
-            .iter()
-            .filter(|v| !has_shape(v.as_bytes()))
-            .map(|v| v.as_bytes().to_ascii_lowercase())
-            .collect();
-        let shape_len = TOKEN_PREFIX.len() + TOKEN_BODY_LEN;
-        let shortest = own.iter().map(Vec::len).fold(shape_len, usize::min);
+        let mut own: Vec<Vec<u8>> = Vec::new();
+        let mut tokens: Vec<Vec<u8>> = Vec::new();
+        for value in values {
+            let before = tokens.len();
+            tokens.extend(shapes(value.as_bytes()).map(<[u8]>::to_ascii_lowercase));
+            if tokens.len() == before {
+                own.push(value.as_bytes().to_ascii_lowercase());
+            }
+        }
+        tokens.sort_unstable();
+        tokens.dedup();
+        let shortest = own.iter().map(Vec::len).fold(SHAPE_LEN, usize::min);
         let automata = if own.is_empty() {
             SHAPE_ONLY.with(Clone::clone)?
         } else {
             Automata::of(&own, cost)?
         };
-        Some(Needles { automata, shortest })
+        Some(Needles {
+            automata,
+            tokens,
+            shortest,
+        })
     }
 
     /// Searches every form of one text; `shape`: whether the shape counts in it.
@@ -307,18 +340,20 @@ impl Needles {
         any_form(&lower, fold, cost, |form, cost| {
             cost.forms += 1;
             cost.searched += form.len();
-            found = hit(ac, form, shape);
+            found = hit(ac, form, shape, &self.tokens);
             found.is_some()
         });
         found
     }
 }
 
-/// The first finding in one form: a needle, or the shape when `shape` (the prefix followed by
+/// The first finding in one form: a needle, one of the values' generated `tokens` (wherever
+/// its prefix is), or the shape when `shape` (the prefix at a boundary followed by
 /// [`TOKEN_BODY_LEN`] URL-safe bytes). Every match is reported (overlapping), so the prefix
 /// hides no needle; the prefix cannot overlap itself, so the bytes after its matches are read
-/// at most `TOKEN_BODY_LEN / TOKEN_PREFIX.len()` times each.
-fn hit(ac: &AhoCorasick, hay: &[u8], shape: bool) -> Option<Finding> {
+/// at most `TOKEN_BODY_LEN / TOKEN_PREFIX.len()` times each, and looked up in at most
+/// `log2(tokens)` comparisons.
+fn hit(ac: &AhoCorasick, hay: &[u8], shape: bool, tokens: &[Vec<u8>]) -> Option<Finding> {
     let Ok(matches) = ac.try_find_overlapping_iter(Input::new(hay)) else {
         return Some(Finding::Unsearchable);
     };
@@ -326,12 +361,19 @@ fn hit(ac: &AhoCorasick, hay: &[u8], shape: bool) -> Option<Finding> {
         if m.pattern().as_usize() != SHAPE {
             return Some(Finding::Credential);
         }
-        let body = m.end()..m.end().saturating_add(TOKEN_BODY_LEN);
-        if shape
-            && hay
-                .get(body)
-                .is_some_and(|b| b.iter().all(|c| url_safe(*c)))
+        let Some(whole) = hay.get(m.start()..m.start().saturating_add(SHAPE_LEN)) else {
+            continue;
+        };
+        if !whole
+            .get(TOKEN_PREFIX.len()..)
+            .is_some_and(|body| body.iter().all(|c| url_safe(*c)))
         {
+            continue;
+        }
+        if tokens.binary_search_by(|t| t.as_slice().cmp(whole)).is_ok() {
+            return Some(Finding::Credential);
+        }
+        if shape && starts_shape(hay, m.start()) {
             return Some(Finding::TokenShape);
         }
     }
@@ -677,17 +719,22 @@ mod tests {
             format!("ptk_{body}"),
             format!("PTK_{body}"),
             format!("x=ptk_{body}!"),
-            format!("xptk_{body}more"),
+            format!("/v1/ptk_{body}more"),
+            format!("a.ptk_{body}"),
+            format!("AbC-ptk_{body}"),
         ] {
-            assert!(has_shape(yes.as_bytes()), "{yes}");
+            assert!(shapes(yes.as_bytes()).next().is_some(), "{yes}");
         }
         for no in [
             format!("ptk_{}", &body[1..]),
             format!("ptk-{body}"),
             format!("ptk_{}!{}", &body[..10], &body[11..]),
             format!("ptk {body}"),
+            // Glued to letters or digits: a random id, not a token.
+            format!("xptk_{body}more"),
+            format!("9ptk_{body}"),
         ] {
-            assert!(!has_shape(no.as_bytes()), "{no}");
+            assert!(!shapes(no.as_bytes()).next().is_some(), "{no}");
         }
     }
 }

@@ -150,28 +150,51 @@ pub fn first_param(query: Option<&str>, name: &str) -> Option<String> {
 /// The `path?query` without any credential or account parameter (however spelled), the other
 /// parts kept exactly as sent with their separators; `None` when there is nothing to remove.
 /// The `?` goes too when nothing remains.
+///
+/// Parameters are split on `&` and `;` alike (a lenient server reads `;key=`), but a stripped
+/// parameter takes the rest of its `&`-separated segment with it: a server that splits on `&`
+/// only (as the identification does, [`first_param`]) reads `key=tok;en` as one value, so a
+/// `;`-part kept after it would be a piece of the credential.
 pub fn strip_params(path_and_query: &str) -> Option<String> {
     let (path, query) = path_and_query.split_once('?')?;
-    let dropped = |part: &str| is_stripped_param(&normalize_name(split_part(part).0));
-    if !parts(query).any(|(_, part)| !part.is_empty() && dropped(part)) {
+    let dropped =
+        |part: &str| !part.is_empty() && is_stripped_param(&normalize_name(split_part(part).0));
+    if !query.split(['&', ';']).any(dropped) {
         return None;
     }
     let mut out = String::with_capacity(path_and_query.len());
     out.push_str(path);
     let mut first = true;
-    for (sep, part) in parts(query) {
-        if part.is_empty() || dropped(part) {
-            continue;
+    for segment in query.split('&') {
+        let mut in_segment = false;
+        for part in segment.split(';') {
+            if dropped(part) {
+                break;
+            }
+            if part.is_empty() {
+                continue;
+            }
+            out.push(match (first, in_segment) {
+                (true, _) => '?',
+                (false, true) => ';',
+                (false, false) => '&',
+            });
+            out.push_str(part);
+            first = false;
+            in_segment = true;
         }
-        match (first, sep) {
-            (true, _) => out.push('?'),
-            (false, Some(sep)) => out.push(sep),
-            (false, None) => out.push('&'),
-        }
-        first = false;
-        out.push_str(part);
     }
     Some(out)
+}
+
+/// Every credential parameter's value as a server that splits on `&` only reads it, when that
+/// differs from [`params`]' reading (the value holds a `;`): (normalised name, raw value).
+pub fn whole_credential_values(query: &str) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
+    query.split('&').filter_map(|segment| {
+        let (name, value) = split_part(segment);
+        let name = normalize_name(name);
+        (value.contains(';') && is_credential_param(&name)).then_some((name, value))
+    })
 }
 
 #[cfg(test)]
@@ -203,7 +226,11 @@ mod tests {
             ("/p?", "/p?"),
             ("/p?keyx=1&key", "/p?keyx=1"),
             ("/p?a=1;key=x&b=2", "/p?a=1&b=2"),
-            ("/p?key=x;a=1&b=2", "/p?a=1&b=2"),
+            // The rest of the `&`-segment is the key's value to a server that splits on `&`.
+            ("/p?key=x;a=1&b=2", "/p?b=2"),
+            ("/p?key=custom-tok;en-tail&b=2", "/p?b=2"),
+            ("/p?a=1;b=2;access_token=x;c=3&d=4", "/p?a=1;b=2&d=4"),
+            ("/p?a=1&c;key=x", "/p?a=1&c"),
             ("/p?a=1;b=2", "/p?a=1;b=2"),
         ];
         for (input, want) in cases {

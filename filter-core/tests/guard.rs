@@ -473,6 +473,16 @@ fn the_ephemeral_pass_through_refuses_a_generated_token_anywhere_else() {
         );
         for (name, extra, suffix) in stray_places() {
             let h = with_stray(path, pairs, &extra, &suffix);
+            if suffix.starts_with(';') && path.contains("access_token=") {
+                // `access_token=auth_tokens/…;t=ptk_…` is one value to a server that splits
+                // on `&`: no Google token alone, so no pass-through; and no proxy token in a
+                // slot either (401). Refused all the same.
+                match run(&pass_through_on(), &h, KEY) {
+                    Outcome::Refused(r) => assert_eq!(r.refusal, Refusal::MissingToken, "{name}"),
+                    other => panic!("{name}: not refused: {other:?}"),
+                }
+                continue;
+            }
             let r = assert_guard_refused(run(&pass_through_on(), &h, KEY), name);
             assert!(
                 r.reply
@@ -654,4 +664,81 @@ fn credentials_and_heads_beyond_the_bounds_are_refused_unsearched() {
         refused(&with(pad(MAX_OUTBOUND_BYTES))).refusal,
         Refusal::TokenInRequest
     );
+}
+
+/// Attack round 2, finding 1: a custom token holding a `;` in `?key=` (or any credential
+/// parameter). Identification reads `key=` up to the next `&`, as Google does; the strip
+/// used to split on `;` too and keep the tail as a parameter of its own. Now the stripped
+/// parameter takes the rest of its `&`-segment, and the guard knows the `&`-reading value.
+#[test]
+fn a_credential_parameter_takes_its_whole_segment_with_it() {
+    let token = "acme-team-A;Zq7-secret-tail-9431";
+    let tail = "Zq7-secret-tail-9431";
+    for fresh in [true, false] {
+        let path = format!("/v1beta/models/gemini-2.0-flash:generateContent?key={token}&alt=sse");
+        let h = head(&[(":method", "POST"), (":path", &path)]);
+        match run_on(&default(), &h, KEY, fresh) {
+            Outcome::Forwarded(up) => {
+                assert!(!anywhere(&up, tail), "{up:?}");
+                let path = up.iter().find(|(n, _)| n == ":path").unwrap();
+                assert_eq!(
+                    path.1,
+                    "/v1beta/models/gemini-2.0-flash:generateContent?alt=sse"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // A second custom token in another credential parameter, next to a Bearer token.
+    let bearer = format!("Bearer {TOKEN}");
+    let h = head(&[
+        (":path", "/v1/chat/completions?access_token=a;Zq7-second-tail-9431&x=1"),
+        ("authorization", &bearer),
+    ]);
+    let up = forwarded(&h);
+    assert!(!anywhere(&up, "Zq7-second-tail-9431"), "{up:?}");
+}
+
+/// Attack round 2, finding 3: the shape counts at the start of a text or after a byte that is
+/// not a letter or digit; a random id that merely holds `ptk_` glued to letters or digits
+/// (a Google upload id, a base64url cookie) is not refused.
+#[test]
+fn a_random_id_holding_the_prefix_is_not_a_token() {
+    let bearer = format!("Bearer {TOKEN}");
+    let id = "AUx1bQptk_Zx9strayGenerated012345678901Qz";
+    let path = format!("/v1/files?upload_id={id}");
+    let cookie = format!("session=eyJhbGciOi.eyJzdWIiOiIx{id}.sig");
+    let h = head(&[(":path", &path), ("authorization", &bearer), ("cookie", &cookie)]);
+    forwarded(&h);
+    // At a boundary it is a token: refused.
+    for stray in [format!("x={STRAY}"), format!("a.{STRAY}"), format!("-{STRAY}")] {
+        let h = head(&[
+            (":path", "/v1/chat/completions"),
+            ("authorization", &bearer),
+            ("x-debug", &stray),
+        ]);
+        assert_eq!(refused(&h).refusal, Refusal::TokenInRequest, "{stray}");
+    }
+}
+
+/// The shape's boundary never hides a value the client put in a slot: a generated token from
+/// a slot, copied glued to letters, is refused all the same (looked up at every prefix).
+#[test]
+fn a_slot_token_copied_glued_to_letters_is_refused() {
+    let bearer = format!("Bearer {TOKEN}");
+    for copy in [
+        format!("abc{TOKEN}"),
+        format!("abc{}", TOKEN.to_uppercase()),
+        format!("abc{}", TOKEN.replace('_', "%5F")),
+    ] {
+        let h = head(&[
+            (":path", "/v1/chat/completions"),
+            ("authorization", &bearer),
+            ("x-debug", &copy),
+        ]);
+        assert_eq!(refused(&h).refusal, Refusal::TokenInRequest, "{copy}");
+        let path = format!("/v1/chat/completions?q={copy}");
+        let h = head(&[(":path", &path), ("authorization", &bearer)]);
+        assert_eq!(refused(&h).refusal, Refusal::TokenInRequest, "{copy}");
+    }
 }

@@ -330,11 +330,18 @@ impl Request {
             .tokens
             .iter()
             .filter(|_| normal)
-            .map(|p| (&p.token, &p.elsewhere))
-            .chain(self.strays.iter().map(|(t, places)| (t, places)));
-        for (t, places) in placed {
+            .map(|p| (&p.token, &p.elsewhere, false))
+            .chain(self.strays.iter().map(|(t, places)| (t, places, true)));
+        for (t, places, stray) in placed {
             for place in places {
                 match place {
+                    // A stray is known by its shape only, which starts a value or follows a
+                    // byte that is not a letter or digit (glued to one it is a random id).
+                    Elsewhere::Header(name, a, b)
+                        if stray && a.ends_with(|c: char| c.is_ascii_alphanumeric()) =>
+                    {
+                        headers.push((name.clone(), format!("{a} {t}{b}")))
+                    }
                     Elsewhere::Header(name, a, b) => {
                         headers.push((name.clone(), format!("{a}{t}{b}")))
                     }

@@ -46,12 +46,14 @@ pub fn occurs(hay: &str, needle: &str, is_path: bool) -> bool {
 }
 
 /// True when `hay`, raw or decoded as [`occurs`] decodes, holds a generated token's shape:
-/// `ptk_` (any case) and 32 URL-safe characters. Checked the slow way, at every offset.
+/// `ptk_` (any case) at the start or after a byte that is not a letter or digit, and 32 URL-safe
+/// characters. Checked the slow way, at every offset.
 pub fn holds_token_shape(hay: &str, is_path: bool) -> bool {
     layers(hay, is_path).iter().any(|l| {
         let b = l.as_bytes();
         (0..b.len()).any(|at| {
-            b.get(at..at + 4) == Some(b"ptk_")
+            (at == 0 || !b[at - 1].is_ascii_alphanumeric())
+                && b.get(at..at + 4) == Some(b"ptk_")
                 && b.get(at + 4..at + 36).is_some_and(|body| {
                     body.iter()
                         .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
