@@ -705,7 +705,8 @@ fn a_credential_parameter_takes_its_whole_segment_with_it() {
 #[test]
 fn a_random_id_holding_the_prefix_is_not_a_token() {
     let bearer = format!("Bearer {TOKEN}");
-    let id = "AUx1bQptk_Zx9strayGenerated012345678901Qz";
+    let id = "AUx1bQptk_Zx9strayGenerated0123456789012Qz";
+    assert!(id.split("ptk_").nth(1).unwrap().len() >= 32);
     let path = format!("/v1/files?upload_id={id}");
     let cookie = format!("session=eyJhbGciOi.eyJzdWIiOiIx{id}.sig");
     let h = head(&[(":path", &path), ("authorization", &bearer), ("cookie", &cookie)]);
@@ -725,11 +726,11 @@ fn a_random_id_holding_the_prefix_is_not_a_token() {
 /// a slot, copied glued to letters, is refused all the same (looked up at every prefix).
 #[test]
 fn a_slot_token_copied_glued_to_letters_is_refused() {
-    let bearer = format!("Bearer {TOKEN}");
+    let bearer = format!("Bearer {STRAY}");
     for copy in [
-        format!("abc{TOKEN}"),
-        format!("abc{}", TOKEN.to_uppercase()),
-        format!("abc{}", TOKEN.replace('_', "%5F")),
+        format!("abc{STRAY}"),
+        format!("abc{}", STRAY.to_uppercase()),
+        format!("abc{}", STRAY.replace('_', "%5F")),
     ] {
         let h = head(&[
             (":path", "/v1/chat/completions"),
