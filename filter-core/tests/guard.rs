@@ -692,7 +692,10 @@ fn a_credential_parameter_takes_its_whole_segment_with_it() {
     // A second custom token in another credential parameter, next to a Bearer token.
     let bearer = format!("Bearer {TOKEN}");
     let h = head(&[
-        (":path", "/v1/chat/completions?access_token=a;Zq7-second-tail-9431&x=1"),
+        (
+            ":path",
+            "/v1/chat/completions?access_token=a;Zq7-second-tail-9431&x=1",
+        ),
         ("authorization", &bearer),
     ]);
     let up = forwarded(&h);
@@ -709,10 +712,18 @@ fn a_random_id_holding_the_prefix_is_not_a_token() {
     assert!(id.split("ptk_").nth(1).unwrap().len() >= 32);
     let path = format!("/v1/files?upload_id={id}");
     let cookie = format!("session=eyJhbGciOi.eyJzdWIiOiIx{id}.sig");
-    let h = head(&[(":path", &path), ("authorization", &bearer), ("cookie", &cookie)]);
+    let h = head(&[
+        (":path", &path),
+        ("authorization", &bearer),
+        ("cookie", &cookie),
+    ]);
     forwarded(&h);
     // At a boundary it is a token: refused.
-    for stray in [format!("x={STRAY}"), format!("a.{STRAY}"), format!("-{STRAY}")] {
+    for stray in [
+        format!("x={STRAY}"),
+        format!("a.{STRAY}"),
+        format!("-{STRAY}"),
+    ] {
         let h = head(&[
             (":path", "/v1/chat/completions"),
             ("authorization", &bearer),

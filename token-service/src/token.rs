@@ -43,6 +43,10 @@ pub enum TokenInputError {
     /// A custom token longer than [`MAX_CUSTOM_TOKEN_LEN`].
     #[error("custom token too long (max {MAX_CUSTOM_TOKEN_LEN} chars)")]
     CustomTokenTooLong,
+    /// A custom token holding a character outside [`CUSTOM_TOKEN_PUNCTUATION`], ASCII letters
+    /// and digits.
+    #[error("custom token may hold only ASCII letters, digits and {CUSTOM_TOKEN_PUNCTUATION} (found {0:?}): every other character is read differently by some credential slot (a space splits off an auth scheme, % and + are decoded in a query, , ; & = # ? split lists and queries)")]
+    CustomTokenCharacter(char),
     /// A custom token that starts like a credential a provider mints itself.
     #[error("custom token must not start with {0:?} (providers mint credentials that look like that; the proxy relays them instead of checking them when ephemeral pass-through is on)")]
     ReservedPrefix(&'static str),
@@ -71,7 +75,16 @@ pub fn generate_token() -> Result<SecretString, TokenInputError> {
 /// proxy token must never look like one.
 pub const RESERVED_PREFIXES: [&str; 2] = ["auth_tokens/", "ek_"];
 
-/// Trims a custom token and enforces the minimum length and the reserved prefixes.
+/// Characters a custom token may hold besides ASCII letters and digits. Every credential
+/// slot reads a token made of these exactly as typed: no whitespace (an `Authorization` value
+/// is split at its auth scheme, so `Token auth_tokens/…` would read as a Google token), no `%`
+/// or `+` (query values are form-decoded, so `auth%5Ftokens/…` would too), no `,` `;` `&` `=`
+/// `#` `?` (subprotocol lists and queries split on them, and a piece of the token could stay
+/// behind when its slot is stripped), nothing outside ASCII (SDKs refuse it in headers).
+pub const CUSTOM_TOKEN_PUNCTUATION: &str = "-_.~!$'()*:@/";
+
+/// Trims a custom token and enforces the length bounds, the character set
+/// ([`CUSTOM_TOKEN_PUNCTUATION`]) and the reserved prefixes.
 pub fn custom_token(raw: &str) -> Result<SecretString, TokenInputError> {
     let trimmed = raw.trim();
     let chars = trimmed.chars().count();
@@ -80,6 +93,12 @@ pub fn custom_token(raw: &str) -> Result<SecretString, TokenInputError> {
     }
     if chars > MAX_CUSTOM_TOKEN_LEN {
         return Err(TokenInputError::CustomTokenTooLong);
+    }
+    if let Some(c) = trimmed
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !CUSTOM_TOKEN_PUNCTUATION.contains(*c))
+    {
+        return Err(TokenInputError::CustomTokenCharacter(c));
     }
     if let Some(prefix) = RESERVED_PREFIXES
         .iter()
@@ -204,6 +223,35 @@ mod tests {
         assert_eq!(last4(&SecretString::from("ab")), "ab");
     }
 
+    /// Attack round 2: characters some slot reads differently (`Token auth_tokens/…` relayed as
+    /// a Google token after the scheme split, `auth%5Ftokens/…` after decoding, a `;` leaving a
+    /// tail behind when `?key=` is stripped) are refused; the rest is accepted.
+    #[test]
+    fn custom_tokens_hold_only_characters_every_slot_reads_as_typed() {
+        for bad in [
+            "Token auth_tokens/team-alpha-2024",
+            "auth%5Ftokens/team-alpha-2024",
+            "acme-team-A;Zq7-secret-tail",
+            "acme-team-A,second-entry",
+            "acme&team=A#frag?x",
+            "acme+team+A+plus",
+            "acme\"quoted\"token",
+            "acme-team-é-accent",
+            "acme-team-A\ttab",
+        ] {
+            assert!(
+                matches!(
+                    custom_token(bad),
+                    Err(TokenInputError::CustomTokenCharacter(_))
+                ),
+                "{bad}"
+            );
+        }
+        for good in ["Summer2026!!", "team.alpha_2024-x", "a/b:c@d~e$f'(g)*h"] {
+            assert!(custom_token(good).is_ok(), "{good}");
+        }
+    }
+
     #[test]
     fn custom_tokens_are_trimmed_and_need_twelve_chars() {
         assert_eq!(
@@ -219,8 +267,8 @@ mod tests {
             Err(TokenInputError::CustomTokenTooShort)
         ));
         assert!(custom_token("twelve-chars").is_ok());
-        // At most 256 characters, whatever their bytes.
-        assert!(custom_token(&"é".repeat(MAX_CUSTOM_TOKEN_LEN)).is_ok());
+        // At most 256 characters.
+        assert!(custom_token(&"x".repeat(MAX_CUSTOM_TOKEN_LEN)).is_ok());
         assert!(matches!(
             custom_token(&"x".repeat(MAX_CUSTOM_TOKEN_LEN + 1)),
             Err(TokenInputError::CustomTokenTooLong)

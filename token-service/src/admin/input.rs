@@ -56,7 +56,7 @@ pub struct NewToken {
     pub providers: Vec<Provider>,
     /// Normalised RFC 3339 UTC.
     pub expires_at: Option<String>,
-    /// The operator's own token (trimmed, 12 to 256 chars); `None` = generate one.
+    /// The operator's own token (trimmed, 12 to 256 chars of letters, digits and `-_.~!$'()*:@/`); `None` = generate one.
     pub custom: Option<SecretString>,
     /// The token's own quota.
     pub rate_limit: Option<RateLimit>,

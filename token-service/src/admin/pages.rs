@@ -95,7 +95,7 @@ fn create_form() -> Markup {
             }
             label { "Expires (optional)" input type="datetime-local" name="expires"; }
             label {
-                "Custom token (optional, 12 to 256 chars)"
+                "Custom token (optional, 12 to 256 chars: letters, digits, -_.~!$'()*:@/)"
                 input name="token" autocomplete="off" placeholder="blank = generate";
             }
             fieldset.rate {
