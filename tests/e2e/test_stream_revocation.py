@@ -149,8 +149,10 @@ def test_streams_fail_closed_when_nobody_can_revalidate(make_stack):
             await session.close()
 
     took = asyncio.run(scenario())
-    # TTL 1 s + grace 2 s + a tick.
-    assert took is not None and took < 5, took
+    # TTL 1 s + grace 2 s + a tick (1 s): 4 s, plus room for a loaded 2-core machine (5.96 s
+    # was seen with seven builds running beside it); without the grace rule it stays open
+    # (the test below shows revalidation is what closes it).
+    assert took is not None and took < 7, took
 
 
 def test_with_revalidation_off_open_streams_outlive_revocation(make_stack):
