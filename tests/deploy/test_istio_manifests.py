@@ -97,7 +97,8 @@ TYPOS = [
      _rename(["spec", "template", "spec", "containers", 0, "envFrom"], "envFromm"), "envFromm"),
     ("PodDisruptionBudget/ptk/token-service", _rename(["spec", "minAvailable"], "minAvailible"),
      "minAvailible"),
-    ("Service/ptk/token-service", _set(["spec", "ports", 0, "port"], "ten-thousand"), "ten-thousand"),
+    ("Service/ptk/token-service", _set(["spec", "ports", 0, "port"], "ten-thousand"),
+     "ten-thousand"),
     (WASMPLUGIN, _rename(["metadata", "namespace"], "namespce"), "namespce"),
 ]
 
@@ -166,7 +167,8 @@ def test_the_plugin_config_names_the_mesh_objects():
         assert entry["hosts"] == [host] and entry["ports"][0]["targetPort"] == 443
         tls = objs[f"DestinationRule/ptk/{provider}"]["spec"]["trafficPolicy"][
             "portLevelSettings"][0]
-        assert tls["port"]["number"] == entry["ports"][0]["number"] == routes[host]["port"]["number"]
+        port = entry["ports"][0]["number"]
+        assert tls["port"]["number"] == port == routes[host]["port"]["number"]
         assert tls["tls"] == {"mode": "SIMPLE", "sni": host, "subjectAltNames": [host],
                               "insecureSkipVerify": False}
         assert routes[host]["host"] == host
@@ -228,7 +230,8 @@ def envoy_wasm_config(stack: Stack) -> dict:
     for listener in dump["configs"]:
         if listener["listener"]["name"] == "proxy":
             hcm = listener["listener"]["filter_chains"][0]["filters"][0]["typed_config"]
-            return next(f for f in hcm["http_filters"] if f["name"] == "ptk")["typed_config"]["config"]
+            ptk = next(f for f in hcm["http_filters"] if f["name"] == "ptk")
+            return ptk["typed_config"]["config"]
     raise AssertionError("no proxy listener in the config dump")
 
 
