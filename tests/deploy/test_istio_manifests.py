@@ -165,12 +165,15 @@ def test_the_plugin_config_names_the_mesh_objects():
         host = conf["authority"]
         entry = objs[f"ServiceEntry/ptk/{provider}"]["spec"]
         assert entry["hosts"] == [host] and entry["ports"][0]["targetPort"] == 443
-        tls = objs[f"DestinationRule/ptk/{provider}"]["spec"]["trafficPolicy"][
-            "portLevelSettings"][0]
+        rule = objs[f"DestinationRule/ptk/{provider}"]["spec"]
+        # Visible where the filter runs (the gateway's namespace), and no wider.
+        assert entry["exportTo"] == rule["exportTo"] == [objs[WASMPLUGIN]["metadata"]["namespace"]]
+        tls = rule["trafficPolicy"]["portLevelSettings"][0]
         port = entry["ports"][0]["number"]
         assert tls["port"]["number"] == port == routes[host]["port"]["number"]
         assert tls["tls"] == {"mode": "SIMPLE", "sni": host, "subjectAltNames": [host],
-                              "insecureSkipVerify": False}
+                              "insecureSkipVerify": False,
+                              "caCertificates": "/etc/ssl/certs/ca-certificates.crt"}
         assert routes[host]["host"] == host
     traffic_extension = objs["TrafficExtension/istio-system/ptk"]["spec"]
     assert traffic_extension["wasm"]["pluginConfig"] == plugin["pluginConfig"]
