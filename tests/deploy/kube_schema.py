@@ -115,7 +115,8 @@ K8S_CEL_FUNCTIONS = {
 
 
 @lru_cache(maxsize=None)
-def _program(rule: str) -> celpy.Runner:
+def program(rule: str) -> celpy.Runner:
+    """The compiled rule, with the Kubernetes extensions; cached (rules repeat)."""
     env = celpy.Environment()
     return env.program(env.compile(rule), functions=K8S_CEL_FUNCTIONS)
 
@@ -145,7 +146,7 @@ def check_cel(schema: dict, obj: dict, where: str) -> int:
         if "oldSelf" in rule:
             continue
         try:
-            result = _program(rule).evaluate({"self": celpy.json_to_cel(value)})
+            result = program(rule).evaluate({"self": celpy.json_to_cel(value)})
         except Exception as err:  # cel-python raises several types; any is a failure here
             raise Invalid(f"{where}{path}: CEL rule {rule!r} could not run: {err}") from err
         if not isinstance(result, celtypes.BoolType) or not bool(result):
