@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -216,12 +217,14 @@ def test_committed_secrets_are_placeholders_that_fail_closed():
 
 # --- the pluginConfig through the real Envoy ---------------------------------------------------
 
+@dataclass
 class IstioStack(Stack):
     """The e2e stack with the filter configured exactly as istiod would from the WasmPlugin
     (name, root id, configuration bytes, VM environment, fail_open); the check cluster
     carries Istio's `outbound|PORT||HOST` name."""
 
-    plugin: dict = {}
+    #: The WasmPlugin object.
+    plugin: dict = field(default_factory=dict)
 
     def render(self, out: Path, **overrides: str) -> None:
         super().render(out, **overrides)
@@ -241,9 +244,8 @@ def istio_stack():
 
     def make(plugin: dict) -> Stack:
         """An IstioStack for this WasmPlugin object, not started yet."""
-        IstioStack.plugin = plugin
         cluster = plugin["spec"]["pluginConfig"]["token_service"]["cluster"]
-        stack = IstioStack(token_service_cluster=cluster, cache_ttl_ms=0)
+        stack = IstioStack(plugin=plugin, token_service_cluster=cluster, cache_ttl_ms=0)
         made.append(stack)
         return stack
 
