@@ -188,8 +188,9 @@ def test_the_plugin_config_names_the_mesh_objects():
     assert {"name": ts["secret_env"], "valueFrom": "HOST"} in plugin["vmConfig"]["env"]
     # Every provider authority is a ServiceEntry host with verified TLS origination, and a
     # gateway route.
-    routes = {r["match"][0]["authority"]["exact"]: r["route"][0]["destination"]
-              for r in objs["VirtualService/ptk/ptk-providers"]["spec"]["http"]}
+    http = objs["VirtualService/ptk/ptk-providers"]["spec"]["http"]
+    routes = {r["match"][0]["authority"]["exact"]: r["route"][0]["destination"] for r in http}
+    assert all(r["retries"] == {"attempts": 0} and "timeout" not in r for r in http)
     for provider, conf in plugin["pluginConfig"]["providers"].items():
         host = conf["authority"]
         entry = objs[f"ServiceEntry/ptk/{provider}"]["spec"]
