@@ -13,12 +13,13 @@ WASM    := target/wasm32-wasip1/release/ptk_filter.wasm
 SERVICE := target/release/token-service
 export ENVOY
 
-.PHONY: help run test test-deps test-unit test-fuzz test-e2e test-compat compat-deps browser-deps build wasm service venv lint lint-deps fmt fuzz fuzz-deps
+.PHONY: help run image test test-deps test-unit test-fuzz test-e2e test-compat compat-deps browser-deps build wasm service venv lint lint-deps fmt fuzz fuzz-deps
 
 help:
 	@echo "make run    start Envoy + filter + token-service (Ctrl-C stops)"
 	@echo "make test   make lint, then every test tier"
 	@echo "make lint   clippy (native and wasm) and rustfmt --check"
+	@echo "make image  the filter as an OCI image for Istio (target/wasm-image; deploy/istio/README.md)"
 	@echo "make bench  benchmark vs plain Envoy, ext_authz and LiteLLM (docs/benchmarks.md)"
 	@echo "make fuzz   fuzz the filter core's parsers, FUZZ_SECONDS (default 300) per target"
 
@@ -79,6 +80,13 @@ service:
 
 build: wasm service
 
+# The filter as an OCI image in Istio's Wasm image format (compat variant: one tar+gzip layer
+# holding plugin.wasm), as an OCI layout in target/wasm-image; prints the manifest digest.
+# No Docker engine; the same module always gives the same digest. IMAGE_TAG names it.
+IMAGE_TAG ?= 0.1.0
+image: wasm
+	python3 tools/wasm_image.py build --wasm $(WASM) --out target/wasm-image --tag $(IMAGE_TAG)
+
 ## Run ---------------------------------------------------------------------------------------
 
 run: build venv
@@ -91,13 +99,18 @@ test: lint test-unit test-fuzz test-e2e test-compat
 
 # Debian's redis-server and PostgreSQL server, for the Redis rate-limiter and PostgreSQL store
 # tests (each starts its own instance on a free loopback port and stops it), and wrk, which
-# drives the token floods of the bounded-memory and guess-throttle tests; installed only when
-# missing.
+# drives the token floods of the bounded-memory and guess-throttle tests; docker-registry and
+# skopeo, the local registry and client of the OCI image round trip (tests/deploy); installed
+# only when missing.
 test-deps:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
+	@command -v docker-registry >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq docker-registry; }
+	@command -v skopeo >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq skopeo; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
 
