@@ -17,11 +17,14 @@ pub(crate) mod contract;
 #[cfg(test)]
 #[path = "../../tests/common/pg_server.rs"]
 pub(crate) mod pg_server;
+mod metered;
 mod postgres;
 mod row;
 mod sqlite;
+pub mod sqlite_backup;
 mod sqlite_sql;
 
+pub use metered::MeteredStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
