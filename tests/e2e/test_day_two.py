@@ -188,3 +188,15 @@ def test_metrics_move_with_real_traffic(ops):
     for secret in (token, OLD, NEW, NEWER, ops.secret):
         assert secret not in after
     assert after.rstrip().endswith("# EOF")
+    # The filter's own counters, as Prometheus scrapes them from Envoy (README: Metrics).
+    # The filter adds its counts to Envoy's once per tick (1 s): poll.
+    deadline = time.monotonic() + 3
+    while True:
+        envoy = requests.get(f"http://127.0.0.1:{ops.admin_port}/stats/prometheus",
+                             timeout=5).text
+        if re.search(r"^ptk_refused_scope\{\} [1-9]", envoy, re.M) or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert re.search(r"^ptk_allowed\{\} [1-9]", envoy, re.M), envoy[:2000]
+    assert re.search(r"^ptk_refused_scope\{\} [1-9]", envoy, re.M), envoy[:2000]

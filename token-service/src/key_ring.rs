@@ -95,7 +95,11 @@ mod tests {
         let file = dir.path().join("keys.env");
         std::fs::write(&file, generation(0)).unwrap();
         let initial = ProviderKeys::load(Some(&file), |_| None).unwrap();
-        let ring = Arc::new(KeyRing::new(initial, Some(file.clone()), ProviderKeys::none()));
+        let ring = Arc::new(KeyRing::new(
+            initial,
+            Some(file.clone()),
+            ProviderKeys::none(),
+        ));
         let done = Arc::new(AtomicBool::new(false));
         let readers: Vec<_> = (0..4)
             .map(|_| {

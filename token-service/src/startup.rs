@@ -93,8 +93,7 @@ impl Application {
         // Every store and limiter failure, whoever meets it, is counted once, here.
         let metrics = Arc::new(Metrics::new());
         let store: Arc<dyn TokenStore> = Arc::new(MeteredStore::new(opened, metrics.clone()));
-        let limiter: Arc<dyn RateLimiter> =
-            Arc::new(MeteredLimiter::new(limiter, metrics.clone()));
+        let limiter: Arc<dyn RateLimiter> = Arc::new(MeteredLimiter::new(limiter, metrics.clone()));
         let key_ring = Arc::new(KeyRing::new(
             settings.keys.clone(),
             settings.keys_file.clone(),

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::admin::error_of;
 use common::{deny, spawn_app_with, Options, SECRET};
+use ptk_wire::CheckResponse;
 use ptk_wire::DenyReason::{Invalid, StoreUnavailable};
 use ptk_wire::Provider::{Gemini, Openai};
-use ptk_wire::CheckResponse;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use token_service::ratelimit::{Acquired, RateLimitError, RateLimiter};
@@ -59,7 +59,10 @@ async fn readiness_reports_each_component_and_liveness_needs_none() {
     assert_eq!(body["store"]["error"], "backend");
     assert_eq!(body["limiter"]["status"], "ok");
     let (status, body) = get_json(&app.client, &app.url("/livez")).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("alive")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("alive"))
+    );
 
     // A limiter that does not answer: not ready, the limiter named.
     let app = spawn_app_with(Options {
@@ -91,20 +94,34 @@ async fn metrics_count_checks_errors_and_admin_actions_without_secrets() {
     })
     .await;
     let metrics_url = format!("http://{}/metrics", app.metrics_addr.unwrap());
-    let hash = app.add_token("ptk_metrics_token_1", &[Openai], |_| {}).await;
+    let hash = app
+        .add_token("ptk_metrics_token_1", &[Openai], |_| {})
+        .await;
     // Two allows (the limiter fails open), a scope deny, an invalid one, a refused secret.
     for _ in 0..2 {
-        assert!(matches!(app.check(&hash, Openai).await, CheckResponse::Allow { .. }));
+        assert!(matches!(
+            app.check(&hash, Openai).await,
+            CheckResponse::Allow { .. }
+        ));
     }
     app.check(&hash, Gemini).await;
     assert_eq!(app.check(&"0".repeat(64), Openai).await, deny(Invalid));
-    assert_eq!(app.post_check("{}", Some("wrong-secret-0123456789")).await.status(), 401);
+    assert_eq!(
+        app.post_check("{}", Some("wrong-secret-0123456789"))
+            .await
+            .status(),
+        401
+    );
     let admin = app.login().await;
     let created = admin
         .create(serde_json::json!({"label": "m", "providers": ["openai"]}))
         .await;
     let r = admin
-        .send(Method::DELETE, &format!("/admin/api/tokens/{}", created["hash"].as_str().unwrap()), None)
+        .send(
+            Method::DELETE,
+            &format!("/admin/api/tokens/{}", created["hash"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(r.status(), 204);
     app.sql("DROP TABLE last_used; DROP TABLE tokens;");
@@ -112,7 +129,10 @@ async fn metrics_count_checks_errors_and_admin_actions_without_secrets() {
 
     let r = app.client.get(&metrics_url).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
     let text = r.text().await.unwrap();
     for (series, want) in [
         ("ptk_checks_total{outcome=\"allow\"}", 2.0),
@@ -123,14 +143,26 @@ async fn metrics_count_checks_errors_and_admin_actions_without_secrets() {
         ("ptk_check_duration_seconds_count", 5.0),
         ("ptk_check_duration_seconds_bucket{le=\"+Inf\"}", 5.0),
         ("ptk_store_errors_total{operation=\"get\"}", 1.0),
-        ("ptk_admin_actions_total{action=\"login\",result=\"ok\"}", 1.0),
-        ("ptk_admin_actions_total{action=\"create\",result=\"ok\"}", 1.0),
-        ("ptk_admin_actions_total{action=\"delete\",result=\"ok\"}", 1.0),
+        (
+            "ptk_admin_actions_total{action=\"login\",result=\"ok\"}",
+            1.0,
+        ),
+        (
+            "ptk_admin_actions_total{action=\"create\",result=\"ok\"}",
+            1.0,
+        ),
+        (
+            "ptk_admin_actions_total{action=\"delete\",result=\"ok\"}",
+            1.0,
+        ),
     ] {
         assert_eq!(metric(&text, series), want, "{series} in\n{text}");
     }
     // Every allow tried the limiter (the login throttle too), and each failure counted.
-    assert!(metric(&text, "ptk_limiter_errors_total{operation=\"acquire\"}") >= 2.0, "{text}");
+    assert!(
+        metric(&text, "ptk_limiter_errors_total{operation=\"acquire\"}") >= 2.0,
+        "{text}"
+    );
     for secret in [&hash[..], common::OPENAI_KEY, SECRET, "ptk_metrics_token_1"] {
         assert!(!text.contains(secret), "{secret} in metrics");
     }
@@ -147,7 +179,9 @@ async fn keys_reload_through_the_admin_api_and_sighup() {
         ..Options::default()
     })
     .await;
-    let hash = app.add_token("ptk_rotation_token_1", &[Openai], |_| {}).await;
+    let hash = app
+        .add_token("ptk_rotation_token_1", &[Openai], |_| {})
+        .await;
     let key_of = |v: CheckResponse| match v {
         CheckResponse::Allow { key, .. } => key,
         other => panic!("not an allow: {other:?}"),
@@ -156,18 +190,31 @@ async fn keys_reload_through_the_admin_api_and_sighup() {
     assert_eq!(key_of(app.check(&hash, Openai).await), common::OPENAI_KEY);
 
     let admin = app.login().await;
-    let r = admin.send(Method::POST, "/admin/api/keys/reload", None).await;
+    let r = admin
+        .send(Method::POST, "/admin/api/keys/reload", None)
+        .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body, serde_json::json!({"providers": ["openai"], "keys_file": true}));
+    assert_eq!(
+        body,
+        serde_json::json!({"providers": ["openai"], "keys_file": true})
+    );
     assert_eq!(key_of(app.check(&hash, Openai).await), "sk-first");
 
     // A broken file: 500 naming the line, never the value; the old key keeps working.
     std::fs::write(&file, "OPENAI_API_KEY=sk-second\nsk-pasted-by-mistake\n").unwrap();
-    let r = admin.send(Method::POST, "/admin/api/keys/reload", None).await;
+    let r = admin
+        .send(Method::POST, "/admin/api/keys/reload", None)
+        .await;
     let (status, code, message) = error_of(r).await;
-    assert_eq!((status.as_u16(), code.as_str()), (500, "keys_reload_failed"));
-    assert!(message.contains("line 2") && !message.contains("sk-"), "{message}");
+    assert_eq!(
+        (status.as_u16(), code.as_str()),
+        (500, "keys_reload_failed")
+    );
+    assert!(
+        message.contains("line 2") && !message.contains("sk-"),
+        "{message}"
+    );
     assert_eq!(key_of(app.check(&hash, Openai).await), "sk-first");
 
     // Without the session's CSRF token, no reload.
@@ -204,6 +251,12 @@ async fn keys_reload_through_the_admin_api_and_sighup() {
         .text()
         .await
         .unwrap();
-    assert!(text.contains("ptk_admin_actions_total{action=\"keys_reload\",result=\"ok\"} 2"), "{text}");
-    assert!(text.contains("ptk_admin_actions_total{action=\"keys_reload\",result=\"error\"} 1"), "{text}");
+    assert!(
+        text.contains("ptk_admin_actions_total{action=\"keys_reload\",result=\"ok\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ptk_admin_actions_total{action=\"keys_reload\",result=\"error\"} 1"),
+        "{text}"
+    );
 }

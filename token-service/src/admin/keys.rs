@@ -12,7 +12,10 @@ use super::AdminState;
 use crate::signals::reload_and_log;
 
 /// The handler: a write (session, origin and CSRF checks), like any other change.
-pub async fn reload(_: WriteSession, State(state): State<AdminState>) -> Result<Json<Value>, AdminError> {
+pub async fn reload(
+    _: WriteSession,
+    State(state): State<AdminState>,
+) -> Result<Json<Value>, AdminError> {
     let providers = reload_and_log(&state.key_ring, &state.metrics, "admin API")
         .map_err(|e| AdminError::KeysReload(e.to_string()))?;
     Ok(Json(json!({

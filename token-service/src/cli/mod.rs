@@ -186,14 +186,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let db = sqlite_only(&location)?;
             let count = sqlite_backup::backup(&db, &to)
                 .with_context(|| format!("backup of {} failed", db.display()))?;
-            eprintln!("backed up {count} tokens from {} to {}", db.display(), to.display());
+            eprintln!(
+                "backed up {count} tokens from {} to {}",
+                db.display(),
+                to.display()
+            );
             Ok(())
         }
         Command::Restore { from } => {
             let db = sqlite_only(&location)?;
             let count = sqlite_backup::restore(&from, &db)
                 .with_context(|| format!("restore from {} failed", from.display()))?;
-            eprintln!("restored {count} tokens from {} into {}", from.display(), db.display());
+            eprintln!(
+                "restored {count} tokens from {} into {}",
+                from.display(),
+                db.display()
+            );
             Ok(())
         }
         Command::Tokens(command) => {

@@ -46,7 +46,11 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Che
 }
 
 /// The secret first, then the body: a request without the secret is never parsed.
-fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<CheckRequest, CheckApiError> {
+fn parse(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<CheckRequest, CheckApiError> {
     authorize(state, headers)?;
     let request: CheckRequest = serde_json::from_slice(body)
         .map_err(|_| CheckApiError::BadRequest("body must be a JSON CheckRequest"))?;

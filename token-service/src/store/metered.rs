@@ -20,7 +20,11 @@ impl MeteredStore {
         MeteredStore { inner, metrics }
     }
 
-    fn count<T>(&self, operation: &'static str, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    fn count<T>(
+        &self,
+        operation: &'static str,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         // A duplicate hash is an answer (409), not a failing store.
         if let Err(e) = &result {
             if !matches!(e, StoreError::Duplicate) {
@@ -75,11 +79,17 @@ impl TokenStore for MeteredStore {
     }
 
     async fn stamp_last_used(&self, hash: &str, at: &str) -> Result<(), StoreError> {
-        self.count("stamp_last_used", self.inner.stamp_last_used(hash, at).await)
+        self.count(
+            "stamp_last_used",
+            self.inner.stamp_last_used(hash, at).await,
+        )
     }
 
     async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError> {
-        self.count("revoke_session", self.inner.revoke_session(id, until, now).await)
+        self.count(
+            "revoke_session",
+            self.inner.revoke_session(id, until, now).await,
+        )
     }
 
     async fn session_revoked(&self, id: &str) -> Result<bool, StoreError> {

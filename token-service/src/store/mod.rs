@@ -13,11 +13,11 @@ use crate::token::RateLimit;
 
 #[cfg(test)]
 pub(crate) mod contract;
+mod metered;
 /// The throwaway PostgreSQL server the black-box tests use too.
 #[cfg(test)]
 #[path = "../../tests/common/pg_server.rs"]
 pub(crate) mod pg_server;
-mod metered;
 mod postgres;
 mod row;
 mod sqlite;

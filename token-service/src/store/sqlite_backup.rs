@@ -137,9 +137,10 @@ fn copy_all(source: &Connection, live: &mut Connection) -> Result<(), StoreError
                 std::thread::sleep(Duration::from_millis(50));
             }
             other => {
+                let why = format!("{other:?}");
                 return Err(failed(format!(
-                    "the database stayed busy for {BUSY_PATIENCE:?} ({other:?}); nothing was restored"
-                )))
+                    "the database stayed busy for {BUSY_PATIENCE:?} ({why}); nothing was restored"
+                )));
             }
         }
     }
