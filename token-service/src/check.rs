@@ -115,11 +115,6 @@ impl Checker {
         self
     }
 
-    /// The live key set, reloaded by `SIGHUP` and the admin API.
-    pub fn key_ring(&self) -> &Arc<KeyRing> {
-        &self.keys
-    }
-
     /// The last-used stamper (usage reports go through it too).
     pub fn last_used(&self) -> &Arc<LastUsedStamper> {
         &self.last_used
