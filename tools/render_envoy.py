@@ -81,6 +81,8 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     render_client_address(hcm, args)
     render_plugin(find(hcm["http_filters"], "ptk")["typed_config"]["config"], args)
     render_token_service(clusters, args)
+    if args.token_service_cluster:
+        rename_route_cluster(hcm, "token_service", args.token_service_cluster)
     render_providers(clusters, hcm["route_config"]["virtual_hosts"], args, env)
     if args.provider_idle_timeout is not None:
         # What a provider call without a body gets (see envoy.yaml's stream_idle_timeout).
@@ -161,6 +163,14 @@ def render_token_service(clusters: list[dict], args: argparse.Namespace) -> None
         token_service = find(clusters, "token_service")
         token_service["name"] = args.token_service_cluster
         token_service["load_assignment"]["cluster_name"] = args.token_service_cluster
+
+
+def rename_route_cluster(hcm: dict, old: str, new: str) -> None:
+    """Routes to the check cluster (the /ptk/healthz health path) follow its new name."""
+    for vhost in hcm["route_config"]["virtual_hosts"]:
+        for route in vhost["routes"]:
+            if route.get("route", {}).get("cluster") == old:
+                route["route"]["cluster"] = new
 
 
 def render_providers(clusters: list[dict], vhosts: list[dict], args: argparse.Namespace,

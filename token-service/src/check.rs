@@ -12,7 +12,8 @@ use ptk_wire::{
 };
 
 use crate::expiry::{cap_cache_ttl, expiry_state, ExpiryState};
-use crate::keys::{expose, ProviderKeys};
+use crate::key_ring::KeyRing;
+use crate::keys::expose;
 use crate::last_used::LastUsedStamper;
 use crate::ratelimit::{Acquired, RateLimiter};
 use crate::store::{TokenRecord, TokenStatus, TokenStore};
@@ -45,7 +46,7 @@ pub fn evaluate(
 pub struct Checker {
     store: Arc<dyn TokenStore>,
     limiter: Arc<dyn RateLimiter>,
-    keys: ProviderKeys,
+    keys: Arc<KeyRing>,
     default_rate_limit: RateLimit,
     cache_ttl_ms: u64,
     last_used: Arc<LastUsedStamper>,
@@ -68,7 +69,7 @@ impl Checker {
     pub fn new(
         store: Arc<dyn TokenStore>,
         limiter: Arc<dyn RateLimiter>,
-        keys: ProviderKeys,
+        keys: Arc<KeyRing>,
         default_rate_limit: RateLimit,
         cache_ttl_ms: u64,
         last_used: Arc<LastUsedStamper>,
@@ -130,7 +131,9 @@ impl Checker {
             Ok(expires) => expires,
             Err(reason) => return deny(reason),
         };
-        let Some(key) = self.keys.get(request.provider) else {
+        // One load per check: this request sees the old key set or the new one, never a mix.
+        let keys = self.keys.current();
+        let Some(key) = keys.get(request.provider) else {
             return deny(DenyReason::ProviderUnconfigured);
         };
         let quota = record
@@ -213,7 +216,7 @@ impl Checker {
             Ok(expires) => expires,
             Err(reason) => return refused(reason),
         };
-        if self.keys.get(entry.provider).is_none() {
+        if self.keys.current().get(entry.provider).is_none() {
             return refused(DenyReason::ProviderUnconfigured);
         }
         Revalidation::Valid {

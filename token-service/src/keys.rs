@@ -91,6 +91,17 @@ impl ProviderKeys {
         self.keys[slot(provider)].as_ref()
     }
 
+    /// `self` with every key `overrides` has replaced by that one (the environment over the
+    /// keys file).
+    pub fn overridden_by(mut self, overrides: &ProviderKeys) -> ProviderKeys {
+        for provider in Provider::ALL {
+            if let Some(key) = overrides.get(provider) {
+                self.keys[slot(provider)] = Some(key.clone());
+            }
+        }
+        self
+    }
+
     /// Names of the configured providers, for the start-up log line.
     pub fn configured(&self) -> Vec<&'static str> {
         Provider::ALL

@@ -74,6 +74,16 @@ pub trait RateLimiter: Send + Sync + 'static {
         let _ = (key, window, units);
         Ok(())
     }
+
+    /// Proves the backend answers (readiness). An in-process limiter always does.
+    async fn ping(&self) -> Result<(), RateLimitError> {
+        Ok(())
+    }
+
+    /// The backend's name for the readiness report (`memory`, `redis`).
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
 }
 
 impl From<Acquired> for RateDecision {

@@ -105,6 +105,19 @@ impl RateLimiter for RedisRateLimiter {
         })
     }
 
+    async fn ping(&self) -> Result<(), RateLimitError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
     async fn credit(&self, key: &str, window: u64, units: u32) -> Result<(), RateLimitError> {
         let window_s = u32::try_from(window & ((1 << LENGTH_BITS) - 1)).unwrap_or(0);
         let idx = window >> LENGTH_BITS;

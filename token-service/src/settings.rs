@@ -49,6 +49,11 @@ pub struct ServeArgs {
     /// (non-empty environment variables of the same names win).
     #[arg(long, env = "PTK_KEYS_FILE", value_name = "PATH")]
     pub keys_file: Option<PathBuf>,
+    /// Address of the metrics listener (`GET /metrics`, Prometheus/OpenMetrics text); unset
+    /// serves no metrics. No secret guards it (metrics hold none): bind it where only the
+    /// scraper reaches it.
+    #[arg(long, env = "PTK_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Default quota for tokens without their own, as REQUESTS/SECONDS.
     #[arg(
         long,
@@ -137,8 +142,14 @@ pub struct Settings {
     pub store: StoreLocation,
     /// The shared secret the filter sends in `x-ptk-check-secret`.
     pub check_secret: SecretString,
-    /// Real provider keys.
+    /// Real provider keys, as loaded at start-up.
     pub keys: ProviderKeys,
+    /// The keys file, re-read on `SIGHUP` and `POST /admin/api/keys/reload`.
+    pub keys_file: Option<PathBuf>,
+    /// The keys the environment gave at start-up; they win over the file on every reload.
+    pub env_keys: ProviderKeys,
+    /// The metrics listener; `None` serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
     /// Quota for tokens without their own.
     pub default_rate_limit: RateLimit,
     /// Cache TTL handed out on allow (before capping at expiry).
@@ -173,6 +184,9 @@ impl Settings {
             store: store.clone(),
             check_secret: check_secret(args.check_secret_file.as_deref(), &env)?,
             keys: ProviderKeys::load(args.keys_file.as_deref(), &env)?,
+            keys_file: args.keys_file.clone(),
+            env_keys: ProviderKeys::load(None, &env)?,
+            metrics_listen: args.metrics_listen,
             default_rate_limit: args.rate_limit,
             cache_ttl_ms: args.cache_ttl_ms,
             admin: admin_settings(args, &env)?,

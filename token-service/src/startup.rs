@@ -1,5 +1,6 @@
-//! Wiring: open the store, assemble the checker, bind the check listener and (with an admin
-//! secret) the admin listener, serve both until shutdown.
+//! Wiring: open the store, assemble the checker, bind the check listener, (with an admin
+//! secret) the admin listener and (with `PTK_METRICS_LISTEN`) the metrics listener, serve them
+//! until shutdown, reloading the provider keys on `SIGHUP`.
 
 use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
@@ -11,11 +12,15 @@ use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
 use crate::check::Checker;
-use crate::http::{router, secret_digest, AppState};
+use crate::http::{metrics_router, router, secret_digest, AppState};
+use crate::key_ring::KeyRing;
 use crate::last_used::{LastUsedStamper, STAMP_INTERVAL};
+use crate::metrics::Metrics;
 use crate::ratelimit::{InMemoryRateLimiter, RateLimiter};
+use crate::ratelimit_metered::MeteredLimiter;
 use crate::settings::Settings;
-use crate::store::StoreError;
+use crate::signals::{reload_keys_on_hangup, shutdown_signal};
+use crate::store::{MeteredStore, StoreError, TokenStore};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +66,9 @@ async fn bind(addr: SocketAddr, router: Router) -> Result<Bound, StartupError> {
 pub struct Application {
     check: Bound,
     admin: Option<Bound>,
+    metrics: Option<Bound>,
+    key_ring: Arc<KeyRing>,
+    registry: Arc<Metrics>,
 }
 
 impl Application {
@@ -74,7 +82,7 @@ impl Application {
         settings: Settings,
         limiter: Arc<dyn RateLimiter>,
     ) -> Result<Application, StartupError> {
-        let store = settings
+        let opened = settings
             .store
             .open()
             .await
@@ -82,12 +90,21 @@ impl Application {
                 path: settings.store.to_string(),
                 source,
             })?;
+        // Every store and limiter failure, whoever meets it, is counted once, here.
+        let metrics = Arc::new(Metrics::new());
+        let store: Arc<dyn TokenStore> = Arc::new(MeteredStore::new(opened, metrics.clone()));
+        let limiter: Arc<dyn RateLimiter> = Arc::new(MeteredLimiter::new(limiter, metrics.clone()));
+        let key_ring = Arc::new(KeyRing::new(
+            settings.keys.clone(),
+            settings.keys_file.clone(),
+            settings.env_keys.clone(),
+        ));
 
         let last_used = Arc::new(LastUsedStamper::new(store.clone(), STAMP_INTERVAL));
         let checker = Checker::new(
             store.clone(),
             limiter.clone(),
-            settings.keys.clone(),
+            key_ring.clone(),
             settings.default_rate_limit,
             settings.cache_ttl_ms,
             last_used,
@@ -97,13 +114,21 @@ impl Application {
             checker: Arc::new(checker),
             store: store.clone(),
             check_secret: check_secret.clone(),
+            limiter: limiter.clone(),
+            metrics: metrics.clone(),
         };
         let check = bind(settings.listen, router(state)).await?;
         let admin = match &settings.admin {
             Some(admin_settings) => {
-                let state = AdminState::new(store, admin_settings, limiter, check_secret);
+                let state = AdminState::new(store, admin_settings, limiter, check_secret)
+                    .with_operations(key_ring.clone(), metrics.clone());
                 Some(bind(admin_settings.listen, admin::router(state)).await?)
             }
+            None => None,
+        };
+        let registry = metrics;
+        let metrics = match settings.metrics_listen {
+            Some(addr) => Some(bind(addr, metrics_router(registry.clone())).await?),
             None => None,
         };
         let providers = settings.keys.configured();
@@ -120,7 +145,16 @@ impl Application {
                 "admin surface off: set ADMIN_SECRET (16+ characters) to serve the dashboard"
             ),
         }
-        Ok(Application { check, admin })
+        if let Some(bound) = &metrics {
+            tracing::info!("metrics on http://{}/metrics", bound.addr);
+        }
+        Ok(Application {
+            check,
+            admin,
+            metrics,
+            key_ring,
+            registry,
+        })
     }
 
     /// The bound address (the real port when the settings asked for port 0).
@@ -138,11 +172,23 @@ impl Application {
         self.admin.as_ref().map(|b| b.addr)
     }
 
+    /// The metrics listener's address, when metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|b| b.addr)
+    }
+
+    /// The live provider keys (reloaded by `SIGHUP` while [`Application::run_until`] runs).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.key_ring.clone()
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests on both listeners.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // First, so a SIGHUP from here on reloads instead of ending the process.
+        let hangups = reload_keys_on_hangup(self.key_ring, self.registry);
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -151,6 +197,7 @@ impl Application {
         let until = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stopped| *stopped).await;
         };
+        let stopped_metrics = stopped.clone();
         let check = axum::serve(self.check.listener, self.check.router)
             .with_graceful_shutdown(until(stopped.clone()));
         let admin = async {
@@ -167,35 +214,23 @@ impl Application {
                 None => Ok(()),
             }
         };
-        tokio::try_join!(check.into_future(), admin).map(|_| ())
+        let metrics = async {
+            match self.metrics {
+                Some(bound) => {
+                    axum::serve(bound.listener, bound.router)
+                        .with_graceful_shutdown(until(stopped_metrics))
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let served = tokio::try_join!(check.into_future(), admin, metrics).map(|_| ());
+        hangups.abort();
+        served
     }
 
     /// Serves until Ctrl-C or SIGTERM.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

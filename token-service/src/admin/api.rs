@@ -62,7 +62,9 @@ pub async fn create(
         expires_at: new.expires_at,
         rate_limit: new.rate_limit,
     };
-    match state.store.insert(&record).await {
+    let inserted = state.store.insert(&record).await;
+    state.metrics.admin_action("create", inserted.is_ok());
+    match inserted {
         Err(StoreError::Duplicate) => return Err(AdminError::Conflict),
         other => other?,
     }
@@ -102,11 +104,11 @@ pub async fn patch(
     let hash = path_hash(hash)?;
     let hash = parse_hash(&hash)?;
     let patch = parse_patch(&headers, &body)?;
-    let record = state
-        .store
-        .update(hash, &patch)
-        .await?
-        .ok_or(AdminError::NotFound)?;
+    let updated = state.store.update(hash, &patch).await;
+    state
+        .metrics
+        .admin_action("update", matches!(updated, Ok(Some(_))));
+    let record = updated?.ok_or(AdminError::NotFound)?;
     tracing::info!(hash = %format_args!("{:.12}", hash), "admin: token updated");
     // The stamp is display-only; failing to read it must not fail a committed patch.
     let last_used = match state.store.get_listing(hash).await {
@@ -124,7 +126,11 @@ pub async fn delete(
 ) -> Result<StatusCode, AdminError> {
     let hash = path_hash(hash)?;
     let hash = parse_hash(&hash)?;
-    if !state.store.delete(hash).await? {
+    let deleted = state.store.delete(hash).await;
+    state
+        .metrics
+        .admin_action("delete", matches!(deleted, Ok(true)));
+    if !deleted? {
         return Err(AdminError::NotFound);
     }
     tracing::info!(hash = %format_args!("{:.12}", hash), "admin: token deleted");

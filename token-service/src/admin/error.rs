@@ -44,6 +44,10 @@ pub enum AdminError {
     /// The store failed; details are logged, not returned.
     #[error("token store unavailable")]
     Store(#[from] StoreError),
+    /// Reloading the provider keys failed; the previous keys stay. The reason names the file
+    /// and line, never a value.
+    #[error("keys reload failed, previous keys kept: {0}")]
+    KeysReload(String),
     /// Something else failed on our side (e.g. the OS random source).
     #[error("internal error")]
     Internal(String),
@@ -60,7 +64,9 @@ impl AdminError {
             AdminError::NotFound | AdminError::NoRoute => StatusCode::NOT_FOUND,
             AdminError::Conflict => StatusCode::CONFLICT,
             AdminError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AdminError::KeysReload(_) | AdminError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -77,6 +83,7 @@ impl AdminError {
             AdminError::NoRoute => "no_route",
             AdminError::Conflict => "conflict",
             AdminError::Store(_) => "store_unavailable",
+            AdminError::KeysReload(_) => "keys_reload_failed",
             AdminError::Internal(_) => "internal",
         }
     }

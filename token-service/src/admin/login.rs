@@ -85,7 +85,9 @@ pub async fn login(
     body: Bytes,
 ) -> Response {
     let json = is_json(&headers);
-    match attempt(&state, &info, &headers, &body).await {
+    let attempted = attempt(&state, &info, &headers, &body).await;
+    state.metrics.admin_action("login", attempted.is_ok());
+    match attempted {
         Ok(value) => {
             let cookie = set_cookie(&value, state.keys.max_age(), info.https);
             let response = if json {

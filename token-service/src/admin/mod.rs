@@ -13,6 +13,9 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
 use crate::http::SecretDigest;
+use crate::key_ring::KeyRing;
+use crate::keys::ProviderKeys;
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::settings::AdminSettings;
 use crate::store::TokenStore;
@@ -23,6 +26,7 @@ mod assets;
 pub mod error;
 pub mod guard;
 mod input;
+mod keys;
 mod login;
 mod pages;
 pub mod request_info;
@@ -48,6 +52,10 @@ pub struct AdminState {
     /// Digest of the check secret: a request carrying it came through Envoy, so its
     /// forwarding headers are trusted (see [`request_info`]).
     pub check_secret: Arc<SecretDigest>,
+    /// The live provider keys, reloaded by `POST /admin/api/keys/reload`.
+    pub key_ring: Arc<KeyRing>,
+    /// Counts admin actions.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AdminState {
@@ -65,7 +73,17 @@ impl AdminState {
             login_throttle: Arc::new(LoginThrottle::new(limiter)),
             public_url: settings.public_url.as_deref().map(Arc::from),
             check_secret,
+            key_ring: Arc::new(KeyRing::fixed(ProviderKeys::none())),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// The service's live key ring and metrics (by default a state has an empty fixed ring
+    /// and metrics of its own).
+    pub fn with_operations(mut self, key_ring: Arc<KeyRing>, metrics: Arc<Metrics>) -> AdminState {
+        self.key_ring = key_ring;
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -107,6 +125,7 @@ pub fn route_table() -> Vec<RouteEntry> {
         entry(TOKEN, Method::GET, api::get_one),
         entry(TOKEN, Method::PATCH, api::patch),
         entry(TOKEN, Method::DELETE, api::delete),
+        entry("/admin/api/keys/reload", Method::POST, keys::reload),
     ]
     .into_iter()
     .flatten()

@@ -1,4 +1,5 @@
-//! The command line: `serve`, and `tokens ...` for operators. Both use the same store.
+//! The command line: `serve`, `tokens ...`, `backup` and `restore` for operators. All use
+//! the same store.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::ratelimit_redis::RedisRateLimiter;
 use crate::settings::{secret_arg, ServeArgs, Settings, DEFAULT_DB};
 use crate::startup::Application;
-use crate::store::StoreLocation;
+use crate::store::{sqlite_backup, StoreLocation};
 use crate::token::RateLimit;
 
 mod render;
@@ -70,6 +71,20 @@ pub enum Command {
     /// Create, list and change tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Write a consistent copy of the SQLite store to a new FILE; safe while `serve` runs
+    /// (copying the database file is not a backup: recent commits live in its -wal file).
+    Backup {
+        /// The backup file to create (must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Replace the SQLite store's tokens with a backup's (checked first); works while
+    /// `serve` runs, which sees the old tokens or the restored ones, never a mix.
+    Restore {
+        /// A file written by `backup`.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
 }
 
 /// `tokens` subcommands. TOKEN arguments take a full hash or a unique prefix (>= 8 hex chars).
@@ -167,6 +182,28 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 app.run_until_stopped().await.context("server failed")
             })
         }
+        Command::Backup { to } => {
+            let db = sqlite_only(&location)?;
+            let count = sqlite_backup::backup(&db, &to)
+                .with_context(|| format!("backup of {} failed", db.display()))?;
+            eprintln!(
+                "backed up {count} tokens from {} to {}",
+                db.display(),
+                to.display()
+            );
+            Ok(())
+        }
+        Command::Restore { from } => {
+            let db = sqlite_only(&location)?;
+            let count = sqlite_backup::restore(&from, &db)
+                .with_context(|| format!("restore from {} failed", from.display()))?;
+            eprintln!(
+                "restored {count} tokens from {} into {}",
+                from.display(),
+                db.display()
+            );
+            Ok(())
+        }
         Command::Tokens(command) => {
             init_logging("warn");
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -183,6 +220,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 tokens::run(store.as_ref(), command, &mut out, &mut err).await
             })
         }
+    }
+}
+
+/// The SQLite file of `location`; PostgreSQL has its own tools.
+fn sqlite_only(location: &StoreLocation) -> anyhow::Result<PathBuf> {
+    match location {
+        StoreLocation::Sqlite(path) => Ok(path.clone()),
+        StoreLocation::Postgres { .. } => anyhow::bail!(
+            "backup and restore are for the SQLite store; for PostgreSQL use pg_dump and \
+             pg_restore (README: Day two)"
+        ),
     }
 }
 

@@ -2,6 +2,8 @@
 //!
 //! [`Checker`]: crate::check::Checker
 
+use std::time::Instant;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -43,6 +45,23 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Che
     }
 }
 
+/// The secret first, then the body: a request without the secret is never parsed.
+fn parse(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<CheckRequest, CheckApiError> {
+    authorize(state, headers)?;
+    let request: CheckRequest = serde_json::from_slice(body)
+        .map_err(|_| CheckApiError::BadRequest("body must be a JSON CheckRequest"))?;
+    if !is_token_hash(&request.hash) {
+        return Err(CheckApiError::BadRequest(
+            "hash must be 64 lowercase hex characters",
+        ));
+    }
+    Ok(request)
+}
+
 /// The handler. The body is read as bytes (not the `Json` extractor) so the secret is checked
 /// before the body is looked at, and every refusal goes through [`CheckApiError`].
 pub async fn check(
@@ -50,15 +69,19 @@ pub async fn check(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, CheckApiError> {
-    authorize(&state, &headers)?;
-    let request: CheckRequest = serde_json::from_slice(&body)
-        .map_err(|_| CheckApiError::BadRequest("body must be a JSON CheckRequest"))?;
-    if !is_token_hash(&request.hash) {
-        return Err(CheckApiError::BadRequest(
-            "hash must be 64 lowercase hex characters",
-        ));
-    }
+    let request = match parse(&state, &headers, &body) {
+        Ok(request) => request,
+        Err(e) => {
+            state.metrics.refused_check(match e {
+                CheckApiError::Unauthorized => "unauthorized",
+                CheckApiError::BadRequest(_) => "bad_request",
+            });
+            return Err(e);
+        }
+    };
+    let started = Instant::now();
     let verdict = state.checker.check(&request).await;
+    state.metrics.observe_check(&verdict, started.elapsed());
     let mut response = Json(verdict).into_response();
     // An allow carries a real key: nothing between us and the filter may keep a copy.
     response

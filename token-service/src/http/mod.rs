@@ -1,5 +1,6 @@
-//! The HTTP surface: `GET /healthz`, the check, revalidation and usage APIs. One router factory, so tests can drive
-//! it in-process or through a real listener.
+//! The HTTP surface: the health probes (`/healthz`, `/livez`, `/readyz`), the check,
+//! revalidation and usage APIs; and the metrics listener's `/metrics`. One router factory
+//! each, so tests can drive them in-process or through a real listener.
 
 use std::sync::Arc;
 
@@ -12,14 +13,18 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::check::Checker;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
 use crate::store::TokenStore;
 
 mod check;
-mod health;
+pub mod health;
+mod metrics;
 mod revalidate;
 mod usage;
 
 pub use check::CheckApiError;
+pub use metrics::metrics_router;
 
 /// SHA-256 of the check secret. Requests are compared digest-to-digest in constant time, so
 /// neither the secret's bytes nor its length leak through timing.
@@ -52,12 +57,18 @@ pub struct AppState {
     pub store: Arc<dyn TokenStore>,
     /// Digest of the check secret.
     pub check_secret: Arc<SecretDigest>,
+    /// The rate limiter, for the readiness probe.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Check outcomes and latency.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
         .route(ptk_wire::CHECK_PATH, post(check::check))
         .route(ptk_wire::USAGE_PATH, post(usage::usage))
         .route(ptk_wire::REVALIDATE_PATH, post(revalidate::revalidate))

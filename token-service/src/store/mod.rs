@@ -13,6 +13,7 @@ use crate::token::RateLimit;
 
 #[cfg(test)]
 pub(crate) mod contract;
+mod metered;
 /// The throwaway PostgreSQL server the black-box tests use too.
 #[cfg(test)]
 #[path = "../../tests/common/pg_server.rs"]
@@ -20,8 +21,10 @@ pub(crate) mod pg_server;
 mod postgres;
 mod row;
 mod sqlite;
+pub mod sqlite_backup;
 mod sqlite_sql;
 
+pub use metered::MeteredStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -33,6 +33,10 @@ pub struct Options {
     pub admin_secret: Option<&'static str>,
     pub session_max_age: Duration,
     pub public_url: Option<String>,
+    /// Reloads read this keys file (`None`: the environment only).
+    pub keys_file: Option<PathBuf>,
+    /// Serve the metrics listener (on a free port).
+    pub metrics: bool,
 }
 
 impl Default for Options {
@@ -51,6 +55,8 @@ impl Default for Options {
             admin_secret: Some(ADMIN_SECRET),
             session_max_age: SESSION_MAX_AGE,
             public_url: None,
+            keys_file: None,
+            metrics: false,
         }
     }
 }
@@ -59,6 +65,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// The admin listener (`None` when the options had no admin secret).
     pub admin_addr: Option<SocketAddr>,
+    /// The metrics listener (`None` unless the options asked for it).
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     /// A second handle on the same database, for seeding and inspecting.
     pub store: SqliteStore,
@@ -73,11 +81,20 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("data/ptk.sqlite3");
+    // As in the real service, a reload (a SIGHUP to this test process reaches every app in
+    // it) must rebuild the start-up keys: without a keys file they stand for the environment.
+    let env_keys = match options.keys_file {
+        Some(_) => ProviderKeys::none(),
+        None => options.keys.clone(),
+    };
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         store: StoreLocation::Sqlite(db_path.clone()),
         check_secret: SecretString::from(SECRET),
         keys: options.keys,
+        keys_file: options.keys_file,
+        env_keys,
+        metrics_listen: options.metrics.then(|| "127.0.0.1:0".parse().unwrap()),
         default_rate_limit: options.default_rate_limit,
         cache_ttl_ms: options.cache_ttl_ms,
         admin: options.admin_secret.map(|secret| AdminSettings {
@@ -92,11 +109,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .unwrap();
     let addr = app.local_addr();
     let admin_addr = app.admin_addr();
+    let metrics_addr = app.metrics_addr();
     assert_ne!(addr.port(), 0);
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         addr,
         admin_addr,
+        metrics_addr,
         client: reqwest::Client::new(),
         store: SqliteStore::open(&db_path).unwrap(),
         db_path,

@@ -16,7 +16,8 @@ pub struct PgServer {
     dir: tempfile::TempDir,
 }
 
-fn bin_dir() -> PathBuf {
+/// The newest installed server version's bin directory (its pg_dump matches the server).
+pub fn bin_dir() -> PathBuf {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()

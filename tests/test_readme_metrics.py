@@ -1,0 +1,69 @@
+"""The README's metrics tables name exactly the metrics the code defines: the filter's Envoy
+stats (`Counter::define` / `Gauge::define` in filter/src) and the token-service's Prometheus
+metrics (`registry.register` in token-service/src/metrics.rs)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVIDERS = ("openai", "anthropic", "gemini")
+
+
+def metrics_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text[text.index("### Metrics\n"):text.index("\n## Tests\n")]
+
+
+def table_rows(section: str, header_start: str) -> list[list[str]]:
+    block = section[section.index(header_start):]
+    rows = []
+    for line in block.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def filter_defined() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for path in (ROOT / "filter/src").glob("*.rs"):
+        source = path.read_text()
+        for kind, name in re.findall(r'\b(Counter|Gauge)::define\("([^"]+)"\)', source):
+            names[name] = kind.lower()
+        for template in re.findall(r'Counter::define\(&format!\("([^"{]+)\{p\}"\)\)', source):
+            for provider in PROVIDERS:
+                names[template + provider] = "counter"
+    return names
+
+
+def filter_documented() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for row in table_rows(metrics_section(), "| name | type | counts |"):
+        last = ""
+        for name in re.findall(r"`([^`]+)`", row[0]):
+            # `.anthropic` after `upstream_credential_refused.openai` shares its prefix.
+            full = last.rsplit(".", 1)[0] + name if name.startswith(".") else name
+            names[full] = row[1]
+            last = full
+    return names
+
+
+def test_every_filter_stat_is_in_the_readme_table_and_nothing_else():
+    defined = filter_defined()
+    assert len(defined) >= 25, defined  # the scan found the definitions
+    assert filter_documented() == defined
+
+
+def test_every_token_service_metric_is_in_the_readme_table_and_nothing_else():
+    source = (ROOT / "token-service/src/metrics.rs").read_text()
+    registered = re.findall(r'registry\.register\(\s*"([a-z_]+)",', source)
+    assert len(registered) == 5, registered
+    rows = table_rows(metrics_section(), "| name | type | labels | counts |")
+    documented = {re.sub(r"_total$", "", row[0].strip("`")): row[1] for row in rows}
+    assert set(documented) == set(registered)
+    # Counters are exposed with `_total`; the README shows the exposed names.
+    for row in rows:
+        name = row[0].strip("`")
+        assert name.endswith("_total") == (row[1] == "counter"), row

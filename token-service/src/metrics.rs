@@ -1,0 +1,212 @@
+//! Prometheus metrics of the token-service, served as OpenMetrics text on `GET /metrics` of
+//! the metrics listener (`PTK_METRICS_LISTEN`).
+//!
+//! Why `prometheus-client`: it is the Prometheus project's own Rust client, with typed label
+//! sets (a label can only be one of the values we name here) and no global registry, so tests
+//! build as many independent apps as they like. Labels are fixed words (outcomes, operations,
+//! actions): never a token, a hash or a key.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use ptk_wire::{CheckResponse, DenyReason};
+
+/// The `outcome` of a check: `allow` or the deny reason's wire name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// The store or limiter operation that failed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabel {
+    operation: &'static str,
+}
+
+/// An admin action (`create`, `update`, `delete`, `keys_reload`, `login`...) and its result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: &'static str,
+    result: &'static str,
+}
+
+/// Every metric of one token-service. Cheap to share (`Arc`); counters are atomics.
+pub struct Metrics {
+    registry: Registry,
+    checks: Family<OutcomeLabel, Counter>,
+    check_seconds: Histogram,
+    store_errors: Family<ErrorLabel, Counter>,
+    limiter_errors: Family<ErrorLabel, Counter>,
+    admin_actions: Family<ActionLabel, Counter>,
+}
+
+/// The check-latency buckets: 0.1 ms to about 3.3 s, doubling. A check is a primary-key read
+/// (tens of microseconds) unless the store or Redis is slow, which is what the top shows.
+fn check_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0001, 2.0, 16)
+}
+
+/// Wire name of a deny reason, as the `outcome` label.
+fn deny_outcome(reason: DenyReason) -> &'static str {
+    match reason {
+        DenyReason::Invalid => "invalid",
+        DenyReason::Expired => "expired",
+        DenyReason::Scope => "scope",
+        DenyReason::RateLimited => "rate_limited",
+        DenyReason::StoreUnavailable => "store_unavailable",
+        DenyReason::ProviderUnconfigured => "provider_unconfigured",
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let checks = Family::<OutcomeLabel, Counter>::default();
+        let check_seconds = Histogram::new(check_buckets());
+        let store_errors = Family::<ErrorLabel, Counter>::default();
+        let limiter_errors = Family::<ErrorLabel, Counter>::default();
+        let admin_actions = Family::<ActionLabel, Counter>::default();
+        registry.register(
+            "ptk_checks",
+            "Checks answered, by outcome (allow or the deny reason)",
+            checks.clone(),
+        );
+        registry.register(
+            "ptk_check_duration_seconds",
+            "Time to decide a check, from parsed request to verdict",
+            check_seconds.clone(),
+        );
+        registry.register(
+            "ptk_store_errors",
+            "Token store operations that failed, by operation",
+            store_errors.clone(),
+        );
+        registry.register(
+            "ptk_limiter_errors",
+            "Rate limiter operations that failed, by operation (checks then fail open)",
+            limiter_errors.clone(),
+        );
+        registry.register(
+            "ptk_admin_actions",
+            "Admin actions (API, dashboard, SIGHUP), by action and result",
+            admin_actions.clone(),
+        );
+        Metrics {
+            registry,
+            checks,
+            check_seconds,
+            store_errors,
+            limiter_errors,
+            admin_actions,
+        }
+    }
+
+    /// Counts one decided check and its latency.
+    pub fn observe_check(&self, verdict: &CheckResponse, took: Duration) {
+        let outcome = match verdict {
+            CheckResponse::Allow { .. } => "allow",
+            CheckResponse::Deny { reason, .. } => deny_outcome(*reason),
+        };
+        self.checks.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.check_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts a check the API refused before deciding (`unauthorized`, `bad_request`).
+    pub fn refused_check(&self, outcome: &'static str) {
+        self.checks.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Counts a failed store operation.
+    pub fn store_error(&self, operation: &'static str) {
+        self.store_errors
+            .get_or_create(&ErrorLabel { operation })
+            .inc();
+    }
+
+    /// Counts a failed limiter operation.
+    pub fn limiter_error(&self, operation: &'static str) {
+        self.limiter_errors
+            .get_or_create(&ErrorLabel { operation })
+            .inc();
+    }
+
+    /// Counts an admin action; `ok` false counts it as `result="error"`.
+    pub fn admin_action(&self, action: &'static str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.admin_actions
+            .get_or_create(&ActionLabel { action, result })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail; an error would only mean a bug in a label.
+        if encode(&mut text, &self.registry).is_err() {
+            tracing::error!("metrics: encoding failed");
+        }
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn counters_move_and_the_histogram_has_buckets() {
+        let m = Metrics::new();
+        let allow = CheckResponse::Allow {
+            key: "sk-never-in-metrics".into(),
+            cache_ttl_ms: 1000,
+            lease: None,
+        };
+        m.observe_check(&allow, Duration::from_micros(300));
+        m.observe_check(&allow, Duration::from_millis(5));
+        m.observe_check(
+            &CheckResponse::Deny {
+                reason: DenyReason::RateLimited,
+                retry_after_s: Some(3),
+            },
+            Duration::from_micros(50),
+        );
+        m.refused_check("unauthorized");
+        m.store_error("get");
+        m.limiter_error("acquire");
+        m.admin_action("create", true);
+        m.admin_action("keys_reload", false);
+        let text = m.render();
+        for line in [
+            "ptk_checks_total{outcome=\"allow\"} 2",
+            "ptk_checks_total{outcome=\"rate_limited\"} 1",
+            "ptk_checks_total{outcome=\"unauthorized\"} 1",
+            "ptk_check_duration_seconds_count 3",
+            "ptk_check_duration_seconds_bucket{le=\"0.0001\"} 1",
+            "ptk_check_duration_seconds_bucket{le=\"+Inf\"} 3",
+            "ptk_store_errors_total{operation=\"get\"} 1",
+            "ptk_limiter_errors_total{operation=\"acquire\"} 1",
+            "ptk_admin_actions_total{action=\"create\",result=\"ok\"} 1",
+            "ptk_admin_actions_total{action=\"keys_reload\",result=\"error\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        assert!(!text.contains("sk-never-in-metrics"));
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

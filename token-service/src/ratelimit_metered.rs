@@ -1,0 +1,62 @@
+//! A [`RateLimiter`] that counts its backend's failures in [`Metrics`] by operation. Checks
+//! fail open on limiter errors, so this counter is how an operator learns Redis is down.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::metrics::Metrics;
+use crate::ratelimit::{Acquired, RateDecision, RateLimitError, RateLimiter};
+use crate::token::RateLimit;
+
+/// Wraps a limiter; answers exactly as it does.
+pub struct MeteredLimiter {
+    inner: Arc<dyn RateLimiter>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredLimiter {
+    /// Counts `inner`'s failures in `metrics`.
+    pub fn new(inner: Arc<dyn RateLimiter>, metrics: Arc<Metrics>) -> MeteredLimiter {
+        MeteredLimiter { inner, metrics }
+    }
+
+    fn count<T>(
+        &self,
+        operation: &'static str,
+        result: Result<T, RateLimitError>,
+    ) -> Result<T, RateLimitError> {
+        if result.is_err() {
+            self.metrics.limiter_error(operation);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MeteredLimiter {
+    async fn acquire(
+        &self,
+        key: &str,
+        quota: RateLimit,
+        max_lease: u32,
+    ) -> Result<Acquired, RateLimitError> {
+        self.count("acquire", self.inner.acquire(key, quota, max_lease).await)
+    }
+
+    async fn hit(&self, key: &str, quota: RateLimit) -> Result<RateDecision, RateLimitError> {
+        self.count("hit", self.inner.hit(key, quota).await)
+    }
+
+    async fn credit(&self, key: &str, window: u64, units: u32) -> Result<(), RateLimitError> {
+        self.count("credit", self.inner.credit(key, window, units).await)
+    }
+
+    async fn ping(&self) -> Result<(), RateLimitError> {
+        self.count("ping", self.inner.ping().await)
+    }
+
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+}
