@@ -18,6 +18,7 @@ mod check;
 mod health;
 mod revalidate;
 mod usage;
+mod wire_version;
 
 pub use check::CheckApiError;
 
@@ -61,5 +62,6 @@ pub fn router(state: AppState) -> Router {
         .route(ptk_wire::CHECK_PATH, post(check::check))
         .route(ptk_wire::USAGE_PATH, post(usage::usage))
         .route(ptk_wire::REVALIDATE_PATH, post(revalidate::revalidate))
+        .layer(axum::middleware::from_fn(wire_version::wire_version))
         .with_state(state)
 }
