@@ -208,7 +208,7 @@ fn transport_failures_and_garbage_fail_closed_with_503() {
     let config = FilterConfig::parse(b"").unwrap();
     let h = openai();
     let p = pending(&h);
-    let failures: [(Option<u16>, Option<&[u8]>); 9] = [
+    let failures: [(Option<u16>, Option<&[u8]>); 10] = [
         (None, None),
         (Some(200), None),
         (Some(200), Some(b"")),

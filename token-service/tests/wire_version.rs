@@ -28,7 +28,13 @@ async fn same_major_any_minor_or_no_header_is_served() {
         .add_token("ptk_wire_version_token", &[Provider::Openai], |_| {})
         .await;
     let body = format!(r#"{{"hash":"{hash}","provider":"openai"}}"#);
-    for version in [None, Some(WIRE_VERSION), Some("1.0"), Some("1.9"), Some("1")] {
+    for version in [
+        None,
+        Some(WIRE_VERSION),
+        Some("1.0"),
+        Some("1.9"),
+        Some("1"),
+    ] {
         let response = check_with(&app, &body, version).await;
         assert_eq!(response.status(), 200, "{version:?}");
         assert_eq!(

@@ -55,7 +55,17 @@ mod tests {
 
     #[test]
     fn other_majors_and_garbage_are_refused() {
-        for v in ["2.0", "0.9", "", "1.", ".1", "one", "1.0.0", "-1.0", "99999999999.0"] {
+        for v in [
+            "2.0",
+            "0.9",
+            "",
+            "1.",
+            ".1",
+            "one",
+            "1.0.0",
+            "-1.0",
+            "99999999999.0",
+        ] {
             assert!(!wire_compatible(Some(v)), "{v}");
         }
     }

@@ -35,9 +35,8 @@ pub async fn wire_version(request: Request, next: Next) -> Response {
         }});
         (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
     };
-    response.headers_mut().insert(
-        WIRE_VERSION_HEADER,
-        HeaderValue::from_static(WIRE_VERSION),
-    );
+    response
+        .headers_mut()
+        .insert(WIRE_VERSION_HEADER, HeaderValue::from_static(WIRE_VERSION));
     response
 }
