@@ -43,8 +43,12 @@ if [ -z "${ADMIN_SECRET:-}" ]; then
     admin_secret_new=1
   fi
   ADMIN_SECRET=$(cat "$DATA/admin-secret")
+  # The service reads it from the file, so its sign-in page can say where the secret is.
+  export ADMIN_SECRET_FILE="$DATA/admin-secret"
+else
+  export ADMIN_SECRET
 fi
-export ADMIN_SECRET PTK_ADMIN_LISTEN=$SERVICE_ADMIN_ADDR
+export PTK_ADMIN_LISTEN=$SERVICE_ADMIN_ADDR
 
 tools/dev_cert.sh "$DATA/tls"
 # Optional: the CA bundle provider certificates are verified against (default: the system

@@ -18,6 +18,7 @@ use crate::settings::AdminSettings;
 use crate::store::TokenStore;
 use throttle::LoginThrottle;
 
+mod about;
 mod api;
 mod assets;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod session;
 pub mod throttle;
 mod view;
 
+pub use about::ProxyInfo;
 pub use error::AdminError;
 pub use session::SessionKeys;
 
@@ -48,16 +50,20 @@ pub struct AdminState {
     /// Digest of the check secret: a request carrying it came through Envoy, so its
     /// forwarding headers are trusted (see [`request_info`]).
     pub check_secret: Arc<SecretDigest>,
+    /// What the dashboard says about this proxy (providers with keys, default quota, where
+    /// the admin secret is).
+    pub about: Arc<ProxyInfo>,
 }
 
 impl AdminState {
     /// State for `settings` over `store`, counting login attempts in `limiter`, recognising
-    /// Envoy by `check_secret`.
+    /// Envoy by `check_secret`, describing the proxy with `about`.
     pub fn new(
         store: Arc<dyn TokenStore>,
         settings: &AdminSettings,
         limiter: Arc<dyn RateLimiter>,
         check_secret: Arc<SecretDigest>,
+        about: ProxyInfo,
     ) -> AdminState {
         AdminState {
             store,
@@ -65,6 +71,7 @@ impl AdminState {
             login_throttle: Arc::new(LoginThrottle::new(limiter)),
             public_url: settings.public_url.as_deref().map(Arc::from),
             check_secret,
+            about: Arc::new(about),
         }
     }
 }
@@ -101,6 +108,8 @@ pub fn route_table() -> Vec<RouteEntry> {
         entry("/admin/logout", Method::POST, login::logout),
         entry("/admin/static/admin.js", Method::GET, assets::script),
         entry("/admin/static/admin.css", Method::GET, assets::stylesheet),
+        entry("/favicon.ico", Method::GET, assets::favicon),
+        entry("/admin/favicon.ico", Method::GET, assets::favicon),
         entry("/admin/fragments/tokens", Method::GET, rows::fragment),
         entry(TOKENS, Method::GET, api::list),
         entry(TOKENS, Method::POST, api::create),

@@ -33,6 +33,8 @@ pub struct Options {
     pub admin_secret: Option<&'static str>,
     pub session_max_age: Duration,
     pub public_url: Option<String>,
+    /// Where the admin secret "came from" (`ADMIN_SECRET_FILE`), shown on the sign-in page.
+    pub admin_secret_file: Option<String>,
 }
 
 impl Default for Options {
@@ -51,6 +53,7 @@ impl Default for Options {
             admin_secret: Some(ADMIN_SECRET),
             session_max_age: SESSION_MAX_AGE,
             public_url: None,
+            admin_secret_file: None,
         }
     }
 }
@@ -85,6 +88,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             secret: SecretString::from(secret),
             session_max_age: options.session_max_age,
             public_url: options.public_url,
+            secret_file: options.admin_secret_file,
         }),
     };
     let app = Application::build_with_limiter(settings, options.limiter)

@@ -1,0 +1,112 @@
+//! What the dashboard tells an operator about this proxy: which providers have real keys
+//! (names only, never a key), the default rate limit, and where the admin secret lives.
+
+use maud::{html, Markup};
+use ptk_wire::Provider;
+
+use crate::token::RateLimit;
+
+/// Facts about this token-service for the dashboard. Holds no secret.
+#[derive(Debug, Clone)]
+pub struct ProxyInfo {
+    /// Providers whose real key is configured (environment or keys file).
+    pub providers_with_keys: Vec<&'static str>,
+    /// The quota of tokens without their own.
+    pub default_rate_limit: RateLimit,
+    /// The file the admin secret was read from (`ADMIN_SECRET_FILE`), if any.
+    pub secret_file: Option<String>,
+}
+
+impl ProxyInfo {
+    fn has_key(&self, provider: Provider) -> bool {
+        self.providers_with_keys.contains(&provider.as_str())
+    }
+
+    /// The rate-limit cell of a token: its own limit, or the default one.
+    pub fn rate_limit_text(&self, own: Option<RateLimit>) -> String {
+        match own {
+            Some(rl) => format!("{} per {} s", rl.limit, rl.window_s),
+            None => format!(
+                "default ({} per {} s)",
+                self.default_rate_limit.limit, self.default_rate_limit.window_s
+            ),
+        }
+    }
+
+    /// Where to find the admin secret, for the sign-in page (a file path, or the variable).
+    pub fn secret_hint(&self) -> Markup {
+        match &self.secret_file {
+            Some(path) => html! {
+                "The admin secret is in the file " code { (path) } " on the token-service's host"
+                " (" code { "make run" } " generates it there)."
+            },
+            None => html! {
+                "The admin secret is the token-service's " code { "ADMIN_SECRET" } " setting."
+            },
+        }
+    }
+
+    /// The dashboard's "This proxy" panel.
+    pub fn panel(&self) -> Markup {
+        html! {
+            section #about {
+                h2 { "This proxy" }
+                ul {
+                    li #provider-keys {
+                        "Real provider keys: "
+                        @for provider in Provider::ALL {
+                            @let name = provider.as_str();
+                            @if self.has_key(provider) {
+                                span class=(format!("pill key-on {name}")) data-provider=(name) { (name) " ✓" }
+                            } @else {
+                                span class=(format!("pill key-off {name}")) data-provider=(name)
+                                    title="no real key: requests answer 503 provider not configured" {
+                                    (name) " — no key"
+                                }
+                            }
+                            " "
+                        }
+                    }
+                    li { "Default rate limit: " (self.rate_limit_text(None)) }
+                    li #secret-hint { (self.secret_hint()) }
+                    li {
+                        "CLI: " code { "token-service tokens list" } " on the same store; "
+                        "commands take the hash or any unique prefix of 8+ characters."
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(secret_file: Option<&str>) -> ProxyInfo {
+        ProxyInfo {
+            providers_with_keys: vec!["openai", "gemini"],
+            default_rate_limit: RateLimit {
+                limit: 100,
+                window_s: 60,
+            },
+            secret_file: secret_file.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn panel_marks_providers_with_and_without_keys() {
+        let html = info(None).panel().into_string();
+        assert!(html.contains("key-on openai"), "{html}");
+        assert!(html.contains("key-off anthropic"), "{html}");
+        assert!(html.contains("key-on gemini"), "{html}");
+        assert!(html.contains("default (100 per 60 s)"), "{html}");
+        assert!(html.contains("ADMIN_SECRET"), "{html}");
+    }
+
+    #[test]
+    fn secret_hint_names_the_file() {
+        let html = info(Some("data/admin-secret")).secret_hint().into_string();
+        assert!(html.contains("<code>data/admin-secret</code>"), "{html}");
+    }
+}
