@@ -204,12 +204,11 @@ fn admin_settings(
         Some(secret) => (secret, None),
         None => match env(ADMIN_SECRET_FILE_VAR).filter(|v| !v.is_empty()) {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    SettingsError::AdminSecretFile {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| SettingsError::AdminSecretFile {
                         path: path.clone(),
                         reason: e.kind().to_string(),
-                    }
-                })?;
+                    })?;
                 // Files usually end with a newline that is not part of the secret.
                 (text.trim_end_matches(['\r', '\n']).to_owned(), Some(path))
             }
@@ -375,7 +374,12 @@ mod tests {
         std::fs::write(&file, "file-admin-secret-0123456789\n").unwrap();
         let path = file.display().to_string();
         let with = |pairs: Vec<(&'static str, String)>| {
-            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.clone())
+            }
         };
         let check = ("PTK_CHECK_SECRET", "0123456789abcdef".to_owned());
         let store = StoreLocation::Sqlite("x".into());
@@ -399,7 +403,10 @@ mod tests {
             ("ADMIN_SECRET_FILE", "/nonexistent/admin-secret".to_owned()),
         ]);
         let err = Settings::from_args(&args(&[]), &store, env).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/admin-secret"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/admin-secret"),
+            "{err}"
+        );
     }
 
     #[test]

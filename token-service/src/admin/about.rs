@@ -17,6 +17,10 @@ pub struct ProxyInfo {
     pub secret_file: Option<String>,
 }
 
+fn quota(rl: RateLimit) -> String {
+    format!("{} per {} s", rl.limit, rl.window_s)
+}
+
 impl ProxyInfo {
     fn has_key(&self, provider: Provider) -> bool {
         self.providers_with_keys.contains(&provider.as_str())
@@ -25,11 +29,8 @@ impl ProxyInfo {
     /// The rate-limit cell of a token: its own limit, or the default one.
     pub fn rate_limit_text(&self, own: Option<RateLimit>) -> String {
         match own {
-            Some(rl) => format!("{} per {} s", rl.limit, rl.window_s),
-            None => format!(
-                "default ({} per {} s)",
-                self.default_rate_limit.limit, self.default_rate_limit.window_s
-            ),
+            Some(rl) => quota(rl),
+            None => format!("default ({})", quota(self.default_rate_limit)),
         }
     }
 
@@ -67,7 +68,7 @@ impl ProxyInfo {
                             " "
                         }
                     }
-                    li { "Default rate limit: " (self.rate_limit_text(None)) }
+                    li { "Default rate limit: " (quota(self.default_rate_limit)) " (tokens without their own)" }
                     li #secret-hint { (self.secret_hint()) }
                     li {
                         "CLI: " code { "token-service tokens list" } " on the same store; "
@@ -100,7 +101,7 @@ mod tests {
         assert!(html.contains("key-on openai"), "{html}");
         assert!(html.contains("key-off anthropic"), "{html}");
         assert!(html.contains("key-on gemini"), "{html}");
-        assert!(html.contains("default (100 per 60 s)"), "{html}");
+        assert!(html.contains("Default rate limit: 100 per 60 s"), "{html}");
         assert!(html.contains("ADMIN_SECRET"), "{html}");
     }
 

@@ -89,5 +89,7 @@ pub async fn fragment(
     State(state): State<AdminState>,
 ) -> Result<Html<String>, AdminError> {
     let listings = state.store.list().await?;
-    Ok(Html(rows(&listings, &state.about, Utc::now()).into_string()))
+    Ok(Html(
+        rows(&listings, &state.about, Utc::now()).into_string(),
+    ))
 }
