@@ -87,7 +87,7 @@ pids+=($!)
 
 wait_for() { # url, what
   for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    curl -fsS --max-time 2 -o /dev/null "$1" 2>/dev/null && return 0
     for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "$2 exited; see its log above" >&2; exit 1; }; done
     sleep 0.1
   done
@@ -97,7 +97,7 @@ wait_for() { # url, what
 wait_for "http://$SERVICE_ADDR/healthz" "token-service"
 wait_for "http://$SERVICE_ADMIN_ADDR/admin" "token-service admin"
 wait_for "http://127.0.0.1:$ADMIN_PORT/ready" "envoy"
-server_info=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/server_info" 2>/dev/null || true)
+server_info=$(curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/server_info" 2>/dev/null || true)
 if [[ "$server_info" != *"\"$run_id\""* ]]; then
   echo "error: the Envoy answering on 127.0.0.1:$ADMIN_PORT is not the one this run started;" \
        "stop whatever holds that port or set PTK_ENVOY_ADMIN_PORT" >&2
