@@ -11,7 +11,7 @@ import requests
 
 from tests.e2e.harness import ROOT
 
-VERSION = tomllib.loads((ROOT / "filter/Cargo.toml").read_text())["package"]["version"]
+VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
 
 
 def test_filter_sends_its_wire_version_and_logs_its_versions(make_stack):
@@ -28,3 +28,15 @@ def test_filter_sends_its_wire_version_and_logs_its_versions(make_stack):
     assert (f"ptk filter {VERSION} started (plugin configuration schema 1, wire protocol 1.0)"
             in logs), logs[-3000:]
     assert "ptk filter: token-service check failed" in logs
+
+
+def test_token_service_version_is_the_workspace_version():
+    import subprocess
+
+    from tests.e2e.harness import SERVICE, require_built
+    require_built()
+    workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
+    out = subprocess.run([str(SERVICE), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"token-service {workspace}"
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{workspace}] - " in changelog, "the release has no CHANGELOG entry"
