@@ -71,6 +71,9 @@ for _ in $(seq 1 300); do
 done
 grep -q '^ptk proxy is up' "$DATA/run.log" || fail "the stack did not come up in 30 s"
 grep -E '^(ptk proxy is up|Real keys configured for|Dashboard)' "$DATA/run.log"
+# Which versions run: the filter's start-up line (from Envoy's log) and the service's own.
+grep -m 1 -o 'ptk filter [^ ]* started.*' "$DATA/run.log" || true
+"$SERVICE" --version
 
 step "1. Mint a proxy token with the CLI (the plaintext is printed once, alone on stdout)"
 show "TOKEN=\$(${CLI[*]} tokens create --label demo --providers openai,anthropic,gemini)"

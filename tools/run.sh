@@ -81,8 +81,12 @@ trap cleanup INT TERM EXIT
 pids+=($!)
 # A name only this run's Envoy has (its node id), to tell it from anything else on the admin port.
 run_id="ptk-run-$$-$RANDOM$RANDOM"
+# The filter's own info lines (its version at start, streams closed on revocation) are worth
+# seeing; the rest of Envoy stays at warn unless PTK_ENVOY_LOG_LEVEL says otherwise.
+log_opts=(--log-level "${PTK_ENVOY_LOG_LEVEL:-warn}")
+[ -z "${PTK_ENVOY_LOG_LEVEL:-}" ] && log_opts+=(--component-log-level wasm:info)
 "$ENVOY" -c "$DATA/envoy.yaml" --disable-hot-restart --concurrency "${PTK_ENVOY_CONCURRENCY:-2}" \
-  --log-level "${PTK_ENVOY_LOG_LEVEL:-warn}" --service-node "$run_id" &
+  "${log_opts[@]}" --service-node "$run_id" &
 pids+=($!)
 
 wait_for() { # url, what

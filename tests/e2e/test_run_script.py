@@ -67,5 +67,7 @@ def test_banner_says_none_without_keys(tmp_path):
     finally:
         stop(proc)
     assert "Real keys configured for: none (set OPENAI_API_KEY" in text, text
+    # The filter says which release, config schema and wire version Envoy loaded.
+    assert "ptk filter 0.1.0 started (plugin configuration schema 1, wire protocol 1.0)" in text
     # The store is not the CLI's default, so the printed CLI lines name it.
     assert f"--db {tmp_path / 'data'}/ptk.sqlite3 tokens create" in text, text
