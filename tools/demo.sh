@@ -129,8 +129,14 @@ echo "HTTP $status"; cat "$DATA/answer.txt"; echo
 grep -q 'invalid or revoked token' "$DATA/answer.txt" || fail "step 6: not 'invalid or revoked token'"
 
 step "Demo passed"
+if [ "$PTK_DEMO_KEEP" = 1 ]; then
+  echo "The demo stack stays up; Ctrl-C stops it. Try next:"
+else
+  echo "Stopping the demo stack. Run make demo from a terminal (or with PTK_DEMO_KEEP=1) to keep"
+  echo "it up, then try:"
+fi
 cat <<MSG
-Try next (the CLI is "${CLI[*]}"):
+  (the CLI is "${CLI[*]}")
   ${CLI[*]} tokens enable ${hash:0:12}        # and the request works again within 1 s
   ${CLI[*]} tokens create --label gem --providers gemini --rate-limit 3/60
   the dashboard: $P/admin  (sign in with the secret in $DATA/admin-secret: cat $DATA/admin-secret)
@@ -138,8 +144,5 @@ Try next (the CLI is "${CLI[*]}"):
   a real provider: make run, with OPENAI_API_KEY=... (README, first screen)
 MSG
 if [ "$PTK_DEMO_KEEP" = 1 ]; then
-  echo "The demo stack stays up; Ctrl-C stops it."
   wait -n "${pids[@]}" || true
-else
-  echo "Stopping the demo stack (PTK_DEMO_KEEP=1 keeps it running)."
 fi

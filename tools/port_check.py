@@ -22,6 +22,9 @@ def taken(host: str, port: int) -> str | None:
     except OSError:
         pass
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As Envoy and the token-service bind: connections of an earlier run still in
+        # TIME_WAIT do not make the port taken, a listener does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as e:

@@ -33,7 +33,7 @@ def test_make_demo_runs_every_step(tmp_path):
     assert "data: [DONE]" in text, text
     assert re.search(r"disabled token [0-9a-f]{12}", text), text
     assert "HTTP 401" in text and "invalid or revoked token" in text, text
-    assert "Demo passed" in text and "Stopping the demo stack" in text, text
+    assert "Demo passed" in text and "Stopping the demo stack." in text, text
     # The user's own key never reaches the demo; the token is shown only truncated.
     assert "sk-must-not-be-used" not in (data / "token-service.log").read_text()
     assert not re.search(r"ptk_[A-Za-z0-9_-]{32}", text), text
