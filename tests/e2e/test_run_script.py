@@ -71,3 +71,47 @@ def test_banner_says_none_without_keys(tmp_path):
     assert "ptk filter 0.1.0 started (plugin configuration schema 1, wire protocol 1.0)" in text
     # The store is not the CLI's default, so the printed CLI lines name it.
     assert f"--db {tmp_path / 'data'}/ptk.sqlite3 tokens create" in text, text
+
+
+def test_an_envoy_admin_port_answered_by_someone_else_is_not_reported_as_up(tmp_path):
+    """The second line of defence, for a listener the port check cannot see (it came up after
+    the check, or shares the port): success is reported only when the Envoy on the admin port
+    is the one this run started (its node id in /server_info). Here the port check is skipped
+    by a PYTHON wrapper and a foreign server answers 200 to everything on the admin port."""
+    import http.server
+    import threading
+
+    from tests.e2e.harness import ROOT
+
+    wrapper = tmp_path / "python"
+    wrapper.write_text("#!/bin/bash\n[ \"$1\" = tools/port_check.py ] && exit 0\n"
+                       f"exec {ROOT / '.venv/bin/python'} \"$@\"\n")
+    wrapper.chmod(0o755)
+
+    class Always200(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"LIVE\n")
+
+        def log_message(self, *args):
+            pass
+
+    foreign = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Always200)
+    threading.Thread(target=foreign.serve_forever, daemon=True).start()
+    try:
+        env = script_env(tmp_path / "data", PYTHON=str(wrapper),
+                         PTK_ENVOY_ADMIN_PORT=str(foreign.server_address[1]))
+        log = tmp_path / "run.log"
+        proc = start("tools/run.sh", env, log)
+        try:
+            code = proc.wait(timeout=60)
+        finally:
+            stop(proc)
+    finally:
+        foreign.shutdown()
+        foreign.server_close()
+    text = log.read_text()
+    assert code != 0, text
+    assert "is not the one this run started" in text and "PTK_ENVOY_ADMIN_PORT" in text, text
+    assert "ptk proxy is up" not in text, text
