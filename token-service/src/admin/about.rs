@@ -39,7 +39,7 @@ impl ProxyInfo {
         match &self.secret_file {
             Some(path) => html! {
                 "The admin secret is in the file " code { (path) } " on the token-service's host"
-                " (" code { "make run" } " generates it there)."
+                " (" code { "make run" } " and " code { "make demo" } " generate it there)."
             },
             None => html! {
                 "The admin secret is the token-service's " code { "ADMIN_SECRET" } " setting."
