@@ -57,11 +57,12 @@ pub struct AppState {
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
+    let versioned = axum::middleware::from_fn_with_state(state.clone(), wire_version::wire_version);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route(ptk_wire::CHECK_PATH, post(check::check))
         .route(ptk_wire::USAGE_PATH, post(usage::usage))
         .route(ptk_wire::REVALIDATE_PATH, post(revalidate::revalidate))
-        .layer(axum::middleware::from_fn(wire_version::wire_version))
+        .layer(versioned)
         .with_state(state)
 }
