@@ -1,5 +1,6 @@
 # ptk: proxy tokens for LLM APIs as an Envoy proxy-wasm filter.
 #   make run    Envoy + filter + token-service on an embedded store (http://127.0.0.1:10000)
+#   make demo   the same against mock providers with dummy keys: a narrated tour, no real key
 #   make test   every test tier: unit, token-service black-box, end-to-end through real Envoy
 #   make bench  side-by-side benchmark (not part of make test; see docs/benchmarks.md)
 #   make fuzz   the parser fuzz targets, FUZZ_SECONDS each (make test runs them briefly)
@@ -13,10 +14,11 @@ WASM    := target/wasm32-wasip1/release/ptk_filter.wasm
 SERVICE := target/release/token-service
 export ENVOY
 
-.PHONY: help run image test test-deps test-unit test-fuzz test-e2e test-compat compat-deps browser-deps build wasm service venv lint lint-deps fmt fuzz fuzz-deps
+.PHONY: help run demo image test test-deps test-unit test-fuzz test-e2e test-compat compat-deps browser-deps build wasm service venv lint lint-deps fmt fuzz fuzz-deps
 
 help:
 	@echo "make run    start Envoy + filter + token-service (Ctrl-C stops)"
+	@echo "make demo   the same against mock providers with dummy keys, narrated (no key, no internet)"
 	@echo "make test   make lint, then every test tier"
 	@echo "make lint   clippy (native and wasm) and rustfmt --check"
 	@echo "make image  the filter as an OCI image for Istio (target/wasm-image; deploy/istio/README.md)"
@@ -91,6 +93,11 @@ image: wasm
 
 run: build venv
 	@tools/run.sh
+
+# The whole stack against the test suite's mock providers with dummy keys, narrated: mint,
+# request, stream, disable, refused (tools/demo.sh). No real key, no internet.
+demo: build venv
+	@tools/demo.sh
 
 ## Tests -------------------------------------------------------------------------------------
 

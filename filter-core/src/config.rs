@@ -16,6 +16,10 @@ use crate::upload_sessions::UploadsConfig;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
+    /// Schema version of this configuration ([`crate::version::CONFIG_SCHEMA`]); optional,
+    /// any other value is refused so a config written for a newer filter fails at start.
+    #[serde(default)]
+    pub version: Option<u32>,
     /// How to reach the token-service's check API.
     #[serde(default)]
     pub token_service: TokenServiceConfig,
@@ -242,6 +246,7 @@ impl FilterConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
+        crate::version::check_config_schema(self.version)?;
         let ts = &self.token_service;
         if ts.timeout_ms == 0 || ts.timeout_ms > MAX_TIMEOUT_MS {
             return Err(format!(

@@ -38,6 +38,7 @@ pub mod upload_url;
 pub mod uploads;
 pub mod upstream_errors;
 pub mod usage;
+pub mod version;
 pub mod ws_frames;
 
 pub use config::FilterConfig;

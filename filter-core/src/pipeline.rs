@@ -2,7 +2,10 @@
 //! headers -> `Reply | Check(pending)`; check response -> `Forward(plan) | Reply`.
 //! The host shim only moves data between Envoy and these functions.
 
-use ptk_wire::{CheckRequest, CheckResponse, Lease, Provider, CHECK_PATH, CHECK_SECRET_HEADER};
+use ptk_wire::{
+    CheckRequest, CheckResponse, Lease, Provider, CHECK_PATH, CHECK_SECRET_HEADER, WIRE_VERSION,
+    WIRE_VERSION_HEADER,
+};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{cache_key, Entry};
@@ -175,7 +178,8 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
     }
 }
 
-/// Headers of a JSON `POST` to the token-service at `path`, with the shared secret.
+/// Headers of a JSON `POST` to the token-service at `path`, with the shared secret and the
+/// wire version (a token-service that does not speak its major answers 400: a 503 here).
 pub fn callout_headers(config: &FilterConfig, secret: &str, path: &str) -> Vec<(String, String)> {
     vec![
         (":method".to_string(), "POST".to_string()),
@@ -186,6 +190,7 @@ pub fn callout_headers(config: &FilterConfig, secret: &str, path: &str) -> Vec<(
         ),
         ("content-type".to_string(), "application/json".to_string()),
         (CHECK_SECRET_HEADER.to_string(), secret.to_string()),
+        (WIRE_VERSION_HEADER.to_string(), WIRE_VERSION.to_string()),
     ]
 }
 

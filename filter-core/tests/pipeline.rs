@@ -208,7 +208,7 @@ fn transport_failures_and_garbage_fail_closed_with_503() {
     let config = FilterConfig::parse(b"").unwrap();
     let h = openai();
     let p = pending(&h);
-    let failures: [(Option<u16>, Option<&[u8]>); 9] = [
+    let failures: [(Option<u16>, Option<&[u8]>); 10] = [
         (None, None),
         (Some(200), None),
         (Some(200), Some(b"")),
@@ -228,6 +228,11 @@ fn transport_failures_and_garbage_fail_closed_with_503() {
             Some(br#"{"verdict":"allow","key":"k","cache_ttl_ms":0}"#),
         ),
         (Some(500), Some(b"oops")),
+        // A token-service that does not speak this filter's wire major (docs/wire-protocol.md).
+        (
+            Some(400),
+            Some(br#"{"error":{"code":"unsupported_wire_version","message":"wire protocol 2.0 not supported"}}"#),
+        ),
     ];
     for (status, body) in failures {
         match decide_check_response(&config, &h, &p, status, body, NOW) {

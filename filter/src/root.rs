@@ -187,6 +187,9 @@ impl RootContext for PtkRoot {
         });
         match parsed {
             Ok((config, secret)) => {
+                // Which release, config schema and wire version run here, for the operator
+                // matching filter and token-service versions.
+                host::log(LogLevel::Info, &ptk_filter_core::version::start_line());
                 host::set_tick(Duration::from_millis(config.cache.usage_flush_ms));
                 let denies = DenyCache::new(config.cache.deny_ttl_ms, config.cache.deny_entries);
                 let throttle = GuessThrottle::new(config.guess_throttle.clone());

@@ -81,10 +81,18 @@ const consoleErrors = [];
 page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
 page.on("pageerror", (e) => consoleErrors.push(String(e)));
 const row = (hash) => page.locator(`tr[data-hash="${hash}"]`);
+const faviconErrors = [];
+page.on("response", (r) => {
+  if (new URL(r.url()).pathname.endsWith("favicon.ico") && r.status() >= 400) faviconErrors.push(r.status());
+});
 
 try {
   // --- log in -------------------------------------------------------------------------------
   await page.goto(`${PROXY}/admin`);
+  // The sign-in page says where the secret is (the stack passes ADMIN_SECRET).
+  assert.match(await page.textContent("#secret-hint"), /ADMIN_SECRET/);
+  // Browsers ask for /favicon.ico: answered by Envoy, never the filter's 401.
+  assert.equal((await fetch(`${PROXY}/favicon.ico`)).status, 204);
   await page.fill('input[name="password"]', "not-the-secret");
   await page.click('button[type="submit"]');
   await page.locator("#login-error", { hasText: "invalid password" }).waitFor();
@@ -92,6 +100,9 @@ try {
   await page.click('button[type="submit"]');
   await page.locator("table#tokens").waitFor();
   assert.equal(new URL(page.url()).pathname, "/admin");
+  // The stack has real keys for all three providers: each is marked, no key is shown.
+  assert.equal(await page.locator("#provider-keys .key-on").count(), 3);
+  assert.ok(!(await page.content()).includes(REAL_KEY), "a real key on the page");
   step("logged in through Envoy");
 
   // --- create, read the plaintext once ------------------------------------------------------
@@ -101,15 +112,23 @@ try {
   await page.locator("#created").waitFor({ state: "visible" });
   const token = (await page.textContent("#created-token")).trim();
   assert.match(token, /^ptk_[A-Za-z0-9_-]{32}$/);
-  const snippets = await page.locator("#created pre.snippet").allTextContents();
+  // Only the snippets of the token's scopes (OpenAI and Anthropic, not Gemini).
+  const snippets = await page.locator("#created .snippet-block:visible pre.snippet").allTextContents();
+  assert.equal(snippets.length, 2, snippets.join("\n"));
   assert.ok(snippets.some((s) => s.includes(`OpenAI(base_url="${PROXY}/v1", api_key="${token}")`)), snippets.join("\n"));
   assert.ok(snippets.some((s) => s.includes(`anthropic.Anthropic(base_url="${PROXY}"`)));
-  assert.ok(snippets.some((s) => s.includes(`genai.Client(api_key="${token}"`)));
+  assert.ok(!snippets.some((s) => s.includes("genai.Client")), snippets.join("\n"));
+  assert.equal(await page.locator('#created .snippet-block[data-provider="gemini"]:visible').count(), 0);
   const hash = createHash("sha256").update(token).digest("hex");
   await row(hash).waitFor();
   assert.equal((await row(hash).locator("td.label").textContent()).trim(), "browser-test");
   assert.equal((await row(hash).locator("td.last4").textContent()).trim(), `…${token.slice(-4)}`);
   assert.deepEqual(await row(hash).locator(".pill").allTextContents(), ["openai", "anthropic"]);
+  // The hash the CLI takes: a prefix shown, the whole hash in the title; the rate limit.
+  const hashCell = row(hash).locator("td.hash code");
+  assert.equal(await hashCell.getAttribute("title"), hash);
+  assert.equal((await hashCell.textContent()).trim(), `${hash.slice(0, 12)}…`);
+  assert.match((await row(hash).locator("td.rate-limit").textContent()).trim(), /^default \(\d+ per \d+ s\)$/);
   // Times are rendered in the browser's locale, not the server's UTC text.
   const created = (await row(hash).locator("td time").first().textContent()).trim();
   assert.ok(!created.endsWith("UTC"), `created time not localised: ${created}`);
@@ -162,6 +181,10 @@ try {
   await page.click('#create button[type="submit"]');
   await page.locator("#created-token", { hasText: "ci-runner-custom-token-01" }).waitFor();
   await page.locator("tr[data-hash]").nth(1).waitFor();
+  const ciHash = createHash("sha256").update("ci-runner-custom-token-01").digest("hex");
+  assert.equal((await row(ciHash).locator("td.rate-limit").textContent()).trim(), "30 per 60 s");
+  // The second token has the openai scope only: one snippet.
+  assert.equal(await page.locator("#created .snippet-block:visible").count(), 1);
   await page.evaluate(() => window.scrollTo(0, 0));
   mkdirSync(dirname(SCREENSHOT), { recursive: true });
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
@@ -197,6 +220,7 @@ try {
   // The 400 and 401 answers above were provoked on purpose; anything else (a CSP violation,
   // a script error) fails the test.
   const unexpected = consoleErrors.filter((e) => !/^Failed to load resource: .* (400|401) /.test(e));
+  assert.deepEqual(faviconErrors, [], "the browser's /favicon.ico got an error status");
   assert.deepEqual(unexpected, [], "no CSP violations or script errors");
   step("dashboard browser test passed");
 } catch (error) {

@@ -196,3 +196,14 @@ def test_a_clients_forwarded_host_and_proto_are_not_believed(stack):
     assert plain.status_code == tls.status_code == 200
     assert "secure" not in plain.headers["set-cookie"].lower()
     assert "; Secure" in tls.headers["set-cookie"]
+
+
+def test_favicon_is_answered_without_a_token(stack):
+    """Every dashboard page makes the browser ask for /favicon.ico on the proxy's origin: Envoy
+    answers 204 itself (filter off on that one path), no 401, nothing sent upstream."""
+    for path in ("/favicon.ico", "/admin/favicon.ico"):
+        r = requests.get(f"{stack.url}{path}", timeout=10)
+        assert r.status_code == 204, (path, r.status_code, r.text)
+    # Only that exact path: anything else without a token is still the filter's 401.
+    assert requests.get(f"{stack.url}/favicon.ico.php", timeout=10).status_code == 401
+    assert stack.upstream_requests() == []

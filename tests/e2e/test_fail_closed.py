@@ -88,6 +88,8 @@ def test_bad_plugin_config_is_refused_at_start_naming_the_field(stack):
         (json.dumps({"token_service": {"timeout_ms": 0}}), "token_service.timeout_ms"),
         (json.dumps({"providers": {"openai": {"authority": "https://api.openai.com/v1"}}}),
          "providers.openai.authority"),
+        # A config written for another schema (docs/wire-protocol.md, Versions).
+        (json.dumps({"version": 2}), "version: this filter"),
     ]
     for value, field in cases:
         out = envoy_with_plugin_config(stack.dir, rendered, value, env)

@@ -20,6 +20,9 @@ pub const CHECK_SECRET_FILE_VAR: &str = "PTK_CHECK_SECRET_FILE";
 pub const MIN_CHECK_SECRET_LEN: usize = 16;
 /// Environment variable holding the admin secret (the dashboard / admin API password).
 pub const ADMIN_SECRET_VAR: &str = "ADMIN_SECRET";
+/// Environment variable naming a file that holds the admin secret (`make run` uses
+/// `data/admin-secret`); the dashboard's sign-in page says where to find it.
+pub const ADMIN_SECRET_FILE_VAR: &str = "ADMIN_SECRET_FILE";
 /// Shortest admin secret accepted.
 pub const MIN_ADMIN_SECRET_LEN: usize = 16;
 /// How long an admin session cookie is accepted (checked server-side, not only by the browser).
@@ -125,6 +128,14 @@ pub enum SettingsError {
     /// The admin secret is too short to resist guessing.
     #[error("{ADMIN_SECRET_VAR} must be at least {MIN_ADMIN_SECRET_LEN} characters")]
     ShortAdminSecret,
+    /// The admin secret file could not be read.
+    #[error("cannot read admin secret file {path} ({ADMIN_SECRET_FILE_VAR}): {reason}")]
+    AdminSecretFile {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
     /// The public URL is not an http(s) base URL.
     #[error("PTK_PUBLIC_URL / --public-url must look like http(s)://host[:port], got {0:?}")]
     BadPublicUrl(String),
@@ -169,6 +180,9 @@ pub struct AdminSettings {
     pub session_max_age: Duration,
     /// Base URL for client snippets; `None` derives it from the request.
     pub public_url: Option<String>,
+    /// The file the secret was read from (`ADMIN_SECRET_FILE`), shown on the sign-in page;
+    /// `None` when it came from `ADMIN_SECRET`.
+    pub secret_file: Option<String>,
 }
 
 impl Settings {
@@ -199,8 +213,21 @@ fn admin_settings(
     args: &ServeArgs,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<AdminSettings>, SettingsError> {
-    let Some(secret) = env(ADMIN_SECRET_VAR).filter(|v| !v.is_empty()) else {
-        return Ok(None);
+    // ADMIN_SECRET wins over ADMIN_SECRET_FILE (an explicit value overrides a kept one).
+    let (secret, secret_file) = match env(ADMIN_SECRET_VAR).filter(|v| !v.is_empty()) {
+        Some(secret) => (secret, None),
+        None => match env(ADMIN_SECRET_FILE_VAR).filter(|v| !v.is_empty()) {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| SettingsError::AdminSecretFile {
+                        path: path.clone(),
+                        reason: e.kind().to_string(),
+                    })?;
+                // Files usually end with a newline that is not part of the secret.
+                (text.trim_end_matches(['\r', '\n']).to_owned(), Some(path))
+            }
+            None => return Ok(None),
+        },
     };
     if secret.chars().count() < MIN_ADMIN_SECRET_LEN {
         return Err(SettingsError::ShortAdminSecret);
@@ -214,6 +241,7 @@ fn admin_settings(
         secret: SecretString::from(secret),
         session_max_age: SESSION_MAX_AGE,
         public_url,
+        secret_file,
     }))
 }
 
@@ -351,6 +379,48 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, SettingsError::AmbiguousCheckSecret));
+    }
+
+    #[test]
+    fn admin_secret_from_a_file_keeps_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin-secret");
+        std::fs::write(&file, "file-admin-secret-0123456789\n").unwrap();
+        let path = file.display().to_string();
+        let with = |pairs: Vec<(&'static str, String)>| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.clone())
+            }
+        };
+        let check = ("PTK_CHECK_SECRET", "0123456789abcdef".to_owned());
+        let store = StoreLocation::Sqlite("x".into());
+        let env = with(vec![check.clone(), ("ADMIN_SECRET_FILE", path.clone())]);
+        let admin = Settings::from_args(&args(&[]), &store, env)
+            .unwrap()
+            .admin
+            .unwrap();
+        assert_eq!(admin.secret.expose_secret(), "file-admin-secret-0123456789");
+        assert_eq!(admin.secret_file.as_deref(), Some(path.as_str()));
+        // ADMIN_SECRET wins, and then no file is named.
+        let env = with(vec![
+            check.clone(),
+            ("ADMIN_SECRET", "env-admin-secret-0123456789".to_owned()),
+            ("ADMIN_SECRET_FILE", path.clone()),
+        ]);
+        let s = Settings::from_args(&args(&[]), &store, env).unwrap();
+        assert_eq!(s.admin.unwrap().secret_file, None);
+        let env = with(vec![
+            check,
+            ("ADMIN_SECRET_FILE", "/nonexistent/admin-secret".to_owned()),
+        ]);
+        let err = Settings::from_args(&args(&[]), &store, env).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/admin-secret"),
+            "{err}"
+        );
     }
 
     #[test]

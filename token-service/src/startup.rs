@@ -120,7 +120,11 @@ impl Application {
         let check = bind(settings.listen, router(state)).await?;
         let admin = match &settings.admin {
             Some(admin_settings) => {
-                let state = AdminState::new(store, admin_settings, limiter, check_secret)
+                let about = admin::ProxyInfo {
+                    default_rate_limit: settings.default_rate_limit,
+                    secret_file: admin_settings.secret_file.clone(),
+                };
+                let state = AdminState::new(store, admin_settings, limiter, check_secret, about)
                     .with_operations(key_ring.clone(), metrics.clone());
                 Some(bind(admin_settings.listen, admin::router(state)).await?)
             }

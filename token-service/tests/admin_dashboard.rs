@@ -145,3 +145,102 @@ async fn rows_show_state_and_escape_labels() {
     assert!(live.contains(r#"data-next="disabled">disable</button>"#));
     assert!(live.contains(">never<"), "no expiry, never used");
 }
+
+/// Rows carry what the CLI needs (the hash: a 12-character prefix shown, the whole one in the
+/// row and the title, a copy button) and each token's rate limit, its own or the default.
+#[tokio::test]
+async fn rows_show_the_hash_and_the_rate_limit() {
+    let app = spawn_app().await;
+    let admin = app.login().await;
+    let own = admin
+        .create(json!({"label": "own", "providers": ["openai"], "rate_limit": {"count": 7, "window_s": 30}}))
+        .await;
+    let plain = admin
+        .create(json!({"label": "plain", "providers": ["openai"]}))
+        .await;
+    let rows = admin
+        .get("/admin/fragments/tokens")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for (token, limit) in [(&own, "7 per 30 s"), (&plain, "default (100 per 60 s)")] {
+        let hash = token["hash"].as_str().unwrap();
+        let start = rows.find(&format!(r#"<tr id="tok-{hash}""#)).unwrap();
+        let row = &rows[start..start + rows[start..].find("</tr>").unwrap()];
+        assert!(
+            row.contains(&format!(r#"<code title="{hash}">{}…</code>"#, &hash[..12])),
+            "{row}"
+        );
+        assert!(row.contains(r#"data-action="copy-hash""#), "{row}");
+        assert!(
+            row.contains(&format!(r#"<td class="rate-limit">{limit}</td>"#)),
+            "{row}"
+        );
+    }
+    let page = admin.get("/admin").await.text().await.unwrap();
+    assert!(page.contains("<th>Hash</th>") && page.contains("<th>Rate limit</th>"));
+}
+
+/// The page says which providers have real keys (names, never keys) and where the admin
+/// secret is; the test app has keys for OpenAI and Anthropic only.
+#[tokio::test]
+async fn the_page_names_providers_with_keys_and_where_the_secret_is() {
+    let app = spawn_app_with(Options {
+        admin_secret_file: Some("data/admin-secret".into()),
+        ..Options::default()
+    })
+    .await;
+    let page = app.login().await.get("/admin").await.text().await.unwrap();
+    assert!(page.contains(r#"class="pill key-on openai""#), "{page}");
+    assert!(page.contains(r#"class="pill key-on anthropic""#), "{page}");
+    assert!(page.contains(r#"class="pill key-off gemini""#), "{page}");
+    assert!(!page.contains(OPENAI_KEY) && !page.contains(ANTHROPIC_KEY));
+    assert!(page.contains("<code>data/admin-secret</code>"), "{page}");
+    // The sign-in page too (that is where the secret is needed), without a session.
+    let login = app
+        .client
+        .get(app.admin_url("/admin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains(r#"type="password""#));
+    assert!(login.contains("<code>data/admin-secret</code>"), "{login}");
+    assert!(!login.contains(ADMIN_SECRET));
+    // Without a file, the variable is named.
+    let env_app = spawn_app().await;
+    let login = env_app
+        .client
+        .get(env_app.admin_url("/admin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains("<code>ADMIN_SECRET</code>"), "{login}");
+}
+
+/// Each snippet block names the scope it needs, so the script can show only the created
+/// token's (the browser tier checks the showing).
+#[tokio::test]
+async fn snippets_are_tagged_with_their_provider() {
+    let app = spawn_app().await;
+    let page = app.login().await.get("/admin").await.text().await.unwrap();
+    assert_eq!(page.matches(r#"data-provider="openai"><h4>"#).count(), 1);
+    assert_eq!(page.matches(r#"data-provider="anthropic"><h4>"#).count(), 1);
+    assert_eq!(page.matches(r#"data-provider="gemini"><h4>"#).count(), 2);
+}
+
+/// Browsers ask for the icon on every page: answered, without a session, never 401.
+#[tokio::test]
+async fn favicon_needs_no_session() {
+    let app = spawn_app().await;
+    for path in ["/favicon.ico", "/admin/favicon.ico"] {
+        let r = app.client.get(app.admin_url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 204, "{path}");
+    }
+}

@@ -200,6 +200,11 @@ async fn keys_reload_through_the_admin_api_and_sighup() {
         serde_json::json!({"providers": ["openai"], "keys_file": true})
     );
     assert_eq!(key_of(app.check(&hash, Openai).await), "sk-first");
+    // The dashboard shows the reloaded key set (only OpenAI now), never a key.
+    let page = admin.get("/admin").await.text().await.unwrap();
+    assert!(page.contains(r#"class="pill key-on openai""#), "{page}");
+    assert!(page.contains(r#"class="pill key-off anthropic""#), "{page}");
+    assert!(!page.contains("sk-first"));
 
     // A broken file: 500 naming the line, never the value; the old key keeps working.
     std::fs::write(&file, "OPENAI_API_KEY=sk-second\nsk-pasted-by-mistake\n").unwrap();

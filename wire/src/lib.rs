@@ -18,9 +18,14 @@
 use serde::{Deserialize, Serialize};
 
 mod revalidate;
+mod version;
 pub use revalidate::{
     RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation, MAX_REVALIDATE_ENTRIES,
     REVALIDATE_PATH,
+};
+pub use version::{
+    wire_compatible, wire_major, UNSUPPORTED_WIRE_VERSION, WIRE_MAJOR, WIRE_VERSION,
+    WIRE_VERSION_HEADER,
 };
 
 /// Path of the check endpoint on the token-service.

@@ -27,3 +27,12 @@ pub async fn stylesheet() -> impl IntoResponse {
         STYLESHEET,
     )
 }
+
+/// `GET /favicon.ico` (and `/admin/favicon.ico`): 204, no auth. Browsers ask for it on every
+/// page; without this route the admin listener's catch-all would answer 401.
+pub async fn favicon() -> impl IntoResponse {
+    (
+        axum::http::StatusCode::NO_CONTENT,
+        [(header::CACHE_CONTROL, "public, max-age=86400")],
+    )
+}

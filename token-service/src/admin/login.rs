@@ -100,7 +100,11 @@ pub async fn login(
         }
         Err(error) if json => error.into_response(),
         Err(error) => {
-            let page = (error.status(), login_page(Some(&error.to_string()))).into_response();
+            let page = (
+                error.status(),
+                login_page(Some(&error.to_string()), &state.about),
+            )
+                .into_response();
             with_retry_after(page, &error)
         }
     }

@@ -21,6 +21,7 @@ use crate::settings::AdminSettings;
 use crate::store::TokenStore;
 use throttle::LoginThrottle;
 
+mod about;
 mod api;
 mod assets;
 pub mod error;
@@ -35,6 +36,7 @@ pub mod session;
 pub mod throttle;
 mod view;
 
+pub use about::ProxyInfo;
 pub use error::AdminError;
 pub use session::SessionKeys;
 
@@ -56,16 +58,20 @@ pub struct AdminState {
     pub key_ring: Arc<KeyRing>,
     /// Counts admin actions.
     pub metrics: Arc<Metrics>,
+    /// What the dashboard says about this proxy (providers with keys, default quota, where
+    /// the admin secret is).
+    pub about: Arc<ProxyInfo>,
 }
 
 impl AdminState {
     /// State for `settings` over `store`, counting login attempts in `limiter`, recognising
-    /// Envoy by `check_secret`.
+    /// Envoy by `check_secret`, describing the proxy with `about`.
     pub fn new(
         store: Arc<dyn TokenStore>,
         settings: &AdminSettings,
         limiter: Arc<dyn RateLimiter>,
         check_secret: Arc<SecretDigest>,
+        about: ProxyInfo,
     ) -> AdminState {
         AdminState {
             store,
@@ -73,6 +79,7 @@ impl AdminState {
             login_throttle: Arc::new(LoginThrottle::new(limiter)),
             public_url: settings.public_url.as_deref().map(Arc::from),
             check_secret,
+            about: Arc::new(about),
             key_ring: Arc::new(KeyRing::fixed(ProviderKeys::none())),
             metrics: Arc::new(Metrics::new()),
         }
@@ -119,6 +126,8 @@ pub fn route_table() -> Vec<RouteEntry> {
         entry("/admin/logout", Method::POST, login::logout),
         entry("/admin/static/admin.js", Method::GET, assets::script),
         entry("/admin/static/admin.css", Method::GET, assets::stylesheet),
+        entry("/favicon.ico", Method::GET, assets::favicon),
+        entry("/admin/favicon.ico", Method::GET, assets::favicon),
         entry("/admin/fragments/tokens", Method::GET, rows::fragment),
         entry(TOKENS, Method::GET, api::list),
         entry(TOKENS, Method::POST, api::create),

@@ -12,7 +12,7 @@ use super::error::AdminError;
 use super::guard::session_of;
 use super::request_info::RequestInfo;
 use super::rows::rows;
-use super::AdminState;
+use super::{AdminState, ProxyInfo};
 
 /// Placeholder the dashboard script replaces with a freshly created token in the snippets.
 pub const TOKEN_PLACEHOLDER: &str = "__PTK_TOKEN__";
@@ -35,8 +35,9 @@ fn layout(title: &str, head_extra: Markup, body: Markup) -> Html<String> {
 }
 
 /// The login page, with an optional error. A plain POST form: it works without JavaScript and
-/// never puts the password in a URL.
-pub fn login_page(error: Option<&str>) -> Html<String> {
+/// never puts the password in a URL. Says where the admin secret is (a path or a variable
+/// name, never the secret).
+pub fn login_page(error: Option<&str>, about: &ProxyInfo) -> Html<String> {
     layout(
         "ptk admin - sign in",
         html! {},
@@ -52,24 +53,29 @@ pub fn login_page(error: Option<&str>) -> Html<String> {
                     button type="submit" { "Sign in" }
                 }
                 p #login-error role="alert" { @if let Some(e) = error { (e) } }
+                p.hint #secret-hint { (about.secret_hint()) }
             }
         },
     )
 }
 
-/// Ready-to-paste client snippets for the proxy at `base` (Python SDKs).
-fn snippets(base: &str) -> [(&'static str, String); 4] {
+/// Ready-to-paste client snippets for the proxy at `base` (Python SDKs), each with the
+/// provider scope it needs: the script shows only those of the created token's scopes.
+fn snippets(base: &str) -> [(&'static str, &'static str, String); 4] {
     let t = TOKEN_PLACEHOLDER;
     [
         (
+            "openai",
             "OpenAI",
             format!("from openai import OpenAI\nclient = OpenAI(base_url=\"{base}/v1\", api_key=\"{t}\")"),
         ),
         (
+            "anthropic",
             "Anthropic",
             format!("import anthropic\nclient = anthropic.Anthropic(base_url=\"{base}\", api_key=\"{t}\")"),
         ),
         (
+            "gemini",
             "Gemini",
             format!(
                 "from google import genai\nclient = genai.Client(api_key=\"{t}\", \
@@ -77,6 +83,7 @@ fn snippets(base: &str) -> [(&'static str, String); 4] {
             ),
         ),
         (
+            "gemini",
             "Gemini via its OpenAI endpoint",
             format!("from openai import OpenAI\nclient = OpenAI(base_url=\"{base}/v1beta/openai\", api_key=\"{t}\")"),
         ),
@@ -117,9 +124,11 @@ fn created_panel(base: &str) -> Markup {
             p { "Copy it now: it is shown once, only its hash is stored." }
             p.token-line { code #created-token {} " " button #copy-token type="button" { "copy" } }
             h3 { "Point a client at the proxy" }
-            @for (name, text) in snippets(base) {
-                h4 { (name) }
-                pre.snippet data-template=(text) {}
+            @for (provider, name, text) in snippets(base) {
+                div.snippet-block data-provider=(provider) {
+                    h4 { (name) }
+                    pre.snippet data-template=(text) {}
+                }
             }
         }
     }
@@ -132,7 +141,7 @@ pub async fn dashboard(
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
     let Some(session) = session_of(&state, &headers).await? else {
-        return Ok(login_page(None).into_response());
+        return Ok(login_page(None, &state.about).into_response());
     };
     let csrf = state.keys.csrf_token(session.cookie.expose_secret());
     let base = match &state.public_url {
@@ -153,16 +162,18 @@ pub async fn dashboard(
         }
         div #flash role="alert" hidden {}
         main {
+            (state.about.panel(&state.key_ring.current().configured()))
             section { h2 { "New token" } (create_form()) }
             (created_panel(&base))
             section {
                 h2 { "Tokens" }
                 table #tokens {
                     thead { tr {
-                        th { "Label" } th { "Token" } th { "Scopes" } th { "Status" }
-                        th { "Created" } th { "Expires" } th { "Last used" } th { "Actions" }
+                        th { "Label" } th { "Token" } th { "Hash" } th { "Scopes" } th { "Status" }
+                        th { "Rate limit" } th { "Created" } th { "Expires" } th { "Last used" }
+                        th { "Actions" }
                     } }
-                    tbody #rows { (rows(&listings, Utc::now())) }
+                    tbody #rows { (rows(&listings, &state.about, Utc::now())) }
                 }
             }
         }

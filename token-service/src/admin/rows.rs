@@ -8,7 +8,7 @@ use maud::{html, Markup};
 
 use super::error::AdminError;
 use super::guard::Session;
-use super::AdminState;
+use super::{AdminState, ProxyInfo};
 use crate::store::{TokenListing, TokenStatus};
 
 /// A timestamp as `<time>`: UTC text on the server, rewritten to the browser's locale by the
@@ -25,7 +25,7 @@ fn time(stored: &str) -> Markup {
     html! { time datetime=(stored) { (shown) } }
 }
 
-fn row(listing: &TokenListing, now: DateTime<Utc>) -> Markup {
+fn row(listing: &TokenListing, about: &ProxyInfo, now: DateTime<Utc>) -> Markup {
     let r = &listing.record;
     let state = r.state(now);
     let dim = if state == "active" {
@@ -43,8 +43,15 @@ fn row(listing: &TokenListing, now: DateTime<Utc>) -> Markup {
             data-expires=[expires] class=[dim] {
             td.label { (r.label) }
             td.last4 { code { "…" (r.last4) } }
+            // The CLI takes the hash or a unique prefix: the first 12 shown, the whole copied.
+            td.hash {
+                code title=(r.hash) { (r.hash.get(..12).unwrap_or(&r.hash)) "…" }
+                " "
+                button type="button" data-action="copy-hash" title="copy the full hash" { "copy" }
+            }
             td.scopes { @for p in &r.providers { span class=(format!("pill {}", p.as_str())) { (p.as_str()) } } }
             td.status { span class=(format!("state {state}")) { (state) } }
+            td.rate-limit { (about.rate_limit_text(r.rate_limit)) }
             td { (time(&r.created_at)) }
             td.expires {
                 span.expiry-text {
@@ -67,12 +74,12 @@ fn row(listing: &TokenListing, now: DateTime<Utc>) -> Markup {
 }
 
 /// All rows, or the empty-state row.
-pub fn rows(listings: &[TokenListing], now: DateTime<Utc>) -> Markup {
+pub fn rows(listings: &[TokenListing], about: &ProxyInfo, now: DateTime<Utc>) -> Markup {
     html! {
         @if listings.is_empty() {
-            tr.empty { td colspan="8" { "No tokens yet." } }
+            tr.empty { td colspan="10" { "No tokens yet." } }
         }
-        @for listing in listings { (row(listing, now)) }
+        @for listing in listings { (row(listing, about, now)) }
     }
 }
 
@@ -82,5 +89,7 @@ pub async fn fragment(
     State(state): State<AdminState>,
 ) -> Result<Html<String>, AdminError> {
     let listings = state.store.list().await?;
-    Ok(Html(rows(&listings, Utc::now()).into_string()))
+    Ok(Html(
+        rows(&listings, &state.about, Utc::now()).into_string(),
+    ))
 }

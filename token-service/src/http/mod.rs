@@ -22,6 +22,7 @@ pub mod health;
 mod metrics;
 mod revalidate;
 mod usage;
+mod wire_version;
 
 pub use check::CheckApiError;
 pub use metrics::metrics_router;
@@ -65,6 +66,7 @@ pub struct AppState {
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
+    let versioned = axum::middleware::from_fn_with_state(state.clone(), wire_version::wire_version);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/livez", get(health::livez))
@@ -72,5 +74,6 @@ pub fn router(state: AppState) -> Router {
         .route(ptk_wire::CHECK_PATH, post(check::check))
         .route(ptk_wire::USAGE_PATH, post(usage::usage))
         .route(ptk_wire::REVALIDATE_PATH, post(revalidate::revalidate))
+        .layer(versioned)
         .with_state(state)
 }

@@ -37,6 +37,8 @@ pub struct Options {
     pub keys_file: Option<PathBuf>,
     /// Serve the metrics listener (on a free port).
     pub metrics: bool,
+    /// Where the admin secret "came from" (`ADMIN_SECRET_FILE`), shown on the sign-in page.
+    pub admin_secret_file: Option<String>,
 }
 
 impl Default for Options {
@@ -57,6 +59,7 @@ impl Default for Options {
             public_url: None,
             keys_file: None,
             metrics: false,
+            admin_secret_file: None,
         }
     }
 }
@@ -102,6 +105,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             secret: SecretString::from(secret),
             session_max_age: options.session_max_age,
             public_url: options.public_url,
+            secret_file: options.admin_secret_file,
         }),
     };
     let app = Application::build_with_limiter(settings, options.limiter)

@@ -116,6 +116,9 @@
           mutate("DELETE", url);
         }
         break;
+      case "copy-hash":
+        copy(row.dataset.hash, button);
+        break;
       case "clear-expiry":
         mutate("PATCH", url, { expires_at: null });
         break;
@@ -163,7 +166,7 @@
     try {
       const response = await call("POST", "/admin/api/tokens", body);
       const created = await response.json();
-      showCreated(created.token);
+      showCreated(created.token, created.providers || []);
       form.reset();
       flash("");
     } catch (e) {
@@ -172,22 +175,28 @@
     await refresh();
   });
 
-  function showCreated(token) {
+  // The plaintext once, with the snippets of the token's own scopes only.
+  function showCreated(token, providers) {
     document.getElementById("created-token").textContent = token;
-    document.querySelectorAll("#created pre.snippet").forEach((pre) => {
-      pre.textContent = pre.dataset.template.split("__PTK_TOKEN__").join(token);
+    document.querySelectorAll("#created .snippet-block").forEach((block) => {
+      block.hidden = !providers.includes(block.dataset.provider);
+      const pre = block.querySelector("pre.snippet");
+      pre.textContent = block.hidden ? "" : pre.dataset.template.split("__PTK_TOKEN__").join(token);
     });
     document.getElementById("created").hidden = false;
   }
 
-  document.getElementById("copy-token").addEventListener("click", async (event) => {
-    const text = document.getElementById("created-token").textContent;
+  async function copy(text, button) {
     try {
       await navigator.clipboard.writeText(text);
-      event.target.textContent = "copied";
+      button.textContent = "copied";
     } catch (e) {
-      flash("copy failed: select the token and copy it by hand");
+      flash("copy failed: select the text and copy it by hand");
     }
+  }
+
+  document.getElementById("copy-token").addEventListener("click", (event) => {
+    copy(document.getElementById("created-token").textContent, event.target);
   });
 
   document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
