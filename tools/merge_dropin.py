@@ -25,7 +25,14 @@ from pathlib import Path
 
 import yaml
 
-from envoy_upstreams import RenderError, ca_file, connect_to, point_cluster
+from envoy_upstreams import (
+    RenderError,
+    ca_file,
+    connect_to,
+    is_loopback,
+    point_cluster,
+    verified_tls,
+)
 from render_envoy import NoAliasDumper, find, host_port, point_replicas
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +99,28 @@ def add_hosts(hcm: dict, hosts: list[dict], domain: str) -> None:
     hcm["route_config"]["virtual_hosts"] = mine + theirs
 
 
+def secure_token_service(clusters: list[dict], addresses: list[tuple[str, int]],
+                         args: argparse.Namespace) -> None:
+    """The check API answers with real keys and the admin routes carry the check secret:
+    plain HTTP only on loopback (or with --token-service-plaintext behind a mesh's mTLS),
+    else verified TLS (--token-service-tls-ca, and --token-service-tls-name for the name)."""
+    if args.token_service_tls_ca:
+        bundle = ca_file("--token-service-tls-ca", args.token_service_tls_ca)
+        name = args.token_service_tls_name or addresses[0][0]
+        if not args.token_service_tls_name and len({h for h, _ in addresses}) > 1:
+            raise RenderError("the token-service addresses differ: name their certificate "
+                              "with --token-service-tls-name")
+        for cluster in ("token_service", "token_service_admin"):
+            find(clusters, cluster)["transport_socket"] = verified_tls(name, bundle)
+        return
+    remote = [h for h, _ in addresses if not is_loopback(h)]
+    if remote and not args.token_service_plaintext:
+        raise RenderError(
+            f"token-service at {remote[0]} is not loopback, so real keys would cross the network "
+            "in plaintext: use --token-service-tls-ca (and --token-service-tls-name), or "
+            "--token-service-plaintext if a mesh's mTLS protects the hop")
+
+
 def add_clusters(config: dict, clusters: list[dict], args: argparse.Namespace) -> None:
     mine = copy.deepcopy(clusters)
     check = find(mine, "token_service")
@@ -99,8 +128,9 @@ def add_clusters(config: dict, clusters: list[dict], args: argparse.Namespace) -
     point_cluster(check, *addresses[0])
     if len(addresses) > 1:
         point_replicas(check, "--token-service", addresses)
-    point_cluster(find(mine, "token_service_admin"),
-                  *host_port("--token-service-admin", args.token_service_admin))
+    admin = host_port("--token-service-admin", args.token_service_admin)
+    point_cluster(find(mine, "token_service_admin"), *admin)
+    secure_token_service(mine, addresses + [admin], args)
     if args.provider_ca_file:
         bundle = ca_file("--provider-ca-file", args.provider_ca_file)
         for name in PROVIDER_CLUSTERS:
@@ -146,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="HOST:PORT[,HOST:PORT...]", help="check API replica(s)")
     parser.add_argument("--token-service-admin", default="127.0.0.1:10081", metavar="HOST:PORT",
                         help="the token-service's admin listener (behind /admin)")
+    parser.add_argument("--token-service-tls-ca",
+                        help="reach both token-service clusters over TLS verified against this "
+                             "PEM CA bundle (needed unless they are on loopback)")
+    parser.add_argument("--token-service-tls-name",
+                        help="name the token-service certificate carries (default: the host)")
+    parser.add_argument("--token-service-plaintext", action="store_true",
+                        help="allow plain HTTP to a non-loopback token-service (a mesh's mTLS "
+                             "protects the hop)")
     parser.add_argument("--provider-ca-file",
                         help="PEM bundle provider certificates are verified against "
                              "(default: the snippet's, Debian's system bundle)")

@@ -150,6 +150,9 @@ def render_token_service(clusters: list[dict], args: argparse.Namespace) -> None
         # The check cluster may list several replicas (comma-separated), the admin one not.
         values = value.split(",") if name == "token_service" else [value]
         addresses = [host_port(flag, v.strip()) for v in values]
+        if tls_ca and len(addresses) > 1 and not args.token_service_tls_name:
+            raise RenderError(f"{flag} {value}: several replicas over TLS share one cluster, "
+                              "so name their certificate with --token-service-tls-name")
         cluster = find(clusters, name)
         point_cluster(cluster, *addresses[0])
         if len(addresses) > 1:

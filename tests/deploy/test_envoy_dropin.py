@@ -163,6 +163,14 @@ def test_the_merge_refuses_what_it_cannot_do_safely(tmp_path):
     hcm["route_config"]["virtual_hosts"][0]["domains"] = ["api.openai.com"]
     taken = merge_cli(tmp_path, foreign)
     assert taken.returncode == 2 and "api.openai.com" in taken.stderr
+    # A token-service across the network in plaintext.
+    hcm["route_config"]["virtual_hosts"][0]["domains"] = ["*"]
+    (tmp_path / "in.yaml").write_text(yaml.safe_dump(foreign))
+    plain = subprocess.run(
+        [sys.executable, str(ROOT / "tools/merge_dropin.py"), "--config", str(tmp_path / "in.yaml"),
+         "--out", str(tmp_path / "out.yaml"), "--listener", "edge", "--domain", DOMAIN,
+         "--token-service", "10.1.2.3:10080"], capture_output=True, text=True)
+    assert plain.returncode == 2 and "plaintext" in plain.stderr
     # Routes from RDS: the tool cannot edit them.
     hcm.pop("route_config")
     hcm["rds"] = {"route_config_name": "edge", "config_source": {"ads": {}}}
