@@ -26,6 +26,7 @@ from envoy_upstreams import (
     RenderError,
     ca_file,
     connect_to,
+    is_ip,
     is_loopback,
     parse_upstream,
     point_cluster,
@@ -148,16 +149,26 @@ def render_token_service(clusters: list[dict], args: argparse.Namespace) -> None
         ("token_service", "--token-service", args.token_service),
         ("token_service_admin", "--token-service-admin", args.token_service_admin),
     ):
-        host, port = host_port(flag, value)
+        # The check cluster may list several replicas (comma-separated), the admin one not.
+        values = value.split(",") if name == "token_service" else [value]
+        addresses = [host_port(flag, v.strip()) for v in values]
+        if tls_ca and len(addresses) > 1 and not args.token_service_tls_name:
+            raise RenderError(f"{flag} {value}: several replicas over TLS share one cluster, "
+                              "so name their certificate with --token-service-tls-name")
         cluster = find(clusters, name)
-        point_cluster(cluster, host, port)
-        if tls_ca:
-            cluster["transport_socket"] = verified_tls(args.token_service_tls_name or host, tls_ca)
-        elif not is_loopback(host) and not args.token_service_plaintext:
-            raise RenderError(
-                f"{flag} {value}: not loopback, so the check API's real keys would cross the "
-                "network in plaintext; use --token-service-tls-ca (and --token-service-tls-name), "
-                "or --token-service-plaintext if a mesh's mTLS protects the hop")
+        point_cluster(cluster, *addresses[0])
+        if len(addresses) > 1:
+            point_replicas(cluster, flag, addresses)
+        for host, _ in addresses:
+            if tls_ca:
+                cluster["transport_socket"] = verified_tls(
+                    args.token_service_tls_name or host, tls_ca)
+            elif not is_loopback(host) and not args.token_service_plaintext:
+                raise RenderError(
+                    f"{flag} {value}: not loopback, so the check API's real keys would cross "
+                    "the network in plaintext; use --token-service-tls-ca (and "
+                    "--token-service-tls-name), or --token-service-plaintext if a mesh's mTLS "
+                    "protects the hop")
     if args.token_service_cluster:
         # Another name for the check cluster, e.g. Istio's `outbound|PORT||HOST` form.
         token_service = find(clusters, "token_service")
@@ -171,6 +182,20 @@ def rename_route_cluster(hcm: dict, old: str, new: str) -> None:
         for route in vhost["routes"]:
             if route.get("route", {}).get("cluster") == old:
                 route["route"]["cluster"] = new
+
+
+def point_replicas(cluster: dict, flag: str, addresses: list[tuple[str, int]]) -> None:
+    """Several token-service replicas as endpoints of one cluster (its load balancer, outlier
+    detection and health check spread checks over them): IP literals (STATIC) or names
+    (STRICT_DNS, every address each name resolves to)."""
+    named = [host for host, _ in addresses if not is_ip(host)]
+    if named and len(named) != len(addresses):
+        raise RenderError(f"{flag}: list either IP addresses or host names, not both")
+    cluster["type"] = "STRICT_DNS" if named else "STATIC"
+    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"] = [
+        {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
+        for host, port in addresses
+    ]
 
 
 def render_providers(clusters: list[dict], vhosts: list[dict], args: argparse.Namespace,
@@ -249,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--proxy-port", type=int, default=10000)
     parser.add_argument("--admin-port", type=int, default=9901)
-    parser.add_argument("--token-service", default="127.0.0.1:10080")
+    parser.add_argument(
+        "--token-service", default="127.0.0.1:10080", metavar="HOST:PORT[,HOST:PORT...]",
+        help="the check API; several replicas comma-separated (one cluster, load balanced, "
+             "with outlier detection and a /healthz health check)")
     parser.add_argument(
         "--token-service-admin", default="127.0.0.1:10081",
         help="the token-service's admin listener, behind Envoy's /admin routes")

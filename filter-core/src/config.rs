@@ -134,6 +134,10 @@ pub struct TokenServiceConfig {
     /// Name of the VM environment variable holding the check secret (Envoy `vm_config`
     /// `environment_variables`), so the secret stays out of the plugin config.
     pub secret_env: String,
+    /// How often a check that got no verdict (no response, timeout, 5xx) is sent again, to
+    /// whichever replica the cluster's load balancer picks: 0 or 1 (`retry::MAX_RETRIES`).
+    /// A deny, a 4xx or any 200 is never retried.
+    pub retries: u8,
 }
 
 impl Default for TokenServiceConfig {
@@ -143,6 +147,7 @@ impl Default for TokenServiceConfig {
             authority: "token-service".to_string(),
             timeout_ms: 1000,
             secret_env: "PTK_CHECK_SECRET".to_string(),
+            retries: 1,
         }
     }
 }
@@ -252,6 +257,13 @@ impl FilterConfig {
             return Err(format!(
                 "token_service.timeout_ms: must be 1..={MAX_TIMEOUT_MS}, got {}",
                 ts.timeout_ms
+            ));
+        }
+        if ts.retries > crate::retry::MAX_RETRIES {
+            return Err(format!(
+                "token_service.retries: must be 0..={}, got {}",
+                crate::retry::MAX_RETRIES,
+                ts.retries
             ));
         }
         let flush = self.cache.usage_flush_ms;

@@ -27,6 +27,7 @@ pub mod plan;
 pub mod query;
 pub mod refusal;
 pub mod request;
+pub mod retry;
 pub mod route;
 pub mod shared_cache;
 #[cfg(test)]

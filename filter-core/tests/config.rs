@@ -12,6 +12,7 @@ fn empty_config_gives_the_defaults() {
         assert_eq!(c.token_service.cluster, "token_service");
         assert_eq!(c.token_service.timeout_ms, 1000);
         assert_eq!(c.token_service.secret_env, "PTK_CHECK_SECRET");
+        assert_eq!(c.token_service.retries, 1);
         assert_eq!(c.upstream(Provider::Openai).authority, "api.openai.com");
         assert_eq!(
             c.upstream(Provider::Anthropic).authority,
@@ -35,7 +36,11 @@ fn partial_config_keeps_other_defaults() {
 
 #[test]
 fn bad_configs_are_refused_naming_the_field() {
-    let cases: [(&[u8], &str); 8] = [
+    let cases: [(&[u8], &str); 9] = [
+        (
+            br#"{"token_service":{"retries":2}}"#,
+            "token_service.retries",
+        ),
         (br#"{"token_servic":{}}"#, "token_servic"),
         (br#"{"token_service":{"timeout":5}}"#, "timeout"),
         (

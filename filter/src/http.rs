@@ -10,6 +10,7 @@ use ptk_filter_core::cors::decoration;
 use ptk_filter_core::guess_throttle::{client_key, pair_fingerprint};
 use ptk_filter_core::log_path::redacted_path;
 use ptk_filter_core::mint_watch::MintWatch;
+use ptk_filter_core::retry::should_retry;
 use ptk_filter_core::shared_cache::{spend_one, store, Lookup};
 use ptk_filter_core::uploads::UploadWatch;
 use ptk_filter_core::{
@@ -37,6 +38,8 @@ struct Waiting {
     client: Client,
     /// This is the second check of a rate-limited request (see `on_http_call_response`).
     confirming: bool,
+    /// How many times this check was sent again after getting no verdict (`retry`).
+    retries_done: u8,
     /// Host time (ms) the check was sent: a verdict's TTL runs from here, not from its
     /// arrival, so a slow answer cannot stretch how long a revoked token keeps working.
     sent_ms: u64,
@@ -208,7 +211,7 @@ impl PtkHttp {
                 Lookup::Miss(returned) => pending.returned = returned,
             }
         }
-        self.start_check(worker, pending, head, client, false)
+        self.start_check(worker, pending, head, client, false, 0)
     }
 
     /// Rewrites the request with a real key from the cache and counts it; `false` (after
@@ -255,6 +258,7 @@ impl PtkHttp {
         head: RequestHead,
         client: Client,
         confirming: bool,
+        retries_done: u8,
     ) -> Action {
         let (call_headers, call_body) =
             check_call(&worker.config, worker.secret.expose(), &pending);
@@ -263,7 +267,8 @@ impl PtkHttp {
         let sent_ms = host::now_ms();
         match host::dispatch(&ts.cluster, &call_headers, &call_body, timeout) {
             Ok(token_id) => {
-                if !confirming {
+                // The guess throttle counts a request once, whatever its number of callouts.
+                if !confirming && retries_done == 0 {
                     worker
                         .throttle
                         .borrow_mut()
@@ -276,6 +281,7 @@ impl PtkHttp {
                     head,
                     client,
                     confirming,
+                    retries_done,
                     sent_ms,
                 });
                 Action::Pause
@@ -363,12 +369,38 @@ impl PtkHttp {
                 let mut pending = waiting.pending;
                 // Units handed back on the first check must not be credited twice.
                 pending.returned = None;
-                self.start_check(worker, pending, waiting.head, waiting.client, true);
+                self.start_check(worker, pending, waiting.head, waiting.client, true, 0);
                 return;
             }
         }
         worker.metrics.refused(refused.refusal);
         self.reply(&refused.reply);
+    }
+}
+
+impl PtkHttp {
+    /// The check got no verdict (no response, timeout, 5xx): send it once more; the cluster's
+    /// load balancer, with the failed replica ejected or unhealthy, picks another one.
+    fn retry_check(&mut self, worker: &Worker, waiting: Waiting, status: Option<u16>) {
+        worker.metrics.callout_retried();
+        host::log(
+            LogLevel::Warn,
+            &format!(
+                "ptk filter: token-service check got no verdict (status {status:?}); retrying"
+            ),
+        );
+        let mut pending = waiting.pending;
+        // The failed replica may have credited the units handed back before it died: never
+        // credit them twice (they are lost instead, which only errs on the strict side).
+        pending.returned = None;
+        self.start_check(
+            worker,
+            pending,
+            waiting.head,
+            waiting.client,
+            waiting.confirming,
+            waiting.retries_done.saturating_add(1),
+        );
     }
 }
 
@@ -402,6 +434,14 @@ impl Context for PtkHttp {
             return;
         };
         let status = host::call_response_status();
+        if should_retry(
+            status,
+            waiting.retries_done,
+            worker.config.token_service.retries,
+        ) {
+            self.retry_check(&worker, waiting, status);
+            return;
+        }
         let body = host::call_response_body(body_size);
         let now = host::now_ms();
         let decision = decide_check_response(

@@ -90,6 +90,7 @@ pub struct Metrics {
     provider_unconfigured: Counter,
     token_in_request: Counter,
     callout_failed: Counter,
+    callout_retried: Counter,
     open_requests: Gauge,
 }
 
@@ -119,6 +120,7 @@ impl Metrics {
             provider_unconfigured: Counter::define("refused.provider_unconfigured"),
             token_in_request: Counter::define("refused.token_in_request"),
             callout_failed: Counter::define("callout_failed"),
+            callout_retried: Counter::define("callout_retried"),
             open_requests: Gauge::define("open_requests"),
         }
     }
@@ -141,6 +143,7 @@ impl Metrics {
             &self.provider_unconfigured,
             &self.token_in_request,
             &self.callout_failed,
+            &self.callout_retried,
             &self.unknown_upload,
             &self.upload_legs,
             &self.upload_started,
@@ -169,6 +172,11 @@ impl Metrics {
     /// Counts a callout that could not be started or came back without a usable answer.
     pub fn callout_failed(&self) {
         self.callout_failed.add();
+    }
+
+    /// Counts a check sent again after its first callout got no verdict (`retry`).
+    pub fn callout_retried(&self) {
+        self.callout_retried.add();
     }
 
     /// Counts a keyless upload leg forwarded for a known session.

@@ -80,6 +80,9 @@ class Stack:
     service_extra_env: dict[str, str] = field(default_factory=dict)
     upstreams: dict[str, str] | None = None
     token_service_addr: str | None = None  # point the filter somewhere else (hang tests)
+    #: Token-service processes on the same SQLite file (WAL), all endpoints of the check
+    #: cluster (render_envoy.py --token-service A,B); the first also serves /admin.
+    replicas: int = 1
     keys: dict[str, str] = field(default_factory=lambda: dict(REAL_KEYS))
     #: More render_envoy.py arguments, asked for once the mock and the token-service are up
     #: (so they can name their ports); they come last, so they win over the defaults.
@@ -146,6 +149,15 @@ class Stack:
         proc = self._spawn("token-service", [str(SERVICE), "serve"], env)
         wait_http(f"http://127.0.0.1:{self.service_port}/healthz", proc, "token-service")
         wait_http(f"{self.service_admin_url}/admin", proc, "token-service admin")
+        #: Check API address of every replica, in process-name order.
+        self.replica_ports = [self.service_port]
+        for n in range(2, self.replicas + 1):
+            port = free_port()
+            env = dict(env, PTK_LISTEN=f"127.0.0.1:{port}",
+                       PTK_ADMIN_LISTEN=f"127.0.0.1:{free_port()}")
+            replica = self._spawn(f"token-service-{n}", [str(SERVICE), "serve"], env)
+            wait_http(f"http://127.0.0.1:{port}/healthz", replica, f"token-service {n}")
+            self.replica_ports.append(port)
 
     def render(self, out: Path, **overrides: str) -> None:
         env = dict(os.environ)
@@ -154,7 +166,8 @@ class Stack:
         args = [
             sys.executable, str(ROOT / "tools/render_envoy.py"), "--out", str(out),
             "--proxy-port", str(self.proxy_port), "--admin-port", str(self.admin_port),
-            "--token-service", self.token_service_addr or f"127.0.0.1:{self.service_port}",
+            "--token-service", self.token_service_addr
+            or ",".join(f"127.0.0.1:{port}" for port in self.replica_ports),
             "--wasm", str(WASM), "--timeout-ms", str(self.timeout_ms),
             "--deny-ttl-ms", str(self.cache_ttl_ms),
             "--access-log", str(self.access_log),
@@ -191,6 +204,12 @@ class Stack:
 
     def kill_service(self) -> None:
         proc = self.procs.pop("token-service")
+        proc.kill()
+        proc.wait()
+
+    def kill_replica(self, n: int) -> None:
+        """kill -9 the token-service replica `n` (1 is the first, `kill_service`'s)."""
+        proc = self.procs.pop("token-service" if n == 1 else f"token-service-{n}")
         proc.kill()
         proc.wait()
 

@@ -75,6 +75,11 @@ def configs_with_tls(tmp_path: Path) -> dict[str, dict]:
             "10.0.0.7:10081", "--token-service-tls-ca", "/etc/ssl/certs/ca-certificates.crt"),
         "connect-to": rendered(tmp_path / "e", "--connect-to", "api.openai.com:443:127.0.0.1:9"),
         "trusted hops": rendered(tmp_path / "f", "--xff-num-trusted-hops", "1"),
+        "token-service tls, replicas": rendered(
+            tmp_path / "g", "--token-service", "ts-a.ptk.internal:10080,ts-b.ptk.internal:10080",
+            "--token-service-admin", "ts-a.ptk.internal:10081",
+            "--token-service-tls-ca", "/etc/ssl/certs/ca-certificates.crt",
+            "--token-service-tls-name", "ts.ptk.internal"),
     }
 
 
@@ -153,6 +158,12 @@ REFUSED = {
         ("--provider-ca-file", "/no/such/ca.pem"), "--provider-ca-file: no such file"),
     "connect-to matching nothing": (
         ("--connect-to", "api.openai.com:80:127.0.0.1:9"), "no cluster connects to api.openai.com:80"),
+    "replicas over tls without a name": (
+        ("--token-service", "10.0.0.7:10080,10.0.0.8:10080",
+         "--token-service-tls-ca", "/etc/ssl/certs/ca-certificates.crt"),
+        "name their certificate with --token-service-tls-name"),
+    "replicas by address and by name": (
+        ("--token-service", "127.0.0.1:10080,localhost:10080"), "not both"),
     "connect-to malformed": (
         ("--connect-to", "api.openai.com:443"), "expected HOST:PORT:ADDRESS:PORT"),
 }
@@ -169,6 +180,23 @@ def test_plaintext_off_loopback_only_when_asked_for(tmp_path):
     check = next(c for c in config["static_resources"]["clusters"] if c["name"] == "token_service")
     assert "transport_socket" not in check
     assert render(tmp_path, "--token-service", "localhost:10080").returncode == 0
+
+
+def test_several_replicas_share_the_check_cluster_and_its_failover(tmp_path):
+    config = rendered(tmp_path, "--token-service", "127.0.0.1:10080,127.0.0.2:10090")
+    check = next(c for c in config["static_resources"]["clusters"] if c["name"] == "token_service")
+    endpoints = [e["endpoint"]["address"]["socket_address"]
+                 for e in check["load_assignment"]["endpoints"][0]["lb_endpoints"]]
+    assert endpoints == [{"address": "127.0.0.1", "port_value": 10080},
+                         {"address": "127.0.0.2", "port_value": 10090}]
+    assert check["type"] == "STATIC"
+    # The values agreed with the Istio DestinationRule, and the health check on /healthz.
+    assert check["outlier_detection"] == {
+        "consecutive_5xx": 2, "consecutive_gateway_failure": 1,
+        "enforcing_consecutive_gateway_failure": 100, "interval": "1s",
+        "base_ejection_time": "10s", "max_ejection_percent": 50}
+    (health,) = check["health_checks"]
+    assert health["http_health_check"] == {"path": "/healthz"}
 
 
 # --- timeouts ------------------------------------------------------------------------------

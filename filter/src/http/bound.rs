@@ -15,6 +15,7 @@ use ptk_filter_core::bound_check::{
 use ptk_filter_core::bound_table::Binding;
 use ptk_filter_core::client_secrets::PendingSecret;
 use ptk_filter_core::guess_throttle::{client_key, pair_fingerprint};
+use ptk_filter_core::retry::should_retry;
 use ptk_filter_core::uploads::PendingLeg;
 use ptk_filter_core::{Refusal, Refused, RequestHead};
 
@@ -61,6 +62,8 @@ pub(super) struct WaitingBound {
     binding: Binding,
     head: RequestHead,
     client: Client,
+    /// How many times this revalidation was sent again after getting no verdict (`retry`).
+    retries_done: u8,
 }
 
 impl PtkHttp {
@@ -127,7 +130,7 @@ impl PtkHttp {
                 Action::Pause
             };
         }
-        self.revalidate_bound(worker, bound, binding, head, client)
+        self.revalidate_bound(worker, bound, binding, head, client, 0)
     }
 
     /// Asks the token-service whether the bound token is still valid (no unit charged).
@@ -138,6 +141,7 @@ impl PtkHttp {
         binding: Binding,
         head: RequestHead,
         client: Client,
+        retries_done: u8,
     ) -> Action {
         let (headers, body) = bound_call(&worker.config, worker.secret.expose(), &binding);
         let ts = &worker.config.token_service;
@@ -150,6 +154,7 @@ impl PtkHttp {
                     binding,
                     head,
                     client,
+                    retries_done,
                 });
                 Action::Pause
             }
@@ -179,15 +184,30 @@ impl PtkHttp {
             return false;
         };
         let status = host::call_response_status();
-        let body = host::call_response_body(body_size);
-        let now = host::now_ms();
         let WaitingBound {
             bound,
             binding,
             head,
             client,
+            retries_done,
             ..
         } = waiting;
+        if should_retry(status, retries_done, worker.config.token_service.retries) {
+            // No verdict (no response, timeout, 5xx): once more, to whichever replica the
+            // cluster picks now. A revalidation spends no unit, so nothing is counted twice.
+            worker.metrics.callout_retried();
+            self.revalidate_bound(
+                worker,
+                bound,
+                binding,
+                head,
+                client,
+                retries_done.saturating_add(1),
+            );
+            return true;
+        }
+        let body = host::call_response_body(body_size);
+        let now = host::now_ms();
         match bound_verdict(&binding, status, body.as_deref()) {
             BoundVerdict::Valid { ttl_ms } => {
                 let valid_until = now.saturating_add(ttl_ms);
