@@ -87,7 +87,8 @@ build: wasm service
 # No Docker engine; the same module always gives the same digest. IMAGE_TAG names it.
 IMAGE_TAG ?= 0.1.0
 image: wasm
-	python3 tools/wasm_image.py build --wasm $(WASM) --out target/wasm-image --tag $(IMAGE_TAG)
+	@echo "manifest digest of target/wasm-image:$(IMAGE_TAG) (the WasmPlugin's sha256):"
+	@python3 tools/wasm_image.py build --wasm $(WASM) --out target/wasm-image --tag $(IMAGE_TAG)
 
 ## Run ---------------------------------------------------------------------------------------
 

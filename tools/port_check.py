@@ -32,15 +32,25 @@ def taken(host: str, port: int) -> str | None:
     return None
 
 
+def wanted(var: str) -> str:
+    """What a setting takes: a port number (`PTK_…_PORT`) or a host:port address."""
+    return "port number" if var.endswith("_PORT") else "host:port, e.g. 127.0.0.1:11080"
+
+
 def main(argv: list[str]) -> int:
     problems = []
     for arg in argv:
         what, var, addr = arg.split("=", 2)
         host, _, port = addr.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            # Caught here, before anything is generated or started, with the setting named.
+            value = port if var.endswith("_PORT") else addr
+            problems.append(f"{var}={value!r} ({what}): expected a {wanted(var)}")
+            continue
         why = taken(host, int(port))
         if why:
             problems.append(f"port {port} ({what}, {host}:{port}) is taken: {why}; "
-                            f"stop that program or set {var} to a free port")
+                            f"stop that program or set {var} to a free {wanted(var)}")
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
     return 1 if problems else 0
