@@ -4,14 +4,15 @@
 //! `-wal` file until a checkpoint, and a copy taken mid-write can be torn. Instead:
 //! - **backup** runs `VACUUM INTO`, which reads the database inside one read transaction (a
 //!   consistent snapshot that writers in WAL mode never wait for) and writes a compact,
-//!   self-contained file. It goes to a temporary name next to the target, is checked
-//!   (`PRAGMA integrity_check`), and only then renamed into place, so a failed backup never
-//!   leaves a file that looks like one.
+//!   self-contained file. It goes to a private (0700) directory next to the target, is checked
+//!   (`PRAGMA integrity_check`), made owner-only (0600), and only then linked into place (never
+//!   over an existing file), so a failed backup never leaves a file that looks like one and
+//!   nobody else can plant, read or replace it on the way.
 //! - **restore** checks the backup the same way, then copies it into the live database with
 //!   SQLite's online backup API in one step: under SQLite's own locks, so a running `serve`
 //!   sees the old tokens or the restored ones, never a half-written file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
@@ -67,14 +68,13 @@ fn verify(conn: &Connection, what: &Path) -> Result<u64, StoreError> {
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
-fn partial_name(to: &Path) -> PathBuf {
-    let mut name = to.as_os_str().to_owned();
-    name.push(".partial");
-    PathBuf::from(name)
-}
-
-/// Writes a consistent copy of the live database `db` to `to` (which must not exist);
-/// returns how many tokens it holds.
+/// Writes a consistent copy of the live database `db` to `to` (which must not exist), readable
+/// by its owner only (0600: it holds every token's hash, and a weak custom token cracks from
+/// its hash offline); returns how many tokens it holds.
+///
+/// The copy is written in a private directory (0700) beside `to` and linked into place only
+/// if `to` still does not exist: nobody who can write to `to`'s directory can plant the file
+/// the backup lands in, read it while it is written, or have it overwrite theirs.
 pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
     if to.exists() {
         return Err(failed(format!(
@@ -82,27 +82,41 @@ pub fn backup(db: &Path, to: &Path) -> Result<u64, StoreError> {
             to.display()
         )));
     }
-    let partial = partial_name(to);
-    // A leftover from an interrupted run would make VACUUM INTO fail.
-    let _ = std::fs::remove_file(&partial);
+    let parent = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let private = tempfile::Builder::new()
+        .prefix(".ptk-backup-")
+        .tempdir_in(parent)
+        .map_err(|e| failed(format!("cannot write in {}: {e}", parent.display())))?;
+    let partial = private.path().join("backup.sqlite3");
     let source = open_existing(db)?;
     let target = partial
         .to_str()
         .ok_or_else(|| failed("the backup path must be valid UTF-8"))?;
-    let written = source
+    let count = source
         .execute("VACUUM INTO ?1", [target])
         .map_err(backend)
-        .and_then(|_| verify(&Connection::open(&partial).map_err(backend)?, &partial));
-    let count = match written {
-        Ok(count) => count,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&partial, to)
+        .and_then(|_| verify(&Connection::open(&partial).map_err(backend)?, &partial))?;
+    owner_only(&partial)?;
+    // A hard link fails if `to` appeared meanwhile: never an overwrite. The private directory
+    // (and its link to the copy) goes when `private` drops.
+    std::fs::hard_link(&partial, to)
         .map_err(|e| failed(format!("cannot move the backup to {}: {e}", to.display())))?;
     Ok(count)
+}
+
+#[cfg(unix)]
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| failed(format!("cannot restrict {}: {e}", path.display())))
+}
+
+#[cfg(not(unix))]
+fn owner_only(_: &Path) -> Result<(), StoreError> {
+    Ok(())
 }
 
 /// Replaces the contents of the database `db` (created if missing) with the backup `from`,
@@ -194,7 +208,22 @@ mod tests {
         assert!(counts.iter().all(|c| (50..=400).contains(c)), "{counts:?}");
         assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
         // No leftovers, and a backup never overwrites.
-        assert!(!dir.path().join("b0.sqlite3.partial").exists());
+        // Nothing left beside it (the private directory is gone), and only its owner reads it.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(".ptk-backup-"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("b0.sqlite3"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         assert!(backup(&db, &dir.path().join("b0.sqlite3")).is_err());
 
         // Restore the first backup over the live store while it is open: exactly its tokens.
