@@ -67,6 +67,8 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     config["admin"]["address"]["socket_address"]["port_value"] = args.admin_port
     listener = find(config["static_resources"]["listeners"], "proxy")
     listener["address"]["socket_address"]["port_value"] = args.proxy_port
+    # In a container the published port reaches the container's own interface, not loopback.
+    listener["address"]["socket_address"]["address"] = args.listen_address
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     clusters = config["static_resources"]["clusters"]
 
@@ -239,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--proxy-port", type=int, default=10000)
     parser.add_argument("--admin-port", type=int, default=9901)
+    parser.add_argument(
+        "--listen-address", default="127.0.0.1",
+        help="address the proxy listeners bind (e.g. 0.0.0.0 in a container); Envoy's admin "
+             "interface stays on 127.0.0.1")
     parser.add_argument("--token-service", default="127.0.0.1:10080")
     parser.add_argument(
         "--token-service-admin", default="127.0.0.1:10081",

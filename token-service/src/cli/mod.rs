@@ -17,10 +17,12 @@ use crate::startup::Application;
 use crate::store::StoreLocation;
 use crate::token::RateLimit;
 
+mod healthcheck;
 mod render;
 mod resolve;
 mod tokens;
 
+pub use healthcheck::HealthcheckArgs;
 pub use resolve::{normalize_prefix, pick, ResolveError};
 
 /// Proxy tokens for LLM APIs: the check API for the Envoy filter, and token management.
@@ -70,6 +72,9 @@ pub enum Command {
     /// Create, list and change tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Exit 0 when this host's check API answers /healthz with 200 (a container healthcheck
+    /// for images without a shell or curl).
+    Healthcheck(HealthcheckArgs),
 }
 
 /// `tokens` subcommands. TOKEN arguments take a full hash or a unique prefix (>= 8 hex chars).
@@ -183,6 +188,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 tokens::run(store.as_ref(), command, &mut out, &mut err).await
             })
         }
+        Command::Healthcheck(args) => healthcheck::run(&args),
     }
 }
 
