@@ -169,8 +169,12 @@ def render_providers(clusters: list[dict], vhosts: list[dict], args: argparse.Na
                      env: dict[str, str]) -> None:
     """Each provider's cluster (its real host, or the *_UPSTREAM override) with verified TLS
     against the chosen CA bundle, and the idle timeout of its routes."""
-    bundle = ca_file("--provider-ca-file", args.provider_ca_file) \
-        if args.provider_ca_file else system_ca_bundle()
+    if args.provider_ca_path:
+        bundle = args.provider_ca_path  # where Envoy will read it (e.g. inside its image)
+    elif args.provider_ca_file:
+        bundle = ca_file("--provider-ca-file", args.provider_ca_file)
+    else:
+        bundle = system_ca_bundle()
     for provider, var in PROVIDERS.items():
         cluster = find(clusters, provider)
         routes = find(vhosts, provider)["routes"]
@@ -284,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         "--provider-ca-file",
         help="PEM CA bundle provider (and https *_UPSTREAM) certificates are verified against, "
              "instead of the system trust store (make run: PTK_PROVIDER_CA_FILE)")
+    parser.add_argument(
+        "--provider-ca-path", metavar="PATH",
+        help="like --provider-ca-file, for a bundle Envoy reads somewhere else (a path inside "
+             "its container image): not looked for here")
     parser.add_argument(
         "--provider-idle-timeout", type=non_negative_int, metavar="SECONDS",
         help="cut a provider call after this long without a byte either way; 0 = never "
