@@ -2,7 +2,9 @@
 ulimits: what this machine's kernel and sandbox allow), its own image/container storage, run
 and network-config directories under a temp folder, and its own Docker-compatible API socket
 for `docker-compose`. Nothing is read from or written to the machine's global podman state;
-`close()` removes every container, volume, network and image it made, then the folder.
+`close()` removes every container, volume, network and image it made, then the folder, and
+the per-network port-forwarding chains netavark (1.4) leaves behind in the host's nat table
+even after a clean `down` (empty `NETAVARK-DN-*` chains that appeared during the run).
 
 Healthchecks: podman schedules them with systemd timers, and there is no systemd here, so
 `HealthDriver` runs each container's healthcheck (`podman healthcheck run`) every second, as
@@ -47,12 +49,14 @@ class PodmanEnv:
         for d in ("root", "run", "libpod", "networks"):
             (top / d).mkdir(parents=True, exist_ok=True)
         # A subnet range unlikely to meet another network on this host.
-        conf = CONTAINERS_CONF.format(tmp=top, octet=random.randint(150, 249))
+        self.octet = random.randint(150, 249)
+        conf = CONTAINERS_CONF.format(tmp=top, octet=self.octet)
         (top / "containers.conf").write_text(conf)
         self.env = dict(os.environ, CONTAINERS_CONF=str(top / "containers.conf"))
         self.flags = ["--root", str(top / "root"), "--runroot", str(top / "run")]
         self.socket = top / "podman.sock"
         self.service: subprocess.Popen | None = None
+        self.chains_before = nat_chains()
 
     def run(self, *args: str, check: bool = True, timeout: float = 300,
             **kw) -> subprocess.CompletedProcess:
@@ -90,6 +94,22 @@ class PodmanEnv:
             except subprocess.TimeoutExpired:
                 self.service.kill()
         shutil.rmtree(self.top, ignore_errors=True)
+        for chain in nat_chains() - self.chains_before:
+            # Only empty leftovers go (and -X refuses a chain something still jumps to).
+            if not nat_chain_rules(chain):
+                subprocess.run(["iptables", "-t", "nat", "-X", chain], capture_output=True)
+
+
+def nat_chains() -> set[str]:
+    """netavark's per-network port-forwarding chains in the host's nat table."""
+    done = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True)
+    return {line.split()[1] for line in done.stdout.splitlines()
+            if line.startswith("-N NETAVARK-DN-")}
+
+
+def nat_chain_rules(chain: str) -> list[str]:
+    done = subprocess.run(["iptables", "-t", "nat", "-S", chain], capture_output=True, text=True)
+    return [line for line in done.stdout.splitlines() if line.startswith("-A ")]
 
 
 class HealthDriver:
