@@ -21,6 +21,7 @@ help:
 	@echo "make lint   clippy (native and wasm) and rustfmt --check"
 	@echo "make bench  benchmark vs plain Envoy, ext_authz and LiteLLM (docs/benchmarks.md)"
 	@echo "make fuzz   fuzz the filter core's parsers, FUZZ_SECONDS (default 300) per target"
+	@echo "make compose-context  build context for deploy/compose (docker compose, README: Deploy)"
 
 ## Set-up ------------------------------------------------------------------------------------
 
