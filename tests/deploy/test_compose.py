@@ -225,25 +225,15 @@ def test_the_stack_runs_under_podman(context, tmp_path):
         with HealthDriver(podman, project) as health:
             run("up", "-d", "--no-build", timeout=300)
             proxy = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while True:
-                states = health.status()
-                if len(states) == len(SERVICES) and all("(healthy)" in s for s in states.values()):
-                    break
-                assert time.monotonic() < deadline, "\n".join(states.values()) + \
-                    podman_logs(podman, project)
-                time.sleep(1)
+            wait_healthy(health, podman, project)
             token_service = f"{project}_token-service_1"
             token = cli(podman, token_service, "tokens", "create", "--label", "compose",
                         "--providers", "openai").strip()
             assert token.startswith("ptk_")
             curl = readme_curl().replace("127.0.0.1:10000", f"127.0.0.1:{port}")
-            answer = subprocess.run(["bash", "-c", curl + " -sS -w '\\n%{http_code}'"],
-                                    env={"TOKEN": token, "PATH": "/usr/bin:/bin"},
-                                    capture_output=True, text=True, timeout=60)
-            body, _, status = answer.stdout.rpartition("\n")
+            status, body = run_curl(curl, token)
             figures["compose up to first proxied request"] = time.monotonic() - started
-            assert status == "200", (answer.stdout, answer.stderr, podman_logs(podman, project))
+            assert status == "200", (body, podman_logs(podman, project))
             assert json.loads(body)["choices"][0]["message"]["content"] == "hi"
 
             # The mock got the real (here dummy) key from .env, never the token.
@@ -254,6 +244,11 @@ def test_the_stack_runs_under_podman(context, tmp_path):
             assert headers["authorization"] == f"Bearer {secrets_in_env['OPENAI_API_KEY']}"
             assert token not in last
 
+            # The rate limiter counts in Redis (PTK_REDIS_URL), not in the process.
+            keys = podman.run("exec", f"{project}_redis_1", "sh", "-c",
+                              'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli dbsize').stdout
+            assert int(keys) > 0, keys
+
             # The dashboard's login answers through Envoy's /admin routes.
             login = requests.post(f"{proxy}/admin/login", timeout=10,
                                   json={"password": secrets_in_env["ADMIN_SECRET"]})
@@ -262,13 +257,8 @@ def test_the_stack_runs_under_podman(context, tmp_path):
             # Disabled in PostgreSQL by the CLI: refused once the filter's cached allow ends.
             cli(podman, token_service, "tokens", "disable", hash_prefix(token))
             deadline = time.monotonic() + 10
-            while True:
-                refused = subprocess.run(["bash", "-c", curl + " -s -o /dev/null -w '%{http_code}'"],
-                                         env={"TOKEN": token, "PATH": "/usr/bin:/bin"},
-                                         capture_output=True, text=True, timeout=60)
-                if refused.stdout == "401":
-                    break
-                assert time.monotonic() < deadline, refused.stdout
+            while run_curl(curl, token)[0] != "401":
+                assert time.monotonic() < deadline, "a disabled token still passes"
                 time.sleep(0.5)
             run("down", "--volumes", "--rmi", "local", timeout=300)
         left = podman.run("ps", "-a", "--format", "{{.Names}}").stdout.split()
@@ -279,6 +269,26 @@ def test_the_stack_runs_under_podman(context, tmp_path):
     finally:
         podman.close()
         print("\ncompose figures:", json.dumps(figures, indent=1, default=str))
+
+
+def wait_healthy(health: HealthDriver, podman: PodmanEnv, project: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        states = health.status()
+        if len(states) == len(SERVICES) and all("(healthy)" in s for s in states.values()):
+            return
+        assert time.monotonic() < deadline, "\n".join(states.values()) + \
+            podman_logs(podman, project)
+        time.sleep(1)
+
+
+def run_curl(curl: str, token: str) -> tuple[str, str]:
+    """(status, body) of the README's curl line run by bash with $TOKEN set."""
+    done = subprocess.run(["bash", "-c", curl + " -sS -w '\\n%{http_code}'"],
+                          env={"TOKEN": token, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+    body, _, status = done.stdout.rpartition("\n")
+    return status, body + done.stderr
 
 
 def cli(podman: PodmanEnv, container: str, *args: str) -> str:
