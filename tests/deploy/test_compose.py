@@ -226,8 +226,7 @@ def test_the_stack_runs_under_podman(context, tmp_path):
             run("up", "-d", "--no-build", timeout=300)
             proxy = f"http://127.0.0.1:{port}"
             wait_healthy(health, podman, project)
-            token_service = f"{project}_token-service_1"
-            token = cli(podman, token_service, "tokens", "create", "--label", "compose",
+            token = cli(podman, project, "tokens", "create", "--label", "compose",
                         "--providers", "openai").strip()
             assert token.startswith("ptk_")
             curl = readme_curl().replace("127.0.0.1:10000", f"127.0.0.1:{port}")
@@ -255,7 +254,7 @@ def test_the_stack_runs_under_podman(context, tmp_path):
             assert login.status_code == 200 and login.json()["ok"] is True
 
             # Disabled in PostgreSQL by the CLI: refused once the filter's cached allow ends.
-            cli(podman, token_service, "tokens", "disable", hash_prefix(token))
+            cli(podman, project, "tokens", "disable", hash_prefix(token))
             deadline = time.monotonic() + 10
             while run_curl(curl, token)[0] != "401":
                 assert time.monotonic() < deadline, "a disabled token still passes"
@@ -291,16 +290,20 @@ def run_curl(curl: str, token: str) -> tuple[str, str]:
     return status, body + done.stderr
 
 
-def cli(podman: PodmanEnv, container: str, *args: str) -> str:
+def cli(podman: PodmanEnv, project: str, *args: str) -> str:
     """The token-service CLI inside its container. A new process connects to PostgreSQL
-    afresh with a 5 s limit, which a loaded 2-core machine has missed right after start-up
-    (nothing is written then): up to three tries, any other failure at once."""
+    afresh within 5 s, which two runs out of about twenty missed right after start-up on
+    this loaded 2-core machine (nothing is written then): up to three tries, 2 s apart;
+    any other failure at once, with every container's log."""
+    container = f"{project}_token-service_1"
     for attempt in range(3):
         done = podman.run("exec", container, "/token-service", *args, check=False)
         if done.returncode == 0:
             return done.stdout
         if "store connection unavailable" not in done.stderr or attempt == 2:
-            raise AssertionError(f"token-service {' '.join(args)}: {done.stderr}")
+            raise AssertionError(f"token-service {' '.join(args)}: {done.stderr}"
+                                 + podman_logs(podman, project))
+        time.sleep(2)
     raise AssertionError("unreachable")
 
 
