@@ -14,7 +14,7 @@ WASM    := target/wasm32-wasip1/release/ptk_filter.wasm
 SERVICE := target/release/token-service
 export ENVOY
 
-.PHONY: help run demo image test test-deps test-unit test-fuzz test-e2e test-compat compat-deps browser-deps build wasm service venv lint lint-deps fmt fuzz fuzz-deps
+.PHONY: help run demo image compose-context compose-deps test test-deps test-unit test-fuzz test-e2e test-compat compat-deps browser-deps build wasm service venv lint lint-deps fmt fuzz fuzz-deps
 
 help:
 	@echo "make run    start Envoy + filter + token-service (Ctrl-C stops)"
@@ -24,6 +24,7 @@ help:
 	@echo "make image  the filter as an OCI image for Istio (target/wasm-image; deploy/istio/README.md)"
 	@echo "make bench  benchmark vs plain Envoy, ext_authz and LiteLLM (docs/benchmarks.md)"
 	@echo "make fuzz   fuzz the filter core's parsers, FUZZ_SECONDS (default 300) per target"
+	@echo "make compose-context  build context for deploy/compose (docker compose, README: Deploy)"
 
 ## Set-up ------------------------------------------------------------------------------------
 
@@ -90,6 +91,20 @@ image: wasm
 	@echo "manifest digest of target/wasm-image:$(IMAGE_TAG) (the WasmPlugin's sha256):"
 	@python3 tools/wasm_image.py build --wasm $(WASM) --out target/wasm-image --tag $(IMAGE_TAG)
 
+# The container images' build context for deploy/compose (target/compose-context): the
+# token-service as a static musl binary (Debian's musl-tools compiles the bundled SQLite and
+# ring), the filter module, and the Envoy configs rendered from envoy.yaml.
+MUSL_TARGET := x86_64-unknown-linux-musl
+
+compose-deps:
+	@command -v musl-gcc >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq musl-tools; }
+	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+
+compose-context: wasm venv compose-deps
+	cargo build --release --target $(MUSL_TARGET) -p token-service
+	deploy/compose/stage.sh
+
 ## Run ---------------------------------------------------------------------------------------
 
 run: build venv
@@ -108,8 +123,10 @@ test: lint test-unit test-fuzz test-e2e test-compat
 # Debian's redis-server and PostgreSQL server, for the Redis rate-limiter and PostgreSQL store
 # tests (each starts its own instance on a free loopback port and stops it), and wrk, which
 # drives the token floods of the bounded-memory and guess-throttle tests; docker-registry and
-# skopeo, the local registry and client of the OCI image round trip (tests/deploy); installed
-# only when missing.
+# skopeo, the local registry and client of the OCI image round trip (tests/deploy); podman
+# (runc, netavark, aardvark-dns for service names), docker-compose and a static busybox for
+# the docker-compose test (tests/deploy: the stack under podman, base images stood in for by
+# local ones); installed only when missing.
 test-deps:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
@@ -121,6 +138,10 @@ test-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq skopeo; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v docker-compose >/dev/null \
+	  && command -v busybox >/dev/null && test -x /usr/lib/podman/aardvark-dns || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	  --no-install-recommends podman runc netavark aardvark-dns docker-compose busybox-static; }
 
 # Native unit tests of the filter core and wire contract, and the token-service's own
 # black-box tests (random port, fresh database each).
@@ -129,7 +150,7 @@ test-unit: test-deps
 
 # End-to-end through the real Envoy binary, the built .wasm, the real token-service and a
 # recording mock upstream; and the dashboard in Debian's Chromium.
-test-e2e: build venv browser-deps test-deps
+test-e2e: build venv browser-deps test-deps compose-context
 	$(PYTHON) -m pytest tests -q --ignore=tests/compat
 
 # Real client libraries (Python and Node) driven through the real Envoy to the mock upstream.

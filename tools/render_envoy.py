@@ -68,6 +68,8 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     config["admin"]["address"]["socket_address"]["port_value"] = args.admin_port
     listener = find(config["static_resources"]["listeners"], "proxy")
     listener["address"]["socket_address"]["port_value"] = args.proxy_port
+    # In a container the published port reaches the container's own interface, not loopback.
+    listener["address"]["socket_address"]["address"] = args.listen_address
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     clusters = config["static_resources"]["clusters"]
 
@@ -202,8 +204,12 @@ def render_providers(clusters: list[dict], vhosts: list[dict], args: argparse.Na
                      env: dict[str, str]) -> None:
     """Each provider's cluster (its real host, or the *_UPSTREAM override) with verified TLS
     against the chosen CA bundle, and the idle timeout of its routes."""
-    bundle = ca_file("--provider-ca-file", args.provider_ca_file) \
-        if args.provider_ca_file else system_ca_bundle()
+    if args.provider_ca_path:
+        bundle = args.provider_ca_path  # where Envoy will read it (e.g. inside its image)
+    elif args.provider_ca_file:
+        bundle = ca_file("--provider-ca-file", args.provider_ca_file)
+    else:
+        bundle = system_ca_bundle()
     for provider, var in PROVIDERS.items():
         cluster = find(clusters, provider)
         routes = find(vhosts, provider)["routes"]
@@ -275,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy-port", type=int, default=10000)
     parser.add_argument("--admin-port", type=int, default=9901)
     parser.add_argument(
+        "--listen-address", default="127.0.0.1",
+        help="address the proxy listeners bind (e.g. 0.0.0.0 in a container); Envoy's admin "
+             "interface stays on 127.0.0.1")
+    parser.add_argument(
         "--token-service", default="127.0.0.1:10080", metavar="HOST:PORT[,HOST:PORT...]",
         help="the check API; several replicas comma-separated (one cluster, load balanced, "
              "with outlier detection and a /healthz health check)")
@@ -316,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         "--provider-ca-file",
         help="PEM CA bundle provider (and https *_UPSTREAM) certificates are verified against, "
              "instead of the system trust store (make run: PTK_PROVIDER_CA_FILE)")
+    parser.add_argument(
+        "--provider-ca-path", metavar="PATH",
+        help="like --provider-ca-file, for a bundle Envoy reads somewhere else (a path inside "
+             "its container image): not looked for here")
     parser.add_argument(
         "--provider-idle-timeout", type=non_negative_int, metavar="SECONDS",
         help="cut a provider call after this long without a byte either way; 0 = never "

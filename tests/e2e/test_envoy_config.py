@@ -308,3 +308,30 @@ def test_trusted_hops_are_set_on_every_listener_and_reach_the_admin_routes(tmp_p
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert render(tmp_path / "b", "--xff-num-trusted-hops", "-1").returncode == 2
+
+
+# --- Containers (deploy/compose) -------------------------------------------------------------
+
+
+def test_listen_address_and_a_ca_path_inside_an_image(tmp_path):
+    """--listen-address moves every proxy listener (the TLS copy too) and leaves the admin
+    interface on loopback; --provider-ca-path names a bundle that only exists inside Envoy's
+    image, so it is written as given, never looked for here."""
+    default = rendered(tmp_path / "a")
+    assert default["static_resources"]["listeners"][0]["address"]["socket_address"][
+        "address"] == "127.0.0.1"
+    (tmp_path / "tls").mkdir()
+    subprocess.run([str(ROOT / "tools/dev_cert.sh"), str(tmp_path / "tls")], check=True,
+                   capture_output=True)
+    config = rendered(tmp_path / "b", "--listen-address", "0.0.0.0", "--tls-port", "10443",
+                      "--tls-cert", str(tmp_path / "tls/server.crt"),
+                      "--tls-key", str(tmp_path / "tls/server.key"),
+                      "--provider-ca-path", "/only/in/the/image/ca.pem")
+    listeners = config["static_resources"]["listeners"]
+    assert [l["address"]["socket_address"]["address"] for l in listeners] == ["0.0.0.0"] * 2
+    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] in PROVIDER_CLUSTERS:
+            context = cluster["transport_socket"]["typed_config"]["common_tls_context"]
+            assert context["validation_context"]["trusted_ca"] == {
+                "filename": "/only/in/the/image/ca.pem"}

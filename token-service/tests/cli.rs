@@ -656,3 +656,31 @@ fn help_never_shows_a_secret_from_the_environment() {
         }
     }
 }
+
+/// `healthcheck` (the container images' probe) passes against a serving instance and fails,
+/// with a message, once nothing answers there.
+#[test]
+fn healthcheck_follows_the_served_healthz() {
+    let db = db();
+    let server = serve(&db.path);
+    let addr = server.addr.clone();
+    Command::new(BIN)
+        .env_clear()
+        .args(["healthcheck", "--addr", &addr])
+        .assert()
+        .success();
+    // The address `serve` read from PTK_LISTEN is where the probe looks by default.
+    Command::new(BIN)
+        .env_clear()
+        .env("PTK_LISTEN", &addr)
+        .arg("healthcheck")
+        .assert()
+        .success();
+    server.stop();
+    Command::new(BIN)
+        .env_clear()
+        .args(["healthcheck", "--addr", &addr, "--timeout-ms", "500"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot connect"));
+}

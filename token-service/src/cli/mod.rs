@@ -18,10 +18,12 @@ use crate::startup::Application;
 use crate::store::{sqlite_backup, StoreLocation};
 use crate::token::RateLimit;
 
+mod healthcheck;
 mod render;
 mod resolve;
 mod tokens;
 
+pub use healthcheck::HealthcheckArgs;
 pub use resolve::{normalize_prefix, pick, ResolveError};
 
 /// Proxy tokens for LLM APIs: the check API for the Envoy filter, and token management.
@@ -85,6 +87,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
     },
+    /// Exit 0 when this host's check API answers /healthz with 200 (a container healthcheck
+    /// for images without a shell or curl).
+    Healthcheck(HealthcheckArgs),
 }
 
 /// `tokens` subcommands. TOKEN arguments take a full hash or a unique prefix (>= 8 hex chars).
@@ -220,6 +225,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 tokens::run(store.as_ref(), command, &mut out, &mut err).await
             })
         }
+        Command::Healthcheck(args) => healthcheck::run(&args),
     }
 }
 
