@@ -82,6 +82,31 @@ def endpoint_of(cluster: dict) -> dict:
     return lb["endpoint"]["address"]["socket_address"]
 
 
+def addresses_of(cluster: dict) -> list[tuple[str, int]]:
+    """Every (host, port) the cluster connects to, after any --connect-to pin."""
+    return [(lb["endpoint"]["address"]["socket_address"]["address"],
+             lb["endpoint"]["address"]["socket_address"]["port_value"])
+            for group in cluster["load_assignment"]["endpoints"]
+            for lb in group.get("lb_endpoints", [])]
+
+
+def refuse_plaintext_off_loopback(cluster: dict, flag: str, plaintext_allowed: bool) -> None:
+    """A token-service cluster (the check API answers with real keys, the admin routes carry
+    the check secret) without TLS may only connect to loopback, unless the operator said a
+    mesh's mTLS protects the hop. Checked on the final addresses, so a --connect-to pin cannot
+    re-point a loopback-declared cluster across the network."""
+    if "transport_socket" in cluster or plaintext_allowed:
+        return
+    remote = [f"{h}:{p}" for h, p in addresses_of(cluster) if not is_loopback(h)]
+    if remote:
+        raise RenderError(
+            f"{flag}: cluster {cluster['name']} would connect to {remote[0]}, not loopback, so "
+            "the check API's real keys and the check secret would cross the network in "
+            "plaintext (--connect-to included); use --token-service-tls-ca (and "
+            "--token-service-tls-name), or --token-service-plaintext if a mesh's mTLS "
+            "protects the hop")
+
+
 def point_cluster(cluster: dict, host: str, port: int) -> None:
     """Connect the cluster to host:port (an IP literal is STATIC, a name is resolved)."""
     cluster["type"] = "STATIC" if is_ip(host) else "LOGICAL_DNS"

@@ -10,10 +10,18 @@ the same list as a checklist):
   on --domain), in an inline route_config (RDS is refused: add the hosts to your RDS source);
 - ptk's local-reply mappers go before yours; a websocket upgrade is added if missing;
 - the other settings (use_remote_address, early header mutation, idle/request timeouts,
-  access log) are set where you have none, kept (with a note) where yours differ;
-- ptk's clusters are appended, with the addresses given here.
-Nothing of yours is removed or renamed; a name or domain that ptk's pieces also use is an
-error, as are a second ptk filter and a listener without a router. Notes go to stderr.
+  access log) are set where you have none, kept (with a note) where yours differ, except
+  `use_remote_address: false`: it makes the client address (the guess throttle's key) a
+  client-chosen x-forwarded-for, so it is refused unless --xff-num-trusted-hops N says how
+  many proxies in front of Envoy write that header (the tool then sets use_remote_address:
+  true and xff_num_trusted_hops: N);
+- ptk's clusters are appended, with the addresses given here (--no-admin: without the
+  /admin routes and their cluster).
+The named listener is copied before it is edited, so nothing it shares with the rest of your
+config (a YAML anchor on its route_config, say) changes anywhere else. Nothing of yours is
+removed or renamed; a name or domain that ptk's pieces also use is an error, as are a second
+ptk filter, a listener without a router and a plaintext token-service off loopback (after
+--connect-to pins). Notes go to stderr.
 """
 
 from __future__ import annotations
@@ -31,9 +39,10 @@ from envoy_upstreams import (
     connect_to,
     is_loopback,
     point_cluster,
+    refuse_plaintext_off_loopback,
     verified_tls,
 )
-from render_envoy import NoAliasDumper, find, host_port, point_replicas
+from render_envoy import NoAliasDumper, find, host_port, non_negative_int, point_replicas
 
 ROOT = Path(__file__).resolve().parent.parent
 HCM = "envoy.filters.network.http_connection_manager"
@@ -80,7 +89,48 @@ def merge_settings(hcm: dict, settings: dict, notes: list[str]) -> None:
                          "(README checklist says why)")
 
 
-def add_hosts(hcm: dict, hosts: list[dict], domain: str) -> None:
+def own_listener(listeners: list[dict], name: str) -> dict:
+    """The named listener, replaced in the list by a copy of its own: YAML anchors make one
+    object of what several places name, so an edit of a route_config or connection manager
+    the listener shares would also land on listeners that do not run the filter (provider
+    hosts without it: proxy tokens upstream, an open relay, /admin with the check secret).
+    Each filter chain is copied separately, so chains sharing one connection manager each
+    get ptk's pieces once."""
+    listener = find(listeners, name)
+    own = copy.deepcopy(listener)
+    own["filter_chains"] = [copy.deepcopy(chain) for chain in own.get("filter_chains", [])]
+    listeners[next(i for i, item in enumerate(listeners) if item is listener)] = own
+    return own
+
+
+def client_address(hcm: dict, hops: int | None, notes: list[str]) -> None:
+    """The guess throttle (and the admin login throttle) key on the client address Envoy
+    derives: the TCP peer (use_remote_address: true) or, behind N trusted proxies, the address
+    N entries from the right of x-forwarded-for. use_remote_address: false takes it from an
+    x-forwarded-for a client writes itself (a new address per guess: no throttle)."""
+    if hops is None:
+        if "use_remote_address" in hcm and hcm["use_remote_address"] is not True:
+            raise RenderError(
+                "your connection manager sets use_remote_address: false, so the client address "
+                "(the guess throttle's key) would be an x-forwarded-for the client chooses: set "
+                "it true, or pass --xff-num-trusted-hops N if N proxies in front of Envoy "
+                "append to x-forwarded-for (the tool then sets use_remote_address: true and "
+                "xff_num_trusted_hops: N)")
+        return
+    theirs = hcm.get("xff_num_trusted_hops", 0)
+    if theirs != hops and "xff_num_trusted_hops" in hcm:
+        raise RenderError(f"your connection manager sets xff_num_trusted_hops: {theirs}, "
+                          f"--xff-num-trusted-hops says {hops}")
+    if hcm.get("use_remote_address") is not True:
+        notes.append(f"set use_remote_address: true (was {hcm.get('use_remote_address')}; "
+                     f"--xff-num-trusted-hops {hops})")
+    hcm["use_remote_address"] = True
+    if hops:
+        hcm["xff_num_trusted_hops"] = hops
+        notes.append(f"set xff_num_trusted_hops: {hops}")
+
+
+def add_hosts(hcm: dict, hosts: list[dict], domain: str, admin: bool = True) -> None:
     if "route_config" not in hcm:
         raise RenderError("the connection manager uses RDS: add ptk's virtual_hosts to its "
                           "route configuration source instead")
@@ -90,6 +140,17 @@ def add_hosts(hcm: dict, hosts: list[dict], domain: str) -> None:
     mine = copy.deepcopy(hosts)
     entry = find(mine, "ptk_entry")
     entry["domains"] = [domain, f"{domain}:*"]
+    if not admin:
+        # --no-admin: the dashboard's sign-in page stays off the client-facing domain.
+        entry["routes"] = [r for r in entry["routes"]
+                           if r.get("route", {}).get("cluster") != "token_service_admin"]
+    if hcm.get("xff_num_trusted_hops"):
+        # The admin login throttle gets the client Envoy derived through the trusted proxies,
+        # not the proxy next to Envoy (as render_envoy.py --xff-num-trusted-hops does).
+        for route in entry["routes"]:
+            for added in route.get("request_headers_to_add", []):
+                if added["header"]["key"] == "x-forwarded-for":
+                    added["header"]["value"] = "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
     for host in mine:
         if host["name"] in names:
             raise RenderError(f"a virtual host named {host['name']!r} already exists")
@@ -110,8 +171,9 @@ def secure_token_service(clusters: list[dict], addresses: list[tuple[str, int]],
         if not args.token_service_tls_name and len({h for h, _ in addresses}) > 1:
             raise RenderError("the token-service addresses differ: name their certificate "
                               "with --token-service-tls-name")
-        for cluster in ("token_service", "token_service_admin"):
-            find(clusters, cluster)["transport_socket"] = verified_tls(name, bundle)
+        for cluster in clusters:
+            if cluster["name"] in ("token_service", "token_service_admin"):
+                cluster["transport_socket"] = verified_tls(name, bundle)
         return
     remote = [h for h, _ in addresses if not is_loopback(h)]
     if remote and not args.token_service_plaintext:
@@ -128,9 +190,13 @@ def add_clusters(config: dict, clusters: list[dict], args: argparse.Namespace) -
     point_cluster(check, *addresses[0])
     if len(addresses) > 1:
         point_replicas(check, "--token-service", addresses)
-    admin = host_port("--token-service-admin", args.token_service_admin)
-    point_cluster(find(mine, "token_service_admin"), *admin)
-    secure_token_service(mine, addresses + [admin], args)
+    if args.no_admin:
+        mine.remove(find(mine, "token_service_admin"))
+        admin = []
+    else:
+        admin = [host_port("--token-service-admin", args.token_service_admin)]
+        point_cluster(find(mine, "token_service_admin"), *admin[0])
+    secure_token_service(mine, addresses + admin, args)
     if args.provider_ca_file:
         bundle = ca_file("--provider-ca-file", args.provider_ca_file)
         for name in PROVIDER_CLUSTERS:
@@ -138,6 +204,11 @@ def add_clusters(config: dict, clusters: list[dict], args: argparse.Namespace) -
             tls["common_tls_context"]["validation_context"]["trusted_ca"] = {"filename": bundle}
     for pin in args.connect_to:
         connect_to(mine, pin)
+    # Again on the final addresses: a pin may have moved a loopback cluster off the machine.
+    for cluster, flag in (("token_service", "--token-service"),
+                          ("token_service_admin", "--token-service-admin")):
+        if not (args.no_admin and cluster == "token_service_admin"):
+            refuse_plaintext_off_loopback(find(mine, cluster), flag, args.token_service_plaintext)
     resources = config.setdefault("static_resources", {})
     theirs = resources.setdefault("clusters", [])
     taken = {c["name"] for c in theirs}.intersection(c["name"] for c in mine)
@@ -149,14 +220,16 @@ def add_clusters(config: dict, clusters: list[dict], args: argparse.Namespace) -
 def merge(config: dict, snippet: dict, args: argparse.Namespace) -> list[str]:
     """Merges in place; returns the notes (settings set, yours kept)."""
     notes: list[str] = []
-    listener = find(config.get("static_resources", {}).get("listeners", []), args.listener)
+    listener = own_listener(config.get("static_resources", {}).get("listeners", []),
+                            args.listener)
     http_filter = copy.deepcopy(snippet["http_filter"])
     if args.wasm:
         http_filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = args.wasm
     for hcm in managers(listener):
         add_filter(hcm, http_filter)
+        client_address(hcm, args.xff_num_trusted_hops, notes)
         merge_settings(hcm, snippet["connection_manager"], notes)
-        add_hosts(hcm, snippet["virtual_hosts"], args.domain)
+        add_hosts(hcm, snippet["virtual_hosts"], args.domain, admin=not args.no_admin)
     add_clusters(config, snippet["clusters"], args)
     return notes
 
@@ -191,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="HOST:PORT:ADDRESS:PORT",
                         help="connect to ADDRESS:PORT whenever a ptk cluster would connect to "
                              "HOST:PORT, keeping SNI and the certificate name check")
+    parser.add_argument("--xff-num-trusted-hops", type=non_negative_int, metavar="N",
+                        help="N load balancers or proxies in front of Envoy append to "
+                             "x-forwarded-for: the client is the address N entries from the "
+                             "right (sets use_remote_address: true and xff_num_trusted_hops: "
+                             "N; 0 = the TCP peer); needed if your connection manager sets "
+                             "use_remote_address: false")
+    parser.add_argument("--no-admin", action="store_true",
+                        help="leave the /admin routes (dashboard and admin API) and the "
+                             "token_service_admin cluster out: the dashboard's sign-in page is "
+                             "then not shown to every client of --domain")
     args = parser.parse_args(argv)
     try:
         with open(args.config, encoding="utf-8") as fh:

@@ -30,6 +30,7 @@ from envoy_upstreams import (
     is_loopback,
     parse_upstream,
     point_cluster,
+    refuse_plaintext_off_loopback,
     system_ca_bundle,
     verified_tls,
 )
@@ -92,6 +93,10 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
         hcm["stream_idle_timeout"] = f"{args.provider_idle_timeout}s"
     for pin in args.connect_to:
         connect_to(clusters, pin)
+    # The loopback-or-TLS rule again on the final addresses: a pin may have moved them.
+    for name, flag in ((args.token_service_cluster or "token_service", "--token-service"),
+                       ("token_service_admin", "--token-service-admin")):
+        refuse_plaintext_off_loopback(find(clusters, name), flag, args.token_service_plaintext)
     if args.tls_port:
         add_tls_listener(config, listener, args)
     return config

@@ -6,11 +6,15 @@ deploy/envoy/ptk-dropin.yaml's pieces; the result passes `envoy --mode validate`
 with the real .wasm, the real token-service and the mock upstream behind a TLS front whose
 certificate (for the providers' names) the merged clusters verify against a test CA. The
 operator's routes keep working untouched by the filter; clients on the entry domain get the
-whole ptk flow. The snippet is generated from envoy.yaml and must match it.
+whole ptk flow. The operator's second listener, `internal`, shares `edge`'s route_config
+through a YAML anchor and is not named to the tool: it must come out unchanged (no provider
+host, no /admin without the filter). The snippet is generated from envoy.yaml and must match
+it.
 """
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 
@@ -24,6 +28,22 @@ from tests.e2e.tls_peer import PROVIDER_HOSTS, TestPki, TlsPeer
 
 FOREIGN = ROOT / "tests/deploy/data/foreign-envoy.yaml"
 DOMAIN = "llm.dropin.test"
+
+
+def anchored_internal(foreign: dict, port: int) -> dict:
+    """Adds the operator's listener `internal`: its own connection manager and router, the
+    very route_config object of `edge` (yaml.safe_dump writes it as an anchor and an alias).
+    Returns a copy of it as written, for comparison with the merged config."""
+    edge = foreign["static_resources"]["listeners"][0]
+    hcm = edge["filter_chains"][0]["filters"][0]["typed_config"]
+    internal = copy.deepcopy(edge)
+    internal["name"] = "internal"
+    internal["address"]["socket_address"]["port_value"] = port
+    ihcm = internal["filter_chains"][0]["filters"][0]["typed_config"]
+    ihcm["stat_prefix"] = "internal_http"
+    ihcm["route_config"] = hcm["route_config"]
+    foreign["static_resources"]["listeners"].append(internal)
+    return copy.deepcopy(internal)
 
 
 class DropinStack(Stack):
@@ -41,8 +61,11 @@ class DropinStack(Stack):
         foreign["admin"]["address"]["socket_address"]["port_value"] = self.admin_port
         listener = foreign["static_resources"]["listeners"][0]
         listener["address"]["socket_address"]["port_value"] = self.proxy_port
+        self.internal_port = free_port()
+        self.internal_listener = anchored_internal(foreign, self.internal_port)
         theirs, self.config = self.dir / "foreign.yaml", self.dir / "merged.yaml"
         theirs.write_text(yaml.safe_dump(foreign, sort_keys=False))
+        assert "&id" in theirs.read_text(), "the shared route_config was not written as an anchor"
         pins = [a for h in PROVIDER_HOSTS for a in ("--connect-to", f"{h}:443:{self.front.address}")]
         self.merge = subprocess.run(
             [sys.executable, str(ROOT / "tools/merge_dropin.py"), "--config", str(theirs),
@@ -59,6 +82,7 @@ class DropinStack(Stack):
                                      "--disable-hot-restart"], env)
         wait_http(f"http://127.0.0.1:{self.admin_port}/ready", proc, "envoy", timeout=60)
         self.url = f"http://127.0.0.1:{self.proxy_port}"
+        self.internal = f"http://127.0.0.1:{self.internal_port}"
         self.entry = {"host": f"{DOMAIN}:{self.proxy_port}"}
 
     def stop(self) -> None:
@@ -142,12 +166,115 @@ def test_refusals_and_the_admin_routes_on_the_entry_domain(dropin):
     assert r.status_code == 200 and 'action="/admin/login"' in r.text
 
 
-def merge_cli(tmp_path, config: dict) -> subprocess.CompletedProcess:
+def test_a_listener_sharing_the_route_config_is_left_as_it_was(dropin):
+    # `internal` shares edge's route_config through a YAML anchor; the tool was told `edge`.
+    merged = yaml.safe_load(dropin.config.read_text())
+    internal = find_listener(merged, "internal")
+    assert internal == dropin.internal_listener, "the merge edited a listener it was not given"
+    token = dropin.mint()["token"]
+    dropin.reset_upstream()
+    # A provider host and a valid proxy token: the operator's catch-all, nothing upstream.
+    r = requests.post(f"{dropin.internal}/v1/chat/completions", json={}, timeout=10,
+                      headers={"host": "api.openai.com", "authorization": f"Bearer {token}"})
+    assert (r.status_code, r.text) == (404, "not here\n")
+    r = requests.get(f"{dropin.internal}/v1/models", timeout=10,
+                     headers={"host": "api.anthropic.com", "x-api-key": "sk-ant-own"})
+    assert (r.status_code, r.text) == (404, "not here\n")
+    assert dropin.upstream_requests() == [], "the internal listener relayed to a provider"
+    r = requests.get(f"{dropin.internal}/admin", headers={"host": DOMAIN}, timeout=10)
+    assert (r.status_code, r.text) == (404, "not here\n")
+    assert requests.get(f"{dropin.internal}/status", timeout=10).text == "edge up\n"
+
+
+def find_listener(config: dict, name: str) -> dict:
+    return next(item for item in config["static_resources"]["listeners"] if item["name"] == name)
+
+
+def hcm_of(listener: dict) -> dict:
+    return listener["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def merge_cli(tmp_path, config: dict, *extra: str) -> subprocess.CompletedProcess:
     (tmp_path / "in.yaml").write_text(yaml.safe_dump(config))
     return subprocess.run(
         [sys.executable, str(ROOT / "tools/merge_dropin.py"), "--config", str(tmp_path / "in.yaml"),
-         "--out", str(tmp_path / "out.yaml"), "--listener", "edge", "--domain", DOMAIN],
+         "--out", str(tmp_path / "out.yaml"), "--listener", "edge", "--domain", DOMAIN, *extra],
         capture_output=True, text=True)
+
+
+def validate(path) -> None:
+    done = subprocess.run([ENVOY, "--mode", "validate", "-c", str(path)], capture_output=True,
+                          text=True, timeout=120,
+                          env={"PTK_CHECK_SECRET": "s" * 32, "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_two_chains_sharing_one_connection_manager_each_get_ptk_once(tmp_path):
+    foreign = yaml.safe_load(FOREIGN.read_text())
+    edge = foreign["static_resources"]["listeners"][0]
+    second = {"filter_chain_match": {"destination_port": 8443},
+              "filters": edge["filter_chains"][0]["filters"]}
+    edge["filter_chains"].append(second)
+    done = merge_cli(tmp_path, foreign)
+    assert done.returncode == 0, done.stderr
+    merged = find_listener(yaml.safe_load((tmp_path / "out.yaml").read_text()), "edge")
+    for chain in merged["filter_chains"]:
+        hcm = chain["filters"][0]["typed_config"]
+        assert [f["name"] for f in hcm["http_filters"]] == ["ptk", "envoy.filters.http.router"]
+        assert [v["name"] for v in hcm["route_config"]["virtual_hosts"]] == [
+            "openai", "anthropic", "gemini", "ptk_entry", "company"]
+
+
+def test_use_remote_address_false_needs_the_trusted_hops(tmp_path):
+    # use_remote_address: false takes the client address (the guess throttle's key) from an
+    # x-forwarded-for the client writes: a new address per guess would mean no throttle.
+    foreign = yaml.safe_load(FOREIGN.read_text())
+    hcm_of(foreign["static_resources"]["listeners"][0])["use_remote_address"] = False
+    refused = merge_cli(tmp_path, foreign)
+    assert refused.returncode == 2, refused.stderr
+    assert "use_remote_address: false" in refused.stderr and "--xff-num-trusted-hops" in refused.stderr
+    assert not (tmp_path / "out.yaml").exists()
+    done = merge_cli(tmp_path, foreign, "--xff-num-trusted-hops", "1")
+    assert done.returncode == 0, done.stderr
+    hcm = hcm_of(find_listener(yaml.safe_load((tmp_path / "out.yaml").read_text()), "edge"))
+    assert hcm["use_remote_address"] is True and hcm["xff_num_trusted_hops"] == 1
+    # The admin login throttle is told the client Envoy derived, not the proxy next to it.
+    entry = next(v for v in hcm["route_config"]["virtual_hosts"] if v["name"] == "ptk_entry")
+    forwarded = {h["header"]["value"] for r in entry["routes"]
+                 for h in r.get("request_headers_to_add", []) if h["header"]["key"] == "x-forwarded-for"}
+    assert forwarded == {"%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"}
+    validate(tmp_path / "out.yaml")
+    # A hop count of the operator's own that disagrees is refused, not overwritten.
+    hcm_of(foreign["static_resources"]["listeners"][0])["xff_num_trusted_hops"] = 2
+    clash = merge_cli(tmp_path, foreign, "--xff-num-trusted-hops", "1")
+    assert clash.returncode == 2 and "xff_num_trusted_hops: 2" in clash.stderr
+
+
+def test_connect_to_cannot_move_a_plaintext_token_service_off_loopback(tmp_path):
+    foreign = yaml.safe_load(FOREIGN.read_text())
+    for pin in ("127.0.0.1:10080:10.9.9.9:10080", "127.0.0.1:10081:10.9.9.9:10081"):
+        done = merge_cli(tmp_path, foreign, "--connect-to", pin)
+        assert done.returncode == 2 and "not loopback" in done.stderr, done.stderr
+        assert "plaintext" in done.stderr
+    # Said explicitly (a mesh's mTLS), or to another loopback address: allowed.
+    assert merge_cli(tmp_path, foreign, "--connect-to", "127.0.0.1:10080:10.9.9.9:10080",
+                     "--token-service-plaintext").returncode == 0
+    assert merge_cli(tmp_path, foreign, "--connect-to",
+                     "127.0.0.1:10080:127.0.0.2:10080").returncode == 0
+
+
+def test_no_admin_leaves_the_dashboard_off_the_client_domain(tmp_path):
+    foreign = yaml.safe_load(FOREIGN.read_text())
+    done = merge_cli(tmp_path, foreign, "--no-admin")
+    assert done.returncode == 0, done.stderr
+    merged = yaml.safe_load((tmp_path / "out.yaml").read_text())
+    hcm = hcm_of(find_listener(merged, "edge"))
+    entry = next(v for v in hcm["route_config"]["virtual_hosts"] if v["name"] == "ptk_entry")
+    assert not [r for r in entry["routes"] if "admin" in str(r["match"])]
+    assert "token_service_admin" not in str(merged)
+    # What is left still answers health checks and sends everything else to the filter.
+    assert [r["match"] for r in entry["routes"]][0] == {"path": "/ptk/healthz"}
+    validate(tmp_path / "out.yaml")
 
 
 def test_the_merge_refuses_what_it_cannot_do_safely(tmp_path):

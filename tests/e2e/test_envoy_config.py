@@ -164,6 +164,16 @@ REFUSED = {
         "name their certificate with --token-service-tls-name"),
     "replicas by address and by name": (
         ("--token-service", "127.0.0.1:10080,localhost:10080"), "not both"),
+    "connect-to moving the check API off loopback": (
+        ("--connect-to", "127.0.0.1:10080:10.9.9.9:10080"),
+        "cluster token_service would connect to 10.9.9.9:10080, not loopback"),
+    "connect-to moving the admin cluster off loopback": (
+        ("--connect-to", "127.0.0.1:10081:10.9.9.9:10081"),
+        "cluster token_service_admin would connect to 10.9.9.9:10081, not loopback"),
+    "connect-to moving a renamed check cluster off loopback": (
+        ("--token-service-cluster", "outbound|10080||ts", "--connect-to",
+         "127.0.0.1:10080:10.9.9.9:10080"),
+        "cluster outbound|10080||ts would connect to 10.9.9.9:10080"),
     "connect-to malformed": (
         ("--connect-to", "api.openai.com:443"), "expected HOST:PORT:ADDRESS:PORT"),
 }
@@ -180,6 +190,18 @@ def test_plaintext_off_loopback_only_when_asked_for(tmp_path):
     check = next(c for c in config["static_resources"]["clusters"] if c["name"] == "token_service")
     assert "transport_socket" not in check
     assert render(tmp_path, "--token-service", "localhost:10080").returncode == 0
+    # The rule holds for where a cluster finally connects: a --connect-to pin elsewhere on
+    # loopback is fine, one across the network needs the same explicit flag (or TLS).
+    assert render(tmp_path, "--connect-to", "127.0.0.1:10080:127.0.0.2:10080").returncode == 0
+    pinned = rendered(tmp_path, "--connect-to", "127.0.0.1:10080:10.9.9.9:10080",
+                      "--token-service-plaintext")
+    check = next(c for c in pinned["static_resources"]["clusters"] if c["name"] == "token_service")
+    assert check["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"]["address"] == "10.9.9.9"
+    tls = rendered(tmp_path, *TOKEN_SERVICE_TLS, "--connect-to",
+                   "ts.ptk.internal:10080:10.9.9.9:10080")
+    check = next(c for c in tls["static_resources"]["clusters"] if c["name"] == "token_service")
+    assert check["transport_socket"]["typed_config"]["sni"] == "ts.ptk.internal"
 
 
 def test_several_replicas_share_the_check_cluster_and_its_failover(tmp_path):
