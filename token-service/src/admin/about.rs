@@ -31,9 +31,15 @@ impl ProxyInfo {
     /// Where to find the admin secret, for the sign-in page (a file path, or the variable).
     pub fn secret_hint(&self) -> Markup {
         match &self.secret_file {
-            Some(path) => html! {
+            // A relative path (make run's `data/admin-secret`) helps a developer find it; an
+            // absolute one would tell every visitor of the sign-in page the host's layout.
+            Some(path) if std::path::Path::new(path).is_relative() => html! {
                 "The admin secret is in the file " code { (path) } " on the token-service's host"
                 " (" code { "make run" } " and " code { "make demo" } " generate it there)."
+            },
+            Some(_) => html! {
+                "The admin secret is in the file the token-service's " code { "ADMIN_SECRET_FILE" }
+                " setting names."
             },
             None => html! {
                 "The admin secret is the token-service's " code { "ADMIN_SECRET" } " setting."
@@ -103,5 +109,11 @@ mod tests {
     fn secret_hint_names_the_file() {
         let html = info(Some("data/admin-secret")).secret_hint().into_string();
         assert!(html.contains("<code>data/admin-secret</code>"), "{html}");
+        // An absolute path is the host's layout: not shown to visitors of the sign-in page.
+        let html = info(Some("/etc/ptk/admin-secret"))
+            .secret_hint()
+            .into_string();
+        assert!(!html.contains("/etc/ptk"), "{html}");
+        assert!(html.contains("ADMIN_SECRET_FILE"), "{html}");
     }
 }
