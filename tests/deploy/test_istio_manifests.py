@@ -344,6 +344,10 @@ class IstioStack(Stack):
 
     #: The WasmPlugin object.
     plugin: dict = field(default_factory=dict)
+    #: The provider VirtualService: each provider route's `headers.request.remove` replaces
+    #: the plain config's removals on that provider's routes (Istio: the route's
+    #: request_headers_to_remove).
+    virtual_service: dict = field(default_factory=dict)
 
     def render(self, out: Path, **overrides: str) -> None:
         super().render(out, **overrides)
@@ -353,8 +357,25 @@ class IstioStack(Stack):
             ptk = next(f for f in hcm["http_filters"] if f["name"] == "ptk")
             ptk["typed_config"]["config"] = wasm_filter_config(self.plugin, str(WASM))
             assert not ptk.get("disabled")
+            if self.virtual_service:
+                apply_header_removals(hcm["route_config"], self.virtual_service)
         drop_per_route_filter_config(config)
         out.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def apply_header_removals(route_config: dict, virtual_service: dict) -> None:
+    removals = {r["match"][0]["authority"]["exact"]:
+                r.get("headers", {}).get("request", {}).get("remove", [])
+                for r in virtual_service["spec"]["http"]}
+    for vhost in route_config["virtual_hosts"]:
+        [remove] = {tuple(removals[d]) for d in vhost["domains"] if d in removals} or {None}
+        if remove is None:
+            continue
+        vhost.pop("request_headers_to_remove", None)
+        for route in vhost["routes"]:
+            route["request_headers_to_remove"] = list(remove)
+            if not remove:
+                del route["request_headers_to_remove"]
 
 
 def drop_per_route_filter_config(node: object) -> None:
@@ -388,10 +409,11 @@ def per_route_filter_configs(node: object) -> int:
 def istio_stack():
     made: list[Stack] = []
 
-    def make(plugin: dict) -> Stack:
+    def make(plugin: dict, virtual_service: dict | None = None) -> Stack:
         """An IstioStack for this WasmPlugin object, not started yet."""
         cluster = plugin["spec"]["pluginConfig"]["token_service"]["cluster"]
-        stack = IstioStack(plugin=plugin, token_service_cluster=cluster, cache_ttl_ms=0)
+        stack = IstioStack(plugin=plugin, virtual_service=virtual_service or {},
+                           token_service_cluster=cluster, cache_ttl_ms=0)
         made.append(stack)
         return stack
 
@@ -420,7 +442,7 @@ def envoy_wasm_config(stack: Stack) -> dict:
 
 def test_the_manifest_plugin_config_runs_the_filter_in_envoy(istio_stack):
     plugin = objects()[WASMPLUGIN]
-    stack = istio_stack(plugin).start()
+    stack = istio_stack(plugin, objects()["VirtualService/ptk/ptk-providers"]).start()
     loaded = envoy_wasm_config(stack)
     # Envoy holds the very bytes istiod sends, and the secret's name only (no value).
     assert loaded["configuration"]["value"] == plugin_config_json(plugin["spec"]["pluginConfig"])
@@ -431,11 +453,15 @@ def test_the_manifest_plugin_config_runs_the_filter_in_envoy(istio_stack):
     assert per_route_filter_configs(envoy_proxy_hcm(stack)) == 0
     token = stack.mint()["token"]
     r = requests.post(f"{stack.url}/v1/chat/completions", json={"model": "m", "messages": []},
-                      headers={"authorization": f"Bearer {token}"}, timeout=10)
+                      headers={"authorization": f"Bearer {token}",
+                               "x-forwarded-for": "198.51.100.7"}, timeout=10)
     assert r.status_code == 200, r.text
     [forwarded] = stack.upstream_requests()
-    assert ("authorization", "Bearer sk-REAL-openai-4f1d9c") in \
-        [(k.lower(), v) for k, v in forwarded["headers"]]
+    headers = [(k.lower(), v) for k, v in forwarded["headers"]]
+    assert ("authorization", "Bearer sk-REAL-openai-4f1d9c") in headers
+    # The provider route's removals (the VirtualService's): no client address upstream.
+    assert not {"x-forwarded-for", "x-envoy-external-address"} & {k for k, _ in headers}, \
+        headers
     refused = requests.post(f"{stack.url}/v1/chat/completions", json={},
                             headers={"authorization": "Bearer ptk_not_a_real_token_000"},
                             timeout=10)
