@@ -35,7 +35,9 @@ def objects() -> dict[str, dict]:
             for _, doc in manifests()}
 
 
-WASMPLUGIN = "WasmPlugin/istio-system/ptk"
+WASMPLUGIN = "WasmPlugin/ptk-gateway/ptk"
+TRAFFIC_EXTENSION = "TrafficExtension/ptk-gateway/ptk"
+GATEWAY_DEPLOYMENT = "Deployment/ptk-gateway/ptk-gateway"
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -49,6 +51,9 @@ def test_every_manifest_validates_against_its_schema():
     assert kinds == sorted(
         ["Namespace", "ServiceAccount", "Secret", "Secret", "Deployment", "Service",
          "PodDisruptionBudget", "PeerAuthentication", "AuthorizationPolicy", "Gateway",
+         # ptk's own gateway (25-gateway-deployment.yaml)
+         "Namespace", "ServiceAccount", "Deployment", "Service", "Role", "RoleBinding",
+         "PodDisruptionBudget",
          "VirtualService", "WasmPlugin", "TrafficExtension"]
         + ["DestinationRule"] * 4 + ["ServiceEntry"] * 3), checked
     # The CEL rules did run (WasmPlugin: selector/targetRef exclusivity, url scheme, env, ...).
@@ -120,7 +125,7 @@ TYPOS = [
     ("ServiceEntry/ptk/openai", _set(["spec", "ports", 0, "targetPort"], 70000), "65535"),
     ("AuthorizationPolicy/ptk/token-service-check-api",
      _rename(["spec", "rules", 0, "to", 0, "operation", "paths"], "path"), "path"),
-    ("TrafficExtension/istio-system/ptk", _rename(["spec", "wasm"], "wassm"), "wassm"),
+    (TRAFFIC_EXTENSION, _rename(["spec", "wasm"], "wassm"), "wassm"),
     ("Deployment/ptk/token-service", _rename(["spec", "replicas"], "replica"), "replica"),
     ("Deployment/ptk/token-service",
      _rename(["spec", "template", "spec", "containers", 0, "envFrom"], "envFromm"), "envFromm"),
@@ -157,8 +162,10 @@ def test_only_the_gateway_reaches_the_check_api_and_only_over_mtls():
     policy = objs["AuthorizationPolicy/ptk/token-service-check-api"]["spec"]
     assert policy["action"] == "ALLOW" and len(policy["rules"]) == 1
     rule = policy["rules"][0]
+    gateway = objs[GATEWAY_DEPLOYMENT]
     assert rule["from"] == [{"source": {"principals": [
-        "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]}}]
+        f"cluster.local/ns/{gateway['metadata']['namespace']}/sa/"
+        f"{gateway['spec']['template']['spec']['serviceAccountName']}"]}}]
     assert set(rule["to"][0]["operation"]["paths"]) == check_side_paths() == {
         "/v1/check", "/v1/revalidate", "/v1/usage"}
     assert objs["PeerAuthentication/ptk/token-service"]["spec"]["mtls"] == {"mode": "STRICT"}
@@ -205,15 +212,124 @@ def test_the_plugin_config_names_the_mesh_objects():
                               "insecureSkipVerify": False,
                               "caCertificates": "/etc/ssl/certs/ca-certificates.crt"}
         assert routes[host]["host"] == host
-    traffic_extension = objs["TrafficExtension/istio-system/ptk"]["spec"]
+    traffic_extension = objs[TRAFFIC_EXTENSION]["spec"]
     assert traffic_extension["wasm"]["pluginConfig"] == plugin["pluginConfig"]
     assert traffic_extension["wasm"]["vmConfig"] == plugin["vmConfig"]
 
 
 def test_committed_secrets_are_placeholders_that_fail_closed():
-    for key in ("Secret/ptk/token-service", "Secret/istio-system/ptk-check-secret"):
+    for key in ("Secret/ptk/token-service", "Secret/ptk-gateway/ptk-check-secret"):
         secret = objects()[key]["stringData"]["PTK_CHECK_SECRET"]
         assert len(secret) < MIN_SECRET_LEN, key
+
+
+def test_the_filter_runs_on_ptks_own_gateway_only():
+    # F0/F4: on a shared gateway the filter runs in every server's chain; after the key swap
+    # and :authority rewrite another server's `*` route would hand the real key to its
+    # backend. So: one dedicated gateway, selected by the WasmPlugin, the TrafficExtension and
+    # ptk's Gateway alike, and by nothing else.
+    objs = objects()
+    deployment = objs[GATEWAY_DEPLOYMENT]
+    namespace = deployment["metadata"]["namespace"]
+    pod = deployment["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    # Installed as Istio documents gateway injection.
+    assert pod["metadata"]["annotations"]["inject.istio.io/templates"] == "gateway"
+    assert labels["sidecar.istio.io/inject"] == "true"
+    [proxy] = pod["spec"]["containers"]
+    assert proxy["name"] == "istio-proxy" and proxy["image"] == "auto"
+    selector = objs[WASMPLUGIN]["spec"]["selector"]["matchLabels"]
+    assert selector == {"istio": "ptk-gateway"} != {"istio": "ingressgateway"}
+    assert objs[TRAFFIC_EXTENSION]["spec"]["selector"]["matchLabels"] == selector
+    assert deployment["spec"]["selector"]["matchLabels"] == selector
+    assert selector.items() <= labels.items()
+    assert objs[f"Service/{namespace}/ptk-gateway"]["spec"]["selector"] == selector
+    # The plugins live in the gateway's namespace, so they apply to its workloads only.
+    assert objs[WASMPLUGIN]["metadata"]["namespace"] == namespace
+    assert objs[TRAFFIC_EXTENSION]["metadata"]["namespace"] == namespace
+    gateways = [doc for _, doc in manifests() if doc["kind"] == "Gateway"]
+    assert [g["spec"]["selector"] for g in gateways] == [selector]
+    [gateway] = gateways
+    assert gateway["metadata"]["namespace"] == namespace
+    # Only ptk's VirtualServices may bind to its server, and they name this Gateway.
+    for server in gateway["spec"]["servers"]:
+        assert all(h.startswith("ptk/") for h in server["hosts"]), server["hosts"]
+    for key, doc in objs.items():
+        if doc["kind"] == "VirtualService":
+            assert doc["metadata"]["namespace"] == "ptk", key
+            assert doc["spec"]["gateways"] == [f"{namespace}/{gateway['metadata']['name']}"]
+    # The proxy's environment carries the check secret (vmConfig.env valueFrom: HOST), from
+    # the Secret in its own namespace; and the gateway's certificate is readable there.
+    [env] = [e for e in proxy["env"] if e["name"] == "PTK_CHECK_SECRET"]
+    ref = env["valueFrom"]["secretKeyRef"]
+    assert f"Secret/{namespace}/{ref['name']}" in objs and ref["key"] == "PTK_CHECK_SECRET"
+    account = pod["spec"]["serviceAccountName"]
+    assert f"ServiceAccount/{namespace}/{account}" in objs
+    binding = objs[f"RoleBinding/{namespace}/ptk-gateway-sds"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": namespace}]
+
+
+def test_the_filter_runs_last_before_the_router():
+    # F9: in AUTHN/AUTHZ it would precede Istio's authorization filters (an ext_authz would
+    # receive the real key). Istio puts an unspecified phase just before the router.
+    assert objects()[WASMPLUGIN]["spec"]["phase"] == "UNSPECIFIED_PHASE"
+    assert objects()[TRAFFIC_EXTENSION]["spec"]["phase"] == "UNSPECIFIED"
+
+
+def envoy_provider_header_removals() -> dict[str, set[str]]:
+    """What the plain Envoy drop-in strips on each provider's virtual host."""
+    out = {}
+    for doc in load_documents(ROOT / "deploy/envoy/ptk-dropin.yaml"):
+        for vhost in (doc or {}).get("virtual_hosts", []) if isinstance(doc, dict) else []:
+            if vhost.get("request_headers_to_remove"):
+                for domain in vhost["domains"]:
+                    out[domain] = set(vhost["request_headers_to_remove"])
+    return out
+
+
+def test_providers_never_see_the_client_address():
+    # F6: the gateway's provider routes drop what the plain Envoy config drops (the client's
+    # address in x-forwarded-for / x-envoy-external-address), plus x-envoy-original-host.
+    plain = envoy_provider_header_removals()
+    assert {"x-forwarded-for", "x-envoy-external-address"} <= plain["api.openai.com"]
+    objs = objects()
+    hosts = {c["authority"]
+             for c in objs[WASMPLUGIN]["spec"]["pluginConfig"]["providers"].values()}
+    routed = set()
+    for key, doc in objs.items():
+        if doc["kind"] != "VirtualService":
+            continue
+        for route in doc["spec"]["http"]:
+            host = route["route"][0]["destination"]["host"]
+            removed = set(route.get("headers", {}).get("request", {}).get("remove", []))
+            assert plain[host] | {"x-envoy-original-host"} <= removed, (key, host, removed)
+            routed.add(host)
+    assert routed == hosts
+
+
+def test_every_provider_service_entry_has_its_tls_origination_in_the_same_file():
+    # F7: a ServiceEntry port is plain HTTP to the provider's 443; only its DestinationRule
+    # makes that TLS. Both live in one file, so one is never applied without the other.
+    entries = 0
+    for path in sorted(DEPLOY.rglob("*.yaml")):
+        docs = load_documents(path)
+        for entry in (d for d in docs if d["kind"] == "ServiceEntry"):
+            entries += 1
+            [host] = entry["spec"]["hosts"]
+            rules = [d for d in docs if d["kind"] == "DestinationRule"
+                     and d["spec"]["host"] == host
+                     and d["metadata"]["namespace"] == entry["metadata"]["namespace"]]
+            assert len(rules) == 1, (path, host)
+            settings = {s["port"]["number"]: s["tls"]
+                        for s in rules[0]["spec"]["trafficPolicy"]["portLevelSettings"]}
+            for port in entry["spec"]["ports"]:
+                tls = settings[port["number"]]
+                assert tls["mode"] == "SIMPLE" and tls["sni"] == host, (path, host)
+                assert tls["subjectAltNames"] == [host] and tls["caCertificates"], (path, host)
+                assert tls.get("insecureSkipVerify", False) is False, (path, host)
+            assert rules[0]["spec"]["exportTo"] == entry["spec"]["exportTo"], (path, host)
+    assert entries == 3
 
 
 # --- the pluginConfig through the real Envoy ---------------------------------------------------
@@ -221,11 +337,17 @@ def test_committed_secrets_are_placeholders_that_fail_closed():
 @dataclass
 class IstioStack(Stack):
     """The e2e stack with the filter configured exactly as istiod would from the WasmPlugin
-    (name, root id, configuration bytes, VM environment, fail_open); the check cluster
-    carries Istio's `outbound|PORT||HOST` name."""
+    (name, root id, configuration bytes, VM environment, fail_open) and placed as istiod
+    places it: enabled in the chain on every route (a WasmPlugin has no per-route switch, so
+    the plain config's per-route `disabled` entries are dropped); the check cluster carries
+    Istio's `outbound|PORT||HOST` name."""
 
     #: The WasmPlugin object.
     plugin: dict = field(default_factory=dict)
+    #: The provider VirtualService: each provider route's `headers.request.remove` replaces
+    #: the plain config's removals on that provider's routes (Istio: the route's
+    #: request_headers_to_remove).
+    virtual_service: dict = field(default_factory=dict)
 
     def render(self, out: Path, **overrides: str) -> None:
         super().render(out, **overrides)
@@ -234,7 +356,51 @@ class IstioStack(Stack):
             hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
             ptk = next(f for f in hcm["http_filters"] if f["name"] == "ptk")
             ptk["typed_config"]["config"] = wasm_filter_config(self.plugin, str(WASM))
+            assert not ptk.get("disabled")
+            if self.virtual_service:
+                apply_header_removals(hcm["route_config"], self.virtual_service)
+        drop_per_route_filter_config(config)
         out.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def apply_header_removals(route_config: dict, virtual_service: dict) -> None:
+    removals = {r["match"][0]["authority"]["exact"]:
+                r.get("headers", {}).get("request", {}).get("remove", [])
+                for r in virtual_service["spec"]["http"]}
+    for vhost in route_config["virtual_hosts"]:
+        [remove] = {tuple(removals[d]) for d in vhost["domains"] if d in removals} or {None}
+        if remove is None:
+            continue
+        vhost.pop("request_headers_to_remove", None)
+        for route in vhost["routes"]:
+            route["request_headers_to_remove"] = list(remove)
+            if not remove:
+                del route["request_headers_to_remove"]
+
+
+def drop_per_route_filter_config(node: object) -> None:
+    """Removes every `typed_per_filter_config` entry for the filter (virtual host and route
+    level): under Istio it runs on every request of the gateway."""
+    if isinstance(node, dict):
+        per_filter = node.get("typed_per_filter_config")
+        if isinstance(per_filter, dict):
+            per_filter.pop("ptk", None)
+            if not per_filter:
+                del node["typed_per_filter_config"]
+        for value in node.values():
+            drop_per_route_filter_config(value)
+    elif isinstance(node, list):
+        for value in node:
+            drop_per_route_filter_config(value)
+
+
+def per_route_filter_configs(node: object) -> int:
+    if isinstance(node, dict):
+        return ("ptk" in (node.get("typed_per_filter_config") or {})) + sum(
+            per_route_filter_configs(v) for v in node.values())
+    if isinstance(node, list):
+        return sum(per_route_filter_configs(v) for v in node)
+    return 0
 
 
 
@@ -243,10 +409,11 @@ class IstioStack(Stack):
 def istio_stack():
     made: list[Stack] = []
 
-    def make(plugin: dict) -> Stack:
+    def make(plugin: dict, virtual_service: dict | None = None) -> Stack:
         """An IstioStack for this WasmPlugin object, not started yet."""
         cluster = plugin["spec"]["pluginConfig"]["token_service"]["cluster"]
-        stack = IstioStack(plugin=plugin, token_service_cluster=cluster, cache_ttl_ms=0)
+        stack = IstioStack(plugin=plugin, virtual_service=virtual_service or {},
+                           token_service_cluster=cluster, cache_ttl_ms=0)
         made.append(stack)
         return stack
 
@@ -258,33 +425,43 @@ def istio_stack():
             stack.cleanup()
 
 
-def envoy_wasm_config(stack: Stack) -> dict:
+def envoy_proxy_hcm(stack: Stack) -> dict:
     dump = requests.get(f"http://127.0.0.1:{stack.admin_port}/config_dump?resource="
                         "static_listeners", timeout=5).json()
     for listener in dump["configs"]:
         if listener["listener"]["name"] == "proxy":
-            hcm = listener["listener"]["filter_chains"][0]["filters"][0]["typed_config"]
-            ptk = next(f for f in hcm["http_filters"] if f["name"] == "ptk")
-            return ptk["typed_config"]["config"]
+            return listener["listener"]["filter_chains"][0]["filters"][0]["typed_config"]
     raise AssertionError("no proxy listener in the config dump")
+
+
+def envoy_wasm_config(stack: Stack) -> dict:
+    ptk = next(f for f in envoy_proxy_hcm(stack)["http_filters"] if f["name"] == "ptk")
+    assert not ptk.get("disabled")
+    return ptk["typed_config"]["config"]
 
 
 def test_the_manifest_plugin_config_runs_the_filter_in_envoy(istio_stack):
     plugin = objects()[WASMPLUGIN]
-    stack = istio_stack(plugin).start()
+    stack = istio_stack(plugin, objects()["VirtualService/ptk/ptk-providers"]).start()
     loaded = envoy_wasm_config(stack)
     # Envoy holds the very bytes istiod sends, and the secret's name only (no value).
     assert loaded["configuration"]["value"] == plugin_config_json(plugin["spec"]["pluginConfig"])
     assert loaded["configuration"]["value"].startswith('{"providers":{"anthropic":')
     assert loaded["vm_config"]["environment_variables"]["host_env_keys"] == ["PTK_CHECK_SECRET"]
     assert stack.secret not in str(loaded)
+    # On every route, as under istiod.
+    assert per_route_filter_configs(envoy_proxy_hcm(stack)) == 0
     token = stack.mint()["token"]
     r = requests.post(f"{stack.url}/v1/chat/completions", json={"model": "m", "messages": []},
-                      headers={"authorization": f"Bearer {token}"}, timeout=10)
+                      headers={"authorization": f"Bearer {token}",
+                               "x-forwarded-for": "198.51.100.7"}, timeout=10)
     assert r.status_code == 200, r.text
     [forwarded] = stack.upstream_requests()
-    assert ("authorization", "Bearer sk-REAL-openai-4f1d9c") in \
-        [(k.lower(), v) for k, v in forwarded["headers"]]
+    headers = [(k.lower(), v) for k, v in forwarded["headers"]]
+    assert ("authorization", "Bearer sk-REAL-openai-4f1d9c") in headers
+    # The provider route's removals (the VirtualService's): no client address upstream.
+    assert not {"x-forwarded-for", "x-envoy-external-address"} & {k for k, _ in headers}, \
+        headers
     refused = requests.post(f"{stack.url}/v1/chat/completions", json={},
                             headers={"authorization": "Bearer ptk_not_a_real_token_000"},
                             timeout=10)
