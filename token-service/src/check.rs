@@ -51,7 +51,6 @@ pub struct Checker {
     cache_ttl_ms: u64,
     last_used: Arc<LastUsedStamper>,
     max_lease: u32,
-    usage: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// Default cap on one rate-limit lease (units the filter may spend without asking again).
@@ -82,42 +81,17 @@ impl Checker {
             cache_ttl_ms,
             last_used,
             max_lease: DEFAULT_MAX_LEASE,
-            usage: std::sync::Mutex::default(),
         }
     }
 
-    /// Adds `count` requests the filter allowed from its cache, and stamps lastUsed.
+    /// Stamps lastUsed for a token the filter allowed `count` requests of from its cache.
+    /// (The counts themselves are not kept: nothing read them. Token usage metering will
+    /// report what the providers count.)
     pub fn record_usage(&self, hash: &str, count: u64) {
         if count == 0 {
             return;
         }
         self.last_used.touch(hash);
-        let mut usage = self
-            .usage
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let total = usage.entry(hash.to_owned()).or_default();
-        *total = total.saturating_add(count);
-    }
-
-    /// Requests reported for `hash` since start (allowed from caches, not counting checks).
-    pub fn reported_usage(&self, hash: &str) -> u64 {
-        let usage = self
-            .usage
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        usage.get(hash).copied().unwrap_or(0)
-    }
-
-    /// Caps leases at `max_lease` units (0: no leases, every request is checked).
-    pub fn with_max_lease(mut self, max_lease: u32) -> Checker {
-        self.max_lease = max_lease;
-        self
-    }
-
-    /// The last-used stamper (usage reports go through it too).
-    pub fn last_used(&self) -> &Arc<LastUsedStamper> {
-        &self.last_used
     }
 
     /// Decides one request. Never fails: every problem is a deny with its reason.

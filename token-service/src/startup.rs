@@ -166,11 +166,6 @@ impl Application {
         self.check.addr
     }
 
-    /// The bound port of the check API.
-    pub fn port(&self) -> u16 {
-        self.check.addr.port()
-    }
-
     /// The admin listener's address, when the admin surface is on.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|b| b.addr)
