@@ -43,7 +43,9 @@ return units
 ";
 
 /// Bits of a window id that carry the window length (seconds), so a credit finds its key.
+/// Windows are at most `token::MAX_WINDOW_S` (refused at input beyond), which fits.
 const LENGTH_BITS: u32 = 20;
+const _: () = assert!(crate::token::MAX_WINDOW_S < 1 << LENGTH_BITS);
 
 /// A rate limiter whose counters live in Redis.
 pub struct RedisRateLimiter {

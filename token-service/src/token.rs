@@ -51,7 +51,7 @@ pub enum TokenInputError {
     #[error("custom token must not start with {0:?} (providers mint credentials that look like that; the proxy relays them instead of checking them when ephemeral pass-through is on)")]
     ReservedPrefix(&'static str),
     /// A rate limit not of the form `N/SECONDS` with both at least 1.
-    #[error("invalid rate limit {0:?} (expected N/SECONDS with both at least 1, e.g. 100/60)")]
+    #[error("invalid rate limit {0:?} (expected N/SECONDS with both at least 1 and SECONDS at most {MAX_WINDOW_S}, about 12 days; e.g. 100/60)")]
     BadRateLimit(String),
     /// The operating system's random source failed.
     #[error("could not read the OS random source: {0}")]
@@ -155,12 +155,18 @@ pub fn providers<S: AsRef<str>>(names: &[S]) -> Result<Vec<Provider>, TokenInput
     Ok(out)
 }
 
+/// Longest rate-limit window, in seconds (about 12 days): the Redis limiter carries the window
+/// length in 20 bits of the window id a lease's unspent units are credited back to
+/// (`ratelimit_redis.rs`), so a longer window would silently lose its credits. Refused at
+/// input rather than mis-counted.
+pub const MAX_WINDOW_S: u32 = (1 << 20) - 1;
+
 /// A per-token (or default) quota: at most `limit` requests per `window_s` seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     /// Requests allowed per window (at least 1).
     pub limit: u32,
-    /// Window length in seconds (at least 1).
+    /// Window length in seconds (1 to [`MAX_WINDOW_S`]).
     pub window_s: u32,
 }
 
@@ -172,7 +178,7 @@ impl FromStr for RateLimit {
         let (limit, window) = text.trim().split_once('/').ok_or_else(bad)?;
         let limit: u32 = limit.trim().parse().map_err(|_| bad())?;
         let window_s: u32 = window.trim().parse().map_err(|_| bad())?;
-        if limit == 0 || window_s == 0 {
+        if limit == 0 || window_s == 0 || window_s > MAX_WINDOW_S {
             return Err(bad());
         }
         Ok(RateLimit { limit, window_s })
@@ -326,7 +332,24 @@ mod tests {
         );
         assert_eq!(rl.to_string(), "100/60");
         assert_eq!(" 3 / 10 ".parse::<RateLimit>().unwrap().window_s, 10);
-        for bad in ["", "100", "0/60", "10/0", "-1/60", "a/b", "1/2/3"] {
+        assert_eq!(
+            format!("1/{MAX_WINDOW_S}")
+                .parse::<RateLimit>()
+                .unwrap()
+                .window_s,
+            MAX_WINDOW_S
+        );
+        let too_long = format!("1/{}", MAX_WINDOW_S + 1);
+        for bad in [
+            "",
+            "100",
+            "0/60",
+            "10/0",
+            "-1/60",
+            "a/b",
+            "1/2/3",
+            too_long.as_str(),
+        ] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad} should be refused");
         }
     }

@@ -162,6 +162,11 @@ async fn create_validation_errors_are_400_with_a_clear_message() {
             "must be at least 1",
         ),
         (
+            // The Redis limiter keeps 20 bits of window length: longer is refused, not lost.
+            with("rate_limit", json!({"count": 5, "window_s": 1_048_576})),
+            "must be at most 1048575",
+        ),
+        (
             with("rate_limit", json!({"count": 5})),
             "missing field `window_s`",
         ),

@@ -100,6 +100,12 @@ fn rate_limit(body: RateLimitBody) -> Result<RateLimit, AdminError> {
             "rate_limit.count and rate_limit.window_s must be at least 1",
         ));
     }
+    if body.window_s > crate::token::MAX_WINDOW_S {
+        return Err(bad(format!(
+            "rate_limit.window_s must be at most {} (about 12 days)",
+            crate::token::MAX_WINDOW_S
+        )));
+    }
     Ok(RateLimit {
         limit: body.count,
         window_s: body.window_s,
