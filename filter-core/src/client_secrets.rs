@@ -20,8 +20,7 @@ use crate::cors::origin_of;
 use crate::credentials::ACCOUNT_HEADERS;
 use crate::guard;
 use crate::pipeline::{refuse, Refused};
-use crate::plan::RewritePlan;
-use crate::query::strip_params;
+use crate::plan::{set_path_and_authority, RewritePlan};
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
 use crate::route::ErrorShape;
@@ -133,9 +132,6 @@ pub fn secret_plan(head: &RequestHead, upstream: &ProviderConfig) -> RewritePlan
         .map(|name| name.to_string())
         .collect();
     let mut set = Vec::new();
-    if let Some(path) = strip_params(head.path_and_query()) {
-        set.push((":path".to_string(), path));
-    }
     let offers: Vec<&str> = head.all("sec-websocket-protocol").collect();
     if offers.iter().any(|o| subprotocol::names_account(o)) {
         match subprotocol::without_accounts(&offers.join(",")) {
@@ -143,9 +139,7 @@ pub fn secret_plan(head: &RequestHead, upstream: &ProviderConfig) -> RewritePlan
             None => remove.push("sec-websocket-protocol".to_string()),
         }
     }
-    if head.header(":authority") != Some(upstream.authority.as_str()) {
-        set.push((":authority".to_string(), upstream.authority.clone()));
-    }
+    set_path_and_authority(head, &upstream.authority, &mut set);
     set.extend(operator.iter().cloned());
     RewritePlan { remove, set }
 }

@@ -60,6 +60,23 @@ fn credential(route: Route, slot: Slot, key: &str) -> (String, String) {
     }
 }
 
+/// What every forwarding plan sets on the way out: the path without any credential or account
+/// parameter (when it had one), and the provider's `authority` (when the request names
+/// another host: one host call fewer otherwise, e.g. behind an egress gateway or a DNS
+/// override).
+pub(crate) fn set_path_and_authority(
+    head: &RequestHead,
+    authority: &str,
+    set: &mut Vec<(String, String)>,
+) {
+    if let Some(path) = strip_params(head.path_and_query()) {
+        set.push((":path".to_string(), path));
+    }
+    if head.header(":authority") != Some(authority) {
+        set.push((":authority".to_string(), authority.to_string()));
+    }
+}
+
 /// Builds the rewrite for an allowed request.
 ///
 /// `upstream` is the provider's config: its authority (Envoy re-picks the route on it; set
@@ -82,11 +99,6 @@ pub fn rewrite_plan(
         .map(|name| name.to_string())
         .collect();
     let mut set = Vec::new();
-
-    if let Some(path) = strip_params(head.path_and_query()) {
-        set.push((":path".to_string(), path));
-    }
-
     let offers: Vec<&str> = head.all("sec-websocket-protocol").collect();
     if offers.iter().any(|o| subprotocol::needs_cleaning(o)) {
         match subprotocol::clean(&offers.join(",")) {
@@ -95,11 +107,7 @@ pub fn rewrite_plan(
         }
     }
 
-    // A client that already names the provider's host (an egress gateway, a DNS override)
-    // needs no rewrite: one host call fewer.
-    if head.header(":authority") != Some(upstream.authority.as_str()) {
-        set.push((":authority".to_string(), upstream.authority.clone()));
-    }
+    set_path_and_authority(head, &upstream.authority, &mut set);
     set.extend(operator.iter().cloned());
     set.push(credential);
     RewritePlan { remove, set }

@@ -192,8 +192,12 @@ pub fn strip_params(path_and_query: &str) -> Option<String> {
 pub fn whole_credential_values(query: &str) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
     query.split('&').filter_map(|segment| {
         let (name, value) = split_part(segment);
+        // Most values hold no `;`: their name is never normalised.
+        if !value.contains(';') {
+            return None;
+        }
         let name = normalize_name(name);
-        (value.contains(';') && is_credential_param(&name)).then_some((name, value))
+        is_credential_param(&name).then_some((name, value))
     })
 }
 

@@ -18,8 +18,7 @@ use crate::config::FilterConfig;
 use crate::cors::origin_of;
 use crate::guard::{self, Sought};
 use crate::pipeline::{refuse, Refused};
-use crate::plan::{RewritePlan, ACCOUNT_HEADERS, CREDENTIAL_HEADERS};
-use crate::query::strip_params;
+use crate::plan::{set_path_and_authority, RewritePlan, ACCOUNT_HEADERS, CREDENTIAL_HEADERS};
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
 use crate::route::ErrorShape;
@@ -136,12 +135,7 @@ pub fn leg_plan(head: &RequestHead, authority: &str) -> RewritePlan {
         .map(|name| name.to_string())
         .collect();
     let mut set = Vec::new();
-    if let Some(path) = strip_params(head.path_and_query()) {
-        set.push((":path".to_string(), path));
-    }
-    if head.header(":authority") != Some(authority) {
-        set.push((":authority".to_string(), authority.to_string()));
-    }
+    set_path_and_authority(head, authority, &mut set);
     RewritePlan { remove, set }
 }
 

@@ -18,13 +18,12 @@ def stack(request):
         s.cleanup()
 
 
-@pytest.fixture
-def make_stack():
-    """A factory for stacks with their own settings, torn down after the test."""
-    made: list[Stack] = []
+def stack_factory(cls=Stack):
+    """Yields a factory for `cls` stacks with their own settings; tears them all down after."""
+    made: list = []
 
-    def make(**settings) -> Stack:
-        s = Stack(**settings)
+    def make(**settings):
+        s = cls(**settings)
         made.append(s)
         return s.start()
 
@@ -34,6 +33,12 @@ def make_stack():
         for s in made:
             s.stop()
             s.cleanup()
+
+
+@pytest.fixture
+def make_stack():
+    """A factory for stacks with their own settings, torn down after the test."""
+    yield from stack_factory()
 
 
 @pytest.fixture(autouse=True)

@@ -12,24 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from .conftest import stack_factory
 from .delay_relay import SlowChecksStack
 
 
 @pytest.fixture
 def slow_stack():
-    made: list[SlowChecksStack] = []
-
-    def make(**settings) -> SlowChecksStack:
-        s = SlowChecksStack(**settings)
-        made.append(s)
-        return s.start()
-
-    try:
-        yield make
-    finally:
-        for s in made:
-            s.stop()
-            s.cleanup()
+    yield from stack_factory(SlowChecksStack)
 
 
 def test_a_slow_allow_does_not_outlive_the_ttl_from_when_it_was_asked(slow_stack):
