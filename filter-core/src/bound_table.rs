@@ -136,10 +136,14 @@ impl Table {
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         let slots = self.slots.max(1);
-        let base = u64::from_le_bytes(first) % u64::from(slots);
+        // `slots >= 1`: the remainders are never `None`.
+        let base = u64::from_le_bytes(first)
+            .checked_rem(u64::from(slots))
+            .unwrap_or(0);
         // `base < slots <= u32::MAX`, so the conversion cannot fail.
         let base = u32::try_from(base).unwrap_or(0);
-        (0..WAYS.min(slots)).map(move |i| (base + i) % slots)
+        // `base + i < slots + WAYS`, far below `u32::MAX` (`slots <= MAX_SLOTS`).
+        (0..WAYS.min(slots)).map(move |i| base.saturating_add(i).checked_rem(slots).unwrap_or(0))
     }
 
     fn read_ways(&self, shared: &impl SharedData, digest: &[u8; 32]) -> Option<Vec<Read>> {

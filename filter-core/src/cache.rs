@@ -42,6 +42,7 @@ impl std::fmt::Debug for Entry {
 
 impl Entry {
     /// The binary record.
+    #[allow(clippy::arithmetic_side_effects)] // w12-flow fixes
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER + self.key.len());
         out.push(VERSION);
@@ -117,6 +118,7 @@ pub enum Spend {
 }
 
 /// Tries to spend one unit of the stored entry at host time `now_ms`.
+#[allow(clippy::arithmetic_side_effects)] // w12-flow fixes
 pub fn spend(stored: Option<&[u8]>, now_ms: u64) -> Spend {
     let Some(mut entry) = stored.and_then(Entry::decode) else {
         return Spend::Miss { reclaim: None };
