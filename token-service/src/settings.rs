@@ -12,12 +12,10 @@ use crate::keys::{KeysFileError, ProviderKeys};
 use crate::store::StoreLocation;
 use crate::token::RateLimit;
 
-/// Environment variable holding the check secret.
-pub const CHECK_SECRET_VAR: &str = "PTK_CHECK_SECRET";
+// The check secret's variable and shortest length are the wire contract's (both sides).
+pub use ptk_wire::{CHECK_SECRET_VAR, MIN_CHECK_SECRET_LEN};
 /// Environment variable naming a file that holds the check secret.
 pub const CHECK_SECRET_FILE_VAR: &str = "PTK_CHECK_SECRET_FILE";
-/// Shortest check secret accepted.
-pub const MIN_CHECK_SECRET_LEN: usize = 16;
 /// Environment variable holding the admin secret (the dashboard / admin API password).
 pub const ADMIN_SECRET_VAR: &str = "ADMIN_SECRET";
 /// Environment variable naming a file that holds the admin secret (`make run` uses
