@@ -233,6 +233,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn revalidation_fixtures_round_trip() {
+        let request = fixture("revalidate_request.json");
+        let parsed: RevalidateRequest = serde_json::from_str(&request).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&request).unwrap();
+        assert_eq!(serde_json::to_value(parsed).unwrap(), value);
+        let response = fixture("revalidate_response.json");
+        let parsed: RevalidateResponse = serde_json::from_str(&response).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&response).unwrap();
+        assert_eq!(serde_json::to_value(parsed).unwrap(), value);
+    }
+
     /// Parses `newer` (a fixture with fields this version does not know) and `base` (the same
     /// message without them) as `T`: they must be the same value.
     fn same_as<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
