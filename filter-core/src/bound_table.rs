@@ -22,10 +22,11 @@ use sha2::{Digest, Sha256};
 
 use crate::shared_cache::{CasAnchor, SetError, SharedData};
 
-/// Consecutive slots a credential may occupy.
+/// Consecutive slots a credential may occupy (from the one its digest picks, wrapping at the
+/// table's end): a lookup reads at most this many shared-data keys.
 pub const WAYS: u32 = 4;
 
-/// Fewest slots a table may have.
+/// Fewest slots a table may have (a smaller `slots` in the configuration is refused).
 pub const MIN_SLOTS: u32 = 16;
 /// Most slots a table may have (keys `0000`–`ffff`; about 13 MB of shared data at most).
 pub const MAX_SLOTS: u32 = 65_536;
@@ -34,7 +35,9 @@ pub const MAX_SLOTS: u32 = 65_536;
 const CAS_ATTEMPTS: usize = 16;
 
 const VERSION: u8 = 1;
-/// Bytes of one record.
+/// Bytes of one slot's record: version (1), the credential's SHA-256 (32), expiry in ms since
+/// the epoch (8, little endian), finished (1), provider (1), the owning token's hash (32).
+/// A slot holding anything else reads as free.
 pub const RECORD_LEN: usize = 1 + 32 + 8 + 1 + 1 + 32;
 
 /// One table: the shared-data key prefix of its slots and how many there are.

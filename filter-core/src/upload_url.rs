@@ -168,7 +168,8 @@ pub fn upload_id(query: Option<&str>) -> Option<String> {
         .flatten()
 }
 
-/// The query part of a URL, if any.
+/// The query part of a URL (after the first `?`, fragment included, still percent-encoded),
+/// or `None` when it has no `?`.
 pub fn url_query(url: &str) -> Option<&str> {
     url.split_once('?').map(|(_, q)| q)
 }

@@ -20,7 +20,8 @@ enum State {
     Payload { remaining: u64, read: bool },
 }
 
-/// Follows the frames of one WebSocket response across chunks.
+/// Follows the frames of one WebSocket response (server to client) across body chunks:
+/// created per upgraded request, fed every chunk in order with [`FrameScanner::readable`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameScanner {
     state: State,
@@ -207,5 +208,17 @@ mod tests {
     fn masked_server_frames_are_not_read() {
         let stream = vec![0x81, 0x84, 1, 2, 3, 4, b'a', b'b', b'c', b'd'];
         assert!(readable_text(&stream, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_masked_frames_length_key_and_payload_are_skipped_whole() {
+        // A masked text frame (16-bit length 130, 4-byte key), then a plain one: only the
+        // plain payload is read, whatever the cut.
+        let mut stream = vec![0x81, 0x80 | 126, 0, 130, 1, 2, 3, 4];
+        stream.extend([b'm'; 130]);
+        stream.extend(frame(0x81, b"plain"));
+        for cut in [vec![], (1..stream.len()).collect::<Vec<_>>()] {
+            assert_eq!(readable_text(&stream, &cut), b"plain");
+        }
     }
 }
