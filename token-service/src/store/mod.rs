@@ -14,6 +14,7 @@ use crate::token::RateLimit;
 #[cfg(test)]
 pub(crate) mod contract;
 mod metered;
+mod migrations;
 /// The throwaway PostgreSQL server the black-box tests use too.
 #[cfg(test)]
 #[path = "../../tests/common/pg_server.rs"]
@@ -56,7 +57,7 @@ impl StoreLocation {
         }
     }
 
-    /// Opens the store (creating the schema if needed).
+    /// Opens the store, bringing its schema to the latest migration.
     pub async fn open(&self) -> Result<Arc<dyn TokenStore>, StoreError> {
         match self {
             StoreLocation::Sqlite(path) => {

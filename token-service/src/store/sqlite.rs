@@ -14,8 +14,9 @@ use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection};
 
+use super::migrations::migrate_sqlite;
 use super::sqlite_sql::{
-    backend, immediate, listing_from_row, select_listing, SCHEMA, SCHEMA_VERSION, SELECT_TOKEN,
+    backend, immediate, listing_from_row, select_listing, SCHEMA_VERSION, SELECT_TOKEN,
     UPDATE_TOKEN,
 };
 use super::{StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
@@ -73,18 +74,19 @@ fn pool(
 }
 
 impl SqliteStore {
-    /// Opens (creating the parent directory, the file and the schema if needed) the database.
+    /// Opens (creating the parent directory and the file if needed) the database and brings its
+    /// schema to the latest migration.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let setup = Connection::open(path).map_err(backend)?;
+        let mut setup = Connection::open(path).map_err(backend)?;
         setup
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
-        setup.execute_batch(SCHEMA).map_err(backend)?;
+        migrate_sqlite(&mut setup)?;
         setup
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(backend)?;
