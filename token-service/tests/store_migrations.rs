@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use ptk_wire::{CheckResponse, DenyReason, Provider};
 use secrecy::SecretString;
-use token_service::store::TokenStore;
+use token_service::store::{SessionStore, TokenStore};
 use token_service::token::hash_token;
 
 /// The schema exactly as the pre-migration code created it (`sqlite_sql.rs`, version 1).

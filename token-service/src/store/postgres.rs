@@ -24,7 +24,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::migrations::migrate_postgres;
 use super::row::RawRow;
-use super::{StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
+use super::{SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
 
 /// Connections per replica; the check path holds one only for a primary-key read.
 const POOL_SIZE: usize = 16;
@@ -324,7 +324,10 @@ impl TokenStore for PostgresStore {
             Err(e) => Err(backend(e)),
         }
     }
+}
 
+#[async_trait]
+impl SessionStore for PostgresStore {
     async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;

@@ -19,7 +19,7 @@ use super::sqlite_sql::{
     backend, immediate, listing_from_row, select_listing, SCHEMA_VERSION, SELECT_TOKEN,
     UPDATE_TOKEN,
 };
-use super::{StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
+use super::{SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
 
 /// Reader connections kept open: more than the runtime's workers, so an inline read nearly
 /// always finds one idle, plus room for the admin's listings.
@@ -329,7 +329,10 @@ impl TokenStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl SessionStore for SqliteStore {
     async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError> {
         let (id, until, now) = (id.to_owned(), until.to_owned(), now.to_owned());
         self.write(move |c| {
