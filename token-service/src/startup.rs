@@ -20,7 +20,7 @@ use crate::ratelimit::{InMemoryRateLimiter, RateLimiter};
 use crate::ratelimit_metered::MeteredLimiter;
 use crate::settings::Settings;
 use crate::signals::{reload_keys_on_hangup, shutdown_signal};
-use crate::store::{MeteredStore, StoreError, TokenStore};
+use crate::store::{MeteredSessions, MeteredStore, SessionStore, StoreError, TokenStore};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +84,7 @@ impl Application {
     ) -> Result<Application, StartupError> {
         let opened = settings
             .store
-            .open()
+            .open_stores()
             .await
             .map_err(|source| StartupError::Store {
                 path: settings.store.to_string(),
@@ -92,7 +92,10 @@ impl Application {
             })?;
         // Every store and limiter failure, whoever meets it, is counted once, here.
         let metrics = Arc::new(Metrics::new());
-        let store: Arc<dyn TokenStore> = Arc::new(MeteredStore::new(opened, metrics.clone()));
+        let store: Arc<dyn TokenStore> =
+            Arc::new(MeteredStore::new(opened.tokens, metrics.clone()));
+        let sessions: Arc<dyn SessionStore> =
+            Arc::new(MeteredSessions::new(opened.sessions, metrics.clone()));
         let limiter: Arc<dyn RateLimiter> = Arc::new(MeteredLimiter::new(limiter, metrics.clone()));
         let key_ring = Arc::new(KeyRing::new(
             settings.keys.clone(),
@@ -124,8 +127,15 @@ impl Application {
                     default_rate_limit: settings.default_rate_limit,
                     secret_file: admin_settings.secret_file.clone(),
                 };
-                let state = AdminState::new(store, admin_settings, limiter, check_secret, about)
-                    .with_operations(key_ring.clone(), metrics.clone());
+                let state = AdminState::new(
+                    store,
+                    sessions,
+                    admin_settings,
+                    limiter,
+                    check_secret,
+                    about,
+                )
+                .with_operations(key_ring.clone(), metrics.clone());
                 Some(bind(admin_settings.listen, admin::router(state)).await?)
             }
             None => None,

@@ -18,7 +18,7 @@ use crate::keys::ProviderKeys;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::settings::AdminSettings;
-use crate::store::TokenStore;
+use crate::store::{SessionStore, TokenStore};
 use throttle::LoginThrottle;
 
 mod about;
@@ -45,6 +45,8 @@ pub use session::SessionKeys;
 pub struct AdminState {
     /// The token store (the same one the check API and the CLI use).
     pub store: Arc<dyn TokenStore>,
+    /// The admin sessions ended server-side (logout), shared by every replica.
+    pub sessions: Arc<dyn SessionStore>,
     /// Session, CSRF and password keys.
     pub keys: Arc<SessionKeys>,
     /// Login attempts per client IP (in the service's rate limiter, under their own keys).
@@ -64,10 +66,11 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// State for `settings` over `store`, counting login attempts in `limiter`, recognising
-    /// Envoy by `check_secret`, describing the proxy with `about`.
+    /// State for `settings` over `store` and `sessions`, counting login attempts in
+    /// `limiter`, recognising Envoy by `check_secret`, describing the proxy with `about`.
     pub fn new(
         store: Arc<dyn TokenStore>,
+        sessions: Arc<dyn SessionStore>,
         settings: &AdminSettings,
         limiter: Arc<dyn RateLimiter>,
         check_secret: Arc<SecretDigest>,
@@ -75,6 +78,7 @@ impl AdminState {
     ) -> AdminState {
         AdminState {
             store,
+            sessions,
             keys: Arc::new(SessionKeys::new(&settings.secret, settings.session_max_age)),
             login_throttle: Arc::new(LoginThrottle::new(limiter)),
             public_url: settings.public_url.as_deref().map(Arc::from),

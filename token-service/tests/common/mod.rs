@@ -82,7 +82,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+    spawn_app_in(tempfile::tempdir().unwrap(), options).await
+}
+
+/// Like [`spawn_app_with`] on the database `dir/data/ptk.sqlite3`, which may already exist.
+pub async fn spawn_app_in(dir: tempfile::TempDir, options: Options) -> TestApp {
     let db_path = dir.path().join("data/ptk.sqlite3");
     // As in the real service, a reload (a SIGHUP to this test process reaches every app in
     // it) must rebuild the start-up keys: without a keys file they stand for the environment.
