@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
-use ptk_filter_core::shared_cache::{GetError, SetError, SharedData, Stored};
+use ptk_filter_core::shared_data::{GetError, SetError, SharedData, Stored};
 
 /// Logs through Envoy (never pass a token or a key here).
 pub fn log(level: LogLevel, message: &str) {

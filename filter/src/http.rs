@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
-use ptk_filter_core::cache::Entry;
 use ptk_filter_core::cors::decoration;
 use ptk_filter_core::guess_throttle::{client_key, pair_fingerprint};
 use ptk_filter_core::log_path::redacted_path;
 use ptk_filter_core::mint_watch::MintWatch;
 use ptk_filter_core::retry::should_retry;
-use ptk_filter_core::shared_cache::{spend_one, store, Lookup};
 use ptk_filter_core::uploads::UploadWatch;
+use ptk_filter_core::verdict_cache::CachedVerdict;
+use ptk_filter_core::verdict_store::{spend_one, store, Lookup};
 use ptk_filter_core::{
     check_call, decide_check_response, decide_headers, CheckDecision, ErrorShape, HeadersDecision,
     LocalReply, PendingCheck, Refusal, Refused, RequestHead, RewritePlan,
@@ -317,7 +317,7 @@ impl PtkHttp {
         worker: &Worker,
         waiting: &Waiting,
         plan: &RewritePlan,
-        cache: Option<Entry>,
+        cache: Option<CachedVerdict>,
         now: u64,
     ) {
         if !Self::apply(plan) {

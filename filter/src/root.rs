@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
-use ptk_filter_core::cache::Entry;
 use ptk_filter_core::config::{validate_secret, CheckSecret};
 use ptk_filter_core::deny_cache::DenyCache;
 use ptk_filter_core::guess_throttle::{GuessThrottle, KnownGood};
@@ -17,8 +16,9 @@ use ptk_filter_core::local_pool::LocalPool;
 use ptk_filter_core::open_streams::{
     parse_revalidation, revalidate_call, OpenStreams, MAX_BATCHES_PER_TICK,
 };
-use ptk_filter_core::shared_cache::{CasAnchor, SharedData};
+use ptk_filter_core::shared_data::{CasAnchor, SharedData};
 use ptk_filter_core::usage::UsageBatch;
+use ptk_filter_core::verdict_cache::CachedVerdict;
 use ptk_filter_core::FilterConfig;
 
 use crate::host::{self, HostSharedData};
@@ -105,7 +105,7 @@ impl PtkRoot {
             }
             streams.refresh_from_cache(now, |key| {
                 let stored = HostSharedData.get(key).ok()?.0?;
-                Entry::decode(&stored)
+                CachedVerdict::decode(&stored)
                     .filter(|e| !e.key.is_empty())
                     .map(|e| e.valid_until_ms)
             });

@@ -5,21 +5,21 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::shared_cache::{GetError, SetError, SharedData, Stored};
+use crate::shared_data::{GetError, SetError, SharedData, Stored};
 
-type Hook = Box<dyn FnOnce(&EnvoyShared)>;
+type Hook = Box<dyn FnOnce(&SharedDataDouble)>;
 
 /// Shared data as Envoy keeps it. `before_next_set` runs a hook once before the next set, to
 /// interleave another worker's write between a get and a set.
 #[derive(Default)]
-pub struct EnvoyShared {
+pub struct SharedDataDouble {
     map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     counter: RefCell<u32>,
     sets: RefCell<usize>,
     before_set: RefCell<Option<Hook>>,
 }
 
-impl EnvoyShared {
+impl SharedDataDouble {
     fn next_cas(&self) -> u32 {
         let mut c = self.counter.borrow_mut();
         *c += 1;
@@ -45,7 +45,7 @@ impl EnvoyShared {
     }
 
     /// Runs `hook` once, just before the next [`SharedData::set`].
-    pub fn before_next_set(&self, hook: impl FnOnce(&EnvoyShared) + 'static) {
+    pub fn before_next_set(&self, hook: impl FnOnce(&SharedDataDouble) + 'static) {
         *self.before_set.borrow_mut() = Some(Box::new(hook));
     }
 
@@ -70,7 +70,7 @@ impl EnvoyShared {
     }
 }
 
-impl SharedData for EnvoyShared {
+impl SharedData for SharedDataDouble {
     fn get(&self, key: &str) -> Result<Stored, GetError> {
         Ok(self
             .map
