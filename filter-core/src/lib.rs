@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod deny_cache;
 pub mod ephemeral;
 pub mod expose;
+pub mod flow;
 pub mod guard;
 pub mod guess_throttle;
 mod header_rules;

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+use ptk_filter_core::flow::{Host, Level};
 use ptk_filter_core::shared_data::{GetError, SetError, SharedData, Stored};
+use ptk_filter_core::usage::Call;
+use ptk_filter_core::RewritePlan;
 
 /// Logs through Envoy (never pass a token or a key here).
 pub fn log(level: LogLevel, message: &str) {
@@ -126,6 +129,51 @@ pub fn now_ms() -> u64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The flow's view of Envoy: every method a host call.
+pub struct EnvoyHost;
+
+impl Host for EnvoyHost {
+    type Shared = HostSharedData;
+
+    fn shared(&self) -> &HostSharedData {
+        &HostSharedData
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
+    fn source_address(&self) -> String {
+        source_address()
+    }
+
+    fn dispatch(&mut self, cluster: &str, call: &Call, timeout_ms: u64) -> Result<u32, String> {
+        let timeout = Duration::from_millis(timeout_ms);
+        dispatch(cluster, &call.0, &call.1, timeout).map_err(|status| format!("{status:?}"))
+    }
+
+    fn rewrite(&mut self, plan: &RewritePlan) -> bool {
+        let removed = plan
+            .remove
+            .iter()
+            .all(|name| remove_request_header(name).is_ok());
+        let set = plan
+            .set
+            .iter()
+            .all(|(name, value)| set_request_header(name, value).is_ok());
+        removed && set
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        log(level, message);
+    }
 }
 
 /// Proxy-wasm shared data (one store for every worker of this VM id).

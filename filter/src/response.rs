@@ -4,24 +4,23 @@
 //! hands each response over.
 //!
 //! Cost: the body callback is exported again for this, so Envoy enters the VM once per
-//! response body chunk; every response below 400 drops its guard at the headers (an accepted
+//! response body chunk; every response below 400 drops its watch at the headers (an accepted
 //! WebSocket after its first 64 KiB of server frames), and the body callback then returns at
 //! once (measured in docs/benchmarks.md).
 
 use proxy_wasm::types::{Action, LogLevel};
+use ptk_filter_core::flow::{Counter, Counts, KeyWatch};
 use ptk_filter_core::upstream_errors::{
-    ask_identity, drop_extensions, key_in_plan, mask_frames, masked_headers, on_body, on_headers,
-    BodyVerdict, Forwarded, HeadersVerdict, Rewritten, FRAMES_MAX, INSPECT_MAX,
+    mask_frames, masked_headers, on_body, on_headers, BodyVerdict, Forwarded, HeadersVerdict,
+    Rewritten, FRAMES_MAX, INSPECT_MAX,
 };
 use ptk_filter_core::ws_frames::FrameScanner;
-use ptk_filter_core::{PendingCheck, RequestHead, RewritePlan};
 use ptk_wire::Provider;
 
 use crate::host;
-use crate::metrics::Counter;
 
 /// One forwarded request's response, watched until its status shows it is a success.
-pub struct Guard {
+pub struct ErrorWatch {
     fwd: Forwarded,
     key: String,
     /// Set once the headers showed an error: its status, whether its body is held back to be
@@ -33,7 +32,7 @@ pub struct Guard {
 
 struct Frames {
     scanner: FrameScanner,
-    /// Bytes still to search before the guard lets the rest pass unread.
+    /// Bytes still to search before the watch lets the rest pass unread.
     left: usize,
 }
 
@@ -45,55 +44,40 @@ struct ErrorBody {
 
 /// What the headers decided.
 pub enum Headers {
-    /// A success (or unreadable): forget the guard, pass everything.
+    /// A success (or unreadable): forget the watch, pass everything.
     Pass,
     /// The filter answered in the provider's place: stop this response.
     Replaced,
-    /// An error: keep the guard for the body.
+    /// An error: keep the watch for the body.
     Inspect,
 }
 
-impl Guard {
-    /// A guard for a request forwarded with `key`; asks the provider for an uncompressed
-    /// response when the client accepts a compressed one (see `ask_identity`), so that an error
-    /// can be read. Call before the request is resumed.
-    pub fn start(pending: &PendingCheck, head: &RequestHead, key: &str) -> Guard {
-        if ask_identity(head.header("accept-encoding"))
-            && host::set_request_header("accept-encoding", "identity").is_err()
-        {
+impl ErrorWatch {
+    /// Watches the response of a request forwarded with the watch's key; first asks the
+    /// provider for an uncompressed response and drops WebSocket extensions as the watch says
+    /// (see `ask_identity`, `drop_extensions`), so that an error can be read. Call before the
+    /// request is resumed.
+    pub fn start(watch: KeyWatch) -> ErrorWatch {
+        if watch.ask_identity && host::set_request_header("accept-encoding", "identity").is_err() {
             host::log(LogLevel::Warn, "ptk filter: could not set accept-encoding");
         }
-        if drop_extensions(pending.websocket, head.header("sec-websocket-extensions"))
-            && host::remove_request_header("sec-websocket-extensions").is_err()
+        if watch.drop_extensions && host::remove_request_header("sec-websocket-extensions").is_err()
         {
             host::log(
                 LogLevel::Warn,
                 "ptk filter: could not drop websocket extensions",
             );
         }
-        Guard {
-            fwd: Forwarded {
-                route: pending.identified.route,
-                websocket: pending.websocket,
-                origin: pending.origin.clone(),
-            },
-            key: key.to_string(),
+        ErrorWatch {
+            fwd: watch.forwarded,
+            key: watch.key,
             error: None,
             frames: None,
         }
     }
 
-    /// [`Guard::start`] with the key the plan carries (`None` if it carries none).
-    pub fn from_plan(
-        pending: &PendingCheck,
-        head: &RequestHead,
-        plan: &RewritePlan,
-    ) -> Option<Guard> {
-        key_in_plan(plan).map(|key| Guard::start(pending, head, key))
-    }
-
     /// Reads the status (one host call for a success) and decides.
-    pub fn on_headers(&mut self, metrics: &ResponseMetrics) -> Headers {
+    pub fn on_headers(&mut self, counts: &Counts) -> Headers {
         let Some(status) = host::response_header(":status").and_then(|s| s.parse::<u16>().ok())
         else {
             return Headers::Pass;
@@ -118,7 +102,7 @@ impl Guard {
         match on_headers(&self.fwd, status, value("content-type")) {
             HeadersVerdict::Pass | HeadersVerdict::Frames => Headers::Pass,
             HeadersVerdict::Replace(reply) => {
-                metrics.refused(self.provider());
+                counts.add(Counter::CredentialRefused(self.provider()));
                 host::log(
                     LogLevel::Warn,
                     &format!(
@@ -132,23 +116,23 @@ impl Guard {
                 }
                 // Never expected; the response then passes with the key masked, as any error.
                 host::log(LogLevel::Error, "ptk filter: could not send a local reply");
-                self.inspect(metrics, &headers, status, true)
+                self.inspect(counts, &headers, status, true)
             }
-            HeadersVerdict::Inspect { hold } => self.inspect(metrics, &headers, status, hold),
+            HeadersVerdict::Inspect { hold } => self.inspect(counts, &headers, status, hold),
         }
     }
 
-    /// An error to read: masks the header values that quote the key, keeps the guard for the
+    /// An error to read: masks the header values that quote the key, keeps the watch for the
     /// body.
     fn inspect(
         &mut self,
-        metrics: &ResponseMetrics,
+        counts: &Counts,
         headers: &[(String, String)],
         status: u16,
         hold: bool,
     ) -> Headers {
         for (name, masked) in masked_headers(headers, &self.key) {
-            metrics.masked();
+            counts.add(Counter::KeyMasked);
             self.log_masked(status);
             if host::set_response_header(&name, &masked).is_err() {
                 host::log(LogLevel::Warn, "ptk filter: could not mask a header");
@@ -167,9 +151,9 @@ impl Guard {
 
     /// An error body: held back whole (up to `INSPECT_MAX`), else read chunk by chunk; the
     /// bytes Envoy holds are rewritten when the verdict says so.
-    pub fn on_body(&mut self, metrics: &ResponseMetrics, size: usize, end: bool) -> Action {
+    pub fn on_body(&mut self, counts: &Counts, size: usize, end: bool) -> Action {
         if self.frames.is_some() {
-            self.on_frames(metrics, size);
+            self.on_frames(counts, size);
             return Action::Continue;
         }
         let Some(error) = self.error.as_mut() else {
@@ -196,7 +180,7 @@ impl Guard {
         if let BodyVerdict::Rewrite { body: new, class } = verdict {
             match class {
                 Rewritten::CredentialRefused => {
-                    metrics.refused(self.provider());
+                    counts.add(Counter::CredentialRefused(self.provider()));
                     host::log(
                         LogLevel::Warn,
                         &format!(
@@ -207,7 +191,7 @@ impl Guard {
                     );
                 }
                 Rewritten::FragmentMasked => {
-                    metrics.masked();
+                    counts.add(Counter::KeyMasked);
                     self.log_masked(status);
                 }
             }
@@ -228,7 +212,7 @@ impl Guard {
 
     /// One chunk of an accepted WebSocket's server frames: fragments of the key masked inside
     /// text and close payloads.
-    fn on_frames(&mut self, metrics: &ResponseMetrics, size: usize) {
+    fn on_frames(&mut self, counts: &Counts, size: usize) {
         let Some(frames) = self.frames.as_mut() else {
             return;
         };
@@ -239,7 +223,7 @@ impl Guard {
         if mask_frames(&mut frames.scanner, &mut chunk, &self.key) == 0 {
             return;
         }
-        metrics.masked();
+        counts.add(Counter::KeyMasked);
         self.log_masked(101);
         if host::set_response_body(size, &chunk).is_err() {
             host::log(
@@ -262,48 +246,5 @@ impl Guard {
                 self.provider().as_str()
             ),
         );
-    }
-}
-
-/// Counters of provider errors about the operator's credential.
-#[derive(Debug, Default)]
-pub struct ResponseMetrics {
-    openai: Counter,
-    anthropic: Counter,
-    gemini: Counter,
-    masked: Counter,
-}
-
-impl ResponseMetrics {
-    /// Defines the counters (`wasmcustom.ptk.upstream_credential_refused.<provider>` and
-    /// `wasmcustom.ptk.upstream_key_masked`).
-    pub fn define() -> ResponseMetrics {
-        let refused = |p: &str| Counter::define(&format!("upstream_credential_refused.{p}"));
-        ResponseMetrics {
-            openai: refused("openai"),
-            anthropic: refused("anthropic"),
-            gemini: refused("gemini"),
-            masked: Counter::define("upstream_key_masked"),
-        }
-    }
-
-    /// Adds the counts since the last flush to Envoy's counters.
-    pub fn flush(&self) {
-        for counter in [&self.openai, &self.anthropic, &self.gemini, &self.masked] {
-            counter.flush();
-        }
-    }
-
-    fn refused(&self, provider: Provider) {
-        match provider {
-            Provider::Openai => &self.openai,
-            Provider::Anthropic => &self.anthropic,
-            Provider::Gemini => &self.gemini,
-        }
-        .add();
-    }
-
-    fn masked(&self) {
-        self.masked.add();
     }
 }
