@@ -4,7 +4,6 @@
 mod host;
 mod http;
 mod metrics;
-mod response;
 mod root;
 
 use proxy_wasm::types::LogLevel;

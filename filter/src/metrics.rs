@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 
+use proxy_wasm::types::MetricType;
 use ptk_filter_core::flow::{Counter, Counts, COUNTERS};
 
 use crate::host;
@@ -23,8 +24,9 @@ impl Metrics {
     /// Defines every counter (Envoy prefixes them with `wasmcustom.`).
     pub fn define() -> Metrics {
         Metrics {
-            counters: Counter::ALL.map(|c| host::define_counter(&format!("ptk.{}", c.name()))),
-            open_requests: host::define_gauge("ptk.open_requests"),
+            counters: Counter::ALL
+                .map(|c| host::define_metric(MetricType::Counter, &format!("ptk.{}", c.name()))),
+            open_requests: host::define_metric(MetricType::Gauge, "ptk.open_requests"),
             open_flushed: Cell::new(0),
         }
     }
@@ -35,12 +37,12 @@ impl Metrics {
         let open = i64::try_from(open).unwrap_or(i64::MAX);
         let delta = open.saturating_sub(self.open_flushed.replace(open));
         if delta != 0 {
-            host::add_to_gauge(self.open_requests, delta);
+            host::add_to_metric(self.open_requests, delta);
         }
         for (counter, id) in Counter::ALL.iter().zip(self.counters) {
             let n = counts.take(*counter);
             if n > 0 {
-                host::add_to_counter(id, n);
+                host::add_to_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
     }

@@ -59,12 +59,7 @@ impl Context for PtkRoot {
         let Some(worker) = self.worker.clone() else {
             return;
         };
-        let status = host::call_response_status();
-        let body = if self.revalidations.expects(token_id) {
-            host::call_response_body(body)
-        } else {
-            None
-        };
+        let (status, body) = host::call_response(body);
         let closing = self.revalidations.on_callout_response(
             &worker,
             &mut EnvoyHost,

@@ -13,7 +13,7 @@ use crate::bound_table::Binding;
 use crate::client_secrets::PendingSecret;
 use crate::flow::check::Sender;
 use crate::flow::counts::Counter;
-use crate::flow::{Host, Level, RequestFlow, Step, Worker};
+use crate::flow::{apply, Host, Level, RequestFlow, Step, Worker};
 use crate::pipeline::Refused;
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
@@ -127,7 +127,7 @@ impl RequestFlow {
             .flatten();
         if let Some(valid_until) = cached {
             let step = self.forward_bound(worker, host, bound, &binding, &head, valid_until);
-            if matches!(step, Step::Forward(_)) {
+            if matches!(step, Step::Forward) {
                 sender.allowed(worker, host);
             }
             return step;
@@ -201,7 +201,7 @@ impl RequestFlow {
             BoundVerdict::Valid { ttl_ms } => {
                 let valid_until = now.saturating_add(ttl_ms);
                 let step = self.forward_bound(worker, host, bound, &binding, &head, valid_until);
-                if matches!(step, Step::Forward(_)) {
+                if matches!(step, Step::Forward) {
                     sender.allowed(worker, host);
                 }
                 step
@@ -248,7 +248,7 @@ impl RequestFlow {
             // forward.
             Err(refused) => return self.refuse_bound(worker, &bound, refused.refusal),
         };
-        if !host.rewrite(&plan) {
+        if !apply(host, &plan) {
             host.log(
                 Level::Error,
                 "ptk filter: could not rewrite request headers",
@@ -278,7 +278,7 @@ impl RequestFlow {
                 self.cors_origin = secret.origin;
             }
         }
-        Step::Forward(None)
+        Step::Forward
     }
 
     fn refuse_bound(&mut self, worker: &Worker, bound: &Bound, refusal: Refusal) -> Step {

@@ -4,7 +4,8 @@
 
 use crate::flow::bound::WaitingBound;
 use crate::flow::counts::Counter;
-use crate::flow::{Host, KeyWatch, Level, Step, Worker};
+use crate::flow::error_watch::ErrorWatch;
+use crate::flow::{apply, Host, KeyWatch, Level, Step, Worker};
 use crate::guess_throttle::{client_key, pair_fingerprint};
 use crate::mint_watch::{mints, MintWatch};
 use crate::pipeline::{check_call, decide_headers, HeadersDecision, PendingCheck};
@@ -32,6 +33,8 @@ pub struct RequestFlow {
     pub(super) upload_watch: Option<UploadWatch>,
     /// A response that mints an OpenAI client secret, copied as it passes.
     pub(super) mint: Option<Box<MintWatch>>,
+    /// The response of a request forwarded with a real key, until its status is known.
+    pub(super) error_watch: Option<Box<ErrorWatch>>,
 }
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
@@ -98,6 +101,7 @@ impl RequestFlow {
             cors_origin: None,
             upload_watch: None,
             mint: None,
+            error_watch: None,
         }
     }
 
@@ -111,8 +115,8 @@ impl RequestFlow {
         match decide_headers(&worker.config, &head) {
             HeadersDecision::Preflight(reply) => self.reply(reply),
             HeadersDecision::Passthrough(plan) => {
-                if host.rewrite(&plan) {
-                    Step::Forward(None)
+                if apply(host, &plan) {
+                    Step::Forward
                 } else {
                     self.reply(Refusal::StoreUnavailable.reply(ErrorShape::Openai))
                 }
@@ -196,7 +200,7 @@ impl RequestFlow {
                 Lookup::Hit(key) => {
                     drop(pool);
                     let step = self.forward_cached(worker, host, &pending, &head, &key);
-                    if matches!(step, Step::Forward(_)) {
+                    if matches!(step, Step::Forward) {
                         sender.allowed(worker, host);
                     }
                     return step;
@@ -235,21 +239,22 @@ impl RequestFlow {
                 return self.reply(refused.reply);
             }
         };
-        if !host.rewrite(&plan) {
+        if !apply(host, &plan) {
             host.log(
                 Level::Error,
                 "ptk filter: could not rewrite request headers",
             );
             return self.unavailable(worker, pending);
         }
-        let watch = key_watch(pending, head, key);
+        let watch = ErrorWatch::start(key_watch(pending, head, key), host);
+        self.error_watch = Some(Box::new(watch));
         worker.counts.add(Counter::CacheHits);
         worker.counts.add(Counter::Allowed);
         worker.usage.borrow_mut().record(&pending.hash);
         // Known valid now; the next tick reads the cached verdict's own validity.
         self.opened(worker, pending, host.now_ms());
         self.cors_origin.clone_from(&pending.origin);
-        Step::Forward(Some(watch))
+        Step::Forward
     }
 
     /// Sends the check (`waiting` names the attempt); a 503 if it cannot be sent.
@@ -301,7 +306,7 @@ impl RequestFlow {
 }
 
 /// The response watch of a request forwarded with `key`.
-pub(super) fn key_watch(pending: &PendingCheck, head: &RequestHead, key: &str) -> KeyWatch {
+fn key_watch(pending: &PendingCheck, head: &RequestHead, key: &str) -> KeyWatch {
     KeyWatch {
         forwarded: Forwarded {
             route: pending.identified.route,
@@ -317,11 +322,14 @@ pub(super) fn key_watch(pending: &PendingCheck, head: &RequestHead, key: &str) -
     }
 }
 
-/// [`key_watch`] with the key the plan carries (`None` if it carries none).
-pub(super) fn plan_watch(
+/// Starts the response watch of a request forwarded with the key the plan carries (none if it
+/// carries none).
+pub(super) fn watch_plan(
+    host: &mut impl Host,
     pending: &PendingCheck,
     head: &RequestHead,
     plan: &RewritePlan,
-) -> Option<KeyWatch> {
-    key_in_plan(plan).map(|key| key_watch(pending, head, key))
+) -> Option<Box<ErrorWatch>> {
+    let watch = key_watch(pending, head, key_in_plan(plan)?);
+    Some(Box::new(ErrorWatch::start(watch, host)))
 }

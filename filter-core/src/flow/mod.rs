@@ -13,9 +13,10 @@
 mod bound;
 mod check;
 mod counts;
+mod error_watch;
+mod response;
 mod revalidation;
 mod verdict;
-mod watches;
 mod worker;
 
 #[cfg(test)]
@@ -56,19 +57,48 @@ pub trait Host {
     fn source_address(&self) -> String;
     /// Starts an HTTP callout to `cluster`; its token id, or why it could not start.
     fn dispatch(&mut self, cluster: &str, call: &Call, timeout_ms: u64) -> Result<u32, String>;
-    /// Applies a rewrite to the request headers; `false` if any edit failed (the request must
-    /// then never be forwarded).
-    fn rewrite(&mut self, plan: &RewritePlan) -> bool;
+    /// Sets a request header (replacing every value), or removes it with `None`; `false` if
+    /// the host refused.
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) -> bool;
     /// Writes a log line (never pass a token or a key).
     fn log(&self, level: Level, message: &str);
+}
+
+/// The response side of the proxy, for the watches of a forwarded request's response.
+pub trait ResponseHost: Host {
+    /// The first value of a response header, converted lossily.
+    fn response_header(&self, name: &str) -> Option<String>;
+    /// Every response header, values converted lossily (empty if unreadable).
+    fn response_headers(&self) -> Vec<(String, String)>;
+    /// Sets a response header, replacing any values; `false` if the host refused.
+    fn set_response_header(&mut self, name: &str, value: &str) -> bool;
+    /// The response body Envoy holds for this callback (what was buffered, or this chunk).
+    fn response_body(&self, size: usize) -> Option<Vec<u8>>;
+    /// Replaces the first `size` bytes of the held response body; `false` if refused.
+    fn set_response_body(&mut self, size: usize, body: &[u8]) -> bool;
+    /// Answers in the provider's place; `false` if refused.
+    fn send_reply(&mut self, reply: &LocalReply) -> bool;
+}
+
+/// Applies a rewrite to the request headers (removals first); `false` as soon as an edit fails
+/// (a half-applied rewrite must then never be forwarded).
+pub(crate) fn apply(host: &mut impl Host, plan: &RewritePlan) -> bool {
+    let removed = plan
+        .remove
+        .iter()
+        .all(|name| host.set_request_header(name, None));
+    let set = plan
+        .set
+        .iter()
+        .all(|(name, value)| host.set_request_header(name, Some(value)));
+    removed && set
 }
 
 /// What the shim does next with a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Forward it (its headers are rewritten): continue, or resume after a callout. With a
-    /// real key in it, watch its response ([`KeyWatch`]).
-    Forward(Option<KeyWatch>),
+    /// Forward it (its headers are rewritten): continue, or resume after a callout.
+    Forward,
     /// A callout is in flight: pause until its answer.
     CallOut {
         /// The callout's token id.
@@ -78,9 +108,26 @@ pub enum Step {
     Reply(LocalReply),
 }
 
+/// What the shim does next with a response body chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyStep {
+    /// Let it pass.
+    Continue,
+    /// Hold it (Envoy buffers it until the end or a limit).
+    Pause,
+}
+
+/// What the shim does next with the response headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadersStep {
+    /// Let them pass.
+    Continue,
+    /// The filter answered in the provider's place: stop this response.
+    Stop,
+}
+
 /// A request forwarded with the operator's real key: its response is watched for the provider
-/// refusing the key or quoting it (`upstream_errors`). The shim asks the provider for an
-/// uncompressed answer and drops WebSocket extensions as these flags say, before resuming.
+/// refusing the key or quoting it (`upstream_errors`).
 #[derive(PartialEq, Eq)]
 pub struct KeyWatch {
     /// What the response watch needs of the request.

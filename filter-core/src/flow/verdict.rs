@@ -2,9 +2,9 @@
 //! allow (merging its lease into the verdict cache), confirm a rate limit once against the
 //! cache and the token-service, answer everything else locally.
 
-use crate::flow::check::{plan_watch, Waiting};
+use crate::flow::check::{watch_plan, Waiting};
 use crate::flow::counts::Counter;
-use crate::flow::{Host, Level, RequestFlow, Step, Worker};
+use crate::flow::{apply, Host, Level, RequestFlow, Step, Worker};
 use crate::pipeline::{decide_check_response, CheckDecision, Refused};
 use crate::plan::RewritePlan;
 use crate::refusal::Refusal;
@@ -110,7 +110,7 @@ impl RequestFlow {
         cache: Option<CachedVerdict>,
         now: u64,
     ) -> Step {
-        if !host.rewrite(plan) {
+        if !apply(host, plan) {
             // A half-applied rewrite must never be forwarded.
             host.log(
                 Level::Error,
@@ -118,7 +118,7 @@ impl RequestFlow {
             );
             return self.unavailable(worker, &waiting.pending);
         }
-        let watch = plan_watch(&waiting.pending, &waiting.head, plan);
+        self.error_watch = watch_plan(host, &waiting.pending, &waiting.head, plan);
         let cache_key = &waiting.pending.cache_key;
         worker.denies.borrow_mut().forget(cache_key);
         waiting.sender.allowed(worker, host);
@@ -128,7 +128,7 @@ impl RequestFlow {
         }
         self.opened(worker, &waiting.pending, valid_until);
         worker.counts.add(Counter::Allowed);
-        Step::Forward(watch)
+        Step::Forward
     }
 
     /// The token-service refused: remember, count, maybe confirm a rate limit once, then

@@ -11,8 +11,7 @@ mod tick;
 use ptk_wire::{CheckRequest, CheckResponse, DenyReason, Lease, Provider, Revalidation};
 
 use crate::config::validate_secret;
-use crate::flow::{Counter, Host, KeyWatch, Level, RequestFlow, Step, Worker};
-use crate::plan::RewritePlan;
+use crate::flow::{Counter, Host, Level, RequestFlow, Step, Worker};
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
 use crate::shared_data::CasAnchor;
@@ -45,7 +44,8 @@ pub struct FakeHost {
     pub sent: Vec<Sent>,
     pub dispatch_fails: bool,
     pub rewrite_fails: bool,
-    pub rewrites: Vec<RewritePlan>,
+    /// Request header edits: (name, value; `None` removes).
+    pub edits: Vec<(String, Option<String>)>,
 }
 
 impl Host for FakeHost {
@@ -78,8 +78,8 @@ impl Host for FakeHost {
         Ok(token_id)
     }
 
-    fn rewrite(&mut self, plan: &RewritePlan) -> bool {
-        self.rewrites.push(plan.clone());
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) -> bool {
+        self.edits.push((name.into(), value.map(str::to_string)));
         !self.rewrite_fails
     }
 
@@ -217,12 +217,11 @@ pub fn status(step: &Step) -> u16 {
     }
 }
 
-/// The key of a forward with a key watch, or a panic naming the step.
-pub fn forwarded_key(step: &Step) -> &str {
-    match step {
-        Step::Forward(Some(KeyWatch { key, .. })) => key,
-        other => panic!("expected a forward with a key, got {other:?}"),
-    }
+/// Whether the request headers got the real key (in any edit).
+pub fn sent_key(host: &FakeHost) -> bool {
+    host.edits
+        .iter()
+        .any(|(_, v)| v.as_deref().is_some_and(|v| v.contains(KEY)))
 }
 
 /// The count of a refusal class.

@@ -1,25 +1,24 @@
-//! The response path of a request forwarded with the operator's real key: a provider refusing
+//! The response of a request forwarded with the operator's real key: a provider refusing
 //! that key is answered in its place, and fragments of it in any other error are masked
-//! (decisions in `ptk_filter_core::upstream_errors`). Kept apart from `http.rs`, which only
-//! hands each response over.
+//! (decisions in `upstream_errors`).
 //!
 //! Cost: the body callback is exported again for this, so Envoy enters the VM once per
 //! response body chunk; every response below 400 drops its watch at the headers (an accepted
 //! WebSocket after its first 64 KiB of server frames), and the body callback then returns at
 //! once (measured in docs/benchmarks.md).
 
-use proxy_wasm::types::{Action, LogLevel};
-use ptk_filter_core::flow::{Counter, Counts, KeyWatch};
-use ptk_filter_core::upstream_errors::{
+use ptk_wire::Provider;
+
+use crate::flow::counts::{Counter, Counts};
+use crate::flow::{BodyStep, Host, KeyWatch, Level, ResponseHost};
+use crate::upstream_errors::{
     mask_frames, masked_headers, on_body, on_headers, BodyVerdict, Forwarded, HeadersVerdict,
     Rewritten, FRAMES_MAX, INSPECT_MAX,
 };
-use ptk_filter_core::ws_frames::FrameScanner;
-use ptk_wire::Provider;
-
-use crate::host;
+use crate::ws_frames::FrameScanner;
 
 /// One forwarded request's response, watched until its status shows it is a success.
+#[derive(Debug)]
 pub struct ErrorWatch {
     fwd: Forwarded,
     key: String,
@@ -30,12 +29,14 @@ pub struct ErrorWatch {
     frames: Option<Frames>,
 }
 
+#[derive(Debug)]
 struct Frames {
     scanner: FrameScanner,
     /// Bytes still to search before the watch lets the rest pass unread.
     left: usize,
 }
 
+#[derive(Debug)]
 struct ErrorBody {
     status: u16,
     hold: bool,
@@ -43,6 +44,7 @@ struct ErrorBody {
 }
 
 /// What the headers decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Headers {
     /// A success (or unreadable): forget the watch, pass everything.
     Pass,
@@ -57,14 +59,13 @@ impl ErrorWatch {
     /// provider for an uncompressed response and drops WebSocket extensions as the watch says
     /// (see `ask_identity`, `drop_extensions`), so that an error can be read. Call before the
     /// request is resumed.
-    pub fn start(watch: KeyWatch) -> ErrorWatch {
-        if watch.ask_identity && host::set_request_header("accept-encoding", "identity").is_err() {
-            host::log(LogLevel::Warn, "ptk filter: could not set accept-encoding");
+    pub fn start(watch: KeyWatch, host: &mut impl Host) -> ErrorWatch {
+        if watch.ask_identity && !host.set_request_header("accept-encoding", Some("identity")) {
+            host.log(Level::Warn, "ptk filter: could not set accept-encoding");
         }
-        if watch.drop_extensions && host::remove_request_header("sec-websocket-extensions").is_err()
-        {
-            host::log(
-                LogLevel::Warn,
+        if watch.drop_extensions && !host.set_request_header("sec-websocket-extensions", None) {
+            host.log(
+                Level::Warn,
                 "ptk filter: could not drop websocket extensions",
             );
         }
@@ -77,8 +78,10 @@ impl ErrorWatch {
     }
 
     /// Reads the status (one host call for a success) and decides.
-    pub fn on_headers(&mut self, counts: &Counts) -> Headers {
-        let Some(status) = host::response_header(":status").and_then(|s| s.parse::<u16>().ok())
+    pub fn on_headers(&mut self, counts: &Counts, host: &mut impl ResponseHost) -> Headers {
+        let Some(status) = host
+            .response_header(":status")
+            .and_then(|s| s.parse::<u16>().ok())
         else {
             return Headers::Pass;
         };
@@ -92,7 +95,7 @@ impl ErrorWatch {
             }
             return Headers::Pass;
         }
-        let headers = host::response_headers().unwrap_or_default();
+        let headers = host.response_headers();
         let value = |name: &str| {
             headers
                 .iter()
@@ -103,22 +106,22 @@ impl ErrorWatch {
             HeadersVerdict::Pass | HeadersVerdict::Frames => Headers::Pass,
             HeadersVerdict::Replace(reply) => {
                 counts.add(Counter::CredentialRefused(self.provider()));
-                host::log(
-                    LogLevel::Warn,
+                host.log(
+                    Level::Warn,
                     &format!(
                         "ptk filter: {} refused the proxy's upstream credential (status {status}); \
                          answered in its place",
                         self.provider().as_str()
                     ),
                 );
-                if host::send_reply(reply.status, &reply.headers, &reply.body).is_ok() {
+                if host.send_reply(&reply) {
                     return Headers::Replaced;
                 }
                 // Never expected; the response then passes with the key masked, as any error.
-                host::log(LogLevel::Error, "ptk filter: could not send a local reply");
-                self.inspect(counts, &headers, status, true)
+                host.log(Level::Error, "ptk filter: could not send a local reply");
+                self.inspect(counts, host, &headers, status, true)
             }
-            HeadersVerdict::Inspect { hold } => self.inspect(counts, &headers, status, hold),
+            HeadersVerdict::Inspect { hold } => self.inspect(counts, host, &headers, status, hold),
         }
     }
 
@@ -127,15 +130,16 @@ impl ErrorWatch {
     fn inspect(
         &mut self,
         counts: &Counts,
+        host: &mut impl ResponseHost,
         headers: &[(String, String)],
         status: u16,
         hold: bool,
     ) -> Headers {
         for (name, masked) in masked_headers(headers, &self.key) {
             counts.add(Counter::KeyMasked);
-            self.log_masked(status);
-            if host::set_response_header(&name, &masked).is_err() {
-                host::log(LogLevel::Warn, "ptk filter: could not mask a header");
+            self.log_masked(host, status);
+            if !host.set_response_header(&name, &masked) {
+                host.log(Level::Warn, "ptk filter: could not mask a header");
             }
         }
         let length_fixed = headers
@@ -151,23 +155,29 @@ impl ErrorWatch {
 
     /// An error body: held back whole (up to `INSPECT_MAX`), else read chunk by chunk; the
     /// bytes Envoy holds are rewritten when the verdict says so.
-    pub fn on_body(&mut self, counts: &Counts, size: usize, end: bool) -> Action {
+    pub fn on_body(
+        &mut self,
+        counts: &Counts,
+        host: &mut impl ResponseHost,
+        size: usize,
+        end: bool,
+    ) -> BodyStep {
         if self.frames.is_some() {
-            self.on_frames(counts, size);
-            return Action::Continue;
+            self.on_frames(counts, host, size);
+            return BodyStep::Continue;
         }
         let Some(error) = self.error.as_mut() else {
-            return Action::Continue;
+            return BodyStep::Continue;
         };
         if error.hold && !end && size <= INSPECT_MAX {
-            return Action::Pause;
+            return BodyStep::Pause;
         }
         let whole = error.hold && end;
         // Past the limit the rest passes chunk by chunk.
         error.hold = false;
         let status = error.status;
-        let Some(body) = host::response_body(size) else {
-            return Action::Continue;
+        let Some(body) = host.response_body(size) else {
+            return BodyStep::Continue;
         };
         let verdict = on_body(
             &self.fwd,
@@ -181,8 +191,8 @@ impl ErrorWatch {
             match class {
                 Rewritten::CredentialRefused => {
                     counts.add(Counter::CredentialRefused(self.provider()));
-                    host::log(
-                        LogLevel::Warn,
+                    host.log(
+                        Level::Warn,
                         &format!(
                             "ptk filter: {} refused the proxy's upstream credential (status \
                              {status}, invalid-key reason); answered in its place",
@@ -192,17 +202,14 @@ impl ErrorWatch {
                 }
                 Rewritten::FragmentMasked => {
                     counts.add(Counter::KeyMasked);
-                    self.log_masked(status);
+                    self.log_masked(host, status);
                 }
             }
-            if host::set_response_body(body.len(), &new).is_err() {
-                host::log(
-                    LogLevel::Error,
-                    "ptk filter: could not rewrite an error body",
-                );
+            if !host.set_response_body(body.len(), &new) {
+                host.log(Level::Error, "ptk filter: could not rewrite an error body");
             }
         }
-        Action::Continue
+        BodyStep::Continue
     }
 
     /// True once nothing more will be looked at (the WebSocket's search budget is spent).
@@ -212,22 +219,22 @@ impl ErrorWatch {
 
     /// One chunk of an accepted WebSocket's server frames: fragments of the key masked inside
     /// text and close payloads.
-    fn on_frames(&mut self, counts: &Counts, size: usize) {
+    fn on_frames(&mut self, counts: &Counts, host: &mut impl ResponseHost, size: usize) {
         let Some(frames) = self.frames.as_mut() else {
             return;
         };
         frames.left = frames.left.saturating_sub(size);
-        let Some(mut chunk) = host::response_body(size) else {
+        let Some(mut chunk) = host.response_body(size) else {
             return;
         };
         if mask_frames(&mut frames.scanner, &mut chunk, &self.key) == 0 {
             return;
         }
         counts.add(Counter::KeyMasked);
-        self.log_masked(101);
-        if host::set_response_body(size, &chunk).is_err() {
-            host::log(
-                LogLevel::Error,
+        self.log_masked(host, 101);
+        if !host.set_response_body(size, &chunk) {
+            host.log(
+                Level::Error,
                 "ptk filter: could not rewrite a websocket frame",
             );
         }
@@ -237,9 +244,9 @@ impl ErrorWatch {
         self.fwd.route.provider()
     }
 
-    fn log_masked(&self, status: u16) {
-        host::log(
-            LogLevel::Warn,
+    fn log_masked(&self, host: &impl ResponseHost, status: u16) {
+        host.log(
+            Level::Warn,
             &format!(
                 "ptk filter: masked a fragment of the upstream credential in a response from {} \
                  (status {status})",
