@@ -2,7 +2,7 @@
 //! (proxy-wasm-cpp-host `SharedData`): one global CAS counter, a CAS ignored for absent keys.
 //! Shared by the tests of every module that keeps state in shared data.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use crate::shared_data::{GetError, SetError, SharedData, Stored};
@@ -15,14 +15,14 @@ type Hook = Box<dyn FnOnce(&SharedDataDouble)>;
 pub struct SharedDataDouble {
     map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     counter: RefCell<u32>,
-    sets: RefCell<usize>,
+    sets: Cell<usize>,
     before_set: RefCell<Option<Hook>>,
 }
 
 impl SharedDataDouble {
     fn next_cas(&self) -> u32 {
         let mut c = self.counter.borrow_mut();
-        *c += 1;
+        *c = c.wrapping_add(1);
         *c
     }
 
@@ -66,7 +66,7 @@ impl SharedDataDouble {
 
     /// Sets made through the trait so far.
     pub fn sets(&self) -> usize {
-        *self.sets.borrow()
+        self.sets.get()
     }
 }
 
@@ -80,7 +80,8 @@ impl SharedData for SharedDataDouble {
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
-        *self.sets.borrow_mut() += 1;
+        let sets = self.sets.get();
+        self.sets.set(sets.saturating_add(1));
         let hook = self.before_set.borrow_mut().take();
         if let Some(hook) = hook {
             hook(self);

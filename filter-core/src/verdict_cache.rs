@@ -43,7 +43,7 @@ impl std::fmt::Debug for CachedVerdict {
 impl CachedVerdict {
     /// The binary record.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER + self.key.len());
+        let mut out = Vec::with_capacity(HEADER.saturating_add(self.key.len()));
         out.push(VERSION);
         out.extend_from_slice(&self.valid_until_ms.to_le_bytes());
         out.extend_from_slice(&self.units.to_le_bytes());
@@ -126,7 +126,8 @@ pub fn spend(stored: Option<&[u8]>, now_ms: u64) -> Spend {
     }
     if entry.valid_at(now_ms) {
         let taken = batch_size(entry.units);
-        entry.units -= taken;
+        // `batch_size` never takes more than there is.
+        entry.units = entry.units.saturating_sub(taken);
         return Spend::Hit {
             key: entry.key.clone(),
             updated: entry.encode(),
@@ -167,6 +168,7 @@ pub fn merge(stored: Option<&[u8]>, now_ms: u64, grant: &CachedVerdict) -> Optio
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

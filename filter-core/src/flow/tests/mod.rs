@@ -6,12 +6,14 @@
 mod bound;
 mod cached;
 mod callout;
+mod response;
 mod tick;
 
 use ptk_wire::{CheckRequest, CheckResponse, DenyReason, Lease, Provider, Revalidation};
 
 use crate::config::validate_secret;
-use crate::flow::{Counter, Host, Level, RequestFlow, Step, Worker};
+use crate::flow::{Counter, Host, Level, RequestFlow, ResponseHost, Step, Worker};
+use crate::refusal::LocalReply;
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
 use crate::shared_data::CasAnchor;
@@ -43,6 +45,10 @@ pub struct FakeHost {
     pub source: String,
     pub sent: Vec<Sent>,
     pub dispatch_fails: bool,
+    /// The response: its headers, its body, what was set on it and replies sent.
+    pub response: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub replies: Vec<LocalReply>,
     pub rewrite_fails: bool,
     /// Request header edits: (name, value; `None` removes).
     pub edits: Vec<(String, Option<String>)>,
@@ -84,6 +90,38 @@ impl Host for FakeHost {
     }
 
     fn log(&self, _level: Level, _message: &str) {}
+}
+
+impl ResponseHost for FakeHost {
+    fn response_header(&self, name: &str) -> Option<String> {
+        let found = self.response.iter().find(|(n, _)| n == name);
+        found.map(|(_, v)| v.clone())
+    }
+
+    fn response_headers(&self) -> Vec<(String, String)> {
+        self.response.clone()
+    }
+
+    fn set_response_header(&mut self, name: &str, value: &str) -> bool {
+        self.response.retain(|(n, _)| n != name);
+        self.response.push((name.into(), value.into()));
+        true
+    }
+
+    fn response_body(&self, size: usize) -> Option<Vec<u8>> {
+        Some(self.body[..size.min(self.body.len())].to_vec())
+    }
+
+    fn set_response_body(&mut self, size: usize, body: &[u8]) -> bool {
+        self.body
+            .splice(..size.min(self.body.len()), body.iter().copied());
+        true
+    }
+
+    fn send_reply(&mut self, reply: &LocalReply) -> bool {
+        self.replies.push(reply.clone());
+        true
+    }
 }
 
 impl FakeHost {
