@@ -73,13 +73,27 @@ impl Sender {
         }
     }
 
-    /// The sender of a request with `token_hash`.
+    /// The sender of a bound request whose token is `token_hash` (no pair for an unknown
+    /// address).
     pub(super) fn of(key: String, token_hash: &str) -> Sender {
         let pair = if key.is_empty() {
             0
         } else {
             pair_fingerprint(&key, token_hash)
         };
+        Sender { key, pair }
+    }
+
+    /// The sender of a token request (reads the source address only with the throttle on).
+    fn of_token(worker: &Worker, host: &impl Host, token_hash: &str) -> Sender {
+        if !worker.config.guess_throttle.enabled {
+            return Sender {
+                key: String::new(),
+                pair: 0,
+            };
+        }
+        let key = client_key(&host.source_address());
+        let pair = pair_fingerprint(&key, token_hash);
         Sender { key, pair }
     }
 
@@ -181,7 +195,7 @@ impl RequestFlow {
             return self.reply(pending.refuse(refusal).reply);
         }
         // Before any cache lookup: a throttled address learns nothing about a guessed token.
-        let sender = Sender::of(Sender::key_of(worker, host), &pending.hash);
+        let sender = Sender::of_token(worker, host, &pending.hash);
         let throttled = worker.throttle.borrow_mut().throttled(&sender.key, now);
         if let Some(retry_after_s) = throttled {
             if !worker
