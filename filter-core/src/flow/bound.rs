@@ -11,8 +11,8 @@ use crate::bound_check::{
 };
 use crate::bound_table::Binding;
 use crate::client_secrets::PendingSecret;
-use crate::flow::check::Sender;
 use crate::flow::counts::Counter;
+use crate::flow::sender::Sender;
 use crate::flow::{apply, Host, Level, RequestFlow, Step, Worker};
 use crate::pipeline::Refused;
 use crate::refusal::Refusal;

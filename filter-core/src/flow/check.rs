@@ -4,18 +4,16 @@
 
 use crate::flow::bound::WaitingBound;
 use crate::flow::counts::Counter;
-use crate::flow::error_watch::ErrorWatch;
-use crate::flow::{apply, Host, KeyWatch, Level, Step, Worker};
-use crate::guess_throttle::{client_key, pair_fingerprint};
+use crate::flow::error_watch::{key_watch, ErrorWatch};
+use crate::flow::sender::Sender;
+use crate::flow::{apply, Host, Level, Step, Worker};
 use crate::mint_watch::{mints, MintWatch};
 use crate::pipeline::{check_call, decide_headers, HeadersDecision, PendingCheck};
-use crate::plan::RewritePlan;
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
 use crate::route::{ErrorShape, Route};
 use crate::upload_sessions;
 use crate::uploads::{watch, UploadWatch};
-use crate::upstream_errors::{ask_identity, drop_extensions, key_in_plan, Forwarded};
 use crate::verdict_store::{spend_one, Lookup};
 
 /// One request's flow: what it waits on and what its response needs.
@@ -52,57 +50,6 @@ pub(super) struct Waiting {
     /// Host time (ms) the check was sent: a verdict's TTL runs from here, not from its
     /// arrival, so a slow answer cannot stretch how long a revoked token keeps working.
     pub(super) sent_ms: u64,
-}
-
-/// The guess throttle's view of a request's sender (empty when the throttle is off).
-#[derive(Debug)]
-pub(super) struct Sender {
-    /// The throttle key of the source address.
-    pub(super) key: String,
-    /// The (address, token) known-good fingerprint (0: none).
-    pub(super) pair: u64,
-}
-
-impl Sender {
-    /// The throttle key of the request's source address (read only with the throttle on).
-    pub(super) fn key_of(worker: &Worker, host: &impl Host) -> String {
-        if worker.config.guess_throttle.enabled {
-            client_key(&host.source_address())
-        } else {
-            String::new()
-        }
-    }
-
-    /// The sender of a bound request whose token is `token_hash` (no pair for an unknown
-    /// address).
-    pub(super) fn of(key: String, token_hash: &str) -> Sender {
-        let pair = if key.is_empty() {
-            0
-        } else {
-            pair_fingerprint(&key, token_hash)
-        };
-        Sender { key, pair }
-    }
-
-    /// The sender of a token request (reads the source address only with the throttle on).
-    fn of_token(worker: &Worker, host: &impl Host, token_hash: &str) -> Sender {
-        if !worker.config.guess_throttle.enabled {
-            return Sender {
-                key: String::new(),
-                pair: 0,
-            };
-        }
-        let key = client_key(&host.source_address());
-        let pair = pair_fingerprint(&key, token_hash);
-        Sender { key, pair }
-    }
-
-    /// Remembers that this sender used a valid token (no-op with the throttle off).
-    pub(super) fn allowed(&self, worker: &Worker, host: &impl Host) {
-        if self.pair != 0 {
-            worker.known.borrow_mut().insert(host.shared(), self.pair);
-        }
-    }
 }
 
 impl RequestFlow {
@@ -317,33 +264,4 @@ impl RequestFlow {
             );
         }
     }
-}
-
-/// The response watch of a request forwarded with `key`.
-fn key_watch(pending: &PendingCheck, head: &RequestHead, key: &str) -> KeyWatch {
-    KeyWatch {
-        forwarded: Forwarded {
-            route: pending.identified.route,
-            websocket: pending.websocket,
-            origin: pending.origin.clone(),
-        },
-        key: key.to_string(),
-        ask_identity: ask_identity(head.header("accept-encoding")),
-        drop_extensions: drop_extensions(
-            pending.websocket,
-            head.header("sec-websocket-extensions"),
-        ),
-    }
-}
-
-/// Starts the response watch of a request forwarded with the key the plan carries (none if it
-/// carries none).
-pub(super) fn watch_plan(
-    host: &mut impl Host,
-    pending: &PendingCheck,
-    head: &RequestHead,
-    plan: &RewritePlan,
-) -> Option<Box<ErrorWatch>> {
-    let watch = key_watch(pending, head, key_in_plan(plan)?);
-    Some(Box::new(ErrorWatch::start(watch, host)))
 }

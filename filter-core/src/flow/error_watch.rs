@@ -11,9 +11,12 @@ use ptk_wire::Provider;
 
 use crate::flow::counts::{Counter, Counts};
 use crate::flow::{BodyStep, Host, KeyWatch, Level, ResponseHost};
+use crate::pipeline::PendingCheck;
+use crate::plan::RewritePlan;
+use crate::request::RequestHead;
 use crate::upstream_errors::{
-    mask_frames, masked_headers, on_body, on_headers, BodyVerdict, Forwarded, HeadersVerdict,
-    Rewritten, FRAMES_MAX, INSPECT_MAX,
+    ask_identity, drop_extensions, key_in_plan, mask_frames, masked_headers, on_body, on_headers,
+    BodyVerdict, Forwarded, HeadersVerdict, Rewritten, FRAMES_MAX, INSPECT_MAX,
 };
 use crate::ws_frames::FrameScanner;
 
@@ -254,4 +257,33 @@ impl ErrorWatch {
             ),
         );
     }
+}
+
+/// The response watch of a request forwarded with `key`.
+pub(super) fn key_watch(pending: &PendingCheck, head: &RequestHead, key: &str) -> KeyWatch {
+    KeyWatch {
+        forwarded: Forwarded {
+            route: pending.identified.route,
+            websocket: pending.websocket,
+            origin: pending.origin.clone(),
+        },
+        key: key.to_string(),
+        ask_identity: ask_identity(head.header("accept-encoding")),
+        drop_extensions: drop_extensions(
+            pending.websocket,
+            head.header("sec-websocket-extensions"),
+        ),
+    }
+}
+
+/// Starts the response watch of a request forwarded with the key the plan carries (none if it
+/// carries none).
+pub(super) fn watch_plan(
+    host: &mut impl Host,
+    pending: &PendingCheck,
+    head: &RequestHead,
+    plan: &RewritePlan,
+) -> Option<Box<ErrorWatch>> {
+    let watch = key_watch(pending, head, key_in_plan(plan)?);
+    Some(Box::new(ErrorWatch::start(watch, host)))
 }

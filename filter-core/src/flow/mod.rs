@@ -16,6 +16,7 @@ mod counts;
 mod error_watch;
 mod response;
 mod revalidation;
+mod sender;
 mod verdict;
 mod worker;
 

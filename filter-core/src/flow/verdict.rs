@@ -2,8 +2,9 @@
 //! allow (merging its lease into the verdict cache), confirm a rate limit once against the
 //! cache and the token-service, answer everything else locally.
 
-use crate::flow::check::{watch_plan, Waiting};
+use crate::flow::check::Waiting;
 use crate::flow::counts::Counter;
+use crate::flow::error_watch::watch_plan;
 use crate::flow::{apply, Host, Level, RequestFlow, Step, Worker};
 use crate::pipeline::{decide_check_response, CheckDecision, Refused};
 use crate::plan::RewritePlan;
