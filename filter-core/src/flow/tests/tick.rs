@@ -79,3 +79,23 @@ fn cached_requests_are_reported_on_the_tick() {
     report_usage(&w, &mut host);
     assert_eq!(host.sent.len(), 1, "an empty batch was reported");
 }
+
+#[test]
+fn a_request_allowed_by_its_check_is_open_until_its_verdict_is_revalidated() {
+    let mut host = FakeHost::new();
+    let w = worker("{}", &host);
+    let (mut flow, _) = headers(&w, &mut host, request());
+    assert_eq!(
+        answer(&mut flow, &w, &mut host, &allow(1_000, Some((3, 1)))),
+        Step::Forward
+    );
+    assert_eq!(
+        w.streams.borrow().len(),
+        1,
+        "an allowed request was not registered as open"
+    );
+    let mut revalidations = Revalidations::default();
+    host.now = T0 + 1_000;
+    revalidations.on_tick(&w, &mut host);
+    assert_eq!(host.sent.last().unwrap().path, "/v1/revalidate");
+}
