@@ -9,7 +9,6 @@
 
 pub mod bound_check;
 pub mod bound_table;
-pub mod cache;
 pub mod client_secrets;
 pub mod config;
 pub mod cors;
@@ -17,6 +16,7 @@ pub mod credentials;
 pub mod deny_cache;
 pub mod ephemeral;
 pub mod expose;
+pub mod flow;
 pub mod guard;
 pub mod guess_throttle;
 mod header_rules;
@@ -32,9 +32,9 @@ pub mod refusal;
 pub mod request;
 pub mod retry;
 pub mod route;
-pub mod shared_cache;
+pub mod shared_data;
 #[cfg(test)]
-mod shared_double;
+mod shared_data_double;
 pub mod slots;
 pub mod subprotocol;
 pub mod upload_sessions;
@@ -42,6 +42,8 @@ pub mod upload_url;
 pub mod uploads;
 pub mod upstream_errors;
 pub mod usage;
+pub mod verdict_cache;
+pub mod verdict_store;
 pub mod version;
 pub mod ws_frames;
 
