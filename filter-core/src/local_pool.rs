@@ -47,7 +47,6 @@ pub enum Take {
 
 impl LocalPool {
     /// Spends one held unit for `cache_key` at `now_ms`.
-    #[allow(clippy::arithmetic_side_effects)] // w12-flow fixes
     pub fn take(&mut self, cache_key: &str, now_ms: u64) -> Take {
         let Some(held) = self.held.get_mut(cache_key) else {
             return Take::Empty { expired: None };

@@ -42,7 +42,6 @@ impl std::fmt::Debug for CachedVerdict {
 
 impl CachedVerdict {
     /// The binary record.
-    #[allow(clippy::arithmetic_side_effects)] // w12-flow fixes
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER.saturating_add(self.key.len()));
         out.push(VERSION);
@@ -118,7 +117,6 @@ pub enum Spend {
 }
 
 /// Tries to spend one unit of the stored entry at host time `now_ms`.
-#[allow(clippy::arithmetic_side_effects)] // w12-flow fixes
 pub fn spend(stored: Option<&[u8]>, now_ms: u64) -> Spend {
     let Some(mut entry) = stored.and_then(CachedVerdict::decode) else {
         return Spend::Miss { reclaim: None };

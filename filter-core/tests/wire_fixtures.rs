@@ -10,7 +10,7 @@
 mod common;
 
 use common::head;
-use ptk_filter_core::cache::{cache_key, Entry};
+use ptk_filter_core::verdict_cache::{cache_key, CachedVerdict};
 use ptk_filter_core::guard::outbound;
 use ptk_filter_core::open_streams::{
     parse_revalidation, revalidate_call, OpenStreams, Revalidated,
@@ -114,7 +114,7 @@ fn decide(provider: Provider, body: &str) -> CheckDecision {
 }
 
 /// The key that goes upstream and the cache entry of a forward.
-fn forwarded(provider: Provider, body: &str) -> (String, Option<Entry>) {
+fn forwarded(provider: Provider, body: &str) -> (String, Option<CachedVerdict>) {
     let h = request(provider);
     match decide(provider, body) {
         CheckDecision::Forward { plan, cache } => {
