@@ -11,8 +11,6 @@ pub mod keys;
 pub mod last_used;
 pub mod metrics;
 pub mod ratelimit;
-pub mod ratelimit_metered;
-pub mod ratelimit_redis;
 pub mod settings;
 pub mod signals;
 pub mod startup;

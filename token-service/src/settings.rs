@@ -9,8 +9,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::keys::{KeysFileError, ProviderKeys};
+use crate::ratelimit::{LimiterBackend, RateLimit};
 use crate::store::StoreLocation;
-use crate::token::RateLimit;
 
 /// Environment variable holding the check secret.
 pub const CHECK_SECRET_VAR: &str = "PTK_CHECK_SECRET";
@@ -163,6 +163,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Quota for tokens without their own.
     pub default_rate_limit: RateLimit,
+    /// Where the rate-limit windows live (`PTK_REDIS_URL` picks Redis).
+    pub limiter: LimiterBackend,
     /// Cache TTL handed out on allow (before capping at expiry).
     pub cache_ttl_ms: u64,
     /// The admin surface; `None` (no ADMIN_SECRET) serves the check API only.
@@ -202,6 +204,7 @@ impl Settings {
             env_keys: ProviderKeys::load(None, &env)?,
             metrics_listen: args.metrics_listen,
             default_rate_limit: args.rate_limit,
+            limiter: LimiterBackend::pick(args.redis_url.as_ref()),
             cache_ttl_ms: args.cache_ttl_ms,
             admin: admin_settings(args, &env)?,
         })
@@ -519,6 +522,23 @@ mod tests {
         ] {
             assert!(public_url(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The limiter backend is chosen here, from `PTK_REDIS_URL` / `--redis-url`, and its URL
+    /// (which may hold a password) never shows in `Debug`.
+    #[test]
+    fn the_redis_url_picks_the_limiter_backend() {
+        let store = StoreLocation::Sqlite("x".into());
+        let env = env_of(&[("PTK_CHECK_SECRET", "0123456789abcdef")]);
+        let s = Settings::from_args(&args(&[]), &store, &env).unwrap();
+        assert!(matches!(s.limiter, LimiterBackend::Memory));
+        let url = "redis://:redis-pw-never-shown@cache:6379/0";
+        let s = Settings::from_args(&args(&["--redis-url", url]), &store, &env).unwrap();
+        let LimiterBackend::Redis(picked) = &s.limiter else {
+            panic!("not redis: {s:?}");
+        };
+        assert_eq!(picked.expose_secret(), url);
+        assert!(!format!("{s:?}").contains("redis-pw-never-shown"));
     }
 
     #[test]

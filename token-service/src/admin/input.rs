@@ -8,8 +8,9 @@ use serde::{Deserialize, Deserializer};
 
 use super::error::AdminError;
 use crate::expiry::parse_expiry_input;
+use crate::ratelimit::{RateLimit, MAX_WINDOW_S};
 use crate::store::{TokenPatch, TokenStatus};
-use crate::token::{self, RateLimit};
+use crate::token;
 use ptk_wire::Provider;
 
 /// `{"count": N, "window_s": S}`: at most N requests per S seconds.
@@ -100,10 +101,10 @@ fn rate_limit(body: RateLimitBody) -> Result<RateLimit, AdminError> {
             "rate_limit.count and rate_limit.window_s must be at least 1",
         ));
     }
-    if body.window_s > crate::token::MAX_WINDOW_S {
+    if body.window_s > MAX_WINDOW_S {
         return Err(bad(format!(
             "rate_limit.window_s must be at most {} (about 12 days)",
-            crate::token::MAX_WINDOW_S
+            MAX_WINDOW_S
         )));
     }
     Ok(RateLimit {

@@ -111,9 +111,9 @@ pub fn table(listings: &[TokenListing], now: DateTime<Utc>) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+    use crate::ratelimit::RateLimit;
     use crate::store::contract::sample_record;
     use crate::store::TokenStatus;
-    use crate::token::RateLimit;
     use chrono::TimeZone as _;
 
     fn now() -> DateTime<Utc> {
