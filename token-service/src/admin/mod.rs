@@ -34,7 +34,6 @@ pub mod request_info;
 mod rows;
 pub mod session;
 pub mod throttle;
-mod view;
 
 pub use about::ProxyInfo;
 pub use error::AdminError;

@@ -1,9 +1,11 @@
 //! How tokens look to an operator: a table for people, JSON for scripts.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::expiry::display_time;
 use crate::store::{TokenListing, TokenRecord};
+use crate::token_view::TokenView;
 
 /// Characters of the hash shown in the table (enough to pass back as a prefix).
 const HASH_SHOWN: usize = 12;
@@ -17,36 +19,11 @@ fn providers(record: &TokenRecord) -> Vec<&'static str> {
     record.providers.iter().map(|p| p.as_str()).collect()
 }
 
-/// One record as JSON. Never includes the plaintext (the store does not have it).
-pub fn record_json(record: &TokenRecord, now: DateTime<Utc>) -> Value {
-    json!({
-        "hash": record.hash,
-        "label": record.label,
-        "last4": record.last4,
-        "providers": providers(record),
-        "status": record.status.as_str(),
-        "state": state(record, now),
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "rate_limit": record.rate_limit.map(|r| r.to_string()),
-    })
-}
-
-/// A listing row as JSON: the record plus `last_used`.
+/// A listing row as JSON, the shape the admin API answers with ([`TokenView`]): the record
+/// plus `last_used`. Never includes the plaintext (the store does not have it).
 pub fn listing_json(listing: &TokenListing, now: DateTime<Utc>) -> Value {
-    let mut value = record_json(&listing.record, now);
-    if let Value::Object(map) = &mut value {
-        map.insert("last_used".into(), json!(listing.last_used));
-    }
-    value
-}
-
-/// `2026-07-08T12:00:00.000Z` -> `2026-07-08 12:00`; anything else is shown as stored.
-fn short_time(text: &str) -> String {
-    match DateTime::parse_from_rfc3339(text) {
-        Ok(at) => at.with_timezone(&Utc).format("%Y-%m-%d %H:%M").to_string(),
-        Err(_) => text.to_owned(),
-    }
+    // Serializing plain strings and numbers cannot fail; Null would show it did.
+    serde_json::to_value(TokenView::of_listing(listing, now)).unwrap_or(Value::Null)
 }
 
 /// The human table, one token per line, times in UTC.
@@ -72,14 +49,14 @@ pub fn table(listings: &[TokenListing], now: DateTime<Utc>) -> String {
                 r.last4.clone(),
                 providers(r).join(","),
                 state(r, now).to_owned(),
-                short_time(&r.created_at),
+                display_time(&r.created_at),
                 r.expires_at
                     .as_deref()
                     .filter(|e| !e.trim().is_empty())
-                    .map_or_else(|| "never".to_owned(), short_time),
+                    .map_or_else(|| "never".to_owned(), display_time),
                 l.last_used
                     .as_deref()
-                    .map_or_else(|| "-".to_owned(), short_time),
+                    .map_or_else(|| "-".to_owned(), display_time),
                 r.rate_limit
                     .map_or_else(|| "default".to_owned(), |rl| format!("{rl}s")),
             ]
@@ -115,6 +92,7 @@ mod tests {
     use crate::store::contract::sample_record;
     use crate::store::TokenStatus;
     use chrono::TimeZone as _;
+    use serde_json::json;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 7, 8, 12, 0, 0).unwrap()
