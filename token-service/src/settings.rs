@@ -248,19 +248,20 @@ fn admin_settings(
     }))
 }
 
-/// Checks a public base URL (scheme, host, optional port; no path) and drops a trailing `/`.
+/// Checks a public base URL (http or https, host, optional port; no credentials, path, query
+/// or fragment) and drops a trailing `/`; the text is kept as typed otherwise.
 fn public_url(url: &str) -> Result<String, SettingsError> {
     let trimmed = url.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"));
-    let ok = rest.is_some_and(|authority| {
-        !authority.is_empty()
-            && authority
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    let base_only = url::Url::parse(trimmed).is_ok_and(|parsed| {
+        matches!(parsed.scheme(), "http" | "https")
+            && parsed.host_str().is_some_and(|h| !h.is_empty())
+            && parsed.username().is_empty()
+            && parsed.password().is_none()
+            && parsed.path() == "/"
+            && parsed.query().is_none()
+            && parsed.fragment().is_none()
     });
-    if !ok {
+    if !base_only {
         return Err(SettingsError::BadPublicUrl(url.to_owned()));
     }
     Ok(trimmed.to_owned())
@@ -519,6 +520,14 @@ mod tests {
             "http://",
             "http://x/v1",
             "http://a b",
+        ] {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
+        // What the url crate would accept but a base URL must not hold.
+        for bad in [
+            "http://user:pw@proxy",
+            "http://proxy?x=1",
+            "http://proxy#top",
         ] {
             assert!(public_url(bad).is_err(), "{bad}");
         }
