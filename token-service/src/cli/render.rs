@@ -1,6 +1,7 @@
 //! How tokens look to an operator: a table for people, JSON for scripts.
 
 use chrono::{DateTime, Utc};
+use comfy_table::{presets, Table};
 use serde_json::Value;
 
 use crate::expiry::display_time;
@@ -26,9 +27,11 @@ pub fn listing_json(listing: &TokenListing, now: DateTime<Utc>) -> Value {
     serde_json::to_value(TokenView::of_listing(listing, now)).unwrap_or(Value::Null)
 }
 
-/// The human table, one token per line, times in UTC.
+/// The human table, one token per line, times in UTC: columns two spaces apart, no borders
+/// (comfy-table's `NOTHING` style), no trailing spaces.
 pub fn table(listings: &[TokenListing], now: DateTime<Utc>) -> String {
-    let header = [
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING).set_header([
         "HASH",
         "LABEL",
         "LAST4",
@@ -38,48 +41,34 @@ pub fn table(listings: &[TokenListing], now: DateTime<Utc>) -> String {
         "EXPIRES",
         "LAST USED",
         "RATE LIMIT",
-    ];
-    let rows: Vec<[String; 9]> = listings
-        .iter()
-        .map(|l| {
-            let r = &l.record;
-            [
-                r.hash.chars().take(HASH_SHOWN).collect(),
-                r.label.clone(),
-                r.last4.clone(),
-                providers(r).join(","),
-                state(r, now).to_owned(),
-                display_time(&r.created_at),
-                r.expires_at
-                    .as_deref()
-                    .filter(|e| !e.trim().is_empty())
-                    .map_or_else(|| "never".to_owned(), display_time),
-                l.last_used
-                    .as_deref()
-                    .map_or_else(|| "-".to_owned(), display_time),
-                r.rate_limit
-                    .map_or_else(|| "default".to_owned(), |rl| format!("{rl}s")),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+    ]);
+    for l in listings {
+        let r = &l.record;
+        table.add_row([
+            r.hash.chars().take(HASH_SHOWN).collect(),
+            r.label.clone(),
+            r.last4.clone(),
+            providers(r).join(","),
+            state(r, now).to_owned(),
+            display_time(&r.created_at),
+            r.expires_at
+                .as_deref()
+                .filter(|e| !e.trim().is_empty())
+                .map_or_else(|| "never".to_owned(), display_time),
+            l.last_used
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), display_time),
+            r.rate_limit
+                .map_or_else(|| "default".to_owned(), |rl| format!("{rl}s")),
+        ]);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
     }
     let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let padded: Vec<String> = cells
-            .zip(widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
-            .collect();
-        out.push_str(padded.join("  ").trim_end());
+    for line in table.lines() {
+        out.push_str(line.trim_end());
         out.push('\n');
-    };
-    line(&mut header.iter().copied());
-    for row in &rows {
-        line(&mut row.iter().map(String::as_str));
     }
     out
 }
