@@ -523,7 +523,11 @@ mod tests {
         ] {
             assert!(public_url(bad).is_err(), "{bad}");
         }
-        // What the url crate would accept but a base URL must not hold.
+    }
+
+    /// What the url crate parses but a base URL must not hold.
+    #[test]
+    fn public_urls_hold_no_credentials_query_or_fragment() {
         for bad in [
             "http://user:pw@proxy",
             "http://proxy?x=1",
@@ -531,6 +535,10 @@ mod tests {
         ] {
             assert!(public_url(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            public_url("HTTPS://Proxy:10000/").unwrap(),
+            "HTTPS://Proxy:10000"
+        );
     }
 
     /// The limiter backend is chosen here, from `PTK_REDIS_URL` / `--redis-url`, and its URL
