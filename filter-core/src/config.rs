@@ -198,7 +198,9 @@ struct RawProvider {
 }
 
 impl RawProvider {
-    fn or_host(self, host: &str) -> ProviderConfig {
+    /// The provider's config, its authority defaulting to the registry's.
+    fn or_host(self, provider: Provider) -> ProviderConfig {
+        let host = provider.facts().default_authority;
         ProviderConfig {
             authority: self.authority.unwrap_or_else(|| host.to_string()),
             request_headers: self.request_headers.into_iter().collect(),
@@ -209,9 +211,9 @@ impl RawProvider {
 impl From<RawProviders> for ProvidersConfig {
     fn from(raw: RawProviders) -> Self {
         ProvidersConfig {
-            openai: raw.openai.or_host("api.openai.com"),
-            anthropic: raw.anthropic.or_host("api.anthropic.com"),
-            gemini: raw.gemini.or_host("generativelanguage.googleapis.com"),
+            openai: raw.openai.or_host(Provider::Openai),
+            anthropic: raw.anthropic.or_host(Provider::Anthropic),
+            gemini: raw.gemini.or_host(Provider::Gemini),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cors;
 pub mod credentials;
 pub mod deny_cache;
+pub mod dialect;
 pub mod ephemeral;
 pub mod expose;
 pub mod guard;
@@ -24,11 +25,11 @@ pub mod mint_watch;
 pub mod open_streams;
 pub mod pipeline;
 pub mod plan;
+pub mod providers;
 pub mod query;
 pub mod refusal;
 pub mod request;
 pub mod retry;
-pub mod route;
 pub mod shared_cache;
 #[cfg(test)]
 mod shared_double;
@@ -43,6 +44,7 @@ pub mod version;
 pub mod ws_frames;
 
 pub use config::FilterConfig;
+pub use dialect::{Dialect, ErrorShape};
 pub use pipeline::{
     check_call, decide_check_response, decide_headers, token_hash, CheckDecision, HeadersDecision,
     PendingCheck, Refused,
@@ -50,5 +52,4 @@ pub use pipeline::{
 pub use plan::RewritePlan;
 pub use refusal::{LocalReply, Refusal};
 pub use request::RequestHead;
-pub use route::{ErrorShape, Route};
 pub use slots::{identify, Identified, Slot};

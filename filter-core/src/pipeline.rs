@@ -12,12 +12,12 @@ use crate::cache::{cache_key, Entry};
 use crate::client_secrets::PendingSecret;
 use crate::config::FilterConfig;
 use crate::cors::{decorate, is_preflight, origin_of, preflight_reply};
+use crate::dialect::{guess_error_shape, ErrorShape};
 use crate::ephemeral::{self, Ephemeral};
 use crate::guard;
 use crate::plan::{rewrite_plan, RewritePlan};
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
-use crate::route::{guess_error_shape, ErrorShape};
 use crate::slots::{identify, Identified};
 use crate::uploads::{keyless_leg, PendingLeg};
 
@@ -51,7 +51,7 @@ pub enum HeadersDecision {
 /// A request waiting on its check callout.
 #[derive(Debug, Clone)]
 pub struct PendingCheck {
-    /// The token, its slot and route. Dropped once the request is decided.
+    /// The token, its slot and dialect. Dropped once the request is decided.
     pub identified: Identified,
     /// SHA-256 hex of the token.
     pub hash: String,
@@ -70,7 +70,7 @@ impl PendingCheck {
     pub fn refuse(&self, refusal: Refusal) -> Refused {
         refuse(
             refusal,
-            self.identified.route.error_shape(),
+            self.identified.dialect.error_shape(),
             self.websocket,
             self.origin.as_deref(),
         )
@@ -86,7 +86,7 @@ impl PendingCheck {
         head: &RequestHead,
         key: &str,
     ) -> Result<RewritePlan, Refused> {
-        let upstream = config.upstream(self.identified.route.provider());
+        let upstream = config.upstream(self.identified.dialect.provider());
         let plan = rewrite_plan(head, &self.identified, key, upstream);
         if guard::leaks(head, &plan, &self.identified.token) {
             return Err(self.refuse(Refusal::TokenInRequest));
@@ -154,7 +154,7 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
         Some(identified) => {
             let hash = token_hash(&identified.token);
             HeadersDecision::Check(PendingCheck {
-                cache_key: cache_key(&hash, identified.route.provider()),
+                cache_key: cache_key(&hash, identified.dialect.provider()),
                 hash,
                 identified,
                 websocket,
@@ -203,7 +203,7 @@ pub fn check_call(
     let headers = callout_headers(config, secret, CHECK_PATH);
     let request = CheckRequest {
         hash: pending.hash.clone(),
-        provider: pending.identified.route.provider(),
+        provider: pending.identified.dialect.provider(),
         returned: pending.returned,
     };
     // Serialising plain fields cannot fail; an empty body would be refused upstream anyway.

@@ -3,9 +3,10 @@
 //! the operator's own headers, and point the request at the provider's host.
 
 use crate::config::ProviderConfig;
+use crate::dialect::Dialect;
+use crate::providers::Placement;
 use crate::query::strip_params;
 use crate::request::RequestHead;
-use crate::route::Route;
 use crate::slots::{Identified, Slot};
 use crate::subprotocol;
 
@@ -47,16 +48,16 @@ impl RewritePlan {
     }
 }
 
-/// Where the real key goes for a route and inbound slot.
-fn credential(route: Route, slot: Slot, key: &str) -> (String, String) {
+/// Where the real key goes for a dialect and inbound slot (the registry's [`Placement`]).
+fn credential(dialect: Dialect, slot: Slot, key: &str) -> (String, String) {
     let bearer = || ("authorization".to_string(), format!("Bearer {key}"));
-    match route {
-        Route::Openai | Route::GeminiOpenai => bearer(),
-        // The Anthropic API accepts both; keep the client's own slot (DESIGN.md step 4).
-        Route::Anthropic if slot == Slot::Bearer => bearer(),
-        Route::Anthropic => ("x-api-key".to_string(), key.to_string()),
-        // Header, never `?key=`: a key in a URL ends up in access logs.
-        Route::Gemini => ("x-goog-api-key".to_string(), key.to_string()),
+    match dialect.spec().credential {
+        Placement::Bearer => bearer(),
+        // Anthropic accepts both; keep the client's own slot (DESIGN.md step 4).
+        Placement::ClientSlot(_) if slot == Slot::Bearer => bearer(),
+        Placement::ClientSlot(header) | Placement::Header(header) => {
+            (header.to_string(), key.to_string())
+        }
     }
 }
 
@@ -87,7 +88,7 @@ pub fn rewrite_plan(
     real_key: &str,
     upstream: &ProviderConfig,
 ) -> RewritePlan {
-    let credential = credential(identified.route, identified.slot, real_key);
+    let credential = credential(identified.dialect, identified.slot, real_key);
     let operator = &upstream.request_headers;
     let is_set = |name: &str| name == credential.0 || operator.iter().any(|(n, _)| n == name);
     // Only headers the request carries need removing, and one being set is replaced (all of

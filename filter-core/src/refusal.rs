@@ -5,7 +5,7 @@
 use ptk_wire::DenyReason;
 use serde_json::json;
 
-use crate::route::ErrorShape;
+use crate::dialect::ErrorShape;
 
 /// Why a request is answered locally instead of forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,12 +16,12 @@ use ptk_wire::Provider;
 
 use crate::config::FilterConfig;
 use crate::cors::origin_of;
+use crate::dialect::ErrorShape;
 use crate::guard::{self, Sought};
 use crate::pipeline::{refuse, Refused};
 use crate::plan::{set_path_and_authority, RewritePlan, ACCOUNT_HEADERS, CREDENTIAL_HEADERS};
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
-use crate::route::ErrorShape;
 use crate::upload_sessions::Session;
 use crate::upload_url::{
     on_provider, rewrite, upload_id, url_query, ClientOrigin, UPLOAD_URL_HEADERS,

@@ -73,7 +73,7 @@ impl Guard {
         }
         Guard {
             fwd: Forwarded {
-                route: pending.identified.route,
+                dialect: pending.identified.dialect,
                 websocket: pending.websocket,
                 origin: pending.origin.clone(),
             },
@@ -250,7 +250,7 @@ impl Guard {
     }
 
     fn provider(&self) -> Provider {
-        self.fwd.route.provider()
+        self.fwd.dialect.provider()
     }
 
     fn log_masked(&self, status: u16) {

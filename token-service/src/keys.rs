@@ -7,13 +7,10 @@ use std::path::Path;
 use ptk_wire::Provider;
 use secrecy::{ExposeSecret as _, SecretString};
 
-/// Environment variable (and keys-file name) holding the real key of a provider.
+/// Environment variable (and keys-file name) holding the real key of a provider (from the
+/// provider registry's shared facts, `ptk_wire::providers`).
 pub fn key_var(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Openai => "OPENAI_API_KEY",
-        Provider::Anthropic => "ANTHROPIC_API_KEY",
-        Provider::Gemini => "GEMINI_API_KEY",
-    }
+    provider.key_env()
 }
 
 /// Why the keys file could not be used. Only line numbers and names, never values.

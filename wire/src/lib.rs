@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod providers;
 mod revalidate;
 mod version;
 pub use revalidate::{

@@ -7,7 +7,7 @@ use proxy_wasm::types::{Action, LogLevel};
 use ptk_filter_core::bound_table::Recorded;
 use ptk_filter_core::client_secrets::{self, PendingSecret};
 use ptk_filter_core::mint_watch::{mints, MintWatch, Read};
-use ptk_filter_core::{PendingCheck, RequestHead, Route};
+use ptk_filter_core::{Dialect, PendingCheck, RequestHead};
 
 use super::bound::Bound;
 use super::PtkHttp;
@@ -37,7 +37,7 @@ impl PtkHttp {
         pending: &PendingCheck,
     ) {
         let wanted = worker.config.ephemeral.pass_through
-            && pending.identified.route == Route::Openai
+            && pending.identified.dialect == Dialect::Openai
             && mints(head);
         self.mint = wanted.then(|| Box::new(MintWatch::new(&pending.hash)));
     }

@@ -22,7 +22,7 @@ impl PtkHttp {
         head: &RequestHead,
         pending: &PendingCheck,
     ) {
-        let provider = pending.identified.route.provider();
+        let provider = pending.identified.dialect.provider();
         self.upload_watch = watch(&worker.config, head, &pending.hash, provider);
     }
 
