@@ -106,8 +106,11 @@ pub struct CacheConfig {
     pub deny_ttl_ms: u64,
     /// At most this many remembered refusals per worker (cleared when full).
     pub deny_entries: usize,
-    /// How often (ms) each worker sends its batched usage to the token-service.
-    pub usage_flush_ms: u64,
+    /// How often (ms) each worker sends its batched activity (request counts) to the
+    /// token-service; also the tick that revalidates open streams. `usage_flush_ms`, its name
+    /// until 0.1, is still read.
+    #[serde(alias = "usage_flush_ms")]
+    pub activity_flush_ms: u64,
 }
 
 impl Default for CacheConfig {
@@ -116,7 +119,7 @@ impl Default for CacheConfig {
             enabled: true,
             deny_ttl_ms: 1000,
             deny_entries: 4096,
-            usage_flush_ms: 1000,
+            activity_flush_ms: 1000,
         }
     }
 }
@@ -268,10 +271,10 @@ impl FilterConfig {
                 ts.retries
             ));
         }
-        let flush = self.cache.usage_flush_ms;
+        let flush = self.cache.activity_flush_ms;
         if !(100..=60_000).contains(&flush) {
             return Err(format!(
-                "cache.usage_flush_ms: must be 100..=60000, got {flush}"
+                "cache.activity_flush_ms: must be 100..=60000, got {flush}"
             ));
         }
         if self.cache.deny_ttl_ms > MAX_TIMEOUT_MS {

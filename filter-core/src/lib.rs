@@ -4,6 +4,7 @@
 //! verdict mapping and error shapes are plain functions over plain data, unit-tested on the
 //! native target. The `ptk-filter` crate is the thin proxy-wasm shim around them.
 
+pub mod activity;
 pub mod bound_check;
 pub mod bound_table;
 pub mod cache;
@@ -39,7 +40,6 @@ pub mod upload_sessions;
 pub mod upload_url;
 pub mod uploads;
 pub mod upstream_errors;
-pub mod usage;
 pub mod version;
 pub mod ws_frames;
 

@@ -15,10 +15,10 @@ use ptk_wire::{
 };
 use serde::Deserialize;
 
+use crate::activity::Call;
 use crate::cache::cache_key;
 use crate::config::FilterConfig;
 use crate::pipeline::callout_headers;
-use crate::usage::Call;
 
 /// Settings (plugin config `streams`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -282,7 +282,7 @@ pub fn decide_check_response(
         },
         // Transport failure, non-200, garbage, or an allow without a key: fail closed.
         _ => CheckDecision::Reply {
-            refused: pending.refuse(Refusal::StoreUnavailable),
+            refused: pending.refuse(Refusal::TokenServiceUnavailable),
             callout_failed: true,
         },
     }

@@ -71,7 +71,10 @@ impl PendingLeg {
         let mut refused = refuse(refusal, ErrorShape::Gemini, false, self.origin.as_deref());
         let dead = matches!(
             refusal,
-            Refusal::UnknownUpload | Refusal::Invalid | Refusal::Expired | Refusal::Scope
+            Refusal::UnknownUpload
+                | Refusal::Invalid
+                | Refusal::Expired
+                | Refusal::ProviderNotAllowed
         );
         if dead {
             refused
@@ -395,12 +398,12 @@ mod tests {
             Refusal::UnknownUpload,
             Refusal::Invalid,
             Refusal::Expired,
-            Refusal::Scope,
+            Refusal::ProviderNotAllowed,
         ] {
             assert_eq!(status(dead).as_deref(), Some("final"), "{dead:?}");
         }
         for transient in [
-            Refusal::StoreUnavailable,
+            Refusal::TokenServiceUnavailable,
             Refusal::Throttled { retry_after_s: 1 },
             Refusal::ProviderUnconfigured,
         ] {

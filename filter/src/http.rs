@@ -98,7 +98,7 @@ impl Client {
 fn is_guess(refusal: Refusal) -> bool {
     matches!(
         refusal,
-        Refusal::Invalid | Refusal::Expired | Refusal::Scope
+        Refusal::Invalid | Refusal::Expired | Refusal::ProviderNotAllowed
     )
 }
 
@@ -157,10 +157,10 @@ impl PtkHttp {
         Action::Pause
     }
 
-    fn store_unavailable(&mut self, worker: &Worker, pending: &PendingCheck) -> Action {
+    fn token_service_unavailable(&mut self, worker: &Worker, pending: &PendingCheck) -> Action {
         worker.metrics.callout_failed();
-        worker.metrics.refused(Refusal::StoreUnavailable);
-        self.reply(&pending.refuse(Refusal::StoreUnavailable).reply)
+        worker.metrics.refused(Refusal::TokenServiceUnavailable);
+        self.reply(&pending.refuse(Refusal::TokenServiceUnavailable).reply)
     }
 
     fn apply(plan: &RewritePlan) -> bool {
@@ -238,13 +238,13 @@ impl PtkHttp {
                 LogLevel::Error,
                 "ptk filter: could not rewrite request headers",
             );
-            self.store_unavailable(worker, pending);
+            self.token_service_unavailable(worker, pending);
             return false;
         }
         self.guard = Some(Box::new(Guard::start(pending, head, key)));
         worker.metrics.cache_hit();
         worker.metrics.allowed();
-        worker.usage.borrow_mut().record(&pending.hash);
+        worker.activity.borrow_mut().record(&pending.hash);
         // Known valid now; the next tick reads the cached verdict's own validity.
         self.opened(worker, pending, host::now_ms());
         self.cors_origin = pending.origin.clone();
@@ -291,7 +291,7 @@ impl PtkHttp {
                     LogLevel::Warn,
                     &format!("ptk filter: could not start the token-service check ({status:?})"),
                 );
-                self.store_unavailable(worker, &pending)
+                self.token_service_unavailable(worker, &pending)
             }
         }
     }
@@ -326,7 +326,7 @@ impl PtkHttp {
                 LogLevel::Error,
                 "ptk filter: could not rewrite request headers",
             );
-            self.store_unavailable(worker, &waiting.pending);
+            self.token_service_unavailable(worker, &waiting.pending);
             return;
         }
         self.guard = Guard::from_plan(&waiting.pending, &waiting.head, plan).map(Box::new);
@@ -501,7 +501,7 @@ impl Context for PtkHttp {
 
 impl HttpContext for PtkHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let unavailable = Refusal::StoreUnavailable.reply(ErrorShape::Openai);
+        let unavailable = Refusal::TokenServiceUnavailable.reply(ErrorShape::Openai);
         let Some(worker) = self.worker.clone() else {
             // No valid configuration: never forward.
             return self.reply(&unavailable);

@@ -1,5 +1,5 @@
 //! The root context: parses the plugin configuration once, hands each request a context, and
-//! on every tick flushes counters and batched usage, refreshes the shared-data CAS anchor and
+//! on every tick flushes counters and batched activity, refreshes the shared-data CAS anchor and
 //! revalidates the tokens of open streams (closing those of revoked tokens).
 
 use std::cell::{Cell, RefCell};
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
+use ptk_filter_core::activity::ActivityBatch;
 use ptk_filter_core::cache::Entry;
 use ptk_filter_core::config::{validate_secret, CheckSecret};
 use ptk_filter_core::deny_cache::DenyCache;
@@ -18,7 +19,6 @@ use ptk_filter_core::open_streams::{
     parse_revalidation, revalidate_call, OpenStreams, MAX_BATCHES_PER_TICK,
 };
 use ptk_filter_core::shared_cache::{CasAnchor, SharedData};
-use ptk_filter_core::usage::UsageBatch;
 use ptk_filter_core::FilterConfig;
 
 use crate::host::{self, HostSharedData};
@@ -43,7 +43,7 @@ pub struct Worker {
     /// (client, token) pairs that succeeded, which pass a throttled address.
     pub known: RefCell<KnownGood>,
     /// Requests allowed from the cache since the last flush.
-    pub usage: RefCell<UsageBatch>,
+    pub activity: RefCell<ActivityBatch>,
     /// Lease units this worker took from shared data in batches.
     pub pool: RefCell<LocalPool>,
     /// A CAS that no cache key can hold, for creating keys only when absent.
@@ -171,9 +171,12 @@ impl Context for PtkRoot {
             }
             return;
         }
-        // Usage reports are best effort: a lost batch only makes lastUsed a little older.
+        // Activity reports are best effort: a lost batch only makes lastUsed a little older.
         if host::call_response_status() != Some(204) {
-            host::log(LogLevel::Warn, "ptk filter: usage report was not accepted");
+            host::log(
+                LogLevel::Warn,
+                "ptk filter: activity report was not accepted",
+            );
         }
     }
 }
@@ -190,7 +193,7 @@ impl RootContext for PtkRoot {
                 // Which release, config schema and wire version run here, for the operator
                 // matching filter and token-service versions.
                 host::log(LogLevel::Info, &ptk_filter_core::version::start_line());
-                host::set_tick(Duration::from_millis(config.cache.usage_flush_ms));
+                host::set_tick(Duration::from_millis(config.cache.activity_flush_ms));
                 let denies = DenyCache::new(config.cache.deny_ttl_ms, config.cache.deny_entries);
                 let throttle = GuessThrottle::new(config.guess_throttle.clone());
                 self.worker = Some(Rc::new(Worker {
@@ -200,7 +203,7 @@ impl RootContext for PtkRoot {
                     denies: RefCell::new(denies),
                     throttle: RefCell::new(throttle),
                     known: RefCell::new(KnownGood::default()),
-                    usage: RefCell::new(UsageBatch::default()),
+                    activity: RefCell::new(ActivityBatch::default()),
                     pool: RefCell::new(LocalPool::default()),
                     anchor: Cell::new(CasAnchor::refresh(&HostSharedData)),
                     streams: RefCell::new(OpenStreams::default()),
@@ -234,7 +237,7 @@ impl RootContext for PtkRoot {
         worker.metrics.flush(open);
         worker.response_metrics.flush();
         let Some((headers, body)) = worker
-            .usage
+            .activity
             .borrow_mut()
             .take_call(&worker.config, worker.secret.expose())
         else {
@@ -243,7 +246,10 @@ impl RootContext for PtkRoot {
         let ts = &worker.config.token_service;
         let timeout = Duration::from_millis(ts.timeout_ms);
         if host::dispatch(&ts.cluster, &headers, &body, timeout).is_err() {
-            host::log(LogLevel::Warn, "ptk filter: could not send a usage report");
+            host::log(
+                LogLevel::Warn,
+                "ptk filter: could not send an activity report",
+            );
         }
     }
 

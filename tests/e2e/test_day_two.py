@@ -194,9 +194,9 @@ def test_metrics_move_with_real_traffic(ops):
     while True:
         envoy = requests.get(f"http://127.0.0.1:{ops.admin_port}/stats/prometheus",
                              timeout=5).text
-        if re.search(r"^ptk_refused_scope\{\} [1-9]", envoy, re.M) or \
+        if re.search(r"^ptk_refused_provider_not_allowed\{\} [1-9]", envoy, re.M) or \
                 time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert re.search(r"^ptk_allowed\{\} [1-9]", envoy, re.M), envoy[:2000]
-    assert re.search(r"^ptk_refused_scope\{\} [1-9]", envoy, re.M), envoy[:2000]
+    assert re.search(r"^ptk_refused_provider_not_allowed\{\} [1-9]", envoy, re.M), envoy[:2000]

@@ -67,8 +67,14 @@ impl Provider {
     }
 }
 
-/// Path of the usage endpoint: batched last-used stamps and request counts from the filter.
-pub const USAGE_PATH: &str = "/v1/usage";
+/// Path of the activity endpoint: batched request counts (and so last-used stamps) from the
+/// filter. "Activity", not "usage": usage is the providers' token counts, which metering adds.
+pub const ACTIVITY_PATH: &str = "/v1/activity";
+
+/// The activity endpoint's wire-1.0 path, which every 1.x filter sends (an older token-service
+/// knows only this one, so filters keep sending it until a major version); the token-service
+/// serves both.
+pub const ACTIVITY_PATH_V1_0: &str = "/v1/usage";
 
 /// What the filter asks: may the token with this hash call this provider now?
 ///
@@ -151,19 +157,19 @@ impl std::fmt::Debug for CheckResponse {
     }
 }
 
-/// Batched usage from one Envoy worker: requests it allowed from cached verdicts, which the
+/// Batched activity from one Envoy worker: requests it allowed from cached verdicts, which the
 /// token-service never saw, so `lastUsed` and request counts stay true. Unknown fields are
 /// ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageReport {
+pub struct ActivityReport {
     /// One entry per token hash.
-    pub entries: Vec<UsageEntry>,
+    pub entries: Vec<ActivityEntry>,
 }
 
 /// Requests one token made through one worker since its last report. Unknown fields are
 /// ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageEntry {
+pub struct ActivityEntry {
     /// Token hash.
     pub hash: String,
     /// Requests allowed from the cache.
@@ -179,8 +185,10 @@ pub enum DenyReason {
     Invalid,
     /// The token's expiry is at or before now: 401 with a distinct message.
     Expired,
-    /// The provider is not in the token's scopes: 403.
-    Scope,
+    /// The provider is not in the token's scopes: 403 `provider_not_allowed`. Spelled
+    /// `scope` on the wire (wire 1.0; an older filter refuses any other spelling).
+    #[serde(rename = "scope")]
+    ProviderNotAllowed,
     /// The token is over its rate limit: 429 with `Retry-After`.
     RateLimited,
     /// The token store could not be read: 503.
@@ -212,7 +220,7 @@ mod tests {
             let text = fixture(name);
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
             let back = if name.starts_with("usage") {
-                let parsed: UsageReport = serde_json::from_str(&text).unwrap();
+                let parsed: ActivityReport = serde_json::from_str(&text).unwrap();
                 serde_json::to_value(parsed).unwrap()
             } else if name.starts_with("check_request") {
                 let parsed: CheckRequest = serde_json::from_str(&text).unwrap();
@@ -247,7 +255,7 @@ mod tests {
             "newer_check_request_returning.json",
             "check_request_returning.json",
         );
-        same_as::<UsageReport>("newer_usage.json", "usage.json");
+        same_as::<ActivityReport>("newer_usage.json", "usage.json");
         let extra = r#"{"verdict":"allow","key":"k","cache_ttl_ms":1,"admin":true}"#;
         assert!(matches!(
             serde_json::from_str::<CheckResponse>(extra),

@@ -167,7 +167,7 @@ impl PtkHttp {
                     ),
                 );
                 worker.metrics.callout_failed();
-                self.refuse_bound(worker, &bound, Refusal::StoreUnavailable)
+                self.refuse_bound(worker, &bound, Refusal::TokenServiceUnavailable)
             }
         }
     }
@@ -234,7 +234,7 @@ impl PtkHttp {
                         bound.what()
                     ),
                 );
-                self.refuse_bound(worker, &bound, Refusal::StoreUnavailable);
+                self.refuse_bound(worker, &bound, Refusal::TokenServiceUnavailable);
             }
         }
         true
@@ -271,7 +271,7 @@ impl PtkHttp {
                 LogLevel::Error,
                 "ptk filter: could not rewrite request headers",
             );
-            self.refuse_bound(worker, &bound, Refusal::StoreUnavailable);
+            self.refuse_bound(worker, &bound, Refusal::TokenServiceUnavailable);
             return false;
         }
         worker.metrics.allowed();
