@@ -239,7 +239,11 @@ mod tests {
             (Some(rec(Active, PAST)), Openai, Err(Expired)),
             (Some(rec(Active, PAST)), Gemini, Err(Expired)),
             (Some(rec(Active, None)), Gemini, Err(ProviderNotAllowed)),
-            (Some(rec(Active, FUTURE)), Anthropic, Err(ProviderNotAllowed)),
+            (
+                Some(rec(Active, FUTURE)),
+                Anthropic,
+                Err(ProviderNotAllowed),
+            ),
             (Some(rec(Active, None)), Openai, Ok(())),
             (Some(rec(Active, Some(""))), Openai, Ok(())),
             (Some(rec(Active, FUTURE)), Openai, Ok(())),
