@@ -1,8 +1,6 @@
 //! The plugin configuration: parsed once, strictly, in `on_configure`. A bad config is refused
 //! with a message that names the field, so Envoy fails at start instead of at request time.
 
-use std::collections::BTreeMap;
-
 use ptk_wire::Provider;
 use serde::Deserialize;
 
@@ -10,6 +8,7 @@ use crate::guess_throttle::GuessThrottleConfig;
 use crate::header_rules::{check_header_name, check_header_value};
 pub use crate::header_rules::{MAX_HEADER_VALUE_LEN, MAX_REQUEST_HEADERS};
 use crate::open_streams::StreamsConfig;
+pub use crate::provider_config::{ConfiguredProvider, ProviderConfig, ProvidersConfig};
 use crate::upload_sessions::UploadsConfig;
 
 /// The whole plugin configuration (Envoy `plugin_config.configuration`, a JSON string).
@@ -155,72 +154,6 @@ impl Default for TokenServiceConfig {
     }
 }
 
-/// The upstream of each coarse provider. Envoy routes on its `:authority` (static clusters in
-/// `envoy.yaml`, or Istio `ServiceEntry` hosts).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "RawProviders")]
-pub struct ProvidersConfig {
-    /// OpenAI.
-    pub openai: ProviderConfig,
-    /// Anthropic.
-    pub anthropic: ProviderConfig,
-    /// Gemini (native and OpenAI-compatible endpoints).
-    pub gemini: ProviderConfig,
-}
-
-impl Default for ProvidersConfig {
-    fn default() -> Self {
-        RawProviders::default().into()
-    }
-}
-
-/// One provider's upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderConfig {
-    /// Host (optionally `host:port`) the request is rewritten to.
-    pub authority: String,
-    /// Headers the operator sets on every forwarded request of this provider (e.g.
-    /// `openai-organization`), replacing any the client sent; sorted by name.
-    pub request_headers: Vec<(String, String)>,
-}
-
-/// The providers object as written: every provider and every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawProviders {
-    openai: RawProvider,
-    anthropic: RawProvider,
-    gemini: RawProvider,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawProvider {
-    authority: Option<String>,
-    request_headers: BTreeMap<String, String>,
-}
-
-impl RawProvider {
-    /// The provider's config, its authority defaulting to the registry's.
-    fn or_host(self, provider: Provider) -> ProviderConfig {
-        let host = provider.facts().default_authority;
-        ProviderConfig {
-            authority: self.authority.unwrap_or_else(|| host.to_string()),
-            request_headers: self.request_headers.into_iter().collect(),
-        }
-    }
-}
-
-impl From<RawProviders> for ProvidersConfig {
-    fn from(raw: RawProviders) -> Self {
-        ProvidersConfig {
-            openai: raw.openai.or_host(Provider::Openai),
-            anthropic: raw.anthropic.or_host(Provider::Anthropic),
-            gemini: raw.gemini.or_host(Provider::Gemini),
-        }
-    }
-}
-
 /// Longest callout timeout accepted; anything longer would hold client requests hostage.
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
@@ -310,7 +243,8 @@ impl FilterConfig {
         check_name("token_service.cluster", &ts.cluster)?;
         check_name("token_service.authority", &ts.authority)?;
         check_name("token_service.secret_env", &ts.secret_env)?;
-        for provider in Provider::ALL {
+        let configured = self.providers.configured.iter().map(|c| c.provider);
+        for provider in Provider::ALL.into_iter().chain(configured) {
             let upstream = self.upstream(provider);
             let field = format!("providers.{}.authority", provider.as_str());
             check_name(&field, &upstream.authority)?;
@@ -327,13 +261,10 @@ impl FilterConfig {
         Ok(())
     }
 
-    /// The upstream configuration of a coarse provider.
+    /// The upstream configuration of a coarse provider (one with an empty authority for a
+    /// configured provider this configuration does not name: the pipeline refuses it).
     pub fn upstream(&self, provider: Provider) -> &ProviderConfig {
-        match provider {
-            Provider::Openai => &self.providers.openai,
-            Provider::Anthropic => &self.providers.anthropic,
-            Provider::Gemini => &self.providers.gemini,
-        }
+        self.providers.upstream(provider)
     }
 }
 

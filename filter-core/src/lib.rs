@@ -26,6 +26,7 @@ pub mod mint_watch;
 pub mod open_streams;
 pub mod pipeline;
 pub mod plan;
+pub mod provider_config;
 pub mod providers;
 pub mod query;
 pub mod refusal;

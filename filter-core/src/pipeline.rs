@@ -15,7 +15,7 @@ use crate::cors::{decorate, is_preflight, origin_of, preflight_reply};
 use crate::dialect::{guess_error_shape, ErrorShape};
 use crate::ephemeral::{self, Ephemeral};
 use crate::guard;
-use crate::plan::{rewrite_plan, RewritePlan};
+use crate::plan::{rewrite_plan_under, RewritePlan};
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
 use crate::slots::{identify, Identified};
@@ -86,8 +86,13 @@ impl PendingCheck {
         head: &RequestHead,
         key: &str,
     ) -> Result<RewritePlan, Refused> {
-        let upstream = config.upstream(self.identified.dialect.provider());
-        let plan = rewrite_plan(head, &self.identified, key, upstream);
+        let provider = self.identified.provider;
+        let upstream = config.upstream(provider);
+        if upstream.authority.is_empty() {
+            return Err(self.refuse(Refusal::ProviderUnconfigured));
+        }
+        let strip = config.providers.strip_prefix(provider);
+        let plan = rewrite_plan_under(head, &self.identified, key, upstream, strip);
         if guard::leaks(head, &plan, &self.identified.token) {
             return Err(self.refuse(Refusal::TokenInRequest));
         }
@@ -150,11 +155,11 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
     }
     let websocket = head.is_websocket_upgrade();
     let origin = origin_of(head);
-    match identify(head) {
+    match identify(head).map(|i| i.under_configured(&config.providers, head.path())) {
         Some(identified) => {
             let hash = token_hash(&identified.token);
             HeadersDecision::Check(PendingCheck {
-                cache_key: cache_key(&hash, identified.dialect.provider()),
+                cache_key: cache_key(&hash, identified.provider),
                 hash,
                 identified,
                 websocket,
@@ -203,7 +208,7 @@ pub fn check_call(
     let headers = callout_headers(config, secret, CHECK_PATH);
     let request = CheckRequest {
         hash: pending.hash.clone(),
-        provider: pending.identified.dialect.provider(),
+        provider: pending.identified.provider,
         returned: pending.returned,
     };
     // Serialising plain fields cannot fail; an empty body would be refused upstream anyway.

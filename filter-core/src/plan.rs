@@ -70,7 +70,23 @@ pub(crate) fn set_path_and_authority(
     authority: &str,
     set: &mut Vec<(String, String)>,
 ) {
-    if let Some(path) = strip_params(head.path_and_query()) {
+    set_path_and_authority_under(head, authority, None, set);
+}
+
+/// [`set_path_and_authority`] for a provider reached under a path prefix (a configured one),
+/// which the upstream path loses: `/selfhosted/v1/models` goes up as `/v1/models`.
+fn set_path_and_authority_under(
+    head: &RequestHead,
+    authority: &str,
+    strip: Option<&str>,
+    set: &mut Vec<(String, String)>,
+) {
+    let sent = head.path_and_query();
+    let unprefixed = strip
+        .and_then(|prefix| sent.strip_prefix(prefix))
+        .map(|rest| format!("/{rest}"));
+    let path = unprefixed.as_deref().unwrap_or(sent);
+    if let Some(path) = strip_params(path).or(unprefixed.clone()) {
         set.push((":path".to_string(), path));
     }
     if head.header(":authority") != Some(authority) {
@@ -87,6 +103,18 @@ pub fn rewrite_plan(
     identified: &Identified,
     real_key: &str,
     upstream: &ProviderConfig,
+) -> RewritePlan {
+    rewrite_plan_under(head, identified, real_key, upstream, None)
+}
+
+/// [`rewrite_plan`] for a provider reached under a path prefix that the upstream path loses
+/// (`strip`: a configured provider's).
+pub fn rewrite_plan_under(
+    head: &RequestHead,
+    identified: &Identified,
+    real_key: &str,
+    upstream: &ProviderConfig,
+    strip: Option<&str>,
 ) -> RewritePlan {
     let credential = credential(identified.dialect, identified.slot, real_key);
     let operator = &upstream.request_headers;
@@ -108,7 +136,7 @@ pub fn rewrite_plan(
         }
     }
 
-    set_path_and_authority(head, &upstream.authority, &mut set);
+    set_path_and_authority_under(head, &upstream.authority, strip, &mut set);
     set.extend(operator.iter().cloned());
     set.push(credential);
     RewritePlan { remove, set }

@@ -3,7 +3,10 @@
 //! Bearer + `anthropic-version` rule that current Anthropic SDKs need, DESIGN.md step 1); which
 //! dialect a slot means comes from the provider registry ([`crate::providers`]).
 
+use ptk_wire::Provider;
+
 use crate::dialect::Dialect;
+use crate::provider_config::ProvidersConfig;
 use crate::providers::{bearer_dialect, slot_owner};
 use crate::query::first_key_param;
 use crate::request::RequestHead;
@@ -36,6 +39,9 @@ pub struct Identified {
     pub token: String,
     /// The dialect the slot (and path/headers) imply.
     pub dialect: Dialect,
+    /// The provider whose scope, key and upstream apply: the dialect's, or a configured
+    /// OpenAI-compatible provider's ([`Identified::under_configured`]).
+    pub provider: Provider,
     /// Where the token was found; decides where an Anthropic real key goes.
     pub slot: Slot,
 }
@@ -46,6 +52,7 @@ impl std::fmt::Debug for Identified {
         f.debug_struct("Identified")
             .field("token", &"[redacted]")
             .field("dialect", &self.dialect)
+            .field("provider", &self.provider)
             .field("slot", &self.slot)
             .finish()
     }
@@ -63,11 +70,27 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 }
 
 fn found(token: &str, dialect: Option<Dialect>, slot: Slot) -> Option<Identified> {
+    let dialect = dialect?;
     Some(Identified {
         token: token.to_string(),
-        dialect: dialect?,
+        dialect,
+        provider: dialect.provider(),
         slot,
     })
+}
+
+impl Identified {
+    /// A plain OpenAI Bearer (no other dialect claimed it) under a configured provider's path
+    /// prefix is for that provider: it speaks OpenAI's dialect, with its own scope, key and
+    /// upstream. Every other identification stands, so the built-in precedence is unchanged.
+    pub fn under_configured(mut self, providers: &ProvidersConfig, path: &str) -> Identified {
+        if self.slot == Slot::Bearer && self.dialect == Dialect::Openai {
+            if let Some(configured) = providers.configured_for(path) {
+                self.provider = configured.provider;
+            }
+        }
+        self
+    }
 }
 
 /// Finds the token and its dialect, or `None` when no known slot holds one (401 missing

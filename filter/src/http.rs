@@ -305,7 +305,7 @@ impl PtkHttp {
                 self.context_id,
                 &pending.cache_key,
                 &pending.hash,
-                pending.identified.dialect.provider(),
+                pending.identified.provider,
                 valid_until_ms,
             );
         }

@@ -299,6 +299,9 @@ impl ResponseMetrics {
             Provider::Openai => &self.openai,
             Provider::Anthropic => &self.anthropic,
             Provider::Gemini => &self.gemini,
+            // The response path knows the dialect only, and configured providers speak
+            // OpenAI's: their refusals count with OpenAI's (never reached from a dialect).
+            Provider::Configured(_) => &self.openai,
         }
         .add();
     }

@@ -10,6 +10,7 @@ pub mod key_ring;
 pub mod keys;
 pub mod last_used;
 pub mod metrics;
+pub mod providers;
 pub mod ratelimit;
 pub mod ratelimit_metered;
 pub mod ratelimit_redis;

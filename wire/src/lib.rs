@@ -37,8 +37,11 @@ pub const CHECK_SECRET_HEADER: &str = "x-ptk-check-secret";
 
 /// A provider as the token-service sees it: the "coarse" provider that scopes, real keys and
 /// upstream hosts are keyed by (Gemini's OpenAI-compatible endpoint is `Gemini` here).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+///
+/// On the wire it is its lowercase name. A name parses only when this process knows it: a
+/// built-in one, or one the operator configured ([`providers::register`]); anything else is
+/// refused, so an unknown provider still fails closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
     /// api.openai.com
     Openai,
@@ -46,10 +49,26 @@ pub enum Provider {
     Anthropic,
     /// generativelanguage.googleapis.com (native and OpenAI-compatible endpoints)
     Gemini,
+    /// An OpenAI-compatible provider the operator configured, by its registered name.
+    Configured(&'static str),
+}
+
+impl Serialize for Provider {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Provider {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Provider::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown provider {name:?}")))
+    }
 }
 
 impl Provider {
-    /// Every provider, in a stable order.
+    /// Every built-in provider, in a stable order.
     pub const ALL: [Provider; 3] = [Provider::Openai, Provider::Anthropic, Provider::Gemini];
 
     /// The lowercase name used on the wire, in scopes and in configuration.
@@ -58,12 +77,17 @@ impl Provider {
             Provider::Openai => "openai",
             Provider::Anthropic => "anthropic",
             Provider::Gemini => "gemini",
+            Provider::Configured(name) => name,
         }
     }
 
-    /// Parses the lowercase name; `None` for anything else.
+    /// Parses the lowercase name of a built-in or registered provider; `None` for anything
+    /// else.
     pub fn parse(name: &str) -> Option<Provider> {
-        Provider::ALL.into_iter().find(|p| p.as_str() == name)
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == name)
+            .or_else(|| providers::registered(name))
     }
 }
 

@@ -98,12 +98,14 @@ impl ShapeHints {
 /// Every provider, in [`Provider::ALL`] order.
 pub const TABLE: [&ProviderSpec; 3] = [&openai::SPEC, &anthropic::SPEC, &gemini::SPEC];
 
-/// The spec of a provider.
-pub fn spec(provider: Provider) -> &'static ProviderSpec {
+/// The spec of a built-in provider; `None` for a configured one (it speaks the OpenAI
+/// dialect, `crate::config::ConfiguredProvider`).
+pub fn spec(provider: Provider) -> Option<&'static ProviderSpec> {
     match provider {
-        Provider::Openai => &openai::SPEC,
-        Provider::Anthropic => &anthropic::SPEC,
-        Provider::Gemini => &gemini::SPEC,
+        Provider::Openai => Some(&openai::SPEC),
+        Provider::Anthropic => Some(&anthropic::SPEC),
+        Provider::Gemini => Some(&gemini::SPEC),
+        Provider::Configured(_) => None,
     }
 }
 

@@ -22,7 +22,7 @@ impl PtkHttp {
         head: &RequestHead,
         pending: &PendingCheck,
     ) {
-        let provider = pending.identified.dialect.provider();
+        let provider = pending.identified.provider;
         self.upload_watch = watch(&worker.config, head, &pending.hash, provider);
     }
 
