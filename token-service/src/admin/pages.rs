@@ -111,6 +111,12 @@ fn create_form() -> Markup {
                         (facts.title)
                     }
                 }
+                // Configured providers (PTK_PROVIDERS) by name; no snippet: their path prefix
+                // is in the filter's configuration.
+                @for configured in ptk_wire::providers::configured() {
+                    @let name = configured.provider.as_str();
+                    label { input type="checkbox" name="providers" value=(name); (name) }
+                }
             }
             label { "Expires (optional)" input type="datetime-local" name="expires"; }
             label {
