@@ -179,7 +179,7 @@ def test_metrics_move_with_real_traffic(ops):
     for name, moved in [
         ('ptk_checks_total{outcome="allow"}', 1),
         ('ptk_checks_total{outcome="invalid"}', 1),
-        ('ptk_checks_total{outcome="scope"}', 1),
+        ('ptk_checks_total{outcome="provider_not_allowed"}', 1),
         ("ptk_check_duration_seconds_count", 3),
     ]:
         assert series(after, name) - series(before, name) >= moved, (name, after)
