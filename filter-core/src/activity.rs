@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use ptk_wire::{ActivityEntry, ActivityReport, ACTIVITY_PATH_V1_0};
+use ptk_wire::{ActivityEntry, ActivityReport, ACTIVITY_PATH};
 
 use crate::config::FilterConfig;
 use crate::pipeline::callout_headers;
@@ -42,7 +42,7 @@ impl ActivityBatch {
             .collect();
         entries.sort_by(|a, b| a.hash.cmp(&b.hash));
         let body = serde_json::to_vec(&ActivityReport { entries }).ok()?;
-        Some((callout_headers(config, secret, ACTIVITY_PATH_V1_0), body))
+        Some((callout_headers(config, secret, ACTIVITY_PATH), body))
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use ptk_wire::Provider::Openai;
-use ptk_wire::{CheckResponse, DenyReason, ACTIVITY_PATH_V1_0};
+use ptk_wire::{CheckResponse, DenyReason, ACTIVITY_PATH};
 use token_service::token::RateLimit;
 
 fn lease_of(r: &CheckResponse) -> (u32, u64) {
@@ -97,7 +97,7 @@ async fn usage_reports_need_the_secret_and_stamp_last_used() {
         .add_token("ptk_reported_token_01", &[Openai], |_| {})
         .await;
     let body = format!(r#"{{"entries":[{{"hash":"{hash}","count":5}}]}}"#);
-    let url = app.url(ACTIVITY_PATH_V1_0);
+    let url = app.url(ACTIVITY_PATH);
     let refused = app
         .client
         .post(&url)
@@ -137,38 +137,4 @@ async fn usage_reports_need_the_secret_and_stamp_last_used() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("usage report did not stamp last_used");
-}
-
-/// `/v1/activity` is the endpoint's name; `/v1/usage` (above) stays for wire-1.0 filters. Both
-/// need the secret and stamp lastUsed.
-#[tokio::test]
-async fn activity_reports_on_the_new_path_need_the_secret_and_stamp_last_used() {
-    let app = spawn_app().await;
-    let hash = app
-        .add_token("ptk_activity_token_01", &[Openai], |_| {})
-        .await;
-    let body = format!(r#"{{"entries":[{{"hash":"{hash}","count":2}}]}}"#);
-    let url = app.url(ptk_wire::ACTIVITY_PATH);
-    let post = |secret: Option<&'static str>| {
-        let mut request = app.client.post(&url).body(body.clone());
-        if let Some(secret) = secret {
-            request = request.header(ptk_wire::CHECK_SECRET_HEADER, secret);
-        }
-        request.send()
-    };
-    assert_eq!(post(None).await.unwrap().status(), 401);
-    assert_eq!(post(Some(SECRET)).await.unwrap().status(), 204);
-    for _ in 0..50 {
-        let stamped: Option<String> = rusqlite::Connection::open(&app.db_path)
-            .unwrap()
-            .query_row("SELECT at FROM last_used WHERE hash = ?1", [&hash], |r| {
-                r.get(0)
-            })
-            .ok();
-        if stamped.is_some() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("activity report did not stamp last_used");
 }

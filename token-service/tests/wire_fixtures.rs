@@ -129,7 +129,7 @@ async fn the_service_answers_a_newer_filters_messages() {
     );
     let usage = app
         .client
-        .post(app.url(ptk_wire::ACTIVITY_PATH_V1_0))
+        .post(app.url(ptk_wire::ACTIVITY_PATH))
         .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
         .body(fixture("newer_usage.json"))
         .send()

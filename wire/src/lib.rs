@@ -92,13 +92,10 @@ impl Provider {
 }
 
 /// Path of the activity endpoint: batched request counts (and so last-used stamps) from the
-/// filter. "Activity", not "usage": usage is the providers' token counts, which metering adds.
-pub const ACTIVITY_PATH: &str = "/v1/activity";
-
-/// The activity endpoint's wire-1.0 path, which every 1.x filter sends (an older token-service
-/// knows only this one, so filters keep sending it until a major version); the token-service
-/// serves both.
-pub const ACTIVITY_PATH_V1_0: &str = "/v1/usage";
+/// filter. "Activity", not "usage" (the providers' token counts, which metering adds), except
+/// in this path: `/v1/usage` is its wire-1.0 spelling, frozen like `"reason":"scope"` (an
+/// older token-service knows only it, and mesh policies list it).
+pub const ACTIVITY_PATH: &str = "/v1/usage";
 
 /// What the filter asks: may the token with this hash call this provider now?
 ///

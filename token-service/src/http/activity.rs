@@ -1,5 +1,5 @@
-//! `POST /v1/activity` (and `/v1/usage`, its wire-1.0 path that 1.x filters send): batched
-//! activity (request counts) from the filter's workers, for requests allowed from their
+//! `POST /v1/usage` (`ptk_wire::ACTIVITY_PATH`, its wire-1.0 spelling): batched activity
+//! (request counts) from the filter's workers, for requests allowed from their
 //! verdict cache (which this service never saw as checks).
 
 use axum::body::Bytes;

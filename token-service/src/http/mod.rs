@@ -73,7 +73,6 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route(ptk_wire::CHECK_PATH, post(check::check))
         .route(ptk_wire::ACTIVITY_PATH, post(activity::activity))
-        .route(ptk_wire::ACTIVITY_PATH_V1_0, post(activity::activity))
         .route(ptk_wire::REVALIDATE_PATH, post(revalidate::revalidate))
         .layer(versioned)
         .with_state(state)
