@@ -195,8 +195,9 @@ test-fuzz:
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 # rustfmt, and clippy with every warning an error plus the workspace's no-panic lints
-# (unwrap_used, expect_used, panic: Cargo.toml; tests opt out per module): natively with every
-# target (tests, benches), and for wasm32-wasip1 the crates that run inside Envoy, as built.
+# (unwrap_used, expect_used, panic: Cargo.toml; tests opt out per module; filter-core's
+# Cargo.toml adds indexing_slicing, arithmetic_side_effects and missing_docs): natively with
+# every target (tests, benches), and for wasm32-wasip1 the crates that run inside Envoy, as built.
 lint: lint-deps
 	cargo fmt --all --check
 	cargo clippy --workspace --exclude ptk-filter --exclude ptk-bench-wasm-floor --all-targets -- -D warnings

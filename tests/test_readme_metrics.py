@@ -1,5 +1,6 @@
 """The README's metrics tables name exactly the metrics the code defines: the filter's Envoy
-stats (`Counter::define` / `Gauge::define` in filter/src) and the token-service's Prometheus
+stats (the `Counter` names in filter-core/src/flow/counts.rs, the gauge in filter/src) and the
+token-service's Prometheus
 metrics (`registry.register` in token-service/src/metrics.rs)."""
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROVIDERS = ("openai", "anthropic", "gemini")
 
 
 def metrics_section() -> str:
@@ -28,13 +28,12 @@ def table_rows(section: str, header_start: str) -> list[list[str]]:
 
 def filter_defined() -> dict[str, str]:
     names: dict[str, str] = {}
+    counts = (ROOT / "filter-core/src/flow/counts.rs").read_text()
+    for name in re.findall(r'=> "([a-z_.]+)",', counts):
+        names[name] = "counter"
     for path in (ROOT / "filter/src").glob("*.rs"):
-        source = path.read_text()
-        for kind, name in re.findall(r'\b(Counter|Gauge)::define\("([^"]+)"\)', source):
-            names[name] = kind.lower()
-        for template in re.findall(r'Counter::define\(&format!\("([^"{]+)\{p\}"\)\)', source):
-            for provider in PROVIDERS:
-                names[template + provider] = "counter"
+        for name in re.findall(r'MetricType::Gauge, "ptk\.([^"]+)"', path.read_text()):
+            names[name] = "gauge"
     return names
 
 

@@ -8,6 +8,7 @@
 //! `valgrind --tool=callgrind target/release/examples/guard_cost loop <decide|plan|allow> <case> <n>`
 //! runs one variant `n` times; (allow − plan) / n is the guard's instructions per request
 //! (docs/benchmarks.md has the numbers). The filter runs the same code compiled to wasm in V8.
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 use std::hint::black_box;
 use std::time::Instant;

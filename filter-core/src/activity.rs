@@ -22,7 +22,8 @@ impl ActivityBatch {
     /// Counts one request for `hash`.
     pub fn record(&mut self, hash: &str) {
         match self.counts.get_mut(hash) {
-            Some(count) => *count += 1,
+            // A u64 of requests from one worker between two flushes never saturates.
+            Some(count) => *count = count.saturating_add(1),
             None => {
                 self.counts.insert(hash.to_string(), 1);
             }

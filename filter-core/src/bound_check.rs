@@ -8,16 +8,16 @@ use ptk_wire::RevalidateEntry;
 
 use crate::activity::Call;
 use crate::bound_table::Binding;
-use crate::cache::{cache_key, Entry};
 use crate::config::FilterConfig;
 use crate::open_streams::{parse_revalidation, revalidate_call, Revalidated};
 use crate::refusal::Refusal;
-use crate::shared_cache::SharedData;
+use crate::shared_data::SharedData;
+use crate::verdict_cache::{cache_key, CachedVerdict};
 
 /// Until when a cached allow-verdict says the token is valid, without spending a unit.
 pub fn cached_valid_until(shared: &impl SharedData, cache_key: &str, now_ms: u64) -> Option<u64> {
     let stored = shared.get(cache_key).ok()?.0?;
-    Entry::decode(&stored)
+    CachedVerdict::decode(&stored)
         .filter(|e| !e.key.is_empty() && now_ms < e.valid_until_ms)
         .map(|e| e.valid_until_ms)
 }
@@ -68,7 +68,7 @@ pub fn bound_verdict(binding: &Binding, status: Option<u16>, body: Option<&[u8]>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared_double::EnvoyShared;
+    use crate::shared_data_double::SharedDataDouble;
     use ptk_wire::Provider;
 
     const HASH: &str = "ab00000000000000000000000000000000000000000000000000000000000001";
@@ -134,10 +134,10 @@ mod tests {
 
     #[test]
     fn only_a_fresh_keyed_cached_verdict_counts() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let key = binding_key(&binding(Provider::Gemini));
         assert_eq!(cached_valid_until(&shared, &key, 0), None);
-        let entry = |key: &str| Entry {
+        let entry = |key: &str| CachedVerdict {
             valid_until_ms: 1_000,
             units: 0,
             window: 1,

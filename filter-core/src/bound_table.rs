@@ -20,12 +20,13 @@
 use ptk_wire::Provider;
 use sha2::{Digest, Sha256};
 
-use crate::shared_cache::{CasAnchor, SetError, SharedData};
+use crate::shared_data::{CasAnchor, SetError, SharedData};
 
-/// Consecutive slots a credential may occupy.
+/// Consecutive slots a credential may occupy (from the one its digest picks, wrapping at the
+/// table's end): a lookup reads at most this many shared-data keys.
 pub const WAYS: u32 = 4;
 
-/// Fewest slots a table may have.
+/// Fewest slots a table may have (a smaller `slots` in the configuration is refused).
 pub const MIN_SLOTS: u32 = 16;
 /// Most slots a table may have (keys `0000`–`ffff`; about 13 MB of shared data at most).
 pub const MAX_SLOTS: u32 = 65_536;
@@ -34,7 +35,9 @@ pub const MAX_SLOTS: u32 = 65_536;
 const CAS_ATTEMPTS: usize = 16;
 
 const VERSION: u8 = 1;
-/// Bytes of one record.
+/// Bytes of one slot's record: version (1), the credential's SHA-256 (32), expiry in ms since
+/// the epoch (8, little endian), finished (1), provider (1), the owning token's hash (32).
+/// A slot holding anything else reads as free.
 pub const RECORD_LEN: usize = 1 + 32 + 8 + 1 + 1 + 32;
 
 /// One table: the shared-data key prefix of its slots and how many there are.
@@ -139,10 +142,14 @@ impl Table {
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         let slots = self.slots.max(1);
-        let base = u64::from_le_bytes(first) % u64::from(slots);
+        // `slots >= 1`: the remainders are never `None`.
+        let base = u64::from_le_bytes(first)
+            .checked_rem(u64::from(slots))
+            .unwrap_or(0);
         // `base < slots <= u32::MAX`, so the conversion cannot fail.
         let base = u32::try_from(base).unwrap_or(0);
-        (0..WAYS.min(slots)).map(move |i| (base + i) % slots)
+        // `base + i < slots + WAYS`, far below `u32::MAX` (`slots <= MAX_SLOTS`).
+        (0..WAYS.min(slots)).map(move |i| base.saturating_add(i).checked_rem(slots).unwrap_or(0))
     }
 
     fn read_ways(&self, shared: &impl SharedData, digest: &[u8; 32]) -> Option<Vec<Read>> {
@@ -283,7 +290,7 @@ fn victim(reads: &[Read], digest: &[u8; 32], now_ms: u64) -> Option<(usize, bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared_double::EnvoyShared;
+    use crate::shared_data_double::SharedDataDouble;
 
     const HASH: &str = "ab00000000000000000000000000000000000000000000000000000000000001";
     const OTHER: &str = "cd00000000000000000000000000000000000000000000000000000000000002";
@@ -296,17 +303,17 @@ mod tests {
         }
     }
 
-    fn bind(shared: &EnvoyShared, t: &Table, credential: &str, now: u64) -> Recorded {
+    fn bind(shared: &SharedDataDouble, t: &Table, credential: &str, now: u64) -> Recorded {
         let anchor = CasAnchor::refresh(shared);
         let d = digest(credential);
         t.record(shared, anchor, &d, (HASH, Provider::Gemini), now + TTL, now)
     }
 
-    fn find(shared: &EnvoyShared, t: &Table, credential: &str, now: u64) -> Option<Binding> {
+    fn find(shared: &SharedDataDouble, t: &Table, credential: &str, now: u64) -> Option<Binding> {
         t.lookup(shared, &digest(credential), now)
     }
 
-    fn table_keys(shared: &EnvoyShared) -> usize {
+    fn table_keys(shared: &SharedDataDouble) -> usize {
         shared
             .keys()
             .iter()
@@ -316,7 +323,7 @@ mod tests {
 
     #[test]
     fn a_binding_is_found_until_it_expires_and_only_by_its_credential() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let t = table(64);
         assert_eq!(bind(&shared, &t, "id-1", 0), Recorded::Stored);
         let found = find(&shared, &t, "id-1", TTL - 1).unwrap();
@@ -330,7 +337,7 @@ mod tests {
 
     #[test]
     fn tables_with_other_prefixes_never_see_each_others_bindings() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let a = table(16);
         let b = Table {
             prefix: "ptk/v1/other/",
@@ -344,7 +351,7 @@ mod tests {
     #[test]
     fn unknown_credentials_miss_even_when_every_slot_is_live() {
         // A full table: every way of every credential holds some live binding.
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let t = table(16);
         for n in 0..200 {
             bind(&shared, &t, &format!("live-{n}"), 0);
@@ -356,7 +363,7 @@ mod tests {
 
     #[test]
     fn the_table_never_holds_more_than_its_slots_whatever_the_flood() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let t = table(64);
         for n in 0..20_000 {
             bind(&shared, &t, &format!("flood-{n}"), n);
@@ -373,7 +380,7 @@ mod tests {
 
     #[test]
     fn no_value_holds_the_credential_or_anything_but_the_fixed_record() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let credential = "secret-credential-visible-nowhere";
         bind(&shared, &table(16), credential, 0);
         for key in shared.keys() {
@@ -388,7 +395,7 @@ mod tests {
 
     #[test]
     fn overflow_evicts_the_binding_that_expires_first_and_the_newest_always_works() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let t = table(16);
         let ids: Vec<String> = (0..64).map(|n| format!("s-{n}")).collect();
         let mut evictions = 0;
@@ -466,7 +473,7 @@ mod tests {
 
     #[test]
     fn expired_bindings_are_free_slots() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let t = table(16);
         for n in 0..200 {
             bind(&shared, &t, &format!("early-{n}"), 0);
@@ -482,7 +489,7 @@ mod tests {
 
     #[test]
     fn finishing_caps_the_lifetime_and_unknown_credentials_are_not_found() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let t = table(16);
         let anchor = CasAnchor::refresh(&shared);
         let done = digest("done");
@@ -506,7 +513,7 @@ mod tests {
 
     #[test]
     fn the_same_credential_twice_takes_one_slot_and_the_newest_owner() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let t = table(16);
         let anchor = CasAnchor::refresh(&shared);
         let d = digest("same");
@@ -524,7 +531,7 @@ mod tests {
     fn a_racing_creator_is_never_overwritten_unseen() {
         // Worker A reads the slot absent; before its create lands, worker B creates it with its
         // own binding. A's anchored create fails, it re-reads and takes another way.
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let t = table(16);
         let anchor = CasAnchor::refresh(&shared);
         let first_way = t.ways(&digest("a")).next().unwrap();
@@ -558,7 +565,7 @@ mod tests {
 
     #[test]
     fn without_an_anchor_or_with_a_bad_hash_nothing_is_recorded() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let t = table(16);
         let d = digest("x");
         let none = CasAnchor::default();
@@ -585,7 +592,7 @@ mod tests {
         bad_provider[42] = 9;
         assert_eq!(Record::decode(&bad_provider), None);
         // A slot with junk in it is reused.
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let t = table(16);
         for w in t.ways(&digest("j")) {
             shared.raw_set(&t.slot_key(w), b"junk", None).unwrap();

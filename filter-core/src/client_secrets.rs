@@ -24,7 +24,7 @@ use crate::pipeline::{refuse, Refused};
 use crate::plan::{set_path_and_authority, RewritePlan};
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
-use crate::shared_cache::{CasAnchor, SharedData};
+use crate::shared_data::{CasAnchor, SharedData};
 use crate::subprotocol;
 
 /// Shared-data key prefix of the client-secret table.
@@ -148,7 +148,7 @@ pub fn secret_plan(head: &RequestHead, upstream: &ProviderConfig) -> RewritePlan
 mod tests {
     use super::*;
     use crate::request::head;
-    use crate::shared_double::EnvoyShared;
+    use crate::shared_data_double::SharedDataDouble;
 
     const HASH: &str = "ab00000000000000000000000000000000000000000000000000000000000001";
     const SECRET: &str = "ek_68af296e8e408191a1120ab6383263c2";
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_minted_secret_is_found_until_it_expires_and_nothing_else_is() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let c = on();
         let anchor = CasAnchor::refresh(&shared);
         let pending = PendingSecret::new(SECRET, &upgrade("realtime"));
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn an_upload_session_with_the_same_digest_is_not_a_secret() {
         // Each table has its own keys: a binding in another table never answers here.
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let anchor = CasAnchor::refresh(&shared);
         let uploads = Table {
             prefix: crate::upload_sessions::PREFIX,
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn the_table_stays_within_its_slots() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let c = on();
         let anchor = CasAnchor::refresh(&shared);
         for n in 0..5_000u64 {

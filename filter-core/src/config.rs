@@ -1,7 +1,7 @@
 //! The plugin configuration: parsed once, strictly, in `on_configure`. A bad config is refused
 //! with a message that names the field, so Envoy fails at start instead of at request time.
 
-use ptk_wire::Provider;
+use ptk_wire::{Provider, MIN_CHECK_SECRET_LEN};
 use serde::Deserialize;
 
 use crate::guess_throttle::GuessThrottleConfig;
@@ -148,7 +148,7 @@ impl Default for TokenServiceConfig {
             cluster: "token_service".to_string(),
             authority: "token-service".to_string(),
             timeout_ms: 1000,
-            secret_env: "PTK_CHECK_SECRET".to_string(),
+            secret_env: ptk_wire::CHECK_SECRET_VAR.to_string(),
             retries: 1,
         }
     }
@@ -165,9 +165,6 @@ pub const MAX_THROTTLE_ADDRESSES: usize = 1_000_000;
 
 /// Longest time an open stream may go without revalidation (one day).
 pub const MAX_STREAM_GRACE_MS: u64 = 86_400_000;
-
-/// Shortest check secret accepted.
-pub const MIN_SECRET_LEN: usize = 16;
 
 impl FilterConfig {
     /// Parses and validates the configuration bytes; empty bytes give the defaults.
@@ -302,9 +299,9 @@ impl std::fmt::Debug for CheckSecret {
 /// Validates the check secret read from the VM environment.
 pub fn validate_secret(env_name: &str, secret: Option<&str>) -> Result<CheckSecret, String> {
     match secret {
-        Some(s) if s.len() >= MIN_SECRET_LEN => Ok(CheckSecret(s.to_string())),
+        Some(s) if s.len() >= MIN_CHECK_SECRET_LEN => Ok(CheckSecret(s.to_string())),
         Some(_) => Err(format!(
-            "{env_name}: the check secret must be at least {MIN_SECRET_LEN} characters"
+            "{env_name}: the check secret must be at least {MIN_CHECK_SECRET_LEN} characters"
         )),
         None => Err(format!(
             "{env_name}: not set in the VM environment (vm_config.environment_variables)"

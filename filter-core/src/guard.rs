@@ -106,6 +106,8 @@ pub enum Finding {
 }
 
 /// The work one inspection did, counted as it went: the cost bound tests and fuzzes this.
+/// The counters add sizes of one bounded head (at most [`MAX_OUTBOUND_BYTES`] times
+/// [`MAX_COPIES`]), nowhere near `usize::MAX`: they add saturating, which never saturates.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Cost {
     /// Bytes of header names and values in the head and in what the plan sets (what goes
@@ -281,7 +283,7 @@ fn lowercase<'t>(text: &'t [u8], cost: &mut Cost) -> Cow<'t, [u8]> {
     if !text.iter().any(u8::is_ascii_uppercase) {
         return Cow::Borrowed(text);
     }
-    cost.decoded += text.len();
+    cost.decoded = cost.decoded.saturating_add(text.len());
     Cow::Owned(text.to_ascii_lowercase())
 }
 
@@ -330,7 +332,7 @@ impl Needles {
         if text.len() < self.shortest {
             return None;
         }
-        cost.texts += 1;
+        cost.texts = cost.texts.saturating_add(1);
         let (ac, fold) = match (&self.automata.path, path) {
             (Some(folded), true) => (folded, true),
             _ => (&self.automata.header, false),
@@ -338,8 +340,8 @@ impl Needles {
         let lower = lowercase(text.as_bytes(), cost);
         let mut found = None;
         any_form(&lower, fold, cost, |form, cost| {
-            cost.forms += 1;
-            cost.searched += form.len();
+            cost.forms = cost.forms.saturating_add(1);
+            cost.searched = cost.searched.saturating_add(form.len());
             found = hit(ac, form, shape, &self.tokens);
             found.is_some()
         });
@@ -426,7 +428,7 @@ fn decode(bytes: &[u8], fold: bool, cost: &mut Cost) -> Option<Vec<u8>> {
     if fold {
         plus_to_space(&mut next);
     }
-    cost.decoded += next.len();
+    cost.decoded = cost.decoded.saturating_add(next.len());
     Some(next)
 }
 
@@ -436,7 +438,7 @@ fn as_text(bytes: &[u8], cost: &mut Cost) -> Option<Vec<u8>> {
     match String::from_utf8_lossy(bytes) {
         Cow::Borrowed(_) => None,
         Cow::Owned(text) => {
-            cost.decoded += text.len();
+            cost.decoded = cost.decoded.saturating_add(text.len());
             Some(text.into_bytes())
         }
     }
@@ -466,7 +468,7 @@ pub fn any_form(
     let raw = if fold && raw.contains(&b'+') {
         let mut copy = raw.to_vec();
         plus_to_space(&mut copy);
-        cost.decoded += copy.len();
+        cost.decoded = cost.decoded.saturating_add(copy.len());
         folded = copy;
         folded.as_slice()
     } else {

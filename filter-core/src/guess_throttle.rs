@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
 
-use crate::shared_cache::SharedData;
+use crate::shared_data::SharedData;
 
 /// Settings (plugin config `guess_throttle`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -322,7 +322,7 @@ impl GuessThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared_cache::{GetError, SetError, Stored};
+    use crate::shared_data::{GetError, SetError, Stored};
     use std::cell::RefCell;
 
     #[derive(Default)]

@@ -10,6 +10,9 @@
 //!
 //! A masked fragment takes its whole printed token with it: every ASCII letter and digit of
 //! the run of key-ish characters around the match becomes `*`.
+//!
+//! Ranges are offsets into the text (a hit ends inside it), so the saturating arithmetic on
+//! them below never saturates.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -43,7 +46,7 @@ pub fn find(text: &[u8], key: &str) -> Vec<Range<usize>> {
     }
     let mut hits: Vec<Range<usize>> = Vec::new();
     // The whole key (also covers keys shorter than VERBATIM_MIN).
-    hits.extend(occurrences(text, key).map(|at| at..at + key.len()));
+    hits.extend(occurrences(text, key).map(|at| at..at.saturating_add(key.len())));
     // Long verbatim runs of it: one pass over the text against the set of the key's windows.
     if key.len() > VERBATIM_MIN {
         let windows: HashSet<&[u8]> = key.windows(VERBATIM_MIN).collect();
@@ -51,15 +54,18 @@ pub fn find(text: &[u8], key: &str) -> Vec<Range<usize>> {
             text.windows(VERBATIM_MIN)
                 .enumerate()
                 .filter(|(_, w)| windows.contains(w))
-                .map(|(at, _)| at..at + VERBATIM_MIN),
+                .map(|(at, _)| at..at.saturating_add(VERBATIM_MIN)),
         );
     }
     // The tail after a mask.
     let longest = key.len().min(SUFFIX_MAX);
     for len in SUFFIX_MIN..=longest {
-        let tail = &key[key.len() - len..];
+        // `len <= key.len()` (`longest` is at most the key's length).
+        let Some(tail) = key.len().checked_sub(len).and_then(|from| key.get(from..)) else {
+            continue;
+        };
         for at in occurrences(text, tail) {
-            let end = at + len;
+            let end = at.saturating_add(len);
             if after_mask(text, at) && !text.get(end).copied().is_some_and(is_word_byte) {
                 hits.push(at..end);
             }
@@ -72,7 +78,7 @@ pub fn find(text: &[u8], key: &str) -> Vec<Range<usize>> {
 pub fn mask(text: &mut [u8], key: &str) -> usize {
     let ranges = find(text, key);
     for range in &ranges {
-        for byte in &mut text[range.clone()] {
+        for byte in text.get_mut(range.clone()).unwrap_or_default() {
             if byte.is_ascii_alphanumeric() {
                 *byte = b'*';
             }
@@ -94,7 +100,8 @@ fn occurrences<'a>(text: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usi
 }
 
 fn after_mask(text: &[u8], at: usize) -> bool {
-    MASKS.iter().any(|m| text[..at].ends_with(m))
+    let before = text.get(..at).unwrap_or_default();
+    MASKS.iter().any(|m| before.ends_with(m))
 }
 
 /// Characters a key is made of.
@@ -112,20 +119,18 @@ fn is_key_byte(b: u8) -> bool {
 fn token_around(text: &[u8], hit: Range<usize>) -> Range<usize> {
     let mut start = hit.start;
     loop {
-        if let Some(m) = MASKS
-            .iter()
-            .find(|m| m.len() > 1 && text[..start].ends_with(m))
-        {
-            start -= m.len();
-        } else if start > 0 && is_key_byte(text[start - 1]) {
-            start -= 1;
+        let before = text.get(..start).unwrap_or_default();
+        if let Some(m) = MASKS.iter().find(|m| m.len() > 1 && before.ends_with(m)) {
+            start = start.saturating_sub(m.len());
+        } else if before.last().copied().is_some_and(is_key_byte) {
+            start = start.saturating_sub(1);
         } else {
             break;
         }
     }
     let mut end = hit.end;
-    while end < text.len() && is_word_byte(text[end]) {
-        end += 1;
+    while text.get(end).copied().is_some_and(is_word_byte) {
+        end = end.saturating_add(1);
     }
     start..end
 }

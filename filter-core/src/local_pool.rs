@@ -52,7 +52,7 @@ impl LocalPool {
             return Take::Empty { expired: None };
         };
         if now_ms < held.valid_until_ms && held.units > 0 {
-            held.units -= 1;
+            held.units = held.units.saturating_sub(1);
             return Take::Key(held.key.clone());
         }
         let expired = (held.units > 0).then_some(Lease {
@@ -109,6 +109,7 @@ pub fn combine(a: Option<Lease>, b: Option<Lease>) -> Option<Lease> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

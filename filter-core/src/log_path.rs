@@ -22,7 +22,9 @@
 //! that carries no token in any credential slot cannot be told from an ordinary path.
 //!
 //! Pure and bounded: a pass over the target per decoding layer and value (linear, KMP), at
-//! most `(1 + 3) × 32` passes over at most 2 KiB.
+//! most `(1 + 3) × 32` passes over at most 2 KiB. Positions are offsets into such a text, so
+//! adding one position or length to another cannot overflow: the saturating additions below
+//! are exact.
 
 use std::borrow::Cow;
 
@@ -63,7 +65,7 @@ struct Layer {
 impl Layer {
     fn raw(target: &str) -> Layer {
         let bytes = target.as_bytes().to_vec();
-        let spans = (0..bytes.len()).map(|i| (i, i + 1)).collect();
+        let spans = (0..bytes.len()).zip(1..=bytes.len()).collect();
         Layer { bytes, spans }
     }
 
@@ -76,19 +78,24 @@ impl Layer {
         let mut bytes = Vec::with_capacity(self.bytes.len());
         let mut spans = Vec::with_capacity(self.bytes.len());
         let mut changed = false;
-        let mut i = 0;
-        while let Some(&b) = self.bytes.get(i) {
-            let escape = match (b, self.bytes.get(i + 1), self.bytes.get(i + 2)) {
-                (b'%', Some(&hi), Some(&lo)) => hex(hi).zip(hex(lo)).map(|(h, l)| h << 4 | l),
+        // The bytes not yet decoded and their spans (one span per byte).
+        let (mut rest, mut rest_spans) = (self.bytes.as_slice(), self.spans.as_slice());
+        while let Some(&b) = rest.first() {
+            let escape = match rest {
+                [b'%', hi, lo, ..] => hex(*hi).zip(hex(*lo)).map(|(h, l)| h << 4 | l),
                 _ => None,
             };
             let (byte, width) = escape.map_or((b, 1), |decoded| (decoded, 3));
-            let start = self.spans.get(i).map_or(0, |s| s.0);
-            let end = self.spans.get(i + width - 1).map_or(start, |s| s.1);
+            let (taken, later) = rest_spans
+                .split_at_checked(width)
+                .unwrap_or((rest_spans, &[]));
+            let start = taken.first().map_or(0, |s| s.0);
+            let end = taken.last().map_or(start, |s| s.1);
             bytes.push(byte);
             spans.push((start, end));
             changed |= width == 3;
-            i += width;
+            rest = rest.get(width..).unwrap_or_default();
+            rest_spans = later;
         }
         changed.then_some(Layer { bytes, spans })
     }
@@ -114,6 +121,14 @@ struct Needle {
     fail: Vec<usize>,
 }
 
+/// The KMP fallback from a partial match of `k` bytes: `fail[k - 1]`, or 0 from none.
+fn fall_back(fail: &[usize], k: usize) -> usize {
+    k.checked_sub(1)
+        .and_then(|last| fail.get(last))
+        .copied()
+        .unwrap_or(0)
+}
+
 impl Needle {
     fn new(value: &str) -> Needle {
         let bytes: Vec<u8> = value.bytes().map(fold).collect();
@@ -121,10 +136,10 @@ impl Needle {
         let mut k = 0;
         for (i, &b) in bytes.iter().enumerate().skip(1) {
             while k > 0 && bytes.get(k) != Some(&b) {
-                k = fail.get(k - 1).copied().unwrap_or(0);
+                k = fall_back(&fail, k);
             }
             if bytes.get(k) == Some(&b) {
-                k += 1;
+                k = k.saturating_add(1);
             }
             if let Some(slot) = fail.get_mut(i) {
                 *slot = k;
@@ -141,17 +156,18 @@ impl Needle {
             return;
         }
         let mut k = 0;
-        for (i, &t) in text.iter().enumerate() {
+        // `end`: the text bytes read so far, this one included (so `k <= end`).
+        for (end, &t) in (1usize..).zip(text) {
             let t = fold(t);
             while k > 0 && self.bytes.get(k) != Some(&t) {
-                k = self.fail.get(k - 1).copied().unwrap_or(0);
+                k = fall_back(&self.fail, k);
             }
             if self.bytes.get(k) == Some(&t) {
-                k += 1;
+                k = k.saturating_add(1);
             }
             if k == len {
-                found(i + 1 - len, i + 1);
-                k = self.fail.get(k - 1).copied().unwrap_or(0);
+                found(end.saturating_sub(len), end);
+                k = fall_back(&self.fail, k);
             }
         }
     }
@@ -163,24 +179,24 @@ fn url_safe(b: u8) -> bool {
 
 /// Calls `found(start, end)` for every `ptk_` + URL-safe run in `text`.
 fn token_runs(text: &[u8], mut found: impl FnMut(usize, usize)) {
-    let mut i = 0;
-    while let Some(window) = text.get(i..i + TOKEN_PREFIX.len()) {
+    let mut i: usize = 0;
+    while let Some(window) = text.get(i..i.saturating_add(TOKEN_PREFIX.len())) {
         if !window.eq_ignore_ascii_case(TOKEN_PREFIX) {
-            i += 1;
+            i = i.saturating_add(1);
             continue;
         }
-        let body = i + TOKEN_PREFIX.len();
-        let end = body
-            + text
-                .get(body..)
+        let body = i.saturating_add(TOKEN_PREFIX.len());
+        let end = body.saturating_add(
+            text.get(body..)
                 .unwrap_or_default()
                 .iter()
                 .take_while(|b| url_safe(**b))
-                .count();
+                .count(),
+        );
         if end > body {
             found(i, end);
         }
-        i = end.max(i + 1);
+        i = end.max(i.saturating_add(1));
     }
 }
 
@@ -219,7 +235,7 @@ fn redact(target: &str, values: &[Cow<'_, str>]) -> String {
     for (i, c) in target.char_indices() {
         // A character with any byte redacted is redacted whole (output stays UTF-8).
         let hidden = marked
-            .get(i..i + c.len_utf8())
+            .get(i..i.saturating_add(c.len_utf8()))
             .is_some_and(|bytes| bytes.iter().any(|m| *m));
         if hidden {
             if !in_run {

@@ -16,9 +16,9 @@ use ptk_wire::{
 use serde::Deserialize;
 
 use crate::activity::Call;
-use crate::cache::cache_key;
 use crate::config::FilterConfig;
 use crate::pipeline::callout_headers;
+use crate::verdict_cache::cache_key;
 
 /// Settings (plugin config `streams`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

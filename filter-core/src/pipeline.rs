@@ -8,7 +8,6 @@ use ptk_wire::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::cache::{cache_key, Entry};
 use crate::client_secrets::PendingSecret;
 use crate::config::FilterConfig;
 use crate::cors::{decorate, is_preflight, origin_of, preflight_reply};
@@ -20,6 +19,7 @@ use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
 use crate::slots::{identify, Identified};
 use crate::uploads::{keyless_leg, PendingLeg};
+use crate::verdict_cache::{cache_key, CachedVerdict};
 
 /// Lowercase hex SHA-256 of the token's UTF-8 bytes: the only form that leaves Envoy.
 pub fn token_hash(token: &str) -> String {
@@ -224,7 +224,7 @@ pub enum CheckDecision {
         /// The header edits.
         plan: RewritePlan,
         /// The verdict and lease to merge into the cache (`None`: not cacheable).
-        cache: Option<Entry>,
+        cache: Option<CachedVerdict>,
     },
     /// The token is allowed, but the request itself is refused (the final guard found a proxy
     /// token that would still go upstream). The verdict and lease are the token's: cache them
@@ -233,7 +233,7 @@ pub enum CheckDecision {
         /// The refusal and its reply.
         refused: Refused,
         /// The verdict and lease to merge into the cache (`None`: not cacheable).
-        cache: Option<Entry>,
+        cache: Option<CachedVerdict>,
     },
     /// Answer locally.
     Reply {
@@ -267,7 +267,7 @@ pub fn decide_check_response(
             cache_ttl_ms,
             lease,
         }) if !key.is_empty() => {
-            let cache = (cache_ttl_ms > 0).then(|| Entry {
+            let cache = (cache_ttl_ms > 0).then(|| CachedVerdict {
                 valid_until_ms: sent_ms.saturating_add(cache_ttl_ms),
                 units: lease.map_or(0, |l| l.units),
                 window: lease.map_or(0, |l| l.window),

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::bound_table::Table;
 pub use crate::bound_table::{digest, Binding as Session, Recorded, MAX_SLOTS, MIN_SLOTS, WAYS};
-use crate::shared_cache::{CasAnchor, SharedData};
+use crate::shared_data::{CasAnchor, SharedData};
 
 /// Settings (plugin config `uploads`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -134,7 +134,7 @@ mod tests {
     // `bound_table.rs`; these pin what the upload sessions add: the TTL, the grace after
     // finishing, the key names and the configuration bounds.
     use super::*;
-    use crate::shared_double::EnvoyShared;
+    use crate::shared_data_double::SharedDataDouble;
 
     const HASH: &str = "ab00000000000000000000000000000000000000000000000000000000000001";
 
@@ -146,14 +146,14 @@ mod tests {
         }
     }
 
-    fn start(shared: &EnvoyShared, config: &UploadsConfig, id: &str, now: u64) -> Recorded {
+    fn start(shared: &SharedDataDouble, config: &UploadsConfig, id: &str, now: u64) -> Recorded {
         let anchor = CasAnchor::refresh(shared);
         record(shared, anchor, config, (id, HASH, Provider::Gemini), now)
     }
 
     #[test]
     fn a_started_session_is_found_for_the_session_ttl_and_only_by_its_id() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let c = config(64);
         assert_eq!(start(&shared, &c, "id-1", 0), Recorded::Stored);
         let found = lookup(&shared, &c, "id-1", 999).unwrap();
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_starts_stays_within_the_slots() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let c = config(16);
         for n in 0..2_000 {
             start(&shared, &c, &format!("flood-{n}"), n);
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn finishing_caps_the_lifetime_and_unknown_ids_are_not_found() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let c = UploadsConfig {
             slots: 16,
             ..UploadsConfig::default()

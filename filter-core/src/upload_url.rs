@@ -93,15 +93,19 @@ fn host_port(authority: &str) -> (&str, Option<&str>) {
     let colon = if authority.starts_with('[') {
         authority
             .find(']')
-            .and_then(|close| authority.get(close + 1..))
-            .and_then(|tail| tail.strip_prefix(':').map(|_| authority.len() - tail.len()))
+            // `]` is one byte, and `tail` a suffix of `authority`: neither saturates.
+            .and_then(|close| authority.get(close.saturating_add(1)..))
+            .and_then(|tail| {
+                tail.strip_prefix(':')
+                    .map(|_| authority.len().saturating_sub(tail.len()))
+            })
     } else {
         authority.rfind(':')
     };
     match colon {
         Some(at) => (
             authority.get(..at).unwrap_or(authority),
-            authority.get(at + 1..),
+            authority.get(at.saturating_add(1)..),
         ),
         None => (authority, None),
     }
@@ -164,7 +168,8 @@ pub fn upload_id(query: Option<&str>) -> Option<String> {
         .flatten()
 }
 
-/// The query part of a URL, if any.
+/// The query part of a URL (after the first `?`, fragment included, still percent-encoded),
+/// or `None` when it has no `?`.
 pub fn url_query(url: &str) -> Option<&str> {
     url.split_once('?').map(|(_, q)| q)
 }

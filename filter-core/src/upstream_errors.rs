@@ -179,7 +179,11 @@ pub fn mask_frames(scanner: &mut FrameScanner, chunk: &mut [u8], key: &str) -> u
     scanner
         .readable(chunk)
         .into_iter()
-        .map(|range| key_fragments::mask(&mut chunk[range], key))
+        .map(|range| {
+            chunk
+                .get_mut(range)
+                .map_or(0, |payload| key_fragments::mask(payload, key))
+        })
         .sum()
 }
 

@@ -20,7 +20,8 @@ enum State {
     Payload { remaining: u64, read: bool },
 }
 
-/// Follows the frames of one WebSocket response across chunks.
+/// Follows the frames of one WebSocket response (server to client) across body chunks:
+/// created per upgraded request, fed every chunk in order with [`FrameScanner::readable`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameScanner {
     state: State,
@@ -47,25 +48,28 @@ impl FrameScanner {
     /// and close frames; advances past the chunk.
     pub fn readable(&mut self, chunk: &[u8]) -> Vec<Range<usize>> {
         let mut out = Vec::new();
-        let mut at = 0;
-        while at < chunk.len() {
+        let mut at: usize = 0;
+        // `at < chunk.len()` inside the loop, and a payload takes at most what is left of the
+        // chunk and of the frame: none of the saturating operations below ever saturates.
+        while let Some(&byte) = chunk.get(at) {
             match &mut self.state {
                 State::Payload { remaining, read } => {
                     let take = usize::try_from(*remaining)
                         .unwrap_or(usize::MAX)
-                        .min(chunk.len() - at);
+                        .min(chunk.len().saturating_sub(at));
+                    let end = at.saturating_add(take);
                     if *read && take > 0 {
-                        out.push(at..at + take);
+                        out.push(at..end);
                     }
-                    at += take;
-                    *remaining -= take as u64;
+                    at = end;
+                    *remaining = remaining.saturating_sub(take as u64);
                     if *remaining == 0 {
                         self.state = State::Header(Vec::new());
                     }
                 }
                 State::Header(seen) => {
-                    seen.push(chunk[at]);
-                    at += 1;
+                    seen.push(byte);
+                    at = at.saturating_add(1);
                     if let Some((payload, read)) = parse_header(seen, &mut self.message_is_text) {
                         self.state = if payload == 0 {
                             State::Header(Vec::new())
@@ -86,27 +90,27 @@ impl FrameScanner {
 /// A complete header's payload length and whether its payload is readable text; `None` while
 /// more header bytes are needed.
 fn parse_header(h: &[u8], message_is_text: &mut bool) -> Option<(u64, bool)> {
-    if h.len() < 2 {
+    let [first, second, rest @ ..] = h else {
+        return None;
+    };
+    // The length (7 bits, or 16 or 64 bits big-endian after them), then the masking key.
+    let (length, key) = match second & 0x7f {
+        126 => {
+            let (bytes, key) = rest.split_first_chunk::<2>()?;
+            (u64::from(u16::from_be_bytes(*bytes)), key)
+        }
+        127 => {
+            let (bytes, key) = rest.split_first_chunk::<8>()?;
+            (u64::from_be_bytes(*bytes), key)
+        }
+        short => (u64::from(short), rest),
+    };
+    let masked = second & 0x80 != 0;
+    if masked && key.len() < 4 {
         return None;
     }
-    let extended = match h[1] & 0x7f {
-        126 => 2,
-        127 => 8,
-        _ => 0,
-    };
-    let masked = h[1] & 0x80 != 0;
-    let needed = 2 + extended + if masked { 4 } else { 0 };
-    if h.len() < needed {
-        return None;
-    }
-    let length = match extended {
-        0 => u64::from(h[1] & 0x7f),
-        n => h[2..2 + n]
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
-    };
-    let opcode = h[0] & 0x0f;
-    let compressed = h[0] & RSV1 != 0;
+    let opcode = first & 0x0f;
+    let compressed = first & RSV1 != 0;
     let text = match opcode {
         OP_TEXT => {
             *message_is_text = true;
@@ -204,5 +208,17 @@ mod tests {
     fn masked_server_frames_are_not_read() {
         let stream = vec![0x81, 0x84, 1, 2, 3, 4, b'a', b'b', b'c', b'd'];
         assert!(readable_text(&stream, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_masked_frames_length_key_and_payload_are_skipped_whole() {
+        // A masked text frame (16-bit length 130, 4-byte key), then a plain one: only the
+        // plain payload is read, whatever the cut.
+        let mut stream = vec![0x81, 0x80 | 126, 0, 130, 1, 2, 3, 4];
+        stream.extend([b'm'; 130]);
+        stream.extend(frame(0x81, b"plain"));
+        for cut in [vec![], (1..stream.len()).collect::<Vec<_>>()] {
+            assert_eq!(readable_text(&stream, &cut), b"plain");
+        }
     }
 }

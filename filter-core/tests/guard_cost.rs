@@ -6,6 +6,7 @@
 //! second even unoptimised (the machine is shared and noisy: the margin is wide; the
 //! repeatable instruction counts are in docs/benchmarks.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 use std::time::{Duration, Instant};
 

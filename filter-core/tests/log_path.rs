@@ -4,6 +4,7 @@
 //! may print (raw or decoded), and no query or fragment does either; a path without any
 //! secret is kept as it was, up to its query.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 mod common;
 use common::head;

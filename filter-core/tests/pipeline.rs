@@ -460,6 +460,6 @@ fn returned_lease_units_ride_on_the_check() {
     assert_eq!(body["returned"]["window"], 9);
     assert_eq!(
         p.cache_key,
-        ptk_filter_core::cache::cache_key(&p.hash, ptk_wire::Provider::Openai)
+        ptk_filter_core::verdict_cache::cache_key(&p.hash, ptk_wire::Provider::Openai)
     );
 }

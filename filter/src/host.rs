@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
-use ptk_filter_core::shared_cache::{GetError, SetError, SharedData, Stored};
+use ptk_filter_core::activity::Call;
+use ptk_filter_core::flow::{Host, Level, ResponseHost};
+use ptk_filter_core::shared_data::{GetError, SetError, SharedData, Stored};
+use ptk_filter_core::LocalReply;
 
 /// Logs through Envoy (never pass a token or a key here).
 pub fn log(level: LogLevel, message: &str) {
@@ -20,10 +23,10 @@ pub fn plugin_configuration() -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// The request headers, values converted lossily (a non-UTF-8 value can never be a token).
-/// A valid UTF-8 value keeps its buffer: no copy per header on the hot path.
-pub fn request_headers() -> Result<Vec<(String, String)>, Status> {
-    Ok(hostcalls::get_map_bytes(MapType::HttpRequestHeaders)?
+/// A header map, values converted lossily (a non-UTF-8 value can never be a token). A valid
+/// UTF-8 value keeps its buffer: no copy per header on the hot path.
+pub fn headers(map: MapType) -> Result<Vec<(String, String)>, Status> {
+    Ok(hostcalls::get_map_bytes(map)?
         .into_iter()
         .map(|(name, value)| {
             let value = String::from_utf8(value)
@@ -33,99 +36,136 @@ pub fn request_headers() -> Result<Vec<(String, String)>, Status> {
         .collect())
 }
 
-/// Removes a request header (all values).
-pub fn remove_request_header(name: &str) -> Result<(), Status> {
-    hostcalls::remove_map_value(MapType::HttpRequestHeaders, name)
-}
-
-/// Sets a request header, replacing any existing values.
-pub fn set_request_header(name: &str, value: &str) -> Result<(), Status> {
-    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
-}
-
-/// The first value of a response header.
-pub fn response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
-        .ok()
-        .flatten()
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
-}
-
-/// Every response header, values converted lossily.
-pub fn response_headers() -> Result<Vec<(String, String)>, Status> {
-    Ok(hostcalls::get_map_bytes(MapType::HttpResponseHeaders)?
-        .into_iter()
-        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-        .collect())
-}
-
-/// The response body Envoy holds for this callback (what was buffered, or this chunk).
-pub fn response_body(size: usize) -> Option<Vec<u8>> {
-    hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
-        .ok()
-        .flatten()
-}
-
-/// Replaces the first `size` bytes of the response body Envoy holds with `body`.
-pub fn set_response_body(size: usize, body: &[u8]) -> Result<(), Status> {
-    hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, body)
-}
-
-/// Sets a response header, replacing any existing values.
-pub fn set_response_header(name: &str, value: &str) -> Result<(), Status> {
-    hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value))
-}
-
 /// Lets a paused request continue.
 pub fn resume_request() -> Result<(), Status> {
     hostcalls::resume_http_request()
 }
 
 /// Answers the request locally.
-pub fn send_reply(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<(), Status> {
-    let headers: Vec<(&str, &str)> = headers
+pub fn send_reply(reply: &LocalReply) -> Result<(), Status> {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    hostcalls::send_http_response(u32::from(status), headers, Some(body))
+    hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
 }
 
-/// Starts an HTTP callout; returns its token id.
-pub fn dispatch(
-    cluster: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    timeout: Duration,
-) -> Result<u32, Status> {
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    hostcalls::dispatch_http_call(cluster, headers, Some(body), vec![], timeout)
-}
-
-/// The `:status` of the callout response being delivered, if it has one (a failed callout
-/// arrives with no headers at all).
-pub fn call_response_status() -> Option<u16> {
-    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+/// The callout response being delivered: its `:status` (none for a failed callout, which
+/// arrives with no headers at all) and its body.
+pub fn call_response(body_size: usize) -> (Option<u16>, Option<Vec<u8>>) {
+    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
         .ok()
         .flatten()
-        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok());
+    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size);
+    (status, body.ok().flatten())
 }
 
-/// The body of the callout response being delivered.
-pub fn call_response_body(size: usize) -> Option<Vec<u8>> {
-    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
-        .ok()
-        .flatten()
+/// Asks for `on_tick` every `period`.
+pub fn set_tick(period: Duration) {
+    let _ = hostcalls::set_tick_period(period);
 }
 
-/// Host time in milliseconds since the Unix epoch (0 if the host cannot tell).
-pub fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// Defines a counter or gauge; `None` if the host refuses (metrics are best effort).
+pub fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(kind, name).ok()
+}
+
+/// Adds `delta` (may be negative) to a metric.
+pub fn add_to_metric(metric: Option<u32>, delta: i64) {
+    if let Some(id) = metric {
+        let _ = hostcalls::increment_metric(id, delta);
+    }
+}
+
+/// The flow's view of Envoy: every method a host call.
+pub struct EnvoyHost;
+
+impl Host for EnvoyHost {
+    type Shared = HostSharedData;
+
+    fn shared(&self) -> &HostSharedData {
+        &HostSharedData
+    }
+
+    fn now_ms(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    // `source.address` as Envoy determined it (honouring `use_remote_address` /
+    // `xff_num_trusted_hops`).
+    fn source_address(&self) -> String {
+        let address = hostcalls::get_property(vec!["source", "address"])
+            .ok()
+            .flatten();
+        address
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn dispatch(&mut self, cluster: &str, call: &Call, timeout_ms: u64) -> Result<u32, String> {
+        let headers: Vec<(&str, &str)> = call
+            .0
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let timeout = Duration::from_millis(timeout_ms);
+        hostcalls::dispatch_http_call(cluster, headers, Some(&call.1), vec![], timeout)
+            .map_err(|status| format!("{status:?}"))
+    }
+
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) -> bool {
+        match value {
+            Some(value) => hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)),
+            None => hostcalls::remove_map_value(MapType::HttpRequestHeaders, name),
+        }
+        .is_ok()
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        log(level, message);
+    }
+}
+
+impl ResponseHost for EnvoyHost {
+    fn response_header(&self, name: &str) -> Option<String> {
+        let value = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name);
+        value
+            .ok()
+            .flatten()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+
+    fn response_headers(&self) -> Vec<(String, String)> {
+        headers(MapType::HttpResponseHeaders).unwrap_or_default()
+    }
+
+    fn set_response_header(&mut self, name: &str, value: &str) -> bool {
+        hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value)).is_ok()
+    }
+
+    fn response_body(&self, size: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
+            .ok()
+            .flatten()
+    }
+
+    fn set_response_body(&mut self, size: usize, body: &[u8]) -> bool {
+        hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, body).is_ok()
+    }
+
+    fn send_reply(&mut self, reply: &LocalReply) -> bool {
+        send_reply(reply).is_ok()
+    }
 }
 
 /// Proxy-wasm shared data (one store for every worker of this VM id).
@@ -141,45 +181,6 @@ impl SharedData for HostSharedData {
             Status::CasMismatch => SetError::CasMismatch,
             _ => SetError::Other,
         })
-    }
-}
-
-/// The downstream peer as Envoy determined it (`source.address`: `ip:port`, honouring the
-/// connection manager's `use_remote_address` / `xff_num_trusted_hops`); empty if unknown.
-pub fn source_address() -> String {
-    hostcalls::get_property(vec!["source", "address"])
-        .ok()
-        .flatten()
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
-        .unwrap_or_default()
-}
-
-/// Asks for `on_tick` every `period`.
-pub fn set_tick(period: Duration) {
-    let _ = hostcalls::set_tick_period(period);
-}
-
-/// Defines a counter; `None` if the host refuses (metrics are best effort).
-pub fn define_counter(name: &str) -> Option<u32> {
-    hostcalls::define_metric(MetricType::Counter, name).ok()
-}
-
-/// Defines a gauge; `None` if the host refuses.
-pub fn define_gauge(name: &str) -> Option<u32> {
-    hostcalls::define_metric(MetricType::Gauge, name).ok()
-}
-
-/// Adds `delta` (may be negative) to a gauge.
-pub fn add_to_gauge(metric: Option<u32>, delta: i64) {
-    if let Some(id) = metric {
-        let _ = hostcalls::increment_metric(id, delta);
-    }
-}
-
-/// Adds `n` to a counter.
-pub fn add_to_counter(metric: Option<u32>, n: u64) {
-    if let Some(id) = metric {
-        let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
 

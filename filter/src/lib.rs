@@ -4,12 +4,14 @@
 mod host;
 mod http;
 mod metrics;
-mod response;
 mod root;
 
-use proxy_wasm::types::LogLevel;
+// The VM entry point (`_start`), kept in a private module: exported to Envoy, not a Rust API.
+mod entry {
+    use proxy_wasm::types::LogLevel;
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|context_id| Box::new(root::PtkRoot::new(context_id)));
-}}
+    proxy_wasm::main! {{
+        proxy_wasm::set_log_level(LogLevel::Info);
+        proxy_wasm::set_root_context(|context_id| Box::new(crate::root::PtkRoot::new(context_id)));
+    }}
+}

@@ -21,8 +21,8 @@ from .kube_schema import (CRD_DIR, K8S_CEL_FUNCTIONS, Invalid, program, load_doc
                           validate)
 
 DEPLOY = ROOT / "deploy/istio"
-#: Both sides refuse a check secret shorter than this (filter-core config.rs MIN_SECRET_LEN,
-#: token-service settings.rs), so the committed placeholders fail closed.
+#: Both sides refuse a check secret shorter than this (wire/src/lib.rs MIN_CHECK_SECRET_LEN,
+#: which a wire test pins this copy to), so the committed placeholders fail closed.
 MIN_SECRET_LEN = 16
 
 

@@ -16,11 +16,11 @@ use crate::http::{metrics_router, router, secret_digest, AppState};
 use crate::key_ring::KeyRing;
 use crate::last_used::{LastUsedStamper, STAMP_INTERVAL};
 use crate::metrics::Metrics;
-use crate::ratelimit::{InMemoryRateLimiter, RateLimiter};
-use crate::ratelimit_metered::MeteredLimiter;
+use crate::ratelimit::metered::MeteredLimiter;
+use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::settings::Settings;
 use crate::signals::{reload_keys_on_hangup, shutdown_signal};
-use crate::store::{MeteredStore, StoreError, TokenStore};
+use crate::store::{MeteredSessions, MeteredStore, SessionStore, StoreError, TokenStore};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,9 @@ pub enum StartupError {
         /// What failed.
         source: StoreError,
     },
+    /// The rate limiter's backend (Redis) could not be reached.
+    #[error("cannot connect to PTK_REDIS_URL: {0}")]
+    Limiter(#[source] RateLimitError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -72,19 +75,25 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store and binds with the in-memory rate limiter.
+    /// Opens the store and the rate limiter the settings name, and binds.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
-        Application::build_with_limiter(settings, Arc::new(InMemoryRateLimiter::new())).await
+        let limiter = settings
+            .limiter
+            .open()
+            .await
+            .map_err(StartupError::Limiter)?;
+        Application::build_with_limiter(settings, limiter).await
     }
 
-    /// Like [`Application::build`] with a caller-chosen rate limiter (tests use failing fakes).
+    /// Like [`Application::build`] with a caller-chosen rate limiter instead of the one
+    /// `settings.limiter` names (tests use failing fakes).
     pub async fn build_with_limiter(
         settings: Settings,
         limiter: Arc<dyn RateLimiter>,
     ) -> Result<Application, StartupError> {
         let opened = settings
             .store
-            .open()
+            .open_stores()
             .await
             .map_err(|source| StartupError::Store {
                 path: settings.store.to_string(),
@@ -92,7 +101,10 @@ impl Application {
             })?;
         // Every store and limiter failure, whoever meets it, is counted once, here.
         let metrics = Arc::new(Metrics::new());
-        let store: Arc<dyn TokenStore> = Arc::new(MeteredStore::new(opened, metrics.clone()));
+        let store: Arc<dyn TokenStore> =
+            Arc::new(MeteredStore::new(opened.tokens, metrics.clone()));
+        let sessions: Arc<dyn SessionStore> =
+            Arc::new(MeteredSessions::new(opened.sessions, metrics.clone()));
         let limiter: Arc<dyn RateLimiter> = Arc::new(MeteredLimiter::new(limiter, metrics.clone()));
         let key_ring = Arc::new(KeyRing::new(
             settings.keys.clone(),
@@ -124,8 +136,15 @@ impl Application {
                     default_rate_limit: settings.default_rate_limit,
                     secret_file: admin_settings.secret_file.clone(),
                 };
-                let state = AdminState::new(store, admin_settings, limiter, check_secret, about)
-                    .with_operations(key_ring.clone(), metrics.clone());
+                let state = AdminState::new(
+                    store,
+                    sessions,
+                    admin_settings,
+                    limiter,
+                    check_secret,
+                    about,
+                )
+                .with_operations(key_ring.clone(), metrics.clone());
                 Some(bind(admin_settings.listen, admin::router(state)).await?)
             }
             None => None,

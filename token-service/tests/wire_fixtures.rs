@@ -1,7 +1,9 @@
 //! The wire fixtures shared with the filter, pushed through the running service: the request
-//! fixture is accepted as-is, and the service's own answers serialise to the response fixtures.
+//! fixtures (check, usage, revalidation) are accepted as-is, and the service's own answers
+//! serialise to the response fixtures (allow, lease, deny, rate limited, revalidation).
 //! The `newer_*` fixtures are what a newer filter or token-service might send (fields this
-//! version does not know): they parse to the same values as their base fixtures.
+//! version does not know): they parse to the same values as their base fixtures. The filter
+//! core's `tests/wire_fixtures.rs` builds and reads the same fixtures with its own code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -71,7 +73,7 @@ async fn the_service_answers_the_request_fixture_with_the_response_fixtures() {
     // (A limit of 1 leaves nothing to lease, so the answer carries no lease.)
     let hash = app
         .add_token("test", &[Provider::Anthropic], |r| {
-            r.rate_limit = Some(token_service::token::RateLimit {
+            r.rate_limit = Some(token_service::ratelimit::RateLimit {
                 limit: 1,
                 window_s: 60,
             })
@@ -136,4 +138,110 @@ async fn the_service_answers_a_newer_filters_messages() {
         .await
         .unwrap();
     assert_eq!(usage.status(), 204);
+}
+
+/// `value` with the number at `pointer` replaced by `with`, after checking it is one in `range`
+/// (for the fields that depend on the clock: window ids, seconds to wait).
+fn pinned(
+    mut value: Value,
+    pointer: &str,
+    range: std::ops::RangeInclusive<u64>,
+    with: u64,
+) -> Value {
+    let field = value
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("{pointer} missing in the answer"));
+    let n = field
+        .as_u64()
+        .unwrap_or_else(|| panic!("{pointer}: {field}"));
+    assert!(range.contains(&n), "{pointer}: {n} not in {range:?}");
+    *field = Value::from(with);
+    value
+}
+
+#[tokio::test]
+async fn the_service_answers_with_the_lease_and_rate_limited_fixtures() {
+    let app = spawn_app_with(Options {
+        keys: ProviderKeys::none().with(Provider::Anthropic, "sk-real-fixture-key"),
+        ..Options::default()
+    })
+    .await;
+    // sha256("test") again; 100 a minute leases (100 - 1) / 4 = 24 units, as the fixture.
+    app.add_token("test", &[Provider::Anthropic], |r| {
+        r.rate_limit = Some(token_service::ratelimit::RateLimit {
+            limit: 100,
+            window_s: 60,
+        })
+    })
+    .await;
+    let request = fixture("check_request.json");
+    let first = json(
+        &app.post_check(request.clone(), Some(SECRET))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let lease = json(&fixture("allow_lease.json"));
+    let window = lease["lease"]["window"].as_u64().unwrap();
+    assert_eq!(pinned(first, "/lease/window", 1..=u64::MAX, window), lease);
+
+    // Spend the window; the first refusal is the rate-limited fixture, give or take the wait.
+    let limited = json(&fixture("deny_rate_limited.json"));
+    let wait = limited["retry_after_s"].as_u64().unwrap();
+    for _ in 0..100 {
+        let answer = json(
+            &app.post_check(request.clone(), Some(SECRET))
+                .await
+                .text()
+                .await
+                .unwrap(),
+        );
+        if answer["verdict"] == "deny" {
+            assert_eq!(pinned(answer, "/retry_after_s", 1..=60, wait), limited);
+            return;
+        }
+    }
+    panic!("100 checks of a 100-a-minute token were never rate limited");
+}
+
+#[tokio::test]
+async fn the_service_reads_the_usage_and_returning_fixtures() {
+    let app = spawn_app().await;
+    app.add_token("test", &[Provider::Openai], |_| {}).await;
+    let usage = app
+        .client
+        .post(app.url(ptk_wire::ACTIVITY_PATH))
+        .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
+        .body(fixture("usage.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(usage.status(), 204);
+    let returning = app
+        .post_check(fixture("check_request_returning.json"), Some(SECRET))
+        .await;
+    assert_eq!(returning.status(), 200);
+    let answer = json(&returning.text().await.unwrap());
+    assert_eq!(answer["verdict"], "allow", "{answer}");
+}
+
+#[tokio::test]
+async fn the_service_answers_the_revalidation_fixture_with_its_answer_fixture() {
+    let app = spawn_app().await;
+    // Valid for OpenAI, out of scope for Gemini.
+    app.add_token("test", &[Provider::Openai], |_| {}).await;
+    let response = app
+        .client
+        .post(app.url(ptk_wire::REVALIDATE_PATH))
+        .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
+        .body(fixture("revalidate_request.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        json(&response.text().await.unwrap()),
+        json(&fixture("revalidate_response.json"))
+    );
 }

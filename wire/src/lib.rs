@@ -35,6 +35,15 @@ pub const CHECK_PATH: &str = "/v1/check";
 /// Header carrying the shared secret that authenticates the filter to the check API.
 pub const CHECK_SECRET_HEADER: &str = "x-ptk-check-secret";
 
+/// Environment variable holding the check secret: the token-service reads it, and it is the
+/// default of the filter's `token_service.secret_env` (the VM environment variable the filter
+/// reads the secret from). The only definition; Python tools keep a copy a test pins to it.
+pub const CHECK_SECRET_VAR: &str = "PTK_CHECK_SECRET";
+
+/// Shortest check secret either side accepts. The token-service counts characters and the
+/// filter bytes (never fewer), so a secret the token-service accepts, the filter accepts.
+pub const MIN_CHECK_SECRET_LEN: usize = 16;
+
 /// A provider as the token-service sees it: the "coarse" provider that scopes, real keys and
 /// upstream hosts are keyed by (Gemini's OpenAI-compatible endpoint is `Gemini` here).
 ///
@@ -254,6 +263,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn revalidation_fixtures_round_trip() {
+        let request = fixture("revalidate_request.json");
+        let parsed: RevalidateRequest = serde_json::from_str(&request).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&request).unwrap();
+        assert_eq!(serde_json::to_value(parsed).unwrap(), value);
+        let response = fixture("revalidate_response.json");
+        let parsed: RevalidateResponse = serde_json::from_str(&response).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&response).unwrap();
+        assert_eq!(serde_json::to_value(parsed).unwrap(), value);
+    }
+
     /// Parses `newer` (a fixture with fields this version does not know) and `base` (the same
     /// message without them) as `T`: they must be the same value.
     fn same_as<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
@@ -311,6 +332,31 @@ mod tests {
             lease: None,
         };
         assert!(!format!("{allow:?}").contains("sk-secret-value"));
+    }
+
+    /// The copies outside Rust: the deploy tests' minimum length, the README's settings row.
+    #[test]
+    fn check_secret_copies_match_the_definition() {
+        let repo = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+        let read = |path: &str| {
+            std::fs::read_to_string(format!("{repo}/{path}"))
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let python = read("tests/deploy/test_istio_manifests.py");
+        let copies: Vec<&str> = python
+            .lines()
+            .filter_map(|l| l.strip_prefix("MIN_SECRET_LEN = "))
+            .collect();
+        assert_eq!(copies, [MIN_CHECK_SECRET_LEN.to_string()]);
+        let readme = read("README.md");
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{CHECK_SECRET_VAR}` |")))
+            .expect("the README's settings table has a row for the check secret");
+        assert!(
+            row.contains(&format!("{MIN_CHECK_SECRET_LEN}+ chars")),
+            "{row}"
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub async fn session_of(
     else {
         return Ok(None);
     };
-    if state.store.session_revoked(&verified.nonce).await? {
+    if state.sessions.session_revoked(&verified.nonce).await? {
         return Ok(None);
     }
     Ok(Some(Session { cookie, verified }))

@@ -128,7 +128,7 @@ pub async fn logout(
             // Unrepresentable (never, in practice): remember it for good rather than not at all.
             .map_or_else(|| "9999-12-31T23:59:59.999Z".to_owned(), format_timestamp);
         state
-            .store
+            .sessions
             .revoke_session(&session.verified.nonce, &until, &now_timestamp())
             .await?;
     }

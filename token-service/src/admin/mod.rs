@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use axum::handler::Handler;
 use axum::http::{header, HeaderName, HeaderValue, Method};
-use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::http::SecretDigest;
 use crate::key_ring::KeyRing;
@@ -18,7 +18,7 @@ use crate::keys::ProviderKeys;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::settings::AdminSettings;
-use crate::store::TokenStore;
+use crate::store::{SessionStore, TokenStore};
 use throttle::LoginThrottle;
 
 mod about;
@@ -34,7 +34,6 @@ pub mod request_info;
 mod rows;
 pub mod session;
 pub mod throttle;
-mod view;
 
 pub use about::ProxyInfo;
 pub use error::AdminError;
@@ -45,6 +44,8 @@ pub use session::SessionKeys;
 pub struct AdminState {
     /// The token store (the same one the check API and the CLI use).
     pub store: Arc<dyn TokenStore>,
+    /// The admin sessions ended server-side (logout), shared by every replica.
+    pub sessions: Arc<dyn SessionStore>,
     /// Session, CSRF and password keys.
     pub keys: Arc<SessionKeys>,
     /// Login attempts per client IP (in the service's rate limiter, under their own keys).
@@ -64,10 +65,11 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// State for `settings` over `store`, counting login attempts in `limiter`, recognising
-    /// Envoy by `check_secret`, describing the proxy with `about`.
+    /// State for `settings` over `store` and `sessions`, counting login attempts in
+    /// `limiter`, recognising Envoy by `check_secret`, describing the proxy with `about`.
     pub fn new(
         store: Arc<dyn TokenStore>,
+        sessions: Arc<dyn SessionStore>,
         settings: &AdminSettings,
         limiter: Arc<dyn RateLimiter>,
         check_secret: Arc<SecretDigest>,
@@ -75,6 +77,7 @@ impl AdminState {
     ) -> AdminState {
         AdminState {
             store,
+            sessions,
             keys: Arc::new(SessionKeys::new(&settings.secret, settings.session_max_age)),
             login_throttle: Arc::new(LoginThrottle::new(limiter)),
             public_url: settings.public_url.as_deref().map(Arc::from),
@@ -147,10 +150,10 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
     connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
     base-uri 'none'";
 
-/// Adds the security headers to every admin response (errors and 404s included).
-async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    let fixed: [(HeaderName, &'static str); 5] = [
+/// The security headers of every admin response (errors and 404s included), set over whatever
+/// a handler wrote.
+fn security_headers() -> [(HeaderName, &'static str); 5] {
+    [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -159,15 +162,7 @@ async fn security_headers(mut response: Response) -> Response {
             HeaderName::from_static("cross-origin-opener-policy"),
             "same-origin",
         ),
-    ];
-    for (name, value) in fixed {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    // A created token's plaintext is in a response body: nothing may keep a copy.
-    headers
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    response
+    ]
 }
 
 async fn no_route() -> AdminError {
@@ -185,9 +180,20 @@ pub fn router(state: AdminState) -> Router {
         state.check_secret.clone(),
         request_info::recognise_envoy,
     );
+    router = router.fallback(no_route);
+    for (name, value) in security_headers() {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
     router
-        .fallback(no_route)
-        .layer(axum::middleware::map_response(security_headers))
+        // A created token's plaintext is in a response body: nothing may keep a copy (unless
+        // a handler chose its own caching, as the static assets do).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(recognise)
         .with_state(state)
 }

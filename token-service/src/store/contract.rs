@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use ptk_wire::Provider;
 
-use super::{StoreError, TokenPatch, TokenRecord, TokenStatus, TokenStore};
-use crate::token::RateLimit;
+use super::{SessionStore, StoreError, TokenPatch, TokenRecord, TokenStatus, TokenStore};
+use crate::ratelimit::RateLimit;
 
 /// A valid record whose hash is `seed` repeated/padded to 64 hex characters.
 pub(crate) fn sample_record(seed: &str) -> TokenRecord {
@@ -95,7 +95,12 @@ pub(crate) type CaseFuture = std::pin::Pin<Box<dyn std::future::Future<Output = 
 /// A contract case: given a fresh store, run it.
 pub(crate) type Case = fn(Store) -> CaseFuture;
 
-type Store = Arc<dyn TokenStore>;
+/// What a backend under contract offers: the token store and the session store, which share
+/// its database (the session cases also check that sessions never touch tokens).
+pub(crate) trait Backend: TokenStore + SessionStore {}
+impl<B: TokenStore + SessionStore> Backend for B {}
+
+type Store = Arc<dyn Backend>;
 
 pub(crate) async fn ping_answers(store: Store) {
     store.ping().await.unwrap();

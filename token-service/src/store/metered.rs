@@ -1,11 +1,11 @@
-//! A [`TokenStore`] that counts its backend's failures in [`Metrics`] by operation, so every
+//! A [`TokenStore`] (and a [`SessionStore`]) that counts its backend's failures in [`Metrics`] by operation, so every
 //! caller (checks, admin API, health probes, last-used stamps) is counted in one place.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
+use super::{SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
 use crate::metrics::Metrics;
 
 /// Wraps a store; answers exactly as it does.
@@ -84,7 +84,34 @@ impl TokenStore for MeteredStore {
             self.inner.stamp_last_used(hash, at).await,
         )
     }
+}
 
+/// Wraps a session store; answers exactly as it does, counting failures like [`MeteredStore`].
+pub struct MeteredSessions {
+    inner: Arc<dyn SessionStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredSessions {
+    /// Counts `inner`'s failures in `metrics`.
+    pub fn new(inner: Arc<dyn SessionStore>, metrics: Arc<Metrics>) -> MeteredSessions {
+        MeteredSessions { inner, metrics }
+    }
+
+    fn count<T>(
+        &self,
+        operation: &'static str,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.metrics.store_error(operation);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl SessionStore for MeteredSessions {
     async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError> {
         self.count(
             "revoke_session",

@@ -9,23 +9,26 @@ use async_trait::async_trait;
 use ptk_wire::Provider;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::token::RateLimit;
+use crate::ratelimit::RateLimit;
 
 #[cfg(test)]
 pub(crate) mod contract;
 mod metered;
+mod migrations;
 /// The throwaway PostgreSQL server the black-box tests use too.
 #[cfg(test)]
 #[path = "../../tests/common/pg_server.rs"]
 pub(crate) mod pg_server;
 mod postgres;
 mod row;
+mod sessions;
 mod sqlite;
 pub mod sqlite_backup;
 mod sqlite_sql;
 
-pub use metered::MeteredStore;
+pub use metered::{MeteredSessions, MeteredStore};
 pub use postgres::PostgresStore;
+pub use sessions::SessionStore;
 pub use sqlite::SqliteStore;
 
 /// Where the tokens live: an SQLite file (`PTK_DB`) or a PostgreSQL database
@@ -56,19 +59,43 @@ impl StoreLocation {
         }
     }
 
-    /// Opens the store (creating the schema if needed).
+    /// Opens the token store, bringing its schema to the latest migration.
     pub async fn open(&self) -> Result<Arc<dyn TokenStore>, StoreError> {
+        Ok(self.open_stores().await?.tokens)
+    }
+
+    /// Opens the database once for both of its stores (one pool, shared).
+    pub async fn open_stores(&self) -> Result<Stores, StoreError> {
         match self {
             StoreLocation::Sqlite(path) => {
                 let path = path.clone();
                 let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
                     .await
                     .map_err(|e| StoreError::Task(e.to_string()))??;
-                Ok(Arc::new(store))
+                Ok(Stores::both(store))
             }
-            StoreLocation::Postgres { url, ca_file } => Ok(Arc::new(
+            StoreLocation::Postgres { url, ca_file } => Ok(Stores::both(
                 PostgresStore::connect(url.expose_secret(), ca_file.as_deref()).await?,
             )),
+        }
+    }
+}
+
+/// The stores one database holds: tokens, and the admin sessions ended server-side.
+#[derive(Clone)]
+pub struct Stores {
+    /// The tokens.
+    pub tokens: Arc<dyn TokenStore>,
+    /// The ended admin sessions.
+    pub sessions: Arc<dyn SessionStore>,
+}
+
+impl Stores {
+    /// Both stores from one backend handle (its clones share the pool).
+    fn both<B: TokenStore + SessionStore + Clone>(backend: B) -> Stores {
+        Stores {
+            tokens: Arc::new(backend.clone()),
+            sessions: Arc::new(backend),
         }
     }
 }
@@ -271,11 +298,4 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Records a use. Must never create or modify a token record: stamping a hash that does not
     /// exist (e.g. deleted a moment ago) is a silent no-op.
     async fn stamp_last_used(&self, hash: &str, at: &str) -> Result<(), StoreError>;
-    /// Ends an admin session server-side: `id` (the session's random nonce) is refused until
-    /// `until` (when the cookie would have expired anyway). Entries whose `until` is before
-    /// `now` are dropped on the way, so the table only holds sessions that could still be
-    /// presented. Timestamps are the store's RFC 3339 UTC form (they compare as text).
-    async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError>;
-    /// Whether `id` was ended by [`TokenStore::revoke_session`].
-    async fn session_revoked(&self, id: &str) -> Result<bool, StoreError>;
 }

@@ -22,41 +22,14 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::migrations::migrate_postgres;
 use super::row::RawRow;
-use super::{StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
+use super::{SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
 
 /// Connections per replica; the check path holds one only for a primary-key read.
 const POOL_SIZE: usize = 16;
 /// How long a request waits for a connection, or a new connection for the server.
 const TIMEOUT: Duration = Duration::from_secs(5);
-/// Serialises schema creation when several replicas start at once (an arbitrary constant).
-const SCHEMA_LOCK: i64 = 0x7074_6b5f_7363_6d61;
-
-/// `hash` uses the "C" collation so `[prefix, prefix || 'g')` is an index range over the
-/// lowercase-hex hashes whatever the database's locale. `last_used` is its own table so the hot
-/// path never rewrites a token row; the foreign key means a stamp never outlives a token.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS tokens (
-    hash          TEXT COLLATE \"C\" PRIMARY KEY,
-    label         TEXT NOT NULL,
-    last4         TEXT NOT NULL,
-    providers     TEXT NOT NULL,
-    status        TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
-    created_at    TEXT NOT NULL,
-    expires_at    TEXT NULL,
-    rate_limit    BIGINT NULL,
-    rate_window_s BIGINT NULL
-);
-CREATE TABLE IF NOT EXISTS last_used (
-    hash TEXT COLLATE \"C\" PRIMARY KEY REFERENCES tokens (hash) ON DELETE CASCADE,
-    at   TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revoked_sessions (
-    id    TEXT COLLATE \"C\" PRIMARY KEY,
-    until TEXT COLLATE \"C\" NOT NULL
-);
-";
-
 const SELECT_TOKEN: &str = "SELECT t.hash, t.label, t.last4, t.providers, t.status, t.created_at,
     t.expires_at, t.rate_limit, t.rate_window_s, l.at
     FROM tokens t LEFT JOIN last_used l ON l.hash = t.hash";
@@ -168,7 +141,8 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects (a `postgres://` URL or key=value string) and creates the schema if needed.
+    /// Connects (a `postgres://` URL or key=value string) and brings the schema to the latest
+    /// migration (one replica at a time).
     /// `ca_file` adds a PEM CA to the system roots for verifying the server's certificate.
     pub async fn connect(url: &str, ca_file: Option<&Path>) -> Result<PostgresStore, StoreError> {
         let mut config: Config = url
@@ -192,12 +166,7 @@ impl PostgresStore {
             .build()
             .map_err(pool_error)?;
         let mut client = pool.get().await.map_err(pool_error)?;
-        let tx = client.transaction().await.map_err(backend)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-            .await
-            .map_err(backend)?;
-        tx.batch_execute(SCHEMA).await.map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        migrate_postgres(&mut client).await?;
         drop(client);
         Ok(PostgresStore { pool })
     }
@@ -355,7 +324,10 @@ impl TokenStore for PostgresStore {
             Err(e) => Err(backend(e)),
         }
     }
+}
 
+#[async_trait]
+impl SessionStore for PostgresStore {
     async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
@@ -425,6 +397,107 @@ mod tests {
                 .unwrap()
                 .is_some());
         }
+    }
+
+    /// The schema exactly as the pre-migration code created it (version 1).
+    const OLD_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokens (
+    hash          TEXT COLLATE \"C\" PRIMARY KEY,
+    label         TEXT NOT NULL,
+    last4         TEXT NOT NULL,
+    providers     TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT NULL,
+    rate_limit    BIGINT NULL,
+    rate_window_s BIGINT NULL
+);
+CREATE TABLE IF NOT EXISTS last_used (
+    hash TEXT COLLATE \"C\" PRIMARY KEY REFERENCES tokens (hash) ON DELETE CASCADE,
+    at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revoked_sessions (
+    id    TEXT COLLATE \"C\" PRIMARY KEY,
+    until TEXT COLLATE \"C\" NOT NULL
+);
+";
+
+    /// A database written by the code before migrations (its exact schema and rows) upgrades
+    /// in place: every token, stamp and revoked session reads back as it was, the upgrade is
+    /// recorded once, and new writes work.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_old_schema_database_upgrades_in_place_with_its_tokens_intact() {
+        let server = PgServer::start();
+        server.create_db("old_schema").await;
+        let url = server.url("old_schema");
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(conn);
+        let mut active = sample_record("a1");
+        active.rate_limit = Some(crate::ratelimit::RateLimit {
+            limit: 7,
+            window_s: 60,
+        });
+        let mut disabled = sample_record("d1");
+        disabled.status = crate::store::TokenStatus::Disabled;
+        disabled.expires_at = Some("2999-01-01T00:00:00.000Z".into());
+        client.batch_execute(OLD_SCHEMA).await.unwrap();
+        for r in [&active, &disabled] {
+            let providers = serde_json::to_string(&r.providers).unwrap();
+            client
+                .execute(
+                    "INSERT INTO tokens VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        &r.hash,
+                        &r.label,
+                        &r.last4,
+                        &providers,
+                        &r.status.as_str(),
+                        &r.created_at,
+                        &r.expires_at,
+                        &r.rate_limit.map(|l| i64::from(l.limit)),
+                        &r.rate_limit.map(|l| i64::from(l.window_s)),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        client
+            .batch_execute(&format!(
+                "INSERT INTO last_used VALUES ('{}', '2025-02-03T04:05:06.789Z');
+                 INSERT INTO revoked_sessions VALUES ('old-session', '2999-01-01T00:00:00.000Z')",
+                active.hash
+            ))
+            .await
+            .unwrap();
+
+        for _ in 0..2 {
+            let store = PostgresStore::connect(&url, None).await.unwrap();
+            assert_eq!(store.get(&active.hash).await.unwrap(), Some(active.clone()));
+            assert_eq!(
+                store.get(&disabled.hash).await.unwrap(),
+                Some(disabled.clone())
+            );
+            let listing = store.get_listing(&active.hash).await.unwrap().unwrap();
+            assert_eq!(
+                listing.last_used.as_deref(),
+                Some("2025-02-03T04:05:06.789Z")
+            );
+            assert!(store.session_revoked("old-session").await.unwrap());
+        }
+        let applied: Vec<i32> = client
+            .query("SELECT version FROM refinery_schema_history", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(applied, [1]);
+        let store = PostgresStore::connect(&url, None).await.unwrap();
+        store.insert(&sample_record("e1")).await.unwrap();
+        drop(client);
+        let _ = task.await;
     }
 
     async fn futures_join(url: &str) -> Vec<PostgresStore> {

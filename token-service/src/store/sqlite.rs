@@ -1,5 +1,10 @@
-//! SQLite backend: a file in WAL mode behind a small r2d2 pool, every query on
-//! `spawn_blocking` so the async runtime never waits on disk.
+//! SQLite backend: a file in WAL mode behind two small r2d2 pools, one of readers and one
+//! writer, so a read never waits behind a write (WAL lets readers run beside the writer, and
+//! they never share a connection with it).
+//!
+//! Writes run on `spawn_blocking` and may wait (bounded) for the file's write lock, which
+//! another process can hold for seconds; reads never take that lock. The check path's point
+//! read runs inline only when a reader is idle (see [`SqliteStore::read_now`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,64 +14,109 @@ use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection};
 
+use super::migrations::migrate_sqlite;
 use super::sqlite_sql::{
-    backend, immediate, listing_from_row, select_listing, SCHEMA, SCHEMA_VERSION, SELECT_TOKEN,
+    backend, immediate, listing_from_row, select_listing, SCHEMA_VERSION, SELECT_TOKEN,
     UPDATE_TOKEN,
 };
-use super::{StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
+use super::{SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
 
-/// Connections kept open; SQLite has one writer anyway, WAL lets readers run beside it.
-const POOL_SIZE: u32 = 4;
+/// Reader connections kept open: more than the runtime's workers, so an inline read nearly
+/// always finds one idle, plus room for the admin's listings.
+const READERS: u32 = 8;
+
+/// How long a write may wait for the file's write lock (another process, or a long admin
+/// transaction) before it fails: bounded, and never on the check's critical path.
+const WRITE_LOCK_WAIT_MS: u32 = 5_000;
+
+/// How long a write may queue for the writer connection behind other writes.
+const WRITER_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a reader may wait in SQLite's rare reader-side busy cases (WAL recovery after a
+/// crash); readers never wait for the write lock itself.
+const READ_BUSY_WAIT_MS: u32 = 250;
 
 /// The SQLite token store.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: Pool<SqliteConnectionManager>,
+    /// `query_only` connections; WAL lets them read beside the writer.
+    readers: Pool<SqliteConnectionManager>,
+    /// The one writer connection (SQLite has one writer anyway): writes queue here in order
+    /// instead of spinning on the file lock from several connections.
+    writer: Pool<SqliteConnectionManager>,
+}
+
+/// Per-connection set-up both pools share. Foreign keys are per connection in SQLite. The
+/// check path is a primary-key read per request: memory-map the file and give each connection
+/// a 64 MiB page cache, so a store of a million tokens reads like a small one (the default
+/// 2 MiB cache holds a few thousand rows).
+fn connection_pragmas(busy_ms: u32, query_only: bool) -> String {
+    format!(
+        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms}; \
+         PRAGMA mmap_size = 268435456; PRAGMA cache_size = -65536; \
+         PRAGMA query_only = {query_only};"
+    )
+}
+
+/// A pool of `size` connections to `path`, each set up with `pragmas`.
+fn pool(
+    path: &Path,
+    size: u32,
+    wait: Duration,
+    pragmas: String,
+) -> Result<Pool<SqliteConnectionManager>, StoreError> {
+    let manager = SqliteConnectionManager::file(path).with_init(move |c| c.execute_batch(&pragmas));
+    Pool::builder()
+        .max_size(size)
+        .connection_timeout(wait)
+        .build(manager)
+        .map_err(|e| StoreError::Pool(e.to_string()))
 }
 
 impl SqliteStore {
-    /// Opens (creating the parent directory, the file and the schema if needed) the database.
+    /// Opens (creating the parent directory and the file if needed) the database and brings its
+    /// schema to the latest migration.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let setup = Connection::open(path).map_err(backend)?;
+        let mut setup = Connection::open(path).map_err(backend)?;
         setup
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
-        setup.execute_batch(SCHEMA).map_err(backend)?;
+        migrate_sqlite(&mut setup)?;
         setup
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(backend)?;
         drop(setup);
 
-        // Foreign keys are per connection in SQLite, so every pooled connection turns them on.
-        // The check path is a primary-key read per request: memory-map the file and give each
-        // connection a 64 MiB page cache, so a store of a million tokens reads like a small one
-        // (the default 2 MiB cache holds a few thousand rows).
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.execute_batch(
-                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                 PRAGMA mmap_size = 268435456; PRAGMA cache_size = -65536;",
-            )
-        });
-        let pool = Pool::builder()
-            .max_size(POOL_SIZE)
-            .connection_timeout(Duration::from_secs(5))
-            .build(manager)
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
-        Ok(SqliteStore { pool })
+        let readers = pool(
+            path,
+            READERS,
+            Duration::from_secs(5),
+            connection_pragmas(READ_BUSY_WAIT_MS, true),
+        )?;
+        let writer = pool(
+            path,
+            1,
+            WRITER_QUEUE_WAIT,
+            connection_pragmas(WRITE_LOCK_WAIT_MS, false),
+        )?;
+        Ok(SqliteStore { readers, writer })
     }
 
-    /// Runs `job` on a pooled connection on the blocking thread pool.
-    async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
+    /// Runs `job` on a connection from `pool` on the blocking thread pool.
+    async fn on_blocking<T, F>(
+        pool: &Pool<SqliteConnectionManager>,
+        job: F,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let pool = pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
             job(&mut conn)
@@ -75,20 +125,39 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Runs a point read on a pooled connection right here, on the async worker. The check
-    /// path's primary-key read is served from the memory-mapped file in microseconds, less
-    /// than the two thread switches a `spawn_blocking` hop costs (measured: most of the
-    /// service's CPU per check went to context switches). Writes keep using [`Self::run`]:
-    /// they may wait on `busy_timeout`.
-    fn read_now<T>(
-        &self,
-        job: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let conn = self
-            .pool
-            .get()
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
-        job(&conn)
+    /// Runs a write on the writer connection, off the async runtime (it may wait for the lock).
+    async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::on_blocking(&self.writer, job).await
+    }
+
+    /// Runs a read on a reader connection, off the async runtime.
+    async fn read<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::on_blocking(&self.readers, job).await
+    }
+
+    /// Runs a point read right here on the async worker when a reader is idle, else on the
+    /// blocking pool. The check path's primary-key read is served from the memory-mapped file
+    /// in microseconds, less than the two thread switches a `spawn_blocking` hop costs
+    /// (measured: most of the service's CPU per check went to context switches). It can wait
+    /// on nothing: `try_get` never waits for the pool, and a WAL reader never waits for the
+    /// write lock.
+    async fn read_now<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match self.readers.try_get() {
+            Some(conn) => job(&conn),
+            None => self.read(move |c| job(c)).await,
+        }
     }
 }
 
@@ -96,7 +165,7 @@ impl SqliteStore {
 impl TokenStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         // Touch the tokens table, not just the connection: a missing schema is "not answering".
-        self.run(|c| {
+        self.read(|c| {
             c.query_row("SELECT count(*) FROM tokens WHERE 0", [], |_| Ok(()))
                 .map_err(backend)
         })
@@ -108,14 +177,15 @@ impl TokenStore for SqliteStore {
     }
 
     async fn get_listing(&self, hash: &str) -> Result<Option<TokenListing>, StoreError> {
-        self.read_now(|c| select_listing(c, hash))
+        let hash = hash.to_owned();
+        self.read_now(move |c| select_listing(c, &hash)).await
     }
 
     async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
         let r = record.clone();
         let providers =
             serde_json::to_string(&r.providers).map_err(|e| StoreError::Backend(e.to_string()))?;
-        self.run(move |c| {
+        self.write(move |c| {
             // ON CONFLICT DO NOTHING + row count: a duplicate is refused atomically, never
             // overwritten (an overwrite could resurrect a disabled token).
             let inserted = immediate(c, |tx| {
@@ -147,7 +217,7 @@ impl TokenStore for SqliteStore {
     }
 
     async fn list(&self) -> Result<Vec<TokenListing>, StoreError> {
-        self.run(|c| {
+        self.read(|c| {
             let mut stmt = c
                 .prepare_cached(&format!(
                     "{SELECT_TOKEN} ORDER BY t.created_at DESC, t.hash"
@@ -170,7 +240,7 @@ impl TokenStore for SqliteStore {
     ) -> Result<Vec<String>, StoreError> {
         let prefix = prefix.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |c| {
+        self.read(move |c| {
             // Hashes are lowercase hex and 'g' sorts after every hex digit, so
             // [prefix, prefix + "g") is exactly the hashes starting with prefix (index range).
             let mut stmt = c
@@ -194,7 +264,7 @@ impl TokenStore for SqliteStore {
     ) -> Result<Option<TokenRecord>, StoreError> {
         let hash = hash.to_owned();
         let patch = patch.clone();
-        self.run(move |c| {
+        self.write(move |c| {
             immediate(c, |tx| {
                 let (limit, window) = match patch.rate_limit {
                     Some(Some(rl)) => (Some(rl.limit), Some(rl.window_s)),
@@ -227,7 +297,7 @@ impl TokenStore for SqliteStore {
 
     async fn delete(&self, hash: &str) -> Result<bool, StoreError> {
         let hash = hash.to_owned();
-        self.run(move |c| {
+        self.write(move |c| {
             immediate(c, |tx| {
                 // The cascade would do this too; being explicit keeps it right even on a
                 // connection opened without foreign keys (e.g. an operator's sqlite3 shell).
@@ -245,7 +315,7 @@ impl TokenStore for SqliteStore {
     async fn stamp_last_used(&self, hash: &str, at: &str) -> Result<(), StoreError> {
         let hash = hash.to_owned();
         let at = at.to_owned();
-        self.run(move |c| {
+        self.write(move |c| {
             immediate(c, |tx| {
                 tx.execute(
                     "INSERT INTO last_used (hash, at)
@@ -259,10 +329,13 @@ impl TokenStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl SessionStore for SqliteStore {
     async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError> {
         let (id, until, now) = (id.to_owned(), until.to_owned(), now.to_owned());
-        self.run(move |c| {
+        self.write(move |c| {
             immediate(c, |tx| {
                 tx.execute("DELETE FROM revoked_sessions WHERE until < ?1", [&now])
                     .map_err(backend)?;
@@ -279,14 +352,16 @@ impl TokenStore for SqliteStore {
     }
 
     async fn session_revoked(&self, id: &str) -> Result<bool, StoreError> {
-        self.read_now(|c| {
+        let id = id.to_owned();
+        self.read_now(move |c| {
             c.query_row(
                 "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE id = ?1)",
-                [id],
+                [&id],
                 |row| row.get(0),
             )
             .map_err(backend)
         })
+        .await
     }
 }
 

@@ -1,4 +1,4 @@
-//! The SQLite backend's SQL: schema, statements, the write-transaction helper and row
+//! The SQLite backend's SQL: statements, the write-transaction helper and row
 //! decoding, kept apart from the store's async plumbing in `sqlite.rs`.
 
 use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
@@ -6,32 +6,9 @@ use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
 use super::row::RawRow;
 use super::{StoreError, TokenListing};
 
-/// Schema version kept in `PRAGMA user_version`, for migrations to come.
+/// The latest migration's version (`migrations/sqlite`), mirrored into `PRAGMA user_version`
+/// so a backup can be checked against this build; a test ties the two.
 pub(super) const SCHEMA_VERSION: i64 = 1;
-
-/// `last_used` is its own table so the hot path never rewrites a token row, and the foreign key
-/// (plus the `WHERE EXISTS` in the stamp) means a stamp can never outlive or revive a token.
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS tokens (
-    hash          TEXT PRIMARY KEY NOT NULL,
-    label         TEXT NOT NULL,
-    last4         TEXT NOT NULL,
-    providers     TEXT NOT NULL,
-    status        TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
-    created_at    TEXT NOT NULL,
-    expires_at    TEXT NULL,
-    rate_limit    INTEGER NULL,
-    rate_window_s INTEGER NULL
-);
-CREATE TABLE IF NOT EXISTS last_used (
-    hash TEXT PRIMARY KEY NOT NULL REFERENCES tokens (hash) ON DELETE CASCADE,
-    at   TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revoked_sessions (
-    id    TEXT PRIMARY KEY NOT NULL,
-    until TEXT NOT NULL
-);
-";
 
 pub(super) const SELECT_TOKEN: &str =
     "SELECT t.hash, t.label, t.last4, t.providers, t.status, t.created_at,

@@ -2,27 +2,27 @@
 //! (proxy-wasm-cpp-host `SharedData`): one global CAS counter, a CAS ignored for absent keys.
 //! Shared by the tests of every module that keeps state in shared data.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use crate::shared_cache::{GetError, SetError, SharedData, Stored};
+use crate::shared_data::{GetError, SetError, SharedData, Stored};
 
-type Hook = Box<dyn FnOnce(&EnvoyShared)>;
+type Hook = Box<dyn FnOnce(&SharedDataDouble)>;
 
 /// Shared data as Envoy keeps it. `before_next_set` runs a hook once before the next set, to
 /// interleave another worker's write between a get and a set.
 #[derive(Default)]
-pub struct EnvoyShared {
+pub struct SharedDataDouble {
     map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     counter: RefCell<u32>,
-    sets: RefCell<usize>,
+    sets: Cell<usize>,
     before_set: RefCell<Option<Hook>>,
 }
 
-impl EnvoyShared {
+impl SharedDataDouble {
     fn next_cas(&self) -> u32 {
         let mut c = self.counter.borrow_mut();
-        *c += 1;
+        *c = c.wrapping_add(1);
         *c
     }
 
@@ -45,7 +45,7 @@ impl EnvoyShared {
     }
 
     /// Runs `hook` once, just before the next [`SharedData::set`].
-    pub fn before_next_set(&self, hook: impl FnOnce(&EnvoyShared) + 'static) {
+    pub fn before_next_set(&self, hook: impl FnOnce(&SharedDataDouble) + 'static) {
         *self.before_set.borrow_mut() = Some(Box::new(hook));
     }
 
@@ -66,11 +66,11 @@ impl EnvoyShared {
 
     /// Sets made through the trait so far.
     pub fn sets(&self) -> usize {
-        *self.sets.borrow()
+        self.sets.get()
     }
 }
 
-impl SharedData for EnvoyShared {
+impl SharedData for SharedDataDouble {
     fn get(&self, key: &str) -> Result<Stored, GetError> {
         Ok(self
             .map
@@ -80,7 +80,8 @@ impl SharedData for EnvoyShared {
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
-        *self.sets.borrow_mut() += 1;
+        let sets = self.sets.get();
+        self.sets.set(sets.saturating_add(1));
         let hook = self.before_set.borrow_mut().take();
         if let Some(hook) = hook {
             hook(self);

@@ -6,66 +6,13 @@
 //! for a grant. Refused or unknown tokens never write shared data, which Envoy never frees
 //! (proxy-wasm has no delete), so a flood of random tokens cannot grow it.
 //!
-//! Creating a key without losing a concurrent creator's grant needs "create if absent", which
-//! shared data does not offer directly. It follows from Envoy's semantics
-//! (proxy-wasm-cpp-host `SharedData::set`): every write takes the next value of one global CAS
-//! counter; a set with a non-zero CAS on an **existing** key fails with `CasMismatch` unless the
-//! key's CAS equals it, and on an **absent** key simply creates it. So a set with a CAS that
-//! belongs to another key's write (the [`CasAnchor`]) creates an absent key and can never
-//! overwrite an existing one. The anchor is refreshed on every tick so that the counter cannot
-//! wrap around (2^32 writes) between refresh and use.
+//! Keys are created only if absent, with the CAS anchor of `shared_data.rs`.
 
 use ptk_wire::Lease;
 
-use crate::cache::{merge, spend, Entry, Spend};
 use crate::local_pool::{combine, LocalPool, Take};
-
-/// Why a shared-data write did not happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetError {
-    /// The key was written since it was read (or exists, for a create).
-    CasMismatch,
-    /// Any other host failure.
-    Other,
-}
-
-/// A shared-data read the host could not serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GetError;
-
-/// A value read from shared data and its CAS; `(None, None)` when the key is absent.
-pub type Stored = (Option<Vec<u8>>, Option<u32>);
-
-/// Proxy-wasm shared data, as the host offers it (Envoy's semantics, see the module docs).
-pub trait SharedData {
-    /// The value and CAS of a key.
-    fn get(&self, key: &str) -> Result<Stored, GetError>;
-    /// Writes a key; with `cas`, only if the key is absent or still has that CAS.
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError>;
-}
-
-/// The key whose writes provide the anchor CAS. It is never a cache key.
-pub const ANCHOR_KEY: &str = "ptk/v1/cas-anchor";
-
-/// A CAS value that belongs to a write of [`ANCHOR_KEY`], so no cache key can hold it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CasAnchor(Option<u32>);
-
-impl CasAnchor {
-    /// Writes the anchor key and keeps the CAS that write got. Called at configure time and on
-    /// every tick; on a host failure the anchor is unset and keys are simply not created.
-    pub fn refresh(shared: &impl SharedData) -> CasAnchor {
-        if shared.set(ANCHOR_KEY, b"anchor", None).is_err() {
-            return CasAnchor(None);
-        }
-        CasAnchor(shared.get(ANCHOR_KEY).ok().and_then(|(_, cas)| cas))
-    }
-
-    /// The anchor CAS, if one is known.
-    pub fn cas(self) -> Option<u32> {
-        self.0
-    }
-}
+use crate::shared_data::{CasAnchor, SetError, SharedData};
+use crate::verdict_cache::{merge, spend, CachedVerdict, Spend};
 
 /// Attempts before giving up on a contended entry (then: ask the token-service, which is
 /// always safe, or leave a grant uncached, which only costs a later check).
@@ -183,7 +130,7 @@ pub fn store(
     shared: &impl SharedData,
     anchor: CasAnchor,
     cache_key: &str,
-    grant: &Entry,
+    grant: &CachedVerdict,
     now_ms: u64,
 ) {
     for _ in 0..CAS_ATTEMPTS {
@@ -208,18 +155,19 @@ pub fn store(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::cache_key;
-    use crate::shared_double::EnvoyShared;
+    use crate::shared_data::ANCHOR_KEY;
+    use crate::shared_data_double::SharedDataDouble;
+    use crate::verdict_cache::cache_key;
 
-    fn units(shared: &EnvoyShared, key: &str) -> Option<u32> {
+    fn units(shared: &SharedDataDouble, key: &str) -> Option<u32> {
         shared
             .value(key)
-            .and_then(|v| Entry::decode(&v))
+            .and_then(|v| CachedVerdict::decode(&v))
             .map(|e| e.units)
     }
 
-    fn grant(units: u32) -> Entry {
-        Entry {
+    fn grant(units: u32) -> CachedVerdict {
+        CachedVerdict {
             valid_until_ms: 10_000,
             units,
             window: 1,
@@ -233,7 +181,7 @@ mod tests {
 
     #[test]
     fn misses_never_create_keys() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let mut pool = LocalPool::default();
         for n in 0..10_000 {
             assert_eq!(
@@ -247,7 +195,7 @@ mod tests {
 
     #[test]
     fn the_anchor_belongs_to_its_own_key() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let anchor = CasAnchor::refresh(&shared);
         let cas = anchor.cas().unwrap();
         assert_eq!(shared.cas(ANCHOR_KEY), Some(cas));
@@ -258,7 +206,7 @@ mod tests {
 
     #[test]
     fn a_grant_creates_an_absent_key_and_then_hits() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let anchor = CasAnchor::refresh(&shared);
         store(&shared, anchor, &key(1), &grant(2), 0);
         assert_eq!(units(&shared, &key(1)), Some(2));
@@ -272,7 +220,7 @@ mod tests {
 
     #[test]
     fn without_an_anchor_an_absent_key_is_left_uncached() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         store(&shared, CasAnchor::default(), &key(1), &grant(2), 0);
         assert!(shared.keys().is_empty());
     }
@@ -281,11 +229,11 @@ mod tests {
     fn a_racing_creator_merges_instead_of_overwriting() {
         // Worker A reads "absent"; before its create lands, worker B creates the key with its
         // own grant. A's create must fail and merge: no unit of either grant is lost.
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let anchor = CasAnchor::refresh(&shared);
         let k = key(7);
         let k2 = k.clone();
-        shared.before_next_set(move |s: &EnvoyShared| {
+        shared.before_next_set(move |s: &SharedDataDouble| {
             let a = CasAnchor::refresh(s);
             let value = merge(None, 0, &grant(5)).unwrap();
             s.raw_set(&k2, &value, a.cas()).unwrap();
@@ -298,7 +246,7 @@ mod tests {
     fn a_create_with_the_anchor_never_overwrites_an_existing_key() {
         // Whatever the interleaving, a key written by someone else keeps its units when a
         // stale "absent" read is followed by an anchored create.
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let anchor = CasAnchor::refresh(&shared);
         let k = key(9);
         shared
@@ -313,7 +261,7 @@ mod tests {
 
     #[test]
     fn an_expired_lease_is_reclaimed_without_new_keys() {
-        let shared = EnvoyShared::default();
+        let shared = SharedDataDouble::default();
         let anchor = CasAnchor::refresh(&shared);
         store(&shared, anchor, &key(2), &grant(5), 0);
         let mut pool = LocalPool::default();

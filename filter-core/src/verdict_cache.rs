@@ -1,7 +1,7 @@
 //! The verdict cache: allow-verdicts and rate-limit leases per token hash and provider, kept in
 //! proxy-wasm shared data so every Envoy worker spends the same lease.
 //!
-//! `shared_cache.rs` runs the compare-and-swap protocol over shared data; this module decides
+//! `verdict_store.rs` runs the compare-and-swap protocol over shared data; this module decides
 //! what to write. An entry is a fixed binary record, cheap to decode on the hot path:
 //! `version(1) | valid_until_ms(u64 LE) | units(u32 LE) | window(u64 LE) | key bytes`.
 
@@ -18,7 +18,7 @@ pub fn cache_key(hash: &str, provider: Provider) -> String {
 
 /// One cached allow-verdict with its lease.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct CachedVerdict {
     /// Host time (ms since the epoch) until which the verdict may be reused.
     pub valid_until_ms: u64,
     /// Lease units left to spend locally.
@@ -29,9 +29,9 @@ pub struct Entry {
     pub key: String,
 }
 
-impl std::fmt::Debug for Entry {
+impl std::fmt::Debug for CachedVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry")
+        f.debug_struct("CachedVerdict")
             .field("valid_until_ms", &self.valid_until_ms)
             .field("units", &self.units)
             .field("window", &self.window)
@@ -40,10 +40,10 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-impl Entry {
+impl CachedVerdict {
     /// The binary record.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER + self.key.len());
+        let mut out = Vec::with_capacity(HEADER.saturating_add(self.key.len()));
         out.push(VERSION);
         out.extend_from_slice(&self.valid_until_ms.to_le_bytes());
         out.extend_from_slice(&self.units.to_le_bytes());
@@ -53,7 +53,7 @@ impl Entry {
     }
 
     /// Parses a record; `None` for anything malformed (treated as a miss).
-    pub fn decode(bytes: &[u8]) -> Option<Entry> {
+    pub fn decode(bytes: &[u8]) -> Option<CachedVerdict> {
         if bytes.len() < HEADER || bytes.first() != Some(&VERSION) {
             return None;
         }
@@ -61,7 +61,7 @@ impl Entry {
         let units = u32::from_le_bytes(bytes.get(9..13)?.try_into().ok()?);
         let window = u64::from_le_bytes(bytes.get(13..21)?.try_into().ok()?);
         let key = std::str::from_utf8(bytes.get(HEADER..)?).ok()?.to_string();
-        Some(Entry {
+        Some(CachedVerdict {
             valid_until_ms,
             units,
             window,
@@ -118,7 +118,7 @@ pub enum Spend {
 
 /// Tries to spend one unit of the stored entry at host time `now_ms`.
 pub fn spend(stored: Option<&[u8]>, now_ms: u64) -> Spend {
-    let Some(mut entry) = stored.and_then(Entry::decode) else {
+    let Some(mut entry) = stored.and_then(CachedVerdict::decode) else {
         return Spend::Miss { reclaim: None };
     };
     if entry.units == 0 {
@@ -126,7 +126,8 @@ pub fn spend(stored: Option<&[u8]>, now_ms: u64) -> Spend {
     }
     if entry.valid_at(now_ms) {
         let taken = batch_size(entry.units);
-        entry.units -= taken;
+        // `batch_size` never takes more than there is.
+        entry.units = entry.units.saturating_sub(taken);
         return Spend::Hit {
             key: entry.key.clone(),
             updated: entry.encode(),
@@ -149,16 +150,16 @@ pub fn spend(stored: Option<&[u8]>, now_ms: u64) -> Spend {
 /// entry for the same window (another worker's lease, not yet spent). `None` when the grant
 /// leases nothing: an entry without units never allows a request, and writing one would
 /// wipe the units another worker's lease put there.
-pub fn merge(stored: Option<&[u8]>, now_ms: u64, grant: &Entry) -> Option<Vec<u8>> {
+pub fn merge(stored: Option<&[u8]>, now_ms: u64, grant: &CachedVerdict) -> Option<Vec<u8>> {
     if grant.units == 0 {
         return None;
     }
     let carried = stored
-        .and_then(Entry::decode)
+        .and_then(CachedVerdict::decode)
         .filter(|e| e.valid_at(now_ms) && e.window == grant.window)
         .map_or(0, |e| e.units);
     Some(
-        Entry {
+        CachedVerdict {
             units: grant.units.saturating_add(carried),
             ..grant.clone()
         }
@@ -167,11 +168,12 @@ pub fn merge(stored: Option<&[u8]>, now_ms: u64, grant: &Entry) -> Option<Vec<u8
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
-    fn entry(valid_until_ms: u64, units: u32, window: u64) -> Entry {
-        Entry {
+    fn entry(valid_until_ms: u64, units: u32, window: u64) -> CachedVerdict {
+        CachedVerdict {
             valid_until_ms,
             units,
             window,
@@ -182,12 +184,12 @@ mod tests {
     #[test]
     fn round_trip_and_malformed_records() {
         let e = entry(1_000, 7, 42);
-        assert_eq!(Entry::decode(&e.encode()), Some(e.clone()));
-        assert_eq!(Entry::decode(&[]), None);
-        assert_eq!(Entry::decode(&e.encode()[..HEADER - 1]), None);
+        assert_eq!(CachedVerdict::decode(&e.encode()), Some(e.clone()));
+        assert_eq!(CachedVerdict::decode(&[]), None);
+        assert_eq!(CachedVerdict::decode(&e.encode()[..HEADER - 1]), None);
         let mut wrong_version = e.encode();
         wrong_version[0] = 9;
-        assert_eq!(Entry::decode(&wrong_version), None);
+        assert_eq!(CachedVerdict::decode(&wrong_version), None);
         assert!(!format!("{e:?}").contains("sk-real"));
     }
 
@@ -208,7 +210,7 @@ mod tests {
             (key.as_str(), taken, valid_until_ms, window),
             ("sk-real", 1, 1_000, 1)
         );
-        assert_eq!(Entry::decode(&updated), Some(entry(1_000, 1, 1)));
+        assert_eq!(CachedVerdict::decode(&updated), Some(entry(1_000, 1, 1)));
     }
 
     #[test]
@@ -223,7 +225,7 @@ mod tests {
             panic!("expected a hit");
         };
         assert_eq!(taken, 64);
-        assert_eq!(Entry::decode(&updated).map(|e| e.units), Some(736));
+        assert_eq!(CachedVerdict::decode(&updated).map(|e| e.units), Some(736));
     }
 
     #[test]
@@ -256,14 +258,14 @@ mod tests {
                 window: 77
             }
         );
-        assert_eq!(Entry::decode(&updated), Some(entry(1_000, 0, 77)));
+        assert_eq!(CachedVerdict::decode(&updated), Some(entry(1_000, 0, 77)));
     }
 
     #[test]
     fn merge_adds_a_valid_same_window_lease_only() {
-        let units = |stored: Option<&[u8]>, grant: &Entry| {
+        let units = |stored: Option<&[u8]>, grant: &CachedVerdict| {
             merge(stored, 1_000, grant)
-                .and_then(|v| Entry::decode(&v))
+                .and_then(|v| CachedVerdict::decode(&v))
                 .map(|e| e.units)
         };
         let grant = entry(2_000, 10, 5);

@@ -1,0 +1,85 @@
+//! The response of a forwarded request: the real-key watch and CORS decoration.
+
+use super::*;
+use crate::flow::{BodyStep, HeadersStep};
+
+fn forwarded_from_cache(origin: Option<&str>) -> (Worker, FakeHost, RequestFlow) {
+    let mut host = FakeHost::new();
+    let w = worker("{}", &host);
+    cache_verdict(&host, T0 + 10_000, 5, 1);
+    let mut headers = vec![
+        (":method".to_string(), "POST".to_string()),
+        (":path".to_string(), "/v1/chat/completions".to_string()),
+        ("authorization".to_string(), format!("Bearer {TOKEN}")),
+        ("accept-encoding".to_string(), "gzip".to_string()),
+    ];
+    if let Some(origin) = origin {
+        headers.push(("origin".into(), origin.into()));
+    }
+    let mut flow = RequestFlow::new(7);
+    assert_eq!(
+        flow.on_request_headers(&w, &mut host, RequestHead::new(headers)),
+        Step::Forward
+    );
+    // The provider is asked for an answer the watch can read.
+    assert!(host
+        .edits
+        .contains(&("accept-encoding".into(), Some("identity".into()))));
+    (w, host, flow)
+}
+
+#[test]
+fn a_provider_refusing_the_real_key_is_answered_in_its_place() {
+    let (w, mut host, mut flow) = forwarded_from_cache(None);
+    host.response = vec![
+        (":status".into(), "401".into()),
+        ("content-type".into(), "application/json".into()),
+    ];
+    assert_eq!(flow.on_response_headers(&w, &mut host), HeadersStep::Stop);
+    assert_eq!(host.replies.len(), 1);
+    assert!(!String::from_utf8_lossy(&host.replies[0].body).contains(KEY));
+    assert_eq!(
+        w.counts.get(Counter::CredentialRefused(Provider::Openai)),
+        1
+    );
+}
+
+#[test]
+fn an_error_quoting_the_key_is_masked_and_a_success_passes_decorated() {
+    let (w, mut host, mut flow) = forwarded_from_cache(Some("https://app.example"));
+    host.response = vec![
+        (":status".into(), "500".into()),
+        ("content-type".into(), "application/json".into()),
+    ];
+    host.body = format!(r#"{{"error":{{"message":"bad key {KEY}"}}}}"#).into_bytes();
+    assert_eq!(
+        flow.on_response_headers(&w, &mut host),
+        HeadersStep::Continue
+    );
+    assert!(host
+        .response
+        .iter()
+        .any(|(n, _)| n == "access-control-allow-origin"));
+    let size = host.body.len();
+    assert_eq!(
+        flow.on_response_body(&w, &mut host, size, false),
+        BodyStep::Pause
+    );
+    assert_eq!(
+        flow.on_response_body(&w, &mut host, size, true),
+        BodyStep::Continue
+    );
+    assert!(
+        !String::from_utf8_lossy(&host.body).contains(KEY),
+        "the key went to the client"
+    );
+    assert_eq!(w.counts.get(Counter::KeyMasked), 1);
+    // A success drops the watch at once.
+    let (w, mut host, mut flow) = forwarded_from_cache(None);
+    host.response = vec![(":status".into(), "200".into())];
+    assert_eq!(
+        flow.on_response_headers(&w, &mut host),
+        HeadersStep::Continue
+    );
+    assert!(flow.error_watch.is_none());
+}
