@@ -206,4 +206,14 @@ mod tests {
         );
         assert_eq!(counts.get(Counter::Allowed), 0);
     }
+
+    #[test]
+    fn a_configured_provider_counts_with_openai_whose_dialect_it_speaks() {
+        let configured = Counter::CredentialRefused(Provider::Configured("local-llm"));
+        let openai = Counter::CredentialRefused(Provider::Openai);
+        assert_eq!(configured.name(), "upstream_credential_refused.openai");
+        let counts = Counts::default();
+        counts.add(configured);
+        assert_eq!(counts.take(openai), 1);
+    }
 }

@@ -99,3 +99,29 @@ fn a_request_allowed_by_its_check_is_open_until_its_verdict_is_revalidated() {
     revalidations.on_tick(&w, &mut host);
     assert_eq!(host.sent.last().unwrap().path, "/v1/revalidate");
 }
+
+#[test]
+fn a_configured_provider_stream_is_revalidated_against_its_own_scope() {
+    let mut host = FakeHost::new();
+    let config = r#"{"providers":{"selfhosted":{"path_prefix":"/selfhosted/","authority":"llm.internal:8000"}}}"#;
+    let w = worker(config, &host);
+    let head = RequestHead::new(vec![
+        (":method".into(), "POST".into()),
+        (":path".into(), "/selfhosted/v1/chat/completions".into()),
+        (":authority".into(), "proxy.local".into()),
+        ("authorization".into(), format!("Bearer {TOKEN}")),
+    ]);
+    let (mut flow, _) = headers(&w, &mut host, head);
+    assert_eq!(
+        answer(&mut flow, &w, &mut host, &allow(1_000, Some((3, 1)))),
+        Step::Forward
+    );
+    let mut revalidations = Revalidations::default();
+    host.now = T0 + 1_000;
+    revalidations.on_tick(&w, &mut host);
+    let sent = host.sent.last().unwrap();
+    assert_eq!(sent.path, "/v1/revalidate");
+    // Its own scope, not OpenAI's whose dialect it speaks.
+    let body = String::from_utf8_lossy(&sent.body).to_string();
+    assert!(body.contains(r#""provider":"selfhosted""#), "{body}");
+}
