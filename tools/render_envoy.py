@@ -88,6 +88,8 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     if args.token_service_cluster:
         rename_route_cluster(hcm, "token_service", args.token_service_cluster)
     render_providers(clusters, hcm["route_config"]["virtual_hosts"], args, env)
+    for value in args.configured_provider:
+        add_configured_provider(clusters, hcm["route_config"]["virtual_hosts"], value)
     if args.provider_idle_timeout is not None:
         # What a provider call without a body gets (see envoy.yaml's stream_idle_timeout).
         hcm["stream_idle_timeout"] = f"{args.provider_idle_timeout}s"
@@ -239,6 +241,33 @@ def render_providers(clusters: list[dict], vhosts: list[dict], args: argparse.Na
             route["route"]["host_rewrite_literal"] = authority
 
 
+def add_configured_provider(clusters: list[dict], vhosts: list[dict], value: str) -> None:
+    """`--configured-provider NAME=AUTHORITY=URL`: a cluster NAME at URL and a virtual host
+    for AUTHORITY (the `authority` of the plugin config's `providers.NAME`) routing to it,
+    shaped like the OpenAI ones (configured providers speak OpenAI's dialect)."""
+    name, _, rest = value.partition("=")
+    authority, _, url = rest.partition("=")
+    if not name or not authority or not url:
+        raise RenderError(f"--configured-provider: expected NAME=AUTHORITY=URL, got {value!r}")
+    scheme, host, port = parse_upstream("--configured-provider", url)
+    cluster = copy.deepcopy(find(clusters, "openai"))
+    cluster["name"] = cluster["load_assignment"]["cluster_name"] = name
+    point_cluster(cluster, host, port)
+    if scheme == "http":
+        cluster.pop("transport_socket", None)
+    else:
+        cluster["transport_socket"] = verified_tls(host, system_ca_bundle())
+    clusters.append(cluster)
+    vhost = copy.deepcopy(find(vhosts, "openai"))
+    vhost.update(name=name, domains=[authority])
+    for route in vhost["routes"]:
+        route["name"] = name
+        route["route"]["cluster"] = name
+        route["route"].pop("host_rewrite_literal", None)
+    # Before the catch-all `unrouted` host, which never forwards.
+    vhosts.insert(vhosts.index(find(vhosts, "unrouted")), vhost)
+
+
 def add_tls_listener(config: dict, plain: dict, args: argparse.Namespace) -> None:
     """A second listener with the same filter chain, terminating TLS: Python google-genai Live
     always dials wss://, even for an http:// base URL."""
@@ -349,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         "--connect-to", action="append", default=[], metavar="HOST:PORT:ADDRESS:PORT",
         help="connect to ADDRESS:PORT whenever a cluster would connect to HOST:PORT, keeping "
              "SNI, the certificate name check and Host (like curl --connect-to); repeatable")
+    parser.add_argument(
+        "--configured-provider", action="append", default=[], metavar="NAME=AUTHORITY=URL",
+        help="route AUTHORITY (a configured provider's providers.NAME.authority) to a cluster "
+             "NAME at URL (http:// plain, https:// verified); repeatable")
     parser.add_argument("--access-log", help="write the access log to this file, not stdout")
     parser.add_argument("--tls-port", type=int, help="also serve the proxy over TLS on this port")
     parser.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")

@@ -140,7 +140,7 @@ fn main() -> Result<(), String> {
         let HeadersDecision::Check(pending) = decide_headers(&config, h) else {
             return Err(format!("{name}: expected a check"));
         };
-        let upstream = config.upstream(pending.identified.route.provider());
+        let upstream = config.upstream(pending.identified.dialect.provider());
         let plan = || {
             black_box(rewrite_plan(
                 black_box(h),

@@ -6,12 +6,12 @@
 
 use ptk_wire::RevalidateEntry;
 
+use crate::activity::Call;
 use crate::bound_table::Binding;
 use crate::config::FilterConfig;
 use crate::open_streams::{parse_revalidation, revalidate_call, Revalidated};
 use crate::refusal::Refusal;
 use crate::shared_data::SharedData;
-use crate::usage::Call;
 use crate::verdict_cache::{cache_key, CachedVerdict};
 
 /// Until when a cached allow-verdict says the token is valid, without spending a unit.
@@ -109,8 +109,8 @@ mod tests {
         for (reason, refusal) in [
             ("invalid", Refusal::Invalid),
             ("expired", Refusal::Expired),
-            ("scope", Refusal::Scope),
-            ("store_unavailable", Refusal::StoreUnavailable),
+            ("scope", Refusal::ProviderNotAllowed),
+            ("store_unavailable", Refusal::TokenServiceUnavailable),
         ] {
             let refused = format!(
                 r#"{{"verdicts":[{{"verdict":"refused","hash":"{HASH}","provider":"gemini","reason":"{reason}"}}]}}"#

@@ -113,6 +113,9 @@ fn provider_byte(provider: Provider) -> u8 {
         Provider::Openai => 0,
         Provider::Anthropic => 1,
         Provider::Gemini => 2,
+        // Never bound (uploads are Gemini's, client secrets OpenAI's); a record with this
+        // byte does not decode, so it reads as a free slot, never as another provider's.
+        Provider::Configured(_) => u8::MAX,
     }
 }
 

@@ -18,12 +18,12 @@ use crate::bound_table::{digest, Binding, Recorded, Table};
 use crate::config::{EphemeralConfig, ProviderConfig};
 use crate::cors::origin_of;
 use crate::credentials::ACCOUNT_HEADERS;
+use crate::dialect::ErrorShape;
 use crate::guard;
 use crate::pipeline::{refuse, Refused};
 use crate::plan::{set_path_and_authority, RewritePlan};
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
-use crate::route::ErrorShape;
 use crate::shared_data::{CasAnchor, SharedData};
 use crate::subprotocol;
 

@@ -1,8 +1,6 @@
 //! The plugin configuration: parsed once, strictly, in `on_configure`. A bad config is refused
 //! with a message that names the field, so Envoy fails at start instead of at request time.
 
-use std::collections::BTreeMap;
-
 use ptk_wire::{Provider, MIN_CHECK_SECRET_LEN};
 use serde::Deserialize;
 
@@ -10,6 +8,7 @@ use crate::guess_throttle::GuessThrottleConfig;
 use crate::header_rules::{check_header_name, check_header_value};
 pub use crate::header_rules::{MAX_HEADER_VALUE_LEN, MAX_REQUEST_HEADERS};
 use crate::open_streams::StreamsConfig;
+pub use crate::provider_config::{ConfiguredProvider, ProviderConfig, ProvidersConfig};
 use crate::upload_sessions::UploadsConfig;
 
 /// The whole plugin configuration (Envoy `plugin_config.configuration`, a JSON string).
@@ -106,8 +105,11 @@ pub struct CacheConfig {
     pub deny_ttl_ms: u64,
     /// At most this many remembered refusals per worker (cleared when full).
     pub deny_entries: usize,
-    /// How often (ms) each worker sends its batched usage to the token-service.
-    pub usage_flush_ms: u64,
+    /// How often (ms) each worker sends its batched activity (request counts) to the
+    /// token-service; also the tick that revalidates open streams. `usage_flush_ms`, its name
+    /// until 0.1, is still read.
+    #[serde(alias = "usage_flush_ms")]
+    pub activity_flush_ms: u64,
 }
 
 impl Default for CacheConfig {
@@ -116,7 +118,7 @@ impl Default for CacheConfig {
             enabled: true,
             deny_ttl_ms: 1000,
             deny_entries: 4096,
-            usage_flush_ms: 1000,
+            activity_flush_ms: 1000,
         }
     }
 }
@@ -148,70 +150,6 @@ impl Default for TokenServiceConfig {
             timeout_ms: 1000,
             secret_env: ptk_wire::CHECK_SECRET_VAR.to_string(),
             retries: 1,
-        }
-    }
-}
-
-/// The upstream of each coarse provider. Envoy routes on its `:authority` (static clusters in
-/// `envoy.yaml`, or Istio `ServiceEntry` hosts).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "RawProviders")]
-pub struct ProvidersConfig {
-    /// OpenAI.
-    pub openai: ProviderConfig,
-    /// Anthropic.
-    pub anthropic: ProviderConfig,
-    /// Gemini (native and OpenAI-compatible endpoints).
-    pub gemini: ProviderConfig,
-}
-
-impl Default for ProvidersConfig {
-    fn default() -> Self {
-        RawProviders::default().into()
-    }
-}
-
-/// One provider's upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderConfig {
-    /// Host (optionally `host:port`) the request is rewritten to.
-    pub authority: String,
-    /// Headers the operator sets on every forwarded request of this provider (e.g.
-    /// `openai-organization`), replacing any the client sent; sorted by name.
-    pub request_headers: Vec<(String, String)>,
-}
-
-/// The providers object as written: every provider and every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawProviders {
-    openai: RawProvider,
-    anthropic: RawProvider,
-    gemini: RawProvider,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawProvider {
-    authority: Option<String>,
-    request_headers: BTreeMap<String, String>,
-}
-
-impl RawProvider {
-    fn or_host(self, host: &str) -> ProviderConfig {
-        ProviderConfig {
-            authority: self.authority.unwrap_or_else(|| host.to_string()),
-            request_headers: self.request_headers.into_iter().collect(),
-        }
-    }
-}
-
-impl From<RawProviders> for ProvidersConfig {
-    fn from(raw: RawProviders) -> Self {
-        ProvidersConfig {
-            openai: raw.openai.or_host("api.openai.com"),
-            anthropic: raw.anthropic.or_host("api.anthropic.com"),
-            gemini: raw.gemini.or_host("generativelanguage.googleapis.com"),
         }
     }
 }
@@ -263,10 +201,10 @@ impl FilterConfig {
                 ts.retries
             ));
         }
-        let flush = self.cache.usage_flush_ms;
+        let flush = self.cache.activity_flush_ms;
         if !(100..=60_000).contains(&flush) {
             return Err(format!(
-                "cache.usage_flush_ms: must be 100..=60000, got {flush}"
+                "cache.activity_flush_ms: must be 100..=60000, got {flush}"
             ));
         }
         if self.cache.deny_ttl_ms > MAX_TIMEOUT_MS {
@@ -302,7 +240,8 @@ impl FilterConfig {
         check_name("token_service.cluster", &ts.cluster)?;
         check_name("token_service.authority", &ts.authority)?;
         check_name("token_service.secret_env", &ts.secret_env)?;
-        for provider in Provider::ALL {
+        let configured = self.providers.configured.iter().map(|c| c.provider);
+        for provider in Provider::ALL.into_iter().chain(configured) {
             let upstream = self.upstream(provider);
             let field = format!("providers.{}.authority", provider.as_str());
             check_name(&field, &upstream.authority)?;
@@ -319,13 +258,10 @@ impl FilterConfig {
         Ok(())
     }
 
-    /// The upstream configuration of a coarse provider.
+    /// The upstream configuration of a coarse provider (one with an empty authority for a
+    /// configured provider this configuration does not name: the pipeline refuses it).
     pub fn upstream(&self, provider: Provider) -> &ProviderConfig {
-        match provider {
-            Provider::Openai => &self.providers.openai,
-            Provider::Anthropic => &self.providers.anthropic,
-            Provider::Gemini => &self.providers.gemini,
-        }
+        self.providers.upstream(provider)
     }
 }
 

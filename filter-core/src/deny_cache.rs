@@ -40,7 +40,7 @@ impl DenyCache {
     pub fn put(&mut self, key: &str, refusal: Refusal, now_ms: u64) {
         let stable = matches!(
             refusal,
-            Refusal::Invalid | Refusal::Expired | Refusal::Scope
+            Refusal::Invalid | Refusal::Expired | Refusal::ProviderNotAllowed
         );
         if !stable || self.ttl_ms == 0 || self.capacity == 0 {
             return;
@@ -78,7 +78,7 @@ mod tests {
     #[test]
     fn never_remembers_transient_refusals() {
         let mut c = DenyCache::new(1_000, 10);
-        c.put("s", Refusal::StoreUnavailable, 0);
+        c.put("s", Refusal::TokenServiceUnavailable, 0);
         c.put("r", Refusal::RateLimited { retry_after_s: 1 }, 0);
         c.put("p", Refusal::ProviderUnconfigured, 0);
         assert_eq!(
@@ -90,11 +90,11 @@ mod tests {
     #[test]
     fn bounded_and_disableable() {
         let mut c = DenyCache::new(1_000, 2);
-        c.put("a", Refusal::Scope, 0);
-        c.put("b", Refusal::Scope, 0);
-        c.put("c", Refusal::Scope, 0);
+        c.put("a", Refusal::ProviderNotAllowed, 0);
+        c.put("b", Refusal::ProviderNotAllowed, 0);
+        c.put("c", Refusal::ProviderNotAllowed, 0);
         assert!(c.entries.len() <= 2);
-        assert_eq!(c.get("c", 1), Some(Refusal::Scope));
+        assert_eq!(c.get("c", 1), Some(Refusal::ProviderNotAllowed));
         let mut off = DenyCache::new(0, 10);
         off.put("a", Refusal::Invalid, 0);
         assert_eq!(off.get("a", 0), None);

@@ -26,13 +26,13 @@ use crate::request::RequestHead;
 use crate::slots::bearer_token;
 
 /// Path marker of Gemini Live's WebSocket endpoints (SDKs may prefix it with `//`).
-pub const LIVE_PATH_MARKER: &str = "/ws/google.ai.generativelanguage.";
+pub use crate::providers::gemini::LIVE_PATH_MARKER;
 
-/// Prefix of a Google-minted ephemeral token.
-pub const GEMINI_PREFIX: &str = "auth_tokens/";
+/// Prefix of a Google-minted ephemeral token (declared by the Gemini registry entry).
+pub use crate::providers::gemini::EPHEMERAL_PREFIX as GEMINI_PREFIX;
 
-/// Prefix of an OpenAI Realtime client secret.
-pub const OPENAI_PREFIX: &str = "ek_";
+/// Prefix of an OpenAI Realtime client secret (declared by the OpenAI registry entry).
+pub use crate::providers::openai::EPHEMERAL_PREFIX as OPENAI_PREFIX;
 
 /// Longest ephemeral token accepted (Google's are `auth_tokens/` + 64 hex characters, OpenAI's
 /// `ek_` + 32).

@@ -6,11 +6,10 @@
 //! provider sends none (and on the filter's own replies) ours is what the official browser
 //! builds of `openai`, `@anthropic-ai/sdk` and `@google/genai` read.
 
-/// The headers the official browser SDKs read, or hand to their users as the provider's
-/// rate-limit state (found in `openai` 6.49, `@anthropic-ai/sdk` 1.14 and `@google/genai` 2.32):
-/// retry and backoff, request ids, OpenAI's polling hint, both providers' rate-limit headers,
-/// and Gemini's resumable-upload headers.
-pub const SDK_HEADERS: &[&str] = &[
+/// The headers every official browser SDK reads (`openai` 6.49, `@anthropic-ai/sdk` 1.14 and
+/// `@google/genai` 2.32): retry and backoff, request ids. Each provider's own (rate limits,
+/// polling hints, upload state) are in its registry entry ([`crate::providers`]).
+pub const COMMON_HEADERS: &[&str] = &[
     // Retry and backoff (all three SDKs; `x-should-retry` overrides their own retry rules).
     "retry-after",
     "retry-after-ms",
@@ -19,45 +18,27 @@ pub const SDK_HEADERS: &[&str] = &[
     // `request-id`.
     "x-request-id",
     "request-id",
-    // OpenAI's poll interval for `createAndPoll` / `uploadAndPoll` helpers.
-    "openai-poll-after-ms",
-    // OpenAI rate limits.
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-reset-tokens",
-    // Anthropic rate limits (Anthropic itself sends `*`, which is kept as it is).
-    "anthropic-ratelimit-requests-limit",
-    "anthropic-ratelimit-requests-remaining",
-    "anthropic-ratelimit-requests-reset",
-    "anthropic-ratelimit-tokens-limit",
-    "anthropic-ratelimit-tokens-remaining",
-    "anthropic-ratelimit-tokens-reset",
-    "anthropic-ratelimit-input-tokens-limit",
-    "anthropic-ratelimit-input-tokens-remaining",
-    "anthropic-ratelimit-input-tokens-reset",
-    "anthropic-ratelimit-output-tokens-limit",
-    "anthropic-ratelimit-output-tokens-remaining",
-    "anthropic-ratelimit-output-tokens-reset",
-    // Gemini resumable uploads (the browser SDK reads the URL and the status).
-    "x-goog-upload-url",
-    "x-goog-upload-control-url",
-    "x-goog-upload-status",
-    "x-goog-upload-chunk-granularity",
-    "x-goog-upload-size-received",
 ];
 
-/// [`SDK_HEADERS`] as one header value (what the filter's own replies carry).
+/// The headers the official browser SDKs read, or hand to their users as the provider's
+/// rate-limit state: [`COMMON_HEADERS`], then each provider's in registry order.
+pub fn sdk_headers() -> impl Iterator<Item = &'static str> {
+    COMMON_HEADERS.iter().copied().chain(
+        crate::providers::TABLE
+            .into_iter()
+            .flat_map(|p| p.expose_headers.iter().copied()),
+    )
+}
+
+/// [`sdk_headers`] as one header value (what the filter's own replies carry).
 pub fn sdk_list() -> String {
-    SDK_HEADERS.join(", ")
+    sdk_headers().collect::<Vec<_>>().join(", ")
 }
 
 /// The value for a response whose provider sent `provider` (every value of the header, joined
 /// with `,`; `None` when absent).
 ///
-/// - none or blank: [`SDK_HEADERS`];
+/// - none or blank: [`sdk_headers`];
 /// - a list holding `*`: kept as it is. The wildcard already exposes every header to requests
 ///   without credentials, the only kind the filter's CORS admits (it never sends
 ///   `access-control-allow-credentials`);
@@ -77,7 +58,7 @@ pub fn merged(provider: Option<&str>) -> String {
         return names.join(", ");
     }
     let mut out = names.join(", ");
-    for ours in SDK_HEADERS {
+    for ours in sdk_headers() {
         if !names.iter().any(|n| n.eq_ignore_ascii_case(ours)) {
             out.push_str(", ");
             out.push_str(ours);
@@ -143,14 +124,14 @@ mod tests {
                 .count(),
             1
         );
-        for ours in SDK_HEADERS {
+        for ours in sdk_headers() {
             assert!(got.iter().any(|n| n.eq_ignore_ascii_case(ours)), "{ours}");
         }
     }
 
     #[test]
     fn every_name_is_a_lowercase_token() {
-        for name in SDK_HEADERS {
+        for name in sdk_headers() {
             assert!(name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));

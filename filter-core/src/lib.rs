@@ -7,6 +7,7 @@
 // Unit tests may index and count freely: the library itself is linted without `cfg(test)`.
 #![cfg_attr(test, allow(clippy::indexing_slicing, clippy::arithmetic_side_effects))]
 
+pub mod activity;
 pub mod bound_check;
 pub mod bound_table;
 pub mod client_secrets;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod cors;
 pub mod credentials;
 pub mod deny_cache;
+pub mod dialect;
 pub mod ephemeral;
 pub mod expose;
 pub mod flow;
@@ -27,11 +29,12 @@ pub mod mint_watch;
 pub mod open_streams;
 pub mod pipeline;
 pub mod plan;
+pub mod provider_config;
+pub mod providers;
 pub mod query;
 pub mod refusal;
 pub mod request;
 pub mod retry;
-pub mod route;
 pub mod shared_data;
 #[cfg(test)]
 mod shared_data_double;
@@ -41,13 +44,13 @@ pub mod upload_sessions;
 pub mod upload_url;
 pub mod uploads;
 pub mod upstream_errors;
-pub mod usage;
 pub mod verdict_cache;
 pub mod verdict_store;
 pub mod version;
 pub mod ws_frames;
 
 pub use config::FilterConfig;
+pub use dialect::{Dialect, ErrorShape};
 pub use pipeline::{
     check_call, decide_check_response, decide_headers, token_hash, CheckDecision, HeadersDecision,
     PendingCheck, Refused,
@@ -55,5 +58,4 @@ pub use pipeline::{
 pub use plan::RewritePlan;
 pub use refusal::{LocalReply, Refusal};
 pub use request::RequestHead;
-pub use route::{ErrorShape, Route};
 pub use slots::{identify, Identified, Slot};

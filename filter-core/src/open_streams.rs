@@ -15,9 +15,9 @@ use ptk_wire::{
 };
 use serde::Deserialize;
 
+use crate::activity::Call;
 use crate::config::FilterConfig;
 use crate::pipeline::callout_headers;
-use crate::usage::Call;
 use crate::verdict_cache::cache_key;
 
 /// Settings (plugin config `streams`).

@@ -11,12 +11,12 @@ use sha2::{Digest, Sha256};
 use crate::client_secrets::PendingSecret;
 use crate::config::FilterConfig;
 use crate::cors::{decorate, is_preflight, origin_of, preflight_reply};
+use crate::dialect::{guess_error_shape, ErrorShape};
 use crate::ephemeral::{self, Ephemeral};
 use crate::guard;
-use crate::plan::{rewrite_plan, RewritePlan};
+use crate::plan::{rewrite_plan_under, RewritePlan};
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
-use crate::route::{guess_error_shape, ErrorShape};
 use crate::slots::{identify, Identified};
 use crate::uploads::{keyless_leg, PendingLeg};
 use crate::verdict_cache::{cache_key, CachedVerdict};
@@ -51,7 +51,7 @@ pub enum HeadersDecision {
 /// A request waiting on its check callout.
 #[derive(Debug, Clone)]
 pub struct PendingCheck {
-    /// The token, its slot and route. Dropped once the request is decided.
+    /// The token, its slot and dialect. Dropped once the request is decided.
     pub identified: Identified,
     /// SHA-256 hex of the token.
     pub hash: String,
@@ -70,7 +70,7 @@ impl PendingCheck {
     pub fn refuse(&self, refusal: Refusal) -> Refused {
         refuse(
             refusal,
-            self.identified.route.error_shape(),
+            self.identified.dialect.error_shape(),
             self.websocket,
             self.origin.as_deref(),
         )
@@ -86,8 +86,13 @@ impl PendingCheck {
         head: &RequestHead,
         key: &str,
     ) -> Result<RewritePlan, Refused> {
-        let upstream = config.upstream(self.identified.route.provider());
-        let plan = rewrite_plan(head, &self.identified, key, upstream);
+        let provider = self.identified.provider;
+        let upstream = config.upstream(provider);
+        if upstream.authority.is_empty() {
+            return Err(self.refuse(Refusal::ProviderUnconfigured));
+        }
+        let strip = config.providers.strip_prefix(provider);
+        let plan = rewrite_plan_under(head, &self.identified, key, upstream, strip);
         if guard::leaks(head, &plan, &self.identified.token) {
             return Err(self.refuse(Refusal::TokenInRequest));
         }
@@ -150,11 +155,11 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
     }
     let websocket = head.is_websocket_upgrade();
     let origin = origin_of(head);
-    match identify(head) {
+    match identify(head).map(|i| i.under_configured(&config.providers, head.path())) {
         Some(identified) => {
             let hash = token_hash(&identified.token);
             HeadersDecision::Check(PendingCheck {
-                cache_key: cache_key(&hash, identified.route.provider()),
+                cache_key: cache_key(&hash, identified.provider),
                 hash,
                 identified,
                 websocket,
@@ -203,7 +208,7 @@ pub fn check_call(
     let headers = callout_headers(config, secret, CHECK_PATH);
     let request = CheckRequest {
         hash: pending.hash.clone(),
-        provider: pending.identified.route.provider(),
+        provider: pending.identified.provider,
         returned: pending.returned,
     };
     // Serialising plain fields cannot fail; an empty body would be refused upstream anyway.
@@ -282,7 +287,7 @@ pub fn decide_check_response(
         },
         // Transport failure, non-200, garbage, or an allow without a key: fail closed.
         _ => CheckDecision::Reply {
-            refused: pending.refuse(Refusal::StoreUnavailable),
+            refused: pending.refuse(Refusal::TokenServiceUnavailable),
             callout_failed: true,
         },
     }

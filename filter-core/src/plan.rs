@@ -3,9 +3,10 @@
 //! the operator's own headers, and point the request at the provider's host.
 
 use crate::config::ProviderConfig;
+use crate::dialect::Dialect;
+use crate::providers::Placement;
 use crate::query::strip_params;
 use crate::request::RequestHead;
-use crate::route::Route;
 use crate::slots::{Identified, Slot};
 use crate::subprotocol;
 
@@ -47,16 +48,16 @@ impl RewritePlan {
     }
 }
 
-/// Where the real key goes for a route and inbound slot.
-fn credential(route: Route, slot: Slot, key: &str) -> (String, String) {
+/// Where the real key goes for a dialect and inbound slot (the registry's [`Placement`]).
+fn credential(dialect: Dialect, slot: Slot, key: &str) -> (String, String) {
     let bearer = || ("authorization".to_string(), format!("Bearer {key}"));
-    match route {
-        Route::Openai | Route::GeminiOpenai => bearer(),
-        // The Anthropic API accepts both; keep the client's own slot (DESIGN.md step 4).
-        Route::Anthropic if slot == Slot::Bearer => bearer(),
-        Route::Anthropic => ("x-api-key".to_string(), key.to_string()),
-        // Header, never `?key=`: a key in a URL ends up in access logs.
-        Route::Gemini => ("x-goog-api-key".to_string(), key.to_string()),
+    match dialect.spec().credential {
+        Placement::Bearer => bearer(),
+        // Anthropic accepts both; keep the client's own slot (DESIGN.md step 4).
+        Placement::ClientSlot(_) if slot == Slot::Bearer => bearer(),
+        Placement::ClientSlot(header) | Placement::Header(header) => {
+            (header.to_string(), key.to_string())
+        }
     }
 }
 
@@ -69,7 +70,23 @@ pub(crate) fn set_path_and_authority(
     authority: &str,
     set: &mut Vec<(String, String)>,
 ) {
-    if let Some(path) = strip_params(head.path_and_query()) {
+    set_path_and_authority_under(head, authority, None, set);
+}
+
+/// [`set_path_and_authority`] for a provider reached under a path prefix (a configured one),
+/// which the upstream path loses: `/selfhosted/v1/models` goes up as `/v1/models`.
+fn set_path_and_authority_under(
+    head: &RequestHead,
+    authority: &str,
+    strip: Option<&str>,
+    set: &mut Vec<(String, String)>,
+) {
+    let sent = head.path_and_query();
+    let unprefixed = strip
+        .and_then(|prefix| sent.strip_prefix(prefix))
+        .map(|rest| format!("/{rest}"));
+    let path = unprefixed.as_deref().unwrap_or(sent);
+    if let Some(path) = strip_params(path).or(unprefixed.clone()) {
         set.push((":path".to_string(), path));
     }
     if head.header(":authority") != Some(authority) {
@@ -87,7 +104,19 @@ pub fn rewrite_plan(
     real_key: &str,
     upstream: &ProviderConfig,
 ) -> RewritePlan {
-    let credential = credential(identified.route, identified.slot, real_key);
+    rewrite_plan_under(head, identified, real_key, upstream, None)
+}
+
+/// [`rewrite_plan`] for a provider reached under a path prefix that the upstream path loses
+/// (`strip`: a configured provider's).
+pub fn rewrite_plan_under(
+    head: &RequestHead,
+    identified: &Identified,
+    real_key: &str,
+    upstream: &ProviderConfig,
+    strip: Option<&str>,
+) -> RewritePlan {
+    let credential = credential(identified.dialect, identified.slot, real_key);
     let operator = &upstream.request_headers;
     let is_set = |name: &str| name == credential.0 || operator.iter().any(|(n, _)| n == name);
     // Only headers the request carries need removing, and one being set is replaced (all of
@@ -107,7 +136,7 @@ pub fn rewrite_plan(
         }
     }
 
-    set_path_and_authority(head, &upstream.authority, &mut set);
+    set_path_and_authority_under(head, &upstream.authority, strip, &mut set);
     set.extend(operator.iter().cloned());
     set.push(credential);
     RewritePlan { remove, set }

@@ -5,7 +5,7 @@
 use ptk_wire::DenyReason;
 use serde_json::json;
 
-use crate::route::ErrorShape;
+use crate::dialect::ErrorShape;
 
 /// Why a request is answered locally instead of forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,8 +16,8 @@ pub enum Refusal {
     Invalid,
     /// The token's expiry has passed.
     Expired,
-    /// The provider is not in the token's scopes.
-    Scope,
+    /// The provider is not in the token's scopes (`provider_not_allowed`).
+    ProviderNotAllowed,
     /// Over the token's rate limit; retry after this many seconds.
     RateLimited {
         /// Seconds for the `Retry-After` header.
@@ -28,8 +28,10 @@ pub enum Refusal {
         /// Seconds until the address's window ends, for `Retry-After`.
         retry_after_s: u64,
     },
-    /// The token-service or its store could not answer (unreachable, timeout, garbage).
-    StoreUnavailable,
+    /// The token-service could not answer: unreachable, timed out, answered garbage or a
+    /// non-200, or said its store failed. The client-facing code and message keep their
+    /// original words (`token_store_unavailable`, "token store unavailable").
+    TokenServiceUnavailable,
     /// The operator has no real key configured for the provider.
     ProviderUnconfigured,
     /// A keyless upload leg names no session the proxy started (unknown, forged, expired or
@@ -52,11 +54,11 @@ impl Refusal {
         match reason {
             DenyReason::Invalid => Refusal::Invalid,
             DenyReason::Expired => Refusal::Expired,
-            DenyReason::Scope => Refusal::Scope,
+            DenyReason::ProviderNotAllowed => Refusal::ProviderNotAllowed,
             DenyReason::RateLimited => Refusal::RateLimited {
                 retry_after_s: retry_after_s.unwrap_or(DEFAULT_RETRY_AFTER_S).max(1),
             },
-            DenyReason::StoreUnavailable => Refusal::StoreUnavailable,
+            DenyReason::StoreUnavailable => Refusal::TokenServiceUnavailable,
             DenyReason::ProviderUnconfigured => Refusal::ProviderUnconfigured,
         }
     }
@@ -70,9 +72,9 @@ impl Refusal {
             | Refusal::Expired
             | Refusal::UnknownUpload
             | Refusal::UnknownSecret => 401,
-            Refusal::Scope => 403,
+            Refusal::ProviderNotAllowed => 403,
             Refusal::RateLimited { .. } | Refusal::Throttled { .. } => 429,
-            Refusal::StoreUnavailable | Refusal::ProviderUnconfigured => 503,
+            Refusal::TokenServiceUnavailable | Refusal::ProviderUnconfigured => 503,
         }
     }
 
@@ -82,10 +84,10 @@ impl Refusal {
             Refusal::MissingToken => "missing token",
             Refusal::Invalid => "invalid or revoked token",
             Refusal::Expired => "token expired",
-            Refusal::Scope => "token not allowed for provider",
+            Refusal::ProviderNotAllowed => "token not allowed for provider",
             Refusal::RateLimited { .. } => "rate limit exceeded",
             Refusal::Throttled { .. } => "too many invalid tokens from this address",
-            Refusal::StoreUnavailable => "token store unavailable",
+            Refusal::TokenServiceUnavailable => "token store unavailable",
             Refusal::ProviderUnconfigured => "provider not configured on this proxy",
             Refusal::UnknownUpload => "unknown or expired upload session",
             Refusal::UnknownSecret => "unknown or expired client secret",
@@ -102,10 +104,10 @@ impl Refusal {
             Refusal::MissingToken => "missing_token",
             Refusal::Invalid => "invalid_api_key",
             Refusal::Expired => "token_expired",
-            Refusal::Scope => "provider_not_allowed",
+            Refusal::ProviderNotAllowed => "provider_not_allowed",
             Refusal::RateLimited { .. } => "rate_limit_exceeded",
             Refusal::Throttled { .. } => "too_many_invalid_tokens",
-            Refusal::StoreUnavailable => "token_store_unavailable",
+            Refusal::TokenServiceUnavailable => "token_store_unavailable",
             Refusal::ProviderUnconfigured => "provider_not_configured",
             Refusal::UnknownUpload => "upload_session_not_found",
             Refusal::UnknownSecret => "unknown_client_secret",

@@ -1,10 +1,15 @@
-//! Finding the proxy token in whichever auth slot the client's SDK filled, and the route
+//! Finding the proxy token in whichever auth slot the client's SDK filled, and the dialect
 //! that slot implies. Precedence is strict, first match wins (original Worker §2.1, plus the
-//! Bearer + `anthropic-version` rule that current Anthropic SDKs need, DESIGN.md step 1).
+//! Bearer + `anthropic-version` rule that current Anthropic SDKs need, DESIGN.md step 1); which
+//! dialect a slot means comes from the provider registry ([`crate::providers`]).
 
+use ptk_wire::Provider;
+
+use crate::dialect::Dialect;
+use crate::provider_config::ProvidersConfig;
+use crate::providers::{bearer_dialect, slot_owner};
 use crate::query::first_key_param;
 use crate::request::RequestHead;
-use crate::route::{Route, GEMINI_OPENAI_PREFIX};
 
 /// Subprotocol prefix that browser OpenAI Realtime clients put their key behind.
 pub use crate::subprotocol::KEY_PREFIX as SUBPROTOCOL_KEY_PREFIX;
@@ -27,13 +32,16 @@ pub enum Slot {
     Subprotocol,
 }
 
-/// A token found in a slot, and where the request should go.
+/// A token found in a slot, and the API dialect it speaks.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Identified {
     /// The token exactly as extracted (Bearer values trimmed, other slots verbatim).
     pub token: String,
-    /// The route the slot (and path/headers) imply.
-    pub route: Route,
+    /// The dialect the slot (and path/headers) imply.
+    pub dialect: Dialect,
+    /// The provider whose scope, key and upstream apply: the dialect's, or a configured
+    /// OpenAI-compatible provider's ([`Identified::under_configured`]).
+    pub provider: Provider,
     /// Where the token was found; decides where an Anthropic real key goes.
     pub slot: Slot,
 }
@@ -43,7 +51,8 @@ impl std::fmt::Debug for Identified {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Identified")
             .field("token", &"[redacted]")
-            .field("route", &self.route)
+            .field("dialect", &self.dialect)
+            .field("provider", &self.provider)
             .field("slot", &self.slot)
             .finish()
     }
@@ -60,41 +69,51 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     Some(rest.trim()).filter(|t| !t.is_empty())
 }
 
-fn found(token: &str, route: Route, slot: Slot) -> Option<Identified> {
+fn found(token: &str, dialect: Option<Dialect>, slot: Slot) -> Option<Identified> {
+    let dialect = dialect?;
     Some(Identified {
         token: token.to_string(),
-        route,
+        dialect,
+        provider: dialect.provider(),
         slot,
     })
 }
 
-/// Finds the token and its route, or `None` when no known slot holds one (401 missing token).
+impl Identified {
+    /// A plain OpenAI Bearer (no other dialect claimed it) under a configured provider's path
+    /// prefix is for that provider: it speaks OpenAI's dialect, with its own scope, key and
+    /// upstream. Every other identification stands, so the built-in precedence is unchanged.
+    pub fn under_configured(mut self, providers: &ProvidersConfig, path: &str) -> Identified {
+        if self.slot == Slot::Bearer && self.dialect == Dialect::Openai {
+            if let Some(configured) = providers.configured_for(path) {
+                self.provider = configured.provider;
+            }
+        }
+        self
+    }
+}
+
+/// Finds the token and its dialect, or `None` when no known slot holds one (401 missing
+/// token). The order of the slots is the precedence; the registry says what each one means.
 pub fn identify(head: &RequestHead) -> Option<Identified> {
     if let Some(token) = head.non_empty("x-api-key") {
-        return found(token, Route::Anthropic, Slot::XApiKey);
+        return found(token, slot_owner(Slot::XApiKey), Slot::XApiKey);
     }
     if let Some(token) = head.non_empty("x-goog-api-key") {
-        return found(token, Route::Gemini, Slot::XGoogApiKey);
+        return found(token, slot_owner(Slot::XGoogApiKey), Slot::XGoogApiKey);
     }
     if let Some(token) = head.header("authorization").and_then(bearer_token) {
-        let route = if head.non_empty("anthropic-version").is_some() {
-            Route::Anthropic
-        } else if head.path().starts_with(GEMINI_OPENAI_PREFIX) {
-            Route::GeminiOpenai
-        } else {
-            Route::Openai
-        };
-        return found(token, route, Slot::Bearer);
+        return found(token, bearer_dialect(head), Slot::Bearer);
     }
     if let Some(token) = first_key_param(head.query()) {
-        return found(&token, Route::Gemini, Slot::QueryKey);
+        return found(&token, slot_owner(Slot::QueryKey), Slot::QueryKey);
     }
     if head.is_websocket_upgrade() {
         if let Some(token) = head
             .all("sec-websocket-protocol")
             .find_map(subprotocol_token)
         {
-            return found(token, Route::Openai, Slot::Subprotocol);
+            return found(token, slot_owner(Slot::Subprotocol), Slot::Subprotocol);
         }
     }
     None

@@ -16,12 +16,12 @@ use ptk_wire::Provider;
 
 use crate::config::FilterConfig;
 use crate::cors::origin_of;
+use crate::dialect::ErrorShape;
 use crate::guard::{self, Sought};
 use crate::pipeline::{refuse, Refused};
 use crate::plan::{set_path_and_authority, RewritePlan, ACCOUNT_HEADERS, CREDENTIAL_HEADERS};
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
-use crate::route::ErrorShape;
 use crate::upload_sessions::Session;
 use crate::upload_url::{
     on_provider, rewrite, upload_id, url_query, ClientOrigin, UPLOAD_URL_HEADERS,
@@ -71,7 +71,10 @@ impl PendingLeg {
         let mut refused = refuse(refusal, ErrorShape::Gemini, false, self.origin.as_deref());
         let dead = matches!(
             refusal,
-            Refusal::UnknownUpload | Refusal::Invalid | Refusal::Expired | Refusal::Scope
+            Refusal::UnknownUpload
+                | Refusal::Invalid
+                | Refusal::Expired
+                | Refusal::ProviderNotAllowed
         );
         if dead {
             refused
@@ -395,12 +398,12 @@ mod tests {
             Refusal::UnknownUpload,
             Refusal::Invalid,
             Refusal::Expired,
-            Refusal::Scope,
+            Refusal::ProviderNotAllowed,
         ] {
             assert_eq!(status(dead).as_deref(), Some("final"), "{dead:?}");
         }
         for transient in [
-            Refusal::StoreUnavailable,
+            Refusal::TokenServiceUnavailable,
             Refusal::Throttled { retry_after_s: 1 },
             Refusal::ProviderUnconfigured,
         ] {

@@ -23,17 +23,17 @@ use ptk_wire::Provider;
 use serde_json::Value;
 
 use crate::cors::decorate;
+use crate::dialect::{Dialect, ErrorShape};
 use crate::key_fragments;
 use crate::plan::RewritePlan;
 use crate::refusal::{error_json, LocalReply};
-use crate::route::{ErrorShape, Route};
 use crate::ws_frames::FrameScanner;
 
 /// What the response path needs to know about a request forwarded with a real key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwarded {
-    /// The route the request took (provider and error shape).
-    pub route: Route,
+    /// The dialect the request spoke (provider and error shape).
+    pub dialect: Dialect,
     /// A WebSocket handshake (refusals in plain text, never CORS-decorated).
     pub websocket: bool,
     /// The request's `Origin`, for CORS decoration of a replacement.
@@ -129,7 +129,7 @@ pub fn on_body(
 ) -> BodyVerdict {
     if whole
         && status == 400
-        && fwd.route.provider() == Provider::Gemini
+        && fwd.dialect.provider() == Provider::Gemini
         && gemini_key_refused(body)
     {
         let limit = length_fixed.then_some(body.len());
@@ -164,7 +164,7 @@ pub fn ask_identity(accept_encoding: Option<&str>) -> bool {
         .is_some_and(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("identity"))
 }
 
-/// The real key a rewrite plan sets (in whichever slot the route uses).
+/// The real key a rewrite plan sets (in whichever slot the dialect uses).
 pub fn key_in_plan(plan: &RewritePlan) -> Option<&str> {
     plan.set_value("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -247,7 +247,7 @@ pub fn credential_refused(fwd: &Forwarded, status: u16, message: &str) -> LocalR
     let reply = LocalReply {
         status,
         headers: vec![("content-type".to_string(), "application/json".to_string())],
-        body: shaped(fwd.route.error_shape(), status, message)
+        body: shaped(fwd.dialect.error_shape(), status, message)
             .to_string()
             .into_bytes(),
     };

@@ -112,7 +112,7 @@ fn inspected(h: &RequestHead) -> Inspection {
     let HeadersDecision::Check(pending) = decide_headers(&config, h) else {
         panic!("expected a check");
     };
-    let upstream = config.upstream(pending.identified.route.provider());
+    let upstream = config.upstream(pending.identified.dialect.provider());
     let plan = rewrite_plan(h, &pending.identified, KEY, upstream);
     inspect(h, &plan, Sought::Slots(Some(&pending.identified.token)))
 }

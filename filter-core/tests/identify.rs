@@ -5,19 +5,19 @@
 mod common;
 use common::head;
 use ptk_filter_core::slots::{bearer_token, subprotocol_token};
-use ptk_filter_core::{identify, Route, Slot};
+use ptk_filter_core::{identify, Dialect, Slot};
 
 type Case = (
     &'static str,
     &'static [(&'static str, &'static str)],
-    Option<(&'static str, Route, Slot)>,
+    Option<(&'static str, Dialect, Slot)>,
 );
 
 const CASES: &[Case] = &[
     (
         "x-api-key alone",
         &[(":path", "/v1/messages"), ("x-api-key", "A")],
-        Some(("A", Route::Anthropic, Slot::XApiKey)),
+        Some(("A", Dialect::Anthropic, Slot::XApiKey)),
     ),
     (
         "x-goog-api-key alone",
@@ -25,7 +25,7 @@ const CASES: &[Case] = &[
             (":path", "/v1beta/models/m:generateContent"),
             ("x-goog-api-key", "G"),
         ],
-        Some(("G", Route::Gemini, Slot::XGoogApiKey)),
+        Some(("G", Dialect::Gemini, Slot::XGoogApiKey)),
     ),
     (
         "bearer alone",
@@ -33,7 +33,7 @@ const CASES: &[Case] = &[
             (":path", "/v1/chat/completions"),
             ("authorization", "Bearer B"),
         ],
-        Some(("B", Route::Openai, Slot::Bearer)),
+        Some(("B", Dialect::Openai, Slot::Bearer)),
     ),
     (
         "bearer on gemini openai path",
@@ -41,12 +41,12 @@ const CASES: &[Case] = &[
             (":path", "/v1beta/openai/chat/completions"),
             ("authorization", "Bearer B"),
         ],
-        Some(("B", Route::GeminiOpenai, Slot::Bearer)),
+        Some(("B", Dialect::GeminiOpenai, Slot::Bearer)),
     ),
     (
         "gemini openai prefix needs trailing slash",
         &[(":path", "/v1beta/openai"), ("authorization", "Bearer B")],
-        Some(("B", Route::Openai, Slot::Bearer)),
+        Some(("B", Dialect::Openai, Slot::Bearer)),
     ),
     (
         "gemini openai prefix is case sensitive",
@@ -54,7 +54,7 @@ const CASES: &[Case] = &[
             (":path", "/V1BETA/openai/chat"),
             ("authorization", "Bearer B"),
         ],
-        Some(("B", Route::Openai, Slot::Bearer)),
+        Some(("B", Dialect::Openai, Slot::Bearer)),
     ),
     (
         "gemini openai prefix ignores the query",
@@ -62,7 +62,7 @@ const CASES: &[Case] = &[
             (":path", "/v1/chat?x=/v1beta/openai/"),
             ("authorization", "Bearer B"),
         ],
-        Some(("B", Route::Openai, Slot::Bearer)),
+        Some(("B", Dialect::Openai, Slot::Bearer)),
     ),
     (
         "bearer with anthropic-version",
@@ -71,7 +71,7 @@ const CASES: &[Case] = &[
             ("authorization", "Bearer B"),
             ("anthropic-version", "2026-10-21"),
         ],
-        Some(("B", Route::Anthropic, Slot::Bearer)),
+        Some(("B", Dialect::Anthropic, Slot::Bearer)),
     ),
     (
         "anthropic-version beats the gemini openai path",
@@ -80,7 +80,7 @@ const CASES: &[Case] = &[
             ("authorization", "Bearer B"),
             ("anthropic-version", "2023-06-01"),
         ],
-        Some(("B", Route::Anthropic, Slot::Bearer)),
+        Some(("B", Dialect::Anthropic, Slot::Bearer)),
     ),
     (
         "empty anthropic-version does not count",
@@ -89,22 +89,22 @@ const CASES: &[Case] = &[
             ("authorization", "Bearer B"),
             ("anthropic-version", ""),
         ],
-        Some(("B", Route::Openai, Slot::Bearer)),
+        Some(("B", Dialect::Openai, Slot::Bearer)),
     ),
     (
         "query key alone",
         &[(":path", "/v1beta/models/m:generateContent?key=Q&alt=sse")],
-        Some(("Q", Route::Gemini, Slot::QueryKey)),
+        Some(("Q", Dialect::Gemini, Slot::QueryKey)),
     ),
     (
         "query key is percent-decoded",
         &[(":path", "/v1beta/m?key=a%2Fb")],
-        Some(("a/b", Route::Gemini, Slot::QueryKey)),
+        Some(("a/b", Dialect::Gemini, Slot::QueryKey)),
     ),
     (
         "bearer beats query key",
         &[(":path", "/v1/chat?key=Q"), ("authorization", "Bearer B")],
-        Some(("B", Route::Openai, Slot::Bearer)),
+        Some(("B", Dialect::Openai, Slot::Bearer)),
     ),
     (
         "bearer beats query key on gemini openai path",
@@ -112,7 +112,7 @@ const CASES: &[Case] = &[
             (":path", "/v1beta/openai/chat?key=Q"),
             ("authorization", "Bearer B"),
         ],
-        Some(("B", Route::GeminiOpenai, Slot::Bearer)),
+        Some(("B", Dialect::GeminiOpenai, Slot::Bearer)),
     ),
     (
         "x-api-key beats every other slot",
@@ -122,7 +122,7 @@ const CASES: &[Case] = &[
             ("x-goog-api-key", "G"),
             ("x-api-key", "A"),
         ],
-        Some(("A", Route::Anthropic, Slot::XApiKey)),
+        Some(("A", Dialect::Anthropic, Slot::XApiKey)),
     ),
     (
         "x-goog-api-key beats bearer and query",
@@ -131,7 +131,7 @@ const CASES: &[Case] = &[
             ("authorization", "Bearer B"),
             ("x-goog-api-key", "G"),
         ],
-        Some(("G", Route::Gemini, Slot::XGoogApiKey)),
+        Some(("G", Dialect::Gemini, Slot::XGoogApiKey)),
     ),
     (
         "empty x-api-key falls through",
@@ -140,12 +140,12 @@ const CASES: &[Case] = &[
             ("x-api-key", ""),
             ("authorization", "Bearer B"),
         ],
-        Some(("B", Route::Openai, Slot::Bearer)),
+        Some(("B", Dialect::Openai, Slot::Bearer)),
     ),
     (
         "empty x-goog-api-key falls through",
         &[(":path", "/v1/chat?key=Q"), ("x-goog-api-key", "")],
-        Some(("Q", Route::Gemini, Slot::QueryKey)),
+        Some(("Q", Dialect::Gemini, Slot::QueryKey)),
     ),
     (
         "basic auth is ignored and falls to the query",
@@ -153,7 +153,7 @@ const CASES: &[Case] = &[
             (":path", "/v1beta/m?key=Q"),
             ("authorization", "Basic dXNlcjpwYXNz"),
         ],
-        Some(("Q", Route::Gemini, Slot::QueryKey)),
+        Some(("Q", Dialect::Gemini, Slot::QueryKey)),
     ),
     (
         "basic auth alone is no token",
@@ -166,7 +166,7 @@ const CASES: &[Case] = &[
     (
         "bearer scheme is case-insensitive and the token trimmed",
         &[(":path", "/v1/chat"), ("authorization", "bEaReR \t tok  ")],
-        Some(("tok", Route::Openai, Slot::Bearer)),
+        Some(("tok", Dialect::Openai, Slot::Bearer)),
     ),
     (
         "bearer without a token",
@@ -181,7 +181,7 @@ const CASES: &[Case] = &[
     (
         "x-api-key kept verbatim (not trimmed)",
         &[(":path", "/v1/messages"), ("x-api-key", " A ")],
-        Some((" A ", Route::Anthropic, Slot::XApiKey)),
+        Some((" A ", Dialect::Anthropic, Slot::XApiKey)),
     ),
     (
         "empty query key is no token",
@@ -210,7 +210,7 @@ const CASES: &[Case] = &[
                 "realtime, openai-insecure-api-key.S, openai-beta.realtime-v1",
             ),
         ],
-        Some(("S", Route::Openai, Slot::Subprotocol)),
+        Some(("S", Dialect::Openai, Slot::Subprotocol)),
     ),
     (
         "subprotocol is openai even on the gemini openai path",
@@ -219,7 +219,7 @@ const CASES: &[Case] = &[
             ("upgrade", "websocket"),
             ("sec-websocket-protocol", "openai-insecure-api-key.S"),
         ],
-        Some(("S", Route::Openai, Slot::Subprotocol)),
+        Some(("S", Dialect::Openai, Slot::Subprotocol)),
     ),
     (
         "query key beats subprotocol on an upgrade",
@@ -228,7 +228,7 @@ const CASES: &[Case] = &[
             ("upgrade", "websocket"),
             ("sec-websocket-protocol", "openai-insecure-api-key.S"),
         ],
-        Some(("Q", Route::Gemini, Slot::QueryKey)),
+        Some(("Q", Dialect::Gemini, Slot::QueryKey)),
     ),
     (
         "header slots work on upgrades",
@@ -241,7 +241,7 @@ const CASES: &[Case] = &[
                 "realtime, openai-insecure-api-key.S",
             ),
         ],
-        Some(("B", Route::Openai, Slot::Bearer)),
+        Some(("B", Dialect::Openai, Slot::Bearer)),
     ),
     (
         "x-goog-api-key on a Live upgrade",
@@ -253,7 +253,7 @@ const CASES: &[Case] = &[
             ("upgrade", "websocket"),
             ("x-goog-api-key", "G"),
         ],
-        Some(("G", Route::Gemini, Slot::XGoogApiKey)),
+        Some(("G", Dialect::Gemini, Slot::XGoogApiKey)),
     ),
     (
         "empty subprotocol token",
@@ -272,7 +272,7 @@ const CASES: &[Case] = &[
 #[test]
 fn identification_table() {
     for (name, pairs, want) in CASES {
-        let got = identify(&head(pairs)).map(|i| (i.token.clone(), i.route, i.slot));
+        let got = identify(&head(pairs)).map(|i| (i.token.clone(), i.dialect, i.slot));
         let want = want.map(|(t, r, s)| (t.to_string(), r, s));
         assert_eq!(got, want, "case: {name}");
     }

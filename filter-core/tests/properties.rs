@@ -12,7 +12,7 @@ use common::{anywhere, config, run_on, Outcome};
 use proptest::prelude::*;
 use proptest::sample::select;
 use ptk_filter_core::plan::CREDENTIAL_HEADERS;
-use ptk_filter_core::{identify, FilterConfig, Refusal, RequestHead, Route, Slot};
+use ptk_filter_core::{identify, Dialect, FilterConfig, Refusal, RequestHead, Slot};
 
 const KEY: &str = "sk-REAL-key-property-0000";
 const EPHEMERAL: &str = "auth_tokens/cd02d243f0cc8cc2d2aa5d0295e927b6";
@@ -459,9 +459,9 @@ impl Request {
 /// The one header that must carry the real key, and its value.
 fn expected_credential(head: &RequestHead) -> (&'static str, String) {
     let id = identify(head).expect("forwarded requests have a token");
-    match (id.route, id.slot) {
-        (Route::Gemini, _) => ("x-goog-api-key", KEY.to_string()),
-        (Route::Anthropic, s) if s != Slot::Bearer => ("x-api-key", KEY.to_string()),
+    match (id.dialect, id.slot) {
+        (Dialect::Gemini, _) => ("x-goog-api-key", KEY.to_string()),
+        (Dialect::Anthropic, s) if s != Slot::Bearer => ("x-api-key", KEY.to_string()),
         _ => ("authorization", format!("Bearer {KEY}")),
     }
 }
@@ -624,8 +624,8 @@ proptest! {
         let config = req.config();
         if let Outcome::Forwarded(up) = run_on(&config, &head, KEY, req.fresh) {
             prop_assert!(!anywhere(&up, CHOICE), "client choice upstream: {:?}", up);
-            let route = identify(&head).map(|i| i.route.provider());
-            for want in route.map(|p| config.upstream(p).request_headers.clone()).unwrap_or_default() {
+            let provider = identify(&head).map(|i| i.dialect.provider());
+            for want in provider.map(|p| config.upstream(p).request_headers.clone()).unwrap_or_default() {
                 let found: Vec<_> = up.iter().filter(|(n, _)| *n == want.0).collect();
                 prop_assert_eq!(found, vec![&want]);
             }

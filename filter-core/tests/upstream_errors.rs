@@ -9,22 +9,22 @@ use ptk_filter_core::upstream_errors::{
     HeadersVerdict, Rewritten, CODE, MESSAGE,
 };
 use ptk_filter_core::ws_frames::FrameScanner;
-use ptk_filter_core::{identify, LocalReply, Route};
+use ptk_filter_core::{identify, Dialect, LocalReply};
 
 mod common;
 use serde_json::Value;
 
 const KEY: &str = "sk-proj-Xq7vB2nLp9RtY4wZk8HsD3fGj6INEL";
-const ROUTES: [Route; 4] = [
-    Route::Openai,
-    Route::Anthropic,
-    Route::Gemini,
-    Route::GeminiOpenai,
+const DIALECTS: [Dialect; 4] = [
+    Dialect::Openai,
+    Dialect::Anthropic,
+    Dialect::Gemini,
+    Dialect::GeminiOpenai,
 ];
 
-fn fwd(route: Route) -> Forwarded {
+fn fwd(dialect: Dialect) -> Forwarded {
     Forwarded {
-        route,
+        dialect,
         websocket: false,
         origin: None,
     }
@@ -67,12 +67,12 @@ const GEMINI_BAD_MODEL: &str = r#"{"error":{"code":400,"message":"* GenerateCont
 
 #[test]
 fn successes_are_never_looked_at() {
-    for route in ROUTES {
+    for dialect in DIALECTS {
         for status in [100, 101, 200, 201, 204, 206, 301, 304, 399] {
             assert_eq!(
-                on_headers(&fwd(route), status, Some("application/json")),
+                on_headers(&fwd(dialect), status, Some("application/json")),
                 HeadersVerdict::Pass,
-                "{route:?} {status}"
+                "{dialect:?} {status}"
             );
         }
     }
@@ -80,17 +80,17 @@ fn successes_are_never_looked_at() {
 
 #[test]
 fn a_401_or_403_is_answered_in_the_providers_shape_with_its_status() {
-    for route in ROUTES {
+    for dialect in DIALECTS {
         for status in [401u16, 403] {
-            let HeadersVerdict::Replace(reply) = on_headers(&fwd(route), status, None) else {
-                panic!("{route:?} {status} not replaced");
+            let HeadersVerdict::Replace(reply) = on_headers(&fwd(dialect), status, None) else {
+                panic!("{dialect:?} {status} not replaced");
             };
             assert_eq!(reply.status, status);
             assert_eq!(header(&reply, "content-type"), Some("application/json"));
             assert_eq!(header(&reply, "access-control-allow-origin"), None);
             let body: Value = serde_json::from_slice(&reply.body).unwrap();
-            match route {
-                Route::Openai | Route::GeminiOpenai => {
+            match dialect {
+                Dialect::Openai | Dialect::GeminiOpenai => {
                     let e = &body["error"];
                     assert_eq!(e["message"], MESSAGE);
                     assert_eq!(e["code"], CODE);
@@ -102,7 +102,7 @@ fn a_401_or_403_is_answered_in_the_providers_shape_with_its_status() {
                     };
                     assert_eq!(e["type"], kind);
                 }
-                Route::Anthropic => {
+                Dialect::Anthropic => {
                     assert_eq!(body["type"], "error");
                     let kind = if status == 401 {
                         "authentication_error"
@@ -112,7 +112,7 @@ fn a_401_or_403_is_answered_in_the_providers_shape_with_its_status() {
                     assert_eq!(body["error"]["type"], kind);
                     assert_eq!(body["error"]["message"], MESSAGE);
                 }
-                Route::Gemini => {
+                Dialect::Gemini => {
                     assert_eq!(body["error"]["code"], status);
                     let kind = if status == 401 {
                         "UNAUTHENTICATED"
@@ -129,7 +129,7 @@ fn a_401_or_403_is_answered_in_the_providers_shape_with_its_status() {
 
 #[test]
 fn a_replacement_is_cors_decorated_for_a_page() {
-    let mut f = fwd(Route::Openai);
+    let mut f = fwd(Dialect::Openai);
     f.origin = Some("https://app.example".to_string());
     let HeadersVerdict::Replace(reply) = on_headers(&f, 401, None) else {
         panic!("not replaced");
@@ -144,15 +144,15 @@ fn a_replacement_is_cors_decorated_for_a_page() {
 
 #[test]
 fn a_refused_websocket_handshake_gets_plain_text() {
-    for route in ROUTES {
+    for dialect in DIALECTS {
         let f = Forwarded {
-            route,
+            dialect,
             websocket: true,
             origin: None,
         };
         for status in [401u16, 403] {
             let HeadersVerdict::Replace(reply) = on_headers(&f, status, None) else {
-                panic!("{route:?} {status}");
+                panic!("{dialect:?} {status}");
             };
             assert_eq!(reply.status, status);
             assert_eq!(reply.body, MESSAGE.as_bytes());
@@ -166,17 +166,17 @@ fn a_refused_websocket_handshake_gets_plain_text() {
 
 #[test]
 fn other_errors_are_read_and_event_streams_are_not_held() {
-    for route in ROUTES {
+    for dialect in DIALECTS {
         for status in [
             400u16, 402, 404, 408, 409, 413, 422, 429, 500, 502, 503, 529,
         ] {
             assert_eq!(
-                on_headers(&fwd(route), status, Some("application/json")),
+                on_headers(&fwd(dialect), status, Some("application/json")),
                 HeadersVerdict::Inspect { hold: true }
             );
             assert_eq!(
                 on_headers(
-                    &fwd(route),
+                    &fwd(dialect),
                     status,
                     Some("Text/Event-Stream; charset=utf-8")
                 ),
@@ -187,12 +187,12 @@ fn other_errors_are_read_and_event_streams_are_not_held() {
 }
 
 #[test]
-fn geminis_invalid_key_400_is_a_credential_refusal_in_the_routes_shape() {
+fn geminis_invalid_key_400_is_a_credential_refusal_in_the_dialects_shape() {
     let body = GEMINI_INVALID_KEY.as_bytes();
     assert!(gemini_key_refused(body));
     // Without a content-length: the shaped body exactly.
     let BodyVerdict::Rewrite { body: out, class } =
-        on_body(&fwd(Route::Gemini), 400, body, KEY, true, false)
+        on_body(&fwd(Dialect::Gemini), 400, body, KEY, true, false)
     else {
         panic!("not rewritten");
     };
@@ -203,7 +203,7 @@ fn geminis_invalid_key_400_is_a_credential_refusal_in_the_routes_shape() {
     assert_eq!(v["error"]["message"], MESSAGE);
     // With one: the same length, still valid JSON.
     let BodyVerdict::Rewrite { body: out, .. } =
-        on_body(&fwd(Route::Gemini), 400, body, KEY, true, true)
+        on_body(&fwd(Dialect::Gemini), 400, body, KEY, true, true)
     else {
         panic!("not rewritten");
     };
@@ -214,7 +214,7 @@ fn geminis_invalid_key_400_is_a_credential_refusal_in_the_routes_shape() {
     // is an array.
     let array = format!("[{}]", GEMINI_INVALID_KEY.trim());
     let BodyVerdict::Rewrite { body: out, .. } = on_body(
-        &fwd(Route::GeminiOpenai),
+        &fwd(Dialect::GeminiOpenai),
         400,
         array.as_bytes(),
         KEY,
@@ -231,9 +231,14 @@ fn geminis_invalid_key_400_is_a_credential_refusal_in_the_routes_shape() {
 #[test]
 fn a_short_announced_length_takes_a_shorter_message() {
     let tight = r#"{"error":{"code":400,"message":"x","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}}"#;
-    let BodyVerdict::Rewrite { body: out, class } =
-        on_body(&fwd(Route::Gemini), 400, tight.as_bytes(), KEY, true, true)
-    else {
+    let BodyVerdict::Rewrite { body: out, class } = on_body(
+        &fwd(Dialect::Gemini),
+        400,
+        tight.as_bytes(),
+        KEY,
+        true,
+        true,
+    ) else {
         panic!("not rewritten");
     };
     assert_eq!(class, Rewritten::CredentialRefused);
@@ -243,40 +248,40 @@ fn a_short_announced_length_takes_a_shorter_message() {
     // Too short for any message: passed (it holds no key).
     let tiny = r#"[{"error":{"details":[{"reason":"API_KEY_INVALID"}]}}]"#;
     assert_eq!(
-        on_body(&fwd(Route::Gemini), 400, tiny.as_bytes(), KEY, true, true),
+        on_body(&fwd(Dialect::Gemini), 400, tiny.as_bytes(), KEY, true, true),
         BodyVerdict::Pass
     );
 }
 
 #[test]
 fn unrelated_errors_pass_untouched() {
-    let cases: [(Route, u16, &str); 5] = [
-        (Route::Gemini, 400, GEMINI_BAD_MODEL),
+    let cases: [(Dialect, u16, &str); 5] = [
+        (Dialect::Gemini, 400, GEMINI_BAD_MODEL),
         // The API_KEY_ rule is Gemini's only.
-        (Route::Openai, 400, GEMINI_INVALID_KEY),
-        (Route::Anthropic, 400, GEMINI_INVALID_KEY),
+        (Dialect::Openai, 400, GEMINI_INVALID_KEY),
+        (Dialect::Anthropic, 400, GEMINI_INVALID_KEY),
         (
-            Route::Openai,
+            Dialect::Openai,
             429,
             r#"{"error":{"message":"Rate limit reached for gpt-4o in organization org-abc on tokens per min (TPM): Limit 30000, Used 29000.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#,
         ),
         (
-            Route::Anthropic,
+            Dialect::Anthropic,
             529,
             r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
         ),
     ];
-    for (route, status, body) in cases {
+    for (dialect, status, body) in cases {
         assert_eq!(
-            on_body(&fwd(route), status, body.as_bytes(), KEY, true, true),
+            on_body(&fwd(dialect), status, body.as_bytes(), KEY, true, true),
             BodyVerdict::Pass,
-            "{route:?} {status}"
+            "{dialect:?} {status}"
         );
     }
     // A Gemini 400 seen only in pieces is never replaced.
     assert_eq!(
         on_body(
-            &fwd(Route::Gemini),
+            &fwd(Dialect::Gemini),
             400,
             GEMINI_INVALID_KEY.as_bytes(),
             KEY,
@@ -297,13 +302,13 @@ fn any_error_quoting_the_key_is_masked_in_place() {
         format!(r#"{{"error":{{"message":"bad key {KEY}"}}}}"#),
         format!(r#"{{"error":{{"message":"key begins {}…"}}}}"#, &KEY[..24]),
     ];
-    for route in ROUTES {
+    for dialect in DIALECTS {
         for status in [400u16, 404, 429, 500] {
             for body in &bodies {
                 let BodyVerdict::Rewrite { body: out, class } =
-                    on_body(&fwd(route), status, body.as_bytes(), KEY, true, true)
+                    on_body(&fwd(dialect), status, body.as_bytes(), KEY, true, true)
                 else {
-                    panic!("{route:?} {status}: {body}");
+                    panic!("{dialect:?} {status}: {body}");
                 };
                 assert_eq!(class, Rewritten::FragmentMasked);
                 assert_eq!(out.len(), body.len());
@@ -401,7 +406,7 @@ fn fragments_of_random_keys_never_survive() {
 }
 
 #[test]
-fn the_key_is_found_in_every_routes_plan() {
+fn the_key_is_found_in_every_dialects_plan() {
     let cases: [&[(&str, &str)]; 5] = [
         &[
             (":path", "/v1/chat/completions"),
@@ -456,13 +461,13 @@ fn providers_are_asked_for_identity_when_the_client_accepts_a_coding() {
 #[test]
 fn an_accepted_websocket_has_its_first_frames_searched() {
     let ws = Forwarded {
-        route: Route::Openai,
+        dialect: Dialect::Openai,
         websocket: true,
         origin: None,
     };
     assert_eq!(on_headers(&ws, 101, None), HeadersVerdict::Frames);
     assert_eq!(
-        on_headers(&fwd(Route::Openai), 101, None),
+        on_headers(&fwd(Dialect::Openai), 101, None),
         HeadersVerdict::Pass
     );
     assert_eq!(on_headers(&ws, 200, None), HeadersVerdict::Pass);

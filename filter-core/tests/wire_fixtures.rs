@@ -1,6 +1,6 @@
 //! The wire fixtures (`wire/fixtures/`) through the filter's own encoders and decoders.
 //!
-//! What the filter sends (the check request, the usage report, the revalidation) is built by
+//! What the filter sends (the check request, the activity report, the revalidation) is built by
 //! the functions the shim calls and must equal its fixture as JSON; what it parses (allow,
 //! lease, deny, revalidation verdicts) goes through the functions the shim calls and must mean
 //! what the fixture says. The token-service's `tests/wire_fixtures.rs` pushes the same
@@ -10,17 +10,17 @@
 mod common;
 
 use common::head;
+use ptk_filter_core::activity::ActivityBatch;
 use ptk_filter_core::guard::outbound;
 use ptk_filter_core::open_streams::{
     parse_revalidation, revalidate_call, OpenStreams, Revalidated,
 };
-use ptk_filter_core::usage::UsageBatch;
 use ptk_filter_core::verdict_cache::{cache_key, CachedVerdict};
 use ptk_filter_core::{
     check_call, decide_check_response, decide_headers, token_hash, CheckDecision, FilterConfig,
     HeadersDecision, LocalReply, PendingCheck, RequestHead,
 };
-use ptk_wire::{DenyReason, Lease, Provider, REVALIDATE_PATH, USAGE_PATH};
+use ptk_wire::{DenyReason, Lease, Provider, ACTIVITY_PATH, REVALIDATE_PATH};
 use serde_json::Value;
 
 const SECRET: &str = "fixture-check-secret-0123";
@@ -94,15 +94,15 @@ fn the_check_request_the_filter_sends_is_the_fixture() {
 }
 
 #[test]
-fn the_usage_report_the_filter_sends_is_the_fixture() {
+fn the_activity_report_the_filter_sends_is_the_fixture() {
     let config = FilterConfig::parse(b"").unwrap();
-    let mut batch = UsageBatch::default();
+    let mut batch = ActivityBatch::default();
     for _ in 0..42 {
         batch.record(&token_hash(TOKEN));
     }
     let (headers, body) = batch.take_call(&config, SECRET).unwrap();
     assert_eq!(json(&body), json(fixture("usage.json").as_bytes()));
-    assert_eq!(header(&headers, ":path"), Some(USAGE_PATH));
+    assert_eq!(header(&headers, ":path"), Some(ACTIVITY_PATH));
 }
 
 /// The filter's decision on a 200 carrying `body`, for a request to `provider`.
@@ -203,7 +203,10 @@ fn the_revalidation_the_filter_sends_and_reads_are_the_fixtures() {
         verdicts,
         [
             (openai.clone(), Revalidated::Valid { ttl_ms: 1000 }),
-            (gemini.clone(), Revalidated::Refused(DenyReason::Scope)),
+            (
+                gemini.clone(),
+                Revalidated::Refused(DenyReason::ProviderNotAllowed)
+            ),
         ]
     );
     // Out of scope now: the Gemini stream closes, the OpenAI one stays open.

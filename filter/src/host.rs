@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+use ptk_filter_core::activity::Call;
 use ptk_filter_core::flow::{Host, Level, ResponseHost};
 use ptk_filter_core::shared_data::{GetError, SetError, SharedData, Stored};
-use ptk_filter_core::usage::Call;
 use ptk_filter_core::LocalReply;
 
 /// Logs through Envoy (never pass a token or a key here).

@@ -96,7 +96,7 @@ impl Context for PtkHttp {
 
 impl HttpContext for PtkHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let unavailable = || Refusal::StoreUnavailable.reply(ErrorShape::Openai);
+        let unavailable = || Refusal::TokenServiceUnavailable.reply(ErrorShape::Openai);
         // No valid configuration: never forward.
         let Some(worker) = self.worker.clone() else {
             return reply(&unavailable());

@@ -1,6 +1,6 @@
 //! The root context: parses the plugin configuration once, hands each request a context, and
 //! on every tick revalidates the tokens of open streams (closing those of revoked tokens),
-//! refreshes the shared-data CAS anchor and flushes counters and batched usage
+//! refreshes the shared-data CAS anchor and flushes counters and batched activity
 //! (`ptk_filter_core::flow` decides).
 
 use std::rc::Rc;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use ptk_filter_core::config::validate_secret;
-use ptk_filter_core::flow::{report_usage, Revalidations, Worker};
+use ptk_filter_core::flow::{report_activity, Revalidations, Worker};
 use ptk_filter_core::shared_data::CasAnchor;
 use ptk_filter_core::FilterConfig;
 
@@ -83,7 +83,7 @@ impl RootContext for PtkRoot {
                 // Which release, config schema and wire version run here, for the operator
                 // matching filter and token-service versions.
                 host::log(LogLevel::Info, &ptk_filter_core::version::start_line());
-                host::set_tick(Duration::from_millis(config.cache.usage_flush_ms));
+                host::set_tick(Duration::from_millis(config.cache.activity_flush_ms));
                 let anchor = CasAnchor::refresh(&HostSharedData);
                 self.worker = Some(Rc::new(Worker::new(config, secret, anchor)));
                 self.metrics = Some(Metrics::define());
@@ -113,7 +113,7 @@ impl RootContext for PtkRoot {
         if let Some(metrics) = &self.metrics {
             metrics.flush(&worker.counts, worker.streams.borrow().len());
         }
-        report_usage(&worker, &mut EnvoyHost);
+        report_activity(&worker, &mut EnvoyHost);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -179,7 +179,7 @@ def test_metrics_move_with_real_traffic(ops):
     for name, moved in [
         ('ptk_checks_total{outcome="allow"}', 1),
         ('ptk_checks_total{outcome="invalid"}', 1),
-        ('ptk_checks_total{outcome="scope"}', 1),
+        ('ptk_checks_total{outcome="provider_not_allowed"}', 1),
         ("ptk_check_duration_seconds_count", 3),
     ]:
         assert series(after, name) - series(before, name) >= moved, (name, after)
@@ -194,9 +194,9 @@ def test_metrics_move_with_real_traffic(ops):
     while True:
         envoy = requests.get(f"http://127.0.0.1:{ops.admin_port}/stats/prometheus",
                              timeout=5).text
-        if re.search(r"^ptk_refused_scope\{\} [1-9]", envoy, re.M) or \
+        if re.search(r"^ptk_refused_provider_not_allowed\{\} [1-9]", envoy, re.M) or \
                 time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert re.search(r"^ptk_allowed\{\} [1-9]", envoy, re.M), envoy[:2000]
-    assert re.search(r"^ptk_refused_scope\{\} [1-9]", envoy, re.M), envoy[:2000]
+    assert re.search(r"^ptk_refused_provider_not_allowed\{\} [1-9]", envoy, re.M), envoy[:2000]

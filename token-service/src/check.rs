@@ -37,7 +37,7 @@ pub fn evaluate(
         ExpiryState::Until(at) => Some(at),
     };
     if !record.providers.contains(&provider) {
-        return Err(DenyReason::Scope);
+        return Err(DenyReason::ProviderNotAllowed);
     }
     Ok(expires)
 }
@@ -87,7 +87,7 @@ impl Checker {
     /// Stamps lastUsed for a token the filter allowed `count` requests of from its cache.
     /// (The counts themselves are not kept: nothing read them. Token usage metering will
     /// report what the providers count.)
-    pub fn record_usage(&self, hash: &str, count: u64) {
+    pub fn record_activity(&self, hash: &str, count: u64) {
         if count == 0 {
             return;
         }
@@ -238,8 +238,12 @@ mod tests {
             (Some(rec(Active, NOW)), Openai, Err(Expired)),
             (Some(rec(Active, PAST)), Openai, Err(Expired)),
             (Some(rec(Active, PAST)), Gemini, Err(Expired)),
-            (Some(rec(Active, None)), Gemini, Err(Scope)),
-            (Some(rec(Active, FUTURE)), Anthropic, Err(Scope)),
+            (Some(rec(Active, None)), Gemini, Err(ProviderNotAllowed)),
+            (
+                Some(rec(Active, FUTURE)),
+                Anthropic,
+                Err(ProviderNotAllowed),
+            ),
             (Some(rec(Active, None)), Openai, Ok(())),
             (Some(rec(Active, Some(""))), Openai, Ok(())),
             (Some(rec(Active, FUTURE)), Openai, Ok(())),

@@ -7,13 +7,24 @@ use std::path::Path;
 use ptk_wire::Provider;
 use secrecy::{ExposeSecret as _, SecretString};
 
-/// Environment variable (and keys-file name) holding the real key of a provider.
-pub fn key_var(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Openai => "OPENAI_API_KEY",
-        Provider::Anthropic => "ANTHROPIC_API_KEY",
-        Provider::Gemini => "GEMINI_API_KEY",
-    }
+/// Environment variable (and keys-file name) holding the real key of a provider: from the
+/// provider registry's shared facts (`ptk_wire::providers`), or the one a configured
+/// provider's registration named (`PTK_PROVIDERS`, [`crate::providers`]).
+pub fn key_var(provider: Provider) -> Option<&'static str> {
+    provider.key_env()
+}
+
+/// Every provider this process knows, with its key variable: the built-in ones, then the
+/// configured ones.
+fn known() -> Vec<(Provider, &'static str)> {
+    let configured = ptk_wire::providers::configured()
+        .into_iter()
+        .map(|c| c.provider);
+    Provider::ALL
+        .into_iter()
+        .chain(configured)
+        .filter_map(|p| Some((p, key_var(p)?)))
+        .collect()
 }
 
 /// Why the keys file could not be used. Only line numbers and names, never values.
@@ -31,7 +42,7 @@ pub enum KeysFileError {
     #[error("keys file line {0}: expected NAME=value")]
     Syntax(usize),
     /// A name other than the three key variables.
-    #[error("keys file line {line}: unknown name {} (expected OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY)", shown_name(.name.as_deref()))]
+    #[error("keys file line {line}: unknown name {} (expected OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or a key variable PTK_PROVIDERS names)", shown_name(.name.as_deref()))]
     UnknownName {
         /// 1-based line number.
         line: usize,
@@ -62,15 +73,7 @@ fn shown_name(name: Option<&str>) -> String {
 /// The real key of each provider, if configured. `Debug` lists which are set, never values.
 #[derive(Clone, Default)]
 pub struct ProviderKeys {
-    keys: [Option<SecretString>; 3],
-}
-
-fn slot(provider: Provider) -> usize {
-    match provider {
-        Provider::Openai => 0,
-        Provider::Anthropic => 1,
-        Provider::Gemini => 2,
-    }
+    keys: Vec<(Provider, SecretString)>,
 }
 
 impl ProviderKeys {
@@ -82,32 +85,37 @@ impl ProviderKeys {
     /// Sets a provider's key; an empty (or all-whitespace) value leaves it unconfigured.
     pub fn with(mut self, provider: Provider, key: &str) -> ProviderKeys {
         let key = key.trim();
-        self.keys[slot(provider)] = (!key.is_empty()).then(|| SecretString::from(key));
+        self.keys.retain(|(p, _)| *p != provider);
+        if !key.is_empty() {
+            self.keys.push((provider, SecretString::from(key)));
+        }
         self
     }
 
     /// The key for a provider, if configured.
     pub fn get(&self, provider: Provider) -> Option<&SecretString> {
-        self.keys[slot(provider)].as_ref()
+        self.keys
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .map(|(_, key)| key)
     }
 
     /// `self` with every key `overrides` has replaced by that one (the environment over the
     /// keys file).
     pub fn overridden_by(mut self, overrides: &ProviderKeys) -> ProviderKeys {
-        for provider in Provider::ALL {
-            if let Some(key) = overrides.get(provider) {
-                self.keys[slot(provider)] = Some(key.clone());
-            }
+        for (provider, key) in &overrides.keys {
+            self.keys.retain(|(p, _)| p != provider);
+            self.keys.push((*provider, key.clone()));
         }
         self
     }
 
     /// Names of the configured providers, for the start-up log line.
     pub fn configured(&self) -> Vec<&'static str> {
-        Provider::ALL
+        known()
             .into_iter()
-            .filter(|p| self.get(*p).is_some())
-            .map(Provider::as_str)
+            .filter(|(p, _)| self.get(*p).is_some())
+            .map(|(p, _)| p.as_str())
             .collect()
     }
 
@@ -127,8 +135,8 @@ impl ProviderKeys {
             }
             None => ProviderKeys::none(),
         };
-        for provider in Provider::ALL {
-            if let Some(value) = env(key_var(provider)).filter(|v| !v.trim().is_empty()) {
+        for (provider, var) in known() {
+            if let Some(value) = env(var).filter(|v| !v.trim().is_empty()) {
                 keys = keys.with(provider, &value);
             }
         }
@@ -147,9 +155,9 @@ impl ProviderKeys {
             }
             let (name, value) = line.split_once('=').ok_or(KeysFileError::Syntax(line_no))?;
             let name = name.trim();
-            let provider = Provider::ALL
+            let (provider, _) = known()
                 .into_iter()
-                .find(|p| key_var(*p) == name)
+                .find(|(_, var)| *var == name)
                 .ok_or_else(|| KeysFileError::UnknownName {
                     line: line_no,
                     name: variable_name(name),

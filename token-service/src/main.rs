@@ -7,6 +7,10 @@ use token_service::cli::{run, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = token_service::providers::register_from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

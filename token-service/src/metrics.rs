@@ -51,12 +51,13 @@ fn check_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.0001, 2.0, 16)
 }
 
-/// Wire name of a deny reason, as the `outcome` label.
+/// The `outcome` label of a deny reason (its wire name, but `provider_not_allowed` for the
+/// wire's `scope`: one name per concept on the operator's side).
 fn deny_outcome(reason: DenyReason) -> &'static str {
     match reason {
         DenyReason::Invalid => "invalid",
         DenyReason::Expired => "expired",
-        DenyReason::Scope => "scope",
+        DenyReason::ProviderNotAllowed => "provider_not_allowed",
         DenyReason::RateLimited => "rate_limited",
         DenyReason::StoreUnavailable => "store_unavailable",
         DenyReason::ProviderUnconfigured => "provider_unconfigured",

@@ -31,10 +31,10 @@ pub enum TokenInputError {
     #[error("label is required")]
     EmptyLabel,
     /// No provider given.
-    #[error("pick at least one provider (openai, anthropic, gemini)")]
+    #[error("pick at least one provider ({})", crate::providers::known_names())]
     NoProviders,
     /// A provider name outside the known set.
-    #[error("unknown provider {0:?} (expected openai, anthropic or gemini)")]
+    #[error("unknown provider {0:?} (expected one of {known})", known = crate::providers::known_names())]
     UnknownProvider(String),
     /// A custom token shorter than [`MIN_CUSTOM_TOKEN_LEN`].
     #[error("custom token too short (min {MIN_CUSTOM_TOKEN_LEN} chars)")]

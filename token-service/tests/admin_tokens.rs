@@ -59,7 +59,7 @@ async fn create_returns_the_plaintext_once_and_stores_only_the_hash() {
     assert!(is_allow(&app.check(&hash, Provider::Openai).await));
     assert_eq!(
         app.check(&hash, Provider::Anthropic).await,
-        deny(DenyReason::Scope)
+        deny(DenyReason::ProviderNotAllowed)
     );
     let stored = app.store.get(&hash).await.unwrap().unwrap();
     assert_eq!(stored.rate_limit.unwrap().to_string(), "5/30");

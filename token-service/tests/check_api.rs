@@ -162,8 +162,8 @@ async fn provider_outside_scope_is_scope() {
     let hash = app
         .add_token("ptk_openai_only_token", &[Openai], |_| {})
         .await;
-    assert_eq!(app.check(&hash, Anthropic).await, deny(Scope));
-    assert_eq!(app.check(&hash, Gemini).await, deny(Scope));
+    assert_eq!(app.check(&hash, Anthropic).await, deny(ProviderNotAllowed));
+    assert_eq!(app.check(&hash, Gemini).await, deny(ProviderNotAllowed));
 }
 
 #[tokio::test]
@@ -259,7 +259,7 @@ async fn the_fourth_request_over_3_per_60_is_rate_limited() {
         .await;
     // Denials before the limiter never consume quota.
     for _ in 0..5 {
-        assert_eq!(app.check(&hash, Anthropic).await, deny(Scope));
+        assert_eq!(app.check(&hash, Anthropic).await, deny(ProviderNotAllowed));
     }
     for i in 0..3 {
         assert!(
@@ -353,7 +353,7 @@ async fn a_failing_rate_limiter_fails_open() {
         );
     }
     // Failing open applies only after validation: bad tokens are still denied.
-    assert_eq!(app.check(&hash, Gemini).await, deny(Scope));
+    assert_eq!(app.check(&hash, Gemini).await, deny(ProviderNotAllowed));
 }
 
 async fn last_used_of(app: &TestApp, hash: &str) -> Option<String> {
@@ -383,7 +383,7 @@ async fn allow_stamps_last_used_once_per_minute_without_touching_the_record() {
         .add_token("ptk_stamped_on_allow", &[Openai], |_| {})
         .await;
     let before = app.store.get(&hash).await.unwrap().unwrap();
-    assert_eq!(app.check(&hash, Anthropic).await, deny(Scope));
+    assert_eq!(app.check(&hash, Anthropic).await, deny(ProviderNotAllowed));
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         last_used_of(&app, &hash).await,

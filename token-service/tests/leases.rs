@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use ptk_wire::Provider::Openai;
-use ptk_wire::{CheckResponse, DenyReason, USAGE_PATH};
+use ptk_wire::{CheckResponse, DenyReason, ACTIVITY_PATH};
 use token_service::ratelimit::RateLimit;
 
 fn lease_of(r: &CheckResponse) -> (u32, u64) {
@@ -97,7 +97,7 @@ async fn usage_reports_need_the_secret_and_stamp_last_used() {
         .add_token("ptk_reported_token_01", &[Openai], |_| {})
         .await;
     let body = format!(r#"{{"entries":[{{"hash":"{hash}","count":5}}]}}"#);
-    let url = app.url(USAGE_PATH);
+    let url = app.url(ACTIVITY_PATH);
     let refused = app
         .client
         .post(&url)

@@ -136,7 +136,7 @@ async fn metrics_count_checks_errors_and_admin_actions_without_secrets() {
     let text = r.text().await.unwrap();
     for (series, want) in [
         ("ptk_checks_total{outcome=\"allow\"}", 2.0),
-        ("ptk_checks_total{outcome=\"scope\"}", 1.0),
+        ("ptk_checks_total{outcome=\"provider_not_allowed\"}", 1.0),
         ("ptk_checks_total{outcome=\"invalid\"}", 1.0),
         ("ptk_checks_total{outcome=\"unauthorized\"}", 1.0),
         ("ptk_checks_total{outcome=\"store_unavailable\"}", 1.0),

@@ -80,7 +80,7 @@ async fn each_token_gets_its_verdict_without_a_key_or_a_rate_limit_unit() {
         assert_eq!(
             parsed.verdicts[1..],
             [
-                refused(&valid, Provider::Gemini, DenyReason::Scope),
+                refused(&valid, Provider::Gemini, DenyReason::ProviderNotAllowed),
                 refused(&disabled, Provider::Openai, DenyReason::Invalid),
                 refused(&unknown, Provider::Anthropic, DenyReason::Invalid),
             ]

@@ -31,7 +31,7 @@ fn every_fixture_round_trips_through_the_wire_types() {
             json(&fixture(name))
         );
     }
-    let usage: ptk_wire::UsageReport = serde_json::from_str(&fixture("usage.json")).unwrap();
+    let usage: ptk_wire::ActivityReport = serde_json::from_str(&fixture("usage.json")).unwrap();
     assert_eq!(
         serde_json::to_value(&usage).unwrap(),
         json(&fixture("usage.json"))
@@ -113,7 +113,7 @@ fn newer_fixtures_parse_like_their_base_fixtures() {
         response("newer_deny_invalid.json"),
         response("deny_invalid.json")
     );
-    let usage = |name| serde_json::from_str::<ptk_wire::UsageReport>(&fixture(name)).unwrap();
+    let usage = |name| serde_json::from_str::<ptk_wire::ActivityReport>(&fixture(name)).unwrap();
     assert_eq!(usage("newer_usage.json"), usage("usage.json"));
 }
 
@@ -131,7 +131,7 @@ async fn the_service_answers_a_newer_filters_messages() {
     );
     let usage = app
         .client
-        .post(app.url(ptk_wire::USAGE_PATH))
+        .post(app.url(ptk_wire::ACTIVITY_PATH))
         .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
         .body(fixture("newer_usage.json"))
         .send()
@@ -211,7 +211,7 @@ async fn the_service_reads_the_usage_and_returning_fixtures() {
     app.add_token("test", &[Provider::Openai], |_| {}).await;
     let usage = app
         .client
-        .post(app.url(ptk_wire::USAGE_PATH))
+        .post(app.url(ptk_wire::ACTIVITY_PATH))
         .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
         .body(fixture("usage.json"))
         .send()

@@ -68,7 +68,7 @@ async fn another_major_is_refused_with_a_clear_error() {
         assert!(!message.contains(OPENAI_KEY));
     }
     // Usage and revalidation share the rule.
-    for path in [ptk_wire::USAGE_PATH, ptk_wire::REVALIDATE_PATH] {
+    for path in [ptk_wire::ACTIVITY_PATH, ptk_wire::REVALIDATE_PATH] {
         let response = app
             .client
             .post(app.url(path))

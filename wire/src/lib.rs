@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod providers;
 mod revalidate;
 mod version;
 pub use revalidate::{
@@ -45,8 +46,11 @@ pub const MIN_CHECK_SECRET_LEN: usize = 16;
 
 /// A provider as the token-service sees it: the "coarse" provider that scopes, real keys and
 /// upstream hosts are keyed by (Gemini's OpenAI-compatible endpoint is `Gemini` here).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+///
+/// On the wire it is its lowercase name. A name parses only when this process knows it: a
+/// built-in one, or one the operator configured ([`providers::register`]); anything else is
+/// refused, so an unknown provider still fails closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
     /// api.openai.com
     Openai,
@@ -54,10 +58,26 @@ pub enum Provider {
     Anthropic,
     /// generativelanguage.googleapis.com (native and OpenAI-compatible endpoints)
     Gemini,
+    /// An OpenAI-compatible provider the operator configured, by its registered name.
+    Configured(&'static str),
+}
+
+impl Serialize for Provider {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Provider {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Provider::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown provider {name:?}")))
+    }
 }
 
 impl Provider {
-    /// Every provider, in a stable order.
+    /// Every built-in provider, in a stable order.
     pub const ALL: [Provider; 3] = [Provider::Openai, Provider::Anthropic, Provider::Gemini];
 
     /// The lowercase name used on the wire, in scopes and in configuration.
@@ -66,17 +86,25 @@ impl Provider {
             Provider::Openai => "openai",
             Provider::Anthropic => "anthropic",
             Provider::Gemini => "gemini",
+            Provider::Configured(name) => name,
         }
     }
 
-    /// Parses the lowercase name; `None` for anything else.
+    /// Parses the lowercase name of a built-in or registered provider; `None` for anything
+    /// else.
     pub fn parse(name: &str) -> Option<Provider> {
-        Provider::ALL.into_iter().find(|p| p.as_str() == name)
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == name)
+            .or_else(|| providers::registered(name))
     }
 }
 
-/// Path of the usage endpoint: batched last-used stamps and request counts from the filter.
-pub const USAGE_PATH: &str = "/v1/usage";
+/// Path of the activity endpoint: batched request counts (and so last-used stamps) from the
+/// filter. "Activity", not "usage" (the providers' token counts, which metering adds), except
+/// in this path: `/v1/usage` is its wire-1.0 spelling, frozen like `"reason":"scope"` (an
+/// older token-service knows only it, and mesh policies list it).
+pub const ACTIVITY_PATH: &str = "/v1/usage";
 
 /// What the filter asks: may the token with this hash call this provider now?
 ///
@@ -159,19 +187,19 @@ impl std::fmt::Debug for CheckResponse {
     }
 }
 
-/// Batched usage from one Envoy worker: requests it allowed from cached verdicts, which the
+/// Batched activity from one Envoy worker: requests it allowed from cached verdicts, which the
 /// token-service never saw, so `lastUsed` and request counts stay true. Unknown fields are
 /// ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageReport {
+pub struct ActivityReport {
     /// One entry per token hash.
-    pub entries: Vec<UsageEntry>,
+    pub entries: Vec<ActivityEntry>,
 }
 
 /// Requests one token made through one worker since its last report. Unknown fields are
 /// ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageEntry {
+pub struct ActivityEntry {
     /// Token hash.
     pub hash: String,
     /// Requests allowed from the cache.
@@ -187,8 +215,10 @@ pub enum DenyReason {
     Invalid,
     /// The token's expiry is at or before now: 401 with a distinct message.
     Expired,
-    /// The provider is not in the token's scopes: 403.
-    Scope,
+    /// The provider is not in the token's scopes: 403 `provider_not_allowed`. Spelled
+    /// `scope` on the wire (wire 1.0; an older filter refuses any other spelling).
+    #[serde(rename = "scope")]
+    ProviderNotAllowed,
     /// The token is over its rate limit: 429 with `Retry-After`.
     RateLimited,
     /// The token store could not be read: 503.
@@ -220,7 +250,7 @@ mod tests {
             let text = fixture(name);
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
             let back = if name.starts_with("usage") {
-                let parsed: UsageReport = serde_json::from_str(&text).unwrap();
+                let parsed: ActivityReport = serde_json::from_str(&text).unwrap();
                 serde_json::to_value(parsed).unwrap()
             } else if name.starts_with("check_request") {
                 let parsed: CheckRequest = serde_json::from_str(&text).unwrap();
@@ -267,7 +297,7 @@ mod tests {
             "newer_check_request_returning.json",
             "check_request_returning.json",
         );
-        same_as::<UsageReport>("newer_usage.json", "usage.json");
+        same_as::<ActivityReport>("newer_usage.json", "usage.json");
         let extra = r#"{"verdict":"allow","key":"k","cache_ttl_ms":1,"admin":true}"#;
         assert!(matches!(
             serde_json::from_str::<CheckResponse>(extra),

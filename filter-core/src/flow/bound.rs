@@ -165,7 +165,7 @@ impl RequestFlow {
                     &format!("ptk filter: could not start {what} revalidation ({status})"),
                 );
                 worker.counts.add(Counter::CalloutFailed);
-                self.refuse_bound(worker, &waiting.bound, Refusal::StoreUnavailable)
+                self.refuse_bound(worker, &waiting.bound, Refusal::TokenServiceUnavailable)
             }
         }
     }
@@ -219,7 +219,7 @@ impl RequestFlow {
                     Level::Warn,
                     &format!("ptk filter: {what} revalidation failed (status {status:?})"),
                 );
-                self.refuse_bound(worker, &bound, Refusal::StoreUnavailable)
+                self.refuse_bound(worker, &bound, Refusal::TokenServiceUnavailable)
             }
         })
     }
@@ -253,7 +253,7 @@ impl RequestFlow {
                 Level::Error,
                 "ptk filter: could not rewrite request headers",
             );
-            return self.refuse_bound(worker, &bound, Refusal::StoreUnavailable);
+            return self.refuse_bound(worker, &bound, Refusal::TokenServiceUnavailable);
         }
         worker.counts.add(Counter::Allowed);
         if worker.config.streams.revalidate {

@@ -2,6 +2,7 @@
 //! a token the worker's refusal memory, the guess throttle, the lease pool and shared data, and
 //! only then the check callout.
 
+use crate::dialect::{Dialect, ErrorShape};
 use crate::flow::bound::WaitingBound;
 use crate::flow::counts::Counter;
 use crate::flow::error_watch::{key_watch, ErrorWatch};
@@ -11,7 +12,6 @@ use crate::mint_watch::{mints, MintWatch};
 use crate::pipeline::{check_call, decide_headers, HeadersDecision, PendingCheck};
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
-use crate::route::{ErrorShape, Route};
 use crate::upload_sessions;
 use crate::uploads::{watch, UploadWatch};
 use crate::verdict_store::{spend_one, Lookup};
@@ -79,7 +79,7 @@ impl RequestFlow {
                 if apply(host, &plan) {
                     Step::Forward
                 } else {
-                    self.reply(Refusal::StoreUnavailable.reply(ErrorShape::Openai))
+                    self.reply(Refusal::TokenServiceUnavailable.reply(ErrorShape::Openai))
                 }
             }
             HeadersDecision::Reply(refused) => {
@@ -87,11 +87,11 @@ impl RequestFlow {
                 self.reply(refused.reply)
             }
             HeadersDecision::Check(pending) => {
-                let provider = pending.identified.route.provider();
+                let provider = pending.identified.provider;
                 self.upload_watch = watch(&worker.config, &head, &pending.hash, provider);
                 // Only with pass-through on is a secret ever accepted, so worth binding.
                 let mint = worker.config.ephemeral.pass_through
-                    && pending.identified.route == Route::Openai
+                    && pending.identified.dialect == Dialect::Openai
                     && mints(&head);
                 self.mint = mint.then(|| Box::new(MintWatch::new(&pending.hash)));
                 self.check(worker, host, pending, head)
@@ -122,8 +122,8 @@ impl RequestFlow {
     /// The token-service could not be asked or the rewrite failed: 503, never forward.
     pub(super) fn unavailable(&mut self, worker: &Worker, pending: &PendingCheck) -> Step {
         worker.counts.add(Counter::CalloutFailed);
-        worker.counts.refused(Refusal::StoreUnavailable);
-        self.reply(pending.refuse(Refusal::StoreUnavailable).reply)
+        worker.counts.refused(Refusal::TokenServiceUnavailable);
+        self.reply(pending.refuse(Refusal::TokenServiceUnavailable).reply)
     }
 
     /// Answers from this worker's refusal memory, its guess throttle or the verdict cache
@@ -211,7 +211,7 @@ impl RequestFlow {
         self.error_watch = Some(Box::new(watch));
         worker.counts.add(Counter::CacheHits);
         worker.counts.add(Counter::Allowed);
-        worker.usage.borrow_mut().record(&pending.hash);
+        worker.activity.borrow_mut().record(&pending.hash);
         // Known valid now; the next tick reads the cached verdict's own validity.
         self.opened(worker, pending, host.now_ms());
         self.cors_origin.clone_from(&pending.origin);
@@ -259,7 +259,7 @@ impl RequestFlow {
                 self.context_id,
                 &pending.cache_key,
                 &pending.hash,
-                pending.identified.route.provider(),
+                pending.identified.provider,
                 valid_until_ms,
             );
         }

@@ -64,10 +64,10 @@ impl Counter {
         Counter::Refused(Refusal::MissingToken),
         Counter::Refused(Refusal::Invalid),
         Counter::Refused(Refusal::Expired),
-        Counter::Refused(Refusal::Scope),
+        Counter::Refused(Refusal::ProviderNotAllowed),
         Counter::Refused(Refusal::RateLimited { retry_after_s: 0 }),
         Counter::Refused(Refusal::Throttled { retry_after_s: 0 }),
-        Counter::Refused(Refusal::StoreUnavailable),
+        Counter::Refused(Refusal::TokenServiceUnavailable),
         Counter::Refused(Refusal::ProviderUnconfigured),
         Counter::Refused(Refusal::UnknownUpload),
         Counter::Refused(Refusal::UnknownSecret),
@@ -97,17 +97,19 @@ impl Counter {
                 Refusal::MissingToken => "refused.missing_token",
                 Refusal::Invalid => "refused.invalid",
                 Refusal::Expired => "refused.expired",
-                Refusal::Scope => "refused.scope",
+                Refusal::ProviderNotAllowed => "refused.provider_not_allowed",
                 Refusal::RateLimited { .. } => "refused.rate_limited",
                 Refusal::Throttled { .. } => "refused.throttled",
-                Refusal::StoreUnavailable => "refused.store_unavailable",
+                Refusal::TokenServiceUnavailable => "refused.token_service_unavailable",
                 Refusal::ProviderUnconfigured => "refused.provider_unconfigured",
                 Refusal::UnknownUpload => "refused.unknown_upload",
                 Refusal::UnknownSecret => "refused.unknown_client_secret",
                 Refusal::TokenInRequest => "refused.token_in_request",
             },
             Counter::CredentialRefused(provider) => match provider {
-                Provider::Openai => "upstream_credential_refused.openai",
+                // The response path knows the dialect only, and configured providers speak
+                // OpenAI's: their refusals count with OpenAI's (never reached from a dialect).
+                Provider::Openai | Provider::Configured(_) => "upstream_credential_refused.openai",
                 Provider::Anthropic => "upstream_credential_refused.anthropic",
                 Provider::Gemini => "upstream_credential_refused.gemini",
             },
@@ -134,17 +136,17 @@ impl Counter {
                 Refusal::MissingToken => 12,
                 Refusal::Invalid => 13,
                 Refusal::Expired => 14,
-                Refusal::Scope => 15,
+                Refusal::ProviderNotAllowed => 15,
                 Refusal::RateLimited { .. } => 16,
                 Refusal::Throttled { .. } => 17,
-                Refusal::StoreUnavailable => 18,
+                Refusal::TokenServiceUnavailable => 18,
                 Refusal::ProviderUnconfigured => 19,
                 Refusal::UnknownUpload => 20,
                 Refusal::UnknownSecret => 21,
                 Refusal::TokenInRequest => 22,
             },
             Counter::CredentialRefused(provider) => match provider {
-                Provider::Openai => 23,
+                Provider::Openai | Provider::Configured(_) => 23,
                 Provider::Anthropic => 24,
                 Provider::Gemini => 25,
             },
@@ -203,5 +205,15 @@ mod tests {
             1
         );
         assert_eq!(counts.get(Counter::Allowed), 0);
+    }
+
+    #[test]
+    fn a_configured_provider_counts_with_openai_whose_dialect_it_speaks() {
+        let configured = Counter::CredentialRefused(Provider::Configured("local-llm"));
+        let openai = Counter::CredentialRefused(Provider::Openai);
+        assert_eq!(configured.name(), "upstream_credential_refused.openai");
+        let counts = Counts::default();
+        counts.add(configured);
+        assert_eq!(counts.take(openai), 1);
     }
 }

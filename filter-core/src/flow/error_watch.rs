@@ -244,7 +244,7 @@ impl ErrorWatch {
     }
 
     fn provider(&self) -> Provider {
-        self.fwd.route.provider()
+        self.fwd.dialect.provider()
     }
 
     fn log_masked(&self, host: &impl ResponseHost, status: u16) {
@@ -263,7 +263,7 @@ impl ErrorWatch {
 pub(super) fn key_watch(pending: &PendingCheck, head: &RequestHead, key: &str) -> KeyWatch {
     KeyWatch {
         forwarded: Forwarded {
-            route: pending.identified.route,
+            dialect: pending.identified.dialect,
             websocket: pending.websocket,
             origin: pending.origin.clone(),
         },

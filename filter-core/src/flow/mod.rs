@@ -25,14 +25,14 @@ mod tests;
 
 pub use check::RequestFlow;
 pub use counts::{Counter, Counts, COUNTERS};
-pub use revalidation::{report_usage, Revalidations};
+pub use revalidation::{report_activity, Revalidations};
 pub use worker::Worker;
 
+use crate::activity::Call;
 use crate::plan::RewritePlan;
 use crate::refusal::LocalReply;
 use crate::shared_data::SharedData;
 use crate::upstream_errors::Forwarded;
-use crate::usage::Call;
 
 /// How loud a log line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

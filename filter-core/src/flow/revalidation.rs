@@ -55,7 +55,7 @@ impl Revalidations {
     }
 
     /// A root callout came back: a revalidation closes the streams of refused tokens
-    /// (returned); anything else is a usage report, best effort (a lost batch only makes
+    /// (returned); anything else is an activity report, best effort (a lost batch only makes
     /// `lastUsed` a little older).
     pub fn on_callout_response(
         &mut self,
@@ -67,7 +67,7 @@ impl Revalidations {
     ) -> Vec<u32> {
         let Some(keys) = self.in_flight.remove(&token_id) else {
             if status != Some(204) {
-                host.log(Level::Warn, "ptk filter: usage report was not accepted");
+                host.log(Level::Warn, "ptk filter: activity report was not accepted");
             }
             return Vec::new();
         };
@@ -101,9 +101,9 @@ impl Revalidations {
 }
 
 /// Sends the requests allowed from the cache since the last tick to the token-service.
-pub fn report_usage(worker: &Worker, host: &mut impl Host) {
+pub fn report_activity(worker: &Worker, host: &mut impl Host) {
     let call = worker
-        .usage
+        .activity
         .borrow_mut()
         .take_call(&worker.config, worker.secret.expose());
     let Some(call) = call else {
@@ -111,6 +111,6 @@ pub fn report_usage(worker: &Worker, host: &mut impl Host) {
     };
     let ts = &worker.config.token_service;
     if host.dispatch(&ts.cluster, &call, ts.timeout_ms).is_err() {
-        host.log(Level::Warn, "ptk filter: could not send a usage report");
+        host.log(Level::Warn, "ptk filter: could not send an activity report");
     }
 }

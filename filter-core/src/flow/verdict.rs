@@ -18,7 +18,7 @@ use crate::verdict_store::{spend_one, store, Lookup};
 fn is_guess(refusal: Refusal) -> bool {
     matches!(
         refusal,
-        Refusal::Invalid | Refusal::Expired | Refusal::Scope
+        Refusal::Invalid | Refusal::Expired | Refusal::ProviderNotAllowed
     )
 }
 

@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 
+use crate::activity::ActivityBatch;
 use crate::config::{CheckSecret, FilterConfig};
 use crate::deny_cache::DenyCache;
 use crate::flow::counts::Counts;
@@ -11,7 +12,6 @@ use crate::guess_throttle::{GuessThrottle, KnownGood};
 use crate::local_pool::LocalPool;
 use crate::open_streams::OpenStreams;
 use crate::shared_data::CasAnchor;
-use crate::usage::UsageBatch;
 
 /// Everything a request's flow needs besides the request itself.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub struct Worker {
     /// (client, token) pairs that succeeded, which pass a throttled address.
     pub known: RefCell<KnownGood>,
     /// Requests allowed from the cache since the last flush.
-    pub usage: RefCell<UsageBatch>,
+    pub activity: RefCell<ActivityBatch>,
     /// Lease units this worker took from shared data in batches.
     pub pool: RefCell<LocalPool>,
     /// A CAS that no cache key can hold, for creating keys only when absent.
@@ -50,7 +50,7 @@ impl Worker {
             denies: RefCell::new(denies),
             throttle: RefCell::new(throttle),
             known: RefCell::new(KnownGood::default()),
-            usage: RefCell::new(UsageBatch::default()),
+            activity: RefCell::new(ActivityBatch::default()),
             pool: RefCell::new(LocalPool::default()),
             anchor: Cell::new(anchor),
             streams: RefCell::new(OpenStreams::default()),

@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 use maud::{html, Markup, DOCTYPE};
+use ptk_wire::providers::{Sdk, FACTS};
 use secrecy::ExposeSecret as _;
 
 use super::error::AdminError;
@@ -59,35 +60,42 @@ pub fn login_page(error: Option<&str>, about: &ProxyInfo) -> Html<String> {
     )
 }
 
-/// Ready-to-paste client snippets for the proxy at `base` (Python SDKs), each with the
-/// provider scope it needs: the script shows only those of the created token's scopes.
-fn snippets(base: &str) -> [(&'static str, &'static str, String); 4] {
+/// Ready-to-paste client snippets for the proxy at `base` (Python SDKs), one per client entry
+/// of the provider registry (`ptk_wire::providers`), each with the provider scope it needs:
+/// the script shows only those of the created token's scopes.
+fn snippets(base: &str) -> Vec<(&'static str, &'static str, String)> {
+    FACTS
+        .iter()
+        .flat_map(|facts| {
+            facts.clients.iter().map(|client| {
+                let url = format!("{base}{}", client.base_path);
+                (
+                    facts.provider.as_str(),
+                    client.title,
+                    snippet(client.sdk, &url),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The snippet of one SDK pointed at `url`.
+fn snippet(sdk: Sdk, url: &str) -> String {
     let t = TOKEN_PLACEHOLDER;
-    [
-        (
-            "openai",
-            "OpenAI",
-            format!("from openai import OpenAI\nclient = OpenAI(base_url=\"{base}/v1\", api_key=\"{t}\")"),
-        ),
-        (
-            "anthropic",
-            "Anthropic",
-            format!("import anthropic\nclient = anthropic.Anthropic(base_url=\"{base}\", api_key=\"{t}\")"),
-        ),
-        (
-            "gemini",
-            "Gemini",
+    match sdk {
+        Sdk::Openai => {
             format!(
-                "from google import genai\nclient = genai.Client(api_key=\"{t}\", \
-                 http_options={{\"base_url\": \"{base}\"}})"
-            ),
+                "from openai import OpenAI\nclient = OpenAI(base_url=\"{url}\", api_key=\"{t}\")"
+            )
+        }
+        Sdk::Anthropic => format!(
+            "import anthropic\nclient = anthropic.Anthropic(base_url=\"{url}\", api_key=\"{t}\")"
         ),
-        (
-            "gemini",
-            "Gemini via its OpenAI endpoint",
-            format!("from openai import OpenAI\nclient = OpenAI(base_url=\"{base}/v1beta/openai\", api_key=\"{t}\")"),
+        Sdk::GoogleGenai => format!(
+            "from google import genai\nclient = genai.Client(api_key=\"{t}\", \
+             http_options={{\"base_url\": \"{url}\"}})"
         ),
-    ]
+    }
 }
 
 fn create_form() -> Markup {
@@ -96,9 +104,19 @@ fn create_form() -> Markup {
             label { "Label" input name="label" required placeholder="alice-laptop"; }
             fieldset.scopes {
                 legend { "Scopes" }
-                label { input type="checkbox" name="providers" value="openai" checked; "OpenAI" }
-                label { input type="checkbox" name="providers" value="anthropic"; "Anthropic" }
-                label { input type="checkbox" name="providers" value="gemini"; "Gemini" }
+                // The first provider is checked: a token needs at least one scope.
+                @for (i, facts) in FACTS.iter().enumerate() {
+                    label {
+                        input type="checkbox" name="providers" value=(facts.provider.as_str()) checked[i == 0];
+                        (facts.title)
+                    }
+                }
+                // Configured providers (PTK_PROVIDERS) by name; no snippet: their path prefix
+                // is in the filter's configuration.
+                @for configured in ptk_wire::providers::configured() {
+                    @let name = configured.provider.as_str();
+                    label { input type="checkbox" name="providers" value=(name); (name) }
+                }
             }
             label { "Expires (optional)" input type="datetime-local" name="expires"; }
             label {

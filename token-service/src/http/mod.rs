@@ -17,11 +17,11 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::TokenStore;
 
+mod activity;
 mod check;
 pub mod health;
 mod metrics;
 mod revalidate;
-mod usage;
 mod wire_version;
 
 pub use check::CheckApiError;
@@ -72,7 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route(ptk_wire::CHECK_PATH, post(check::check))
-        .route(ptk_wire::USAGE_PATH, post(usage::usage))
+        .route(ptk_wire::ACTIVITY_PATH, post(activity::activity))
         .route(ptk_wire::REVALIDATE_PATH, post(revalidate::revalidate))
         .layer(versioned)
         .with_state(state)

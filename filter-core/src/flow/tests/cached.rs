@@ -35,10 +35,10 @@ fn an_allow_is_cached_and_the_next_request_hits_without_a_callout() {
     assert_eq!(cached_units(&host), Some(2));
     assert_eq!(w.counts.get(Counter::CacheHits), 1);
     assert_eq!(w.counts.get(Counter::Allowed), 2);
-    // The rewrite took the key; the cached request was counted for the usage report.
+    // The rewrite took the key; the cached request was counted for the activity report.
     assert!(sent_key(&host));
     assert!(w
-        .usage
+        .activity
         .borrow_mut()
         .take_call(&w.config, "s".repeat(20).as_str())
         .is_some());

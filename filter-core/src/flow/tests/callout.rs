@@ -41,7 +41,7 @@ fn no_response_is_retried_once_then_503_never_forwarded() {
             .unwrap();
         assert_eq!(status(&step), 503);
         assert_eq!(w.counts.get(Counter::CalloutFailed), 1);
-        assert_eq!(refused(&w, Refusal::StoreUnavailable), 1);
+        assert_eq!(refused(&w, Refusal::TokenServiceUnavailable), 1);
         assert!(host.edits.is_empty());
     }
 }

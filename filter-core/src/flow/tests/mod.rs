@@ -11,6 +11,7 @@ mod tick;
 
 use ptk_wire::{CheckRequest, CheckResponse, DenyReason, Lease, Provider, Revalidation};
 
+use crate::activity::Call;
 use crate::config::validate_secret;
 use crate::flow::{Counter, Host, Level, RequestFlow, ResponseHost, Step, Worker};
 use crate::refusal::LocalReply;
@@ -19,7 +20,6 @@ use crate::request::RequestHead;
 use crate::shared_data::CasAnchor;
 use crate::shared_data_double::SharedDataDouble;
 use crate::token_hash;
-use crate::usage::Call;
 use crate::verdict_cache::{cache_key, CachedVerdict};
 
 /// Host time of the tests (ms).

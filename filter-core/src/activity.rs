@@ -1,9 +1,10 @@
-//! Requests allowed from the cache, counted per token and sent to the token-service in one
-//! batch per tick (never on the request path), so `lastUsed` and request counts stay true.
+//! Activity: requests allowed from the cache, counted per token and sent to the token-service
+//! in one batch per tick (never on the request path), so `lastUsed` and request counts stay
+//! true. (Not "usage": that is the providers' token counts, which metering adds.)
 
 use std::collections::HashMap;
 
-use ptk_wire::{UsageEntry, UsageReport, USAGE_PATH};
+use ptk_wire::{ActivityEntry, ActivityReport, ACTIVITY_PATH};
 
 use crate::config::FilterConfig;
 use crate::pipeline::callout_headers;
@@ -13,11 +14,11 @@ pub type Call = (Vec<(String, String)>, Vec<u8>);
 
 /// Counts since the last flush, per token hash.
 #[derive(Debug, Default)]
-pub struct UsageBatch {
+pub struct ActivityBatch {
     counts: HashMap<String, u64>,
 }
 
-impl UsageBatch {
+impl ActivityBatch {
     /// Counts one request for `hash`.
     pub fn record(&mut self, hash: &str) {
         match self.counts.get_mut(hash) {
@@ -29,20 +30,20 @@ impl UsageBatch {
         }
     }
 
-    /// The usage call (headers and JSON body) for everything counted so far, emptying the
+    /// The activity call (headers and JSON body) for everything counted so far, emptying the
     /// batch; `None` when there is nothing to report.
     pub fn take_call(&mut self, config: &FilterConfig, secret: &str) -> Option<Call> {
         if self.counts.is_empty() {
             return None;
         }
-        let mut entries: Vec<UsageEntry> = self
+        let mut entries: Vec<ActivityEntry> = self
             .counts
             .drain()
-            .map(|(hash, count)| UsageEntry { hash, count })
+            .map(|(hash, count)| ActivityEntry { hash, count })
             .collect();
         entries.sort_by(|a, b| a.hash.cmp(&b.hash));
-        let body = serde_json::to_vec(&UsageReport { entries }).ok()?;
-        Some((callout_headers(config, secret, USAGE_PATH), body))
+        let body = serde_json::to_vec(&ActivityReport { entries }).ok()?;
+        Some((callout_headers(config, secret, ACTIVITY_PATH), body))
     }
 }
 
@@ -54,21 +55,21 @@ mod tests {
     #[test]
     fn batches_counts_per_hash_and_empties() {
         let config = FilterConfig::parse(b"").unwrap();
-        let mut batch = UsageBatch::default();
+        let mut batch = ActivityBatch::default();
         assert!(batch.take_call(&config, "s").is_none());
         batch.record("b");
         batch.record("a");
         batch.record("b");
         let (headers, body) = batch.take_call(&config, "secret-value").unwrap();
-        let report: UsageReport = serde_json::from_slice(&body).unwrap();
+        let report: ActivityReport = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             report.entries,
             vec![
-                UsageEntry {
+                ActivityEntry {
                     hash: "a".into(),
                     count: 1
                 },
-                UsageEntry {
+                ActivityEntry {
                     hash: "b".into(),
                     count: 2
                 }

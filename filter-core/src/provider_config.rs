@@ -1,0 +1,210 @@
+//! The `providers` object of the plugin configuration: the upstream of each built-in provider
+//! (its authority defaults to the registry's) and the OpenAI-compatible providers the operator
+//! configures, each on its own path prefix.
+//!
+//! ```json
+//! "providers": {
+//!   "openai": {"request_headers": {"openai-organization": "org-…"}},
+//!   "selfhosted": {"path_prefix": "/selfhosted/", "authority": "llm.internal:8000"}
+//! }
+//! ```
+//!
+//! A configured provider is reached with `Authorization: Bearer` under its path prefix (which
+//! is removed on the way up), gets the key the token-service holds under its name, is scoped
+//! like the others, and answers in OpenAI's error shape.
+
+use std::collections::BTreeMap;
+
+use ptk_wire::providers::{ProviderFacts, ANTHROPIC, GEMINI, OPENAI};
+use ptk_wire::Provider;
+use serde::Deserialize;
+
+use crate::providers::gemini::OPENAI_PREFIX;
+
+/// The upstream of each provider. Envoy routes on its `:authority` (static clusters in
+/// `envoy.yaml`, or Istio `ServiceEntry` hosts).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "BTreeMap<String, RawProvider>")]
+pub struct ProvidersConfig {
+    /// OpenAI.
+    pub openai: ProviderConfig,
+    /// Anthropic.
+    pub anthropic: ProviderConfig,
+    /// Gemini (native and OpenAI-compatible endpoints).
+    pub gemini: ProviderConfig,
+    /// OpenAI-compatible providers the operator configured, by name.
+    pub configured: Vec<ConfiguredProvider>,
+}
+
+/// One provider's upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderConfig {
+    /// Host (optionally `host:port`) the request is rewritten to.
+    pub authority: String,
+    /// Headers the operator sets on every forwarded request of this provider (e.g.
+    /// `openai-organization`), replacing any the client sent; sorted by name.
+    pub request_headers: Vec<(String, String)>,
+}
+
+/// An OpenAI-compatible provider the operator configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredProvider {
+    /// The provider (its name, registered with the wire crate so checks can carry it).
+    pub provider: Provider,
+    /// Requests with `Authorization: Bearer` under this path prefix are for it (`/name/`
+    /// form: starts and ends with `/`); the prefix is removed upstream, keeping its last `/`.
+    pub path_prefix: String,
+    /// Its upstream.
+    pub upstream: ProviderConfig,
+}
+
+/// What a configured provider's requests go to when the configuration does not name it (never
+/// the case for a request identified with this configuration): no authority, refused.
+static NO_UPSTREAM: ProviderConfig = ProviderConfig {
+    authority: String::new(),
+    request_headers: Vec::new(),
+};
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        ProvidersConfig {
+            openai: RawProvider::default().or_host(&OPENAI),
+            anthropic: RawProvider::default().or_host(&ANTHROPIC),
+            gemini: RawProvider::default().or_host(&GEMINI),
+            configured: Vec::new(),
+        }
+    }
+}
+
+impl ProvidersConfig {
+    /// The upstream of a provider.
+    pub fn upstream(&self, provider: Provider) -> &ProviderConfig {
+        match provider {
+            Provider::Openai => &self.openai,
+            Provider::Anthropic => &self.anthropic,
+            Provider::Gemini => &self.gemini,
+            Provider::Configured(_) => self
+                .configured
+                .iter()
+                .find(|c| c.provider == provider)
+                .map_or(&NO_UPSTREAM, |c| &c.upstream),
+        }
+    }
+
+    /// The configured provider whose path prefix `path` is under.
+    pub fn configured_for(&self, path: &str) -> Option<&ConfiguredProvider> {
+        self.configured
+            .iter()
+            .find(|c| path.starts_with(&c.path_prefix))
+    }
+
+    /// The path prefix a provider's requests lose upstream (configured providers only).
+    pub fn strip_prefix(&self, provider: Provider) -> Option<&str> {
+        self.configured
+            .iter()
+            .find(|c| c.provider == provider)
+            .map(|c| c.path_prefix.as_str())
+    }
+}
+
+/// One provider as written: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProvider {
+    authority: Option<String>,
+    request_headers: BTreeMap<String, String>,
+    path_prefix: Option<String>,
+}
+
+impl RawProvider {
+    /// The provider's config, its authority defaulting to the registry's.
+    fn or_host(self, facts: &ProviderFacts) -> ProviderConfig {
+        let host = facts.default_authority;
+        ProviderConfig {
+            authority: self.authority.unwrap_or_else(|| host.to_string()),
+            request_headers: self.request_headers.into_iter().collect(),
+        }
+    }
+
+    fn configured(self, name: &str) -> Result<ConfiguredProvider, String> {
+        let prefix = self.path_prefix.ok_or_else(|| {
+            format!("{name}: not a built-in provider, so it needs a path_prefix (and an authority)")
+        })?;
+        check_prefix(name, &prefix)?;
+        let authority = self
+            .authority
+            .ok_or_else(|| format!("{name}: a configured provider needs an authority"))?;
+        Ok(ConfiguredProvider {
+            provider: ptk_wire::providers::register(name, None)?,
+            path_prefix: prefix,
+            upstream: ProviderConfig {
+                authority,
+                request_headers: self.request_headers.into_iter().collect(),
+            },
+        })
+    }
+}
+
+/// A prefix starts and ends with `/`, has a segment in between, holds nothing a path
+/// normaliser or a query could play with, and does not take a built-in dialect's prefix.
+fn check_prefix(name: &str, prefix: &str) -> Result<(), String> {
+    let plain = prefix.len() >= 3
+        && prefix.len() <= 64
+        && prefix.starts_with('/')
+        && prefix.ends_with('/')
+        && !prefix.contains("//")
+        && !prefix.contains("/./")
+        && !prefix.contains("/../")
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b));
+    if !plain {
+        return Err(format!(
+            "{name}.path_prefix: must look like \"/name/\" (letters, digits, '-', '_', '.', \
+             '~' between slashes), got {prefix:?}"
+        ));
+    }
+    if prefix.starts_with(OPENAI_PREFIX) || OPENAI_PREFIX.starts_with(prefix) {
+        return Err(format!(
+            "{name}.path_prefix: {prefix:?} overlaps Gemini's {OPENAI_PREFIX:?}"
+        ));
+    }
+    Ok(())
+}
+
+impl TryFrom<BTreeMap<String, RawProvider>> for ProvidersConfig {
+    type Error = String;
+
+    fn try_from(mut raw: BTreeMap<String, RawProvider>) -> Result<Self, String> {
+        let mut take = |facts: &ProviderFacts| -> Result<ProviderConfig, String> {
+            let entry = raw.remove(facts.provider.as_str()).unwrap_or_default();
+            if entry.path_prefix.is_some() {
+                let name = facts.provider.as_str();
+                return Err(format!(
+                    "{name}.path_prefix: only configured providers have one"
+                ));
+            }
+            Ok(entry.or_host(facts))
+        };
+        let (openai, anthropic, gemini) = (take(&OPENAI)?, take(&ANTHROPIC)?, take(&GEMINI)?);
+        let mut configured: Vec<ConfiguredProvider> = Vec::new();
+        for (name, entry) in raw {
+            let next = entry.configured(&name)?;
+            let nested = configured.iter().find(|c| {
+                c.path_prefix.starts_with(&next.path_prefix)
+                    || next.path_prefix.starts_with(&c.path_prefix)
+            });
+            if let Some(other) = nested {
+                let other = other.provider.as_str();
+                return Err(format!("{name}.path_prefix: overlaps {other}'s"));
+            }
+            configured.push(next);
+        }
+        Ok(ProvidersConfig {
+            openai,
+            anthropic,
+            gemini,
+            configured,
+        })
+    }
+}

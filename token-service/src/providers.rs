@@ -1,0 +1,73 @@
+//! The operator's configured providers: `PTK_PROVIDERS` lists OpenAI-compatible providers as
+//! `name=KEY_VARIABLE` pairs (comma-separated), read once at start by every command (`serve`
+//! and the token CLI alike), so their names are valid scopes and their keys are read from
+//! that variable, in the environment or the keys file, like the built-in providers'.
+//!
+//! The filter's plugin config names the same provider with its path prefix and authority
+//! (`filter-core` `provider_config.rs`); a check for a name this service does not know is
+//! refused as malformed, so the filter fails closed.
+
+/// The environment variable listing configured providers.
+pub const PROVIDERS_VAR: &str = "PTK_PROVIDERS";
+
+/// Registers every provider `value` lists (`name=KEY_VARIABLE`, comma-separated, blanks
+/// ignored); the message names the entry at fault.
+pub fn register(value: &str) -> Result<(), String> {
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, var) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("{PROVIDERS_VAR}: {entry:?} is not name=KEY_VARIABLE"))?;
+        ptk_wire::providers::register(name.trim(), Some(var.trim()))
+            .map_err(|e| format!("{PROVIDERS_VAR}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Registers what `PTK_PROVIDERS` lists in this process's environment.
+pub fn register_from_env() -> Result<(), String> {
+    std::env::var(PROVIDERS_VAR).map_or(Ok(()), |v| register(&v))
+}
+
+/// The names of every provider a scope may name, for messages.
+pub fn known_names() -> String {
+    let configured = ptk_wire::providers::configured();
+    let names: Vec<&str> = ptk_wire::Provider::ALL
+        .into_iter()
+        .chain(configured.iter().map(|c| c.provider))
+        .map(|p| p.as_str())
+        .collect();
+    names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::keys::ProviderKeys;
+    use ptk_wire::Provider;
+
+    #[test]
+    fn listed_providers_become_scopes_with_keys_from_their_variable() {
+        register(" ts-test-llm = TS_TEST_LLM_KEY , ").unwrap();
+        let provider = Provider::parse("ts-test-llm").unwrap();
+        let env = |name: &str| (name == "TS_TEST_LLM_KEY").then(|| "sk-local".to_owned());
+        let keys = ProviderKeys::load(None, env).unwrap();
+        assert!(keys.get(provider).is_some());
+        assert!(keys.configured().contains(&"ts-test-llm"));
+        let file = ProviderKeys::parse_file("TS_TEST_LLM_KEY=sk-file\n").unwrap();
+        assert!(file.get(provider).is_some());
+        assert!(known_names().contains("ts-test-llm"));
+        assert_eq!(
+            crate::token::providers(&["ts-test-llm"]).unwrap(),
+            vec![provider]
+        );
+    }
+
+    #[test]
+    fn bad_lists_are_refused_by_entry() {
+        assert!(register("no-equals").unwrap_err().contains("\"no-equals\""));
+        assert!(register("openai=X_KEY").unwrap_err().contains("built-in"));
+        assert!(register("ok=OPENAI_API_KEY").is_err());
+        assert!(register("").is_ok());
+    }
+}
