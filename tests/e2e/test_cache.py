@@ -228,9 +228,9 @@ def test_the_limit_holds_with_counters_in_redis(make_stack, tmp_path):
                 assert time.monotonic() < deadline, "redis-server did not start"
                 time.sleep(0.05)
         stack = make_stack(service_extra_env={"PTK_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
-        # Redis windows are aligned to the epoch (60 s here, Redis's clock is this machine's):
-        # start well inside one, or the burst may straddle a boundary and the next window's
-        # budget rightly lets more through (seen once: 151 of 300 allowed).
+        # Redis windows were aligned to the epoch when this test was written (a burst could
+        # straddle a boundary: seen once, 151 of 300 allowed); they now start at the first hit
+        # (token-service/tests/limiter_contract.rs), so this wait is no longer needed.
         left = 60 - time.time() % 60
         if left < 20:
             time.sleep(left + 0.5)

@@ -15,9 +15,9 @@ use crate::expiry::{cap_cache_ttl, expiry_state, ExpiryState};
 use crate::key_ring::KeyRing;
 use crate::keys::expose;
 use crate::last_used::LastUsedStamper;
+use crate::ratelimit::RateLimit;
 use crate::ratelimit::{Acquired, RateLimiter};
 use crate::store::{TokenRecord, TokenStatus, TokenStore};
-use crate::token::RateLimit;
 
 /// The token-level part of the decision, as a pure function: `Ok` carries the token's expiry
 /// (if any) for capping the cache TTL.

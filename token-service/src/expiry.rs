@@ -1,5 +1,6 @@
-//! Timestamps and expiry: one format everywhere (RFC 3339, UTC, milliseconds, `Z`), and the
-//! fail-closed reading of a stored expiry.
+//! Timestamps and expiry: one stored format everywhere (RFC 3339, UTC, milliseconds, `Z`), one
+//! display format for people (the CLI table, the dashboard), and the fail-closed reading of a
+//! stored expiry.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -11,6 +12,19 @@ pub fn format_timestamp(at: DateTime<Utc>) -> String {
 /// The current time in the stored format.
 pub fn now_timestamp() -> String {
     format_timestamp(Utc::now())
+}
+
+/// A stored timestamp as people read it, to the minute in UTC: `2026-07-08T12:00:00.000Z` ->
+/// `2026-07-08 12:00 UTC`. Text that does not parse is shown as stored.
+pub fn display_time(stored: &str) -> String {
+    DateTime::parse_from_rfc3339(stored).map_or_else(
+        |_| stored.to_owned(),
+        |at| {
+            at.with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        },
+    )
 }
 
 /// Why an operator-typed expiry was refused.
@@ -78,6 +92,19 @@ mod tests {
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 7, 8, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn display_time_is_minutes_in_utc_or_the_text_as_stored() {
+        assert_eq!(
+            display_time(&format_timestamp(t0())),
+            "2026-07-08 12:00 UTC"
+        );
+        assert_eq!(
+            display_time("2026-07-08T14:30:59+02:00"),
+            "2026-07-08 12:30 UTC"
+        );
+        assert_eq!(display_time("soon"), "soon");
     }
 
     #[test]

@@ -10,14 +10,14 @@ pub mod key_ring;
 pub mod keys;
 pub mod last_used;
 pub mod metrics;
+pub mod new_token;
 pub mod ratelimit;
-pub mod ratelimit_metered;
-pub mod ratelimit_redis;
 pub mod settings;
 pub mod signals;
 pub mod startup;
 pub mod store;
 pub mod token;
+pub mod token_view;
 
 pub use settings::Settings;
 pub use startup::Application;

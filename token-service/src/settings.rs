@@ -9,8 +9,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::keys::{KeysFileError, ProviderKeys};
+use crate::ratelimit::{LimiterBackend, RateLimit};
 use crate::store::StoreLocation;
-use crate::token::RateLimit;
 
 // The check secret's variable and shortest length are the wire contract's (both sides).
 pub use ptk_wire::{CHECK_SECRET_VAR, MIN_CHECK_SECRET_LEN};
@@ -161,6 +161,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Quota for tokens without their own.
     pub default_rate_limit: RateLimit,
+    /// Where the rate-limit windows live (`PTK_REDIS_URL` picks Redis).
+    pub limiter: LimiterBackend,
     /// Cache TTL handed out on allow (before capping at expiry).
     pub cache_ttl_ms: u64,
     /// The admin surface; `None` (no ADMIN_SECRET) serves the check API only.
@@ -200,6 +202,7 @@ impl Settings {
             env_keys: ProviderKeys::load(None, &env)?,
             metrics_listen: args.metrics_listen,
             default_rate_limit: args.rate_limit,
+            limiter: LimiterBackend::pick(args.redis_url.as_ref()),
             cache_ttl_ms: args.cache_ttl_ms,
             admin: admin_settings(args, &env)?,
         })
@@ -243,19 +246,20 @@ fn admin_settings(
     }))
 }
 
-/// Checks a public base URL (scheme, host, optional port; no path) and drops a trailing `/`.
+/// Checks a public base URL (http or https, host, optional port; no credentials, path, query
+/// or fragment) and drops a trailing `/`; the text is kept as typed otherwise.
 fn public_url(url: &str) -> Result<String, SettingsError> {
     let trimmed = url.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"));
-    let ok = rest.is_some_and(|authority| {
-        !authority.is_empty()
-            && authority
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    let base_only = url::Url::parse(trimmed).is_ok_and(|parsed| {
+        matches!(parsed.scheme(), "http" | "https")
+            && parsed.host_str().is_some_and(|h| !h.is_empty())
+            && parsed.username().is_empty()
+            && parsed.password().is_none()
+            && parsed.path() == "/"
+            && parsed.query().is_none()
+            && parsed.fragment().is_none()
     });
-    if !ok {
+    if !base_only {
         return Err(SettingsError::BadPublicUrl(url.to_owned()));
     }
     Ok(trimmed.to_owned())
@@ -517,6 +521,31 @@ mod tests {
         ] {
             assert!(public_url(bad).is_err(), "{bad}");
         }
+        // What the url crate would accept but a base URL must not hold.
+        for bad in [
+            "http://user:pw@proxy",
+            "http://proxy?x=1",
+            "http://proxy#top",
+        ] {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The limiter backend is chosen here, from `PTK_REDIS_URL` / `--redis-url`, and its URL
+    /// (which may hold a password) never shows in `Debug`.
+    #[test]
+    fn the_redis_url_picks_the_limiter_backend() {
+        let store = StoreLocation::Sqlite("x".into());
+        let env = env_of(&[("PTK_CHECK_SECRET", "0123456789abcdef")]);
+        let s = Settings::from_args(&args(&[]), &store, &env).unwrap();
+        assert!(matches!(s.limiter, LimiterBackend::Memory));
+        let url = "redis://:redis-pw-never-shown@cache:6379/0";
+        let s = Settings::from_args(&args(&["--redis-url", url]), &store, &env).unwrap();
+        let LimiterBackend::Redis(picked) = &s.limiter else {
+            panic!("not redis: {s:?}");
+        };
+        assert_eq!(picked.expose_secret(), url);
+        assert!(!format!("{s:?}").contains("redis-pw-never-shown"));
     }
 
     #[test]

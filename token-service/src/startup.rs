@@ -16,8 +16,8 @@ use crate::http::{metrics_router, router, secret_digest, AppState};
 use crate::key_ring::KeyRing;
 use crate::last_used::{LastUsedStamper, STAMP_INTERVAL};
 use crate::metrics::Metrics;
-use crate::ratelimit::{InMemoryRateLimiter, RateLimiter};
-use crate::ratelimit_metered::MeteredLimiter;
+use crate::ratelimit::metered::MeteredLimiter;
+use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::settings::Settings;
 use crate::signals::{reload_keys_on_hangup, shutdown_signal};
 use crate::store::{MeteredSessions, MeteredStore, SessionStore, StoreError, TokenStore};
@@ -33,6 +33,9 @@ pub enum StartupError {
         /// What failed.
         source: StoreError,
     },
+    /// The rate limiter's backend (Redis) could not be reached.
+    #[error("cannot connect to PTK_REDIS_URL: {0}")]
+    Limiter(#[source] RateLimitError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -72,12 +75,18 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store and binds with the in-memory rate limiter.
+    /// Opens the store and the rate limiter the settings name, and binds.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
-        Application::build_with_limiter(settings, Arc::new(InMemoryRateLimiter::new())).await
+        let limiter = settings
+            .limiter
+            .open()
+            .await
+            .map_err(StartupError::Limiter)?;
+        Application::build_with_limiter(settings, limiter).await
     }
 
-    /// Like [`Application::build`] with a caller-chosen rate limiter (tests use failing fakes).
+    /// Like [`Application::build`] with a caller-chosen rate limiter instead of the one
+    /// `settings.limiter` names (tests use failing fakes).
     pub async fn build_with_limiter(
         settings: Settings,
         limiter: Arc<dyn RateLimiter>,

@@ -15,7 +15,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use token_service::admin::SessionKeys;
-use token_service::ratelimit_redis::RedisRateLimiter;
+use token_service::ratelimit::RedisRateLimiter;
 use token_service::settings::SESSION_MAX_AGE;
 
 fn now() -> i64 {

@@ -73,7 +73,10 @@ async fn cli_changes_show_in_the_api_and_api_changes_in_the_cli() {
     let rows = cli_list(&app);
     let row = |hash: &str| rows.iter().find(|r| r["hash"] == hash).unwrap().clone();
     assert_eq!(row(&api_hash)["label"], "from-api");
-    assert_eq!(row(&api_hash)["rate_limit"], "3/9");
+    assert_eq!(
+        row(&api_hash)["rate_limit"],
+        json!({"count": 3, "window_s": 9})
+    );
     assert_eq!(row(&cli_hash)["status"], "disabled");
 
     // CLI re-enables and sets an expiry in the past -> the API shows it expired.

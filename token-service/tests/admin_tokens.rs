@@ -162,7 +162,7 @@ async fn create_validation_errors_are_400_with_a_clear_message() {
             "must be at least 1",
         ),
         (
-            // The Redis limiter keeps 20 bits of window length: longer is refused, not lost.
+            // At most about 12 days (MAX_WINDOW_S): longer is refused.
             with("rate_limit", json!({"count": 5, "window_s": 1_048_576})),
             "must be at most 1048575",
         ),

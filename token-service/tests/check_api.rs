@@ -12,9 +12,9 @@ use chrono::Utc;
 use common::*;
 use ptk_wire::{CheckResponse, DenyReason, Provider};
 use token_service::expiry::format_timestamp;
+use token_service::ratelimit::RateLimit;
 use token_service::ratelimit::{Acquired, RateLimitError, RateLimiter};
 use token_service::store::{TokenStatus, TokenStore};
-use token_service::token::RateLimit;
 
 use DenyReason::*;
 use Provider::*;

@@ -134,7 +134,10 @@ fn create_json_describes_the_token() {
     assert_eq!(v["providers"], serde_json::json!(["gemini", "openai"]));
     assert_eq!(v["status"], "active");
     assert_eq!(v["expires_at"], "2030-01-01T00:00:00.000Z");
-    assert_eq!(v["rate_limit"], "3/60");
+    assert_eq!(
+        v["rate_limit"],
+        serde_json::json!({"count": 3, "window_s": 60})
+    );
     assert!(v["created_at"].as_str().unwrap().ends_with('Z'));
 }
 

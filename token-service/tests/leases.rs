@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use ptk_wire::Provider::Openai;
 use ptk_wire::{CheckResponse, DenyReason, USAGE_PATH};
-use token_service::token::RateLimit;
+use token_service::ratelimit::RateLimit;
 
 fn lease_of(r: &CheckResponse) -> (u32, u64) {
     match r {

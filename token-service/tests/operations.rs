@@ -14,8 +14,8 @@ use ptk_wire::DenyReason::{Invalid, StoreUnavailable};
 use ptk_wire::Provider::{Gemini, Openai};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use token_service::ratelimit::RateLimit;
 use token_service::ratelimit::{Acquired, RateLimitError, RateLimiter};
-use token_service::token::RateLimit;
 
 struct DownLimiter;
 

@@ -9,9 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::redis_server::start_redis;
+use token_service::ratelimit::RateLimit;
+use token_service::ratelimit::RedisRateLimiter;
 use token_service::ratelimit::{Acquired, RateLimiter};
-use token_service::ratelimit_redis::RedisRateLimiter;
-use token_service::token::RateLimit;
 
 const LIMIT: RateLimit = RateLimit {
     limit: 100,

@@ -9,8 +9,8 @@ use ptk_wire::{
     CheckResponse, DenyReason, Provider, RevalidateEntry, RevalidateRequest, RevalidateResponse,
     Revalidation, CHECK_SECRET_HEADER, REVALIDATE_PATH,
 };
+use token_service::ratelimit::RateLimit;
 use token_service::store::TokenStatus;
-use token_service::token::RateLimit;
 
 async fn revalidate(
     app: &TestApp,

@@ -73,7 +73,7 @@ async fn the_service_answers_the_request_fixture_with_the_response_fixtures() {
     // (A limit of 1 leaves nothing to lease, so the answer carries no lease.)
     let hash = app
         .add_token("test", &[Provider::Anthropic], |r| {
-            r.rate_limit = Some(token_service::token::RateLimit {
+            r.rate_limit = Some(token_service::ratelimit::RateLimit {
                 limit: 1,
                 window_s: 60,
             })

@@ -4,7 +4,7 @@
 use maud::{html, Markup};
 use ptk_wire::Provider;
 
-use crate::token::RateLimit;
+use crate::ratelimit::RateLimit;
 
 /// Facts about this token-service for the dashboard. Holds no secret.
 #[derive(Debug, Clone)]

@@ -12,11 +12,9 @@ use secrecy::ExposeSecret as _;
 use super::error::AdminError;
 use super::guard::{Session, WriteSession};
 use super::input::{parse_create, parse_hash, parse_patch};
-use super::view::{Created, TokenList, TokenView};
 use super::AdminState;
-use crate::expiry::now_timestamp;
-use crate::store::{StoreError, TokenRecord, TokenStatus};
-use crate::token;
+use crate::new_token::{create_token, CreateError, CreatedToken};
+use crate::token_view::{Created, TokenList, TokenView};
 
 /// The `{hash}` segment; a segment axum cannot decode is a 400 like any other bad id.
 fn path_hash(hash: Result<Path<String>, PathRejection>) -> Result<String, AdminError> {
@@ -48,30 +46,18 @@ pub async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Created>), AdminError> {
     let new = parse_create(&headers, &body)?;
-    let plaintext = match new.custom {
-        Some(custom) => custom,
-        None => token::generate_token().map_err(|e| AdminError::Internal(e.to_string()))?,
-    };
-    let record = TokenRecord {
-        hash: token::hash_token(&plaintext),
-        label: new.label,
-        last4: token::last4(&plaintext),
-        providers: new.providers,
-        status: TokenStatus::Active,
-        created_at: now_timestamp(),
-        expires_at: new.expires_at,
-        rate_limit: new.rate_limit,
-    };
-    let inserted = state.store.insert(&record).await;
-    state.metrics.admin_action("create", inserted.is_ok());
-    match inserted {
-        Err(StoreError::Duplicate) => return Err(AdminError::Conflict),
-        other => other?,
-    }
+    let now = Utc::now();
+    let created = create_token(state.store.as_ref(), new, now).await;
+    state.metrics.admin_action("create", created.is_ok());
+    let CreatedToken { plaintext, record } = created.map_err(|e| match e {
+        CreateError::Duplicate => AdminError::Conflict,
+        CreateError::Store(e) => AdminError::from(e),
+        CreateError::Random(e) => AdminError::Internal(e.to_string()),
+    })?;
     tracing::info!(hash = %format_args!("{:.12}", record.hash), "admin: token created");
     let created = Created {
         token: plaintext.expose_secret().to_owned(),
-        view: TokenView::new(&record, None, Utc::now()),
+        view: TokenView::new(&record, None, now),
     };
     Ok((StatusCode::CREATED, Json(created)))
 }

@@ -2,15 +2,15 @@
 //! message naming the field; nothing reaches the store unvalidated.
 
 use axum::http::{header, HeaderMap};
-use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::error::AdminError;
 use crate::expiry::parse_expiry_input;
+use crate::new_token::NewToken;
+use crate::ratelimit::{RateLimit, MAX_WINDOW_S};
 use crate::store::{TokenPatch, TokenStatus};
-use crate::token::{self, RateLimit};
-use ptk_wire::Provider;
+use crate::token;
 
 /// `{"count": N, "window_s": S}`: at most N requests per S seconds.
 #[derive(Deserialize)]
@@ -46,20 +46,6 @@ struct PatchBody {
 /// Marks a field that was in the JSON (even as `null`) as `Some`.
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
-}
-
-/// A validated create request.
-pub struct NewToken {
-    /// Trimmed, non-empty.
-    pub label: String,
-    /// Known, de-duplicated, non-empty.
-    pub providers: Vec<Provider>,
-    /// Normalised RFC 3339 UTC.
-    pub expires_at: Option<String>,
-    /// The operator's own token (trimmed, 12 to 256 chars of letters, digits and `-_.~!$'()*:@/`); `None` = generate one.
-    pub custom: Option<SecretString>,
-    /// The token's own quota.
-    pub rate_limit: Option<RateLimit>,
 }
 
 fn bad(message: impl Into<String>) -> AdminError {
@@ -100,10 +86,10 @@ fn rate_limit(body: RateLimitBody) -> Result<RateLimit, AdminError> {
             "rate_limit.count and rate_limit.window_s must be at least 1",
         ));
     }
-    if body.window_s > crate::token::MAX_WINDOW_S {
+    if body.window_s > MAX_WINDOW_S {
         return Err(bad(format!(
             "rate_limit.window_s must be at most {} (about 12 days)",
-            crate::token::MAX_WINDOW_S
+            MAX_WINDOW_S
         )));
     }
     Ok(RateLimit {
@@ -112,26 +98,21 @@ fn rate_limit(body: RateLimitBody) -> Result<RateLimit, AdminError> {
     })
 }
 
-/// Validates a create body, in the order label, providers, token, expiry, rate limit.
+/// Validates a create body, in the order label, providers, token, expiry, rate limit (the
+/// first three by [`NewToken::validate`], shared with the CLI).
 pub fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<NewToken, AdminError> {
     let body: CreateBody = json_body(headers, body)?;
-    let label =
-        token::label(body.label.as_deref().unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
-    let providers =
-        token::providers(&body.providers.unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
-    let custom = match body.token.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => Some(token::custom_token(text).map_err(|e| bad(e.to_string()))?),
-    };
-    let expires_at = body.expires_at.as_deref().map(expiry).transpose()?;
-    let rate_limit = body.rate_limit.map(rate_limit).transpose()?;
-    Ok(NewToken {
-        label,
-        providers,
-        expires_at,
+    // A blank custom token means "generate one" (the dashboard sends its empty field).
+    let custom = body.token.as_deref().filter(|t| !t.trim().is_empty());
+    let mut new = NewToken::validate(
+        body.label.as_deref().unwrap_or_default(),
+        &body.providers.unwrap_or_default(),
         custom,
-        rate_limit,
-    })
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    new.expires_at = body.expires_at.as_deref().map(expiry).transpose()?;
+    new.rate_limit = body.rate_limit.map(rate_limit).transpose()?;
+    Ok(new)
 }
 
 /// Validates a patch body. A status is never defaulted: only `active` or `disabled` pass.

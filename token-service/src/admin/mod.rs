@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use axum::handler::Handler;
 use axum::http::{header, HeaderName, HeaderValue, Method};
-use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::http::SecretDigest;
 use crate::key_ring::KeyRing;
@@ -34,7 +34,6 @@ pub mod request_info;
 mod rows;
 pub mod session;
 pub mod throttle;
-mod view;
 
 pub use about::ProxyInfo;
 pub use error::AdminError;
@@ -151,10 +150,10 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
     connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
     base-uri 'none'";
 
-/// Adds the security headers to every admin response (errors and 404s included).
-async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    let fixed: [(HeaderName, &'static str); 5] = [
+/// The security headers of every admin response (errors and 404s included), set over whatever
+/// a handler wrote.
+fn security_headers() -> [(HeaderName, &'static str); 5] {
+    [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -163,15 +162,7 @@ async fn security_headers(mut response: Response) -> Response {
             HeaderName::from_static("cross-origin-opener-policy"),
             "same-origin",
         ),
-    ];
-    for (name, value) in fixed {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    // A created token's plaintext is in a response body: nothing may keep a copy.
-    headers
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    response
+    ]
 }
 
 async fn no_route() -> AdminError {
@@ -189,9 +180,20 @@ pub fn router(state: AdminState) -> Router {
         state.check_secret.clone(),
         request_info::recognise_envoy,
     );
+    router = router.fallback(no_route);
+    for (name, value) in security_headers() {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
     router
-        .fallback(no_route)
-        .layer(axum::middleware::map_response(security_headers))
+        // A created token's plaintext is in a response body: nothing may keep a copy (unless
+        // a handler chose its own caching, as the static assets do).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(recognise)
         .with_state(state)
 }

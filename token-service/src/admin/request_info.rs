@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 use ptk_wire::CHECK_SECRET_HEADER;
@@ -160,9 +160,12 @@ pub fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), OriginError> 
         };
     }
     if let Some(origin) = header_str(headers, header::ORIGIN.as_str()) {
+        // An origin is scheme://host[:port] and nothing more (`null` has no scheme).
         let authority = origin
-            .split_once("://")
-            .map(|(_, rest)| rest.trim_end_matches('/'));
+            .parse::<Uri>()
+            .ok()
+            .filter(|uri| uri.scheme().is_some() && uri.path_and_query().is_none_or(|p| p == "/"))
+            .and_then(|uri| uri.authority().map(|a| a.as_str().to_owned()));
         match authority {
             Some(a) if !host.is_empty() && a.eq_ignore_ascii_case(host) => {}
             _ => return Err(OriginError::CrossOrigin),
@@ -331,5 +334,33 @@ mod tests {
             assert_eq!(check_origin(&headers(pairs), host), Err(*want), "{pairs:?}");
         }
         assert!(check_origin(&headers(&[("origin", "http://x")]), "").is_err());
+    }
+
+    /// An `Origin` is parsed as a URI (the http crate's): only scheme://host[:port], naming
+    /// this host exactly, passes.
+    #[test]
+    fn origins_are_scheme_and_authority_only() {
+        let host = "127.0.0.1:10000";
+        for bad in [
+            "http://127.0.0.1:10000/x",
+            "http://127.0.0.1:10000?x",
+            "http://u@127.0.0.1:10000",
+            "127.0.0.1:10000",
+            "http://127.0.0.1:1000",
+            "http://[::1]:10000",
+        ] {
+            assert_eq!(
+                check_origin(&headers(&[("origin", bad)]), host),
+                Err(OriginError::CrossOrigin),
+                "{bad}"
+            );
+        }
+        for good in ["http://127.0.0.1:10000/", "HTTP://127.0.0.1:10000"] {
+            assert_eq!(
+                check_origin(&headers(&[("origin", good)]), host),
+                Ok(()),
+                "{good}"
+            );
+        }
     }
 }

@@ -9,20 +9,13 @@ use maud::{html, Markup};
 use super::error::AdminError;
 use super::guard::Session;
 use super::{AdminState, ProxyInfo};
+use crate::expiry::display_time;
 use crate::store::{TokenListing, TokenStatus};
 
 /// A timestamp as `<time>`: UTC text on the server, rewritten to the browser's locale by the
 /// script.
 fn time(stored: &str) -> Markup {
-    let shown = DateTime::parse_from_rfc3339(stored).map_or_else(
-        |_| stored.to_owned(),
-        |at| {
-            at.with_timezone(&Utc)
-                .format("%Y-%m-%d %H:%M UTC")
-                .to_string()
-        },
-    );
-    html! { time datetime=(stored) { (shown) } }
+    html! { time datetime=(stored) { (display_time(stored)) } }
 }
 
 fn row(listing: &TokenListing, about: &ProxyInfo, now: DateTime<Utc>) -> Markup {

@@ -1,7 +1,12 @@
-//! The admin session: a cookie holding its issue time and a random nonce, signed with
-//! HMAC-SHA256, and the CSRF token derived from it (the nonce makes two sessions issued in the
-//! same second distinct, so one session's CSRF token never works for another). No server-side session list: a cookie is valid while its signature
-//! verifies and its age (checked here, not only by the browser) is within the max age.
+//! The admin session's cookie side: a cookie holding its issue time and a random nonce, signed
+//! with HMAC-SHA256, and the CSRF token derived from it (the nonce makes two sessions issued in
+//! the same second distinct, so one session's CSRF token never works for another).
+//!
+//! A cookie is accepted while its signature verifies, its age (checked here, not only by the
+//! browser) is within the max age, and its nonce was not ended by a logout. There is no list of
+//! live sessions: logging out records the nonce in the store until the cookie would have
+//! expired anyway (`guard::session_of` asks; `login::logout` records), so a copy of the cookie
+//! stops working on every replica sharing the store.
 
 use std::time::Duration;
 
@@ -149,7 +154,8 @@ pub fn set_cookie(value: &str, max_age: Duration, secure: bool) -> String {
     )
 }
 
-/// The `Set-Cookie` value that ends a session (client side; see the module docs).
+/// The `Set-Cookie` value that clears the cookie in the browser (the logout also ends the
+/// session server-side; see the module docs).
 pub fn clear_cookie(secure: bool) -> String {
     set_cookie("", Duration::ZERO, secure)
 }

@@ -7,8 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::ratelimit::{InMemoryRateLimiter, RateDecision, RateLimiter};
-use crate::token::RateLimit;
+use crate::ratelimit::{InMemoryRateLimiter, RateDecision, RateLimit, RateLimiter};
 
 /// Login attempts allowed per client IP per window.
 pub const LOGIN_QUOTA: RateLimit = RateLimit {

@@ -4,19 +4,16 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
-use std::sync::Arc;
-
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 
-use crate::ratelimit_redis::RedisRateLimiter;
+use crate::ratelimit::RateLimit;
 use crate::settings::{secret_arg, ServeArgs, Settings, DEFAULT_DB};
 use crate::startup::Application;
 use crate::store::{sqlite_backup, StoreLocation};
-use crate::token::RateLimit;
 
 mod healthcheck;
 mod render;
@@ -175,15 +172,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             runtime.block_on(async {
-                let app = match &args.redis_url {
-                    Some(url) => {
-                        let limiter = RedisRateLimiter::connect(url.expose_secret())
-                            .await
-                            .context("cannot connect to PTK_REDIS_URL")?;
-                        Application::build_with_limiter(settings, Arc::new(limiter)).await?
-                    }
-                    None => Application::build(settings).await?,
-                };
+                let app = Application::build(settings).await?;
                 app.run_until_stopped().await.context("server failed")
             })
         }
@@ -244,6 +233,7 @@ fn sqlite_only(location: &StoreLocation) -> anyhow::Result<PathBuf> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+    use secrecy::ExposeSecret as _;
 
     const DB_PASSWORD: &str = "pg-Pa55word-never-shown";
     const REDIS_PASSWORD: &str = "redis-Pa55word-never-shown";

@@ -1,9 +1,12 @@
 //! How tokens look to an operator: a table for people, JSON for scripts.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use comfy_table::{presets, Table};
+use serde_json::Value;
 
+use crate::expiry::display_time;
 use crate::store::{TokenListing, TokenRecord};
+use crate::token_view::TokenView;
 
 /// Characters of the hash shown in the table (enough to pass back as a prefix).
 const HASH_SHOWN: usize = 12;
@@ -17,41 +20,18 @@ fn providers(record: &TokenRecord) -> Vec<&'static str> {
     record.providers.iter().map(|p| p.as_str()).collect()
 }
 
-/// One record as JSON. Never includes the plaintext (the store does not have it).
-pub fn record_json(record: &TokenRecord, now: DateTime<Utc>) -> Value {
-    json!({
-        "hash": record.hash,
-        "label": record.label,
-        "last4": record.last4,
-        "providers": providers(record),
-        "status": record.status.as_str(),
-        "state": state(record, now),
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "rate_limit": record.rate_limit.map(|r| r.to_string()),
-    })
-}
-
-/// A listing row as JSON: the record plus `last_used`.
+/// A listing row as JSON, the shape the admin API answers with ([`TokenView`]): the record
+/// plus `last_used`. Never includes the plaintext (the store does not have it).
 pub fn listing_json(listing: &TokenListing, now: DateTime<Utc>) -> Value {
-    let mut value = record_json(&listing.record, now);
-    if let Value::Object(map) = &mut value {
-        map.insert("last_used".into(), json!(listing.last_used));
-    }
-    value
+    // Serializing plain strings and numbers cannot fail; Null would show it did.
+    serde_json::to_value(TokenView::of_listing(listing, now)).unwrap_or(Value::Null)
 }
 
-/// `2026-07-08T12:00:00.000Z` -> `2026-07-08 12:00`; anything else is shown as stored.
-fn short_time(text: &str) -> String {
-    match DateTime::parse_from_rfc3339(text) {
-        Ok(at) => at.with_timezone(&Utc).format("%Y-%m-%d %H:%M").to_string(),
-        Err(_) => text.to_owned(),
-    }
-}
-
-/// The human table, one token per line, times in UTC.
+/// The human table, one token per line, times in UTC: columns two spaces apart, no borders
+/// (comfy-table's `NOTHING` style), no trailing spaces.
 pub fn table(listings: &[TokenListing], now: DateTime<Utc>) -> String {
-    let header = [
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING).set_header([
         "HASH",
         "LABEL",
         "LAST4",
@@ -61,48 +41,34 @@ pub fn table(listings: &[TokenListing], now: DateTime<Utc>) -> String {
         "EXPIRES",
         "LAST USED",
         "RATE LIMIT",
-    ];
-    let rows: Vec<[String; 9]> = listings
-        .iter()
-        .map(|l| {
-            let r = &l.record;
-            [
-                r.hash.chars().take(HASH_SHOWN).collect(),
-                r.label.clone(),
-                r.last4.clone(),
-                providers(r).join(","),
-                state(r, now).to_owned(),
-                short_time(&r.created_at),
-                r.expires_at
-                    .as_deref()
-                    .filter(|e| !e.trim().is_empty())
-                    .map_or_else(|| "never".to_owned(), short_time),
-                l.last_used
-                    .as_deref()
-                    .map_or_else(|| "-".to_owned(), short_time),
-                r.rate_limit
-                    .map_or_else(|| "default".to_owned(), |rl| format!("{rl}s")),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+    ]);
+    for l in listings {
+        let r = &l.record;
+        table.add_row([
+            r.hash.chars().take(HASH_SHOWN).collect(),
+            r.label.clone(),
+            r.last4.clone(),
+            providers(r).join(","),
+            state(r, now).to_owned(),
+            display_time(&r.created_at),
+            r.expires_at
+                .as_deref()
+                .filter(|e| !e.trim().is_empty())
+                .map_or_else(|| "never".to_owned(), display_time),
+            l.last_used
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), display_time),
+            r.rate_limit
+                .map_or_else(|| "default".to_owned(), |rl| format!("{rl}s")),
+        ]);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
     }
     let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let padded: Vec<String> = cells
-            .zip(widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
-            .collect();
-        out.push_str(padded.join("  ").trim_end());
+    for line in table.lines() {
+        out.push_str(line.trim_end());
         out.push('\n');
-    };
-    line(&mut header.iter().copied());
-    for row in &rows {
-        line(&mut row.iter().map(String::as_str));
     }
     out
 }
@@ -111,10 +77,11 @@ pub fn table(listings: &[TokenListing], now: DateTime<Utc>) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+    use crate::ratelimit::RateLimit;
     use crate::store::contract::sample_record;
     use crate::store::TokenStatus;
-    use crate::token::RateLimit;
     use chrono::TimeZone as _;
+    use serde_json::json;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 7, 8, 12, 0, 0).unwrap()

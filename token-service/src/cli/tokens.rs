@@ -11,12 +11,13 @@ use chrono::Utc;
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
-use super::render::{listing_json, record_json, state, table};
+use super::render::{listing_json, state, table};
 use super::resolve::{resolve, ResolveError};
 use super::{CreateArgs, TokensCommand};
-use crate::expiry::{expiry_state, now_timestamp, parse_expiry_input, ExpiryState};
-use crate::store::{StoreError, TokenRecord, TokenStatus, TokenStore};
-use crate::token;
+use crate::expiry::{expiry_state, parse_expiry_input, ExpiryState};
+use crate::new_token::{create_token, CreatedToken, NewToken};
+use crate::store::{TokenRecord, TokenStatus, TokenStore};
+use crate::token_view::{Created, TokenView};
 
 /// Runs one `tokens` subcommand.
 pub async fn run(
@@ -45,37 +46,21 @@ async fn create(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let label = token::label(&args.label)?;
-    let providers = token::providers(&args.providers)?;
-    let expires_at = match &args.expires {
+    let custom = args.token.as_ref().map(|t| t.expose_secret());
+    let mut new = NewToken::validate(&args.label, &args.providers, custom)?;
+    new.expires_at = match &args.expires {
         Some(text) => parse_expiry_input(text)?,
         None => None,
     };
-    let plaintext = match &args.token {
-        Some(custom) => token::custom_token(custom.expose_secret())?,
-        None => token::generate_token()?,
-    };
-    let record = TokenRecord {
-        hash: token::hash_token(&plaintext),
-        label,
-        last4: token::last4(&plaintext),
-        providers,
-        status: TokenStatus::Active,
-        created_at: now_timestamp(),
-        expires_at,
-        rate_limit: args.rate_limit,
-    };
-    match store.insert(&record).await {
-        Err(StoreError::Duplicate) => bail!("token already exists - delete it first"),
-        other => other.context("cannot store the token")?,
-    }
+    new.rate_limit = args.rate_limit;
     let now = Utc::now();
+    let CreatedToken { plaintext, record } = create_token(store, new, now).await?;
     if args.json {
-        let mut value = record_json(&record, now);
-        if let Value::Object(map) = &mut value {
-            map.insert("token".into(), Value::from(plaintext.expose_secret()));
-        }
-        writeln!(out, "{value}")?;
+        let created = Created {
+            token: plaintext.expose_secret().to_owned(),
+            view: TokenView::new(&record, None, now),
+        };
+        writeln!(out, "{}", serde_json::to_string(&created)?)?;
     } else {
         writeln!(out, "{}", plaintext.expose_secret())?;
     }

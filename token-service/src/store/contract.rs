@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ptk_wire::Provider;
 
 use super::{SessionStore, StoreError, TokenPatch, TokenRecord, TokenStatus, TokenStore};
-use crate::token::RateLimit;
+use crate::ratelimit::RateLimit;
 
 /// A valid record whose hash is `seed` repeated/padded to 64 hex characters.
 pub(crate) fn sample_record(seed: &str) -> TokenRecord {

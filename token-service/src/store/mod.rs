@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use ptk_wire::Provider;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::token::RateLimit;
+use crate::ratelimit::RateLimit;
 
 #[cfg(test)]
 pub(crate) mod contract;

@@ -4,7 +4,7 @@
 use ptk_wire::Provider;
 
 use super::{StoreError, TokenListing, TokenRecord, TokenStatus};
-use crate::token::RateLimit;
+use crate::ratelimit::RateLimit;
 
 /// The columns of a token row joined with its last-used stamp, as read from a backend.
 pub(super) struct RawRow {

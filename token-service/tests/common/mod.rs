@@ -9,10 +9,11 @@ use std::time::Duration;
 use ptk_wire::{CheckRequest, CheckResponse, Provider, CHECK_PATH, CHECK_SECRET_HEADER};
 use secrecy::SecretString;
 use token_service::keys::ProviderKeys;
-use token_service::ratelimit::{InMemoryRateLimiter, RateLimiter};
+use token_service::ratelimit::RateLimit;
+use token_service::ratelimit::{InMemoryRateLimiter, LimiterBackend, RateLimiter};
 use token_service::settings::{AdminSettings, SESSION_MAX_AGE};
 use token_service::store::{SqliteStore, StoreLocation, TokenRecord, TokenStatus, TokenStore};
-use token_service::token::{hash_token, last4, RateLimit};
+use token_service::token::{hash_token, last4};
 use token_service::{Application, Settings};
 
 pub mod admin;
@@ -103,6 +104,8 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, options: Options) -> TestApp {
         env_keys,
         metrics_listen: options.metrics.then(|| "127.0.0.1:0".parse().unwrap()),
         default_rate_limit: options.default_rate_limit,
+        // Unused: the app is built with `options.limiter`.
+        limiter: LimiterBackend::Memory,
         cache_ttl_ms: options.cache_ttl_ms,
         admin: options.admin_secret.map(|secret| AdminSettings {
             listen: "127.0.0.1:0".parse().unwrap(),

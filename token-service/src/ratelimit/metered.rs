@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::{Acquired, RateDecision, RateLimit, RateLimitError, RateLimiter};
 use crate::metrics::Metrics;
-use crate::ratelimit::{Acquired, RateDecision, RateLimitError, RateLimiter};
-use crate::token::RateLimit;
 
 /// Wraps a limiter; answers exactly as it does.
 pub struct MeteredLimiter {

@@ -1,9 +1,5 @@
-//! Per-token rate limiting behind a trait, with an in-memory fixed-window implementation.
-//!
-//! Why not `governor`: its keyed limiters share one quota across all keys, while each token
-//! here may carry its own `N/SECONDS` (and the default can differ from all of them). A fixed
-//! window per hash is a few lines, gives an exact "seconds until reset" for `Retry-After`, and
-//! is the same algorithm a Redis backend (INCR + EXPIRE) would use when replicas share counters.
+//! The in-memory backend: windows per key in this process (one token-service replica), with
+//! the semantics in [`super`]'s docs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,89 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::token::RateLimit;
-
-/// The limiter's answer for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateDecision {
-    /// Within the quota; the hit was counted.
-    Allowed,
-    /// Over the quota; retry after this many seconds (at least 1).
-    Limited {
-        /// Seconds until the current window resets, rounded up, at least 1.
-        retry_after_s: u64,
-    },
-}
-
-/// A limiter failure. The check API fails open on it (abuse damping, not a security boundary).
-#[derive(Debug, thiserror::Error)]
-#[error("rate limiter unavailable: {0}")]
-pub struct RateLimitError(pub String);
-
-/// The limiter's answer when it may also lease units to the filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Acquired {
-    /// This request is counted, and `lease` more units are counted in advance for the filter
-    /// to spend locally within `window`, which ends in `window_left_ms`.
-    Allowed {
-        /// Units leased (already counted as used).
-        lease: u32,
-        /// Identifies the window, so returned units are only credited to it.
-        window: u64,
-        /// Milliseconds until the window ends (leased units must not outlive it).
-        window_left_ms: u64,
-    },
-    /// Over the quota.
-    Limited {
-        /// Seconds until the current window resets, at least 1.
-        retry_after_s: u64,
-    },
-}
-
-/// Counts requests per key against a quota. Backends implement [`RateLimiter::acquire`]; a
-/// plain hit is an acquire that leases nothing.
-#[async_trait]
-pub trait RateLimiter: Send + Sync + 'static {
-    /// Counts one request and, if the quota has room, leases up to `max_lease` more units
-    /// (a quarter of what is left, so leases shrink as the token nears its limit).
-    async fn acquire(
-        &self,
-        key: &str,
-        quota: RateLimit,
-        max_lease: u32,
-    ) -> Result<Acquired, RateLimitError>;
-
-    /// Counts one request for `key` under `quota` and says whether it may proceed.
-    async fn hit(&self, key: &str, quota: RateLimit) -> Result<RateDecision, RateLimitError> {
-        Ok(self.acquire(key, quota, 0).await?.into())
-    }
-
-    /// Gives back `units` leased in `window` that were never spent (ignored once the window
-    /// has ended).
-    async fn credit(&self, key: &str, window: u64, units: u32) -> Result<(), RateLimitError> {
-        let _ = (key, window, units);
-        Ok(())
-    }
-
-    /// Proves the backend answers (readiness). An in-process limiter always does.
-    async fn ping(&self) -> Result<(), RateLimitError> {
-        Ok(())
-    }
-
-    /// The backend's name for the readiness report (`memory`, `redis`).
-    fn backend(&self) -> &'static str {
-        "memory"
-    }
-}
-
-impl From<Acquired> for RateDecision {
-    fn from(a: Acquired) -> RateDecision {
-        match a {
-            Acquired::Allowed { .. } => RateDecision::Allowed,
-            Acquired::Limited { retry_after_s } => RateDecision::Limited { retry_after_s },
-        }
-    }
-}
+use super::{retry_after_s, Acquired, RateDecision, RateLimit, RateLimitError, RateLimiter};
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -162,10 +76,10 @@ impl InMemoryRateLimiter {
         let left = window
             .length
             .saturating_sub(now.duration_since(window.started));
+        let left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
         if window.count >= quota.limit {
-            let retry_after_s = left.as_millis().div_ceil(1000).max(1);
             return Acquired::Limited {
-                retry_after_s: u64::try_from(retry_after_s).unwrap_or(u64::MAX),
+                retry_after_s: retry_after_s(left_ms),
             };
         }
         window.count += 1;
@@ -174,7 +88,7 @@ impl InMemoryRateLimiter {
         Acquired::Allowed {
             lease,
             window: window.id,
-            window_left_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+            window_left_ms: left_ms,
         }
     }
 

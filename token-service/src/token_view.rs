@@ -1,5 +1,5 @@
-//! How a token looks in the JSON API. Never carries a real key; the plaintext only in
-//! [`Created`], once.
+//! How a token looks as JSON, one shape for the admin API and the CLI's `--json` (create and
+//! list). Never carries a real key; the plaintext only in [`Created`], once.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
