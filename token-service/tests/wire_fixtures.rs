@@ -168,7 +168,7 @@ async fn the_service_answers_with_the_lease_and_rate_limited_fixtures() {
     .await;
     // sha256("test") again; 100 a minute leases (100 - 1) / 4 = 24 units, as the fixture.
     app.add_token("test", &[Provider::Anthropic], |r| {
-        r.rate_limit = Some(token_service::token::RateLimit {
+        r.rate_limit = Some(token_service::ratelimit::RateLimit {
             limit: 100,
             window_s: 60,
         })

@@ -435,7 +435,7 @@ CREATE TABLE IF NOT EXISTS revoked_sessions (
             .unwrap();
         let task = tokio::spawn(conn);
         let mut active = sample_record("a1");
-        active.rate_limit = Some(crate::token::RateLimit {
+        active.rate_limit = Some(crate::ratelimit::RateLimit {
             limit: 7,
             window_s: 60,
         });
