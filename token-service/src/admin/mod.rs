@@ -31,6 +31,7 @@ mod keys;
 mod login;
 mod pages;
 pub mod request_info;
+mod paging;
 mod rows;
 pub mod session;
 pub mod throttle;
