@@ -10,8 +10,8 @@ use secrecy::ExposeSecret as _;
 
 use super::error::AdminError;
 use super::guard::session_of;
-use super::request_info::RequestInfo;
 use super::paging::DEFAULT_PAGE_LIMIT;
+use super::request_info::RequestInfo;
 use super::rows::rows;
 use super::{AdminState, ProxyInfo};
 use crate::store::PageCursor;

@@ -96,7 +96,10 @@ pub async fn fragment(
     let html = rows(&page.tokens, &state.about, Utc::now()).into_string();
     let mut response = Html(html).into_response();
     // A cursor is base64url, '.', and hex: always a valid header value.
-    if let Some(next) = page.next.and_then(|c| HeaderValue::from_str(&c.encode()).ok()) {
+    if let Some(next) = page
+        .next
+        .and_then(|c| HeaderValue::from_str(&c.encode()).ok())
+    {
         response.headers_mut().insert(NEXT_CURSOR_HEADER, next);
     }
     Ok(response)

@@ -24,7 +24,11 @@ async fn walk(store: &Store, limit: usize, mut after: Option<PageCursor>) -> Vec
     let mut out = Vec::new();
     loop {
         let page = store.list_page(limit, after.as_ref()).await.unwrap();
-        assert!(page.tokens.len() <= limit, "{} > {limit}", page.tokens.len());
+        assert!(
+            page.tokens.len() <= limit,
+            "{} > {limit}",
+            page.tokens.len()
+        );
         out.extend(page.tokens);
         match page.next {
             Some(next) => after = Some(next),

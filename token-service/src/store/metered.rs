@@ -6,8 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    Page, PageCursor, SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord,
-    TokenStore,
+    Page, PageCursor, SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore,
 };
 use crate::metrics::Metrics;
 

@@ -71,7 +71,10 @@ async fn sqlite_serves_the_first_page_of_a_large_store_fast() {
     assert_eq!(seeded_at(0), "2026-01-01T00:00:00.000Z");
 
     for page in [super::sqlite_sql::FIRST_PAGE, super::sqlite_sql::NEXT_PAGE] {
-        let sql = format!("EXPLAIN QUERY PLAN {} {page}", super::sqlite_sql::SELECT_TOKEN);
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {} {page}",
+            super::sqlite_sql::SELECT_TOKEN
+        );
         let mut stmt = conn.prepare(&sql).unwrap();
         let params = stmt.parameter_count();
         let plan: Vec<String> = stmt
@@ -84,7 +87,10 @@ async fn sqlite_serves_the_first_page_of_a_large_store_fast() {
             .unwrap();
         let plan = plan.join("; ");
         assert!(plan.contains("tokens_newest_first"), "{plan}");
-        assert!(!plan.contains("TEMP B-TREE"), "sorts instead of walking the index: {plan}");
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "sorts instead of walking the index: {plan}"
+        );
     }
     time_pages("sqlite", &store, n).await;
 }

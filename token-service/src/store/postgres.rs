@@ -26,8 +26,7 @@ use super::migrations::migrate_postgres;
 use super::page::rows_to_fetch;
 use super::row::RawRow;
 use super::{
-    Page, PageCursor, SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord,
-    TokenStore,
+    Page, PageCursor, SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore,
 };
 
 /// Connections per replica; the check path holds one only for a primary-key read.

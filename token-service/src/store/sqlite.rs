@@ -21,8 +21,7 @@ use super::sqlite_sql::{
     SELECT_TOKEN, UPDATE_TOKEN,
 };
 use super::{
-    Page, PageCursor, SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord,
-    TokenStore,
+    Page, PageCursor, SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore,
 };
 
 /// Reader connections kept open: more than the runtime's workers, so an inline read nearly
