@@ -10,12 +10,12 @@
 mod common;
 
 use common::head;
-use ptk_filter_core::verdict_cache::{cache_key, CachedVerdict};
 use ptk_filter_core::guard::outbound;
 use ptk_filter_core::open_streams::{
     parse_revalidation, revalidate_call, OpenStreams, Revalidated,
 };
 use ptk_filter_core::usage::UsageBatch;
+use ptk_filter_core::verdict_cache::{cache_key, CachedVerdict};
 use ptk_filter_core::{
     check_call, decide_check_response, decide_headers, token_hash, CheckDecision, FilterConfig,
     HeadersDecision, LocalReply, PendingCheck, RequestHead,
