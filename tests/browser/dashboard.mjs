@@ -211,6 +211,39 @@ try {
   const deleted = await refusedWithin(token, 3000);
   step(`deleted after confirmation; refused after ${deleted} ms`);
 
+  // --- one page at a time: older/newer, and the refresh re-reads the shown page only -------------
+  const api = (method, path, body) => page.evaluate(async ([method, path, body]) => {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const r = await fetch(path, { method, credentials: "same-origin",
+      headers: { "x-csrf-token": csrf, "content-type": "application/json" },
+      body: body === null ? undefined : JSON.stringify(body) });
+    return r.status === 201 ? (await r.json()).hash : r.status;
+  }, [method, path, body]);
+  const paging = [];
+  for (let i = 0; i < 101; i++) paging.push(await api("POST", "/admin/api/tokens", { label: `page-${i}`, providers: ["openai"] }));
+  assert.ok(paging.every((h) => typeof h === "string"), `creates failed: ${paging}`);
+  await page.reload();
+  await page.locator("table#tokens").waitFor();
+  assert.equal(await page.locator("tr[data-hash]").count(), 100);
+  assert.ok(await page.locator("#prev-page").isDisabled());
+  const newest = await page.locator("tr[data-hash]").first().getAttribute("data-hash");
+  assert.equal(newest, paging[100]);
+  await page.click("#next-page");
+  await row(newest).waitFor({ state: "detached" });
+  await row(paging[0]).waitFor();
+  assert.ok(await page.locator("#next-page").isDisabled(), "older still enabled on the last page");
+  assert.ok(!(await page.locator("#prev-page").isDisabled()));
+  // The 5 s refresh asks for the page on screen (by its cursor), never the whole list.
+  const refreshed = await page.waitForRequest((r) => r.url().includes("/admin/fragments/tokens"), { timeout: 7000 });
+  assert.match(refreshed.url(), /\/admin\/fragments\/tokens\?after=/);
+  await page.waitForTimeout(300);
+  await row(paging[0]).waitFor();
+  assert.equal(await row(newest).count(), 0, "the refresh went back to the first page");
+  await page.click("#prev-page");
+  await row(newest).waitFor();
+  for (const h of paging) assert.equal(await api("DELETE", `/admin/api/tokens/${h}`, null), 204);
+  step("paging: 100 rows a page, older/newer, the refresh re-reads the shown page");
+
   // --- a lost session sends the user back to login -----------------------------------------------
   await context.clearCookies();
   await page.evaluate(() => document.dispatchEvent(new Event("visibilitychange")));

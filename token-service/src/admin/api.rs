@@ -2,8 +2,8 @@
 //! origin and CSRF checks ([`WriteSession`]).
 
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::Utc;
@@ -12,6 +12,7 @@ use secrecy::ExposeSecret as _;
 use super::error::AdminError;
 use super::guard::{Session, WriteSession};
 use super::input::{parse_create, parse_hash, parse_patch};
+use super::paging::{PageQuery, PageRequest};
 use super::AdminState;
 use crate::new_token::{create_token, CreateError, CreatedToken};
 use crate::token_view::{Created, TokenList, TokenView};
@@ -22,20 +23,26 @@ fn path_hash(hash: Result<Path<String>, PathRejection>) -> Result<String, AdminE
         .map_err(|_| AdminError::BadRequest("bad token id".into()))
 }
 
-/// `GET /admin/api/tokens`: every token, newest first.
+/// `GET /admin/api/tokens[?limit=N&after=CURSOR]`: one page of tokens, newest first, and
+/// the cursor of the next page (`null` on the last).
 pub async fn list(
     _: Session,
     State(state): State<AdminState>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<TokenList>, AdminError> {
-    let now = Utc::now();
-    let tokens = state
+    let request = PageRequest::parse(query)?;
+    let page = state
         .store
-        .list()
-        .await?
+        .list_page(request.limit, request.after.as_ref())
+        .await?;
+    let now = Utc::now();
+    let tokens = page
+        .tokens
         .iter()
         .map(|l| TokenView::of_listing(l, now))
         .collect();
-    Ok(Json(TokenList { tokens }))
+    let next = page.next.map(|c| c.encode());
+    Ok(Json(TokenList { tokens, next }))
 }
 
 /// `POST /admin/api/tokens`: creates a token and returns its plaintext, once.

@@ -30,6 +30,7 @@ mod input;
 mod keys;
 mod login;
 mod pages;
+mod paging;
 pub mod request_info;
 mod rows;
 pub mod session;

@@ -11,9 +11,11 @@ use secrecy::ExposeSecret as _;
 
 use super::error::AdminError;
 use super::guard::session_of;
+use super::paging::DEFAULT_PAGE_LIMIT;
 use super::request_info::RequestInfo;
 use super::rows::rows;
 use super::{AdminState, ProxyInfo};
+use crate::store::PageCursor;
 
 /// Placeholder the dashboard script replaces with a freshly created token in the snippets.
 pub const TOKEN_PLACEHOLDER: &str = "__PTK_TOKEN__";
@@ -168,7 +170,8 @@ pub async fn dashboard(
             .origin()
             .unwrap_or_else(|| "http://127.0.0.1:10000".to_owned()),
     };
-    let listings = state.store.list().await?;
+    let page = state.store.list_page(DEFAULT_PAGE_LIMIT, None).await?;
+    let next = page.next.as_ref().map(PageCursor::encode);
     let head = html! { meta name="csrf-token" content=(csrf); };
     let body = html! {
         header {
@@ -191,7 +194,12 @@ pub async fn dashboard(
                         th { "Rate limit" } th { "Created" } th { "Expires" } th { "Last used" }
                         th { "Actions" }
                     } }
-                    tbody #rows { (rows(&listings, &state.about, Utc::now())) }
+                    tbody #rows { (rows(&page.tokens, &state.about, Utc::now())) }
+                }
+                nav #pager {
+                    button #prev-page type="button" disabled { "‹ newer" }
+                    " "
+                    button #next-page type="button" data-after=[next.as_deref()] disabled[next.is_none()] { "older ›" }
                 }
             }
         }

@@ -1,16 +1,21 @@
 //! The token table rows, rendered on the server for the first page load and for the
-//! dashboard's refreshes (`GET /admin/fragments/tokens`), so rows have one renderer.
+//! dashboard's refreshes (`GET /admin/fragments/tokens`), so rows have one renderer. Both
+//! show one page; a refresh re-reads only the page on screen.
 
-use axum::extract::State;
-use axum::response::Html;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderValue;
+use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
 use super::error::AdminError;
 use super::guard::Session;
+use super::paging::{PageQuery, PageRequest, NEXT_CURSOR_HEADER};
 use super::{AdminState, ProxyInfo};
 use crate::expiry::display_time;
 use crate::store::{TokenListing, TokenStatus};
+use crate::token_view::display_state;
 
 /// A timestamp as `<time>`: UTC text on the server, rewritten to the browser's locale by the
 /// script.
@@ -20,7 +25,7 @@ fn time(stored: &str) -> Markup {
 
 fn row(listing: &TokenListing, about: &ProxyInfo, now: DateTime<Utc>) -> Markup {
     let r = &listing.record;
-    let state = r.state(now);
+    let state = display_state(r, now);
     let dim = if state == "active" {
         None
     } else {
@@ -76,13 +81,26 @@ pub fn rows(listings: &[TokenListing], about: &ProxyInfo, now: DateTime<Utc>) ->
     }
 }
 
-/// `GET /admin/fragments/tokens`: the rows as an HTML fragment.
+/// `GET /admin/fragments/tokens[?limit=N&after=CURSOR]`: one page of rows as an HTML
+/// fragment; the next page's cursor rides in the `x-next-cursor` header (absent on the last).
 pub async fn fragment(
     _: Session,
     State(state): State<AdminState>,
-) -> Result<Html<String>, AdminError> {
-    let listings = state.store.list().await?;
-    Ok(Html(
-        rows(&listings, &state.about, Utc::now()).into_string(),
-    ))
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, AdminError> {
+    let request = PageRequest::parse(query)?;
+    let page = state
+        .store
+        .list_page(request.limit, request.after.as_ref())
+        .await?;
+    let html = rows(&page.tokens, &state.about, Utc::now()).into_string();
+    let mut response = Html(html).into_response();
+    // A cursor is base64url, '.', and hex: always a valid header value.
+    if let Some(next) = page
+        .next
+        .and_then(|c| HeaderValue::from_str(&c.encode()).ok())
+    {
+        response.headers_mut().insert(NEXT_CURSOR_HEADER, next);
+    }
+    Ok(response)
 }

@@ -89,17 +89,28 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
 }
 
+/// `tokens list` options.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table: an array of every token, or with `--limit` the admin
+    /// API's page object (`{"tokens": [...], "next": CURSOR|null}`).
+    #[arg(long)]
+    pub json: bool,
+    /// Print one page of at most this many tokens (1 to 1000) and the next page's cursor.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: Option<u16>,
+    /// Start the page after this cursor (the `next` of an earlier page); needs `--limit`.
+    #[arg(long, requires = "limit")]
+    pub after: Option<String>,
+}
+
 /// `tokens` subcommands. TOKEN arguments take a full hash or a unique prefix (>= 8 hex chars).
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
     /// Create a token; prints the plaintext token alone on stdout (shown once).
     Create(CreateArgs),
-    /// List tokens.
-    List {
-        /// Print a JSON array instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List tokens, newest first: all of them, or one page with `--limit`.
+    List(ListArgs),
     /// Disable a token (checks deny it as invalid until it is enabled again).
     Disable {
         /// Hash or unique hash prefix (at least 8 hex characters).

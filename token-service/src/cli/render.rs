@@ -6,15 +6,10 @@ use serde_json::Value;
 
 use crate::expiry::display_time;
 use crate::store::{TokenListing, TokenRecord};
-use crate::token_view::TokenView;
+use crate::token_view::{display_state, TokenView};
 
 /// Characters of the hash shown in the table (enough to pass back as a prefix).
 const HASH_SHOWN: usize = 12;
-
-/// The state a check would see, for display (see [`TokenRecord::state`]).
-pub fn state(record: &TokenRecord, now: DateTime<Utc>) -> &'static str {
-    record.state(now)
-}
 
 fn providers(record: &TokenRecord) -> Vec<&'static str> {
     record.providers.iter().map(|p| p.as_str()).collect()
@@ -49,7 +44,7 @@ pub fn table(listings: &[TokenListing], now: DateTime<Utc>) -> String {
             r.label.clone(),
             r.last4.clone(),
             providers(r).join(","),
-            state(r, now).to_owned(),
+            display_state(r, now).to_owned(),
             display_time(&r.created_at),
             r.expires_at
                 .as_deref()
@@ -90,13 +85,13 @@ mod tests {
     #[test]
     fn derived_states_follow_check_precedence() {
         let mut r = sample_record("ab");
-        assert_eq!(state(&r, now()), "active");
+        assert_eq!(display_state(&r, now()), "active");
         r.expires_at = Some("2026-07-08T12:00:00.000Z".into());
-        assert_eq!(state(&r, now()), "expired");
+        assert_eq!(display_state(&r, now()), "expired");
         r.expires_at = Some("soon".into());
-        assert_eq!(state(&r, now()), "bad-expiry");
+        assert_eq!(display_state(&r, now()), "bad-expiry");
         r.status = TokenStatus::Disabled;
-        assert_eq!(state(&r, now()), "disabled");
+        assert_eq!(display_state(&r, now()), "disabled");
     }
 
     #[test]

@@ -11,13 +11,15 @@ use chrono::Utc;
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
-use super::render::{listing_json, state, table};
+use super::render::{listing_json, table};
 use super::resolve::{resolve, ResolveError};
-use super::{CreateArgs, TokensCommand};
+use super::{CreateArgs, ListArgs, TokensCommand};
 use crate::expiry::{expiry_state, parse_expiry_input, ExpiryState};
 use crate::new_token::{create_token, CreatedToken, NewToken};
-use crate::store::{TokenRecord, TokenStatus, TokenStore};
-use crate::token_view::{Created, TokenView};
+use crate::store::{
+    PageCursor, TokenListing, TokenRecord, TokenStatus, TokenStore, MAX_PAGE_LIMIT,
+};
+use crate::token_view::{display_state, Created, TokenList, TokenView};
 
 /// Runs one `tokens` subcommand.
 pub async fn run(
@@ -28,7 +30,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match command {
         TokensCommand::Create(args) => create(store, args, out, err).await,
-        TokensCommand::List { json } => list(store, json, out, err).await,
+        TokensCommand::List(args) => list(store, args, out, err).await,
         TokensCommand::Disable { token } => {
             set_status(store, &token, TokenStatus::Disabled, out).await
         }
@@ -82,7 +84,7 @@ async fn create(
             .rate_limit
             .map_or_else(|| "default".to_owned(), |r| format!("{r}s")),
     )?;
-    if state(&record, now) == "expired" {
+    if display_state(&record, now) == "expired" {
         writeln!(
             err,
             "note: that expiry has already passed; the token is expired"
@@ -91,15 +93,79 @@ async fn create(
     Ok(())
 }
 
-async fn list(
+/// Every token, read page by page (the store's largest pages) so no single query holds the
+/// whole table.
+async fn all_tokens(store: &dyn TokenStore) -> anyhow::Result<Vec<TokenListing>> {
+    let mut all = Vec::new();
+    let mut after: Option<PageCursor> = None;
+    loop {
+        let page = store
+            .list_page(MAX_PAGE_LIMIT, after.as_ref())
+            .await
+            .context("cannot list tokens")?;
+        all.extend(page.tokens);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// One page: the table (or the admin API's page object with `--json`), and on stderr the
+/// command for the next page.
+async fn list_one_page(
     store: &dyn TokenStore,
-    json: bool,
+    args: ListArgs,
+    limit: u16,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let listings = store.list().await.context("cannot list tokens")?;
+    let after = match args.after.as_deref() {
+        Some(text) => Some(
+            PageCursor::decode(text)
+                .context("bad --after: pass the cursor an earlier page printed")?,
+        ),
+        None => None,
+    };
+    let page = store
+        .list_page(usize::from(limit), after.as_ref())
+        .await
+        .context("cannot list tokens")?;
     let now = Utc::now();
-    if json {
+    let next = page.next.map(|c| c.encode());
+    if args.json {
+        let tokens = page
+            .tokens
+            .iter()
+            .map(|l| TokenView::of_listing(l, now))
+            .collect();
+        let list = TokenList { tokens, next };
+        writeln!(out, "{}", serde_json::to_string(&list)?)?;
+        return Ok(());
+    }
+    write!(out, "{}", table(&page.tokens, now))?;
+    match next {
+        Some(next) => writeln!(
+            err,
+            "more: token-service tokens list --limit {limit} --after {next}"
+        )?,
+        None => writeln!(err, "(last page)")?,
+    }
+    Ok(())
+}
+
+async fn list(
+    store: &dyn TokenStore,
+    args: ListArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<()> {
+    if let Some(limit) = args.limit {
+        return list_one_page(store, args, limit, out, err).await;
+    }
+    let listings = all_tokens(store).await?;
+    let now = Utc::now();
+    if args.json {
         let all: Vec<Value> = listings.iter().map(|l| listing_json(l, now)).collect();
         writeln!(out, "{}", Value::Array(all))?;
     } else if listings.is_empty() {

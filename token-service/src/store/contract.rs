@@ -13,6 +13,11 @@ use ptk_wire::Provider;
 use super::{SessionStore, StoreError, TokenPatch, TokenRecord, TokenStatus, TokenStore};
 use crate::ratelimit::RateLimit;
 
+pub(crate) use super::contract_pages::{
+    an_exact_fit_has_no_next_page_and_limits_are_clamped,
+    cursors_hold_their_place_while_tokens_come_and_go, pages_cut_the_list_in_its_order,
+};
+
 /// A valid record whose hash is `seed` repeated/padded to 64 hex characters.
 pub(crate) fn sample_record(seed: &str) -> TokenRecord {
     let mut hash = seed.repeat(64 / seed.len().max(1) + 1);
@@ -52,6 +57,9 @@ macro_rules! with_contract_cases {
             concurrent_patches_never_resurrect_a_disabled_token,
             patches_racing_a_delete_leave_it_deleted,
             revoked_sessions_are_remembered_until_they_expire,
+            pages_cut_the_list_in_its_order,
+            an_exact_fit_has_no_next_page_and_limits_are_clamped,
+            cursors_hold_their_place_while_tokens_come_and_go,
         }
     };
 }
@@ -100,7 +108,7 @@ pub(crate) type Case = fn(Store) -> CaseFuture;
 pub(crate) trait Backend: TokenStore + SessionStore {}
 impl<B: TokenStore + SessionStore> Backend for B {}
 
-type Store = Arc<dyn Backend>;
+pub(crate) type Store = Arc<dyn Backend>;
 
 pub(crate) async fn ping_answers(store: Store) {
     store.ping().await.unwrap();

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
+use super::{
+    Page, PageCursor, SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore,
+};
 use crate::metrics::Metrics;
 
 /// Wraps a store; answers exactly as it does.
@@ -51,6 +53,14 @@ impl TokenStore for MeteredStore {
 
     async fn list(&self) -> Result<Vec<TokenListing>, StoreError> {
         self.count("list", self.inner.list().await)
+    }
+
+    async fn list_page(
+        &self,
+        limit: usize,
+        after: Option<&PageCursor>,
+    ) -> Result<Page, StoreError> {
+        self.count("list_page", self.inner.list_page(limit, after).await)
     }
 
     async fn hashes_with_prefix(

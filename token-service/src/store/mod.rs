@@ -13,8 +13,13 @@ use crate::ratelimit::RateLimit;
 
 #[cfg(test)]
 pub(crate) mod contract;
+#[cfg(test)]
+mod contract_pages;
 mod metered;
 mod migrations;
+mod page;
+#[cfg(test)]
+mod page_speed;
 /// The throwaway PostgreSQL server the black-box tests use too.
 #[cfg(test)]
 #[path = "../../tests/common/pg_server.rs"]
@@ -27,6 +32,7 @@ pub mod sqlite_backup;
 mod sqlite_sql;
 
 pub use metered::{MeteredSessions, MeteredStore};
+pub use page::{Page, PageCursor, MAX_PAGE_LIMIT};
 pub use postgres::PostgresStore;
 pub use sessions::SessionStore;
 pub use sqlite::SqliteStore;
@@ -167,22 +173,6 @@ pub struct TokenRecord {
     pub rate_limit: Option<RateLimit>,
 }
 
-impl TokenRecord {
-    /// The state a check would see, for display: stored status first (as the check does),
-    /// then the states derived from the expiry (`active`, `expired`, `bad-expiry`).
-    pub fn state(&self, now: chrono::DateTime<chrono::Utc>) -> &'static str {
-        use crate::expiry::{expiry_state, ExpiryState};
-        if self.status == TokenStatus::Disabled {
-            return "disabled";
-        }
-        match expiry_state(self.expires_at.as_deref(), now) {
-            ExpiryState::Unparseable => "bad-expiry",
-            ExpiryState::Expired => "expired",
-            ExpiryState::Never | ExpiryState::Until(_) => "active",
-        }
-    }
-}
-
 /// A partial update of one token. Only the fields that are `Some` are written; the others are
 /// left exactly as they are in the database at commit time (never rewritten from a stale
 /// read), so an expiry edit can never undo a concurrent disable.
@@ -257,8 +247,14 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn get(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// Inserts a new token; [`StoreError::Duplicate`] if the hash exists (never overwrites).
     async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError>;
-    /// Every token with its last-used stamp, newest first.
+    /// Every token with its last-used stamp, newest first (`created_at` descending, then
+    /// `hash` ascending).
     async fn list(&self) -> Result<Vec<TokenListing>, StoreError>;
+    /// One page of [`TokenStore::list`]'s order: at most `limit` tokens (clamped to
+    /// `1..=`[`MAX_PAGE_LIMIT`]) after `after` (from the start when `None`), and the cursor of
+    /// the next page. Keyset, not offset: an index range whatever the table's size.
+    async fn list_page(&self, limit: usize, after: Option<&PageCursor>)
+        -> Result<Page, StoreError>;
     /// Hashes starting with `prefix` (lowercase hex), at most `limit` of them.
     async fn hashes_with_prefix(
         &self,

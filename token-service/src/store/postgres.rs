@@ -23,8 +23,11 @@ use tokio_postgres::{Config, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::migrations::migrate_postgres;
+use super::page::rows_to_fetch;
 use super::row::RawRow;
-use super::{SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
+use super::{
+    Page, PageCursor, SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore,
+};
 
 /// Connections per replica; the check path holds one only for a primary-key read.
 const POOL_SIZE: usize = 16;
@@ -246,6 +249,35 @@ impl TokenStore for PostgresStore {
             .await
             .map_err(backend)?;
         rows.iter().map(listing).collect()
+    }
+
+    async fn list_page(
+        &self,
+        limit: usize,
+        after: Option<&PageCursor>,
+    ) -> Result<Page, StoreError> {
+        let rows = rows_to_fetch(limit);
+        let client = self.client().await?;
+        // `tokens_newest_first` serves the order and, after a cursor, the range
+        // `created_at <= $2`; the `OR` only skips the cursor's own timestamp's earlier hashes.
+        let found = match after {
+            None => {
+                let sql = format!("{SELECT_TOKEN} ORDER BY t.created_at DESC, t.hash LIMIT $1");
+                client.query(&sql, &[&rows]).await
+            }
+            Some(cursor) => {
+                let sql = format!(
+                    "{SELECT_TOKEN} WHERE t.created_at <= $2 AND (t.created_at < $2 OR t.hash > $3)
+                     ORDER BY t.created_at DESC, t.hash LIMIT $1"
+                );
+                client
+                    .query(&sql, &[&rows, &cursor.created_at, &cursor.hash])
+                    .await
+            }
+        }
+        .map_err(backend)?;
+        let tokens = found.iter().map(listing).collect::<Result<_, _>>()?;
+        Ok(Page::from_rows(tokens, limit))
     }
 
     async fn hashes_with_prefix(
@@ -493,7 +525,7 @@ CREATE TABLE IF NOT EXISTS revoked_sessions (
             .iter()
             .map(|row| row.get(0))
             .collect();
-        assert_eq!(applied, [1]);
+        assert_eq!(applied, [1, 2]);
         let store = PostgresStore::connect(&url, None).await.unwrap();
         store.insert(&sample_record("e1")).await.unwrap();
         drop(client);

@@ -15,11 +15,14 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection};
 
 use super::migrations::migrate_sqlite;
+use super::page::rows_to_fetch;
 use super::sqlite_sql::{
-    backend, immediate, listing_from_row, select_listing, SCHEMA_VERSION, SELECT_TOKEN,
-    UPDATE_TOKEN,
+    backend, immediate, listing_from_row, select_listing, FIRST_PAGE, NEXT_PAGE, SCHEMA_VERSION,
+    SELECT_TOKEN, UPDATE_TOKEN,
 };
-use super::{SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore};
+use super::{
+    Page, PageCursor, SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore,
+};
 
 /// Reader connections kept open: more than the runtime's workers, so an inline read nearly
 /// always finds one idle, plus room for the admin's listings.
@@ -231,6 +234,41 @@ impl TokenStore for SqliteStore {
             Ok(out)
         })
         .await
+    }
+
+    async fn list_page(
+        &self,
+        limit: usize,
+        after: Option<&PageCursor>,
+    ) -> Result<Page, StoreError> {
+        let rows = rows_to_fetch(limit);
+        let after = after.cloned();
+        let tokens = self
+            .read(move |c| {
+                let mut out = Vec::new();
+                let mut stmt;
+                let mut rows = match &after {
+                    None => {
+                        stmt = c
+                            .prepare_cached(&format!("{SELECT_TOKEN} {FIRST_PAGE}"))
+                            .map_err(backend)?;
+                        stmt.query(params![rows])
+                    }
+                    Some(cursor) => {
+                        stmt = c
+                            .prepare_cached(&format!("{SELECT_TOKEN} {NEXT_PAGE}"))
+                            .map_err(backend)?;
+                        stmt.query(params![rows, cursor.created_at, cursor.hash])
+                    }
+                }
+                .map_err(backend)?;
+                while let Some(row) = rows.next().map_err(backend)? {
+                    out.push(listing_from_row(row)?);
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(Page::from_rows(tokens, limit))
     }
 
     async fn hashes_with_prefix(

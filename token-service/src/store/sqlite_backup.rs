@@ -10,7 +10,9 @@
 //!   nobody else can plant, read or replace it on the way.
 //! - **restore** checks the backup the same way, then copies it into the live database with
 //!   SQLite's online backup API in one step: under SQLite's own locks, so a running `serve`
-//!   sees the old tokens or the restored ones, never a half-written file.
+//!   sees the old tokens or the restored ones, never a half-written file. A backup taken by
+//!   an older build (a lower schema version) is restored as it was and then migrated in place;
+//!   one from a newer build is refused.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
+use super::migrations::migrate_sqlite;
 use super::sqlite_sql::{backend, SCHEMA_VERSION};
 use super::StoreError;
 
@@ -42,7 +45,8 @@ fn open_existing(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Checks that `conn` holds an intact token store of our schema; returns its token count.
+/// Checks that `conn` holds an intact token store of our schema or an older one (which
+/// [`restore`] migrates); returns its token count.
 fn verify(conn: &Connection, what: &Path) -> Result<u64, StoreError> {
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -56,9 +60,9 @@ fn verify(conn: &Connection, what: &Path) -> Result<u64, StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(backend)?;
-    if version != SCHEMA_VERSION {
+    if !(1..=SCHEMA_VERSION).contains(&version) {
         return Err(failed(format!(
-            "{} has schema version {version}, this build expects {SCHEMA_VERSION}",
+            "{} has schema version {version}, this build reads 1 to {SCHEMA_VERSION}",
             what.display()
         )));
     }
@@ -132,6 +136,10 @@ pub fn restore(from: &Path, db: &Path) -> Result<u64, StoreError> {
     live.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
     copy_all(&source, &mut live)?;
     live.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    // A backup from an older build carries its migration history: bring it up to date.
+    migrate_sqlite(&mut live)?;
+    live.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(backend)?;
     verify(&live, db)
 }
@@ -244,5 +252,61 @@ mod tests {
         std::fs::write(&junk, b"not a database at all, not even close").unwrap();
         assert!(restore(&junk, &db).is_err());
         assert_eq!(store.list().await.unwrap().len() as u64, counts[0]);
+    }
+
+    fn user_version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A backup taken at schema 1 (before the list index) restores with its tokens and is
+    /// migrated to this build's schema; a backup from a newer build is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_older_schema_backup_restores_and_migrates_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.sqlite3");
+        let store = SqliteStore::open(&old).unwrap();
+        for n in 0..3 {
+            store.insert(&record(n)).await.unwrap();
+        }
+        drop(store);
+        Connection::open(&old)
+            .unwrap()
+            .execute_batch(
+                "DROP INDEX tokens_newest_first;
+                 DELETE FROM refinery_schema_history WHERE version > 1;
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        let taken = dir.path().join("v1-backup.sqlite3");
+        assert_eq!(backup(&old, &taken).unwrap(), 3);
+        assert_eq!(user_version(&taken), 1);
+
+        let live = dir.path().join("live.sqlite3");
+        assert_eq!(restore(&taken, &live).unwrap(), 3);
+        assert_eq!(user_version(&live), SCHEMA_VERSION);
+        let indexed: bool = Connection::open(&live)
+            .unwrap()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'tokens_newest_first')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(indexed, "the restore did not migrate");
+        let store = SqliteStore::open(&live).unwrap();
+        assert_eq!(store.list_page(10, None).await.unwrap().tokens.len(), 3);
+
+        let newer = dir.path().join("newer.sqlite3");
+        std::fs::copy(&taken, &newer).unwrap();
+        Connection::open(&newer)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = restore(&newer, &live).unwrap_err().to_string();
+        assert!(err.contains("schema version"), "{err}");
+        assert_eq!(store.list().await.unwrap().len(), 3);
     }
 }

@@ -8,12 +8,20 @@ use super::{StoreError, TokenListing};
 
 /// The latest migration's version (`migrations/sqlite`), mirrored into `PRAGMA user_version`
 /// so a backup can be checked against this build; a test ties the two.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 pub(super) const SELECT_TOKEN: &str =
     "SELECT t.hash, t.label, t.last4, t.providers, t.status, t.created_at,
     t.expires_at, t.rate_limit, t.rate_window_s, l.at
     FROM tokens t LEFT JOIN last_used l ON l.hash = t.hash";
+
+/// The first page of the list (`tokens_newest_first` serves the order); `?1` is the row count.
+pub(super) const FIRST_PAGE: &str = "ORDER BY t.created_at DESC, t.hash LIMIT ?1";
+
+/// A later page: the rows after the cursor (`?2`, `?3`) in the list's order. `created_at <= ?2`
+/// is the index range; the `OR` only skips the cursor's own timestamp's earlier hashes.
+pub(super) const NEXT_PAGE: &str = "WHERE t.created_at <= ?2 AND (t.created_at < ?2 OR t.hash > ?3)
+    ORDER BY t.created_at DESC, t.hash LIMIT ?1";
 
 /// Maps a SQLite error to the store's backend error.
 pub(super) fn backend(e: rusqlite::Error) -> StoreError {

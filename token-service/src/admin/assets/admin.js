@@ -1,11 +1,22 @@
 // ptk admin dashboard. Vanilla JS, served from /admin/static/ (the CSP allows no inline code).
-// The server renders the rows; this script sends JSON API calls and re-fetches the rows.
+// The server renders the rows; this script sends JSON API calls and re-fetches the rows of
+// the page on screen only (one page of the list, newest first; "older"/"newer" move by cursor).
 "use strict";
 (function () {
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
   const rowsEl = document.getElementById("rows");
   const flashEl = document.getElementById("flash");
   const REFRESH_MS = 5000;
+  const prevButton = document.getElementById("prev-page");
+  const nextButton = document.getElementById("next-page");
+  // The `after` cursor of every page walked through, the shown one last (null = first page).
+  const pages = [null];
+  let nextCursor = nextButton.dataset.after || null;
+
+  function showPager() {
+    prevButton.disabled = pages.length < 2;
+    nextButton.disabled = !nextCursor;
+  }
 
   function flash(message) {
     flashEl.textContent = message || "";
@@ -59,18 +70,42 @@
     return Array.from(rowsEl.querySelectorAll(".expiry-editor")).some((el) => !el.hidden);
   }
 
+  // Re-reads the shown page only; the server answers its rows and the next page's cursor.
   async function refresh() {
     if (document.hidden || editing()) return;
+    const after = pages[pages.length - 1];
+    const url = "/admin/fragments/tokens" + (after ? `?after=${encodeURIComponent(after)}` : "");
     try {
-      const response = await call("GET", "/admin/fragments/tokens");
+      const response = await call("GET", url);
       const html = await response.text();
-      if (editing()) return; // an editor opened while we waited: keep it
+      if (editing() || after !== pages[pages.length - 1]) return; // moved on while we waited
+      // Every token of a later page was deleted: step back instead of showing "no tokens".
+      if (pages.length > 1 && !html.includes("data-hash=")) {
+        pages.pop();
+        return refresh();
+      }
       rowsEl.innerHTML = html;
+      nextCursor = response.headers.get("x-next-cursor");
+      showPager();
       localize(rowsEl);
     } catch (e) {
       flash(e.message);
     }
   }
+
+  nextButton.addEventListener("click", () => {
+    if (!nextCursor) return;
+    pages.push(nextCursor);
+    closeEditors();
+    refresh();
+  });
+
+  prevButton.addEventListener("click", () => {
+    if (pages.length < 2) return;
+    pages.pop();
+    closeEditors();
+    refresh();
+  });
 
   // Runs a mutation, then shows its error or clears the flash, then refreshes the rows.
   async function mutate(method, url, body) {
@@ -169,6 +204,7 @@
       showCreated(created.token, created.providers || []);
       form.reset();
       flash("");
+      pages.length = 1; // the new token is the newest: show the first page
     } catch (e) {
       flash(e.message);
     }
@@ -201,5 +237,6 @@
 
   document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
   setInterval(refresh, REFRESH_MS);
+  showPager();
   localize(rowsEl);
 })();
