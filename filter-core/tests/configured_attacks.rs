@@ -193,4 +193,7 @@ fn a_configured_provider_on_a_built_in_providers_host_is_refused() {
     // Its own host (and a host differing from a built-in's in more than case and port) loads.
     assert!(FilterConfig::parse(on("llm.internal:8000", "").as_bytes()).is_ok());
     assert!(FilterConfig::parse(on("api.openai.com.internal", "").as_bytes()).is_ok());
+    let ipv6 = r#""openai":{"authority":"[::1]:9001"},"#;
+    assert!(FilterConfig::parse(on("[::2]:9002", ipv6).as_bytes()).is_ok());
+    assert!(FilterConfig::parse(on("[::1]:8000", ipv6).as_bytes()).is_err());
 }
