@@ -64,6 +64,36 @@ mod tests {
     }
 
     #[test]
+    fn the_services_own_secrets_are_never_a_providers_key() {
+        // Such a "key" would go upstream to whoever runs the configured endpoint: the check
+        // secret trades token hashes for every real key, the admin secret opens the dashboard.
+        for (i, var) in [
+            "PTK_CHECK_SECRET",
+            "PTK_CHECK_SECRET_FILE",
+            "ADMIN_SECRET",
+            "ADMIN_SECRET_FILE",
+            "PTK_DATABASE_URL",
+            "PTK_REDIS_URL",
+            "PTK_KEYS_FILE",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let name = format!("own-secret-{i}");
+            let err = register(&format!("{name}={var}")).unwrap_err();
+            assert!(err.contains(var), "{err}");
+            assert_eq!(Provider::parse(&name), None, "{name} registered anyway");
+        }
+    }
+
+    #[test]
+    fn a_name_listed_twice_is_refused_not_silently_first_wins() {
+        let err = register("twice-llm=TWICE_LLM_A,twice-llm=TWICE_LLM_B").unwrap_err();
+        assert!(err.contains("twice-llm"), "{err}");
+        assert_eq!(Provider::parse("twice-llm"), None);
+    }
+
+    #[test]
     fn bad_lists_are_refused_by_entry() {
         assert!(register("no-equals").unwrap_err().contains("\"no-equals\""));
         assert!(register("openai=X_KEY").unwrap_err().contains("built-in"));
