@@ -10,14 +10,36 @@
 /// The environment variable listing configured providers.
 pub const PROVIDERS_VAR: &str = "PTK_PROVIDERS";
 
+/// Variables this service reads for itself: never a provider's key, which goes upstream to
+/// whoever runs that endpoint (the check secret would trade token hashes for every real key).
+/// Its whole `PTK_` namespace is reserved, so a setting added later is covered too.
+fn is_own_variable(var: &str) -> bool {
+    var.starts_with("PTK_") || var.starts_with(crate::settings::ADMIN_SECRET_VAR)
+}
+
 /// Registers every provider `value` lists (`name=KEY_VARIABLE`, comma-separated, blanks
-/// ignored); the message names the entry at fault.
+/// ignored); the message names the entry at fault. The list is checked whole first (a name
+/// listed twice, a key variable of this service's own), so such a list registers nothing.
 pub fn register(value: &str) -> Result<(), String> {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (name, var) = entry
             .split_once('=')
             .ok_or_else(|| format!("{PROVIDERS_VAR}: {entry:?} is not name=KEY_VARIABLE"))?;
-        ptk_wire::providers::register(name.trim(), Some(var.trim()))
+        let (name, var) = (name.trim(), var.trim());
+        if pairs.iter().any(|(n, _)| *n == name) {
+            return Err(format!("{PROVIDERS_VAR}: {name:?} is listed twice"));
+        }
+        if is_own_variable(var) {
+            return Err(format!(
+                "{PROVIDERS_VAR}: {name:?} may not take its key from {var}, a variable of the \
+                 token-service's own (PTK_*, ADMIN_SECRET*)"
+            ));
+        }
+        pairs.push((name, var));
+    }
+    for (name, var) in pairs {
+        ptk_wire::providers::register(name, Some(var))
             .map_err(|e| format!("{PROVIDERS_VAR}: {e}"))?;
     }
     Ok(())
