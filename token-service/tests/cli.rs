@@ -694,13 +694,23 @@ fn healthcheck_follows_the_served_healthz() {
 #[test]
 fn a_token_of_a_provider_no_longer_configured_can_still_be_deleted() {
     let db = db();
-    let ghost = tokens(&db, &["create", "--label", "ghost", "--providers", "ghost", "--json"])
-        .env("PTK_PROVIDERS", "ghost=GHOST_API_KEY")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let ghost = tokens(
+        &db,
+        &[
+            "create",
+            "--label",
+            "ghost",
+            "--providers",
+            "ghost",
+            "--json",
+        ],
+    )
+    .env("PTK_PROVIDERS", "ghost=GHOST_API_KEY")
+    .assert()
+    .success()
+    .get_output()
+    .stdout
+    .clone();
     let ghost: Value = serde_json::from_slice(&ghost).unwrap();
     let prefix = &ghost["hash"].as_str().unwrap()[..12];
     tokens(&db, &["delete", prefix])
