@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import pytest
 
-from .harness import REAL_KEYS
+from .harness import REAL_KEYS, ROOT
 from .test_configured_provider import AUTHORITY, CHAT, SELFHOSTED_KEY, SelfhostedStack
 
 TRICKS = [
@@ -151,3 +153,19 @@ def test_a_provider_the_token_service_does_not_know_fails_closed():
     finally:
         s.stop()
         s.cleanup()
+
+
+@pytest.mark.parametrize("value, message", [
+    ("token_service=llm.internal=http://127.0.0.1:9", "name 'token_service' is taken"),
+    ("token_service_admin=llm.internal=http://127.0.0.1:9", "is taken"),
+    ("openai=llm.internal=http://127.0.0.1:9", "name 'openai' is taken"),
+    ("unrouted=llm.internal=http://127.0.0.1:9", "is taken"),
+    ("selfhosted=api.openai.com=http://127.0.0.1:9", "'api.openai.com' is another route's host"),
+    ("selfhosted=API.Anthropic.com=http://127.0.0.1:9", "another route's host"),
+])
+def test_render_refuses_a_configured_provider_taking_a_name_or_host(tmp_path, value, message):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools/render_envoy.py"), "--out",
+         str(tmp_path / "envoy.yaml"), "--configured-provider", value],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
