@@ -250,6 +250,13 @@ def add_configured_provider(clusters: list[dict], vhosts: list[dict], value: str
     if not name or not authority or not url:
         raise RenderError(f"--configured-provider: expected NAME=AUTHORITY=URL, got {value!r}")
     scheme, host, port = parse_upstream("--configured-provider", url)
+    # Envoy would refuse a duplicate cluster or host name only with its own message, and a
+    # duplicate domain would leave the key's route to whichever host Envoy picks.
+    taken = {c["name"] for c in clusters} | {v["name"] for v in vhosts}
+    if name in taken:
+        raise RenderError(f"--configured-provider: the name {name!r} is taken by the config")
+    if any(authority.lower() in (d.lower() for d in v["domains"]) for v in vhosts):
+        raise RenderError(f"--configured-provider: {authority!r} is another route's host")
     cluster = copy.deepcopy(find(clusters, "openai"))
     cluster["name"] = cluster["load_assignment"]["cluster_name"] = name
     point_cluster(cluster, host, port)

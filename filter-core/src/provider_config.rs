@@ -172,6 +172,36 @@ fn check_prefix(name: &str, prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A configured provider's authority is none of the built-in providers' hosts (as configured
+/// or by default; host compared without case or port, as routes match it): its real key would
+/// go to that provider, and an operator's copy-paste slip should not cost a key.
+fn check_own_host(
+    name: &str,
+    authority: &str,
+    built_in: &[(&ProviderFacts, &ProviderConfig)],
+) -> Result<(), String> {
+    let host = |a: &str| -> String {
+        let port = a.rsplit_once(':').filter(|(h, p)| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']'))
+        });
+        port.map_or(a, |(h, _)| h).to_ascii_lowercase()
+    };
+    let own = host(authority);
+    for (facts, config) in built_in {
+        let theirs = [facts.default_authority, config.authority.as_str()];
+        if theirs.iter().any(|a| host(a) == own) {
+            let other = facts.provider.as_str();
+            return Err(format!(
+                "providers.{name}.authority: {authority:?} is {other}'s host; a configured \
+                 provider needs its own"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl TryFrom<BTreeMap<String, RawProvider>> for ProvidersConfig {
     type Error = String;
 
@@ -187,9 +217,15 @@ impl TryFrom<BTreeMap<String, RawProvider>> for ProvidersConfig {
             Ok(entry.or_host(facts))
         };
         let (openai, anthropic, gemini) = (take(&OPENAI)?, take(&ANTHROPIC)?, take(&GEMINI)?);
+        let built_in = [
+            (&OPENAI, &openai),
+            (&ANTHROPIC, &anthropic),
+            (&GEMINI, &gemini),
+        ];
         let mut configured: Vec<ConfiguredProvider> = Vec::new();
         for (name, entry) in raw {
             let next = entry.configured(&name)?;
+            check_own_host(&name, &next.upstream.authority, &built_in)?;
             let nested = configured.iter().find(|c| {
                 c.path_prefix.starts_with(&next.path_prefix)
                     || next.path_prefix.starts_with(&c.path_prefix)

@@ -10,14 +10,36 @@
 /// The environment variable listing configured providers.
 pub const PROVIDERS_VAR: &str = "PTK_PROVIDERS";
 
+/// Variables this service reads for itself: never a provider's key, which goes upstream to
+/// whoever runs that endpoint (the check secret would trade token hashes for every real key).
+/// Its whole `PTK_` namespace is reserved, so a setting added later is covered too.
+fn is_own_variable(var: &str) -> bool {
+    var.starts_with("PTK_") || var.starts_with(crate::settings::ADMIN_SECRET_VAR)
+}
+
 /// Registers every provider `value` lists (`name=KEY_VARIABLE`, comma-separated, blanks
-/// ignored); the message names the entry at fault.
+/// ignored); the message names the entry at fault. The list is checked whole first (a name
+/// listed twice, a key variable of this service's own), so such a list registers nothing.
 pub fn register(value: &str) -> Result<(), String> {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (name, var) = entry
             .split_once('=')
             .ok_or_else(|| format!("{PROVIDERS_VAR}: {entry:?} is not name=KEY_VARIABLE"))?;
-        ptk_wire::providers::register(name.trim(), Some(var.trim()))
+        let (name, var) = (name.trim(), var.trim());
+        if pairs.iter().any(|(n, _)| *n == name) {
+            return Err(format!("{PROVIDERS_VAR}: {name:?} is listed twice"));
+        }
+        if is_own_variable(var) {
+            return Err(format!(
+                "{PROVIDERS_VAR}: {name:?} may not take its key from {var}, a variable of the \
+                 token-service's own (PTK_*, ADMIN_SECRET*)"
+            ));
+        }
+        pairs.push((name, var));
+    }
+    for (name, var) in pairs {
+        ptk_wire::providers::register(name, Some(var))
             .map_err(|e| format!("{PROVIDERS_VAR}: {e}"))?;
     }
     Ok(())
@@ -61,6 +83,36 @@ mod tests {
             crate::token::providers(&["ts-test-llm"]).unwrap(),
             vec![provider]
         );
+    }
+
+    #[test]
+    fn the_services_own_secrets_are_never_a_providers_key() {
+        // Such a "key" would go upstream to whoever runs the configured endpoint: the check
+        // secret trades token hashes for every real key, the admin secret opens the dashboard.
+        for (i, var) in [
+            "PTK_CHECK_SECRET",
+            "PTK_CHECK_SECRET_FILE",
+            "ADMIN_SECRET",
+            "ADMIN_SECRET_FILE",
+            "PTK_DATABASE_URL",
+            "PTK_REDIS_URL",
+            "PTK_KEYS_FILE",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let name = format!("own-secret-{i}");
+            let err = register(&format!("{name}={var}")).unwrap_err();
+            assert!(err.contains(var), "{err}");
+            assert_eq!(Provider::parse(&name), None, "{name} registered anyway");
+        }
+    }
+
+    #[test]
+    fn a_name_listed_twice_is_refused_not_silently_first_wins() {
+        let err = register("twice-llm=TWICE_LLM_A,twice-llm=TWICE_LLM_B").unwrap_err();
+        assert!(err.contains("twice-llm"), "{err}");
+        assert_eq!(Provider::parse("twice-llm"), None);
     }
 
     #[test]

@@ -687,3 +687,35 @@ fn healthcheck_follows_the_served_healthz() {
         .failure()
         .stderr(predicate::str::contains("cannot connect"));
 }
+
+/// A configured provider dropped from `PTK_PROVIDERS` before its tokens were deleted leaves
+/// rows this service cannot read; deleting one must still work (it grants nothing), or the
+/// operator's only way out is to configure the provider again.
+#[test]
+fn a_token_of_a_provider_no_longer_configured_can_still_be_deleted() {
+    let db = db();
+    let ghost = tokens(
+        &db,
+        &[
+            "create",
+            "--label",
+            "ghost",
+            "--providers",
+            "ghost",
+            "--json",
+        ],
+    )
+    .env("PTK_PROVIDERS", "ghost=GHOST_API_KEY")
+    .assert()
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    let ghost: Value = serde_json::from_slice(&ghost).unwrap();
+    let prefix = &ghost["hash"].as_str().unwrap()[..12];
+    tokens(&db, &["delete", prefix])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("deleted token {prefix}")));
+    assert!(list_json(&db).is_empty());
+}

@@ -17,7 +17,7 @@ use super::{CreateArgs, ListArgs, TokensCommand};
 use crate::expiry::{expiry_state, parse_expiry_input, ExpiryState};
 use crate::new_token::{create_token, CreatedToken, NewToken};
 use crate::store::{
-    PageCursor, TokenListing, TokenRecord, TokenStatus, TokenStore, MAX_PAGE_LIMIT,
+    PageCursor, StoreError, TokenListing, TokenRecord, TokenStatus, TokenStore, MAX_PAGE_LIMIT,
 };
 use crate::token_view::{display_state, Created, TokenList, TokenView};
 
@@ -226,9 +226,17 @@ async fn set_status(
 }
 
 async fn delete(store: &dyn TokenStore, input: &str, out: &mut dyn Write) -> anyhow::Result<()> {
-    let record = find(store, input).await?;
-    found(store.delete(&record.hash).await?, &record.hash)?;
-    writeln!(out, "deleted token {:.12} ({})", record.hash, record.label)?;
+    let hash = resolve(store, input).await?;
+    // A row this service cannot read (e.g. a scope naming a provider PTK_PROVIDERS no longer
+    // lists) can still go: deleting grants nothing, and it is the operator's way out.
+    let label = match store.get(&hash).await {
+        Ok(Some(record)) => record.label,
+        Ok(None) => return Err(ResolveError::NotFound(input.trim().to_owned()).into()),
+        Err(StoreError::Corrupt(_)) => "unreadable record".to_owned(),
+        Err(e) => return Err(e.into()),
+    };
+    found(store.delete(&hash).await?, &hash)?;
+    writeln!(out, "deleted token {hash:.12} ({label})")?;
     Ok(())
 }
 
