@@ -29,7 +29,6 @@ import json
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ import yaml
 
 from tests.deploy import local_images
 from tests.deploy.podman_env import HealthDriver, PodmanEnv
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "deploy/compose"
@@ -152,12 +152,6 @@ def test_envoy_configs_are_renderings_of_the_template_and_validate(context, tmp_
             [str(ENVOY), "--mode", "validate", "-c", str(path)], capture_output=True, text=True,
             env={"PTK_CHECK_SECRET": "validate-only-secret-0123456789"}, timeout=120)
         assert done.returncode == 0, (variant, done.stderr[-2000:])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def readme_curl() -> str:

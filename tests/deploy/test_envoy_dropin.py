@@ -80,7 +80,8 @@ class DropinStack(Stack):
         assert self.validate.returncode == 0, self.validate.stdout + self.validate.stderr
         proc = self._spawn("envoy", [ENVOY, "-c", str(self.config), "--concurrency", "2",
                                      "--disable-hot-restart"], env)
-        wait_http(f"http://127.0.0.1:{self.admin_port}/ready", proc, "envoy", timeout=60)
+        wait_http(f"http://127.0.0.1:{self.admin_port}/ready", proc, "envoy", timeout=60,
+                  log=self.dir / "envoy.log")
         self.url = f"http://127.0.0.1:{self.proxy_port}"
         self.internal = f"http://127.0.0.1:{self.internal_port}"
         self.entry = {"host": f"{DOMAIN}:{self.proxy_port}"}

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 import requests
+
+from tests.ports import free_port, is_port_clash
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVOY = os.environ.get("ENVOY") or str(ROOT / ".venv/bin/envoy")
@@ -42,17 +43,28 @@ def require_built() -> None:
         raise RuntimeError(f"missing {missing}: run `make build venv` first")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class ProcessExited(RuntimeError):
+    """A server exited before it answered; carries the end of its log."""
+
+    def __init__(self, what: str, code: int, log_tail: str):
+        super().__init__(f"{what} exited with {code}; the end of its log:\n{log_tail}")
+        #: It lost a port to another socket: starting again on fresh ports is the remedy.
+        self.port_clash = is_port_clash(log_tail)
 
 
-def wait_http(url: str, proc: subprocess.Popen | None, what: str, timeout: float = 20) -> None:
+def log_tail(log: Path | None, lines: int = 30) -> str:
+    if log is None or not log.exists():
+        return "(no log)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_http(url: str, proc: subprocess.Popen | None, what: str, timeout: float = 20,
+              log: Path | None = None) -> None:
+    """Waits until `url` answers below 500; `ProcessExited` (with `log`'s end) if `proc` dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
+            raise ProcessExited(what, proc.returncode, log_tail(log))
         try:
             if requests.get(url, timeout=1).status_code < 500:
                 return
@@ -98,9 +110,27 @@ class Stack:
         self.admin_secret = "admin-" + secrets.token_urlsafe(24)
         self.access_log = self.dir / "access.log"
         self._start_mock()
-        self._start_service()
-        self._start_envoy()
+        self.with_fresh_ports(self._start_service)
+        self.with_fresh_ports(self._start_envoy)
         return self
+
+    def with_fresh_ports(self, start: Callable[[], None], attempts: int = 3) -> None:
+        """Runs `start` (which picks its own ports) again when a server it started lost a port
+        to another socket between the pick and its bind; any other early exit fails at once.
+        What `start` got running before the clash is stopped first."""
+        for attempt in range(1, attempts + 1):
+            before = dict(self.procs)
+            try:
+                start()
+                return
+            except ProcessExited as exited:
+                if not exited.port_clash or attempt == attempts:
+                    raise
+                for name, proc in list(self.procs.items()):
+                    if before.get(name) is not proc:
+                        proc.kill()
+                        proc.wait()
+                        del self.procs[name]
 
     # --- processes -------------------------------------------------------------------------
 
@@ -147,8 +177,9 @@ class Stack:
         env["PTK_ADMIN_LISTEN"] = f"127.0.0.1:{self.service_admin_port}"
         self.service_admin_url = f"http://127.0.0.1:{self.service_admin_port}"
         proc = self._spawn("token-service", [str(SERVICE), "serve"], env)
-        wait_http(f"http://127.0.0.1:{self.service_port}/healthz", proc, "token-service")
-        wait_http(f"{self.service_admin_url}/admin", proc, "token-service admin")
+        log = self.dir / "token-service.log"
+        wait_http(f"http://127.0.0.1:{self.service_port}/healthz", proc, "token-service", log=log)
+        wait_http(f"{self.service_admin_url}/admin", proc, "token-service admin", log=log)
         #: Check API address of every replica, in process-name order.
         self.replica_ports = [self.service_port]
         for n in range(2, self.replicas + 1):
@@ -156,7 +187,8 @@ class Stack:
             env = dict(env, PTK_LISTEN=f"127.0.0.1:{port}",
                        PTK_ADMIN_LISTEN=f"127.0.0.1:{free_port()}")
             replica = self._spawn(f"token-service-{n}", [str(SERVICE), "serve"], env)
-            wait_http(f"http://127.0.0.1:{port}/healthz", replica, f"token-service {n}")
+            wait_http(f"http://127.0.0.1:{port}/healthz", replica, f"token-service {n}",
+                      log=self.dir / f"token-service-{n}.log")
             self.replica_ports.append(port)
 
     def render(self, out: Path, **overrides: str) -> None:
@@ -197,7 +229,8 @@ class Stack:
              "--disable-hot-restart"],
             env,
         )
-        wait_http(f"http://127.0.0.1:{self.admin_port}/ready", proc, "envoy", timeout=60)
+        wait_http(f"http://127.0.0.1:{self.admin_port}/ready", proc, "envoy", timeout=60,
+                  log=self.dir / "envoy.log")
         self.url = f"http://127.0.0.1:{self.proxy_port}"
         #: The same proxy over TLS (certificate for 127.0.0.1 and localhost, CA in ca_cert).
         self.tls_url = f"https://127.0.0.1:{self.tls_port}"

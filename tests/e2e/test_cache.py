@@ -211,10 +211,10 @@ def test_the_limit_holds_with_counters_in_redis(make_stack, tmp_path):
     import socket
     import subprocess
 
+    from tests.ports import free_port
+
     assert shutil.which("redis-server"), "redis-server missing: run `make test-deps`"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

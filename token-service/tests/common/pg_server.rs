@@ -56,12 +56,10 @@ fn command(program: &Path) -> Command {
     }
 }
 
+/// A port below the kernel's ephemeral range, so no outgoing connection can take it between
+/// the pick and the server's bind (`bind(0)` ports can: the same race failed a CI run).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    portpicker::pick_unused_port().expect("no free loopback port")
 }
 
 impl PgServer {
@@ -132,41 +130,30 @@ impl PgServer {
                 format!("ssl_key_file={}", file("server.key")),
             ];
         }
-        let port = free_port();
-        let child = command(&bin.join("postgres"))
-            .args(["-D", data.to_str().unwrap(), "-p", &port.to_string()])
-            .args(["-h", "127.0.0.1", "-k", dir.path().to_str().unwrap()])
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off"])
-            .args(&tls_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = PgServer { child, port, dir };
-        let ready = bin.join("pg_isready");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = Command::new(&ready)
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-U",
-                    "ptk",
-                    "-q",
-                ])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok {
-                break;
+        // A port can still be lost to another test's server between the pick and the bind:
+        // then postgres exits, and a fresh port is tried (its log says why if all fail).
+        let log_path = dir.path().join("postgres.log");
+        for _attempt in 0..3 {
+            let port = free_port();
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut child = command(&bin.join("postgres"))
+                .args(["-D", data.to_str().unwrap(), "-p", &port.to_string()])
+                .args(["-h", "127.0.0.1", "-k", dir.path().to_str().unwrap()])
+                .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+                .args(["-c", "full_page_writes=off"])
+                .args(&tls_args)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            if wait_ready(&bin, port, &mut child) {
+                return PgServer { child, port, dir };
             }
-            assert!(Instant::now() < deadline, "postgres did not become ready");
-            std::thread::sleep(Duration::from_millis(100));
         }
-        server
+        panic!(
+            "postgres exited before it was ready, three times: {}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
     }
 
     /// A URL for `db` on this server.
@@ -186,6 +173,27 @@ impl PgServer {
             .unwrap();
         drop(client);
         let _ = task.await;
+    }
+}
+
+/// Waits until `pg_isready` answers on `port` while `child` is still running (else another
+/// server may be the one answering): false if `child` exited first.
+fn wait_ready(bin: &Path, port: u16, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let ok = Command::new(bin.join("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "ptk", "-q"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok && child.try_wait().unwrap().is_none() {
+            return true;
+        }
+        assert!(Instant::now() < deadline, "postgres did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
