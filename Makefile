@@ -168,7 +168,7 @@ test-compat: build venv compat-deps
 # needs nightly; the core is safe Rust, and the invariants are asserted in the targets).
 # cargo-fuzz comes from crates.io, pinned, installed only when missing.
 CARGO_FUZZ_VERSION := 0.13.2
-FUZZ_TARGETS       := slots query subprotocol ephemeral config guard log_path
+FUZZ_TARGETS       := slots query subprotocol ephemeral config guard log_path usage_meter
 FUZZ_SECONDS       ?= 300
 FUZZ_SMOKE_SECONDS ?= 8
 

@@ -44,6 +44,7 @@ pub mod upload_sessions;
 pub mod upload_url;
 pub mod uploads;
 pub mod upstream_errors;
+pub mod usage;
 pub mod verdict_cache;
 pub mod verdict_store;
 pub mod version;

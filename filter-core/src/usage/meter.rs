@@ -1,0 +1,304 @@
+//! Meters one response body as it passes: fed every chunk in order, never holding the body.
+//! A JSON body is one document; an SSE body is one document per event. Each document's values
+//! at the API's usage paths are captured (last one per path wins within a document, which is
+//! right for Gemini's JSON array of snapshots), then applied with the API's merge rule:
+//! overwrite for cumulative snapshots (Chat Completions' last usage chunk, Anthropic's deltas,
+//! Gemini's `usageMetadata`), sum for per-response counts (Responses' terminal events).
+
+use super::anthropic::AnthropicUsage;
+use super::json_capture::{JsonCapture, Path};
+use super::sse::{SseFramer, SseSink};
+use super::tokens::TokenUsage;
+use super::{gemini, openai};
+
+/// The provider API a response comes from: where usage lives in it and how counts merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageApi {
+    /// OpenAI Chat Completions (and OpenAI-compatible ones, Gemini's included): `$.usage`,
+    /// the last non-null one wins (Gemini's compatible endpoint repeats it in every chunk).
+    ChatCompletions,
+    /// OpenAI Responses: `$.usage` (JSON) or `$.response.usage` of each terminal event, summed.
+    Responses,
+    /// OpenAI Embeddings: `$.usage`, input only.
+    Embeddings,
+    /// Anthropic Messages: `$.usage` (JSON), or `message_start` then cumulative
+    /// `message_delta`s (SSE).
+    AnthropicMessages,
+    /// Gemini `generateContent` / `streamGenerateContent`: `$.usageMetadata`, last wins.
+    GeminiGenerateContent,
+}
+
+/// How the response body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One JSON document (or a JSON array of them, Gemini's stream without `alt=sse`).
+    Json,
+    /// Server-sent events, one JSON document per event.
+    Sse,
+}
+
+/// What was metered when the response ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeteredUsage {
+    /// The counts seen (zero if none were).
+    pub usage: TokenUsage,
+    /// The model the provider says answered, if it said.
+    pub model: Option<String>,
+    /// The provider's final usage was seen, the body ended normally and nothing was too long
+    /// to read; otherwise the counts are what was seen before the end (aborted streams,
+    /// upstream errors, disconnects).
+    pub complete: bool,
+}
+
+/// Each captured value is kept up to this many bytes (usage objects are a few hundred).
+const VALUE_LIMIT: usize = 4096;
+
+const USAGE: Path = &["usage"];
+const MODEL: Path = &["model"];
+const TYPE: Path = &["type"];
+const CHAT_PATHS: &[Path] = &[USAGE, MODEL];
+const RESPONSES_PATHS: &[Path] = &[
+    USAGE,
+    MODEL,
+    TYPE,
+    &["response", "usage"],
+    &["response", "model"],
+];
+const ANTHROPIC_PATHS: &[Path] = &[
+    USAGE,
+    MODEL,
+    TYPE,
+    &["message", "usage"],
+    &["message", "model"],
+];
+const GEMINI_PATHS: &[Path] = &[
+    &["usageMetadata"],
+    &["modelVersion"],
+    &["candidates", "finishReason"],
+];
+
+fn paths(api: UsageApi) -> &'static [Path] {
+    match api {
+        UsageApi::ChatCompletions | UsageApi::Embeddings => CHAT_PATHS,
+        UsageApi::Responses => RESPONSES_PATHS,
+        UsageApi::AnthropicMessages => ANTHROPIC_PATHS,
+        UsageApi::GeminiGenerateContent => GEMINI_PATHS,
+    }
+}
+
+/// The current document's captured values, one slot per path (the last capture wins).
+#[derive(Debug, Clone)]
+struct Document {
+    capture: JsonCapture,
+    values: Vec<Option<Vec<u8>>>,
+    overflowed: bool,
+}
+
+impl Document {
+    fn collect(&mut self) {
+        for captured in self.capture.drain() {
+            self.overflowed |= captured.overflowed;
+            if let Some(slot) = self.values.get_mut(captured.path) {
+                *slot = Some(captured.value);
+            }
+        }
+    }
+
+    fn value(&self, path: usize) -> Option<&[u8]> {
+        self.values.get(path).and_then(|v| v.as_deref())
+    }
+
+    fn string(&self, path: usize) -> Option<String> {
+        serde_json::from_slice(self.value(path)?).ok()
+    }
+}
+
+/// What the documents so far added up to.
+#[derive(Debug, Clone, Default)]
+struct Totals {
+    /// Per-response counts already summed (Responses' terminal events).
+    summed: TokenUsage,
+    /// The latest cumulative snapshot (overwrite semantics).
+    latest: Option<TokenUsage>,
+    /// Anthropic's raw counts, merged field by field.
+    anthropic: Option<AnthropicUsage>,
+    model: Option<String>,
+    final_seen: bool,
+}
+
+impl Totals {
+    fn apply(&mut self, api: UsageApi, doc: &Document) {
+        match api {
+            UsageApi::ChatCompletions | UsageApi::Embeddings => self.apply_chat(doc),
+            UsageApi::Responses => self.apply_responses(doc),
+            UsageApi::AnthropicMessages => self.apply_anthropic(doc),
+            UsageApi::GeminiGenerateContent => self.apply_gemini(doc),
+        }
+    }
+
+    fn note_model(&mut self, model: Option<String>) {
+        if self.model.is_none() {
+            self.model = model.filter(|m| !m.is_empty());
+        }
+    }
+
+    // Paths by index: see CHAT_PATHS and the others above.
+    fn apply_chat(&mut self, doc: &Document) {
+        self.note_model(doc.string(1));
+        if let Some(usage) = doc.value(0).and_then(openai::decode) {
+            self.latest = Some(usage);
+            self.final_seen = true;
+        }
+    }
+
+    fn apply_responses(&mut self, doc: &Document) {
+        self.note_model(doc.string(1).or_else(|| doc.string(4)));
+        match doc.string(2) {
+            Some(event) if openai::is_terminal_response_event(&event) => {
+                if let Some(usage) = doc.value(3).and_then(openai::decode) {
+                    self.summed.add(&usage);
+                    self.final_seen = true;
+                }
+            }
+            Some(_) => {}
+            // No `type`: a plain JSON response.
+            None => self.apply_chat(doc),
+        }
+    }
+
+    fn apply_anthropic(&mut self, doc: &Document) {
+        self.note_model(doc.string(1).or_else(|| doc.string(4)));
+        match doc.string(2).as_deref() {
+            Some("message_start") => {
+                self.anthropic = doc.value(3).and_then(AnthropicUsage::decode);
+            }
+            Some("message_delta") => {
+                if let Some(delta) = doc.value(0).and_then(AnthropicUsage::decode) {
+                    self.anthropic
+                        .get_or_insert_with(AnthropicUsage::default)
+                        .overwrite_with(&delta);
+                }
+            }
+            Some("message_stop") => self.final_seen = true,
+            // A plain JSON response (`"type":"message"`).
+            Some("message") | None => {
+                if let Some(usage) = doc.value(0).and_then(AnthropicUsage::decode) {
+                    self.anthropic = Some(usage);
+                    self.final_seen = true;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn apply_gemini(&mut self, doc: &Document) {
+        self.note_model(doc.string(1));
+        if let Some(usage) = doc.value(0).and_then(gemini::decode) {
+            self.latest = Some(usage);
+        }
+        if doc.value(2).is_some() {
+            self.final_seen = true;
+        }
+    }
+
+    fn usage(&self) -> TokenUsage {
+        let mut usage = self.summed;
+        if let Some(latest) = &self.latest {
+            usage.add(latest);
+        }
+        if let Some(anthropic) = &self.anthropic {
+            usage.add(&anthropic.normalised());
+        }
+        usage
+    }
+}
+
+/// Feeds SSE data into the document capture and applies each event as it ends.
+struct Events<'a> {
+    api: UsageApi,
+    doc: &'a mut Document,
+    totals: &'a mut Totals,
+}
+
+impl SseSink for Events<'_> {
+    fn data(&mut self, bytes: &[u8]) {
+        // `[DONE]` and other non-JSON data only mark the capture broken until the event ends.
+        self.doc.capture.feed(bytes);
+        self.doc.collect();
+    }
+
+    fn dispatch(&mut self, _name: Option<&[u8]>) {
+        end_document(self.api, self.doc, self.totals);
+    }
+}
+
+fn end_document(api: UsageApi, doc: &mut Document, totals: &mut Totals) {
+    doc.capture.end_document();
+    doc.collect();
+    totals.apply(api, doc);
+    doc.values.iter_mut().for_each(|v| *v = None);
+}
+
+/// Meters one response body; see the module docs.
+#[derive(Debug, Clone)]
+pub struct UsageMeter {
+    api: UsageApi,
+    sse: Option<SseFramer>,
+    doc: Document,
+    totals: Totals,
+}
+
+impl UsageMeter {
+    /// A meter for a response of `api` framed as `framing`.
+    pub fn new(api: UsageApi, framing: Framing) -> UsageMeter {
+        let paths = paths(api);
+        UsageMeter {
+            api,
+            sse: (framing == Framing::Sse).then(SseFramer::default),
+            doc: Document {
+                capture: JsonCapture::new(paths, VALUE_LIMIT),
+                values: vec![None; paths.len()],
+                overflowed: false,
+            },
+            totals: Totals::default(),
+        }
+    }
+
+    /// Reads the next chunk of the body (any size, split anywhere).
+    pub fn feed(&mut self, chunk: &[u8]) {
+        match &mut self.sse {
+            Some(framer) => {
+                let mut events = Events {
+                    api: self.api,
+                    doc: &mut self.doc,
+                    totals: &mut self.totals,
+                };
+                framer.feed(chunk, &mut events);
+            }
+            None => {
+                self.doc.capture.feed(chunk);
+                self.doc.collect();
+            }
+        }
+    }
+
+    /// The body ended: `normally` when the stream reached its end (not reset, not cut off).
+    pub fn finish(&mut self, normally: bool) -> MeteredUsage {
+        match &mut self.sse {
+            Some(framer) => {
+                let mut events = Events {
+                    api: self.api,
+                    doc: &mut self.doc,
+                    totals: &mut self.totals,
+                };
+                framer.finish(&mut events);
+            }
+            None => end_document(self.api, &mut self.doc, &mut self.totals),
+        }
+        MeteredUsage {
+            usage: self.totals.usage(),
+            model: self.totals.model.clone(),
+            complete: normally && self.totals.final_seen && !self.doc.overflowed,
+        }
+    }
+}

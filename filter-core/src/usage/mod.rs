@@ -1,0 +1,18 @@
+//! Token usage read from provider responses as they pass, without holding or delaying them
+//! (issue 13): SSE framing and a streaming JSON capture that copy only the usage values, each
+//! provider's usage objects mapped to one normalised shape, and a meter per response that
+//! applies each API's merge rule (overwrite cumulative snapshots, sum per-response counts).
+//!
+//! Sources for where usage lives and what each count means:
+//! `../shared/reference/usage-metering.md` §1 (read from the providers' SDK type definitions).
+
+pub mod anthropic;
+pub mod gemini;
+pub mod json_capture;
+pub mod meter;
+pub mod openai;
+pub mod sse;
+pub mod tokens;
+
+pub use meter::{Framing, MeteredUsage, UsageApi, UsageMeter};
+pub use tokens::TokenUsage;

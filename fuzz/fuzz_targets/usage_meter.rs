@@ -1,0 +1,39 @@
+//! The usage meter over arbitrary response bodies: never panics, and where the body is cut
+//! into chunks never changes what it meters (chunk boundaries are arbitrary in Envoy).
+//! Input: byte 0 picks the API and framing, byte 1 the cut point, the rest is the body.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ptk_filter_core::usage::{Framing, MeteredUsage, UsageApi, UsageMeter};
+
+const APIS: [UsageApi; 5] = [
+    UsageApi::ChatCompletions,
+    UsageApi::Responses,
+    UsageApi::Embeddings,
+    UsageApi::AnthropicMessages,
+    UsageApi::GeminiGenerateContent,
+];
+
+fn meter(api: UsageApi, framing: Framing, chunks: &[&[u8]]) -> MeteredUsage {
+    let mut meter = UsageMeter::new(api, framing);
+    for chunk in chunks {
+        meter.feed(chunk);
+    }
+    meter.finish(true)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [pick, cut, body @ ..] = data else {
+        return;
+    };
+    let api = APIS[usize::from(*pick) % APIS.len()];
+    let framing = if pick & 0x80 != 0 { Framing::Sse } else { Framing::Json };
+    let whole = meter(api, framing, &[body]);
+    let at = usize::from(*cut) * body.len() / 255;
+    let (a, b) = body.split_at(at);
+    assert_eq!(meter(api, framing, &[a, b]), whole);
+    if body.len() <= 4096 {
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(meter(api, framing, &bytes), whole);
+    }
+});
