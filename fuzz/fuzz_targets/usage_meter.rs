@@ -1,10 +1,12 @@
 //! The usage meter over arbitrary response bodies: never panics, and where the body is cut
-//! into chunks never changes what it meters (chunk boundaries are arbitrary in Envoy).
+//! into chunks never changes what it meters (chunk boundaries are arbitrary in Envoy). The
+//! usage-chunk stripper on the same bytes: its output does not depend on the cut either, and
+//! is the input exactly unless it removed a usage-only event.
 //! Input: byte 0 picks the API and framing, byte 1 the cut point, the rest is the body.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ptk_filter_core::usage::{Framing, MeteredUsage, UsageApi, UsageMeter};
+use ptk_filter_core::usage::{Framing, MeteredUsage, UsageApi, UsageChunkStripper, UsageMeter};
 
 const APIS: [UsageApi; 5] = [
     UsageApi::ChatCompletions,
@@ -22,6 +24,16 @@ fn meter(api: UsageApi, framing: Framing, chunks: &[&[u8]]) -> MeteredUsage {
     meter.finish(true)
 }
 
+fn strip(chunks: &[&[u8]]) -> (Vec<u8>, u32) {
+    let mut stripper = UsageChunkStripper::default();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        out.extend(stripper.rewrite(chunk));
+    }
+    out.extend(stripper.finish());
+    (out, stripper.removed())
+}
+
 fuzz_target!(|data: &[u8]| {
     let [pick, cut, body @ ..] = data else {
         return;
@@ -32,6 +44,11 @@ fuzz_target!(|data: &[u8]| {
     let at = usize::from(*cut) * body.len() / 255;
     let (a, b) = body.split_at(at);
     assert_eq!(meter(api, framing, &[a, b]), whole);
+    let (stripped, removed) = strip(&[body]);
+    assert_eq!(strip(&[a, b]), (stripped.clone(), removed));
+    if removed == 0 {
+        assert_eq!(stripped, body);
+    }
     if body.len() <= 4096 {
         let bytes: Vec<&[u8]> = body.chunks(1).collect();
         assert_eq!(meter(api, framing, &bytes), whole);

@@ -12,7 +12,11 @@ pub mod json_capture;
 pub mod meter;
 pub mod openai;
 pub mod sse;
+pub mod stream_options;
+pub mod strip;
 pub mod tokens;
 
 pub use meter::{Framing, MeteredUsage, UsageApi, UsageMeter};
+pub use stream_options::{request_stream_usage, StreamUsage};
+pub use strip::UsageChunkStripper;
 pub use tokens::TokenUsage;
