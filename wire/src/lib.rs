@@ -19,11 +19,13 @@ use serde::{Deserialize, Serialize};
 
 pub mod providers;
 mod revalidate;
+pub mod usage;
 mod version;
 pub use revalidate::{
     RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation, MAX_REVALIDATE_ENTRIES,
     REVALIDATE_PATH,
 };
+pub use usage::TokenUsage;
 pub use version::{
     wire_compatible, wire_major, UNSUPPORTED_WIRE_VERSION, WIRE_MAJOR, WIRE_VERSION,
     WIRE_VERSION_HEADER,
