@@ -1,10 +1,12 @@
-//! Activity: requests allowed from the cache, counted per token and sent to the token-service
-//! in one batch per tick (never on the request path), so `lastUsed` and request counts stay
-//! true. (Not "usage": that is the providers' token counts, which metering adds.)
+//! Activity: requests allowed from the cache, counted per token, and the token usage metered
+//! from responses, summed per token, provider, API, model, status and streaming; both sent to
+//! the token-service in one batch per tick from the worker (never on the request path, and
+//! never from a stream context, whose callouts Envoy cancels when the stream ends).
 
 use std::collections::HashMap;
 
-use ptk_wire::{ActivityEntry, ActivityReport, ACTIVITY_PATH};
+use ptk_wire::usage::MAX_MODEL_LEN;
+use ptk_wire::{ActivityEntry, ActivityReport, TokenUsage, UsageApi, UsageEntry, ACTIVITY_PATH};
 
 use crate::config::FilterConfig;
 use crate::pipeline::callout_headers;
@@ -12,10 +14,41 @@ use crate::pipeline::callout_headers;
 /// Headers and body of an HTTP callout.
 pub type Call = (Vec<(String, String)>, Vec<u8>);
 
-/// Counts since the last flush, per token hash.
+/// Distinct usage keys one batch holds; a response metered past it is counted in
+/// [`ActivityBatch::usage_dropped`] (a worker flushes every second or so, so reaching it takes
+/// thousands of distinct token × model combinations per second on one worker).
+pub const MAX_USAGE_KEYS: usize = 4096;
+
+/// What one metered response adds to a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeteredResponse<'a> {
+    /// Token hash.
+    pub hash: &'a str,
+    /// Provider name.
+    pub provider: &'a str,
+    /// The API it came from.
+    pub api: UsageApi,
+    /// The model the provider named (cut at [`MAX_MODEL_LEN`] bytes), `""` if none.
+    pub model: &'a str,
+    /// HTTP status (101 for a WebSocket session).
+    pub status: u16,
+    /// Streamed (SSE or WebSocket).
+    pub streamed: bool,
+    /// Whether its final usage was seen and it ended normally.
+    pub complete: bool,
+    /// Its counts.
+    pub usage: TokenUsage,
+}
+
+/// The key usage is summed under.
+type UsageKey = (String, String, UsageApi, String, u16, bool);
+
+/// Counts since the last flush, per token hash, and usage per [`UsageKey`].
 #[derive(Debug, Default)]
 pub struct ActivityBatch {
     counts: HashMap<String, u64>,
+    usage: HashMap<UsageKey, (u64, u64, TokenUsage)>,
+    usage_dropped: u64,
 }
 
 impl ActivityBatch {
@@ -30,10 +63,39 @@ impl ActivityBatch {
         }
     }
 
+    /// Adds one metered response; false (and counted as dropped) if the batch is full.
+    pub fn record_usage(&mut self, response: &MeteredResponse<'_>) -> bool {
+        let model = cut_at_char(response.model, MAX_MODEL_LEN);
+        let key: UsageKey = (
+            response.hash.to_owned(),
+            response.provider.to_owned(),
+            response.api,
+            model.to_owned(),
+            response.status,
+            response.streamed,
+        );
+        if !self.usage.contains_key(&key) && self.usage.len() >= MAX_USAGE_KEYS {
+            self.usage_dropped = self.usage_dropped.saturating_add(1);
+            return false;
+        }
+        let (requests, incomplete, usage) = self.usage.entry(key).or_default();
+        *requests = requests.saturating_add(1);
+        if !response.complete {
+            *incomplete = incomplete.saturating_add(1);
+        }
+        usage.add(&response.usage);
+        true
+    }
+
+    /// Metered responses that found the batch full, since the worker started.
+    pub fn usage_dropped(&self) -> u64 {
+        self.usage_dropped
+    }
+
     /// The activity call (headers and JSON body) for everything counted so far, emptying the
     /// batch; `None` when there is nothing to report.
     pub fn take_call(&mut self, config: &FilterConfig, secret: &str) -> Option<Call> {
-        if self.counts.is_empty() {
+        if self.counts.is_empty() && self.usage.is_empty() {
             return None;
         }
         let mut entries: Vec<ActivityEntry> = self
@@ -42,9 +104,47 @@ impl ActivityBatch {
             .map(|(hash, count)| ActivityEntry { hash, count })
             .collect();
         entries.sort_by(|a, b| a.hash.cmp(&b.hash));
-        let body = serde_json::to_vec(&ActivityReport { entries }).ok()?;
+        let mut token_usage: Vec<UsageEntry> = self
+            .usage
+            .drain()
+            .map(
+                |(
+                    (hash, provider, api, model, status, streamed),
+                    (requests, incomplete, usage),
+                )| {
+                    UsageEntry {
+                        hash,
+                        provider,
+                        api,
+                        model,
+                        status,
+                        streamed,
+                        requests,
+                        incomplete,
+                        usage,
+                    }
+                },
+            )
+            .collect();
+        token_usage.sort_by(|a, b| {
+            (&a.hash, &a.provider, a.api, &a.model).cmp(&(&b.hash, &b.provider, b.api, &b.model))
+        });
+        let report = ActivityReport {
+            entries,
+            token_usage,
+        };
+        let body = serde_json::to_vec(&report).ok()?;
         Some((callout_headers(config, secret, ACTIVITY_PATH), body))
     }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut_at_char(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    text.get(..end).unwrap_or("")
 }
 
 #[cfg(test)]
@@ -77,5 +177,65 @@ mod tests {
         );
         assert!(headers.contains(&(":path".to_string(), "/v1/usage".to_string())));
         assert!(batch.take_call(&config, "s").is_none());
+    }
+
+    fn metered<'a>(
+        hash: &'a str,
+        model: &'a str,
+        complete: bool,
+        input: u64,
+    ) -> MeteredResponse<'a> {
+        MeteredResponse {
+            hash,
+            provider: "openai",
+            api: UsageApi::ChatCompletions,
+            model,
+            status: 200,
+            streamed: true,
+            complete,
+            usage: TokenUsage {
+                input,
+                output: 1,
+                ..TokenUsage::default()
+            },
+        }
+    }
+
+    #[test]
+    fn usage_is_summed_per_key_and_sent_with_the_activity() {
+        let config = FilterConfig::parse(b"").unwrap();
+        let mut batch = ActivityBatch::default();
+        assert!(batch.record_usage(&metered("a", "gpt-x", true, 10)));
+        assert!(batch.record_usage(&metered("a", "gpt-x", false, 5)));
+        assert!(batch.record_usage(&metered("a", "gpt-y", true, 1)));
+        let (_, body) = batch.take_call(&config, "s").unwrap();
+        let report: ActivityReport = serde_json::from_slice(&body).unwrap();
+        assert!(report.entries.is_empty());
+        assert_eq!(report.token_usage.len(), 2);
+        let x = &report.token_usage[0];
+        assert_eq!(
+            (x.model.as_str(), x.requests, x.incomplete),
+            ("gpt-x", 2, 1)
+        );
+        assert_eq!((x.usage.input, x.usage.output), (15, 2));
+        assert!(batch.take_call(&config, "s").is_none());
+    }
+
+    #[test]
+    fn the_batch_is_bounded_and_long_model_names_are_cut_at_a_character() {
+        let mut batch = ActivityBatch::default();
+        let long = "é".repeat(100);
+        assert!(batch.record_usage(&metered("h", &long, true, 1)));
+        let key_model = batch.usage.keys().next().unwrap().3.clone();
+        assert!(key_model.len() <= MAX_MODEL_LEN && long.starts_with(&key_model));
+        for n in 1..MAX_USAGE_KEYS {
+            assert!(batch.record_usage(&metered(&format!("h{n}"), "m", true, 1)));
+        }
+        assert!(!batch.record_usage(&metered("one-more", "m", true, 1)));
+        assert!(
+            batch.record_usage(&metered("h1", "m", true, 1)),
+            "a known key still adds"
+        );
+        assert_eq!(batch.usage_dropped(), 1);
     }
 }

@@ -125,26 +125,26 @@ fn fixtures() -> Vec<(UsageApi, Framing, &'static str, MeteredUsage)> {
         ),
         // Anthropic: input = 25 + 100 + 2048; output overwritten 1 → 90 → 180, never summed.
         (
-            UsageApi::AnthropicMessages,
+            UsageApi::Messages,
             Framing::Sse,
             ANTHROPIC_SSE,
             done(usage(2173, 2048, 100, 180, 120), "claude-x"),
         ),
         (
-            UsageApi::AnthropicMessages,
+            UsageApi::Messages,
             Framing::Json,
             ANTHROPIC_JSON,
             done(usage(15, 5, 0, 3, 0), "claude-x"),
         ),
         // Gemini: the last snapshot; input 9 + 3 tool-use, output 2 + 40 thoughts.
         (
-            UsageApi::GeminiGenerateContent,
+            UsageApi::GenerateContent,
             Framing::Sse,
             GEMINI_SSE,
             done(usage(12, 4, 0, 42, 40), "gemini-x"),
         ),
         (
-            UsageApi::GeminiGenerateContent,
+            UsageApi::GenerateContent,
             Framing::Json,
             GEMINI_JSON_ARRAY,
             done(usage(5, 0, 0, 7, 0), "gemini-y"),
@@ -230,18 +230,14 @@ proptest! {
 fn a_stream_cut_off_before_its_usage_is_incomplete_with_what_was_seen() {
     // Anthropic cut after the first delta: input from message_start, output 90, incomplete.
     let cut = ANTHROPIC_SSE.find("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"").unwrap();
-    let mut m = UsageMeter::new(UsageApi::AnthropicMessages, Framing::Sse);
+    let mut m = UsageMeter::new(UsageApi::Messages, Framing::Sse);
     m.feed(&ANTHROPIC_SSE.as_bytes()[..cut]);
     let got = m.finish(false);
     assert_eq!(got.usage, usage(2173, 2048, 100, 90, 0));
     assert!(!got.complete);
     // Gemini cut before the final chunk: the last snapshot seen, incomplete (no finishReason).
     let cut = GEMINI_SSE.rfind("data:").unwrap();
-    let got = meter(
-        UsageApi::GeminiGenerateContent,
-        Framing::Sse,
-        &GEMINI_SSE[..cut],
-    );
+    let got = meter(UsageApi::GenerateContent, Framing::Sse, &GEMINI_SSE[..cut]);
     assert_eq!(got.usage, usage(9, 0, 0, 1, 0));
     assert!(!got.complete);
     // Chat cut before the usage chunk: nothing, incomplete.
@@ -334,7 +330,7 @@ proptest! {
     /// Arbitrary bytes in any API and framing: no panic, and the meter keeps working after.
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), api in 0usize..5, sse in any::<bool>()) {
-        let api = [UsageApi::ChatCompletions, UsageApi::Responses, UsageApi::Embeddings, UsageApi::AnthropicMessages, UsageApi::GeminiGenerateContent][api];
+        let api = [UsageApi::ChatCompletions, UsageApi::Responses, UsageApi::Embeddings, UsageApi::Messages, UsageApi::GenerateContent][api];
         let framing = if sse { Framing::Sse } else { Framing::Json };
         let mut m = UsageMeter::new(api, framing);
         m.feed(&bytes);

@@ -12,8 +12,8 @@ const APIS: [UsageApi; 5] = [
     UsageApi::ChatCompletions,
     UsageApi::Responses,
     UsageApi::Embeddings,
-    UsageApi::AnthropicMessages,
-    UsageApi::GeminiGenerateContent,
+    UsageApi::Messages,
+    UsageApi::GenerateContent,
 ];
 
 fn meter(api: UsageApi, framing: Framing, chunks: &[&[u8]]) -> MeteredUsage {

@@ -31,11 +31,10 @@ fn every_fixture_round_trips_through_the_wire_types() {
             json(&fixture(name))
         );
     }
-    let usage: ptk_wire::ActivityReport = serde_json::from_str(&fixture("usage.json")).unwrap();
-    assert_eq!(
-        serde_json::to_value(&usage).unwrap(),
-        json(&fixture("usage.json"))
-    );
+    for name in ["usage.json", "usage_with_token_usage.json"] {
+        let usage: ptk_wire::ActivityReport = serde_json::from_str(&fixture(name)).unwrap();
+        assert_eq!(serde_json::to_value(&usage).unwrap(), json(&fixture(name)));
+    }
     for name in [
         "allow.json",
         "allow_lease.json",

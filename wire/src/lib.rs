@@ -25,7 +25,7 @@ pub use revalidate::{
     RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation, MAX_REVALIDATE_ENTRIES,
     REVALIDATE_PATH,
 };
-pub use usage::TokenUsage;
+pub use usage::{TokenUsage, UsageApi, UsageEntry};
 pub use version::{
     wire_compatible, wire_major, UNSUPPORTED_WIRE_VERSION, WIRE_MAJOR, WIRE_VERSION,
     WIRE_VERSION_HEADER,
@@ -196,6 +196,10 @@ impl std::fmt::Debug for CheckResponse {
 pub struct ActivityReport {
     /// One entry per token hash.
     pub entries: Vec<ActivityEntry>,
+    /// Token usage metered from responses since the last report (absent from a filter that
+    /// does not meter; an older token-service ignores it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_usage: Vec<usage::UsageEntry>,
 }
 
 /// Requests one token made through one worker since its last report. Unknown fields are
@@ -248,6 +252,7 @@ mod tests {
             "deny_invalid.json",
             "deny_rate_limited.json",
             "usage.json",
+            "usage_with_token_usage.json",
         ] {
             let text = fixture(name);
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -305,6 +310,14 @@ mod tests {
             serde_json::from_str::<CheckResponse>(extra),
             Ok(CheckResponse::Allow { .. })
         ));
+    }
+
+    #[test]
+    fn an_unknown_usage_api_reads_as_other_and_keeps_the_report() {
+        let text = fixture("usage_with_token_usage.json").replace("chat_completions", "batch");
+        let report: ActivityReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(report.token_usage[0].api, UsageApi::Other);
+        assert_eq!(report.entries.len(), 1);
     }
 
     #[test]

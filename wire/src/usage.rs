@@ -40,3 +40,72 @@ impl TokenUsage {
         *self == TokenUsage::default()
     }
 }
+
+/// The provider API a metered response came from. A name this version does not know (a newer
+/// filter's) reads as [`UsageApi::Other`], so a report is never refused for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageApi {
+    /// OpenAI Chat Completions and the OpenAI-compatible ones (Gemini's, configured providers').
+    ChatCompletions,
+    /// OpenAI Responses.
+    Responses,
+    /// OpenAI Embeddings.
+    Embeddings,
+    /// Anthropic Messages.
+    Messages,
+    /// Gemini `generateContent` / `streamGenerateContent`.
+    GenerateContent,
+    /// OpenAI Realtime (WebSocket).
+    Realtime,
+    /// Gemini Live (WebSocket).
+    Live,
+    /// An API this version does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl UsageApi {
+    /// The wire spelling (also the stored and displayed one).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageApi::ChatCompletions => "chat_completions",
+            UsageApi::Responses => "responses",
+            UsageApi::Embeddings => "embeddings",
+            UsageApi::Messages => "messages",
+            UsageApi::GenerateContent => "generate_content",
+            UsageApi::Realtime => "realtime",
+            UsageApi::Live => "live",
+            UsageApi::Other => "other",
+        }
+    }
+}
+
+/// Longest model name a report carries (longer names are cut; providers' are far shorter).
+pub const MAX_MODEL_LEN: usize = 128;
+
+/// Token usage of one token's requests with the same provider, API, model, status and
+/// streaming, summed over one worker's flush interval. Unknown fields are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageEntry {
+    /// Token hash.
+    pub hash: String,
+    /// Provider name (`openai`, `anthropic`, `gemini`, or an operator-configured one).
+    pub provider: String,
+    /// The API the responses came from.
+    pub api: UsageApi,
+    /// The model the provider said answered (`""` when it did not say), at most
+    /// [`MAX_MODEL_LEN`] bytes.
+    pub model: String,
+    /// The response's HTTP status (101 for WebSocket sessions).
+    pub status: u16,
+    /// Whether the responses were streamed (SSE or WebSocket).
+    pub streamed: bool,
+    /// Responses summed here.
+    pub requests: u64,
+    /// How many of them ended without their final usage (aborted streams, upstream errors,
+    /// disconnects): their counts are what was seen before the end.
+    pub incomplete: u64,
+    /// The summed counts.
+    pub usage: TokenUsage,
+}

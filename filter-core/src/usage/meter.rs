@@ -1,4 +1,4 @@
-//! Meters one response body as it passes: fed every chunk in order, never holding the body.
+//! Meters one HTTP response body as it passes: fed every chunk in order, never holding the body.
 //! A JSON body is one document; an SSE body is one document per event. Each document's values
 //! at the API's usage paths are captured (last one per path wins within a document, which is
 //! right for Gemini's JSON array of snapshots), then applied with the API's merge rule:
@@ -10,23 +10,7 @@ use super::json_capture::{JsonCapture, Path};
 use super::sse::{SseFramer, SseSink};
 use super::tokens::TokenUsage;
 use super::{gemini, openai};
-
-/// The provider API a response comes from: where usage lives in it and how counts merge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UsageApi {
-    /// OpenAI Chat Completions (and OpenAI-compatible ones, Gemini's included): `$.usage`,
-    /// the last non-null one wins (Gemini's compatible endpoint repeats it in every chunk).
-    ChatCompletions,
-    /// OpenAI Responses: `$.usage` (JSON) or `$.response.usage` of each terminal event, summed.
-    Responses,
-    /// OpenAI Embeddings: `$.usage`, input only.
-    Embeddings,
-    /// Anthropic Messages: `$.usage` (JSON), or `message_start` then cumulative
-    /// `message_delta`s (SSE).
-    AnthropicMessages,
-    /// Gemini `generateContent` / `streamGenerateContent`: `$.usageMetadata`, last wins.
-    GeminiGenerateContent,
-}
+pub use ptk_wire::UsageApi;
 
 /// How the response body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,12 +61,15 @@ const GEMINI_PATHS: &[Path] = &[
     &["candidates", "finishReason"],
 ];
 
+/// Where usage lives in each API's HTTP responses. Realtime and Live are WebSocket sessions
+/// (metered per frame, not here): nothing to capture in an HTTP body.
 fn paths(api: UsageApi) -> &'static [Path] {
     match api {
         UsageApi::ChatCompletions | UsageApi::Embeddings => CHAT_PATHS,
         UsageApi::Responses => RESPONSES_PATHS,
-        UsageApi::AnthropicMessages => ANTHROPIC_PATHS,
-        UsageApi::GeminiGenerateContent => GEMINI_PATHS,
+        UsageApi::Messages => ANTHROPIC_PATHS,
+        UsageApi::GenerateContent => GEMINI_PATHS,
+        UsageApi::Realtime | UsageApi::Live | UsageApi::Other => &[],
     }
 }
 
@@ -131,8 +118,9 @@ impl Totals {
         match api {
             UsageApi::ChatCompletions | UsageApi::Embeddings => self.apply_chat(doc),
             UsageApi::Responses => self.apply_responses(doc),
-            UsageApi::AnthropicMessages => self.apply_anthropic(doc),
-            UsageApi::GeminiGenerateContent => self.apply_gemini(doc),
+            UsageApi::Messages => self.apply_anthropic(doc),
+            UsageApi::GenerateContent => self.apply_gemini(doc),
+            UsageApi::Realtime | UsageApi::Live | UsageApi::Other => {}
         }
     }
 
