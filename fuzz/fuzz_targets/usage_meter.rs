@@ -2,18 +2,20 @@
 //! into chunks never changes what it meters (chunk boundaries are arbitrary in Envoy). The
 //! usage-chunk stripper on the same bytes: its output does not depend on the cut either, and
 //! is the input exactly unless it removed a usage-only event.
-//! Input: byte 0 picks the API and framing, byte 1 the cut point, the rest is the body.
+//! Input: byte 0 picks the API (low bits) and framing (top two bits: JSON, WebSocket, SSE), byte 1 the cut point, the rest is the body.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use ptk_filter_core::usage::{Framing, MeteredUsage, UsageApi, UsageChunkStripper, UsageMeter};
 
-const APIS: [UsageApi; 5] = [
+const APIS: [UsageApi; 7] = [
     UsageApi::ChatCompletions,
     UsageApi::Responses,
     UsageApi::Embeddings,
     UsageApi::Messages,
     UsageApi::GenerateContent,
+    UsageApi::Realtime,
+    UsageApi::Live,
 ];
 
 fn meter(api: UsageApi, framing: Framing, chunks: &[&[u8]]) -> MeteredUsage {
@@ -38,8 +40,12 @@ fuzz_target!(|data: &[u8]| {
     let [pick, cut, body @ ..] = data else {
         return;
     };
-    let api = APIS[usize::from(*pick) % APIS.len()];
-    let framing = if pick & 0x80 != 0 { Framing::Sse } else { Framing::Json };
+    let api = APIS[usize::from(pick & 0x0F) % APIS.len()];
+    let framing = match pick >> 6 {
+        0 => Framing::Json,
+        1 => Framing::WebSocket,
+        _ => Framing::Sse,
+    };
     let whole = meter(api, framing, &[body]);
     let at = usize::from(*cut) * body.len() / 255;
     let (a, b) = body.split_at(at);

@@ -9,6 +9,7 @@ use super::anthropic::AnthropicUsage;
 use super::json_capture::{JsonCapture, Path};
 use super::sse::{SseFramer, SseSink};
 use super::tokens::TokenUsage;
+use super::ws::{WsFrames, WsSink};
 use super::{gemini, openai};
 pub use ptk_wire::UsageApi;
 
@@ -19,6 +20,8 @@ pub enum Framing {
     Json,
     /// Server-sent events, one JSON document per event.
     Sse,
+    /// WebSocket frames (server to client), one JSON document per text or binary message.
+    WebSocket,
 }
 
 /// What was metered when the response ended.
@@ -55,21 +58,29 @@ const ANTHROPIC_PATHS: &[Path] = &[
     &["message", "usage"],
     &["message", "model"],
 ];
+const REALTIME_PATHS: &[Path] = &[
+    TYPE,
+    &["response", "usage"],
+    &["response", "model"],
+    &["session", "model"],
+];
+const LIVE_PATHS: &[Path] = &[&["usageMetadata"], &["serverContent", "turnComplete"]];
 const GEMINI_PATHS: &[Path] = &[
     &["usageMetadata"],
     &["modelVersion"],
     &["candidates", "finishReason"],
 ];
 
-/// Where usage lives in each API's HTTP responses. Realtime and Live are WebSocket sessions
-/// (metered per frame, not here): nothing to capture in an HTTP body.
+/// Where usage lives in each API's documents (response bodies, events, messages).
 fn paths(api: UsageApi) -> &'static [Path] {
     match api {
         UsageApi::ChatCompletions | UsageApi::Embeddings => CHAT_PATHS,
         UsageApi::Responses => RESPONSES_PATHS,
         UsageApi::Messages => ANTHROPIC_PATHS,
         UsageApi::GenerateContent => GEMINI_PATHS,
-        UsageApi::Realtime | UsageApi::Live | UsageApi::Other => &[],
+        UsageApi::Realtime => REALTIME_PATHS,
+        UsageApi::Live => LIVE_PATHS,
+        UsageApi::Other => &[],
     }
 }
 
@@ -111,6 +122,9 @@ struct Totals {
     anthropic: Option<AnthropicUsage>,
     model: Option<String>,
     final_seen: bool,
+    /// WebSocket: a close frame arrived; a compressed message was skipped.
+    closed: bool,
+    compressed: bool,
 }
 
 impl Totals {
@@ -120,7 +134,9 @@ impl Totals {
             UsageApi::Responses => self.apply_responses(doc),
             UsageApi::Messages => self.apply_anthropic(doc),
             UsageApi::GenerateContent => self.apply_gemini(doc),
-            UsageApi::Realtime | UsageApi::Live | UsageApi::Other => {}
+            UsageApi::Realtime => self.apply_realtime(doc),
+            UsageApi::Live => self.apply_live(doc),
+            UsageApi::Other => {}
         }
     }
 
@@ -189,6 +205,31 @@ impl Totals {
         }
     }
 
+    /// OpenAI Realtime: every `response.done` carries that response's usage ("always emitted,
+    /// no matter the final state"); each already counts the conversation so far as input, so
+    /// they are summed, never overwritten.
+    fn apply_realtime(&mut self, doc: &Document) {
+        self.note_model(doc.string(3).or_else(|| doc.string(2)));
+        if doc.string(0).as_deref() == Some("response.done") {
+            if let Some(usage) = doc.value(1).and_then(openai::decode) {
+                self.summed.add(&usage);
+            }
+        }
+    }
+
+    /// Gemini Live: a message may carry `usageMetadata` beside its payload; within a turn the
+    /// last one wins, and each completed turn's is added to the session's total.
+    fn apply_live(&mut self, doc: &Document) {
+        if let Some(usage) = doc.value(0).and_then(gemini::decode) {
+            self.latest = Some(usage);
+        }
+        if doc.value(1) == Some(b"true".as_slice()) {
+            if let Some(turn) = self.latest.take() {
+                self.summed.add(&turn);
+            }
+        }
+    }
+
     fn usage(&self) -> TokenUsage {
         let mut usage = self.summed;
         if let Some(latest) = &self.latest {
@@ -220,6 +261,32 @@ impl SseSink for Events<'_> {
     }
 }
 
+/// Feeds WebSocket message payloads into the document capture, one document per message.
+struct Messages<'a> {
+    api: UsageApi,
+    doc: &'a mut Document,
+    totals: &'a mut Totals,
+}
+
+impl WsSink for Messages<'_> {
+    fn data(&mut self, bytes: &[u8]) {
+        self.doc.capture.feed(bytes);
+        self.doc.collect();
+    }
+
+    fn message_end(&mut self) {
+        end_document(self.api, self.doc, self.totals);
+    }
+
+    fn compressed(&mut self) {
+        self.totals.compressed = true;
+    }
+
+    fn close(&mut self) {
+        self.totals.closed = true;
+    }
+}
+
 fn end_document(api: UsageApi, doc: &mut Document, totals: &mut Totals) {
     doc.capture.end_document();
     doc.collect();
@@ -231,7 +298,9 @@ fn end_document(api: UsageApi, doc: &mut Document, totals: &mut Totals) {
 #[derive(Debug, Clone)]
 pub struct UsageMeter {
     api: UsageApi,
+    framing: Framing,
     sse: Option<SseFramer>,
+    ws: Option<WsFrames>,
     doc: Document,
     totals: Totals,
 }
@@ -242,7 +311,9 @@ impl UsageMeter {
         let paths = paths(api);
         UsageMeter {
             api,
+            framing,
             sse: (framing == Framing::Sse).then(SseFramer::default),
+            ws: (framing == Framing::WebSocket).then(WsFrames::default),
             doc: Document {
                 capture: JsonCapture::new(paths, VALUE_LIMIT),
                 values: vec![None; paths.len()],
@@ -254,39 +325,54 @@ impl UsageMeter {
 
     /// Reads the next chunk of the body (any size, split anywhere).
     pub fn feed(&mut self, chunk: &[u8]) {
-        match &mut self.sse {
-            Some(framer) => {
-                let mut events = Events {
-                    api: self.api,
-                    doc: &mut self.doc,
-                    totals: &mut self.totals,
-                };
-                framer.feed(chunk, &mut events);
-            }
-            None => {
-                self.doc.capture.feed(chunk);
-                self.doc.collect();
-            }
+        if let Some(frames) = &mut self.ws {
+            let mut messages = Messages {
+                api: self.api,
+                doc: &mut self.doc,
+                totals: &mut self.totals,
+            };
+            frames.feed(chunk, &mut messages);
+        } else if let Some(framer) = &mut self.sse {
+            let mut events = Events {
+                api: self.api,
+                doc: &mut self.doc,
+                totals: &mut self.totals,
+            };
+            framer.feed(chunk, &mut events);
+        } else {
+            self.doc.capture.feed(chunk);
+            self.doc.collect();
         }
     }
 
     /// The body ended: `normally` when the stream reached its end (not reset, not cut off).
+    /// A WebSocket session is complete when it closed with a close frame, no message was
+    /// compressed, and no Live turn was still open.
     pub fn finish(&mut self, normally: bool) -> MeteredUsage {
-        match &mut self.sse {
-            Some(framer) => {
-                let mut events = Events {
-                    api: self.api,
-                    doc: &mut self.doc,
-                    totals: &mut self.totals,
-                };
-                framer.finish(&mut events);
+        match self.framing {
+            Framing::Sse => {
+                if let Some(framer) = &mut self.sse {
+                    let mut events = Events {
+                        api: self.api,
+                        doc: &mut self.doc,
+                        totals: &mut self.totals,
+                    };
+                    framer.finish(&mut events);
+                }
             }
-            None => end_document(self.api, &mut self.doc, &mut self.totals),
+            Framing::Json => end_document(self.api, &mut self.doc, &mut self.totals),
+            // A message cut off by the end of the stream is not read: its usage never came.
+            Framing::WebSocket => {}
         }
+        let t = &self.totals;
+        let finished = match self.framing {
+            Framing::WebSocket => t.closed && !t.compressed && t.latest.is_none(),
+            Framing::Json | Framing::Sse => t.final_seen,
+        };
         MeteredUsage {
-            usage: self.totals.usage(),
-            model: self.totals.model.clone(),
-            complete: normally && self.totals.final_seen && !self.doc.overflowed,
+            usage: t.usage(),
+            model: t.model.clone(),
+            complete: normally && finished && !self.doc.overflowed,
         }
     }
 }
