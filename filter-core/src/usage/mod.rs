@@ -8,6 +8,7 @@
 //! `../shared/reference/usage-metering.md` §1 (read from the providers' SDK type definitions).
 
 pub mod anthropic;
+pub mod classify;
 pub mod gemini;
 pub mod json_capture;
 pub mod meter;
