@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use ptk_wire::usage::MAX_MODEL_LEN;
+use ptk_wire::usage::{LONG_CONTEXT_TOKENS, MAX_MODEL_LEN};
 use ptk_wire::{ActivityEntry, ActivityReport, TokenUsage, UsageApi, UsageEntry, ACTIVITY_PATH};
 
 use crate::config::FilterConfig;
@@ -40,8 +40,8 @@ pub struct MeteredResponse<'a> {
     pub usage: TokenUsage,
 }
 
-/// The key usage is summed under.
-type UsageKey = (String, String, UsageApi, String, u16, bool);
+/// The key usage is summed under: hash, provider, API, model, status, streamed, long context.
+type UsageKey = (String, String, UsageApi, String, u16, bool, bool);
 
 /// Counts since the last flush, per token hash, and usage per [`UsageKey`].
 #[derive(Debug, Default)]
@@ -73,6 +73,7 @@ impl ActivityBatch {
             model.to_owned(),
             response.status,
             response.streamed,
+            response.usage.input > LONG_CONTEXT_TOKENS,
         );
         if !self.usage.contains_key(&key) && self.usage.len() >= MAX_USAGE_KEYS {
             self.usage_dropped = self.usage_dropped.saturating_add(1);
@@ -109,7 +110,7 @@ impl ActivityBatch {
             .drain()
             .map(
                 |(
-                    (hash, provider, api, model, status, streamed),
+                    (hash, provider, api, model, status, streamed, long_context),
                     (requests, incomplete, usage),
                 )| {
                     UsageEntry {
@@ -119,6 +120,7 @@ impl ActivityBatch {
                         model,
                         status,
                         streamed,
+                        long_context,
                         requests,
                         incomplete,
                         usage,
@@ -126,9 +128,20 @@ impl ActivityBatch {
                 },
             )
             .collect();
-        token_usage.sort_by(|a, b| {
-            (&a.hash, &a.provider, a.api, &a.model).cmp(&(&b.hash, &b.provider, b.api, &b.model))
-        });
+        // A total order over the whole key: the report is the same however the map iterates.
+        let key = |e: &UsageEntry| {
+            let (hash, provider, model) = (e.hash.clone(), e.provider.clone(), e.model.clone());
+            (
+                hash,
+                provider,
+                e.api,
+                model,
+                e.status,
+                e.streamed,
+                e.long_context,
+            )
+        };
+        token_usage.sort_by_key(key);
         let report = ActivityReport {
             entries,
             token_usage,
@@ -237,5 +250,23 @@ mod tests {
             "a known key still adds"
         );
         assert_eq!(batch.usage_dropped(), 1);
+    }
+
+    #[test]
+    fn responses_above_the_long_context_threshold_are_summed_apart() {
+        let config = FilterConfig::parse(b"").unwrap();
+        let mut batch = ActivityBatch::default();
+        batch.record_usage(&metered("a", "gpt-x", true, 150_000));
+        batch.record_usage(&metered("a", "gpt-x", true, 150_000));
+        batch.record_usage(&metered("a", "gpt-x", true, 250_000));
+        let (_, body) = batch.take_call(&config, "s").unwrap();
+        let report: ActivityReport = serde_json::from_slice(&body).unwrap();
+        let tiers: Vec<(bool, u64)> = report
+            .token_usage
+            .iter()
+            .map(|e| (e.long_context, e.usage.input))
+            .collect();
+        // Two 150k responses stay at the base tier though their sum is above 200k.
+        assert_eq!(tiers, vec![(false, 300_000), (true, 250_000)]);
     }
 }

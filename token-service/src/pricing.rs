@@ -10,8 +10,9 @@
 //! (`input − cached_input − cache_write`) at the input price, cache reads at the cache-read
 //! price, cache writes at the cache-write price (each falls back to the input price when the
 //! table has none), output minus reasoning at the output price, reasoning at the reasoning
-//! price (falls back to output). Above 200,000 input tokens the long-context prices apply to
-//! the whole request where the table has them (Gemini's and Anthropic's rule). A model the
+//! price (falls back to output). A response above 200,000 input tokens is priced at the
+//! long-context tier where the table has one (Gemini's and Anthropic's rule); reports say which
+//! tier each sum belongs to. A model the
 //! table does not know has an unknown price, never a guessed one.
 
 use std::collections::HashMap;
@@ -19,9 +20,6 @@ use std::sync::OnceLock;
 
 use ptk_wire::TokenUsage;
 use serde::Deserialize;
-
-/// The long-context threshold of the `*_above_200k` prices, in input tokens.
-const LONG_CONTEXT: u64 = 200_000;
 
 /// One model's prices, micro-dollars per million tokens (= picodollars per token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,11 +34,11 @@ pub struct ModelPrice {
     pub cache_write: Option<u64>,
     /// Reasoning output.
     pub reasoning: Option<u64>,
-    /// Input above [`LONG_CONTEXT`] input tokens.
+    /// Input of responses above `ptk_wire::usage::LONG_CONTEXT_TOKENS` input tokens.
     pub input_above_200k: Option<u64>,
-    /// Output above [`LONG_CONTEXT`] input tokens.
+    /// Output of such responses.
     pub output_above_200k: Option<u64>,
-    /// Cache reads above [`LONG_CONTEXT`] input tokens.
+    /// Cache reads of such responses.
     pub cache_read_above_200k: Option<u64>,
     /// The model's output limit in tokens (budget estimates use it).
     pub max_output_tokens: Option<u64>,
@@ -162,11 +160,19 @@ impl PriceTable {
         found.map(|(name, price)| (name.as_str(), price))
     }
 
-    /// What `usage` of `model` at `provider` cost.
-    pub fn cost(&self, provider: &str, model: &str, usage: &TokenUsage) -> Cost {
+    /// What `usage` of `model` at `provider` cost; `long_context` when its responses were each
+    /// above the long-context threshold (the filter keeps the two tiers apart in its reports;
+    /// for one response, pass `usage.input > LONG_CONTEXT_TOKENS`).
+    pub fn cost(
+        &self,
+        provider: &str,
+        model: &str,
+        usage: &TokenUsage,
+        long_context: bool,
+    ) -> Cost {
         match self.lookup(provider, model) {
             Some((name, price)) => Cost::Known {
-                nano_usd: price.nano_usd(usage),
+                nano_usd: price.nano_usd(usage, long_context),
                 priced_as: name.to_owned(),
             },
             None => Cost::UnknownPrice,
@@ -175,9 +181,10 @@ impl PriceTable {
 }
 
 impl ModelPrice {
-    /// The cost of `usage` at these prices, nanodollars (saturating: never wraps).
-    pub fn nano_usd(&self, usage: &TokenUsage) -> u64 {
-        let long = usage.input > LONG_CONTEXT;
+    /// The cost of `usage` at these prices, nanodollars (saturating: never wraps), at the
+    /// long-context tier if `long_context` (a sum of responses is never re-tiered by its size).
+    pub fn nano_usd(&self, usage: &TokenUsage, long_context: bool) -> u64 {
+        let long = long_context;
         let tier = |base: u64, above: Option<u64>| if long { above.unwrap_or(base) } else { base };
         let input = tier(self.input, self.input_above_200k);
         let output = tier(self.output, self.output_above_200k);

@@ -81,6 +81,10 @@ impl UsageApi {
     }
 }
 
+/// Input tokens above which a response is priced at a model's long-context tier (Gemini's and
+/// Anthropic's 200k rule).
+pub const LONG_CONTEXT_TOKENS: u64 = 200_000;
+
 /// Longest model name a report carries (longer names are cut; providers' are far shorter).
 pub const MAX_MODEL_LEN: usize = 128;
 
@@ -101,6 +105,10 @@ pub struct UsageEntry {
     pub status: u16,
     /// Whether the responses were streamed (SSE or WebSocket).
     pub streamed: bool,
+    /// Every response summed here had more than [`LONG_CONTEXT_TOKENS`] input tokens (priced at
+    /// the long-context tier where a model has one; the filter never sums across the tiers).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub long_context: bool,
     /// Responses summed here.
     pub requests: u64,
     /// How many of them ended without their final usage (aborted streams, upstream errors,
