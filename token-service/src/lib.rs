@@ -20,6 +20,7 @@ pub mod startup;
 pub mod store;
 pub mod token;
 pub mod token_view;
+pub mod usage;
 
 pub use settings::Settings;
 pub use startup::Application;
