@@ -106,13 +106,14 @@ impl Stream {
     /// The request headers are in: without a valid configuration, or unreadable, 503 (never
     /// forwarded); else the flow decides.
     pub fn on_request_headers(&mut self, host: &mut impl ContextHost) -> Action {
-        let unavailable = Refusal::TokenServiceUnavailable.reply(ErrorShape::Openai);
+        // Built only when needed: never on the path of a forwarded request.
+        let unavailable = || Refusal::TokenServiceUnavailable.reply(ErrorShape::Openai);
         let Some(worker) = self.worker.as_deref() else {
-            return reply(host, &unavailable);
+            return reply(host, &unavailable());
         };
         let Some(headers) = host.request_headers() else {
             host.log(Level::Error, "ptk filter: could not read request headers");
-            return reply(host, &unavailable);
+            return reply(host, &unavailable());
         };
         let step = self
             .flow
