@@ -75,12 +75,12 @@ impl Default for ProvidersConfig {
 impl ProvidersConfig {
     /// The upstream of a provider.
     pub fn upstream(&self, provider: Provider) -> &ProviderConfig {
+        if let Provider::Configured(_) = provider {
+            let configured = self.configured.iter().find(|c| c.provider == provider);
+            return configured.map_or(&NO_UPSTREAM, |c| &c.upstream);
+        }
         let built_in = self.built_in.iter().find(|(f, _)| f.provider == provider);
-        let configured = || self.configured.iter().find(|c| c.provider == provider);
-        built_in.map_or_else(
-            || configured().map_or(&NO_UPSTREAM, |c| &c.upstream),
-            |(_, upstream)| upstream,
-        )
+        built_in.map_or(&NO_UPSTREAM, |(_, upstream)| upstream)
     }
 
     /// The configured provider whose path prefix `path` is under.
