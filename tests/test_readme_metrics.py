@@ -1,7 +1,7 @@
 """The README's metrics tables name exactly the metrics the code defines: the filter's Envoy
-stats (the `Counter` names in filter-core/src/flow/counts.rs, the gauge in filter/src) and the
-token-service's Prometheus
-metrics (`registry.register` in token-service/src/metrics.rs)."""
+stats (the `Counter` names and the per-provider family in filter-core/src/flow/counts.rs, the
+gauge in filter-core/src/flow) and the token-service's Prometheus metrics (`registry.register`
+in token-service/src/metrics.rs)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,10 @@ def filter_defined() -> dict[str, str]:
     counts = (ROOT / "filter-core/src/flow/counts.rs").read_text()
     for name in re.findall(r'=> "([a-z_.]+)",', counts):
         names[name] = "counter"
-    for path in (ROOT / "filter/src").glob("*.rs"):
+    # One counter per provider, named from the registry: `<family>.<provider>`.
+    for family in re.findall(r'pub const CREDENTIAL_REFUSED: &str = "([a-z_]+)";', counts):
+        names[family + ".<provider>"] = "counter"
+    for path in (ROOT / "filter-core/src/flow").glob("*.rs"):
         for name in re.findall(r'MetricType::Gauge, "ptk\.([^"]+)"', path.read_text()):
             names[name] = "gauge"
     return names

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import yaml
 
+from envoy_upstreams import provider_names
+
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPET = ROOT / "deploy/envoy/ptk-dropin.yaml"
 
 #: The connection manager settings ptk needs (see each piece's comment in the snippet).
 HCM_KEYS = ("use_remote_address", "early_header_mutation_extensions", "stream_idle_timeout",
             "request_timeout", "upgrade_configs", "local_reply_config", "access_log")
-PROVIDER_VHOSTS = ("openai", "anthropic", "gemini")
 ENTRY_VHOST = "ptk_entry"
 #: Placeholder host name of the entry virtual host (tools/merge_dropin.py --domain).
 ENTRY_DOMAIN = "llm.example.com"
@@ -95,7 +96,7 @@ def pieces(envoy: dict) -> dict:
     http_filter = {"name": ptk.pop("name"), "disabled": True, **ptk}
     vhosts = {v["name"]: v for v in hcm["route_config"]["virtual_hosts"]}
     hosts = []
-    for name in PROVIDER_VHOSTS:
+    for name in provider_names(hcm["route_config"]["virtual_hosts"]):
         host = copy.deepcopy(vhosts[name])
         host["typed_per_filter_config"] = copy.deepcopy(ENABLE_PTK)
         hosts.append(host)

@@ -25,6 +25,18 @@ SYSTEM_CA_BUNDLES = (
     "/etc/ssl/cert.pem",  # macOS, FreeBSD, OpenBSD
 )
 
+#: The catch-all virtual host of envoy.yaml's route table (`unrouted`) and its copy in the
+#: drop-in snippet (`ptk_entry`): every other virtual host is a provider's, served by the
+#: cluster of the same name.
+CATCH_ALL_HOSTS = ("unrouted", "ptk_entry")
+
+
+def provider_names(virtual_hosts: list[dict]) -> list[str]:
+    """The providers a route table serves, in its order: read from envoy.yaml (or the snippet
+    made from it), so a provider added there needs no list here."""
+    return [v["name"] for v in virtual_hosts if v["name"] not in CATCH_ALL_HOSTS]
+
+
 TLS_SOCKET = "envoy.transport_sockets.tls"
 UPSTREAM_TLS_CONTEXT = (
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext")

@@ -39,6 +39,7 @@ from envoy_upstreams import (
     connect_to,
     is_loopback,
     point_cluster,
+    provider_names,
     refuse_plaintext_off_loopback,
     verified_tls,
 )
@@ -47,7 +48,6 @@ from render_envoy import NoAliasDumper, find, host_port, non_negative_int, point
 ROOT = Path(__file__).resolve().parent.parent
 HCM = "envoy.filters.network.http_connection_manager"
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-PROVIDER_CLUSTERS = ("openai", "anthropic", "gemini")
 
 
 def managers(listener: dict) -> list[dict]:
@@ -183,7 +183,8 @@ def secure_token_service(clusters: list[dict], addresses: list[tuple[str, int]],
             "--token-service-plaintext if a mesh's mTLS protects the hop")
 
 
-def add_clusters(config: dict, clusters: list[dict], args: argparse.Namespace) -> None:
+def add_clusters(config: dict, clusters: list[dict], providers: list[str],
+                 args: argparse.Namespace) -> None:
     mine = copy.deepcopy(clusters)
     check = find(mine, "token_service")
     addresses = [host_port("--token-service", v.strip()) for v in args.token_service.split(",")]
@@ -199,7 +200,7 @@ def add_clusters(config: dict, clusters: list[dict], args: argparse.Namespace) -
     secure_token_service(mine, addresses + admin, args)
     if args.provider_ca_file:
         bundle = ca_file("--provider-ca-file", args.provider_ca_file)
-        for name in PROVIDER_CLUSTERS:
+        for name in providers:
             tls = find(mine, name)["transport_socket"]["typed_config"]
             tls["common_tls_context"]["validation_context"]["trusted_ca"] = {"filename": bundle}
     for pin in args.connect_to:
@@ -230,7 +231,7 @@ def merge(config: dict, snippet: dict, args: argparse.Namespace) -> list[str]:
         client_address(hcm, args.xff_num_trusted_hops, notes)
         merge_settings(hcm, snippet["connection_manager"], notes)
         add_hosts(hcm, snippet["virtual_hosts"], args.domain, admin=not args.no_admin)
-    add_clusters(config, snippet["clusters"], args)
+    add_clusters(config, snippet["clusters"], provider_names(snippet["virtual_hosts"]), args)
     return notes
 
 

@@ -30,17 +30,11 @@ from envoy_upstreams import (
     is_loopback,
     parse_upstream,
     point_cluster,
+    provider_names,
     refuse_plaintext_off_loopback,
     system_ca_bundle,
     verified_tls,
 )
-
-PROVIDERS = {
-    "openai": "OPENAI_UPSTREAM",
-    "anthropic": "ANTHROPIC_UPSTREAM",
-    "gemini": "GEMINI_UPSTREAM",
-}
-
 
 def find(items: list[dict], name: str) -> dict:
     for item in items:
@@ -217,7 +211,8 @@ def render_providers(clusters: list[dict], vhosts: list[dict], args: argparse.Na
         bundle = ca_file("--provider-ca-file", args.provider_ca_file)
     else:
         bundle = system_ca_bundle()
-    for provider, var in PROVIDERS.items():
+    for provider in provider_names(vhosts):
+        var = f"{provider.upper()}_UPSTREAM"
         cluster = find(clusters, provider)
         routes = find(vhosts, provider)["routes"]
         if args.provider_idle_timeout is not None:

@@ -108,15 +108,12 @@ impl Record {
     }
 }
 
+/// A built-in provider's place in [`Provider::ALL`] (what `decode` reads back). A configured
+/// one is never bound (uploads are Gemini's, client secrets OpenAI's): its `u8::MAX` does not
+/// decode, so the record reads as a free slot, never as another provider's.
 fn provider_byte(provider: Provider) -> u8 {
-    match provider {
-        Provider::Openai => 0,
-        Provider::Anthropic => 1,
-        Provider::Gemini => 2,
-        // Never bound (uploads are Gemini's, client secrets OpenAI's); a record with this
-        // byte does not decode, so it reads as a free slot, never as another provider's.
-        Provider::Configured(_) => u8::MAX,
-    }
+    let index = Provider::ALL.iter().position(|p| *p == provider);
+    index.and_then(|i| u8::try_from(i).ok()).unwrap_or(u8::MAX)
 }
 
 /// SHA-256 of a credential: the only form of it a table keeps.
@@ -307,6 +304,25 @@ mod tests {
         let anchor = CasAnchor::refresh(shared);
         let d = digest(credential);
         t.record(shared, anchor, &d, (HASH, Provider::Gemini), now + TTL, now)
+    }
+
+    #[test]
+    fn every_built_in_provider_round_trips_by_its_place_in_the_registry_a_configured_one_never() {
+        let record = |provider| Record {
+            digest: [1; 32],
+            expires_ms: 9,
+            finished: false,
+            provider,
+            token_hash: [2; 32],
+        };
+        for (i, provider) in Provider::ALL.into_iter().enumerate() {
+            let bytes = record(provider).encode();
+            assert_eq!(bytes[42], u8::try_from(i).unwrap(), "{provider:?}");
+            assert_eq!(Record::decode(&bytes), Some(record(provider)));
+        }
+        let configured = record(Provider::Configured("selfhosted")).encode();
+        assert_eq!(configured[42], u8::MAX);
+        assert_eq!(Record::decode(&configured), None);
     }
 
     fn find(shared: &SharedDataDouble, t: &Table, credential: &str, now: u64) -> Option<Binding> {

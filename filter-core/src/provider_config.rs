@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use ptk_wire::providers::{ProviderFacts, ANTHROPIC, GEMINI, OPENAI};
+use ptk_wire::providers::{ProviderFacts, FACTS};
 use ptk_wire::Provider;
 use serde::Deserialize;
 
@@ -26,12 +26,9 @@ use crate::providers::gemini::OPENAI_PREFIX;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "BTreeMap<String, RawProvider>")]
 pub struct ProvidersConfig {
-    /// OpenAI.
-    pub openai: ProviderConfig,
-    /// Anthropic.
-    pub anthropic: ProviderConfig,
-    /// Gemini (native and OpenAI-compatible endpoints).
-    pub gemini: ProviderConfig,
+    /// Each built-in provider's upstream, in the registry's order (walked from `FACTS`, so a
+    /// new built-in provider needs no field here).
+    pub built_in: Vec<(&'static ProviderFacts, ProviderConfig)>,
     /// OpenAI-compatible providers the operator configured, by name.
     pub configured: Vec<ConfiguredProvider>,
 }
@@ -67,10 +64,9 @@ static NO_UPSTREAM: ProviderConfig = ProviderConfig {
 
 impl Default for ProvidersConfig {
     fn default() -> Self {
+        let upstream = |facts| (facts, RawProvider::default().or_host(facts));
         ProvidersConfig {
-            openai: RawProvider::default().or_host(&OPENAI),
-            anthropic: RawProvider::default().or_host(&ANTHROPIC),
-            gemini: RawProvider::default().or_host(&GEMINI),
+            built_in: FACTS.iter().map(upstream).collect(),
             configured: Vec::new(),
         }
     }
@@ -79,16 +75,12 @@ impl Default for ProvidersConfig {
 impl ProvidersConfig {
     /// The upstream of a provider.
     pub fn upstream(&self, provider: Provider) -> &ProviderConfig {
-        match provider {
-            Provider::Openai => &self.openai,
-            Provider::Anthropic => &self.anthropic,
-            Provider::Gemini => &self.gemini,
-            Provider::Configured(_) => self
-                .configured
-                .iter()
-                .find(|c| c.provider == provider)
-                .map_or(&NO_UPSTREAM, |c| &c.upstream),
+        if let Provider::Configured(_) = provider {
+            let configured = self.configured.iter().find(|c| c.provider == provider);
+            return configured.map_or(&NO_UPSTREAM, |c| &c.upstream);
         }
+        let built_in = self.built_in.iter().find(|(f, _)| f.provider == provider);
+        built_in.map_or(&NO_UPSTREAM, |(_, upstream)| upstream)
     }
 
     /// The configured provider whose path prefix `path` is under.
@@ -178,7 +170,7 @@ fn check_prefix(name: &str, prefix: &str) -> Result<(), String> {
 fn check_own_host(
     name: &str,
     authority: &str,
-    built_in: &[(&ProviderFacts, &ProviderConfig)],
+    built_in: &[(&ProviderFacts, ProviderConfig)],
 ) -> Result<(), String> {
     let host = |a: &str| -> String {
         let port = a.rsplit_once(':').filter(|(h, p)| {
@@ -216,12 +208,10 @@ impl TryFrom<BTreeMap<String, RawProvider>> for ProvidersConfig {
             }
             Ok(entry.or_host(facts))
         };
-        let (openai, anthropic, gemini) = (take(&OPENAI)?, take(&ANTHROPIC)?, take(&GEMINI)?);
-        let built_in = [
-            (&OPENAI, &openai),
-            (&ANTHROPIC, &anthropic),
-            (&GEMINI, &gemini),
-        ];
+        let built_in = FACTS
+            .iter()
+            .map(|facts| Ok((facts, take(facts)?)))
+            .collect::<Result<Vec<_>, String>>()?;
         let mut configured: Vec<ConfiguredProvider> = Vec::new();
         for (name, entry) in raw {
             let next = entry.configured(&name)?;
@@ -237,9 +227,7 @@ impl TryFrom<BTreeMap<String, RawProvider>> for ProvidersConfig {
             configured.push(next);
         }
         Ok(ProvidersConfig {
-            openai,
-            anthropic,
-            gemini,
+            built_in,
             configured,
         })
     }

@@ -165,7 +165,8 @@ fn the_operator_sets_their_own_per_provider() {
     );
     assert!(values(&out, "openai-organization").is_empty());
     // The authority default survives a provider object that only sets headers.
-    assert_eq!(c.providers.openai.authority, "api.openai.com");
+    let openai = c.providers.upstream(ptk_wire::Provider::Openai);
+    assert_eq!(openai.authority, "api.openai.com");
 }
 
 #[test]

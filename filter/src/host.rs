@@ -4,89 +4,62 @@
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType as Kind, Status};
 use ptk_filter_core::activity::Call;
-use ptk_filter_core::flow::{Host, Level, ResponseHost};
+use ptk_filter_core::flow::{ContextHost, Host, Level, MetricType, ResponseHost};
 use ptk_filter_core::shared_data::{GetError, SetError, SharedData, Stored};
 use ptk_filter_core::LocalReply;
 
-/// Logs through Envoy (never pass a token or a key here).
-pub fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(level, message);
-}
-
-/// The plugin configuration bytes, or empty.
-pub fn plugin_configuration() -> Vec<u8> {
-    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-}
-
-/// A header map, values converted lossily (a non-UTF-8 value can never be a token). A valid
-/// UTF-8 value keeps its buffer: no copy per header on the hot path.
-pub fn headers(map: MapType) -> Result<Vec<(String, String)>, Status> {
-    Ok(hostcalls::get_map_bytes(map)?
-        .into_iter()
-        .map(|(name, value)| {
-            let value = String::from_utf8(value)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            (name, value)
-        })
-        .collect())
-}
-
-/// Lets a paused request continue.
-pub fn resume_request() -> Result<(), Status> {
-    hostcalls::resume_http_request()
-}
-
-/// Answers the request locally.
-pub fn send_reply(reply: &LocalReply) -> Result<(), Status> {
-    let headers: Vec<(&str, &str)> = reply
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
-}
-
-/// The callout response being delivered: its `:status` (none for a failed callout, which
-/// arrives with no headers at all) and its body.
-pub fn call_response(body_size: usize) -> (Option<u16>, Option<Vec<u8>>) {
-    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-        .ok()
-        .flatten()
-        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok());
-    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size);
-    (status, body.ok().flatten())
-}
-
-/// Asks for `on_tick` every `period`.
-pub fn set_tick(period: Duration) {
-    let _ = hostcalls::set_tick_period(period);
-}
-
-/// Defines a counter or gauge; `None` if the host refuses (metrics are best effort).
-pub fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
-    hostcalls::define_metric(kind, name).ok()
-}
-
-/// Adds `delta` (may be negative) to a metric.
-pub fn add_to_metric(metric: Option<u32>, delta: i64) {
-    if let Some(id) = metric {
-        let _ = hostcalls::increment_metric(id, delta);
-    }
-}
-
-/// The flow's view of Envoy: every method a host call.
+/// The flow's view of Envoy (shared data included): every method a host call.
 pub struct EnvoyHost;
 
-impl Host for EnvoyHost {
-    type Shared = HostSharedData;
+/// Header pairs as the SDK takes them.
+fn borrowed(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
 
-    fn shared(&self) -> &HostSharedData {
-        &HostSharedData
+/// Bytes as text; a valid UTF-8 value keeps its buffer (no copy per header on the hot path),
+/// anything else is converted lossily (a non-UTF-8 value can never be a token).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// One value of a header map.
+fn value(map: MapType, name: &str) -> Option<String> {
+    hostcalls::get_map_value_bytes(map, name)
+        .ok()
+        .flatten()
+        .map(text)
+}
+
+/// A whole header map.
+fn map(map: MapType) -> Option<Vec<(String, String)>> {
+    let pairs = hostcalls::get_map_bytes(map).ok()?;
+    Some(pairs.into_iter().map(|(n, v)| (n, text(v))).collect())
+}
+
+/// Sets a header (replacing every value), or removes it with `None`.
+fn set(map: MapType, name: &str, value: Option<&str>) -> bool {
+    match value {
+        Some(value) => hostcalls::set_map_value(map, name, Some(value)),
+        None => hostcalls::remove_map_value(map, name),
+    }
+    .is_ok()
+}
+
+/// The first `size` bytes of a buffer.
+pub fn buffer(kind: BufferType, size: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(kind, 0, size).ok().flatten()
+}
+
+impl Host for EnvoyHost {
+    type Shared = EnvoyHost;
+
+    fn shared(&self) -> &EnvoyHost {
+        self
     }
 
     fn now_ms(&self) -> u64 {
@@ -99,31 +72,19 @@ impl Host for EnvoyHost {
     // `source.address` as Envoy determined it (honouring `use_remote_address` /
     // `xff_num_trusted_hops`).
     fn source_address(&self) -> String {
-        let address = hostcalls::get_property(vec!["source", "address"])
-            .ok()
-            .flatten();
-        address
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .unwrap_or_default()
+        let address = hostcalls::get_property(vec!["source", "address"]);
+        address.ok().flatten().map(text).unwrap_or_default()
     }
 
     fn dispatch(&mut self, cluster: &str, call: &Call, timeout_ms: u64) -> Result<u32, String> {
-        let headers: Vec<(&str, &str)> = call
-            .0
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
         let timeout = Duration::from_millis(timeout_ms);
+        let headers = borrowed(&call.0);
         hostcalls::dispatch_http_call(cluster, headers, Some(&call.1), vec![], timeout)
             .map_err(|status| format!("{status:?}"))
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> bool {
-        match value {
-            Some(value) => hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)),
-            None => hostcalls::remove_map_value(MapType::HttpRequestHeaders, name),
-        }
-        .is_ok()
+        set(MapType::HttpRequestHeaders, name, value)
     }
 
     fn log(&self, level: Level, message: &str) {
@@ -131,32 +92,27 @@ impl Host for EnvoyHost {
             Level::Info => LogLevel::Info,
             Level::Warn => LogLevel::Warn,
             Level::Error => LogLevel::Error,
+            Level::Critical => LogLevel::Critical,
         };
-        log(level, message);
+        let _ = hostcalls::log(level, message);
     }
 }
 
 impl ResponseHost for EnvoyHost {
     fn response_header(&self, name: &str) -> Option<String> {
-        let value = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name);
-        value
-            .ok()
-            .flatten()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
+        value(MapType::HttpResponseHeaders, name)
     }
 
     fn response_headers(&self) -> Vec<(String, String)> {
-        headers(MapType::HttpResponseHeaders).unwrap_or_default()
+        map(MapType::HttpResponseHeaders).unwrap_or_default()
     }
 
     fn set_response_header(&mut self, name: &str, value: &str) -> bool {
-        hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value)).is_ok()
+        set(MapType::HttpResponseHeaders, name, Some(value))
     }
 
     fn response_body(&self, size: usize) -> Option<Vec<u8>> {
-        hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
-            .ok()
-            .flatten()
+        buffer(BufferType::HttpResponseBody, size)
     }
 
     fn set_response_body(&mut self, size: usize, body: &[u8]) -> bool {
@@ -164,14 +120,48 @@ impl ResponseHost for EnvoyHost {
     }
 
     fn send_reply(&mut self, reply: &LocalReply) -> bool {
-        send_reply(reply).is_ok()
+        let (status, headers) = (u32::from(reply.status), borrowed(&reply.headers));
+        hostcalls::send_http_response(status, headers, Some(&reply.body)).is_ok()
+    }
+}
+
+impl ContextHost for EnvoyHost {
+    fn request_headers(&self) -> Option<Vec<(String, String)>> {
+        map(MapType::HttpRequestHeaders)
+    }
+
+    fn resume_request(&mut self) -> bool {
+        hostcalls::resume_http_request().is_ok()
+    }
+
+    fn callout_answer(&self, body_size: usize) -> (Option<String>, Option<Vec<u8>>) {
+        let status = value(MapType::HttpCallResponseHeaders, ":status");
+        (status, buffer(BufferType::HttpCallResponseBody, body_size))
+    }
+
+    fn define_metric(&mut self, kind: MetricType, name: &str) -> Option<u32> {
+        let kind = match kind {
+            MetricType::Counter => Kind::Counter,
+            MetricType::Gauge => Kind::Gauge,
+        };
+        hostcalls::define_metric(kind, name).ok()
+    }
+
+    fn add_to_metric(&mut self, id: u32, delta: i64) {
+        let _ = hostcalls::increment_metric(id, delta);
+    }
+
+    fn close_stream(&mut self, context_id: u32, root_id: u32) -> bool {
+        close_stream(context_id, root_id)
+    }
+
+    fn set_tick(&mut self, period_ms: u64) {
+        let _ = hostcalls::set_tick_period(Duration::from_millis(period_ms));
     }
 }
 
 /// Proxy-wasm shared data (one store for every worker of this VM id).
-pub struct HostSharedData;
-
-impl SharedData for HostSharedData {
+impl SharedData for EnvoyHost {
     fn get(&self, key: &str) -> Result<Stored, GetError> {
         hostcalls::get_shared_data(key).map_err(|_| GetError)
     }
@@ -201,7 +191,7 @@ const STATUS_OK: u32 = 0;
 /// Resets the HTTP stream of another context (a revoked token's open request) from the root
 /// context, then makes `root_id` effective again so later calls (callouts) stay the root's.
 /// `false` if the host refused (the stream may already be gone).
-pub fn close_stream(context_id: u32, root_id: u32) -> bool {
+fn close_stream(context_id: u32, root_id: u32) -> bool {
     // SAFETY: plain host calls with integer arguments; no memory is shared.
     let closed = unsafe {
         proxy_set_effective_context(context_id) == STATUS_OK

@@ -5,6 +5,7 @@ refusals in OpenAI's shape. The mock upstream stands in for it."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -94,3 +95,27 @@ def test_an_unconfigured_name_is_refused_at_token_creation(stack):
     assert out.returncode != 0
     assert 'unknown provider "mistral"' in out.stderr
     assert "selfhosted" in out.stderr
+
+
+def refusal_counters(stack) -> dict[str, int]:
+    """The per-provider `upstream_credential_refused` counters, by provider name."""
+    family = "wasmcustom.ptk.upstream_credential_refused."
+    text = requests.get(f"http://127.0.0.1:{stack.admin_port}/stats?filter={family}",
+                        timeout=5).text
+    pairs = (line.split(": ") for line in text.splitlines() if line.startswith(family))
+    return {name[len(family):]: int(value) for name, value in pairs}
+
+
+def test_a_refusal_of_its_key_counts_under_its_own_name_not_openai(stack):
+    token = stack.mint("selfhosted")["token"]
+    before = refusal_counters(stack)
+    assert before["selfhosted"] == 0, before  # defined with the configuration
+    r = requests.post(f"{stack.url}/selfhosted/v1/chat/completions", json=CHAT, timeout=10,
+                      headers={"authorization": f"Bearer {token}", "x-mock-error": "invalid_key"})
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "upstream_credential_refused"
+    time.sleep(1.5)  # counters are flushed on the tick
+    after = refusal_counters(stack)
+    assert after["selfhosted"] == before["selfhosted"] + 1, after
+    assert after["openai"] == before["openai"], after
+    assert "selfhosted refused the proxy's upstream credential (status 401)" in stack.logs()

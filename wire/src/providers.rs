@@ -101,12 +101,7 @@ pub const FACTS: [ProviderFacts; 3] = [OPENAI, ANTHROPIC, GEMINI];
 impl Provider {
     /// This provider's entry in [`FACTS`]; `None` for a configured provider.
     pub fn facts(self) -> Option<&'static ProviderFacts> {
-        match self {
-            Provider::Openai => Some(&OPENAI),
-            Provider::Anthropic => Some(&ANTHROPIC),
-            Provider::Gemini => Some(&GEMINI),
-            Provider::Configured(_) => None,
-        }
+        FACTS.iter().find(|f| f.provider == self)
     }
 
     /// Environment variable (and keys-file name) of this provider's real key: the built-in

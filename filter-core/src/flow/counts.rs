@@ -2,10 +2,12 @@
 //! the worker and added to Envoy's counters by the shim on each tick: a host call per counter
 //! per request is measurable on the hot path, and counters a second late are fine.
 
-use std::cell::Cell;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 
 use ptk_wire::Provider;
 
+use crate::provider_config::ProvidersConfig;
 use crate::refusal::Refusal;
 
 /// One counter of the filter (`wasmcustom.ptk.<name>` in Envoy).
@@ -37,17 +39,19 @@ pub enum Counter {
     CalloutRetried,
     /// A refusal, by class.
     Refused(Refusal),
-    /// A provider refused the operator's credential (answered in its place).
+    /// A provider refused the operator's credential (answered in its place): one counter per
+    /// provider, built-in or configured ([`Counter::per_provider`]), kept apart from the slots.
     CredentialRefused(Provider),
     /// A fragment of the real key masked in a provider's response.
     KeyMasked,
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 27;
+pub const COUNTERS: usize = 24;
 
 impl Counter {
-    /// Every counter, in the order of their slots.
+    /// Every counter with a slot, in the order of their slots (the per-provider ones are
+    /// [`Counter::per_provider`]).
     pub const ALL: [Counter; COUNTERS] = [
         Counter::Allowed,
         Counter::CacheHits,
@@ -72,15 +76,22 @@ impl Counter {
         Counter::Refused(Refusal::UnknownUpload),
         Counter::Refused(Refusal::UnknownSecret),
         Counter::Refused(Refusal::TokenInRequest),
-        Counter::CredentialRefused(Provider::Openai),
-        Counter::CredentialRefused(Provider::Anthropic),
-        Counter::CredentialRefused(Provider::Gemini),
         Counter::KeyMasked,
     ];
 
+    /// The counters kept per provider: every built-in one (walked from the registry, never
+    /// listed by hand) and every one the configuration names.
+    pub fn per_provider(config: &ProvidersConfig) -> impl Iterator<Item = Counter> + '_ {
+        let configured = config.configured.iter().map(|c| c.provider);
+        Provider::ALL
+            .into_iter()
+            .chain(configured)
+            .map(Counter::CredentialRefused)
+    }
+
     /// The counter's name under `ptk.`.
-    pub fn name(self) -> &'static str {
-        match self {
+    pub fn name(self) -> Cow<'static, str> {
+        let name = match self {
             Counter::Allowed => "allowed",
             Counter::CacheHits => "cache_hits",
             Counter::UploadLegs => "upload.legs",
@@ -106,15 +117,12 @@ impl Counter {
                 Refusal::UnknownSecret => "refused.unknown_client_secret",
                 Refusal::TokenInRequest => "refused.token_in_request",
             },
-            Counter::CredentialRefused(provider) => match provider {
-                // The response path knows the dialect only, and configured providers speak
-                // OpenAI's: their refusals count with OpenAI's (never reached from a dialect).
-                Provider::Openai | Provider::Configured(_) => "upstream_credential_refused.openai",
-                Provider::Anthropic => "upstream_credential_refused.anthropic",
-                Provider::Gemini => "upstream_credential_refused.gemini",
-            },
+            Counter::CredentialRefused(provider) => {
+                return format!("{CREDENTIAL_REFUSED}.{}", provider.as_str()).into();
+            }
             Counter::KeyMasked => "upstream_key_masked",
-        }
+        };
+        name.into()
     }
 
     /// The counter's slot in [`Counts`] (its place in [`Counter::ALL`]; a test pins that).
@@ -145,26 +153,35 @@ impl Counter {
                 Refusal::UnknownSecret => 21,
                 Refusal::TokenInRequest => 22,
             },
-            Counter::CredentialRefused(provider) => match provider {
-                Provider::Openai | Provider::Configured(_) => 23,
-                Provider::Anthropic => 24,
-                Provider::Gemini => 25,
-            },
-            Counter::KeyMasked => 26,
+            Counter::KeyMasked => 23,
+            // Counted per provider (`Counts::by_provider`), past every slot.
+            Counter::CredentialRefused(_) => COUNTERS,
         }
     }
 }
+
+/// The family name of [`Counter::CredentialRefused`]: `<family>.<provider name>`.
+pub const CREDENTIAL_REFUSED: &str = "upstream_credential_refused";
 
 /// Counts not yet added to Envoy's counters, one per [`Counter`].
 #[derive(Debug, Default)]
 pub struct Counts {
     pending: [Cell<u64>; COUNTERS],
+    /// The per-provider counters that counted since the last take (at most the built-in and
+    /// the configured providers: bounded by the registry).
+    by_provider: RefCell<Vec<(Provider, u64)>>,
 }
 
 impl Counts {
     /// Counts one.
     pub fn add(&self, counter: Counter) {
-        if let Some(cell) = self.pending.get(counter.slot()) {
+        if let Counter::CredentialRefused(provider) = counter {
+            let mut counts = self.by_provider.borrow_mut();
+            match counts.iter_mut().find(|(p, _)| *p == provider) {
+                Some((_, n)) => *n = n.saturating_add(1),
+                None => counts.push((provider, 1)),
+            }
+        } else if let Some(cell) = self.pending.get(counter.slot()) {
             cell.set(cell.get().saturating_add(1));
         }
     }
@@ -176,6 +193,13 @@ impl Counts {
 
     /// The count of `counter` since the last take, zeroing it.
     pub fn take(&self, counter: Counter) -> u64 {
+        if let Counter::CredentialRefused(provider) = counter {
+            let mut counts = self.by_provider.borrow_mut();
+            return counts
+                .iter_mut()
+                .find(|(p, _)| *p == provider)
+                .map_or(0, |(_, n)| std::mem::take(n));
+        }
         self.pending
             .get(counter.slot())
             .map_or(0, |cell| cell.replace(0))
@@ -183,6 +207,11 @@ impl Counts {
 
     /// The count of `counter` since the last take (tests).
     pub fn get(&self, counter: Counter) -> u64 {
+        if let Counter::CredentialRefused(provider) = counter {
+            let counts = self.by_provider.borrow();
+            let found = counts.iter().find(|(p, _)| *p == provider);
+            return found.map_or(0, |(_, n)| *n);
+        }
         self.pending.get(counter.slot()).map_or(0, Cell::get)
     }
 }
@@ -208,12 +237,43 @@ mod tests {
     }
 
     #[test]
-    fn a_configured_provider_counts_with_openai_whose_dialect_it_speaks() {
+    fn a_configured_provider_counts_under_its_own_name_apart_from_openai() {
         let configured = Counter::CredentialRefused(Provider::Configured("local-llm"));
         let openai = Counter::CredentialRefused(Provider::Openai);
-        assert_eq!(configured.name(), "upstream_credential_refused.openai");
+        assert_eq!(configured.name(), "upstream_credential_refused.local-llm");
+        assert_eq!(openai.name(), "upstream_credential_refused.openai");
         let counts = Counts::default();
         counts.add(configured);
-        assert_eq!(counts.take(openai), 1);
+        counts.add(configured);
+        assert_eq!(counts.get(openai), 0);
+        assert_eq!(counts.take(configured), 2);
+        assert_eq!(counts.take(configured), 0);
+    }
+
+    #[test]
+    fn every_built_in_provider_has_its_refusal_counter_named_from_the_registry() {
+        let config = crate::FilterConfig::parse(
+            br#"{"providers":{"local-llm":{"path_prefix":"/local/","authority":"llm:8000"}}}"#,
+        )
+        .unwrap();
+        let names: Vec<_> = Counter::per_provider(&config.providers)
+            .map(Counter::name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "upstream_credential_refused.openai",
+                "upstream_credential_refused.anthropic",
+                "upstream_credential_refused.gemini",
+                "upstream_credential_refused.local-llm"
+            ]
+        );
+        let counts = Counts::default();
+        counts.add(Counter::CredentialRefused(Provider::Gemini));
+        assert_eq!(
+            counts.take(Counter::CredentialRefused(Provider::Anthropic)),
+            0
+        );
+        assert_eq!(counts.take(Counter::CredentialRefused(Provider::Gemini)), 1);
     }
 }

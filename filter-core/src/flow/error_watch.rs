@@ -24,6 +24,7 @@ use crate::ws_frames::FrameScanner;
 #[derive(Debug)]
 pub struct ErrorWatch {
     fwd: Forwarded,
+    provider: Provider,
     key: String,
     /// Set once the headers showed an error: its status, whether its body is held back to be
     /// read whole, and whether its length was announced.
@@ -74,6 +75,7 @@ impl ErrorWatch {
         }
         ErrorWatch {
             fwd: watch.forwarded,
+            provider: watch.provider,
             key: watch.key,
             error: None,
             frames: None,
@@ -108,13 +110,13 @@ impl ErrorWatch {
         match on_headers(&self.fwd, status, value("content-type")) {
             HeadersVerdict::Pass | HeadersVerdict::Frames => Headers::Pass,
             HeadersVerdict::Replace(reply) => {
-                counts.add(Counter::CredentialRefused(self.provider()));
+                counts.add(Counter::CredentialRefused(self.provider));
                 host.log(
                     Level::Warn,
                     &format!(
                         "ptk filter: {} refused the proxy's upstream credential (status {status}); \
                          answered in its place",
-                        self.provider().as_str()
+                        self.provider.as_str()
                     ),
                 );
                 if host.send_reply(&reply) {
@@ -193,13 +195,13 @@ impl ErrorWatch {
         if let BodyVerdict::Rewrite { body: new, class } = verdict {
             match class {
                 Rewritten::CredentialRefused => {
-                    counts.add(Counter::CredentialRefused(self.provider()));
+                    counts.add(Counter::CredentialRefused(self.provider));
                     host.log(
                         Level::Warn,
                         &format!(
                             "ptk filter: {} refused the proxy's upstream credential (status \
                              {status}, invalid-key reason); answered in its place",
-                            self.provider().as_str()
+                            self.provider.as_str()
                         ),
                     );
                 }
@@ -243,17 +245,13 @@ impl ErrorWatch {
         }
     }
 
-    fn provider(&self) -> Provider {
-        self.fwd.dialect.provider()
-    }
-
     fn log_masked(&self, host: &impl ResponseHost, status: u16) {
         host.log(
             Level::Warn,
             &format!(
                 "ptk filter: masked a fragment of the upstream credential in a response from {} \
                  (status {status})",
-                self.provider().as_str()
+                self.provider.as_str()
             ),
         );
     }
@@ -267,6 +265,7 @@ pub(super) fn key_watch(pending: &PendingCheck, head: &RequestHead, key: &str) -
             websocket: pending.websocket,
             origin: pending.origin.clone(),
         },
+        provider: pending.identified.provider,
         key: key.to_string(),
         ask_identity: ask_identity(head.header("accept-encoding")),
         drop_extensions: drop_extensions(

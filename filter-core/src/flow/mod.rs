@@ -9,11 +9,16 @@
 //! - callout response (matched by token id) → the same three; a callout that cannot be
 //!   started, gets no answer or an unusable one is a transport failure: 503, counted as
 //!   `callout_failed`, never forwarded.
+//!
+//! [`Stream`] and [`Root`] (`context.rs`) are the shim's two contexts: they read what Envoy
+//! hands over through [`ContextHost`], call these steps and carry out what they return.
 
 mod bound;
 mod check;
+mod context;
 mod counts;
 mod error_watch;
+mod meters;
 mod response;
 mod revalidation;
 mod sender;
@@ -24,9 +29,13 @@ mod worker;
 mod tests;
 
 pub use check::RequestFlow;
-pub use counts::{Counter, Counts, COUNTERS};
+pub use context::{Action, ContextHost, Root, Stream};
+pub use counts::{Counter, Counts, COUNTERS, CREDENTIAL_REFUSED};
+pub use meters::{Meters, MetricType};
 pub use revalidation::{report_activity, Revalidations};
 pub use worker::Worker;
+
+use ptk_wire::Provider;
 
 use crate::activity::Call;
 use crate::plan::RewritePlan;
@@ -43,6 +52,8 @@ pub enum Level {
     Warn,
     /// Something failed that should never fail.
     Error,
+    /// The plugin cannot run (a bad configuration).
+    Critical,
 }
 
 /// What the flow needs from the proxy: time, shared data, the sender's address, callouts,
@@ -133,6 +144,9 @@ pub enum HeadersStep {
 pub struct KeyWatch {
     /// What the response watch needs of the request.
     pub forwarded: Forwarded,
+    /// The provider the request went to (its refusals are counted under its name: a
+    /// configured provider speaks OpenAI's dialect but has its own counter).
+    pub provider: Provider,
     /// The real key.
     pub key: String,
     /// Set `accept-encoding: identity` (`upstream_errors::ask_identity`).
@@ -146,6 +160,7 @@ impl std::fmt::Debug for KeyWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyWatch")
             .field("forwarded", &self.forwarded)
+            .field("provider", &self.provider)
             .field("key", &"[redacted]")
             .field("ask_identity", &self.ask_identity)
             .field("drop_extensions", &self.drop_extensions)

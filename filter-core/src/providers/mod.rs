@@ -101,12 +101,7 @@ pub const TABLE: [&ProviderSpec; 3] = [&openai::SPEC, &anthropic::SPEC, &gemini:
 /// The spec of a built-in provider; `None` for a configured one (it speaks the OpenAI
 /// dialect, `crate::config::ConfiguredProvider`).
 pub fn spec(provider: Provider) -> Option<&'static ProviderSpec> {
-    match provider {
-        Provider::Openai => Some(&openai::SPEC),
-        Provider::Anthropic => Some(&anthropic::SPEC),
-        Provider::Gemini => Some(&gemini::SPEC),
-        Provider::Configured(_) => None,
-    }
+    TABLE.into_iter().find(|p| p.facts.provider == provider)
 }
 
 /// Every dialect of every provider.

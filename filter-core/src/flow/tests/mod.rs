@@ -6,6 +6,7 @@
 mod bound;
 mod cached;
 mod callout;
+mod context;
 mod response;
 mod tick;
 
@@ -52,6 +53,10 @@ pub struct FakeHost {
     pub rewrite_fails: bool,
     /// Request header edits: (name, value; `None` removes).
     pub edits: Vec<(String, Option<String>)>,
+    /// What the contexts read and did (`context.rs`).
+    pub ctx: context::ContextFake,
+    /// Log lines written.
+    pub logs: std::cell::RefCell<Vec<(Level, String)>>,
 }
 
 impl Host for FakeHost {
@@ -89,7 +94,9 @@ impl Host for FakeHost {
         !self.rewrite_fails
     }
 
-    fn log(&self, _level: Level, _message: &str) {}
+    fn log(&self, level: Level, message: &str) {
+        self.logs.borrow_mut().push((level, message.into()));
+    }
 }
 
 impl ResponseHost for FakeHost {

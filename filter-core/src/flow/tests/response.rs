@@ -83,3 +83,32 @@ fn an_error_quoting_the_key_is_masked_and_a_success_passes_decorated() {
     );
     assert!(flow.error_watch.is_none());
 }
+
+#[test]
+fn a_configured_provider_refusing_its_key_counts_under_its_own_name() {
+    let mut host = FakeHost::new();
+    let config = r#"{"providers":{"selfhosted":{"path_prefix":"/selfhosted/","authority":"llm.internal:8000"}}}"#;
+    let w = worker(config, &host);
+    let head = RequestHead::new(vec![
+        (":method".into(), "POST".into()),
+        (":path".into(), "/selfhosted/v1/chat/completions".into()),
+        (":authority".into(), "proxy.local".into()),
+        ("authorization".into(), format!("Bearer {TOKEN}")),
+    ]);
+    let (mut flow, _) = headers(&w, &mut host, head);
+    assert_eq!(
+        answer(&mut flow, &w, &mut host, &allow(1_000, None)),
+        Step::Forward
+    );
+    host.response = vec![
+        (":status".into(), "401".into()),
+        ("content-type".into(), "application/json".into()),
+    ];
+    assert_eq!(flow.on_response_headers(&w, &mut host), HeadersStep::Stop);
+    let selfhosted = Provider::parse("selfhosted").unwrap();
+    assert_eq!(w.counts.get(Counter::CredentialRefused(selfhosted)), 1);
+    assert_eq!(
+        w.counts.get(Counter::CredentialRefused(Provider::Openai)),
+        0
+    );
+}

@@ -1,0 +1,283 @@
+//! The shim's two contexts as plain types: [`Stream`] (one HTTP request: hands its headers,
+//! callout answers and response to [`RequestFlow`] and carries out the step it returns) and
+//! [`Root`] (parses the configuration once, hands each request a stream, and on every tick
+//! revalidates open streams, refreshes the CAS anchor and flushes counters and activity). The
+//! wasm crate only forwards Envoy's callbacks to these, over [`ContextHost`].
+
+use std::rc::Rc;
+
+use crate::config::{validate_secret, FilterConfig};
+use crate::flow::meters::{Meters, MetricType};
+use crate::flow::revalidation::{report_activity, Revalidations};
+use crate::flow::{BodyStep, HeadersStep, Level, RequestFlow, ResponseHost, Step, Worker};
+use crate::log_path::redacted_path;
+use crate::refusal::{LocalReply, Refusal};
+use crate::request::RequestHead;
+use crate::shared_data::CasAnchor;
+use crate::ErrorShape;
+
+/// What the contexts need from the proxy beyond the flow's own calls.
+pub trait ContextHost: ResponseHost {
+    /// The request headers, values converted lossily; `None` if unreadable.
+    fn request_headers(&self) -> Option<Vec<(String, String)>>;
+    /// Lets the paused request continue; `false` if the host refused.
+    fn resume_request(&mut self) -> bool;
+    /// The callout answer being delivered: its `:status` value (none for a failed callout,
+    /// which arrives with no headers) and its body.
+    fn callout_answer(&self, body_size: usize) -> (Option<String>, Option<Vec<u8>>);
+    /// Defines a metric; `None` if the host refused (metrics are best effort).
+    fn define_metric(&mut self, kind: MetricType, name: &str) -> Option<u32>;
+    /// Adds `delta` (may be negative) to a metric.
+    fn add_to_metric(&mut self, id: u32, delta: i64);
+    /// Resets the HTTP stream of request `context_id` on behalf of the root `root_id`;
+    /// `false` if the host refused (the stream may already be gone).
+    fn close_stream(&mut self, context_id: u32, root_id: u32) -> bool;
+    /// Asks for a tick every `period_ms`.
+    fn set_tick(&mut self, period_ms: u64);
+}
+
+/// What the shim answers Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Go on with the request or response.
+    Continue,
+    /// Hold it (a callout is in flight, a local reply was sent, or a body is buffered).
+    Pause,
+}
+
+/// The callout answer's status and body.
+fn answer(host: &impl ContextHost, body_size: usize) -> (Option<u16>, Option<Vec<u8>>) {
+    let (status, body) = host.callout_answer(body_size);
+    (status.and_then(|s| s.parse().ok()), body)
+}
+
+/// Answers locally. The request is never forwarded, so its `:path` is only logged: first it
+/// is replaced with what the access log may print (`log_path::redacted_path`: no query, no
+/// credential value, no token-shaped run), written back only when that changes it.
+fn reply(host: &mut impl ContextHost, reply: &LocalReply) -> Action {
+    let path = host
+        .request_headers()
+        .and_then(|headers| redacted_path(&RequestHead::new(headers)));
+    if let Some(path) = path {
+        if !host.set_request_header(":path", Some(&path)) {
+            host.log(Level::Warn, "ptk filter: could not redact the logged path");
+        }
+    }
+    if !host.send_reply(reply) {
+        host.log(Level::Error, "ptk filter: could not send a local reply");
+    }
+    Action::Pause
+}
+
+/// Carries out a step; `resume` after a callout (the request was paused).
+fn carry_out(host: &mut impl ContextHost, step: Step, resume: bool) -> Action {
+    match step {
+        Step::Forward => {
+            if resume && !host.resume_request() {
+                host.log(Level::Error, "ptk filter: could not resume a request");
+            }
+            Action::Continue
+        }
+        Step::CallOut { .. } => Action::Pause,
+        Step::Reply(local) => reply(host, &local),
+    }
+}
+
+/// One HTTP request; `worker` is `None` if the plugin has no valid config. Dropping it (Envoy
+/// deletes the context when the request is over) forgets it among the open streams.
+#[derive(Debug)]
+pub struct Stream {
+    context_id: u32,
+    worker: Option<Rc<Worker>>,
+    pub(super) flow: RequestFlow,
+}
+
+impl Stream {
+    /// The stream of request `context_id`.
+    pub fn new(context_id: u32, worker: Option<Rc<Worker>>) -> Stream {
+        let flow = RequestFlow::new(context_id);
+        Stream {
+            context_id,
+            worker,
+            flow,
+        }
+    }
+
+    /// The request headers are in: without a valid configuration, or unreadable, 503 (never
+    /// forwarded); else the flow decides.
+    pub fn on_request_headers(&mut self, host: &mut impl ContextHost) -> Action {
+        // Built only when needed: never on the path of a forwarded request.
+        let unavailable = || Refusal::TokenServiceUnavailable.reply(ErrorShape::Openai);
+        let Some(worker) = self.worker.as_deref() else {
+            return reply(host, &unavailable());
+        };
+        let Some(headers) = host.request_headers() else {
+            host.log(Level::Error, "ptk filter: could not read request headers");
+            return reply(host, &unavailable());
+        };
+        let step = self
+            .flow
+            .on_request_headers(worker, host, RequestHead::new(headers));
+        carry_out(host, step, false)
+    }
+
+    /// A callout answer: read and decided only if it is the one this request waits on.
+    pub fn on_callout_response(&mut self, host: &mut impl ContextHost, token_id: u32, size: usize) {
+        let Some(worker) = self
+            .worker
+            .as_deref()
+            .filter(|_| self.flow.expects(token_id))
+        else {
+            return;
+        };
+        let (status, body) = answer(host, size);
+        let flow = &mut self.flow;
+        if let Some(step) =
+            flow.on_callout_response(worker, host, token_id, status, body.as_deref())
+        {
+            carry_out(host, step, true);
+        }
+    }
+
+    /// The response headers are in.
+    pub fn on_response_headers(&mut self, host: &mut impl ContextHost) -> Action {
+        let Some(worker) = self.worker.as_deref() else {
+            return Action::Continue;
+        };
+        match self.flow.on_response_headers(worker, host) {
+            HeadersStep::Continue => Action::Continue,
+            HeadersStep::Stop => Action::Pause,
+        }
+    }
+
+    /// A response body chunk of `size` bytes (`end`: the last).
+    pub fn on_response_body(
+        &mut self,
+        host: &mut impl ContextHost,
+        size: usize,
+        end: bool,
+    ) -> Action {
+        let Some(worker) = self.worker.as_deref() else {
+            return Action::Continue;
+        };
+        match self.flow.on_response_body(worker, host, size, end) {
+            BodyStep::Continue => Action::Continue,
+            BodyStep::Pause => Action::Pause,
+        }
+    }
+}
+
+impl Drop for Stream {
+    // The request is over: it is no longer open.
+    fn drop(&mut self) {
+        if let Some(worker) = &self.worker {
+            if let Ok(mut streams) = worker.streams.try_borrow_mut() {
+                streams.close(self.context_id);
+            }
+        }
+    }
+}
+
+/// The root context; `worker` is `None` until a valid configuration arrives.
+#[derive(Debug)]
+pub struct Root {
+    context_id: u32,
+    pub(super) worker: Option<Rc<Worker>>,
+    meters: Option<Meters>,
+    revalidations: Revalidations,
+}
+
+impl Root {
+    /// The root context with this id (requests' streams are closed on its behalf).
+    pub fn new(context_id: u32) -> Root {
+        Root {
+            context_id,
+            worker: None,
+            meters: None,
+            revalidations: Revalidations::default(),
+        }
+    }
+
+    /// Parses the plugin configuration and reads the check secret from the variable it names
+    /// (`env` reads the VM environment). `false` makes Envoy reject the plugin (and fail
+    /// closed), with a log line naming the offending field.
+    pub fn configure(
+        &mut self,
+        host: &mut impl ContextHost,
+        config: &[u8],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> bool {
+        let parsed = FilterConfig::parse(config).and_then(|config| {
+            let name = &config.token_service.secret_env;
+            let secret = validate_secret(name, env(name).as_deref())?;
+            Ok((config, secret))
+        });
+        let (config, secret) = match parsed {
+            Ok(parsed) => parsed,
+            Err(message) => {
+                let line = format!("ptk filter: bad config: {message}");
+                host.log(Level::Critical, &line);
+                return false;
+            }
+        };
+        // Which release, config schema and wire version run here, for the operator matching
+        // filter and token-service versions.
+        host.log(Level::Info, &crate::version::start_line());
+        host.set_tick(config.cache.activity_flush_ms);
+        let anchor = CasAnchor::refresh(host.shared());
+        self.meters = Some(Meters::define(host, &config.providers));
+        self.worker = Some(Rc::new(Worker::new(config, secret, anchor)));
+        true
+    }
+
+    /// The stream of a new request.
+    pub fn stream(&self, context_id: u32) -> Stream {
+        Stream::new(context_id, self.worker.clone())
+    }
+
+    /// A root callout came back: a revalidation closes the streams of refused tokens, anything
+    /// else is an activity report.
+    pub fn on_callout_response(&mut self, host: &mut impl ContextHost, token_id: u32, size: usize) {
+        let Some(worker) = self.worker.as_deref() else {
+            return;
+        };
+        let (status, body) = answer(host, size);
+        let revalidations = &mut self.revalidations;
+        let closing =
+            revalidations.on_callout_response(worker, host, token_id, status, body.as_deref());
+        self.close(host, &closing);
+    }
+
+    /// Revalidates open streams (if on), refreshes the CAS anchor, flushes counters and
+    /// activity.
+    pub fn on_tick(&mut self, host: &mut impl ContextHost) {
+        let Some(worker) = self.worker.clone() else {
+            return;
+        };
+        if worker.config.streams.revalidate {
+            let closing = self.revalidations.on_tick(&worker, host);
+            self.close(host, &closing);
+        }
+        // Keeps the anchor within one tick of the CAS counter, which cannot wrap (2^32
+        // writes) in that time.
+        worker.anchor.set(CasAnchor::refresh(host.shared()));
+        if let Some(meters) = &self.meters {
+            meters.flush(host, &worker.counts, worker.streams.borrow().len());
+        }
+        report_activity(&worker, host);
+    }
+
+    /// Resets these requests' streams.
+    fn close(&self, host: &mut impl ContextHost, contexts: &[u32]) {
+        for context in contexts {
+            if !host.close_stream(*context, self.context_id) {
+                host.log(Level::Warn, "ptk filter: could not close a revoked stream");
+            }
+        }
+        if !contexts.is_empty() {
+            let n = contexts.len();
+            let line = format!("ptk filter: closed {n} open request(s) of revoked tokens");
+            host.log(Level::Info, &line);
+        }
+    }
+}
