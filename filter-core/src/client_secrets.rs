@@ -260,6 +260,7 @@ mod tests {
         let upstream = ProviderConfig {
             authority: "api.openai.com".into(),
             request_headers: Vec::new(),
+            stream_usage: true,
         };
         let offer = format!(
             "realtime, openai-insecure-api-key.{SECRET}, openai-organization.org-x, openai-beta.realtime-v1"
@@ -287,6 +288,7 @@ mod tests {
         let operator = ProviderConfig {
             authority: "api.openai.com".into(),
             request_headers: vec![("openai-project".into(), "proj_op".into())],
+            stream_usage: true,
         };
         let plan = secret_plan(&h, &operator);
         assert!(plan.remove.is_empty());

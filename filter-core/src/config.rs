@@ -40,6 +40,24 @@ pub struct FilterConfig {
     /// Provider-minted ephemeral credentials (off by default).
     #[serde(default)]
     pub ephemeral: EphemeralConfig,
+    /// Token usage metering (on by default).
+    #[serde(default)]
+    pub metering: MeteringConfig,
+}
+
+/// Token usage read from the responses of metered calls (`usage::classify`) and reported with
+/// the activity. Off, no response body is read for it and no request body is held.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeteringConfig {
+    /// Meter token usage.
+    pub enabled: bool,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        MeteringConfig { enabled: true }
+    }
 }
 
 /// Provider-minted short-lived credentials that the filter may relay untouched.

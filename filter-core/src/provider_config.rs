@@ -41,6 +41,11 @@ pub struct ProviderConfig {
     /// Headers the operator sets on every forwarded request of this provider (e.g.
     /// `openai-organization`), replacing any the client sent; sorted by name.
     pub request_headers: Vec<(String, String)>,
+    /// Ask its streamed Chat Completions for usage (`stream_options.include_usage`) when the
+    /// client did not, and remove the usage-only chunk again (`usage::stream_options`).
+    /// Default: the registry's `stream_usage` for a built-in provider, false for a configured
+    /// one (older OpenAI-compatible servers answer 400 to the field).
+    pub stream_usage: bool,
 }
 
 /// An OpenAI-compatible provider the operator configured.
@@ -60,6 +65,7 @@ pub struct ConfiguredProvider {
 static NO_UPSTREAM: ProviderConfig = ProviderConfig {
     authority: String::new(),
     request_headers: Vec::new(),
+    stream_usage: false,
 };
 
 impl Default for ProvidersConfig {
@@ -106,15 +112,18 @@ pub struct RawProvider {
     authority: Option<String>,
     request_headers: BTreeMap<String, String>,
     path_prefix: Option<String>,
+    stream_usage: Option<bool>,
 }
 
 impl RawProvider {
     /// The provider's config, its authority defaulting to the registry's.
     fn or_host(self, facts: &ProviderFacts) -> ProviderConfig {
         let host = facts.default_authority;
+        let registry = crate::providers::spec(facts.provider).is_some_and(|s| s.stream_usage);
         ProviderConfig {
             authority: self.authority.unwrap_or_else(|| host.to_string()),
             request_headers: self.request_headers.into_iter().collect(),
+            stream_usage: self.stream_usage.unwrap_or(registry),
         }
     }
 
@@ -132,6 +141,7 @@ impl RawProvider {
             upstream: ProviderConfig {
                 authority,
                 request_headers: self.request_headers.into_iter().collect(),
+                stream_usage: self.stream_usage.unwrap_or(false),
             },
         })
     }

@@ -16,6 +16,7 @@ fn upstream() -> ProviderConfig {
     ProviderConfig {
         authority: HOST.to_string(),
         request_headers: Vec::new(),
+        stream_usage: false,
     }
 }
 

@@ -436,6 +436,7 @@ fn the_key_is_found_in_every_dialects_plan() {
         let upstream = ptk_filter_core::config::ProviderConfig {
             authority: "upstream".to_string(),
             request_headers: Vec::new(),
+            stream_usage: false,
         };
         let plan = ptk_filter_core::plan::rewrite_plan(&head, &identified, KEY, &upstream);
         assert_eq!(key_in_plan(&plan), Some(KEY), "{pairs:?}");

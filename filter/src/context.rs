@@ -64,6 +64,13 @@ impl HttpContext for PtkHttp {
         action(self.0.on_request_headers(&mut EnvoyHost))
     }
 
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        action(
+            self.0
+                .on_request_body(&mut EnvoyHost, body_size, end_of_stream),
+        )
+    }
+
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         action(self.0.on_response_headers(&mut EnvoyHost))
     }

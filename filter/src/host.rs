@@ -6,7 +6,7 @@ use std::time::Duration;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType as Kind, Status};
 use ptk_filter_core::activity::Call;
-use ptk_filter_core::flow::{ContextHost, Host, Level, MetricType, ResponseHost};
+use ptk_filter_core::flow::{ContextHost, Host, Level, MetricType, RequestBodyHost, ResponseHost};
 use ptk_filter_core::shared_data::{GetError, SetError, SharedData, Stored};
 use ptk_filter_core::LocalReply;
 
@@ -122,6 +122,16 @@ impl ResponseHost for EnvoyHost {
     fn send_reply(&mut self, reply: &LocalReply) -> bool {
         let (status, headers) = (u32::from(reply.status), borrowed(&reply.headers));
         hostcalls::send_http_response(status, headers, Some(&reply.body)).is_ok()
+    }
+}
+
+impl RequestBodyHost for EnvoyHost {
+    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+        buffer(BufferType::HttpRequestBody, size)
+    }
+
+    fn set_request_body(&mut self, size: usize, body: &[u8]) -> bool {
+        hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, body).is_ok()
     }
 }
 

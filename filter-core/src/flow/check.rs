@@ -33,6 +33,8 @@ pub struct RequestFlow {
     pub(super) mint: Option<Box<MintWatch>>,
     /// The response of a request forwarded with a real key, until its status is known.
     pub(super) error_watch: Option<Box<ErrorWatch>>,
+    /// A metered call's usage, until its response ends (`metering.rs`).
+    pub(super) usage: Option<Box<super::metering::UsageWatch>>,
 }
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
@@ -63,6 +65,7 @@ impl RequestFlow {
             upload_watch: None,
             mint: None,
             error_watch: None,
+            usage: None,
         }
     }
 
@@ -209,6 +212,7 @@ impl RequestFlow {
         }
         let watch = ErrorWatch::start(key_watch(pending, head, key), host);
         self.error_watch = Some(Box::new(watch));
+        self.start_metering(worker, host, pending, head);
         worker.counts.add(Counter::CacheHits);
         worker.counts.add(Counter::Allowed);
         worker.activity.borrow_mut().record(&pending.hash);

@@ -9,7 +9,9 @@ use std::rc::Rc;
 use crate::config::{validate_secret, FilterConfig};
 use crate::flow::meters::{Meters, MetricType};
 use crate::flow::revalidation::{report_activity, Revalidations};
-use crate::flow::{BodyStep, HeadersStep, Level, RequestFlow, ResponseHost, Step, Worker};
+use crate::flow::{
+    BodyStep, HeadersStep, Level, RequestBodyHost, RequestFlow, ResponseHost, Step, Worker,
+};
 use crate::log_path::redacted_path;
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
@@ -17,7 +19,7 @@ use crate::shared_data::CasAnchor;
 use crate::ErrorShape;
 
 /// What the contexts need from the proxy beyond the flow's own calls.
-pub trait ContextHost: ResponseHost {
+pub trait ContextHost: ResponseHost + RequestBodyHost {
     /// The request headers, values converted lossily; `None` if unreadable.
     fn request_headers(&self) -> Option<Vec<(String, String)>>;
     /// Lets the paused request continue; `false` if the host refused.
@@ -150,6 +152,20 @@ impl Stream {
         }
     }
 
+    /// A request body chunk of `size` bytes (`end`: the last): held only for a metered stream
+    /// that may be asked for its usage.
+    pub fn on_request_body(
+        &mut self,
+        host: &mut impl ContextHost,
+        size: usize,
+        end: bool,
+    ) -> Action {
+        match self.flow.on_request_body(host, size, end) {
+            BodyStep::Continue => Action::Continue,
+            BodyStep::Pause => Action::Pause,
+        }
+    }
+
     /// A response body chunk of `size` bytes (`end`: the last).
     pub fn on_response_body(
         &mut self,
@@ -168,9 +184,12 @@ impl Stream {
 }
 
 impl Drop for Stream {
-    // The request is over: it is no longer open.
+    // The request is over: it is no longer open, and its usage is recorded if it was not yet.
     fn drop(&mut self) {
         if let Some(worker) = &self.worker {
+            // A response that never reached its end (reset, disconnect): what was metered
+            // still counts, marked incomplete.
+            self.flow.finish_metering(worker, false);
             if let Ok(mut streams) = worker.streams.try_borrow_mut() {
                 streams.close(self.context_id);
             }

@@ -44,10 +44,24 @@ pub enum Counter {
     CredentialRefused(Provider),
     /// A fragment of the real key masked in a provider's response.
     KeyMasked,
+    /// A metered response (or WebSocket session) recorded for the usage report.
+    UsageResponses,
+    /// Of those, one that ended without its final usage (aborted, error, disconnect).
+    UsageIncomplete,
+    /// A metered response the worker's usage batch had no room for (lost).
+    UsageDropped,
+    /// Metered input tokens (cached ones included).
+    UsageInputTokens,
+    /// Of those, read from a prompt cache.
+    UsageCachedInputTokens,
+    /// Metered output tokens (reasoning included).
+    UsageOutputTokens,
+    /// Of those, reasoning.
+    UsageReasoningTokens,
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 24;
+pub const COUNTERS: usize = 31;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -77,6 +91,13 @@ impl Counter {
         Counter::Refused(Refusal::UnknownSecret),
         Counter::Refused(Refusal::TokenInRequest),
         Counter::KeyMasked,
+        Counter::UsageResponses,
+        Counter::UsageIncomplete,
+        Counter::UsageDropped,
+        Counter::UsageInputTokens,
+        Counter::UsageCachedInputTokens,
+        Counter::UsageOutputTokens,
+        Counter::UsageReasoningTokens,
     ];
 
     /// The counters kept per provider: every built-in one (walked from the registry, never
@@ -121,6 +142,13 @@ impl Counter {
                 return format!("{CREDENTIAL_REFUSED}.{}", provider.as_str()).into();
             }
             Counter::KeyMasked => "upstream_key_masked",
+            Counter::UsageResponses => "usage.responses",
+            Counter::UsageIncomplete => "usage.incomplete",
+            Counter::UsageDropped => "usage.dropped",
+            Counter::UsageInputTokens => "usage.input_tokens",
+            Counter::UsageCachedInputTokens => "usage.cached_input_tokens",
+            Counter::UsageOutputTokens => "usage.output_tokens",
+            Counter::UsageReasoningTokens => "usage.reasoning_tokens",
         };
         name.into()
     }
@@ -154,6 +182,13 @@ impl Counter {
                 Refusal::TokenInRequest => 22,
             },
             Counter::KeyMasked => 23,
+            Counter::UsageResponses => 24,
+            Counter::UsageIncomplete => 25,
+            Counter::UsageDropped => 26,
+            Counter::UsageInputTokens => 27,
+            Counter::UsageCachedInputTokens => 28,
+            Counter::UsageOutputTokens => 29,
+            Counter::UsageReasoningTokens => 30,
             // Counted per provider (`Counts::by_provider`), past every slot.
             Counter::CredentialRefused(_) => COUNTERS,
         }
@@ -183,6 +218,13 @@ impl Counts {
             }
         } else if let Some(cell) = self.pending.get(counter.slot()) {
             cell.set(cell.get().saturating_add(1));
+        }
+    }
+
+    /// Counts `n` (token counters); a per-provider counter only counts by one.
+    pub fn add_n(&self, counter: Counter, n: u64) {
+        if let Some(cell) = self.pending.get(counter.slot()) {
+            cell.set(cell.get().saturating_add(n));
         }
     }
 

@@ -36,10 +36,13 @@ impl RequestFlow {
                     self.error_watch = None;
                     self.cors_origin = None;
                     self.mint = None;
+                    // The client gets the filter's answer: nothing the provider sent counts.
+                    self.usage = None;
                     return HeadersStep::Stop;
                 }
             }
         }
+        self.metering_headers(host);
         self.upload_response(worker, host);
         self.mint_headers(worker, host);
         if let Some(origin) = self.cors_origin.take() {
@@ -64,6 +67,7 @@ impl RequestFlow {
         end: bool,
     ) -> BodyStep {
         self.mint_body(worker, host, size, end);
+        self.metering_body(worker, host, size, end);
         // Every response below 400 dropped its watch at the headers (an accepted WebSocket
         // keeps it for its first frames only): nothing to do, at once.
         let Some(watch) = self.error_watch.as_mut() else {

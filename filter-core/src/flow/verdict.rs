@@ -120,6 +120,7 @@ impl RequestFlow {
             return self.unavailable(worker, &waiting.pending);
         }
         self.error_watch = watch_plan(host, &waiting.pending, &waiting.head, plan);
+        self.start_metering(worker, host, &waiting.pending, &waiting.head);
         let cache_key = &waiting.pending.cache_key;
         worker.denies.borrow_mut().forget(cache_key);
         waiting.sender.allowed(worker, host);

@@ -47,4 +47,6 @@ pub const SPEC: ProviderSpec = ProviderSpec {
         "anthropic-ratelimit-output-tokens-reset",
     ],
     ephemeral_prefix: None,
+    // Anthropic streams always carry usage (`message_start`, `message_delta`).
+    stream_usage: false,
 };

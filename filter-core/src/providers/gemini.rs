@@ -63,4 +63,7 @@ pub const SPEC: ProviderSpec = ProviderSpec {
         "x-goog-upload-size-received",
     ],
     ephemeral_prefix: Some(EPHEMERAL_PREFIX),
+    // Its OpenAI-compatible endpoint sends usage unasked (in the final chunk); asking turns
+    // it on in every chunk, which a client that did not ask would then see.
+    stream_usage: false,
 };

@@ -31,6 +31,9 @@ pub struct ProviderSpec {
     /// Prefix of the provider-minted ephemeral credential the filter can relay
     /// ([`crate::ephemeral`]), if any.
     pub ephemeral_prefix: Option<&'static str>,
+    /// Whether its streamed Chat Completions accept `stream_options.include_usage` (so the
+    /// filter may ask for usage the client did not; `providers.<name>.stream_usage` overrides).
+    pub stream_usage: bool,
 }
 
 /// One API dialect: how a request in it is recognised and answered.

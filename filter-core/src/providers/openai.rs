@@ -41,4 +41,5 @@ pub const SPEC: ProviderSpec = ProviderSpec {
         "x-ratelimit-reset-tokens",
     ],
     ephemeral_prefix: Some(EPHEMERAL_PREFIX),
+    stream_usage: true,
 };

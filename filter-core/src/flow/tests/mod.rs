@@ -7,6 +7,7 @@ mod bound;
 mod cached;
 mod callout;
 mod context;
+mod metering;
 mod response;
 mod tick;
 
@@ -14,7 +15,7 @@ use ptk_wire::{CheckRequest, CheckResponse, DenyReason, Lease, Provider, Revalid
 
 use crate::activity::Call;
 use crate::config::validate_secret;
-use crate::flow::{Counter, Host, Level, RequestFlow, ResponseHost, Step, Worker};
+use crate::flow::{Counter, Host, Level, RequestBodyHost, RequestFlow, ResponseHost, Step, Worker};
 use crate::refusal::LocalReply;
 use crate::refusal::Refusal;
 use crate::request::RequestHead;
@@ -57,6 +58,8 @@ pub struct FakeHost {
     pub ctx: context::ContextFake,
     /// Log lines written.
     pub logs: std::cell::RefCell<Vec<(Level, String)>>,
+    /// The request body Envoy holds.
+    pub request_body: Vec<u8>,
 }
 
 impl Host for FakeHost {
@@ -127,6 +130,18 @@ impl ResponseHost for FakeHost {
 
     fn send_reply(&mut self, reply: &LocalReply) -> bool {
         self.replies.push(reply.clone());
+        true
+    }
+}
+
+impl RequestBodyHost for FakeHost {
+    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+        Some(self.request_body[..size.min(self.request_body.len())].to_vec())
+    }
+
+    fn set_request_body(&mut self, size: usize, body: &[u8]) -> bool {
+        let end = size.min(self.request_body.len());
+        self.request_body.splice(..end, body.iter().copied());
         true
     }
 }

@@ -1,0 +1,229 @@
+//! Token usage of a forwarded request: when its call is metered (`usage::classify`), a usage
+//! watch follows it. A streamed Chat Completions request to a provider that accepts it is
+//! asked for usage (its body held until complete, `stream_options.include_usage` added, its
+//! `content-length` dropped) and the usage-only chunk is removed from the stream again; every
+//! response chunk below 400 is read as it passes (never held) by the API's meter; when the
+//! response ends, or the request is destroyed before that (reset, disconnect), what was seen
+//! goes into the worker's activity batch, which the root context reports on its tick (a
+//! callout from a dying stream context would be cancelled).
+
+use ptk_wire::Provider;
+
+use crate::activity::MeteredResponse;
+use crate::flow::counts::Counter;
+use crate::flow::{BodyStep, Host, Level, RequestFlow, ResponseHost, Worker};
+use crate::pipeline::PendingCheck;
+use crate::request::RequestHead;
+use crate::usage::classify::{metered_api, response_framing};
+use crate::usage::{
+    request_stream_usage, Framing, StreamUsage, UsageApi, UsageChunkStripper, UsageMeter,
+};
+
+/// The request side of a body the flow may rewrite.
+pub trait RequestBodyHost: Host {
+    /// The request body Envoy holds (`size` bytes: all of it once paused to the end).
+    fn request_body(&self, size: usize) -> Option<Vec<u8>>;
+    /// Replaces the first `size` bytes of the held request body; `false` if refused.
+    fn set_request_body(&mut self, size: usize, body: &[u8]) -> bool;
+}
+
+/// Where the request body stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Not a streamed Chat Completions call we may ask: the body passes untouched.
+    No,
+    /// Held until complete, then read.
+    Pending,
+    /// Asked for usage: the usage-only chunk is removed from the response.
+    Asked,
+}
+
+/// One forwarded request's metering.
+#[derive(Debug)]
+pub(super) struct UsageWatch {
+    hash: String,
+    provider: Provider,
+    api: UsageApi,
+    upgrade: bool,
+    ask: Ask,
+    meter: Option<UsageMeter>,
+    stripper: Option<UsageChunkStripper>,
+    status: u16,
+    /// The response is a stream (SSE or a WebSocket session).
+    streamed: bool,
+}
+
+impl RequestFlow {
+    /// A request is forwarded: follow it if its call is metered. Drops `content-length` when
+    /// its body may be rewritten (`false` if that edit failed: the body is then left alone).
+    pub(super) fn start_metering(
+        &mut self,
+        worker: &Worker,
+        host: &mut impl Host,
+        pending: &PendingCheck,
+        head: &RequestHead,
+    ) {
+        if !worker.config.metering.enabled {
+            return;
+        }
+        let dialect = pending.identified.dialect;
+        let upgrade = head.is_websocket_upgrade();
+        let Some(api) = metered_api(dialect, head.method(), head.path(), upgrade) else {
+            return;
+        };
+        let provider = pending.identified.provider;
+        let may_ask = api == UsageApi::ChatCompletions
+            && !upgrade
+            && worker.config.upstream(provider).stream_usage;
+        // The rewritten body has another length: drop the header so Envoy frames it itself.
+        let ask = if may_ask && host.set_request_header("content-length", None) {
+            Ask::Pending
+        } else {
+            Ask::No
+        };
+        self.usage = Some(Box::new(UsageWatch {
+            hash: pending.hash.clone(),
+            provider,
+            api,
+            upgrade,
+            ask,
+            meter: None,
+            stripper: None,
+            status: 0,
+            streamed: false,
+        }));
+    }
+
+    /// A request body chunk: held until the end for a call that may be asked for usage, then
+    /// rewritten if it is a stream that did not ask; every other body passes at once.
+    pub fn on_request_body(
+        &mut self,
+        host: &mut impl RequestBodyHost,
+        size: usize,
+        end: bool,
+    ) -> BodyStep {
+        let Some(watch) = self.usage.as_mut().filter(|w| w.ask == Ask::Pending) else {
+            return BodyStep::Continue;
+        };
+        if !end {
+            return BodyStep::Pause;
+        }
+        watch.ask = Ask::No;
+        let Some(body) = host.request_body(size) else {
+            return BodyStep::Continue;
+        };
+        if let StreamUsage::Injected(asked) = request_stream_usage(&body) {
+            if host.set_request_body(size, &asked) {
+                watch.ask = Ask::Asked;
+            } else {
+                host.log(
+                    Level::Warn,
+                    "ptk filter: could not ask a stream for its usage",
+                );
+            }
+        }
+        BodyStep::Continue
+    }
+
+    /// The response headers: a metered response below 400 gets its meter (the framing read
+    /// from status and `content-type`); an error is recorded without reading its body.
+    pub(super) fn metering_headers(&mut self, host: &impl ResponseHost) {
+        let Some(watch) = self.usage.as_mut() else {
+            return;
+        };
+        let status = host
+            .response_header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        watch.status = status;
+        if status >= 400 {
+            return;
+        }
+        let content_type = host.response_header("content-type");
+        let framing = response_framing(status, content_type.as_deref(), watch.upgrade);
+        if let Some(framing) = framing {
+            watch.meter = Some(UsageMeter::new(watch.api, framing));
+            let sse = framing == Framing::Sse;
+            watch.streamed = sse || framing == Framing::WebSocket;
+            if sse && watch.ask == Ask::Asked {
+                watch.stripper = Some(UsageChunkStripper::default());
+            }
+        }
+    }
+
+    /// A response body chunk: read by the meter; in an asked stream, the usage-only chunk is
+    /// cut out of it. At the end, the usage is recorded.
+    pub(super) fn metering_body(
+        &mut self,
+        worker: &Worker,
+        host: &mut impl ResponseHost,
+        size: usize,
+        end: bool,
+    ) {
+        let Some(watch) = self.usage.as_mut() else {
+            return;
+        };
+        if let (Some(meter), true) = (watch.meter.as_mut(), size > 0) {
+            if let Some(chunk) = host.response_body(size) {
+                meter.feed(&chunk);
+                if let Some(stripper) = watch.stripper.as_mut() {
+                    let mut out = stripper.rewrite(&chunk);
+                    if end {
+                        out.extend(stripper.finish());
+                    }
+                    if out != chunk && !host.set_response_body(size, &out) {
+                        host.log(Level::Warn, "ptk filter: could not remove a usage chunk");
+                    }
+                }
+            }
+        }
+        if end {
+            self.finish_metering(worker, true);
+        }
+    }
+
+    /// The response ended (`normally`), or the request is being destroyed before it did:
+    /// records what was metered, once.
+    pub fn finish_metering(&mut self, worker: &Worker, normally: bool) {
+        let Some(mut watch) = self.usage.take() else {
+            return;
+        };
+        if watch.status == 0 {
+            return; // never answered: nothing was spent that a response could show
+        }
+        let metered = watch.meter.as_mut().map(|meter| meter.finish(normally));
+        let (usage, model, complete) = match &metered {
+            Some(m) => (m.usage, m.model.as_deref().unwrap_or(""), m.complete),
+            None => (Default::default(), "", false),
+        };
+        let response = MeteredResponse {
+            hash: &watch.hash,
+            provider: watch.provider.as_str(),
+            api: watch.api,
+            model,
+            status: watch.status,
+            streamed: watch.streamed,
+            complete,
+            usage,
+        };
+        let counts = &worker.counts;
+        // `try_`: a stream is dropped outside any other use of the batch, but a wasm panic
+        // would take every request of the worker with it.
+        let recorded = worker
+            .activity
+            .try_borrow_mut()
+            .is_ok_and(|mut batch| batch.record_usage(&response));
+        if !recorded {
+            counts.add(Counter::UsageDropped);
+            return;
+        }
+        counts.add(Counter::UsageResponses);
+        if !complete {
+            counts.add(Counter::UsageIncomplete);
+        }
+        counts.add_n(Counter::UsageInputTokens, usage.input);
+        counts.add_n(Counter::UsageCachedInputTokens, usage.cached_input);
+        counts.add_n(Counter::UsageOutputTokens, usage.output);
+        counts.add_n(Counter::UsageReasoningTokens, usage.reasoning);
+    }
+}
