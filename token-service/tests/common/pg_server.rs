@@ -185,7 +185,15 @@ fn wait_ready(bin: &Path, port: u16, child: &mut Child) -> bool {
             return false;
         }
         let ok = Command::new(bin.join("pg_isready"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "ptk", "-q"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "ptk",
+                "-q",
+            ])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
