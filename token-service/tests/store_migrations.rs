@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use token_service::store::{SessionStore, TokenStore};
 use token_service::token::hash_token;
 
-/// The schema exactly as the pre-migration code created it (`sqlite_sql.rs`, version 1).
+/// The schema exactly as the pre-migration code created it (version 1).
 const OLD_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tokens (
     hash          TEXT PRIMARY KEY NOT NULL,
@@ -105,7 +105,7 @@ async fn an_old_schema_sqlite_database_upgrades_in_place_and_its_tokens_still_ch
     // The upgrade is recorded, so the next start applies nothing again.
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     let applied: Vec<i64> = conn
-        .prepare("SELECT version FROM refinery_schema_history ORDER BY version")
+        .prepare("SELECT version FROM _sqlx_migrations ORDER BY version")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()

@@ -1,75 +1,57 @@
-//! Versioned schema migrations (refinery), one SQL file per version per backend:
-//! `migrations/sqlite/V<n>__<name>.sql` and `migrations/postgres/V<n>__<name>.sql`. Each store
-//! runs them when it opens; the applied versions are kept in `refinery_schema_history`.
+//! Versioned schema migrations (sqlx's migrator), one SQL file per version per backend:
+//! `migrations/sqlite/<n>_<name>.sql` and `migrations/postgres/<n>_<name>.sql`, embedded in the
+//! binary. Each store runs them when it opens; the applied versions (with a checksum of each
+//! file: an applied migration must never be edited) are kept in `_sqlx_migrations`.
 //!
 //! Version 1 is the schema as it stood before migrations, written with `IF NOT EXISTS`, so a
-//! database created by that older code upgrades in place with its tokens intact.
-//!
-//! refinery rather than sqlx: it runs on the drivers the stores already use, so SQLite keeps
-//! rusqlite's online backup API (`sqlite_backup.rs`) and the check path's inline point read,
-//! and PostgreSQL keeps tokio-postgres with its rustls verification (`PTK_DATABASE_CA_FILE`).
+//! database created by that older code (0.1.0) upgrades in place with its tokens intact. For
+//! the same reason a database an earlier build migrated with refinery (whose history table,
+//! `refinery_schema_history`, is left alone) upgrades too: sqlx finds no history of its own,
+//! and every version up to the one that build had finds its tables and indexes already there.
 
-use rusqlite::Connection;
+use sqlx::migrate::Migrator;
+use sqlx::{PgPool, SqliteConnection};
 
 use super::StoreError;
 
-mod sqlite {
-    refinery::embed_migrations!("migrations/sqlite");
-}
+static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 
-mod postgres {
-    refinery::embed_migrations!("migrations/postgres");
-}
+static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Serialises PostgreSQL migrations when several replicas start at once (an arbitrary
-/// constant; a session-level advisory lock held while refinery runs).
-const POSTGRES_MIGRATION_LOCK: i64 = 0x7074_6b5f_7363_6d61;
+/// The latest migration's version, mirrored into SQLite's `PRAGMA user_version` so a backup
+/// can be checked against this build; a test ties the two.
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
-fn failed(e: refinery::Error) -> StoreError {
+fn failed(e: sqlx::migrate::MigrateError) -> StoreError {
     StoreError::Backend(format!("schema migration failed: {e}"))
 }
 
 /// Brings the SQLite database on `conn` to the latest schema.
-pub(super) fn migrate_sqlite(conn: &mut Connection) -> Result<(), StoreError> {
-    let runner = sqlite::migrations::runner();
+pub(super) async fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     // Two processes opening a fresh file at once may both apply version 1 (it is idempotent);
     // the one that records it second fails on the history's key. Running again then finds
     // every version recorded and does nothing, or fails for a real reason.
-    runner
-        .run(conn)
-        .or_else(|_| runner.run(conn))
-        .map(|_| ())
-        .map_err(failed)
+    if SQLITE.run(&mut *conn).await.is_ok() {
+        return Ok(());
+    }
+    SQLITE.run(conn).await.map_err(failed)
 }
 
-/// Brings the PostgreSQL database on `client` to the latest schema, one replica at a time.
-pub(super) async fn migrate_postgres(
-    client: &mut tokio_postgres::Client,
-) -> Result<(), StoreError> {
-    let backend = |e: tokio_postgres::Error| StoreError::Backend(e.to_string());
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&POSTGRES_MIGRATION_LOCK])
-        .await
-        .map_err(backend)?;
-    let ran = postgres::migrations::runner().run_async(client).await;
-    let unlocked = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&POSTGRES_MIGRATION_LOCK])
-        .await;
-    ran.map_err(failed)?;
-    unlocked.map(|_| ()).map_err(backend)
+/// Brings the PostgreSQL database to the latest schema, one replica at a time (the migrator
+/// holds an advisory lock while it runs).
+pub(super) async fn migrate_postgres(pool: &PgPool) -> Result<(), StoreError> {
+    POSTGRES.run(pool).await.map_err(failed)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use crate::store::sqlite_sql::SCHEMA_VERSION;
 
-    fn versions(runner: &refinery::Runner) -> Vec<(i64, String)> {
-        runner
-            .get_migrations()
+    fn versions(migrator: &Migrator) -> Vec<(i64, String)> {
+        migrator
             .iter()
-            .map(|m| (i64::from(m.version()), m.name().to_owned()))
+            .map(|m| (m.version, m.description.to_string()))
             .collect()
     }
 
@@ -77,8 +59,8 @@ mod tests {
     /// `user_version` (which backups are checked against) is the latest of them.
     #[test]
     fn both_backends_have_the_same_migrations_and_the_latest_is_the_schema_version() {
-        let mut sqlite = versions(&sqlite::migrations::runner());
-        let mut postgres = versions(&postgres::migrations::runner());
+        let mut sqlite = versions(&SQLITE);
+        let mut postgres = versions(&POSTGRES);
         sqlite.sort();
         postgres.sort();
         assert_eq!(sqlite, postgres);

@@ -27,14 +27,16 @@ pub(crate) mod pg_server;
 mod postgres;
 mod row;
 mod sessions;
+mod sql;
+mod sql_store;
 mod sqlite;
 pub mod sqlite_backup;
-mod sqlite_sql;
 
 pub use metered::{MeteredSessions, MeteredStore};
 pub use page::{Page, PageCursor, MAX_PAGE_LIMIT};
 pub use postgres::PostgresStore;
 pub use sessions::SessionStore;
+pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 
 /// Where the tokens live: an SQLite file (`PTK_DB`) or a PostgreSQL database

@@ -70,11 +70,8 @@ async fn sqlite_serves_the_first_page_of_a_large_store_fast() {
     eprintln!("sqlite: seeded {n} tokens in {:?}", seeding.elapsed());
     assert_eq!(seeded_at(0), "2026-01-01T00:00:00.000Z");
 
-    for page in [super::sqlite_sql::FIRST_PAGE, super::sqlite_sql::NEXT_PAGE] {
-        let sql = format!(
-            "EXPLAIN QUERY PLAN {} {page}",
-            super::sqlite_sql::SELECT_TOKEN
-        );
+    for page in [super::sql::FIRST_PAGE, super::sql::NEXT_PAGE] {
+        let sql = format!("EXPLAIN QUERY PLAN {page}");
         let mut stmt = conn.prepare(&sql).unwrap();
         let params = stmt.parameter_count();
         let plan: Vec<String> = stmt

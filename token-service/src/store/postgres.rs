@@ -1,5 +1,6 @@
 //! PostgreSQL backend, for several token-service replicas serving one fleet of Envoys: the
-//! same schema and semantics as SQLite (and the same contract suite), on an async pool.
+//! same statements and semantics as SQLite (and the same contract suite), on one async pool
+//! that serves reads and writes alike.
 //!
 //! TLS (rustls) is used whenever the URL's `sslmode` asks for it or allows it (`prefer`, the
 //! default, `require`), and the server certificate is always verified, against the system's
@@ -11,382 +12,108 @@
 //! not name, and a patch that waited on a `DELETE` finds nothing and creates nothing.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::str::FromStr as _;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::CertificateDer;
-use tokio_postgres::error::SqlState;
-use tokio_postgres::{Config, Row};
-use tokio_postgres_rustls::MakeRustlsConnect;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::{Connection as _, PgConnection, Postgres};
 
 use super::migrations::migrate_postgres;
-use super::page::rows_to_fetch;
-use super::row::RawRow;
-use super::{
-    Page, PageCursor, SessionStore, StoreError, TokenListing, TokenPatch, TokenRecord, TokenStore,
-};
+use super::sql_store::{store_error, with_causes, SqlStore};
+use super::StoreError;
+
+/// The PostgreSQL token store.
+pub type PostgresStore = SqlStore<Postgres>;
 
 /// Connections per replica; the check path holds one only for a primary-key read.
-const POOL_SIZE: usize = 16;
-/// How long a request waits for a connection, or a new connection for the server.
+const POOL_SIZE: u32 = 16;
+/// How long a request waits for a connection, including opening a new one.
 const TIMEOUT: Duration = Duration::from_secs(5);
-const SELECT_TOKEN: &str = "SELECT t.hash, t.label, t.last4, t.providers, t.status, t.created_at,
-    t.expires_at, t.rate_limit, t.rate_window_s, l.at
-    FROM tokens t LEFT JOIN last_used l ON l.hash = t.hash";
-
-/// One statement for every patch: each `CASE` keeps the column unless the patch names it,
-/// and `RETURNING` hands back the row exactly as this statement wrote it (in the column order
-/// of [`SELECT_TOKEN`]; a patch never touches the stamp, so that column is left empty).
-const UPDATE_TOKEN: &str = "UPDATE tokens SET
-    status        = CASE WHEN $2 THEN $3 ELSE status END,
-    expires_at    = CASE WHEN $4 THEN $5 ELSE expires_at END,
-    rate_limit    = CASE WHEN $6 THEN $7 ELSE rate_limit END,
-    rate_window_s = CASE WHEN $6 THEN $8 ELSE rate_window_s END
-    WHERE hash = $1
-    RETURNING hash, label, last4, providers, status, created_at, expires_at, rate_limit,
-        rate_window_s, NULL::text";
-
-/// An error with its causes ("error performing TLS handshake: invalid peer certificate: ..."):
-/// the driver's own message alone often hides what an operator needs.
-fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn backend(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(with_causes(&e))
-}
-
-fn pool_error(e: impl std::error::Error + 'static) -> StoreError {
-    StoreError::Pool(with_causes(&e))
-}
-
-fn listing(row: &Row) -> Result<TokenListing, StoreError> {
-    RawRow {
-        hash: row.try_get(0).map_err(backend)?,
-        label: row.try_get(1).map_err(backend)?,
-        last4: row.try_get(2).map_err(backend)?,
-        providers: row.try_get(3).map_err(backend)?,
-        status: row.try_get(4).map_err(backend)?,
-        created_at: row.try_get(5).map_err(backend)?,
-        expires_at: row.try_get(6).map_err(backend)?,
-        rate_limit: row.try_get(7).map_err(backend)?,
-        rate_window_s: row.try_get(8).map_err(backend)?,
-        last_used: row.try_get(9).map_err(backend)?,
-    }
-    .decode()
-}
 
 /// The URL without its password or options, for messages (`postgres://user@host:port/db`).
 pub fn redacted(url: &str) -> String {
-    let Ok(config) = url.parse::<Config>() else {
+    let Ok(options) = PgConnectOptions::from_str(url) else {
         return "postgres://(unparseable URL)".to_string();
     };
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
     format!(
-        "postgres://{}@{host}:{port}/{}",
-        config.get_user().unwrap_or(""),
-        config.get_dbname().unwrap_or("")
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("")
     )
 }
 
-/// The TLS connector: rustls with the system's CA roots and, if given, the PEM CA file's.
-fn tls(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, StoreError> {
+/// Checks the PEM CA file up front, so a missing or empty one is named in the error rather
+/// than surfacing as a handshake failure.
+fn check_ca_file(path: &Path) -> Result<(), StoreError> {
     let tls_error = |what: String| StoreError::Backend(format!("TLS set-up: {what}"));
-    let mut roots = rustls::RootCertStore::empty();
-    // Unreadable system stores are not fatal: a CA file may be all the trust there is.
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| tls_error(format!("cannot read CA file {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(tls_error(format!("no certificate in {}", path.display())));
     }
+    Ok(())
+}
+
+/// The URL's options with TLS always verified. sqlx verifies the certificate only in the
+/// `verify-*` modes, so `require` becomes `verify-full`, and `prefer` (or `allow`) becomes
+/// `verify-full` when the server offers TLS and `disable` when it does not (asked once, at
+/// start: a server that turns TLS on later is used in plain text until the service restarts).
+async fn verified(url: &str, ca_file: Option<&Path>) -> Result<PgConnectOptions, StoreError> {
+    let mut options = PgConnectOptions::from_str(url).map_err(store_error)?;
     if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| tls_error(format!("cannot read CA file {}: {e}", path.display())))?;
-        if certs.is_empty() {
-            return Err(tls_error(format!("no certificate in {}", path.display())));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| tls_error(format!("bad CA in {}: {e}", path.display())))?;
-        }
+        check_ca_file(path)?;
+        options = options.ssl_root_cert(path);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
-}
-
-/// The PostgreSQL token store.
-#[derive(Clone)]
-pub struct PostgresStore {
-    pool: Pool,
-}
-
-impl PostgresStore {
-    /// Connects (a `postgres://` URL or key=value string) and brings the schema to the latest
-    /// migration (one replica at a time).
-    /// `ca_file` adds a PEM CA to the system roots for verifying the server's certificate.
-    pub async fn connect(url: &str, ca_file: Option<&Path>) -> Result<PostgresStore, StoreError> {
-        let mut config: Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| StoreError::Backend(e.to_string()))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(TIMEOUT);
-        }
-        let manager = Manager::from_config(
-            config,
-            tls(ca_file)?,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(TIMEOUT))
-            .create_timeout(Some(TIMEOUT))
-            .build()
-            .map_err(pool_error)?;
-        let mut client = pool.get().await.map_err(pool_error)?;
-        migrate_postgres(&mut client).await?;
-        drop(client);
-        Ok(PostgresStore { pool })
+    let mode = options.get_ssl_mode();
+    if matches!(mode, PgSslMode::Disable) {
+        return Ok(options);
     }
-
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(pool_error)
+    let options = options.ssl_mode(PgSslMode::VerifyFull);
+    if !matches!(mode, PgSslMode::Prefer | PgSslMode::Allow) {
+        return Ok(options);
     }
-}
-
-#[async_trait]
-impl TokenStore for PostgresStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        // Touch the tokens table, not just the connection: a missing schema is "not answering".
-        let client = self.client().await?;
-        client
-            .query_opt("SELECT 1 FROM tokens LIMIT 0", &[])
-            .await
-            .map(|_| ())
-            .map_err(backend)
-    }
-
-    async fn get(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.get_listing(hash).await?.map(|l| l.record))
-    }
-
-    async fn get_listing(&self, hash: &str) -> Result<Option<TokenListing>, StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!("{SELECT_TOKEN} WHERE t.hash = $1"))
-            .await
-            .map_err(backend)?;
-        match client.query_opt(&stmt, &[&hash]).await.map_err(backend)? {
-            Some(row) => Ok(Some(listing(&row)?)),
-            None => Ok(None),
-        }
-    }
-
-    async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
-        let providers = serde_json::to_string(&record.providers)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let client = self.client().await?;
-        // ON CONFLICT DO NOTHING + row count: a duplicate is refused atomically, never
-        // overwritten (an overwrite could resurrect a disabled token).
-        let inserted = client
-            .execute(
-                "INSERT INTO tokens (hash, label, last4, providers, status, created_at,
-                    expires_at, rate_limit, rate_window_s)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (hash) DO NOTHING",
-                &[
-                    &record.hash,
-                    &record.label,
-                    &record.last4,
-                    &providers,
-                    &record.status.as_str(),
-                    &record.created_at,
-                    &record.expires_at,
-                    &record.rate_limit.map(|l| i64::from(l.limit)),
-                    &record.rate_limit.map(|l| i64::from(l.window_s)),
-                ],
-            )
-            .await
-            .map_err(backend)?;
-        if inserted == 0 {
-            return Err(StoreError::Duplicate);
-        }
-        Ok(())
-    }
-
-    async fn list(&self) -> Result<Vec<TokenListing>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!("{SELECT_TOKEN} ORDER BY t.created_at DESC, t.hash"),
-                &[],
-            )
-            .await
-            .map_err(backend)?;
-        rows.iter().map(listing).collect()
-    }
-
-    async fn list_page(
-        &self,
-        limit: usize,
-        after: Option<&PageCursor>,
-    ) -> Result<Page, StoreError> {
-        let rows = rows_to_fetch(limit);
-        let client = self.client().await?;
-        // `tokens_newest_first` serves the order and, after a cursor, the range
-        // `created_at <= $2`; the `OR` only skips the cursor's own timestamp's earlier hashes.
-        let found = match after {
-            None => {
-                let sql = format!("{SELECT_TOKEN} ORDER BY t.created_at DESC, t.hash LIMIT $1");
-                client.query(&sql, &[&rows]).await
-            }
-            Some(cursor) => {
-                let sql = format!(
-                    "{SELECT_TOKEN} WHERE t.created_at <= $2 AND (t.created_at < $2 OR t.hash > $3)
-                     ORDER BY t.created_at DESC, t.hash LIMIT $1"
-                );
-                client
-                    .query(&sql, &[&rows, &cursor.created_at, &cursor.hash])
-                    .await
-            }
-        }
-        .map_err(backend)?;
-        let tokens = found.iter().map(listing).collect::<Result<_, _>>()?;
-        Ok(Page::from_rows(tokens, limit))
-    }
-
-    async fn hashes_with_prefix(
-        &self,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT hash FROM tokens WHERE hash >= $1 AND hash < $1 || 'g'
-                 ORDER BY hash LIMIT $2",
-                &[&prefix, &limit],
-            )
-            .await
-            .map_err(backend)?;
-        rows.iter()
-            .map(|r| r.try_get::<_, String>(0).map_err(backend))
-            .collect()
-    }
-
-    async fn update(
-        &self,
-        hash: &str,
-        patch: &TokenPatch,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        let (limit, window) = match patch.rate_limit {
-            Some(Some(rl)) => (Some(i64::from(rl.limit)), Some(i64::from(rl.window_s))),
-            _ => (None, None),
-        };
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                UPDATE_TOKEN,
-                &[
-                    &hash,
-                    &patch.status.is_some(),
-                    &patch.status.map(|s| s.as_str()),
-                    &patch.expires_at.is_some(),
-                    &patch.expires_at.clone().flatten(),
-                    &patch.rate_limit.is_some(),
-                    &limit,
-                    &window,
-                ],
-            )
-            .await
-            .map_err(backend)?;
-        Ok(row.as_ref().map(listing).transpose()?.map(|l| l.record))
-    }
-
-    async fn delete(&self, hash: &str) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        // The stamp goes with the token (ON DELETE CASCADE), in the same statement.
-        let deleted = client
-            .execute("DELETE FROM tokens WHERE hash = $1", &[&hash])
-            .await
-            .map_err(backend)?;
-        Ok(deleted > 0)
-    }
-
-    async fn stamp_last_used(&self, hash: &str, at: &str) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let stamped = client
-            .execute(
-                "INSERT INTO last_used (hash, at)
-                 SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM tokens WHERE hash = $1)
-                 ON CONFLICT (hash) DO UPDATE SET at = EXCLUDED.at",
-                &[&hash, &at],
-            )
-            .await;
-        match stamped {
-            Ok(_) => Ok(()),
-            // The token was deleted between the EXISTS and the insert: nothing to stamp.
-            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => Ok(()),
-            Err(e) => Err(backend(e)),
-        }
-    }
-}
-
-#[async_trait]
-impl SessionStore for PostgresStore {
-    async fn revoke_session(&self, id: &str, until: &str, now: &str) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(backend)?;
-        tx.execute("DELETE FROM revoked_sessions WHERE until < $1", &[&now])
-            .await
-            .map_err(backend)?;
-        tx.execute(
-            "INSERT INTO revoked_sessions (id, until) VALUES ($1, $2)
-             ON CONFLICT (id) DO NOTHING",
-            &[&id, &until],
-        )
+    let probe = tokio::time::timeout(TIMEOUT, PgConnection::connect_with(&options))
         .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        .map_err(|_| StoreError::Pool(format!("no connection within {TIMEOUT:?}")))?;
+    match probe {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            Ok(options)
+        }
+        Err(sqlx::Error::Tls(e)) if e.to_string() == "server does not support TLS" => {
+            Ok(options.ssl_mode(PgSslMode::Disable))
+        }
+        Err(e) => Err(store_error(e)),
     }
+}
 
-    async fn session_revoked(&self, id: &str) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE id = $1)",
-                &[&id],
-            )
+impl SqlStore<Postgres> {
+    /// Connects (a `postgres://` URL) and brings the schema to the latest migration (one
+    /// replica at a time). `ca_file` adds a PEM CA to the system roots for verifying the
+    /// server's certificate.
+    pub async fn connect(url: &str, ca_file: Option<&Path>) -> Result<PostgresStore, StoreError> {
+        let options = verified(url, ca_file).await?;
+        // Connections are not pinged before each use (a dead one fails its statement once and
+        // is dropped), and idle ones are kept: the check path pays for its query only.
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(TIMEOUT)
+            .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
             .await
-            .map_err(backend)?
-            .try_get(0)
-            .map_err(backend)
+            .map_err(|e| StoreError::Pool(with_causes(&e)))?;
+        migrate_postgres(&pool).await?;
+        Ok(SqlStore {
+            reads: pool.clone(),
+            writes: pool,
+        })
     }
 }
 
@@ -397,6 +124,7 @@ mod tests {
 
     use super::*;
     use crate::store::contract::{all_cases, sample_record};
+    use crate::store::{SessionStore as _, TokenStore as _};
 
     use crate::store::pg_server::PgServer;
 
@@ -518,8 +246,8 @@ CREATE TABLE IF NOT EXISTS revoked_sessions (
             );
             assert!(store.session_revoked("old-session").await.unwrap());
         }
-        let applied: Vec<i32> = client
-            .query("SELECT version FROM refinery_schema_history", &[])
+        let applied: Vec<i64> = client
+            .query("SELECT version FROM _sqlx_migrations ORDER BY version", &[])
             .await
             .unwrap()
             .iter()
@@ -568,15 +296,11 @@ CREATE TABLE IF NOT EXISTS revoked_sessions (
             .await
             .unwrap();
         store.insert(&sample_record("cd")).await.unwrap();
-        let client = store.client().await.unwrap();
-        let encrypted: bool = client
-            .query_one(
-                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let encrypted: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&store.reads)
+                .await
+                .unwrap();
         assert!(encrypted, "the session must be TLS");
 
         for unverified in [format!("{url}?sslmode=require"), url.clone()] {
@@ -599,6 +323,17 @@ CREATE TABLE IF NOT EXISTS revoked_sessions (
             .err()
             .expect("a missing CA file is an error");
         assert!(err.to_string().contains("missing.pem"), "{err}");
+    }
+
+    /// The one set of statements prepares here too, with the same `$n` binding as SQLite.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_statement_prepares_on_postgres_and_binds_by_number() {
+        let server = PgServer::start();
+        server.create_db("statements").await;
+        let store = PostgresStore::connect(&server.url("statements"), None)
+            .await
+            .unwrap();
+        crate::store::sql::tests::statements_prepare_and_bind_by_number(&store.reads).await;
     }
 
     #[test]

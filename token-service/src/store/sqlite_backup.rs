@@ -20,12 +20,16 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
-use super::migrations::migrate_sqlite;
-use super::sqlite_sql::{backend, SCHEMA_VERSION};
+use super::migrations::SCHEMA_VERSION;
+use super::sqlite::prepare_file;
 use super::StoreError;
 
 /// How long a restore keeps retrying while the live database is busy with a write.
 const BUSY_PATIENCE: Duration = Duration::from_secs(10);
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
 
 fn failed(what: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(what.to_string())
@@ -135,12 +139,9 @@ pub fn restore(from: &Path, db: &Path) -> Result<u64, StoreError> {
     let mut live = Connection::open(db).map_err(backend)?;
     live.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
     copy_all(&source, &mut live)?;
-    live.pragma_update(None, "journal_mode", "WAL")
-        .map_err(backend)?;
-    // A backup from an older build carries its migration history: bring it up to date.
-    migrate_sqlite(&mut live)?;
-    live.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(backend)?;
+    // A backup from an older build carries its migration history: bring it up to date (and
+    // back to WAL mode: `VACUUM INTO` writes a rollback-journal file).
+    prepare_file(db)?;
     verify(&live, db)
 }
 
@@ -276,7 +277,7 @@ mod tests {
             .unwrap()
             .execute_batch(
                 "DROP INDEX tokens_newest_first;
-                 DELETE FROM refinery_schema_history WHERE version > 1;
+                 DELETE FROM _sqlx_migrations WHERE version > 1;
                  PRAGMA user_version = 1;",
             )
             .unwrap();
