@@ -128,6 +128,7 @@ impl Application {
             check_secret: check_secret.clone(),
             limiter: limiter.clone(),
             metrics: metrics.clone(),
+            usage: opened.usage.clone(),
         };
         let check = bind(settings.listen, router(state)).await?;
         let admin = match &settings.admin {

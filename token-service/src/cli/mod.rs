@@ -19,6 +19,7 @@ mod healthcheck;
 mod render;
 mod resolve;
 mod tokens;
+mod usage;
 
 pub use healthcheck::HealthcheckArgs;
 pub use resolve::{normalize_prefix, pick, ResolveError};
@@ -126,6 +127,8 @@ pub enum TokensCommand {
         /// Hash or unique hash prefix (at least 8 hex characters).
         token: String,
     },
+    /// Token usage of a token since a day, per model (requests, tokens, cost, incomplete).
+    Usage(UsageArgs),
     /// Set or clear a token's expiry.
     Expire {
         /// Hash or unique hash prefix (at least 8 hex characters).
@@ -134,6 +137,19 @@ pub enum TokensCommand {
         #[arg(long, value_name = "RFC3339|never")]
         at: String,
     },
+}
+
+/// `tokens usage` options.
+#[derive(Debug, clap::Args)]
+pub struct UsageArgs {
+    /// Hash or unique hash prefix (at least 8 hex characters); a deleted token's full hash.
+    pub token: String,
+    /// First UTC day counted, YYYY-MM-DD (default: the first of this month).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub since: Option<String>,
+    /// Print one JSON object with a `models` list instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tokens create` options.
@@ -216,13 +232,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             runtime.block_on(async {
-                let store = location
-                    .open()
+                let stores = location
+                    .open_stores()
                     .await
                     .with_context(|| format!("cannot open token store at {location}"))?;
                 let mut out = std::io::stdout().lock();
                 let mut err = std::io::stderr().lock();
-                tokens::run(store.as_ref(), command, &mut out, &mut err).await
+                let (tokens, usage) = (stores.tokens.as_ref(), stores.usage.as_ref());
+                tokens::run(tokens, usage, command, &mut out, &mut err).await
             })
         }
         Command::Healthcheck(args) => healthcheck::run(&args),

@@ -17,13 +17,15 @@ use super::{CreateArgs, ListArgs, TokensCommand};
 use crate::expiry::{expiry_state, parse_expiry_input, ExpiryState};
 use crate::new_token::{create_token, CreatedToken, NewToken};
 use crate::store::{
-    PageCursor, StoreError, TokenListing, TokenRecord, TokenStatus, TokenStore, MAX_PAGE_LIMIT,
+    PageCursor, StoreError, TokenListing, TokenRecord, TokenStatus, TokenStore, UsageStore,
+    MAX_PAGE_LIMIT,
 };
 use crate::token_view::{display_state, Created, TokenList, TokenView};
 
 /// Runs one `tokens` subcommand.
 pub async fn run(
     store: &dyn TokenStore,
+    usage: &dyn UsageStore,
     command: TokensCommand,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -39,6 +41,7 @@ pub async fn run(
         }
         TokensCommand::Delete { token } => delete(store, &token, out).await,
         TokensCommand::Expire { token, at } => expire(store, &token, &at, out, err).await,
+        TokensCommand::Usage(args) => super::usage::usage(store, usage, args, out).await,
     }
 }
 

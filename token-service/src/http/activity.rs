@@ -1,15 +1,19 @@
 //! `POST /v1/usage` (`ptk_wire::ACTIVITY_PATH`, its wire-1.0 spelling): batched activity
 //! (request counts) from the filter's workers, for requests allowed from their
-//! verdict cache (which this service never saw as checks).
+//! verdict cache (which this service never saw as checks), and the token usage they metered,
+//! priced and added to today's (UTC) rollups.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use ptk_wire::ActivityReport;
+use ptk_wire::usage::MAX_MODEL_LEN;
+use ptk_wire::{ActivityReport, UsageEntry};
 
 use super::check::{authorize, CheckApiError};
 use super::AppState;
+use crate::pricing::PriceTable;
 use crate::token::is_token_hash;
+use crate::usage::rollup;
 
 /// Most entries accepted in one report (a worker reports once a second).
 const MAX_ENTRIES: usize = 100_000;
@@ -33,5 +37,25 @@ pub async fn activity(
     for entry in &report.entries {
         state.checker.record_activity(&entry.hash, entry.count);
     }
+    if !report.token_usage.iter().all(plausible) || report.token_usage.len() > MAX_ENTRIES {
+        return Err(CheckApiError::BadRequest(
+            "token_usage must be at most 100000 entries, each with a 64-hex hash, a provider \
+             name of 1 to 64 characters and a model name of at most 128",
+        ));
+    }
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let rows = rollup(&report.token_usage, &day, PriceTable::bundled());
+    if let Err(e) = state.usage.add_usage(&rows).await {
+        // The filter does not resend a report: the counts are lost, and said so.
+        tracing::error!(error = %e, rows = rows.len(), "could not store metered token usage");
+        return Err(CheckApiError::Unavailable);
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An entry the store can key: a token hash, a provider and a model name of sane sizes.
+fn plausible(entry: &UsageEntry) -> bool {
+    is_token_hash(&entry.hash)
+        && (1..=64).contains(&entry.provider.len())
+        && entry.model.len() <= MAX_MODEL_LEN
 }

@@ -24,6 +24,9 @@ pub enum CheckApiError {
     /// The body is not a valid `CheckRequest`.
     #[error("{0}")]
     BadRequest(&'static str),
+    /// The store could not keep what was sent (metered usage).
+    #[error("the token store is unavailable")]
+    Unavailable,
 }
 
 impl IntoResponse for CheckApiError {
@@ -31,6 +34,7 @@ impl IntoResponse for CheckApiError {
         let status = match self {
             CheckApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             CheckApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CheckApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, format!("{self}\n")).into_response()
     }
@@ -75,6 +79,8 @@ pub async fn check(
             state.metrics.refused_check(match e {
                 CheckApiError::Unauthorized => "unauthorized",
                 CheckApiError::BadRequest(_) => "bad_request",
+                // Parsing never meets the store.
+                CheckApiError::Unavailable => "store_unavailable",
             });
             return Err(e);
         }

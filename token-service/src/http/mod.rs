@@ -62,6 +62,8 @@ pub struct AppState {
     pub limiter: Arc<dyn RateLimiter>,
     /// Check outcomes and latency.
     pub metrics: Arc<Metrics>,
+    /// Where the metered token usage the filter reports is kept.
+    pub usage: Arc<dyn crate::store::UsageStore>,
 }
 
 /// Builds the router.

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use ptk_wire::Provider;
 
-use super::{SessionStore, StoreError, TokenPatch, TokenRecord, TokenStatus, TokenStore};
+use super::{
+    SessionStore, StoreError, TokenPatch, TokenRecord, TokenStatus, TokenStore, UsageStore,
+};
 use crate::ratelimit::RateLimit;
 
 pub(crate) use super::contract_pages::{
@@ -57,6 +59,7 @@ macro_rules! with_contract_cases {
             concurrent_patches_never_resurrect_a_disabled_token,
             patches_racing_a_delete_leave_it_deleted,
             revoked_sessions_are_remembered_until_they_expire,
+            usage_adds_up_per_key_and_reads_back_by_token_and_day,
             pages_cut_the_list_in_its_order,
             an_exact_fit_has_no_next_page_and_limits_are_clamped,
             cursors_hold_their_place_while_tokens_come_and_go,
@@ -103,10 +106,10 @@ pub(crate) type CaseFuture = std::pin::Pin<Box<dyn std::future::Future<Output = 
 /// A contract case: given a fresh store, run it.
 pub(crate) type Case = fn(Store) -> CaseFuture;
 
-/// What a backend under contract offers: the token store and the session store, which share
-/// its database (the session cases also check that sessions never touch tokens).
-pub(crate) trait Backend: TokenStore + SessionStore {}
-impl<B: TokenStore + SessionStore> Backend for B {}
+/// What a backend under contract offers: the token, session and usage stores, which share its
+/// database (the session and usage cases also check that they never touch tokens).
+pub(crate) trait Backend: TokenStore + SessionStore + UsageStore {}
+impl<B: TokenStore + SessionStore + UsageStore> Backend for B {}
 
 pub(crate) type Store = Arc<dyn Backend>;
 
@@ -481,5 +484,80 @@ pub(crate) async fn revoked_sessions_are_remembered_until_they_expire(store: Sto
     );
     assert!(store.session_revoked("nonce-b").await.unwrap());
     // Sessions never touch tokens.
+    assert!(store.list().await.unwrap().is_empty());
+}
+
+fn usage_row(
+    hash: &str,
+    day: &str,
+    model: &str,
+    requests: u64,
+    input: u64,
+) -> crate::usage::UsageRow {
+    use crate::usage::{UsageCounts, UsageKey, UsageRow};
+    UsageRow {
+        key: UsageKey {
+            hash: hash.into(),
+            day: day.into(),
+            provider: "openai".into(),
+            model: model.into(),
+            api: "chat_completions".into(),
+        },
+        counts: UsageCounts {
+            requests,
+            incomplete: 1,
+            usage: ptk_wire::TokenUsage {
+                input,
+                cached_input: 1,
+                cache_write: 2,
+                output: 3,
+                reasoning: 1,
+            },
+            cost_nano_usd: 1_000,
+            unpriced_requests: 0,
+        },
+    }
+}
+
+pub(crate) async fn usage_adds_up_per_key_and_reads_back_by_token_and_day(store: Store) {
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    store.add_usage(&[]).await.unwrap();
+    let first = [
+        usage_row(&a, "2026-11-28", "gpt-x", 1, 10),
+        usage_row(&a, "2026-11-29", "gpt-x", 2, 20),
+        usage_row(&b, "2026-11-29", "gpt-y", 5, 50),
+    ];
+    store.add_usage(&first).await.unwrap();
+    // The same key again adds to it; every count and the cost.
+    store
+        .add_usage(&[usage_row(&a, "2026-11-29", "gpt-x", 3, 30)])
+        .await
+        .unwrap();
+    let rows = store.usage_of(&a, "2026-11-29").await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let c = &rows[0].counts;
+    assert_eq!(
+        (c.requests, c.incomplete, c.usage.input, c.usage.output),
+        (5, 2, 50, 6)
+    );
+    assert_eq!(
+        (c.usage.cached_input, c.usage.cache_write, c.usage.reasoning),
+        (2, 4, 2)
+    );
+    assert_eq!(c.cost_nano_usd, 2_000);
+    let all_of_a = store.usage_of(&a, "2026-01-01").await.unwrap();
+    let days: Vec<&str> = all_of_a.iter().map(|r| r.key.day.as_str()).collect();
+    assert_eq!(days, ["2026-11-28", "2026-11-29"]);
+    let fleet = store.usage_since("2026-11-29").await.unwrap();
+    let hashes: Vec<&str> = fleet.iter().map(|r| r.key.hash.as_str()).collect();
+    assert_eq!(hashes, [a.as_str(), b.as_str()]);
+    // Counts beyond i64 are stored saturated, never wrapped negative.
+    store
+        .add_usage(&[usage_row(&b, "2026-11-30", "gpt-z", u64::MAX, 1)])
+        .await
+        .unwrap();
+    let big = store.usage_of(&b, "2026-11-30").await.unwrap();
+    assert_eq!(big[0].counts.requests, i64::MAX as u64);
+    // Usage never touches tokens.
     assert!(store.list().await.unwrap().is_empty());
 }

@@ -31,6 +31,7 @@ mod sql;
 mod sql_store;
 mod sqlite;
 pub mod sqlite_backup;
+mod usage;
 
 pub use metered::{MeteredSessions, MeteredStore};
 pub use page::{Page, PageCursor, MAX_PAGE_LIMIT};
@@ -38,6 +39,7 @@ pub use postgres::PostgresStore;
 pub use sessions::SessionStore;
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
+pub use usage::{UsageStore, MAX_USAGE_ROWS};
 
 /// Where the tokens live: an SQLite file (`PTK_DB`) or a PostgreSQL database
 /// (`PTK_DATABASE_URL`, which wins when set). `Debug` and `Display` never show a password.
@@ -89,21 +91,25 @@ impl StoreLocation {
     }
 }
 
-/// The stores one database holds: tokens, and the admin sessions ended server-side.
+/// The stores one database holds: tokens, the admin sessions ended server-side, and the
+/// token usage the filter metered.
 #[derive(Clone)]
 pub struct Stores {
     /// The tokens.
     pub tokens: Arc<dyn TokenStore>,
     /// The ended admin sessions.
     pub sessions: Arc<dyn SessionStore>,
+    /// Token usage rollups.
+    pub usage: Arc<dyn UsageStore>,
 }
 
 impl Stores {
-    /// Both stores from one backend handle (its clones share the pool).
-    fn both<B: TokenStore + SessionStore + Clone>(backend: B) -> Stores {
+    /// Every store from one backend handle (its clones share the pool).
+    fn both<B: TokenStore + SessionStore + UsageStore + Clone>(backend: B) -> Stores {
         Stores {
             tokens: Arc::new(backend.clone()),
-            sessions: Arc::new(backend),
+            sessions: Arc::new(backend.clone()),
+            usage: Arc::new(backend),
         }
     }
 }

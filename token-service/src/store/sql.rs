@@ -80,9 +80,46 @@ pub(super) const REVOKE_SESSION: &str = "INSERT INTO revoked_sessions (id, until
 pub(super) const SESSION_REVOKED: &str =
     "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE id = $1)";
 
+/// Adds one usage row (`$1`–`$5` its key, `$6`–`$14` its counts) to what the day already has.
+pub(super) const ADD_USAGE: &str = "INSERT INTO token_usage (hash, day, provider, model, api,
+        requests, incomplete, input_tokens, cached_input_tokens, cache_write_tokens,
+        output_tokens, reasoning_tokens, cost_nano_usd, unpriced_requests)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (hash, day, provider, model, api) DO UPDATE SET
+        requests = token_usage.requests + excluded.requests,
+        incomplete = token_usage.incomplete + excluded.incomplete,
+        input_tokens = token_usage.input_tokens + excluded.input_tokens,
+        cached_input_tokens = token_usage.cached_input_tokens + excluded.cached_input_tokens,
+        cache_write_tokens = token_usage.cache_write_tokens + excluded.cache_write_tokens,
+        output_tokens = token_usage.output_tokens + excluded.output_tokens,
+        reasoning_tokens = token_usage.reasoning_tokens + excluded.reasoning_tokens,
+        cost_nano_usd = token_usage.cost_nano_usd + excluded.cost_nano_usd,
+        unpriced_requests = token_usage.unpriced_requests + excluded.unpriced_requests";
+
+/// The columns of a usage row, in [`super::usage::usage_row`]'s order.
+macro_rules! select_usage {
+    ($tail:literal) => {
+        concat!(
+            "SELECT hash, day, provider, model, api, requests, incomplete, input_tokens,
+                cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+                cost_nano_usd, unpriced_requests FROM token_usage ",
+            $tail
+        )
+    };
+}
+
+/// One token's rows (`$1`) from a day on (`$2`, `YYYY-MM-DD`, inclusive), by day.
+pub(super) const USAGE_OF: &str =
+    select_usage!("WHERE hash = $1 AND day >= $2 ORDER BY day, provider, model, api");
+
+/// Every token's rows from a day on (`$1`), by day then token (fleet totals, CSV export);
+/// at most `$2` rows.
+pub(super) const USAGE_SINCE: &str =
+    select_usage!("WHERE day >= $1 ORDER BY day, hash, provider, model, api LIMIT $2");
+
 /// Every statement above, for the test that prepares each on both backends.
 #[cfg(test)]
-pub(super) const ALL: [&str; 13] = [
+pub(super) const ALL: [&str; 16] = [
     PING,
     GET_TOKEN,
     LIST_TOKENS,
@@ -96,6 +133,9 @@ pub(super) const ALL: [&str; 13] = [
     FORGET_EXPIRED_SESSIONS,
     REVOKE_SESSION,
     SESSION_REVOKED,
+    ADD_USAGE,
+    USAGE_OF,
+    USAGE_SINCE,
 ];
 
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! `tokens usage HASH_OR_PREFIX [--since DATE] [--json]`: what a token spent, per model.
+//!
+//! The table has one row per provider and model (its APIs and days summed) with requests,
+//! tokens, cost and how many responses ended without their final usage; a model the price
+//! table does not know shows `unknown price` (with what the known part cost, if any), never a
+//! guessed figure. `--json` prints one object: `{"token", "since", "models": [...]}`.
+
+use std::io::Write;
+
+use anyhow::{bail, Context as _};
+use chrono::{NaiveDate, Utc};
+use comfy_table::{presets, CellAlignment, Table};
+use serde_json::json;
+
+use super::resolve::resolve;
+use super::UsageArgs;
+use crate::pricing::format_usd;
+use crate::store::{TokenStore, UsageStore};
+use crate::usage::{per_model, ModelTotals, UsageCounts};
+
+/// How far back `--since` goes when not given: the first day of the current month (UTC).
+fn month_start() -> String {
+    Utc::now().format("%Y-%m-01").to_string()
+}
+
+/// `--since`, checked as a UTC calendar day (`YYYY-MM-DD`).
+fn since_day(text: Option<&str>) -> anyhow::Result<String> {
+    let Some(text) = text else {
+        return Ok(month_start());
+    };
+    let day = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .with_context(|| format!("--since must be a day like 2026-11-01, got {text:?}"))?;
+    Ok(day.format("%Y-%m-%d").to_string())
+}
+
+/// Runs `tokens usage`.
+pub async fn usage(
+    tokens: &dyn TokenStore,
+    store: &dyn UsageStore,
+    args: UsageArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let since = since_day(args.since.as_deref())?;
+    let hash = match resolve(tokens, &args.token).await {
+        Ok(hash) => hash,
+        // A deleted token's usage is kept: its full hash still reads it.
+        Err(e) if args.token.trim().len() == 64 => {
+            let hash = args.token.trim().to_ascii_lowercase();
+            if !crate::token::is_token_hash(&hash) {
+                bail!(e);
+            }
+            hash
+        }
+        Err(e) => bail!(e),
+    };
+    let rows = store.usage_of(&hash, &since).await?;
+    let models = per_model(&rows);
+    if args.json {
+        let models: Vec<_> = models.iter().map(model_json).collect();
+        let value = json!({"token": hash, "since": since, "models": models});
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(());
+    }
+    if models.is_empty() {
+        writeln!(out, "no metered usage since {since}")?;
+        return Ok(());
+    }
+    writeln!(out, "{}", table(&models))?;
+    Ok(())
+}
+
+/// One model's totals as JSON: the counts, the cost in USD (a string with six decimals) or
+/// `null` with `unknown_price` when any of its responses had no price.
+fn model_json(m: &ModelTotals) -> serde_json::Value {
+    let c = &m.counts;
+    json!({
+        "provider": m.provider,
+        "model": m.model,
+        "requests": c.requests,
+        "input_tokens": c.usage.input,
+        "cached_input_tokens": c.usage.cached_input,
+        "cache_write_tokens": c.usage.cache_write,
+        "output_tokens": c.usage.output,
+        "reasoning_tokens": c.usage.reasoning,
+        "incomplete": c.incomplete,
+        "cost_usd": (c.unpriced_requests == 0).then(|| format_usd(c.cost_nano_usd)),
+        "unknown_price": c.unpriced_requests > 0,
+    })
+}
+
+/// What the cost column says.
+fn cost(c: &UsageCounts) -> String {
+    match (c.unpriced_requests, c.cost_nano_usd) {
+        (0, nano) => format_usd(nano),
+        (n, 0) if n == c.requests => "unknown price".to_owned(),
+        (n, nano) => format!("{} + {n} unpriced", format_usd(nano)),
+    }
+}
+
+fn table(models: &[ModelTotals]) -> String {
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING).set_header([
+        "PROVIDER",
+        "MODEL",
+        "REQUESTS",
+        "INPUT",
+        "CACHED",
+        "OUTPUT",
+        "REASONING",
+        "COST USD",
+        "INCOMPLETE",
+    ]);
+    for m in models {
+        let c = &m.counts;
+        let model = if m.model.is_empty() { "-" } else { &m.model };
+        table.add_row([
+            m.provider.clone(),
+            model.to_owned(),
+            c.requests.to_string(),
+            c.usage.input.to_string(),
+            c.usage.cached_input.to_string(),
+            c.usage.output.to_string(),
+            c.usage.reasoning.to_string(),
+            cost(c),
+            c.incomplete.to_string(),
+        ]);
+    }
+    for (i, column) in table.column_iter_mut().enumerate() {
+        if i >= 2 {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table.to_string()
+}

@@ -1,0 +1,156 @@
+//! Metered token usage from the filter's report to the operator: `POST /v1/usage` with
+//! `token_usage` is priced and stored in today's rollups, and `tokens usage` prints it per
+//! model (table and `--json`), with unknown prices said, not guessed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use assert_cmd::Command;
+use common::*;
+use ptk_wire::Provider;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_token-service");
+
+async fn report(app: &TestApp, body: Value) -> reqwest::StatusCode {
+    app.client
+        .post(app.url(ptk_wire::ACTIVITY_PATH))
+        .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn entry(
+    hash: &str,
+    model: &str,
+    requests: u64,
+    incomplete: u64,
+    input: u64,
+    output: u64,
+) -> Value {
+    json!({"hash": hash, "provider": "openai", "api": "chat_completions", "model": model,
+           "status": 200, "streamed": true, "requests": requests, "incomplete": incomplete,
+           "usage": {"input": input, "cached_input": 0, "cache_write": 0, "output": output,
+                     "reasoning": 0}})
+}
+
+fn usage_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .env_clear()
+        .env("PTK_DB", &app.db_path)
+        .arg("tokens")
+        .arg("usage")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reported_usage_is_priced_stored_and_shown_per_model() {
+    let app = spawn_app().await;
+    let hash = app
+        .add_token("ptk_usage_test_token_0001", &[Provider::Openai], |_| {})
+        .await;
+    let two = json!({"entries": [], "token_usage": [
+        entry(&hash, "gpt-4o", 2, 1, 2000, 200),
+        entry(&hash, "my-finetune", 1, 0, 10, 10),
+    ]});
+    assert_eq!(report(&app, two).await, 204);
+    // A second report adds to the same rows.
+    let more = json!({"entries": [], "token_usage": [entry(&hash, "gpt-4o", 1, 0, 1000, 100)]});
+    assert_eq!(report(&app, more).await, 204);
+
+    let out = usage_cli(&app, &[&hash[..12], "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["token"], hash.as_str());
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    let gpt = &models[0];
+    assert_eq!(gpt["model"], "gpt-4o");
+    assert_eq!(
+        (gpt["requests"].as_u64(), gpt["incomplete"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(
+        (gpt["input_tokens"].as_u64(), gpt["output_tokens"].as_u64()),
+        (Some(3000), Some(300))
+    );
+    // 3000 × 2.5 + 300 × 10 USD per million.
+    assert_eq!(gpt["cost_usd"], "0.010500");
+    let unknown = &models[1];
+    assert_eq!(
+        (
+            unknown["cost_usd"].clone(),
+            unknown["unknown_price"].clone()
+        ),
+        (Value::Null, json!(true))
+    );
+
+    let out = usage_cli(&app, &[&hash[..12]]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("gpt-4o") && table.contains("0.010500"),
+        "{table}"
+    );
+    assert!(table.contains("unknown price"), "{table}");
+    // Since tomorrow: nothing.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let out = usage_cli(&app, &[&hash[..12], "--since", &tomorrow]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no metered usage"));
+}
+
+#[tokio::test]
+async fn bad_reports_are_refused_and_store_nothing() {
+    let app = spawn_app().await;
+    let hash = app
+        .add_token("ptk_usage_test_token_0002", &[Provider::Openai], |_| {})
+        .await;
+    let long_model = "m".repeat(129);
+    for bad in [
+        entry("not-a-hash", "gpt-4o", 1, 0, 1, 1),
+        entry(&hash, &long_model, 1, 0, 1, 1),
+        json!({"hash": hash, "provider": "", "api": "chat_completions", "model": "m", "status": 200,
+               "streamed": false, "requests": 1, "incomplete": 0,
+               "usage": {"input": 1, "cached_input": 0, "cache_write": 0, "output": 1, "reasoning": 0}}),
+    ] {
+        let body = json!({"entries": [], "token_usage": [bad]});
+        assert_eq!(report(&app, body).await, 400);
+    }
+    let out = usage_cli(&app, &[&hash, "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["models"], json!([]));
+    // A wrong --since is an error, not an empty answer.
+    let out = usage_cli(&app, &[&hash, "--since", "last week"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since must be a day"));
+}
+
+#[tokio::test]
+async fn a_deleted_tokens_usage_still_reads_by_its_full_hash() {
+    let app = spawn_app().await;
+    let hash = app
+        .add_token("ptk_usage_test_token_0003", &[Provider::Openai], |_| {})
+        .await;
+    let body = json!({"entries": [], "token_usage": [entry(&hash, "gpt-4o", 1, 0, 1, 1)]});
+    assert_eq!(report(&app, body).await, 204);
+    use token_service::store::TokenStore as _;
+    assert!(app.store.delete(&hash).await.unwrap());
+    let out = usage_cli(&app, &[&hash, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["models"][0]["requests"], 1);
+}
