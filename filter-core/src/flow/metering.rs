@@ -139,6 +139,14 @@ impl RequestFlow {
         if status >= 400 {
             return;
         }
+        // Every forwarded request asks for `accept-encoding: identity`; a provider that
+        // compresses anyway cannot be read here: recorded as incomplete, never misread.
+        let encoding = host.response_header("content-encoding");
+        if encoding
+            .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"))
+        {
+            return;
+        }
         let content_type = host.response_header("content-type");
         let framing = response_framing(status, content_type.as_deref(), watch.upgrade);
         if let Some(framing) = framing {

@@ -208,6 +208,20 @@ fn an_error_is_recorded_without_reading_its_body_and_a_reset_as_incomplete() {
 }
 
 #[test]
+fn a_compressed_response_is_not_misread_but_recorded_incomplete() {
+    let (w, mut host, mut flow) = chat();
+    host.response = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "application/json".into()),
+        ("content-encoding".into(), "gzip".into()),
+    ];
+    flow.on_response_headers(&w, &mut host);
+    respond(&w, &mut host, &mut flow, "\u{1f}\u{8b}garbage", 4);
+    let e = &reported(&w)[0];
+    assert_eq!((e.requests, e.incomplete, e.usage.input), (1, 1, 0));
+}
+
+#[test]
 fn a_request_never_answered_records_nothing() {
     let (w, _host, mut flow) = chat();
     flow.finish_metering(&w, false);

@@ -1,0 +1,132 @@
+"""Token usage metered through the real Envoy (issue 13): the filter reads usage from each
+provider's responses as they pass (JSON and SSE, OpenAI, Anthropic, Gemini), asks a streamed
+Chat Completions call for usage the client did not ask for and removes the usage-only chunk
+again (the client sees exactly its stream), reports with the worker's activity, and the
+token-service prices and stores it: `tokens usage --json` shows per model what the clients'
+own responses said they used."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import requests
+
+from .harness import Stack
+
+STACK_SETTINGS: dict = {}
+
+#: Prompt tokens of every mock reply (tests/mock_upstream/fixtures.py INPUT_TOKENS).
+PROMPT = 5
+
+
+def chat(stack: Stack, token: str, body: dict) -> requests.Response:
+    return requests.post(f"{stack.url}/v1/chat/completions", json=body, timeout=30,
+                         headers={"authorization": f"Bearer {token}"})
+
+
+def data_events(text: str) -> list[dict]:
+    events = []
+    for line in text.splitlines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            events.append(json.loads(line[len("data: "):]))
+    return events
+
+
+def usage_of(stack: Stack, token_hash: str) -> dict[str, dict]:
+    """`tokens usage --json`, per model, once the workers have flushed."""
+    deadline = time.monotonic() + 10
+    while True:
+        out = stack.cli("tokens", "usage", token_hash, "--json")
+        models = {m["model"]: m for m in json.loads(out.stdout)["models"]}
+        if sum(m["requests"] for m in models.values()) >= 5 or time.monotonic() > deadline:
+            return models
+        time.sleep(0.3)
+
+
+def stat(stack: Stack, name: str) -> int:
+    text = requests.get(f"http://127.0.0.1:{stack.admin_port}/stats?filter=ptk.usage",
+                        timeout=5).text
+    for line in text.splitlines():
+        key, _, value = line.partition(": ")
+        if key == f"wasmcustom.ptk.{name}":
+            return int(value)
+    raise AssertionError(f"no stat {name}: {text}")
+
+
+def test_every_provider_is_metered_and_a_stream_sees_only_what_it_asked_for(stack):
+    minted = stack.mint()
+    token, token_hash = minted["token"], minted["hash"]
+    stack.reset_upstream()
+
+    # 1. Not streamed: the client's own usage is what gets metered.
+    plain = chat(stack, token, {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    assert plain.status_code == 200, plain.text
+    seen_output = plain.json()["usage"]["completion_tokens"]
+
+    # 2. Streamed without asking for usage: asked upstream, not shown to the client.
+    stream = chat(stack, token, {"model": "gpt-4o", "stream": True,
+                                 "messages": [{"role": "user", "content": "hello there"}]})
+    assert stream.status_code == 200, stream.text
+    events = data_events(stream.text)
+    assert events and all(e.get("choices") for e in events), stream.text
+    assert all(e.get("usage") is None for e in events), stream.text
+    assert stream.text.rstrip().endswith("data: [DONE]")
+    upstream = [r for r in stack.upstream_requests() if r["path"].endswith("/chat/completions")]
+    sent = json.loads(upstream[-1]["body"])
+    assert sent["stream_options"] == {"include_usage": True}
+    assert sent["messages"] == [{"role": "user", "content": "hello there"}]
+
+    # 3. Streamed and asking: the client keeps its usage chunk.
+    asked = chat(stack, token, {"model": "gpt-4o", "stream": True,
+                                "stream_options": {"include_usage": True}, "messages": []})
+    usage_chunks = [e for e in data_events(asked.text) if e.get("usage")]
+    assert len(usage_chunks) == 1 and usage_chunks[0]["choices"] == []
+    seen_output += usage_chunks[0]["usage"]["completion_tokens"]
+
+    # 4. Anthropic, streamed (message_start + cumulative message_delta).
+    anthropic = requests.post(f"{stack.url}/v1/messages", timeout=30, json={
+        "model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+        "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-api-key": token, "anthropic-version": "2023-06-01"})
+    assert anthropic.status_code == 200, anthropic.text
+
+    # 5. Gemini native, not streamed.
+    gemini = requests.post(f"{stack.url}/v1beta/models/gemini-2.5-flash:generateContent",
+                           json={"contents": [{"parts": [{"text": "hi"}]}]}, timeout=30,
+                           headers={"x-goog-api-key": token})
+    assert gemini.status_code == 200, gemini.text
+    gemini_usage = gemini.json()["usageMetadata"]
+
+    models = usage_of(stack, token_hash)
+    gpt = models["gpt-4o"]
+    assert gpt["requests"] == 3 and gpt["incomplete"] == 0, gpt
+    assert gpt["input_tokens"] == 3 * PROMPT, gpt
+    assert gpt["output_tokens"] >= seen_output + 1, gpt  # plus the stream's own output
+    assert gpt["cost_usd"] is not None and float(gpt["cost_usd"]) > 0, gpt
+    claude = models["claude-sonnet-4-5"]
+    assert (claude["requests"], claude["input_tokens"], claude["incomplete"]) == (1, PROMPT, 0)
+    flash = models["gemini-2.5-flash"]
+    assert flash["input_tokens"] == gemini_usage["promptTokenCount"]
+    assert flash["output_tokens"] == gemini_usage["candidatesTokenCount"]
+    # The filter's own counters agree.
+    assert stat(stack, "usage.responses") == 5
+    assert stat(stack, "usage.input_tokens") == 5 * PROMPT
+
+
+def test_a_provider_error_counts_a_request_without_usage(stack):
+    minted = stack.mint()
+    failed = requests.post(f"{stack.url}/v1/chat/completions", timeout=30,
+                           json={"model": "gpt-4o", "messages": []},
+                           headers={"authorization": f"Bearer {minted['token']}",
+                                    "x-mock-status": "500"})
+    assert failed.status_code == 500, failed.text
+    deadline = time.monotonic() + 10
+    models: list = []
+    while not models and time.monotonic() < deadline:
+        time.sleep(0.3)
+        out = stack.cli("tokens", "usage", minted["hash"], "--json")
+        models = json.loads(out.stdout)["models"]
+    assert len(models) == 1, models
+    m = models[0]
+    assert (m["requests"], m["incomplete"], m["input_tokens"], m["output_tokens"]) == (1, 1, 0, 0)
