@@ -4,7 +4,7 @@
 //! Why `prometheus-client`: it is the Prometheus project's own Rust client, with typed label
 //! sets (a label can only be one of the values we name here) and no global registry, so tests
 //! build as many independent apps as they like. Labels are fixed words (outcomes, operations,
-//! actions): never a token, a hash or a key.
+//! actions), or providers' and models' names (bounded): never a token, a hash or a key.
 
 use std::time::Duration;
 
@@ -35,6 +35,28 @@ struct ActionLabel {
     result: &'static str,
 }
 
+/// Token usage by provider, model and token type, named as the OpenTelemetry GenAI semantic
+/// conventions name them (`gen_ai.provider.name`, `gen_ai.response.model`,
+/// `gen_ai.token.type`), dots as underscores.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabel {
+    gen_ai_provider_name: String,
+    gen_ai_response_model: String,
+    gen_ai_token_type: &'static str,
+}
+
+/// Metered responses by provider, model and whether their final usage was seen.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResponseLabel {
+    gen_ai_provider_name: String,
+    gen_ai_response_model: String,
+    usage: &'static str,
+}
+
+/// Distinct models the usage metric keeps a label for; later ones count under `other` (a
+/// model name is provider text: its label set must stay bounded).
+const MAX_MODEL_LABELS: usize = 256;
+
 /// Every metric of one token-service. Cheap to share (`Arc`); counters are atomics.
 pub struct Metrics {
     registry: Registry,
@@ -43,6 +65,9 @@ pub struct Metrics {
     store_errors: Family<ErrorLabel, Counter>,
     limiter_errors: Family<ErrorLabel, Counter>,
     admin_actions: Family<ActionLabel, Counter>,
+    token_usage: Family<TokenLabel, Counter>,
+    usage_responses: Family<ResponseLabel, Counter>,
+    models: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The check-latency buckets: 0.1 ms to about 3.3 s, doubling. A check is a primary-key read
@@ -73,6 +98,20 @@ impl Metrics {
         let store_errors = Family::<ErrorLabel, Counter>::default();
         let limiter_errors = Family::<ErrorLabel, Counter>::default();
         let admin_actions = Family::<ActionLabel, Counter>::default();
+        let token_usage = Family::<TokenLabel, Counter>::default();
+        let usage_responses = Family::<ResponseLabel, Counter>::default();
+        registry.register(
+            "ptk_gen_ai_client_token_usage",
+            "Tokens the filter metered (gen_ai.client.token.usage): gen_ai_token_type input \
+             (cached included) or output (reasoning included)",
+            token_usage.clone(),
+        );
+        registry.register(
+            "ptk_usage_responses",
+            "Metered responses reported by the filter; usage is complete, or incomplete when \
+             a response ended without its final usage",
+            usage_responses.clone(),
+        );
         registry.register(
             "ptk_checks",
             "Checks answered, by outcome (allow or the deny reason)",
@@ -105,6 +144,48 @@ impl Metrics {
             store_errors,
             limiter_errors,
             admin_actions,
+            token_usage,
+            usage_responses,
+            models: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Counts reported token usage (one report entry: its responses and their tokens).
+    pub fn usage(&self, entry: &ptk_wire::UsageEntry) {
+        let model = self.model_label(&entry.model);
+        let label = |kind: &'static str| TokenLabel {
+            gen_ai_provider_name: entry.provider.clone(),
+            gen_ai_response_model: model.clone(),
+            gen_ai_token_type: kind,
+        };
+        for (kind, n) in [("input", entry.usage.input), ("output", entry.usage.output)] {
+            if n > 0 {
+                self.token_usage.get_or_create(&label(kind)).inc_by(n);
+            }
+        }
+        let complete = entry.requests.saturating_sub(entry.incomplete);
+        for (usage, n) in [("complete", complete), ("incomplete", entry.incomplete)] {
+            if n > 0 {
+                let label = ResponseLabel {
+                    gen_ai_provider_name: entry.provider.clone(),
+                    gen_ai_response_model: model.clone(),
+                    usage,
+                };
+                self.usage_responses.get_or_create(&label).inc_by(n);
+            }
+        }
+    }
+
+    /// The model's label: itself while fewer than [`MAX_MODEL_LABELS`] are in use, else `other`.
+    fn model_label(&self, model: &str) -> String {
+        let Ok(mut models) = self.models.lock() else {
+            return "other".to_owned();
+        };
+        if models.contains(model) || models.len() < MAX_MODEL_LABELS {
+            models.insert(model.to_owned());
+            model.to_owned()
+        } else {
+            "other".to_owned()
         }
     }
 

@@ -140,6 +140,7 @@ impl Application {
                 let state = AdminState::new(
                     store,
                     sessions,
+                    opened.usage.clone(),
                     admin_settings,
                     limiter,
                     check_secret,

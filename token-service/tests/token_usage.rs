@@ -154,3 +154,121 @@ async fn a_deleted_tokens_usage_still_reads_by_its_full_hash() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["models"][0]["requests"], 1);
 }
+
+#[tokio::test]
+async fn the_admin_api_shows_a_tokens_usage_the_fleets_and_exports_csv() {
+    let app = spawn_app().await;
+    let hash = app
+        .add_token("ptk_usage_test_token_0004", &[Provider::Openai], |_| {})
+        .await;
+    let other = app
+        .add_token("ptk_usage_test_token_0005", &[Provider::Openai], |_| {})
+        .await;
+    let body = json!({"entries": [], "token_usage": [
+        entry(&hash, "gpt-4o", 2, 0, 2000, 200),
+        entry(&other, "=HYPERLINK(\"x\",\"y\")", 1, 1, 5, 5),
+    ]});
+    assert_eq!(report(&app, body).await, 204);
+    // A session is needed.
+    let anonymous = app
+        .client
+        .get(app.admin_url("/admin/api/usage"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let admin = app.login().await;
+
+    let one: Value = admin
+        .get(&format!("/admin/api/tokens/{hash}/usage"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["token"], hash.as_str());
+    assert_eq!(one["models"][0]["cost_usd"], "0.007000");
+    assert_eq!(one["days"][0]["api"], "chat_completions");
+    assert_eq!(one["days"][0]["requests"], 2);
+
+    let fleet: Value = admin.get("/admin/api/usage").await.json().await.unwrap();
+    assert_eq!(fleet["models"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        fleet["tokens"][0]["token"],
+        hash.as_str(),
+        "costliest first"
+    );
+    assert_eq!(fleet["tokens"][1]["unknown_price"], true);
+
+    let csv = admin.get("/admin/api/usage.csv").await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("day,token,provider,model,api,requests"));
+    assert!(text.contains(&format!(",{hash},openai,gpt-4o,chat_completions,2,0,2000,")));
+    // A model name is the provider's text: never a live formula, quoted as RFC 4180 says.
+    assert!(
+        text.contains(",\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\","),
+        "{text}"
+    );
+
+    let bad = admin.get("/admin/api/usage?since=yesterday").await;
+    assert_eq!(bad.status(), 400);
+    let bad = admin.get("/admin/api/tokens/nothex/usage").await;
+    assert_eq!(bad.status(), 400);
+    let later: Value = admin
+        .get("/admin/api/usage?since=2999-01-01")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(later["models"], json!([]));
+}
+
+#[tokio::test]
+async fn reported_usage_shows_in_prometheus_by_provider_model_and_token_type() {
+    let app = spawn_app_with(Options {
+        metrics: true,
+        ..Options::default()
+    })
+    .await;
+    let hash = app
+        .add_token("ptk_usage_test_token_0006", &[Provider::Openai], |_| {})
+        .await;
+    let body = json!({"entries": [], "token_usage": [entry(&hash, "gpt-4o", 3, 1, 2000, 200)]});
+    assert_eq!(report(&app, body).await, 204);
+    let url = format!("http://{}/metrics", app.metrics_addr.unwrap());
+    let text = app
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(
+        has(
+            r#"ptk_gen_ai_client_token_usage_total{gen_ai_provider_name="openai",gen_ai_response_model="gpt-4o",gen_ai_token_type="input"} 2000"#
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            r#"ptk_gen_ai_client_token_usage_total{gen_ai_provider_name="openai",gen_ai_response_model="gpt-4o",gen_ai_token_type="output"} 200"#
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            r#"ptk_usage_responses_total{gen_ai_provider_name="openai",gen_ai_response_model="gpt-4o",usage="incomplete"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(!text.contains(&hash), "a token hash in a metric");
+}

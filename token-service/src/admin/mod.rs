@@ -18,7 +18,7 @@ use crate::keys::ProviderKeys;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::settings::AdminSettings;
-use crate::store::{SessionStore, TokenStore};
+use crate::store::{SessionStore, TokenStore, UsageStore};
 use throttle::LoginThrottle;
 
 mod about;
@@ -35,6 +35,7 @@ pub mod request_info;
 mod rows;
 pub mod session;
 pub mod throttle;
+mod usage;
 
 pub use about::ProxyInfo;
 pub use error::AdminError;
@@ -47,6 +48,8 @@ pub struct AdminState {
     pub store: Arc<dyn TokenStore>,
     /// The admin sessions ended server-side (logout), shared by every replica.
     pub sessions: Arc<dyn SessionStore>,
+    /// Metered token usage (read-only here).
+    pub usage: Arc<dyn UsageStore>,
     /// Session, CSRF and password keys.
     pub keys: Arc<SessionKeys>,
     /// Login attempts per client IP (in the service's rate limiter, under their own keys).
@@ -71,6 +74,7 @@ impl AdminState {
     pub fn new(
         store: Arc<dyn TokenStore>,
         sessions: Arc<dyn SessionStore>,
+        usage: Arc<dyn UsageStore>,
         settings: &AdminSettings,
         limiter: Arc<dyn RateLimiter>,
         check_secret: Arc<SecretDigest>,
@@ -79,6 +83,7 @@ impl AdminState {
         AdminState {
             store,
             sessions,
+            usage,
             keys: Arc::new(SessionKeys::new(&settings.secret, settings.session_max_age)),
             login_throttle: Arc::new(LoginThrottle::new(limiter)),
             public_url: settings.public_url.as_deref().map(Arc::from),
@@ -139,6 +144,13 @@ pub fn route_table() -> Vec<RouteEntry> {
         entry(TOKEN, Method::PATCH, api::patch),
         entry(TOKEN, Method::DELETE, api::delete),
         entry("/admin/api/keys/reload", Method::POST, keys::reload),
+        entry(
+            "/admin/api/tokens/{hash}/usage",
+            Method::GET,
+            usage::of_token,
+        ),
+        entry("/admin/api/usage", Method::GET, usage::fleet),
+        entry("/admin/api/usage.csv", Method::GET, usage::csv),
     ]
     .into_iter()
     .flatten()

@@ -7,8 +7,7 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context as _};
-use chrono::{NaiveDate, Utc};
+use anyhow::bail;
 use comfy_table::{presets, CellAlignment, Table};
 use serde_json::json;
 
@@ -16,22 +15,8 @@ use super::resolve::resolve;
 use super::UsageArgs;
 use crate::pricing::format_usd;
 use crate::store::{TokenStore, UsageStore};
+use crate::usage::view::{model_json, since_day};
 use crate::usage::{per_model, ModelTotals, UsageCounts};
-
-/// How far back `--since` goes when not given: the first day of the current month (UTC).
-fn month_start() -> String {
-    Utc::now().format("%Y-%m-01").to_string()
-}
-
-/// `--since`, checked as a UTC calendar day (`YYYY-MM-DD`).
-fn since_day(text: Option<&str>) -> anyhow::Result<String> {
-    let Some(text) = text else {
-        return Ok(month_start());
-    };
-    let day = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .with_context(|| format!("--since must be a day like 2026-11-01, got {text:?}"))?;
-    Ok(day.format("%Y-%m-%d").to_string())
-}
 
 /// Runs `tokens usage`.
 pub async fn usage(
@@ -40,7 +25,7 @@ pub async fn usage(
     args: UsageArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let since = since_day(args.since.as_deref())?;
+    let since = since_day(args.since.as_deref()).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let hash = match resolve(tokens, &args.token).await {
         Ok(hash) => hash,
         // A deleted token's usage is kept: its full hash still reads it.
@@ -67,25 +52,6 @@ pub async fn usage(
     }
     writeln!(out, "{}", table(&models))?;
     Ok(())
-}
-
-/// One model's totals as JSON: the counts, the cost in USD (a string with six decimals) or
-/// `null` with `unknown_price` when any of its responses had no price.
-fn model_json(m: &ModelTotals) -> serde_json::Value {
-    let c = &m.counts;
-    json!({
-        "provider": m.provider,
-        "model": m.model,
-        "requests": c.requests,
-        "input_tokens": c.usage.input,
-        "cached_input_tokens": c.usage.cached_input,
-        "cache_write_tokens": c.usage.cache_write,
-        "output_tokens": c.usage.output,
-        "reasoning_tokens": c.usage.reasoning,
-        "incomplete": c.incomplete,
-        "cost_usd": (c.unpriced_requests == 0).then(|| format_usd(c.cost_nano_usd)),
-        "unknown_price": c.unpriced_requests > 0,
-    })
 }
 
 /// What the cost column says.

@@ -43,6 +43,9 @@ pub async fn activity(
              name of 1 to 64 characters and a model name of at most 128",
         ));
     }
+    for entry in &report.token_usage {
+        state.metrics.usage(entry);
+    }
     let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let rows = rollup(&report.token_usage, &day, PriceTable::bundled());
     if let Err(e) = state.usage.add_usage(&rows).await {

@@ -4,5 +4,6 @@
 //! the dashboard.
 
 pub mod rollup;
+pub mod view;
 
 pub use rollup::{per_model, rollup, ModelTotals, UsageCounts, UsageKey, UsageRow};

@@ -1,0 +1,151 @@
+//! Token usage in the admin API (a session needed, read-only): one token's rows per day and its
+//! totals per model, the fleet's totals per model and per token, and a CSV export of the rows.
+//! `?since=YYYY-MM-DD` (a UTC day, inclusive) everywhere; the first of this month by default.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::AdminError;
+use super::guard::Session;
+use super::input::parse_hash;
+use super::AdminState;
+use crate::pricing::format_usd;
+use crate::usage::view::{counts_json, model_json, row_json, since_day};
+use crate::usage::{per_model, UsageCounts, UsageRow};
+
+/// `?since=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinceQuery {
+    since: Option<String>,
+}
+
+fn since(query: Result<Query<SinceQuery>, QueryRejection>) -> Result<String, AdminError> {
+    let Query(query) = query.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    since_day(query.since.as_deref()).map_err(AdminError::BadRequest)
+}
+
+/// `GET /admin/api/tokens/{hash}/usage`: `{token, since, models, days}` (a deleted token's
+/// usage is kept and still answers).
+pub async fn of_token(
+    _: Session,
+    State(state): State<AdminState>,
+    hash: Result<Path<String>, PathRejection>,
+    query: Result<Query<SinceQuery>, QueryRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let Path(hash) = hash.map_err(|_| AdminError::BadRequest("bad token id".into()))?;
+    let hash = parse_hash(&hash)?;
+    let since = since(query)?;
+    let rows = state.usage.usage_of(hash, &since).await?;
+    let models: Vec<Value> = per_model(&rows).iter().map(model_json).collect();
+    let days: Vec<Value> = rows.iter().map(row_json).collect();
+    Ok(Json(
+        json!({"token": hash, "since": since, "models": models, "days": days}),
+    ))
+}
+
+/// `GET /admin/api/usage`: `{since, models, tokens}`, the fleet's totals per model and per
+/// token (costliest first).
+pub async fn fleet(
+    _: Session,
+    State(state): State<AdminState>,
+    query: Result<Query<SinceQuery>, QueryRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let since = since(query)?;
+    let rows = state.usage.usage_since(&since).await?;
+    let models: Vec<Value> = per_model(&rows).iter().map(model_json).collect();
+    let mut per_token: BTreeMap<&str, UsageCounts> = BTreeMap::new();
+    for row in &rows {
+        per_token.entry(&row.key.hash).or_default().add(&row.counts);
+    }
+    let mut tokens: Vec<(&str, UsageCounts)> = per_token.into_iter().collect();
+    tokens.sort_by_key(|(_, c)| std::cmp::Reverse(c.cost_nano_usd));
+    let tokens: Vec<Value> = tokens
+        .iter()
+        .map(|(hash, counts)| {
+            let mut value = counts_json(counts);
+            if let Some(object) = value.as_object_mut() {
+                object.insert("token".into(), json!(hash));
+            }
+            value
+        })
+        .collect();
+    Ok(Json(
+        json!({"since": since, "models": models, "tokens": tokens}),
+    ))
+}
+
+/// The CSV export's columns.
+const CSV_HEADER: &str = "day,token,provider,model,api,requests,incomplete,input_tokens,\
+cached_input_tokens,cache_write_tokens,output_tokens,reasoning_tokens,cost_usd,unpriced_requests\n";
+
+/// `GET /admin/api/usage.csv`: every stored row since the day, one line each (a cell that
+/// could start a spreadsheet formula is prefixed with `'`).
+pub async fn csv(
+    _: Session,
+    State(state): State<AdminState>,
+    query: Result<Query<SinceQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, AdminError> {
+    let since = since(query)?;
+    let rows = state.usage.usage_since(&since).await?;
+    let mut out = String::from(CSV_HEADER);
+    for row in &rows {
+        out.push_str(&csv_line(row));
+    }
+    let disposition = format!("attachment; filename=\"ptk-usage-since-{since}.csv\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        out,
+    ))
+}
+
+fn csv_line(row: &UsageRow) -> String {
+    let (k, c) = (&row.key, &row.counts);
+    let cost = if c.unpriced_requests == 0 {
+        format_usd(c.cost_nano_usd)
+    } else {
+        String::new()
+    };
+    format!(
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+        k.day,
+        k.hash,
+        cell(&k.provider),
+        cell(&k.model),
+        cell(&k.api),
+        c.requests,
+        c.incomplete,
+        c.usage.input,
+        c.usage.cached_input,
+        c.usage.cache_write,
+        c.usage.output,
+        c.usage.reasoning,
+        cost,
+        c.unpriced_requests,
+    )
+}
+
+/// A text cell: quoted when it holds a comma, quote or line end (RFC 4180), and never read as
+/// a formula by a spreadsheet (a model name is the provider's text).
+fn cell(text: &str) -> String {
+    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
