@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .harness import REAL_KEYS, ROOT
+from .harness import REAL_KEYS, ROOT, SERVICE
 from .test_configured_provider import AUTHORITY, CHAT, SELFHOSTED_KEY, SelfhostedStack
 
 TRICKS = [
@@ -150,6 +150,19 @@ def test_a_provider_the_token_service_does_not_know_fails_closed():
         assert s.upstream_requests() == []
         # The built-in providers still work beside it.
         assert send_raw(s, "/v1/chat/completions", {"authorization": f"Bearer {token}"}) == 200
+        # A token scoped while the service knew `selfhosted` (the provider since removed from
+        # PTK_PROVIDERS): it keeps working for its other providers and still lists.
+        env = dict(s.service_env(), PTK_PROVIDERS="selfhosted=SELFHOSTED_API_KEY",
+                   SELFHOSTED_API_KEY=SELFHOSTED_KEY)
+        made = subprocess.run([str(SERVICE), "tokens", "create", "--label", "was-selfhosted",
+                               "--providers", "openai,selfhosted", "--json"],
+                              env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+        scoped = json.loads(made.stdout)
+        ok = send_raw(s, "/v1/chat/completions", {"authorization": f"Bearer {scoped['token']}"})
+        assert ok == 200, ok
+        listed = json.loads(s.cli("tokens", "list", "--json").stdout)
+        mine = [t for t in listed if t["hash"] == scoped["hash"]]
+        assert mine and mine[0]["providers"] == ["openai"], listed
     finally:
         s.stop()
         s.cleanup()

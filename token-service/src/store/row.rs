@@ -26,8 +26,13 @@ impl RawRow {
     pub(super) fn decode(self) -> Result<TokenListing, StoreError> {
         let hash = self.hash;
         let corrupt = |what: &str| StoreError::Corrupt(format!("{what} of token {:.12}", hash));
-        let providers: Vec<Provider> =
+        // A name this service does not know (a configured provider since removed from
+        // PTK_PROVIDERS) grants nothing: it is left out of the record, so the token keeps
+        // working for its other providers and still lists. The stored scope is untouched (no
+        // write rewrites it), so configuring the provider again brings it back.
+        let names: Vec<String> =
             serde_json::from_str(&self.providers).map_err(|_| corrupt("providers"))?;
+        let providers: Vec<Provider> = names.iter().filter_map(|n| Provider::parse(n)).collect();
         let status = TokenStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?;
         let positive = |v: i64, what: &str| {
             u32::try_from(v)
@@ -57,5 +62,46 @@ impl RawRow {
             record,
             last_used: self.last_used,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn row(providers: &str) -> RawRow {
+        RawRow {
+            hash: "a".repeat(64),
+            label: "l".into(),
+            last4: "WXYZ".into(),
+            providers: providers.into(),
+            status: "active".into(),
+            created_at: "2026-11-29T00:00:00.000Z".into(),
+            expires_at: None,
+            rate_limit: None,
+            rate_window_s: None,
+            last_used: None,
+        }
+    }
+
+    #[test]
+    fn a_provider_no_longer_configured_grants_nothing_and_the_row_still_reads() {
+        let listing = row(r#"["openai","removed-llm","gemini"]"#)
+            .decode()
+            .unwrap();
+        assert_eq!(
+            listing.record.providers,
+            vec![Provider::Openai, Provider::Gemini]
+        );
+        let only_removed = row(r#"["removed-llm"]"#).decode().unwrap();
+        assert!(only_removed.record.providers.is_empty());
+        // What is not a list of names is still corrupt (fail closed).
+        for bad in [r#"{"openai":true}"#, r#"["openai",7]"#, "not json"] {
+            assert!(
+                matches!(row(bad).decode(), Err(StoreError::Corrupt(_))),
+                "{bad}"
+            );
+        }
     }
 }
