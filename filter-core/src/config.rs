@@ -52,11 +52,22 @@ pub struct FilterConfig {
 pub struct MeteringConfig {
     /// Meter token usage.
     pub enabled: bool,
+    /// Largest request body (bytes, by its `content-length`) held to ask a stream for its
+    /// usage; a larger one, or one without `content-length`, is forwarded as it comes (its
+    /// stream then carries no usage: recorded incomplete). Held bodies count against Envoy's
+    /// buffer limit (`per_connection_buffer_limit_bytes`, 1 MiB by default): keep it below.
+    pub max_request_body_bytes: u64,
 }
+
+/// Smallest and largest `metering.max_request_body_bytes` accepted.
+pub const REQUEST_BODY_BOUNDS: (u64, u64) = (1024, 16 * 1024 * 1024);
 
 impl Default for MeteringConfig {
     fn default() -> Self {
-        MeteringConfig { enabled: true }
+        MeteringConfig {
+            enabled: true,
+            max_request_body_bytes: 256 * 1024,
+        }
     }
 }
 
@@ -255,6 +266,13 @@ impl FilterConfig {
         }
         self.uploads.validate()?;
         self.ephemeral.validate()?;
+        let (low, high) = REQUEST_BODY_BOUNDS;
+        let held = self.metering.max_request_body_bytes;
+        if !(low..=high).contains(&held) {
+            return Err(format!(
+                "metering.max_request_body_bytes: must be {low}..={high}, got {held}"
+            ));
+        }
         check_name("token_service.cluster", &ts.cluster)?;
         check_name("token_service.authority", &ts.authority)?;
         check_name("token_service.secret_env", &ts.secret_env)?;

@@ -114,6 +114,25 @@ def test_every_provider_is_metered_and_a_stream_sees_only_what_it_asked_for(stac
     assert stat(stack, "usage.input_tokens") == 5 * PROMPT
 
 
+def test_bodies_of_unknown_or_large_size_pass_as_they_come(stack):
+    """Only a body with a content-length within metering.max_request_body_bytes is held to ask
+    for usage: a chunked one, or a large one, is forwarded as it comes (never stalls)."""
+    token = stack.mint()["token"]
+    stack.reset_upstream()
+    body = json.dumps({"model": "gpt-4o", "stream": True, "messages": []}).encode()
+    chunked = requests.post(f"{stack.url}/v1/chat/completions", data=iter([body[:10], body[10:]]),
+                            headers={"authorization": f"Bearer {token}",
+                                     "content-type": "application/json"}, timeout=30)
+    assert chunked.status_code == 200, chunked.text
+    big = {"model": "gpt-4o", "stream": True,
+           "messages": [{"role": "user", "content": "x" * 400_000}]}
+    large = chat(stack, token, big)
+    assert large.status_code == 200
+    sent = [json.loads(r["body"]) for r in stack.upstream_requests()]
+    assert [s.get("stream_options") for s in sent] == [None, None], "held and rewritten"
+    assert sent[1] == big
+
+
 def test_a_provider_error_counts_a_request_without_usage(stack):
     minted = stack.mint()
     failed = requests.post(f"{stack.url}/v1/chat/completions", timeout=30,

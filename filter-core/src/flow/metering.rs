@@ -72,8 +72,15 @@ impl RequestFlow {
             return;
         };
         let provider = pending.identified.provider;
+        // Only a body of known, bounded size is held: one of unknown length (chunked) or
+        // beyond the bound could stall behind Envoy's flow control or its buffer limit.
+        let length = head
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let bounded = length.is_some_and(|n| n <= worker.config.metering.max_request_body_bytes);
         let may_ask = api == UsageApi::ChatCompletions
             && !upgrade
+            && bounded
             && worker.config.upstream(provider).stream_usage;
         // The rewritten body has another length: drop the header so Envoy frames it itself.
         let ask = if may_ask && host.set_request_header("content-length", None) {

@@ -21,9 +21,16 @@ fn forwarded(
         (":method".to_string(), method.to_string()),
         (":path".to_string(), path.to_string()),
         ("authorization".to_string(), format!("Bearer {TOKEN}")),
-        ("content-length".to_string(), "99".to_string()),
     ];
-    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    if !extra.iter().any(|(n, _)| *n == "content-length") {
+        headers.push(("content-length".to_string(), "99".to_string()));
+    }
+    headers.extend(
+        extra
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| (n.to_string(), v.to_string())),
+    );
     let mut flow = RequestFlow::new(7);
     // OpenAI's verdict is cached; another provider's is asked for (and allowed).
     match flow.on_request_headers(&w, &mut host, RequestHead::new(headers)) {
@@ -219,6 +226,56 @@ fn a_compressed_response_is_not_misread_but_recorded_incomplete() {
     respond(&w, &mut host, &mut flow, "\u{1f}\u{8b}garbage", 4);
     let e = &reported(&w)[0];
     assert_eq!((e.requests, e.incomplete, e.usage.input), (1, 1, 0));
+}
+
+#[test]
+fn a_body_of_unknown_or_too_large_size_is_never_held() {
+    // Chunked (no content-length): never held, so it can never stall behind flow control.
+    let (_, host, _) = forwarded(
+        "{}",
+        "POST",
+        "/v1/chat/completions",
+        &[("content-length", "")],
+    );
+    assert!(!dropped_content_length(&host));
+    // Beyond metering.max_request_body_bytes (256 KiB by default): forwarded as it comes.
+    let (w, mut host, mut flow) = forwarded(
+        "{}",
+        "POST",
+        "/v1/chat/completions",
+        &[("content-length", "3000000")],
+    );
+    assert!(!dropped_content_length(&host));
+    assert_eq!(
+        flow.on_request_body(&mut host, 10, false),
+        BodyStep::Continue
+    );
+    // Still metered (the response is read); only the asking is skipped.
+    sse_response(&mut host);
+    flow.on_response_headers(&w, &mut host);
+    let client = respond(&w, &mut host, &mut flow, STREAM, 64);
+    assert_eq!(client, STREAM);
+    // At the bound it is held; the bound is configurable within limits.
+    let at = r#"{"metering":{"max_request_body_bytes":1024}}"#;
+    let (_, host, _) = forwarded(
+        at,
+        "POST",
+        "/v1/chat/completions",
+        &[("content-length", "1024")],
+    );
+    assert!(dropped_content_length(&host));
+    let (_, host, _) = forwarded(
+        at,
+        "POST",
+        "/v1/chat/completions",
+        &[("content-length", "1025")],
+    );
+    assert!(!dropped_content_length(&host));
+    for bad in [0u64, 1023, 16 * 1024 * 1024 + 1] {
+        let config = format!(r#"{{"metering":{{"max_request_body_bytes":{bad}}}}}"#);
+        let error = crate::FilterConfig::parse(config.as_bytes()).unwrap_err();
+        assert!(error.contains("metering.max_request_body_bytes"), "{error}");
+    }
 }
 
 #[test]
