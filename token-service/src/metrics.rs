@@ -107,7 +107,7 @@ impl Metrics {
             token_usage.clone(),
         );
         registry.register(
-            "ptk_usage_responses",
+            "ptk_metered_responses",
             "Metered responses reported by the filter; usage is complete, or incomplete when \
              a response ended without its final usage",
             usage_responses.clone(),

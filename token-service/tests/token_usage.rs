@@ -86,13 +86,9 @@ async fn reported_usage_is_priced_stored_and_shown_per_model() {
     // 3000 × 2.5 + 300 × 10 USD per million.
     assert_eq!(gpt["cost_usd"], "0.010500");
     let unknown = &models[1];
-    assert_eq!(
-        (
-            unknown["cost_usd"].clone(),
-            unknown["unknown_price"].clone()
-        ),
-        (Value::Null, json!(true))
-    );
+    assert_eq!(unknown["cost_usd"], "0.000000");
+    assert_eq!(unknown["unpriced_requests"], 1);
+    assert_eq!(unknown["unknown_price"], true);
 
     let out = usage_cli(&app, &[&hash[..12]]);
     let table = String::from_utf8(out.stdout).unwrap();
@@ -266,7 +262,7 @@ async fn reported_usage_shows_in_prometheus_by_provider_model_and_token_type() {
     );
     assert!(
         has(
-            r#"ptk_usage_responses_total{gen_ai_provider_name="openai",gen_ai_response_model="gpt-4o",usage="incomplete"} 1"#
+            r#"ptk_metered_responses_total{gen_ai_provider_name="openai",gen_ai_response_model="gpt-4o",usage="incomplete"} 1"#
         ),
         "{text}"
     );

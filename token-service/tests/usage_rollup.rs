@@ -113,3 +113,20 @@ fn per_model_totals_sum_apis_and_days_and_put_the_costliest_first() {
     assert_eq!(json["requests"], 2);
     assert_eq!(json["usage"]["input"], 2000);
 }
+
+#[test]
+fn a_response_without_tokens_costs_nothing_even_without_a_price() {
+    // A provider's error names no model and used no tokens: no cost, and no "unknown price".
+    let rows = rollup(
+        &[entry("", UsageApi::ChatCompletions, 500, 1, 0, 0)],
+        "2026-11-29",
+        PriceTable::bundled(),
+    );
+    assert_eq!(
+        (
+            rows[0].counts.cost_nano_usd,
+            rows[0].counts.unpriced_requests
+        ),
+        (0, 0)
+    );
+}

@@ -2,8 +2,6 @@
 //! totals per model, the fleet's totals per model and per token, and a CSV export of the rows.
 //! `?since=YYYY-MM-DD` (a UTC day, inclusive) everywhere; the first of this month by default.
 
-use std::collections::BTreeMap;
-
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -17,8 +15,9 @@ use super::guard::Session;
 use super::input::parse_hash;
 use super::AdminState;
 use crate::pricing::format_usd;
+use crate::store::MAX_USAGE_ROWS;
 use crate::usage::view::{counts_json, model_json, row_json, since_day};
-use crate::usage::{per_model, UsageCounts, UsageRow};
+use crate::usage::{per_model, UsageRow};
 
 /// `?since=`.
 #[derive(Debug, Default, Deserialize)]
@@ -59,15 +58,18 @@ pub async fn fleet(
     query: Result<Query<SinceQuery>, QueryRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let since = since(query)?;
-    let rows = state.usage.usage_since(&since).await?;
-    let models: Vec<Value> = per_model(&rows).iter().map(model_json).collect();
-    let mut per_token: BTreeMap<&str, UsageCounts> = BTreeMap::new();
-    for row in &rows {
-        per_token.entry(&row.key.hash).or_default().add(&row.counts);
-    }
-    let mut tokens: Vec<(&str, UsageCounts)> = per_token.into_iter().collect();
-    tokens.sort_by_key(|(_, c)| std::cmp::Reverse(c.cost_nano_usd));
-    let tokens: Vec<Value> = tokens
+    // Summed in the store: every row counts, however many there are.
+    let models: Vec<Value> = state
+        .usage
+        .usage_by_model(&since)
+        .await?
+        .iter()
+        .map(model_json)
+        .collect();
+    let tokens: Vec<Value> = state
+        .usage
+        .usage_by_token(&since)
+        .await?
         .iter()
         .map(|(hash, counts)| {
             let mut value = counts_json(counts);
@@ -87,14 +89,23 @@ const CSV_HEADER: &str = "day,token,provider,model,api,requests,incomplete,input
 cached_input_tokens,cache_write_tokens,output_tokens,reasoning_tokens,cost_usd,unpriced_requests\n";
 
 /// `GET /admin/api/usage.csv`: every stored row since the day, one line each (a cell that
-/// could start a spreadsheet formula is prefixed with `'`).
+/// could start a spreadsheet formula is prefixed with `'`); more than [`MAX_USAGE_ROWS`] is
+/// refused (400), never cut.
 pub async fn csv(
     _: Session,
     State(state): State<AdminState>,
     query: Result<Query<SinceQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, AdminError> {
     let since = since(query)?;
-    let rows = state.usage.usage_since(&since).await?;
+    let rows = state
+        .usage
+        .usage_since(&since, MAX_USAGE_ROWS.saturating_add(1))
+        .await?;
+    if rows.len() > MAX_USAGE_ROWS {
+        return Err(AdminError::BadRequest(format!(
+            "more than {MAX_USAGE_ROWS} rows since {since}: export a later day at a time"
+        )));
+    }
     let mut out = String::from(CSV_HEADER);
     for row in &rows {
         out.push_str(&csv_line(row));

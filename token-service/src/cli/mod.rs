@@ -127,7 +127,7 @@ pub enum TokensCommand {
         /// Hash or unique hash prefix (at least 8 hex characters).
         token: String,
     },
-    /// Token usage of a token since a day, per model (requests, tokens, cost, incomplete).
+    /// What a token spent since a day, per model (requests, tokens, cost, incomplete).
     Usage(UsageArgs),
     /// Set or clear a token's expiry.
     Expire {

@@ -548,9 +548,28 @@ pub(crate) async fn usage_adds_up_per_key_and_reads_back_by_token_and_day(store:
     let all_of_a = store.usage_of(&a, "2026-01-01").await.unwrap();
     let days: Vec<&str> = all_of_a.iter().map(|r| r.key.day.as_str()).collect();
     assert_eq!(days, ["2026-11-28", "2026-11-29"]);
-    let fleet = store.usage_since("2026-11-29").await.unwrap();
+    let fleet = store.usage_since("2026-11-29", 10).await.unwrap();
     let hashes: Vec<&str> = fleet.iter().map(|r| r.key.hash.as_str()).collect();
     assert_eq!(hashes, [a.as_str(), b.as_str()]);
+    assert_eq!(store.usage_since("2026-01-01", 2).await.unwrap().len(), 2);
+    // Summed in the store, per model and per token.
+    let models = store.usage_by_model("2026-01-01").await.unwrap();
+    let names: Vec<(&str, u64)> = models
+        .iter()
+        .map(|m| (m.model.as_str(), m.counts.requests))
+        .collect();
+    assert_eq!(
+        names,
+        [("gpt-x", 6), ("gpt-y", 5)],
+        "cost first (gpt-x 3,000 vs 1,000)"
+    );
+    assert_eq!(models[0].counts.usage.input, 60);
+    let tokens = store.usage_by_token("2026-11-29").await.unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(
+        (tokens[0].0.as_str(), tokens[0].1.requests),
+        (a.as_str(), 5)
+    );
     // Counts beyond i64 are stored saturated, never wrapped negative.
     store
         .add_usage(&[usage_row(&b, "2026-11-30", "gpt-z", u64::MAX, 1)])

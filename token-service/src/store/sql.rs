@@ -117,9 +117,35 @@ pub(super) const USAGE_OF: &str =
 pub(super) const USAGE_SINCE: &str =
     select_usage!("WHERE day >= $1 ORDER BY day, hash, provider, model, api LIMIT $2");
 
+/// The summed counts of a group, in [`super::usage`]'s order after the group's key columns
+/// (`CAST`: PostgreSQL sums a BIGINT as NUMERIC).
+macro_rules! sum_usage {
+    ($key:literal, $tail:literal) => {
+        concat!(
+            "SELECT ",
+            $key,
+            ", CAST(SUM(requests) AS BIGINT), CAST(SUM(incomplete) AS BIGINT),
+                CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(cached_input_tokens) AS BIGINT),
+                CAST(SUM(cache_write_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT),
+                CAST(SUM(reasoning_tokens) AS BIGINT), CAST(SUM(cost_nano_usd) AS BIGINT),
+                CAST(SUM(unpriced_requests) AS BIGINT) FROM token_usage ",
+            $tail
+        )
+    };
+}
+
+/// Every token's usage from a day on (`$1`) summed per provider and model.
+pub(super) const USAGE_BY_MODEL: &str = sum_usage!(
+    "provider, model",
+    "WHERE day >= $1 GROUP BY provider, model"
+);
+
+/// Every token's usage from a day on (`$1`) summed per token.
+pub(super) const USAGE_BY_TOKEN: &str = sum_usage!("hash", "WHERE day >= $1 GROUP BY hash");
+
 /// Every statement above, for the test that prepares each on both backends.
 #[cfg(test)]
-pub(super) const ALL: [&str; 16] = [
+pub(super) const ALL: [&str; 18] = [
     PING,
     GET_TOKEN,
     LIST_TOKENS,
@@ -136,6 +162,8 @@ pub(super) const ALL: [&str; 16] = [
     ADD_USAGE,
     USAGE_OF,
     USAGE_SINCE,
+    USAGE_BY_MODEL,
+    USAGE_BY_TOKEN,
 ];
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use super::sql;
 use super::sql_store::{store_error, SqlStore};
 use super::StoreError;
-use crate::usage::{UsageCounts, UsageKey, UsageRow};
+use crate::usage::{ModelTotals, UsageCounts, UsageKey, UsageRow};
 
-/// Most rows one fleet-wide read returns (a CSV export of a busy month stays bounded).
+/// Most rows a CSV export returns; a wider export is refused, asking for a later `since`
+/// (never cut silently).
 pub const MAX_USAGE_ROWS: usize = 100_000;
 
 /// Where metered usage is kept.
@@ -21,8 +22,12 @@ pub trait UsageStore: Send + Sync + 'static {
     async fn add_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError>;
     /// One token's rows from `since` (a UTC day, `YYYY-MM-DD`, inclusive) on, by day.
     async fn usage_of(&self, hash: &str, since: &str) -> Result<Vec<UsageRow>, StoreError>;
-    /// Every token's rows from `since` on, by day then token, at most [`MAX_USAGE_ROWS`].
-    async fn usage_since(&self, since: &str) -> Result<Vec<UsageRow>, StoreError>;
+    /// Every token's rows from `since` on, by day then token, at most `limit`.
+    async fn usage_since(&self, since: &str, limit: usize) -> Result<Vec<UsageRow>, StoreError>;
+    /// Every token's usage from `since` on, summed per provider and model (in the store).
+    async fn usage_by_model(&self, since: &str) -> Result<Vec<ModelTotals>, StoreError>;
+    /// Every token's usage from `since` on, summed per token hash (in the store).
+    async fn usage_by_token(&self, since: &str) -> Result<Vec<(String, UsageCounts)>, StoreError>;
 }
 
 /// A count as the signed 64-bit integer both databases store (saturating).
@@ -35,6 +40,33 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// Reads nine summed counts starting at column `at`.
+fn counts_at<DB>(row: &DB::Row, at: usize) -> Result<UsageCounts, StoreError>
+where
+    DB: Database,
+    usize: ColumnIndex<DB::Row>,
+    i64: Type<DB> + for<'r> Decode<'r, DB>,
+{
+    let n = |i: usize| {
+        row.try_get::<i64, _>(at.saturating_add(i))
+            .map(count)
+            .map_err(store_error)
+    };
+    Ok(UsageCounts {
+        requests: n(0)?,
+        incomplete: n(1)?,
+        usage: TokenUsage {
+            input: n(2)?,
+            cached_input: n(3)?,
+            cache_write: n(4)?,
+            output: n(5)?,
+            reasoning: n(6)?,
+        },
+        cost_nano_usd: n(7)?,
+        unpriced_requests: n(8)?,
+    })
+}
+
 /// Reads a row in [`sql::USAGE_OF`]'s column order.
 fn usage_row<DB>(row: &DB::Row) -> Result<UsageRow, StoreError>
 where
@@ -44,7 +76,6 @@ where
     i64: Type<DB> + for<'r> Decode<'r, DB>,
 {
     let text = |i: usize| row.try_get::<String, _>(i).map_err(store_error);
-    let n = |i: usize| row.try_get::<i64, _>(i).map(count).map_err(store_error);
     Ok(UsageRow {
         key: UsageKey {
             hash: text(0)?,
@@ -53,19 +84,7 @@ where
             model: text(3)?,
             api: text(4)?,
         },
-        counts: UsageCounts {
-            requests: n(5)?,
-            incomplete: n(6)?,
-            usage: TokenUsage {
-                input: n(7)?,
-                cached_input: n(8)?,
-                cache_write: n(9)?,
-                output: n(10)?,
-                reasoning: n(11)?,
-            },
-            cost_nano_usd: n(12)?,
-            unpriced_requests: n(13)?,
-        },
+        counts: counts_at::<DB>(row, 5)?,
     })
 }
 
@@ -118,13 +137,52 @@ where
         rows.iter().map(usage_row::<DB>).collect()
     }
 
-    async fn usage_since(&self, since: &str) -> Result<Vec<UsageRow>, StoreError> {
+    async fn usage_since(&self, since: &str, limit: usize) -> Result<Vec<UsageRow>, StoreError> {
         let rows = sqlx::query(sql::USAGE_SINCE)
             .bind(since.to_owned())
-            .bind(stored(MAX_USAGE_ROWS as u64))
+            .bind(stored(u64::try_from(limit).unwrap_or(u64::MAX)))
             .fetch_all(&self.reads)
             .await
             .map_err(store_error)?;
         rows.iter().map(usage_row::<DB>).collect()
+    }
+
+    async fn usage_by_model(&self, since: &str) -> Result<Vec<ModelTotals>, StoreError> {
+        let rows = sqlx::query(sql::USAGE_BY_MODEL)
+            .bind(since.to_owned())
+            .fetch_all(&self.reads)
+            .await
+            .map_err(store_error)?;
+        let mut totals = rows
+            .iter()
+            .map(|row| {
+                Ok(ModelTotals {
+                    provider: row.try_get::<String, _>(0).map_err(store_error)?,
+                    model: row.try_get::<String, _>(1).map_err(store_error)?,
+                    counts: counts_at::<DB>(row, 2)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        totals.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
+        totals.sort_by_key(|t| std::cmp::Reverse(t.counts.cost_nano_usd));
+        Ok(totals)
+    }
+
+    async fn usage_by_token(&self, since: &str) -> Result<Vec<(String, UsageCounts)>, StoreError> {
+        let rows = sqlx::query(sql::USAGE_BY_TOKEN)
+            .bind(since.to_owned())
+            .fetch_all(&self.reads)
+            .await
+            .map_err(store_error)?;
+        let mut totals = rows
+            .iter()
+            .map(|row| {
+                let hash = row.try_get::<String, _>(0).map_err(store_error)?;
+                Ok((hash, counts_at::<DB>(row, 1)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        totals.sort_by(|a, b| a.0.cmp(&b.0));
+        totals.sort_by_key(|(_, c)| std::cmp::Reverse(c.cost_nano_usd));
+        Ok(totals)
     }
 }

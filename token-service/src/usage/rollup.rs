@@ -84,14 +84,13 @@ pub fn rollup(entries: &[UsageEntry], day: &str, prices: &PriceTable) -> Vec<Usa
             usage: entry.usage,
             ..UsageCounts::default()
         };
-        match prices.cost(
-            &entry.provider,
-            &entry.model,
-            &entry.usage,
-            entry.long_context,
-        ) {
-            Cost::Known { nano_usd, .. } => counts.cost_nano_usd = nano_usd,
-            Cost::UnknownPrice => counts.unpriced_requests = entry.requests,
+        // Responses that used no tokens (a provider's error, say) cost nothing, priced or not.
+        if !entry.usage.is_zero() {
+            let (provider, model) = (&entry.provider, &entry.model);
+            match prices.cost(provider, model, &entry.usage, entry.long_context) {
+                Cost::Known { nano_usd, .. } => counts.cost_nano_usd = nano_usd,
+                Cost::UnknownPrice => counts.unpriced_requests = entry.requests,
+            }
         }
         rows.entry(key).or_default().add(&counts);
     }

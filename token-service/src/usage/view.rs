@@ -22,8 +22,9 @@ pub fn since_day(text: Option<&str>) -> Result<String, String> {
         .map_err(|_| format!("since must be a day like 2026-11-01, got {text:?}"))
 }
 
-/// Counts as JSON: requests, tokens, incomplete, the cost in USD (a string with six decimals)
-/// or `null` with `unknown_price` when any of the responses had no price.
+/// Counts as JSON: requests, tokens, incomplete, the cost in USD of the priced responses (a
+/// string with six decimals), and how many responses had no price (`unpriced_requests`,
+/// `unknown_price` when any: the cost then leaves them out).
 pub fn counts_json(c: &UsageCounts) -> Value {
     json!({
         "requests": c.requests,
@@ -33,7 +34,8 @@ pub fn counts_json(c: &UsageCounts) -> Value {
         "output_tokens": c.usage.output,
         "reasoning_tokens": c.usage.reasoning,
         "incomplete": c.incomplete,
-        "cost_usd": (c.unpriced_requests == 0).then(|| format_usd(c.cost_nano_usd)),
+        "cost_usd": format_usd(c.cost_nano_usd),
+        "unpriced_requests": c.unpriced_requests,
         "unknown_price": c.unpriced_requests > 0,
     })
 }
