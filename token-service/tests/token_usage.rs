@@ -141,6 +141,9 @@ async fn a_deleted_tokens_usage_still_reads_by_its_full_hash() {
     assert_eq!(report(&app, body).await, 204);
     use token_service::store::TokenStore as _;
     assert!(app.store.delete(&hash).await.unwrap());
+    let by_prefix = usage_cli(&app, &[&hash[..12]]);
+    assert!(!by_prefix.status.success());
+    assert!(String::from_utf8_lossy(&by_prefix.stderr).contains("give its full 64-character hash"));
     let out = usage_cli(&app, &[&hash, "--json"]);
     assert!(
         out.status.success(),

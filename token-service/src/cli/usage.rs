@@ -11,7 +11,7 @@ use anyhow::bail;
 use comfy_table::{presets, CellAlignment, Table};
 use serde_json::json;
 
-use super::resolve::resolve;
+use super::resolve::{resolve, ResolveError};
 use super::UsageArgs;
 use crate::pricing::format_usd;
 use crate::store::{TokenStore, UsageStore};
@@ -35,6 +35,9 @@ pub async fn usage(
                 bail!(e);
             }
             hash
+        }
+        Err(e @ ResolveError::NotFound(_)) => {
+            bail!("{e} (a deleted token's usage is kept: give its full 64-character hash)")
         }
         Err(e) => bail!(e),
     };
