@@ -27,6 +27,11 @@ pub trait RequestBodyHost: Host {
     fn set_request_body(&mut self, size: usize, body: &[u8]) -> bool;
 }
 
+/// A Chat Completions request body is held (to be asked for usage) up to this many bytes;
+/// a longer one is forwarded unasked, well before Envoy's buffer limit (1 MiB by default)
+/// would answer 413.
+pub const REQUEST_HOLD_LIMIT: usize = 256 * 1024;
+
 /// Where the request body stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ask {
@@ -105,6 +110,12 @@ impl RequestFlow {
         let Some(watch) = self.usage.as_mut().filter(|w| w.ask == Ask::Pending) else {
             return BodyStep::Continue;
         };
+        if !end && size > REQUEST_HOLD_LIMIT {
+            // Held any longer, Envoy would refuse the request (413 past its buffer limit,
+            // 1 MiB by default): it passes as it is, unasked (a vision request's images).
+            watch.ask = Ask::No;
+            return BodyStep::Continue;
+        }
         if !end {
             return BodyStep::Pause;
         }
@@ -112,15 +123,15 @@ impl RequestFlow {
         let Some(body) = host.request_body(size) else {
             return BodyStep::Continue;
         };
-        if let StreamUsage::Injected(asked) = request_stream_usage(&body) {
-            if host.set_request_body(size, &asked) {
-                watch.ask = Ask::Asked;
-            } else {
-                host.log(
-                    Level::Warn,
-                    "ptk filter: could not ask a stream for its usage",
-                );
-            }
+        let (rewritten, asked) = match request_stream_usage(&body) {
+            StreamUsage::Unchanged => return BodyStep::Continue,
+            StreamUsage::Injected(rewritten) => (rewritten, true),
+            StreamUsage::Rewritten(rewritten) => (rewritten, false),
+        };
+        if !host.set_request_body(size, &rewritten) {
+            host.log(Level::Warn, "ptk filter: could not rewrite a request body");
+        } else if asked {
+            watch.ask = Ask::Asked;
         }
         BodyStep::Continue
     }
@@ -171,17 +182,21 @@ impl RequestFlow {
         let Some(watch) = self.usage.as_mut() else {
             return;
         };
-        if let (Some(meter), true) = (watch.meter.as_mut(), size > 0) {
-            if let Some(chunk) = host.response_body(size) {
-                meter.feed(&chunk);
-                if let Some(stripper) = watch.stripper.as_mut() {
-                    let mut out = stripper.rewrite(&chunk);
-                    if end {
-                        out.extend(stripper.finish());
-                    }
-                    if out != chunk && !host.set_response_body(size, &out) {
-                        host.log(Level::Warn, "ptk filter: could not remove a usage chunk");
-                    }
+        // The end often comes as an empty chunk: what the stripper still holds goes out then.
+        let chunk = if size > 0 {
+            host.response_body(size)
+        } else {
+            Some(Vec::new())
+        };
+        if let (Some(meter), Some(chunk)) = (watch.meter.as_mut(), chunk) {
+            meter.feed(&chunk);
+            if let Some(stripper) = watch.stripper.as_mut() {
+                let mut out = stripper.rewrite(&chunk);
+                if end {
+                    out.extend(stripper.finish());
+                }
+                if out != chunk && !host.set_response_body(size, &out) {
+                    host.log(Level::Warn, "ptk filter: could not remove a usage chunk");
                 }
             }
         }

@@ -309,3 +309,50 @@ fn a_websocket_session_is_metered_from_its_frames() {
         (UsageApi::Realtime, 101, true, 0, 7)
     );
 }
+
+#[test]
+fn a_stream_whose_last_bytes_were_held_gets_them_at_an_empty_end() {
+    // Envoy often ends a response with an empty chunk; a stream whose last line has no
+    // blank line after it was held by the stripper and must still reach the client.
+    let (w, mut host, mut flow) = chat();
+    host.request_body = br#"{"stream":true}"#.to_vec();
+    assert_eq!(
+        flow.on_request_body(&mut host, 15, true),
+        BodyStep::Continue
+    );
+    sse_response(&mut host);
+    flow.on_response_headers(&w, &mut host);
+    let body = "data: {\"choices\":[{\"delta\":{}}]}\n\ndata: [DONE]\n";
+    host.body = body.as_bytes().to_vec();
+    flow.on_response_body(&w, &mut host, body.len(), false);
+    let mut client = host.body.clone();
+    host.body = Vec::new();
+    flow.on_response_body(&w, &mut host, 0, true);
+    client.extend(host.body.clone());
+    assert_eq!(String::from_utf8(client).unwrap(), body);
+}
+
+#[test]
+fn a_request_body_past_the_hold_limit_passes_unasked() {
+    // Held past Envoy's buffer limit the request would be refused with 413.
+    let (_w, mut host, mut flow) = chat();
+    let limit = crate::flow::metering::REQUEST_HOLD_LIMIT;
+    host.request_body = vec![b' '; limit + 1];
+    assert_eq!(
+        flow.on_request_body(&mut host, limit, false),
+        BodyStep::Pause
+    );
+    assert_eq!(
+        flow.on_request_body(&mut host, limit + 1, false),
+        BodyStep::Continue
+    );
+    assert_eq!(
+        flow.on_request_body(&mut host, limit + 2, true),
+        BodyStep::Continue
+    );
+    assert_eq!(
+        host.request_body,
+        vec![b' '; limit + 1],
+        "forwarded as it came"
+    );
+}
