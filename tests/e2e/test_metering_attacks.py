@@ -91,10 +91,12 @@ def test_a_chat_request_larger_than_envoys_buffer_is_forwarded(stack, stream):
     assert len(sent) == 1 and len(sent[0]["body"]) >= 3 * 1024 * 1024
 
 
-@pytest.mark.parametrize("tail", [b"data: [DONE]\n", b"data: [DONE]", b"data: [DONE]\r\n\r"])
+@pytest.mark.parametrize("tail", [b"data: [DONE]\n\n", b"data: [DONE]\n", b"data: [DONE]", b"data: [DONE]\r\n\r"])
 def test_an_asked_stream_reaches_the_client_byte_for_byte_whatever_its_last_line(stack, tail):
-    """An asked stream whose last event has no blank line after it (held by the usage-chunk
-    remover until the end) still reaches the client whole, and its usage chunk is removed."""
+    """An asked stream, sent with a `content-length` (the usage chunk's removal shortens it:
+    the client hung waiting for the missing bytes), and with a last event that may have no
+    blank line after it (held by the usage-chunk remover until the end), reaches the client
+    whole, its usage chunk removed."""
     import base64
     minted = stack.mint("openai")
     first = b'data: {"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n'

@@ -138,7 +138,7 @@ impl RequestFlow {
 
     /// The response headers: a metered response below 400 gets its meter (the framing read
     /// from status and `content-type`); an error is recorded without reading its body.
-    pub(super) fn metering_headers(&mut self, host: &impl ResponseHost) {
+    pub(super) fn metering_headers(&mut self, host: &mut impl ResponseHost) {
         let Some(watch) = self.usage.as_mut() else {
             return;
         };
@@ -164,7 +164,9 @@ impl RequestFlow {
             watch.meter = Some(UsageMeter::new(watch.api, framing));
             let sse = framing == Framing::Sse;
             watch.streamed = sse || framing == Framing::WebSocket;
-            if sse && watch.ask == Ask::Asked {
+            // The stream may get shorter: a `content-length` left in place would make the
+            // client wait for bytes that never come.
+            if sse && watch.ask == Ask::Asked && host.remove_response_header("content-length") {
                 watch.stripper = Some(UsageChunkStripper::default());
             }
         }

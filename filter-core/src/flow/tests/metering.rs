@@ -356,3 +356,27 @@ fn a_request_body_past_the_hold_limit_passes_unasked() {
         "forwarded as it came"
     );
 }
+
+#[test]
+fn an_asked_stream_with_a_content_length_loses_it() {
+    // The usage chunk is cut out, so the stream gets shorter: a `content-length` left in
+    // place made the client wait for bytes that never came (a hang through the real Envoy).
+    let (w, mut host, mut flow) = chat();
+    host.request_body = br#"{"stream":true}"#.to_vec();
+    flow.on_request_body(&mut host, 15, true);
+    sse_response(&mut host);
+    let length = STREAM.len().to_string();
+    host.response.push(("content-length".into(), length));
+    flow.on_response_headers(&w, &mut host);
+    assert!(!host.response.iter().any(|(n, _)| n == "content-length"));
+    assert!(!respond(&w, &mut host, &mut flow, STREAM, 20).contains("prompt_tokens"));
+    // A client that asked: its stream is not changed, nor its length.
+    let (w, mut host, mut flow) = chat();
+    host.request_body = br#"{"stream":true,"stream_options":{"include_usage":true}}"#.to_vec();
+    let size = host.request_body.len();
+    flow.on_request_body(&mut host, size, true);
+    sse_response(&mut host);
+    host.response.push(("content-length".into(), "10".into()));
+    flow.on_response_headers(&w, &mut host);
+    assert!(host.response.iter().any(|(n, _)| n == "content-length"));
+}
