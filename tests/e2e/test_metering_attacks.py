@@ -76,19 +76,20 @@ def test_a_stream_whose_body_arrived_during_the_check_is_still_metered(slow_stac
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_chat_request_larger_than_envoys_buffer_is_forwarded(stack, stream):
-    """Vision requests carry base64 images: a 3 MB Chat Completions body (over Envoy's 1 MiB
-    default buffer limit) passes as it did before metering, streamed or not."""
+@pytest.mark.parametrize("size", [1000 * 1024, 3 * 1024 * 1024])
+def test_a_chat_request_larger_than_envoys_buffer_is_forwarded(stack, stream, size):
+    """Vision requests carry base64 images: a Chat Completions body near or over Envoy's 1 MiB
+    default buffer limit passes as it did before metering, streamed or not (before: 413)."""
     minted = stack.mint("openai")
     stack.reset_upstream()
-    image = "data:image/png;base64," + "A" * (3 * 1024 * 1024)
+    image = "data:image/png;base64," + "A" * size
     body = {"model": "gpt-4o", "stream": stream, "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": image}}]}]}
     reply = requests.post(f"{stack.url}/v1/chat/completions", json=body, timeout=60,
                           headers={"authorization": f"Bearer {minted['token']}"})
     assert reply.status_code == 200, (reply.status_code, reply.text[:300])
     sent = [r for r in stack.upstream_requests() if r["path"].endswith("/chat/completions")]
-    assert len(sent) == 1 and len(sent[0]["body"]) >= 3 * 1024 * 1024
+    assert len(sent) == 1 and len(sent[0]["body"]) >= size
 
 
 @pytest.mark.parametrize("tail", [b"data: [DONE]\n\n", b"data: [DONE]\n", b"data: [DONE]", b"data: [DONE]\r\n\r"])
@@ -109,3 +110,16 @@ def test_an_asked_stream_reaches_the_client_byte_for_byte_whatever_its_last_line
                  "x-mock-content-type": "text/event-stream"})
     assert reply.status_code == 200, reply.text
     assert reply.content == first + tail
+
+
+def test_a_long_stream_request_below_the_hold_limit_is_still_asked(stack):
+    """A 400 KB prompt (long context, under the 512 KiB hold limit) is still asked."""
+    minted = stack.mint("openai")
+    stack.reset_upstream()
+    reply = requests.post(f"{stack.url}/v1/chat/completions", timeout=60, json={
+        "model": "gpt-4o", "stream": True,
+        "messages": [{"role": "user", "content": "x" * (400 * 1000)}]},
+        headers={"authorization": f"Bearer {minted['token']}"})
+    assert reply.status_code == 200
+    sent = [r for r in stack.upstream_requests() if r["path"].endswith("/chat/completions")]
+    assert json.loads(sent[0]["body"])["stream_options"] == {"include_usage": True}

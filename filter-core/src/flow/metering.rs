@@ -30,7 +30,7 @@ pub trait RequestBodyHost: Host {
 /// A Chat Completions request body is held (to be asked for usage) up to this many bytes;
 /// a longer one is forwarded unasked, well before Envoy's buffer limit (1 MiB by default)
 /// would answer 413.
-pub const REQUEST_HOLD_LIMIT: usize = 256 * 1024;
+pub const REQUEST_HOLD_LIMIT: usize = 512 * 1024;
 
 /// Where the request body stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
