@@ -66,7 +66,7 @@ impl Default for MeteringConfig {
     fn default() -> Self {
         MeteringConfig {
             enabled: true,
-            max_request_body_bytes: 256 * 1024,
+            max_request_body_bytes: 512 * 1024,
         }
     }
 }

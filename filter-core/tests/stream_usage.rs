@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 fn injected(body: &str) -> Value {
     match request_stream_usage(body.as_bytes()) {
         StreamUsage::Injected(out) => serde_json::from_slice(&out).unwrap(),
-        StreamUsage::Unchanged => panic!("not injected: {body}"),
+        other => panic!("not injected: {body}: {other:?}"),
     }
 }
 
@@ -164,5 +164,58 @@ proptest! {
         let at = cut.index(bytes.len() + 1);
         let (a, b) = bytes.split_at(at);
         prop_assert_eq!(strip_chunks(&[a, b]), bytes.clone());
+    }
+}
+
+/// The two keys, each at most once whatever its spelling (serde refuses a duplicate field).
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct Keys {
+    stream: Value,
+    stream_options: Value,
+}
+
+/// How an upstream would read a forwarded body: serde_json, last duplicate wins (as most
+/// parsers do), escapes decoded.
+fn upstream_reads(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap()
+}
+
+#[test]
+fn a_key_spelled_with_escapes_or_given_twice_is_read_as_the_upstream_reads_it() {
+    // Each of these is a streamed request that did not ask for usage, as an upstream reads
+    // it; the forwarded body must ask, once, unambiguously (before: forwarded unasked, or
+    // with a client's `include_usage: false` after ours, so the stream went unmetered).
+    for body in [
+        r#"{"str\u0065am":true,"messages":[]}"#,
+        r#"{"stream":true,"stream\u005foptions":{"include_usage":false}}"#,
+        r#"{"stream":true,"stream_options":{"include_usage":false},"stream_options":{}}"#,
+        r#"{"stream":false,"stream":true}"#,
+        r#"{"stream":false,"str\u0065am":true}"#,
+        "\u{feff}{\"stream\":true}",
+    ] {
+        let StreamUsage::Injected(out) = request_stream_usage(body.as_bytes()) else {
+            panic!("not asked: {body}");
+        };
+        let out_text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            serde_json::from_slice::<Keys>(&out).is_ok(),
+            "a key twice: {out_text}"
+        );
+        let read = upstream_reads(&out);
+        assert_eq!(read["stream"], true, "{out_text}");
+        assert_eq!(read["stream_options"]["include_usage"], true, "{out_text}");
+    }
+    // Not a stream as the upstream reads it, whatever a first `stream` said: the body goes
+    // out with one `stream` key, so a first-wins parser cannot read a stream either.
+    for body in [
+        r#"{"stream":true,"stream":false}"#,
+        r#"{"stream":true,"str\u0065am":false}"#,
+    ] {
+        let out = match request_stream_usage(body.as_bytes()) {
+            StreamUsage::Rewritten(out) => out,
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"stream":false}"#);
     }
 }

@@ -111,6 +111,10 @@ impl ResponseHost for EnvoyHost {
         set(MapType::HttpResponseHeaders, name, Some(value))
     }
 
+    fn remove_response_header(&mut self, name: &str) -> bool {
+        set(MapType::HttpResponseHeaders, name, None)
+    }
+
     fn response_body(&self, size: usize) -> Option<Vec<u8>> {
         buffer(BufferType::HttpResponseBody, size)
     }

@@ -115,5 +115,5 @@ async fn an_old_schema_sqlite_database_upgrades_in_place_and_its_tokens_still_ch
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 3, "user_version mirrors the latest migration");
 }

@@ -51,6 +51,8 @@ pub(super) struct UsageWatch {
     status: u16,
     /// The response is a stream (SSE or a WebSocket session).
     streamed: bool,
+    /// Most request body bytes held (`metering.max_request_body_bytes`).
+    hold_limit: usize,
 }
 
 impl RequestFlow {
@@ -98,6 +100,8 @@ impl RequestFlow {
             stripper: None,
             status: 0,
             streamed: false,
+            hold_limit: usize::try_from(worker.config.metering.max_request_body_bytes)
+                .unwrap_or(usize::MAX),
         }));
     }
 
@@ -112,6 +116,13 @@ impl RequestFlow {
         let Some(watch) = self.usage.as_mut().filter(|w| w.ask == Ask::Pending) else {
             return BodyStep::Continue;
         };
+        if !end && size > watch.hold_limit {
+            // A body longer than its `content-length` said (HTTP/2 may send none to check it
+            // against): held any longer, Envoy could refuse it (413 past its buffer limit, 1 MiB
+            // by default): it passes as it is, unasked.
+            watch.ask = Ask::No;
+            return BodyStep::Continue;
+        }
         if !end {
             return BodyStep::Pause;
         }
@@ -119,22 +130,22 @@ impl RequestFlow {
         let Some(body) = host.request_body(size) else {
             return BodyStep::Continue;
         };
-        if let StreamUsage::Injected(asked) = request_stream_usage(&body) {
-            if host.set_request_body(size, &asked) {
-                watch.ask = Ask::Asked;
-            } else {
-                host.log(
-                    Level::Warn,
-                    "ptk filter: could not ask a stream for its usage",
-                );
-            }
+        let (rewritten, asked) = match request_stream_usage(&body) {
+            StreamUsage::Unchanged => return BodyStep::Continue,
+            StreamUsage::Injected(rewritten) => (rewritten, true),
+            StreamUsage::Rewritten(rewritten) => (rewritten, false),
+        };
+        if !host.set_request_body(size, &rewritten) {
+            host.log(Level::Warn, "ptk filter: could not rewrite a request body");
+        } else if asked {
+            watch.ask = Ask::Asked;
         }
         BodyStep::Continue
     }
 
     /// The response headers: a metered response below 400 gets its meter (the framing read
     /// from status and `content-type`); an error is recorded without reading its body.
-    pub(super) fn metering_headers(&mut self, host: &impl ResponseHost) {
+    pub(super) fn metering_headers(&mut self, host: &mut impl ResponseHost) {
         let Some(watch) = self.usage.as_mut() else {
             return;
         };
@@ -160,7 +171,9 @@ impl RequestFlow {
             watch.meter = Some(UsageMeter::new(watch.api, framing));
             let sse = framing == Framing::Sse;
             watch.streamed = sse || framing == Framing::WebSocket;
-            if sse && watch.ask == Ask::Asked {
+            // The stream may get shorter: a `content-length` left in place would make the
+            // client wait for bytes that never come.
+            if sse && watch.ask == Ask::Asked && host.remove_response_header("content-length") {
                 watch.stripper = Some(UsageChunkStripper::default());
             }
         }
@@ -178,17 +191,21 @@ impl RequestFlow {
         let Some(watch) = self.usage.as_mut() else {
             return;
         };
-        if let (Some(meter), true) = (watch.meter.as_mut(), size > 0) {
-            if let Some(chunk) = host.response_body(size) {
-                meter.feed(&chunk);
-                if let Some(stripper) = watch.stripper.as_mut() {
-                    let mut out = stripper.rewrite(&chunk);
-                    if end {
-                        out.extend(stripper.finish());
-                    }
-                    if out != chunk && !host.set_response_body(size, &out) {
-                        host.log(Level::Warn, "ptk filter: could not remove a usage chunk");
-                    }
+        // The end often comes as an empty chunk: what the stripper still holds goes out then.
+        let chunk = if size > 0 {
+            host.response_body(size)
+        } else {
+            Some(Vec::new())
+        };
+        if let (Some(meter), Some(chunk)) = (watch.meter.as_mut(), chunk) {
+            meter.feed(&chunk);
+            if let Some(stripper) = watch.stripper.as_mut() {
+                let mut out = stripper.rewrite(&chunk);
+                if end {
+                    out.extend(stripper.finish());
+                }
+                if out != chunk && !host.set_response_body(size, &out) {
+                    host.log(Level::Warn, "ptk filter: could not remove a usage chunk");
                 }
             }
         }

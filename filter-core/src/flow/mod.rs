@@ -86,6 +86,8 @@ pub trait ResponseHost: Host {
     fn response_headers(&self) -> Vec<(String, String)>;
     /// Sets a response header, replacing any values; `false` if the host refused.
     fn set_response_header(&mut self, name: &str, value: &str) -> bool;
+    /// Removes a response header (every value); `false` if refused.
+    fn remove_response_header(&mut self, name: &str) -> bool;
     /// The response body Envoy holds for this callback (what was buffered, or this chunk).
     fn response_body(&self, size: usize) -> Option<Vec<u8>>;
     /// Replaces the first `size` bytes of the held response body; `false` if refused.

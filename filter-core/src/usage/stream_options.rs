@@ -4,14 +4,16 @@
 //! did not ask for (clients that index `choices[0]` crash on it; see `strip.rs`).
 //!
 //! Only `"stream": true` requests are touched (`stream_options` with `stream: false` is a 400
-//! at OpenAI). The body is read with the streaming capture, not parsed: a request that needs
-//! the field gets it inserted right after its opening brace, so the rest of the body (which may
-//! hold megabytes of base64 images) is copied, never re-encoded. Only a request that already
-//! has a `stream_options` object without `include_usage: true` is parsed and re-encoded.
+//! at OpenAI). The two keys are read as an upstream reads them (escapes decoded, so
+//! `"str\u0065am"` is `stream`); the rest of the body is skipped, not parsed. A request that
+//! needs the field and has no `stream_options` gets it inserted right after its opening brace,
+//! so the rest of the body (which may hold large base64 images) is copied, never re-encoded.
+//! A body whose `stream_options` lacks `include_usage: true`, or that gives `stream` or
+//! `stream_options` twice (parsers disagree on which one counts), is parsed and re-encoded
+//! with each key once: the upstream then reads exactly what the filter decided on.
 
-use serde_json::Value;
-
-use super::json_capture::{JsonCapture, Path};
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 /// What to do with a Chat Completions request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,33 +24,84 @@ pub enum StreamUsage {
     /// Forward this body instead; the client did not ask for usage, so the usage-only chunk
     /// must be removed from the response stream.
     Injected(Vec<u8>),
+    /// Not a stream, but `stream` or `stream_options` was given twice: forward this body
+    /// instead, with each once (as read here, the last one), so no upstream reads a stream.
+    Rewritten(Vec<u8>),
 }
 
-const PATHS: &[Path] = &[&["stream"], &["stream_options"]];
-/// `stream_options` objects are tiny; a longer one is left alone.
-const OPTIONS_LIMIT: usize = 1024;
 const INSERT: &[u8] = br#""stream_options":{"include_usage":true},"#;
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The two fields that decide, each read once (serde refuses a duplicate, whatever its
+/// spelling); every other field is skipped without being kept.
+#[derive(Deserialize)]
+struct Fields {
+    #[serde(default)]
+    stream: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    stream_options: Option<Value>,
+}
+
+/// A field that is there, even as `null` (absent is `None`).
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(value).map(Some)
+}
 
 /// Decides and, if needed, rewrites a whole Chat Completions request body.
 pub fn request_stream_usage(body: &[u8]) -> StreamUsage {
-    let mut capture = JsonCapture::new(PATHS, OPTIONS_LIMIT);
-    capture.feed(body);
-    capture.end_document();
-    let (mut stream, mut options) = (None, None);
-    for captured in capture.drain() {
-        match captured.path {
-            0 => stream = Some(captured.value),
-            _ if captured.overflowed => return StreamUsage::Unchanged,
-            _ => options = Some(captured.value),
-        }
-    }
-    if stream.as_deref() != Some(b"true") {
+    // A byte order mark is not JSON, but some parsers skip it: read past it, send without it.
+    let json = body.strip_prefix(BOM).unwrap_or(body);
+    let Ok(fields) = serde_json::from_slice::<Fields>(json) else {
+        return canonical(json);
+    };
+    if fields.stream != Some(Value::Bool(true)) {
         return StreamUsage::Unchanged;
     }
-    match options {
-        None => insert_after_brace(body).map_or(StreamUsage::Unchanged, StreamUsage::Injected),
-        Some(options) => merge_into_options(body, &options),
+    match fields.stream_options {
+        None => insert_after_brace(json).map_or(StreamUsage::Unchanged, StreamUsage::Injected),
+        Some(Value::Object(options)) => {
+            if options.get("include_usage") == Some(&Value::Bool(true)) {
+                return StreamUsage::Unchanged;
+            }
+            let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(json) else {
+                return StreamUsage::Unchanged;
+            };
+            ask(request)
+        }
+        Some(_) => StreamUsage::Unchanged,
     }
+}
+
+/// A body serde would not read as [`Fields`]: not an object (left alone), or one with a key
+/// twice, which is re-encoded with each key once (the last, as `serde_json` keeps).
+fn canonical(json: &[u8]) -> StreamUsage {
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(json) else {
+        return StreamUsage::Unchanged;
+    };
+    if request.get("stream") == Some(&Value::Bool(true))
+        && !matches!(request.get("stream_options"), Some(o) if !o.is_object())
+    {
+        let asked_already = request
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            == Some(&Value::Bool(true));
+        if !asked_already {
+            return ask(request);
+        }
+    }
+    serde_json::to_vec(&request).map_or(StreamUsage::Unchanged, StreamUsage::Rewritten)
+}
+
+/// The request with `stream_options.include_usage: true` set, re-encoded.
+fn ask(mut request: Map<String, Value>) -> StreamUsage {
+    let options = request
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(options) = options else {
+        return StreamUsage::Unchanged;
+    };
+    options.insert("include_usage".to_owned(), Value::Bool(true));
+    serde_json::to_vec(&request).map_or(StreamUsage::Unchanged, StreamUsage::Injected)
 }
 
 /// `{` + the field + the rest; `None` if the body does not start with an object (after
@@ -64,23 +117,4 @@ fn insert_after_brace(body: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(INSERT);
     out.extend_from_slice(rest);
     Some(out)
-}
-
-/// The client sent `stream_options`: if it already asks for usage, nothing changes (the
-/// client expects the usage chunk); otherwise the body is parsed and the flag set.
-fn merge_into_options(body: &[u8], options: &[u8]) -> StreamUsage {
-    let Ok(Value::Object(options)) = serde_json::from_slice::<Value>(options) else {
-        return StreamUsage::Unchanged;
-    };
-    if options.get("include_usage") == Some(&Value::Bool(true)) {
-        return StreamUsage::Unchanged;
-    }
-    let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(body) else {
-        return StreamUsage::Unchanged;
-    };
-    let Some(Value::Object(options)) = request.get_mut("stream_options") else {
-        return StreamUsage::Unchanged;
-    };
-    options.insert("include_usage".to_owned(), Value::Bool(true));
-    serde_json::to_vec(&request).map_or(StreamUsage::Unchanged, StreamUsage::Injected)
 }

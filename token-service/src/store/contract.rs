@@ -60,6 +60,7 @@ macro_rules! with_contract_cases {
             patches_racing_a_delete_leave_it_deleted,
             revoked_sessions_are_remembered_until_they_expire,
             usage_adds_up_per_key_and_reads_back_by_token_and_day,
+            usage_added_to_a_full_row_stays_saturated_and_readable,
             pages_cut_the_list_in_its_order,
             an_exact_fit_has_no_next_page_and_limits_are_clamped,
             cursors_hold_their_place_while_tokens_come_and_go,
@@ -485,6 +486,28 @@ pub(crate) async fn revoked_sessions_are_remembered_until_they_expire(store: Sto
     assert!(store.session_revoked("nonce-b").await.unwrap());
     // Sessions never touch tokens.
     assert!(store.list().await.unwrap().is_empty());
+}
+
+pub(crate) async fn usage_added_to_a_full_row_stays_saturated_and_readable(store: Store) {
+    // An upstream that reports absurd counts fills a row; the next report adding to it must
+    // neither fail (PostgreSQL: bigint out of range, the whole report refused with 503) nor
+    // turn the column into a float (SQLite: every later read of the row fails).
+    let a = "a".repeat(64);
+    let full = usage_row(&a, "2026-11-30", "gpt-z", u64::MAX, u64::MAX);
+    store.add_usage(std::slice::from_ref(&full)).await.unwrap();
+    store.add_usage(std::slice::from_ref(&full)).await.unwrap();
+    store
+        .add_usage(&[usage_row(&a, "2026-11-30", "gpt-z", 1, 1)])
+        .await
+        .unwrap();
+    let rows = store.usage_of(&a, "2026-11-30").await.unwrap();
+    let c = &rows[0].counts;
+    assert_eq!(
+        (c.requests, c.usage.input),
+        (i64::MAX as u64, i64::MAX as u64)
+    );
+    assert_eq!(c.incomplete, 3);
+    assert_eq!(store.usage_since("2026-11-30", 10).await.unwrap().len(), 1);
 }
 
 fn usage_row(

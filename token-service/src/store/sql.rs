@@ -80,21 +80,51 @@ pub(super) const REVOKE_SESSION: &str = "INSERT INTO revoked_sessions (id, until
 pub(super) const SESSION_REVOKED: &str =
     "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE id = $1)";
 
+/// `column = column + excluded.column`, saturating at the largest BIGINT: a plain sum would
+/// fail on PostgreSQL (out of range: the whole report refused) and turn into a float on
+/// SQLite (the row unreadable from then on). Stored counts are never negative.
+macro_rules! add_saturating {
+    ($column:literal) => {
+        concat!(
+            $column,
+            " = CASE WHEN token_usage.",
+            $column,
+            " > 9223372036854775807 - excluded.",
+            $column,
+            " THEN 9223372036854775807 ELSE token_usage.",
+            $column,
+            " + excluded.",
+            $column,
+            " END"
+        )
+    };
+}
+
 /// Adds one usage row (`$1`–`$5` its key, `$6`–`$14` its counts) to what the day already has.
-pub(super) const ADD_USAGE: &str = "INSERT INTO token_usage (hash, day, provider, model, api,
+pub(super) const ADD_USAGE: &str = concat!(
+    "INSERT INTO token_usage (hash, day, provider, model, api,
         requests, incomplete, input_tokens, cached_input_tokens, cache_write_tokens,
         output_tokens, reasoning_tokens, cost_nano_usd, unpriced_requests)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-    ON CONFLICT (hash, day, provider, model, api) DO UPDATE SET
-        requests = token_usage.requests + excluded.requests,
-        incomplete = token_usage.incomplete + excluded.incomplete,
-        input_tokens = token_usage.input_tokens + excluded.input_tokens,
-        cached_input_tokens = token_usage.cached_input_tokens + excluded.cached_input_tokens,
-        cache_write_tokens = token_usage.cache_write_tokens + excluded.cache_write_tokens,
-        output_tokens = token_usage.output_tokens + excluded.output_tokens,
-        reasoning_tokens = token_usage.reasoning_tokens + excluded.reasoning_tokens,
-        cost_nano_usd = token_usage.cost_nano_usd + excluded.cost_nano_usd,
-        unpriced_requests = token_usage.unpriced_requests + excluded.unpriced_requests";
+    ON CONFLICT (hash, day, provider, model, api) DO UPDATE SET ",
+    add_saturating!("requests"),
+    ", ",
+    add_saturating!("incomplete"),
+    ", ",
+    add_saturating!("input_tokens"),
+    ", ",
+    add_saturating!("cached_input_tokens"),
+    ", ",
+    add_saturating!("cache_write_tokens"),
+    ", ",
+    add_saturating!("output_tokens"),
+    ", ",
+    add_saturating!("reasoning_tokens"),
+    ", ",
+    add_saturating!("cost_nano_usd"),
+    ", ",
+    add_saturating!("unpriced_requests"),
+);
 
 /// The columns of a usage row, in [`super::usage::usage_row`]'s order.
 macro_rules! select_usage {

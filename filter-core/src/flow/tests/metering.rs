@@ -238,7 +238,7 @@ fn a_body_of_unknown_or_too_large_size_is_never_held() {
         &[("content-length", "")],
     );
     assert!(!dropped_content_length(&host));
-    // Beyond metering.max_request_body_bytes (256 KiB by default): forwarded as it comes.
+    // Beyond metering.max_request_body_bytes (512 KiB by default): forwarded as it comes.
     let (w, mut host, mut flow) = forwarded(
         "{}",
         "POST",
@@ -365,4 +365,75 @@ fn a_websocket_session_is_metered_from_its_frames() {
         (e.api, e.status, e.streamed, e.incomplete, e.usage.input),
         (UsageApi::Realtime, 101, true, 0, 7)
     );
+}
+
+#[test]
+fn a_stream_whose_last_bytes_were_held_gets_them_at_an_empty_end() {
+    // Envoy often ends a response with an empty chunk; a stream whose last line has no
+    // blank line after it was held by the stripper and must still reach the client.
+    let (w, mut host, mut flow) = chat();
+    host.request_body = br#"{"stream":true}"#.to_vec();
+    assert_eq!(
+        flow.on_request_body(&mut host, 15, true),
+        BodyStep::Continue
+    );
+    sse_response(&mut host);
+    flow.on_response_headers(&w, &mut host);
+    let body = "data: {\"choices\":[{\"delta\":{}}]}\n\ndata: [DONE]\n";
+    host.body = body.as_bytes().to_vec();
+    flow.on_response_body(&w, &mut host, body.len(), false);
+    let mut client = host.body.clone();
+    host.body = Vec::new();
+    flow.on_response_body(&w, &mut host, 0, true);
+    client.extend(host.body.clone());
+    assert_eq!(String::from_utf8(client).unwrap(), body);
+}
+
+#[test]
+fn a_request_body_past_the_hold_limit_passes_unasked() {
+    // Held past Envoy's buffer limit the request would be refused with 413.
+    let (_w, mut host, mut flow) = chat();
+    let limit = 512 * 1024; // metering.max_request_body_bytes by default
+    host.request_body = vec![b' '; limit + 1];
+    assert_eq!(
+        flow.on_request_body(&mut host, limit, false),
+        BodyStep::Pause
+    );
+    assert_eq!(
+        flow.on_request_body(&mut host, limit + 1, false),
+        BodyStep::Continue
+    );
+    assert_eq!(
+        flow.on_request_body(&mut host, limit + 2, true),
+        BodyStep::Continue
+    );
+    assert_eq!(
+        host.request_body,
+        vec![b' '; limit + 1],
+        "forwarded as it came"
+    );
+}
+
+#[test]
+fn an_asked_stream_with_a_content_length_loses_it() {
+    // The usage chunk is cut out, so the stream gets shorter: a `content-length` left in
+    // place made the client wait for bytes that never came (a hang through the real Envoy).
+    let (w, mut host, mut flow) = chat();
+    host.request_body = br#"{"stream":true}"#.to_vec();
+    flow.on_request_body(&mut host, 15, true);
+    sse_response(&mut host);
+    let length = STREAM.len().to_string();
+    host.response.push(("content-length".into(), length));
+    flow.on_response_headers(&w, &mut host);
+    assert!(!host.response.iter().any(|(n, _)| n == "content-length"));
+    assert!(!respond(&w, &mut host, &mut flow, STREAM, 20).contains("prompt_tokens"));
+    // A client that asked: its stream is not changed, nor its length.
+    let (w, mut host, mut flow) = chat();
+    host.request_body = br#"{"stream":true,"stream_options":{"include_usage":true}}"#.to_vec();
+    let size = host.request_body.len();
+    flow.on_request_body(&mut host, size, true);
+    sse_response(&mut host);
+    host.response.push(("content-length".into(), "10".into()));
+    flow.on_response_headers(&w, &mut host);
+    assert!(host.response.iter().any(|(n, _)| n == "content-length"));
 }

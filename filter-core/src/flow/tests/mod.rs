@@ -118,6 +118,11 @@ impl ResponseHost for FakeHost {
         true
     }
 
+    fn remove_response_header(&mut self, name: &str) -> bool {
+        self.response.retain(|(n, _)| n != name);
+        true
+    }
+
     fn response_body(&self, size: usize) -> Option<Vec<u8>> {
         Some(self.body[..size.min(self.body.len())].to_vec())
     }
