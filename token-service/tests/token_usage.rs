@@ -271,3 +271,33 @@ async fn reported_usage_shows_in_prometheus_by_provider_model_and_token_type() {
     );
     assert!(!text.contains(&hash), "a token hash in a metric");
 }
+
+#[tokio::test]
+async fn a_workers_fullest_report_is_accepted_and_model_names_cannot_drive_the_terminal() {
+    let app = spawn_app().await;
+    let hash = app
+        .add_token("ptk_usage_test_token_0007", &[Provider::Openai], |_| {})
+        .await;
+    // The filter's batch bound (4,096 keys) with the longest model names it sends (128 bytes,
+    // each escaped to six in JSON: the worst case).
+    let entries: Vec<Value> = (0..4096)
+        .map(|n| entry(&hash, &format!("{n:04}{}", "\u{1}".repeat(124)), 1, 0, 1, 1))
+        .collect();
+    let body = json!({"entries": [], "token_usage": entries});
+    assert!(serde_json::to_vec(&body).unwrap().len() > 2 * 1024 * 1024);
+    assert_eq!(report(&app, body).await, 204);
+    let escape =
+        json!({"entries": [], "token_usage": [entry(&hash, "\u{1b}[31mred\u{7}", 1, 0, 1, 1)]});
+    assert_eq!(report(&app, escape).await, 204);
+    let out = usage_cli(&app, &[&hash]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{7}'),
+        "a control character reached the terminal"
+    );
+    assert!(
+        table.contains("?[31mred?"),
+        "{}",
+        &table[..200.min(table.len())]
+    );
+}

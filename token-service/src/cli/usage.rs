@@ -81,10 +81,17 @@ fn table(models: &[ModelTotals]) -> String {
     ]);
     for m in models {
         let c = &m.counts;
-        let model = if m.model.is_empty() { "-" } else { &m.model };
+        // A model name is the provider's text: no control character reaches the terminal.
+        let model: String = match m.model.as_str() {
+            "" => "-".to_owned(),
+            name => name
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect(),
+        };
         table.add_row([
             m.provider.clone(),
-            model.to_owned(),
+            model,
             c.requests.to_string(),
             c.usage.input.to_string(),
             c.usage.cached_input.to_string(),

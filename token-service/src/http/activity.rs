@@ -18,6 +18,10 @@ use crate::usage::rollup;
 /// Most entries accepted in one report (a worker reports once a second).
 const MAX_ENTRIES: usize = 100_000;
 
+/// Largest report body accepted (bytes): a worker's fullest usage batch with the longest
+/// model names, escaped, and its request counts fit well within it.
+pub const MAX_REPORT_BYTES: usize = 16 * 1024 * 1024;
+
 /// The handler: stamps lastUsed (throttled) and adds the counts. Unknown hashes are ignored
 /// by the store (a stamp never creates a token).
 pub async fn activity(

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::Router;
@@ -74,7 +75,12 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route(ptk_wire::CHECK_PATH, post(check::check))
-        .route(ptk_wire::ACTIVITY_PATH, post(activity::activity))
+        .route(
+            ptk_wire::ACTIVITY_PATH,
+            // A worker's full report (4,096 usage keys with 128-byte model names, plus its
+            // request counts) is a few MB: past axum's 2 MiB default it would be lost whole.
+            post(activity::activity).layer(DefaultBodyLimit::max(activity::MAX_REPORT_BYTES)),
+        )
         .route(ptk_wire::REVALIDATE_PATH, post(revalidate::revalidate))
         .layer(versioned)
         .with_state(state)
