@@ -152,7 +152,8 @@ def test_a_typo_fails_validation(key, mutate, named):
 def check_side_paths() -> set[str]:
     """The POST paths the token-service's check listener serves (token-service/src/http)."""
     routes = (ROOT / "token-service/src/http/mod.rs").read_text()
-    consts = re.findall(r"\.route\(ptk_wire::(\w+), post\(", routes)
+    consts = re.findall(r"\.route\(\s*ptk_wire::(\w+),\s*post\(", routes)
+    assert len(consts) >= 3, f"the route scan found {consts}: update it to the router's layout"
     wire = "".join(p.read_text() for p in (ROOT / "wire/src").glob("*.rs"))
     return {re.search(rf'pub const {c}: &str = "([^"]+)"', wire).group(1) for c in consts}
 

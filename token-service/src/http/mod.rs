@@ -75,10 +75,10 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route(ptk_wire::CHECK_PATH, post(check::check))
+        // A worker's full report (4,096 usage keys with 128-byte model names, plus its request
+        // counts) is a few MB: past axum's 2 MiB default it would be lost whole.
         .route(
             ptk_wire::ACTIVITY_PATH,
-            // A worker's full report (4,096 usage keys with 128-byte model names, plus its
-            // request counts) is a few MB: past axum's 2 MiB default it would be lost whole.
             post(activity::activity).layer(DefaultBodyLimit::max(activity::MAX_REPORT_BYTES)),
         )
         .route(ptk_wire::REVALIDATE_PATH, post(revalidate::revalidate))
