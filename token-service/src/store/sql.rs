@@ -164,14 +164,18 @@ macro_rules! sum_usage {
     };
 }
 
-/// Every token's usage from a day on (`$1`) summed per provider and model.
+/// Every token's usage from a day on (`$1`) summed per provider and model, costliest first.
 pub(super) const USAGE_BY_MODEL: &str = sum_usage!(
     "provider, model",
-    "WHERE day >= $1 GROUP BY provider, model"
+    "WHERE day >= $1 GROUP BY provider, model
+        ORDER BY SUM(cost_nano_usd) DESC, provider, model"
 );
 
-/// Every token's usage from a day on (`$1`) summed per token.
-pub(super) const USAGE_BY_TOKEN: &str = sum_usage!("hash", "WHERE day >= $1 GROUP BY hash");
+/// Every token's usage from a day on (`$1`) summed per token, costliest first.
+pub(super) const USAGE_BY_TOKEN: &str = sum_usage!(
+    "hash",
+    "WHERE day >= $1 GROUP BY hash ORDER BY SUM(cost_nano_usd) DESC, hash"
+);
 
 /// Every statement above, for the test that prepares each on both backends.
 #[cfg(test)]

@@ -153,7 +153,7 @@ where
             .fetch_all(&self.reads)
             .await
             .map_err(store_error)?;
-        let mut totals = rows
+        let totals = rows
             .iter()
             .map(|row| {
                 Ok(ModelTotals {
@@ -163,8 +163,6 @@ where
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        totals.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
-        totals.sort_by_key(|t| std::cmp::Reverse(t.counts.cost_nano_usd));
         Ok(totals)
     }
 
@@ -174,15 +172,13 @@ where
             .fetch_all(&self.reads)
             .await
             .map_err(store_error)?;
-        let mut totals = rows
+        let totals = rows
             .iter()
             .map(|row| {
                 let hash = row.try_get::<String, _>(0).map_err(store_error)?;
                 Ok((hash, counts_at::<DB>(row, 1)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        totals.sort_by(|a, b| a.0.cmp(&b.0));
-        totals.sort_by_key(|(_, c)| std::cmp::Reverse(c.cost_nano_usd));
         Ok(totals)
     }
 }
