@@ -32,11 +32,16 @@ def filter_defined() -> dict[str, str]:
     for name in re.findall(r'=> "([a-z_.]+)",', counts):
         names[name] = "counter"
     # One counter per provider, named from the registry: `<family>.<provider>`.
-    for family in re.findall(r'pub const CREDENTIAL_REFUSED: &str = "([a-z_]+)";', counts):
+    families = re.findall(r'pub const CREDENTIAL_REFUSED: &str = "([a-z_]+)";', counts)
+    families += re.findall(r'format!\("([a-z_.]+)\.\{\}", provider', counts)
+    for family in families:
         names[family + ".<provider>"] = "counter"
     for path in (ROOT / "filter-core/src/flow").glob("*.rs"):
         for name in re.findall(r'MetricType::Gauge, "ptk\.([^"]+)"', path.read_text()):
             names[name] = "gauge"
+    timings = (ROOT / "filter-core/src/flow/timings.rs").read_text()
+    for name in re.findall(r'pub const [A-Z_]+: &str = "ptk\.([^"]+)";', timings):
+        names[name] = "histogram"
     return names
 
 

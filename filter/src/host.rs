@@ -96,6 +96,12 @@ impl Host for EnvoyHost {
         };
         let _ = hostcalls::log(level, message);
     }
+
+    // Envoy stores a property set from a stream context in its filter state as
+    // `wasm.<name>` (bytes), for the access log's `%FILTER_STATE(wasm.<name>:PLAIN)%`.
+    fn set_log_field(&mut self, name: &str, value: &str) -> bool {
+        hostcalls::set_property(vec![name], Some(value.as_bytes())).is_ok()
+    }
 }
 
 impl ResponseHost for EnvoyHost {
@@ -157,6 +163,7 @@ impl ContextHost for EnvoyHost {
         let kind = match kind {
             MetricType::Counter => Kind::Counter,
             MetricType::Gauge => Kind::Gauge,
+            MetricType::Histogram => Kind::Histogram,
         };
         hostcalls::define_metric(kind, name).ok()
     }
@@ -171,6 +178,17 @@ impl ContextHost for EnvoyHost {
 
     fn set_tick(&mut self, period_ms: u64) {
         let _ = hostcalls::set_tick_period(Duration::from_millis(period_ms));
+    }
+
+    fn now_us(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn record_metric(&mut self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
     }
 }
 

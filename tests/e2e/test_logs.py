@@ -4,9 +4,11 @@ first, then reads everything it wrote."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import re
 import subprocess
+import time
 
 import requests
 
@@ -267,3 +269,73 @@ def test_token_hashes_never_reach_the_access_log(make_stack):
         line = f'"{method} /admin/api/tokens/{{hash}} HTTP/1.1" {status}'
         assert line in text, (line, text)
     assert '"POST /admin/api/tokens HTTP/1.1" 201' in text
+
+
+# --- what the filter adds: provider, token, model, usage ---------------------------------------
+
+def field(line: str, name: str) -> str:
+    """The value of ` name=value` in an access-log line."""
+    match = re.search(rf" {name}=(\S+)", line)
+    assert match, (name, line)
+    return match.group(1)
+
+
+def test_a_forwarded_call_logs_its_provider_token_prefix_model_and_usage(make_stack):
+    s = make_stack()
+    minted = s.mint()
+    generated, digest = minted["token"], minted["hash"]
+    custom = s.mint("openai", "--token", "team-log-fields-custom")["token"]
+    for token in (generated, custom):
+        done = requests.post(f"{s.url}/v1/chat/completions", timeout=10,
+                             headers={"authorization": f"Bearer {token}"},
+                             json={"model": "gpt-4o", "messages": [{"role": "user",
+                                                                    "content": "hi"}]})
+        assert done.status_code == 200, done.text
+        usage = done.json()["usage"]
+    refused = requests.get(f"{s.url}/v1/models", timeout=10,
+                           headers={"authorization": "Bearer ptk_not_a_known_token_at_all"})
+    assert refused.status_code == 401
+    s.stop()
+    lines = redacted(access_lines(s), generated, custom)
+    chats = [line for line in lines if '"POST /v1/chat/completions HTTP/1.1" 200' in line]
+    assert len(chats) == 2, lines
+    first, second = chats
+    assert field(first, "provider") == "openai"
+    # A generated token by its hash prefix, a custom one (maybe weak) never by its hash.
+    assert field(first, "token") == digest[:12]
+    assert field(second, "token") == "custom"
+    for line in chats:
+        assert field(line, "model") == "gpt-4o"
+        expected = (f"input={usage['prompt_tokens']},cached=0,cache_write=0,"
+                    f"output={usage['completion_tokens']},reasoning=0,complete")
+        assert field(line, "usage") == expected, line
+    (unknown,) = [line for line in lines if '"GET /v1/models HTTP/1.1" 401' in line]
+    for name in ("provider", "token", "model", "usage"):
+        assert field(unknown, name) == "-", unknown
+    text = s.access_log.read_text()
+    assert generated not in text and custom not in text
+    assert hashlib.sha256(custom.encode()).hexdigest()[:8] not in text
+
+
+def test_the_proxy_overhead_and_callout_time_are_envoy_histograms(make_stack):
+    s = make_stack()
+    token = s.mint()["token"]
+    for _ in range(3):
+        done = requests.get(f"{s.url}/v1/models", timeout=10,
+                            headers={"authorization": f"Bearer {token}"})
+        assert done.status_code == 200
+    # Envoy merges histograms on its stats flush (every 5 s by default).
+    deadline = time.monotonic() + 20
+    while True:
+        text = requests.get(f"http://127.0.0.1:{s.admin_port}/stats/prometheus",
+                            timeout=5).text
+        counts = {name: re.search(rf"^{name}_count(?:{{[^}}]*}})? (\d+)$", text, re.M)
+                  for name in ("ptk_overhead_us", "ptk_check_callout_us")}
+        if all(m and int(m.group(1)) > 0 for m in counts.values()):
+            break
+        assert time.monotonic() < deadline, {k: bool(v) for k, v in counts.items()}
+        time.sleep(0.5)
+    # Every forwarded request is sampled; the first (a cache miss) called out once.
+    assert int(counts["ptk_overhead_us"].group(1)) == 3
+    assert int(counts["ptk_check_callout_us"].group(1)) >= 1
+    assert re.search(r'^ptk_overhead_us_bucket\{le="1000"\} \d+$', text, re.M), text[:2000]

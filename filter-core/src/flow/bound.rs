@@ -256,6 +256,7 @@ impl RequestFlow {
             return self.refuse_bound(worker, &bound, Refusal::TokenServiceUnavailable);
         }
         worker.counts.add(Counter::Allowed);
+        worker.counts.add(Counter::AllowedBy(binding.provider));
         if worker.config.streams.revalidate {
             // An open request of the bound token like any other: revocation closes it (a slow
             // upload chunk, a Realtime session opened with a client secret).

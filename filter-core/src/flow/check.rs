@@ -3,6 +3,7 @@
 //! only then the check callout.
 
 use crate::dialect::{Dialect, ErrorShape};
+use crate::flow::access_fields::log_forwarded;
 use crate::flow::bound::WaitingBound;
 use crate::flow::counts::Counter;
 use crate::flow::error_watch::{key_watch, ErrorWatch};
@@ -212,9 +213,13 @@ impl RequestFlow {
         }
         let watch = ErrorWatch::start(key_watch(pending, head, key), host);
         self.error_watch = Some(Box::new(watch));
+        log_forwarded(host, pending);
         self.start_metering(worker, host, pending, head);
         worker.counts.add(Counter::CacheHits);
         worker.counts.add(Counter::Allowed);
+        worker
+            .counts
+            .add(Counter::AllowedBy(pending.identified.provider));
         worker.activity.borrow_mut().record(&pending.hash);
         // Known valid now; the next tick reads the cached verdict's own validity.
         self.opened(worker, pending, host.now_ms());

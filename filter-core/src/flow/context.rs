@@ -9,6 +9,7 @@ use std::rc::Rc;
 use crate::config::{validate_secret, FilterConfig};
 use crate::flow::meters::{Meters, MetricType};
 use crate::flow::revalidation::{report_activity, Revalidations};
+use crate::flow::timings::{RequestClock, Timings};
 use crate::flow::{
     BodyStep, HeadersStep, Level, RequestBodyHost, RequestFlow, ResponseHost, Step, Worker,
 };
@@ -36,6 +37,10 @@ pub trait ContextHost: ResponseHost + RequestBodyHost {
     fn close_stream(&mut self, context_id: u32, root_id: u32) -> bool;
     /// Asks for a tick every `period_ms`.
     fn set_tick(&mut self, period_ms: u64);
+    /// Host time in microseconds since the Unix epoch (for the overhead histograms).
+    fn now_us(&self) -> u64;
+    /// Records `value` into a histogram.
+    fn record_metric(&mut self, id: u32, value: u64);
 }
 
 /// What the shim answers Envoy.
@@ -92,6 +97,7 @@ pub struct Stream {
     context_id: u32,
     worker: Option<Rc<Worker>>,
     pub(super) flow: RequestFlow,
+    clock: RequestClock,
 }
 
 impl Stream {
@@ -102,6 +108,7 @@ impl Stream {
             context_id,
             worker,
             flow,
+            clock: RequestClock::default(),
         }
     }
 
@@ -117,10 +124,21 @@ impl Stream {
             host.log(Level::Error, "ptk filter: could not read request headers");
             return reply(host, &unavailable());
         };
+        self.clock.start(host);
         let step = self
             .flow
             .on_request_headers(worker, host, RequestHead::new(headers));
+        self.time(host, worker, &step);
         carry_out(host, step, false)
+    }
+
+    /// Samples the overhead of a forwarded request, or notes when a callout left.
+    fn time(&self, host: &mut impl ContextHost, worker: &Worker, step: &Step) {
+        match step {
+            Step::Forward => self.clock.forwarded(host, worker.timings.get()),
+            Step::CallOut { .. } => self.clock.callout_sent(host),
+            Step::Reply(_) => {}
+        }
     }
 
     /// A callout answer: read and decided only if it is the one this request waits on.
@@ -133,10 +151,15 @@ impl Stream {
             return;
         };
         let (status, body) = answer(host, size);
+        // Answered or failed, the wait is over (a failed callout arrives with no status).
+        if status.is_some() {
+            self.clock.callout_answered(host, worker.timings.get());
+        }
         let flow = &mut self.flow;
         if let Some(step) =
             flow.on_callout_response(worker, host, token_id, status, body.as_deref())
         {
+            self.time(host, worker, &step);
             carry_out(host, step, true);
         }
     }
@@ -245,7 +268,9 @@ impl Root {
         host.set_tick(config.cache.activity_flush_ms);
         let anchor = CasAnchor::refresh(host.shared());
         self.meters = Some(Meters::define(host, &config.providers));
-        self.worker = Some(Rc::new(Worker::new(config, secret, anchor)));
+        let worker = Worker::new(config, secret, anchor);
+        worker.timings.set(Timings::define(host));
+        self.worker = Some(Rc::new(worker));
         true
     }
 

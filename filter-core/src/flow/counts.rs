@@ -42,6 +42,12 @@ pub enum Counter {
     /// A provider refused the operator's credential (answered in its place): one counter per
     /// provider, built-in or configured ([`Counter::per_provider`]), kept apart from the slots.
     CredentialRefused(Provider),
+    /// [`Counter::Allowed`] for one provider.
+    AllowedBy(Provider),
+    /// [`Counter::UsageInputTokens`] for one provider.
+    InputTokensBy(Provider),
+    /// [`Counter::UsageOutputTokens`] for one provider.
+    OutputTokensBy(Provider),
     /// A fragment of the real key masked in a provider's response.
     KeyMasked,
     /// A metered response (or WebSocket session) recorded for the usage report.
@@ -100,14 +106,33 @@ impl Counter {
         Counter::UsageReasoningTokens,
     ];
 
-    /// The counters kept per provider: every built-in one (walked from the registry, never
-    /// listed by hand) and every one the configuration names.
+    /// The counters kept per provider, each family for every built-in provider (walked from
+    /// the registry, never listed by hand) and every one the configuration names.
     pub fn per_provider(config: &ProvidersConfig) -> impl Iterator<Item = Counter> + '_ {
         let configured = config.configured.iter().map(|c| c.provider);
-        Provider::ALL
-            .into_iter()
-            .chain(configured)
-            .map(Counter::CredentialRefused)
+        let families: [fn(Provider) -> Counter; 4] = [
+            Counter::CredentialRefused,
+            Counter::AllowedBy,
+            Counter::InputTokensBy,
+            Counter::OutputTokensBy,
+        ];
+        families.into_iter().flat_map(move |family| {
+            Provider::ALL
+                .into_iter()
+                .chain(configured.clone())
+                .map(family)
+        })
+    }
+
+    /// Whether the counter is one provider's (kept apart from the slots).
+    fn is_per_provider(self) -> bool {
+        matches!(
+            self,
+            Counter::CredentialRefused(_)
+                | Counter::AllowedBy(_)
+                | Counter::InputTokensBy(_)
+                | Counter::OutputTokensBy(_)
+        )
     }
 
     /// The counter's name under `ptk.`.
@@ -140,6 +165,15 @@ impl Counter {
             },
             Counter::CredentialRefused(provider) => {
                 return format!("{CREDENTIAL_REFUSED}.{}", provider.as_str()).into();
+            }
+            Counter::AllowedBy(provider) => {
+                return format!("allowed.{}", provider.as_str()).into();
+            }
+            Counter::InputTokensBy(provider) => {
+                return format!("usage.input_tokens.{}", provider.as_str()).into();
+            }
+            Counter::OutputTokensBy(provider) => {
+                return format!("usage.output_tokens.{}", provider.as_str()).into();
             }
             Counter::KeyMasked => "upstream_key_masked",
             Counter::UsageResponses => "usage.responses",
@@ -190,7 +224,10 @@ impl Counter {
             Counter::UsageOutputTokens => 29,
             Counter::UsageReasoningTokens => 30,
             // Counted per provider (`Counts::by_provider`), past every slot.
-            Counter::CredentialRefused(_) => COUNTERS,
+            Counter::CredentialRefused(_)
+            | Counter::AllowedBy(_)
+            | Counter::InputTokensBy(_)
+            | Counter::OutputTokensBy(_) => COUNTERS,
         }
     }
 }
@@ -202,28 +239,26 @@ pub const CREDENTIAL_REFUSED: &str = "upstream_credential_refused";
 #[derive(Debug, Default)]
 pub struct Counts {
     pending: [Cell<u64>; COUNTERS],
-    /// The per-provider counters that counted since the last take (at most the built-in and
-    /// the configured providers: bounded by the registry).
-    by_provider: RefCell<Vec<(Provider, u64)>>,
+    /// The per-provider counters that counted since the last take (at most four per built-in
+    /// and configured provider: bounded by the registry).
+    by_provider: RefCell<Vec<(Counter, u64)>>,
 }
 
 impl Counts {
     /// Counts one.
     pub fn add(&self, counter: Counter) {
-        if let Counter::CredentialRefused(provider) = counter {
-            let mut counts = self.by_provider.borrow_mut();
-            match counts.iter_mut().find(|(p, _)| *p == provider) {
-                Some((_, n)) => *n = n.saturating_add(1),
-                None => counts.push((provider, 1)),
-            }
-        } else if let Some(cell) = self.pending.get(counter.slot()) {
-            cell.set(cell.get().saturating_add(1));
-        }
+        self.add_n(counter, 1);
     }
 
-    /// Counts `n` (token counters); a per-provider counter only counts by one.
+    /// Counts `n` (token counters).
     pub fn add_n(&self, counter: Counter, n: u64) {
-        if let Some(cell) = self.pending.get(counter.slot()) {
+        if counter.is_per_provider() {
+            let mut counts = self.by_provider.borrow_mut();
+            match counts.iter_mut().find(|(c, _)| *c == counter) {
+                Some((_, count)) => *count = count.saturating_add(n),
+                None => counts.push((counter, n)),
+            }
+        } else if let Some(cell) = self.pending.get(counter.slot()) {
             cell.set(cell.get().saturating_add(n));
         }
     }
@@ -235,11 +270,11 @@ impl Counts {
 
     /// The count of `counter` since the last take, zeroing it.
     pub fn take(&self, counter: Counter) -> u64 {
-        if let Counter::CredentialRefused(provider) = counter {
+        if counter.is_per_provider() {
             let mut counts = self.by_provider.borrow_mut();
             return counts
                 .iter_mut()
-                .find(|(p, _)| *p == provider)
+                .find(|(c, _)| *c == counter)
                 .map_or(0, |(_, n)| std::mem::take(n));
         }
         self.pending
@@ -249,9 +284,9 @@ impl Counts {
 
     /// The count of `counter` since the last take (tests).
     pub fn get(&self, counter: Counter) -> u64 {
-        if let Counter::CredentialRefused(provider) = counter {
+        if counter.is_per_provider() {
             let counts = self.by_provider.borrow();
-            let found = counts.iter().find(|(p, _)| *p == provider);
+            let found = counts.iter().find(|(c, _)| *c == counter);
             return found.map_or(0, |(_, n)| *n);
         }
         self.pending.get(counter.slot()).map_or(0, Cell::get)
@@ -301,15 +336,20 @@ mod tests {
         let names: Vec<_> = Counter::per_provider(&config.providers)
             .map(Counter::name)
             .collect();
-        assert_eq!(
-            names,
-            [
-                "upstream_credential_refused.openai",
-                "upstream_credential_refused.anthropic",
-                "upstream_credential_refused.gemini",
-                "upstream_credential_refused.local-llm"
-            ]
-        );
+        for family in [
+            "upstream_credential_refused",
+            "allowed",
+            "usage.input_tokens",
+            "usage.output_tokens",
+        ] {
+            let of_family: Vec<_> = names
+                .iter()
+                .filter_map(|n| n.strip_prefix(family)?.strip_prefix('.'))
+                .filter(|rest| !rest.contains('.'))
+                .collect();
+            assert_eq!(of_family, ["openai", "anthropic", "gemini", "local-llm"]);
+        }
+        assert_eq!(names.len(), 16);
         let counts = Counts::default();
         counts.add(Counter::CredentialRefused(Provider::Gemini));
         assert_eq!(
@@ -317,5 +357,21 @@ mod tests {
             0
         );
         assert_eq!(counts.take(Counter::CredentialRefused(Provider::Gemini)), 1);
+    }
+
+    #[test]
+    fn per_provider_families_count_apart_and_by_n() {
+        let counts = Counts::default();
+        counts.add(Counter::AllowedBy(Provider::Openai));
+        counts.add_n(Counter::InputTokensBy(Provider::Openai), 120);
+        counts.add_n(Counter::InputTokensBy(Provider::Openai), 5);
+        counts.add_n(Counter::OutputTokensBy(Provider::Anthropic), 7);
+        assert_eq!(counts.get(Counter::AllowedBy(Provider::Anthropic)), 0);
+        assert_eq!(counts.get(Counter::CredentialRefused(Provider::Openai)), 0);
+        assert_eq!(counts.take(Counter::InputTokensBy(Provider::Openai)), 125);
+        assert_eq!(counts.take(Counter::InputTokensBy(Provider::Openai)), 0);
+        assert_eq!(counts.take(Counter::OutputTokensBy(Provider::Anthropic)), 7);
+        assert_eq!(counts.take(Counter::AllowedBy(Provider::Openai)), 1);
+        assert_eq!(counts.get(Counter::UsageInputTokens), 0);
     }
 }

@@ -7,9 +7,10 @@
 //! goes into the worker's activity batch, which the root context reports on its tick (a
 //! callout from a dying stream context would be cancelled).
 
-use ptk_wire::Provider;
+use ptk_wire::{Provider, TokenUsage};
 
 use crate::activity::MeteredResponse;
+use crate::flow::access_fields::log_usage;
 use crate::flow::counts::Counter;
 use crate::flow::{BodyStep, Host, Level, RequestFlow, ResponseHost, Worker};
 use crate::pipeline::PendingCheck;
@@ -210,18 +211,19 @@ impl RequestFlow {
             }
         }
         if end {
-            self.finish_metering(worker, true);
+            if let Some(logged) = self.finish_metering(worker, true) {
+                log_usage(host, &logged.model, &logged.usage, logged.complete);
+            }
         }
     }
 
     /// The response ended (`normally`), or the request is being destroyed before it did:
-    /// records what was metered, once.
-    pub fn finish_metering(&mut self, worker: &Worker, normally: bool) {
-        let Some(mut watch) = self.usage.take() else {
-            return;
-        };
+    /// records what was metered, once; what was recorded, for the access log (`None` if
+    /// nothing was: not metered, never answered, or already recorded).
+    pub fn finish_metering(&mut self, worker: &Worker, normally: bool) -> Option<Metered> {
+        let mut watch = self.usage.take()?;
         if watch.status == 0 {
-            return; // never answered: nothing was spent that a response could show
+            return None; // never answered: nothing was spent that a response could show
         }
         let metered = watch.meter.as_mut().map(|meter| meter.finish(normally));
         let (usage, model, complete) = match &metered {
@@ -247,7 +249,7 @@ impl RequestFlow {
             .is_ok_and(|mut batch| batch.record_usage(&response));
         if !recorded {
             counts.add(Counter::UsageDropped);
-            return;
+            return None;
         }
         counts.add(Counter::UsageResponses);
         if !complete {
@@ -257,5 +259,23 @@ impl RequestFlow {
         counts.add_n(Counter::UsageCachedInputTokens, usage.cached_input);
         counts.add_n(Counter::UsageOutputTokens, usage.output);
         counts.add_n(Counter::UsageReasoningTokens, usage.reasoning);
+        counts.add_n(Counter::InputTokensBy(watch.provider), usage.input);
+        counts.add_n(Counter::OutputTokensBy(watch.provider), usage.output);
+        Some(Metered {
+            model: model.to_string(),
+            usage,
+            complete,
+        })
     }
+}
+
+/// What a metered response recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metered {
+    /// The model the response named (empty if none).
+    pub model: String,
+    /// Its usage (what was seen when incomplete).
+    pub usage: TokenUsage,
+    /// Whether the final usage was seen.
+    pub complete: bool,
 }

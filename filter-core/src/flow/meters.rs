@@ -15,6 +15,8 @@ pub enum MetricType {
     Counter,
     /// Moves both ways.
     Gauge,
+    /// Records values into buckets (`flow::timings`).
+    Histogram,
 }
 
 /// The host ids of the filter's counters and of the `open_requests` gauge (each a no-op when

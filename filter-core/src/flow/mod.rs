@@ -13,6 +13,7 @@
 //! [`Stream`] and [`Root`] (`context.rs`) are the shim's two contexts: they read what Envoy
 //! hands over through [`ContextHost`], call these steps and carry out what they return.
 
+mod access_fields;
 mod bound;
 mod check;
 mod context;
@@ -23,6 +24,7 @@ mod meters;
 mod response;
 mod revalidation;
 mod sender;
+mod timings;
 mod verdict;
 mod worker;
 
@@ -32,9 +34,10 @@ mod tests;
 pub use check::RequestFlow;
 pub use context::{Action, ContextHost, Root, Stream};
 pub use counts::{Counter, Counts, COUNTERS, CREDENTIAL_REFUSED};
-pub use metering::RequestBodyHost;
+pub use metering::{Metered, RequestBodyHost};
 pub use meters::{Meters, MetricType};
 pub use revalidation::{report_activity, Revalidations};
+pub use timings::{Timings, CHECK_CALLOUT, OVERHEAD};
 pub use worker::Worker;
 
 use ptk_wire::Provider;
@@ -76,6 +79,10 @@ pub trait Host {
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> bool;
     /// Writes a log line (never pass a token or a key).
     fn log(&self, level: Level, message: &str);
+    /// Sets a field of this request's access log (`crate::access_log`: a proxy-wasm property,
+    /// `wasm.<name>` in Envoy's filter state); `false` if the host refused. Never pass a token
+    /// or a key.
+    fn set_log_field(&mut self, name: &str, value: &str) -> bool;
 }
 
 /// The response side of the proxy, for the watches of a forwarded request's response.

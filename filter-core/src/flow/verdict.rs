@@ -2,6 +2,7 @@
 //! allow (merging its lease into the verdict cache), confirm a rate limit once against the
 //! cache and the token-service, answer everything else locally.
 
+use crate::flow::access_fields::log_forwarded;
 use crate::flow::check::Waiting;
 use crate::flow::counts::Counter;
 use crate::flow::error_watch::watch_plan;
@@ -120,6 +121,7 @@ impl RequestFlow {
             return self.unavailable(worker, &waiting.pending);
         }
         self.error_watch = watch_plan(host, &waiting.pending, &waiting.head, plan);
+        log_forwarded(host, &waiting.pending);
         self.start_metering(worker, host, &waiting.pending, &waiting.head);
         let cache_key = &waiting.pending.cache_key;
         worker.denies.borrow_mut().forget(cache_key);
@@ -130,6 +132,9 @@ impl RequestFlow {
         }
         self.opened(worker, &waiting.pending, valid_until);
         worker.counts.add(Counter::Allowed);
+        worker
+            .counts
+            .add(Counter::AllowedBy(waiting.pending.identified.provider));
         Step::Forward
     }
 

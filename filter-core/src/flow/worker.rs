@@ -8,6 +8,7 @@ use crate::activity::ActivityBatch;
 use crate::config::{CheckSecret, FilterConfig};
 use crate::deny_cache::DenyCache;
 use crate::flow::counts::Counts;
+use crate::flow::timings::Timings;
 use crate::guess_throttle::{GuessThrottle, KnownGood};
 use crate::local_pool::LocalPool;
 use crate::open_streams::OpenStreams;
@@ -36,6 +37,8 @@ pub struct Worker {
     pub anchor: Cell<CasAnchor>,
     /// Forwarded requests still open, by token.
     pub streams: RefCell<OpenStreams>,
+    /// The host ids of the overhead histograms (set once they are defined).
+    pub timings: Cell<Timings>,
 }
 
 impl Worker {
@@ -54,6 +57,7 @@ impl Worker {
             pool: RefCell::new(LocalPool::default()),
             anchor: Cell::new(anchor),
             streams: RefCell::new(OpenStreams::default()),
+            timings: Cell::new(Timings::default()),
         }
     }
 }

@@ -19,6 +19,9 @@ pub struct ContextFake {
     /// (request context, root context) of each stream reset.
     pub closed: Vec<(u32, u32)>,
     pub tick_ms: Option<u64>,
+    /// Host time in µs, and the histogram samples recorded (id, value).
+    pub now_us: u64,
+    pub recorded: Vec<(u32, u64)>,
 }
 
 impl ContextHost for FakeHost {
@@ -54,6 +57,14 @@ impl ContextHost for FakeHost {
 
     fn set_tick(&mut self, period_ms: u64) {
         self.ctx.tick_ms = Some(period_ms);
+    }
+
+    fn now_us(&self) -> u64 {
+        self.ctx.now_us
+    }
+
+    fn record_metric(&mut self, id: u32, value: u64) {
+        self.ctx.recorded.push((id, value));
     }
 }
 
@@ -196,7 +207,15 @@ fn the_configuration_sets_the_tick_and_defines_every_counter_once() {
     ] {
         assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{name}");
     }
-    assert_eq!(names.len(), COUNTERS + 3 + 1 + 1);
+    // Four families per provider (3 built-in, 1 configured), one gauge, two histograms.
+    assert_eq!(names.len(), COUNTERS + 4 * (3 + 1) + 1 + 2);
+    for name in ["ptk.allowed.selfhosted", "ptk.usage.input_tokens.gemini"] {
+        assert!(names.contains(&name), "{name}");
+    }
+    let histograms = host.ctx.metrics.iter();
+    let histograms = histograms.filter(|(k, _)| *k == MetricType::Histogram);
+    let histograms: Vec<_> = histograms.map(|(_, n)| n.as_str()).collect();
+    assert_eq!(histograms, ["ptk.overhead_us", "ptk.check_callout_us"]);
     let gauges = host
         .ctx
         .metrics
@@ -264,4 +283,49 @@ fn a_provider_refusing_the_key_stops_the_response() {
     assert_eq!(stream.on_response_headers(&mut host), Action::Pause);
     assert_eq!(host.replies.len(), 1);
     assert!(stream.flow.error_watch.is_none());
+}
+
+/// The histogram samples recorded under `name`.
+fn samples(host: &FakeHost, name: &str) -> Vec<u64> {
+    let id = host.ctx.metrics.iter().position(|(_, n)| n == name);
+    let id = u32::try_from(id.unwrap_or_else(|| panic!("{name} not defined"))).unwrap();
+    let recorded = host.ctx.recorded.iter().filter(|(i, _)| *i == id);
+    recorded.map(|(_, v)| *v).collect()
+}
+
+#[test]
+fn the_overhead_runs_from_the_headers_to_the_forward_and_each_callout_is_timed() {
+    let mut host = FakeHost::new();
+    let root = root("{}", &mut host);
+    let mut stream = root.stream(7);
+    host.ctx.request = Some(chat());
+    host.ctx.now_us = 1_000;
+    assert_eq!(stream.on_request_headers(&mut host), Action::Pause);
+    // The first callout answers 503 at 1.4 ms (sent again), the second allows at 2 ms.
+    host.ctx.now_us = 1_400;
+    host.ctx.answer = (Some("503".into()), Some(Vec::new()));
+    let token = host.last_token();
+    stream.on_callout_response(&mut host, token, 0);
+    assert_eq!(host.sent.len(), 2, "no retry");
+    host.ctx.now_us = 2_000;
+    host.ctx.answer = (Some("200".into()), Some(allow(1_000, None)));
+    let size = host.ctx.answer.1.as_ref().unwrap().len();
+    let token = host.last_token();
+    stream.on_callout_response(&mut host, token, size);
+    assert_eq!(host.ctx.resumed, 1);
+    assert_eq!(samples(&host, "ptk.check_callout_us"), [400, 600]);
+    assert_eq!(samples(&host, "ptk.overhead_us"), [1_000]);
+    // A cached forward is sampled too; a refusal is not.
+    cache_verdict(&host, T0 + 10_000, 5, 1);
+    let mut cached = root.stream(8);
+    host.ctx.now_us = 5_000;
+    assert_eq!(cached.on_request_headers(&mut host), Action::Continue);
+    assert_eq!(samples(&host, "ptk.overhead_us"), [1_000, 0]);
+    let mut refused = root.stream(9);
+    host.ctx.request = Some(pairs(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+    ]));
+    assert_eq!(refused.on_request_headers(&mut host), Action::Pause);
+    assert_eq!(samples(&host, "ptk.overhead_us").len(), 2);
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
+mod access_log;
 mod bound;
 mod cached;
 mod callout;
@@ -60,6 +61,8 @@ pub struct FakeHost {
     pub logs: std::cell::RefCell<Vec<(Level, String)>>,
     /// The request body Envoy holds.
     pub request_body: Vec<u8>,
+    /// The access-log fields set, last value of each.
+    pub log_fields: Vec<(String, String)>,
 }
 
 impl Host for FakeHost {
@@ -99,6 +102,12 @@ impl Host for FakeHost {
 
     fn log(&self, level: Level, message: &str) {
         self.logs.borrow_mut().push((level, message.into()));
+    }
+
+    fn set_log_field(&mut self, name: &str, value: &str) -> bool {
+        self.log_fields.retain(|(n, _)| n != name);
+        self.log_fields.push((name.into(), value.into()));
+        true
     }
 }
 
