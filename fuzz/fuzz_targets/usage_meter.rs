@@ -1,11 +1,13 @@
 //! The usage meter over arbitrary response bodies: never panics, and where the body is cut
 //! into chunks never changes what it meters (chunk boundaries are arbitrary in Envoy). The
 //! usage-chunk stripper on the same bytes: its output does not depend on the cut either, and
-//! is the input exactly unless it removed a usage-only event.
+//! is the input exactly unless it removed a usage-only event. The request body's model reader
+//! on the same bytes: what it finds does not depend on the cut either.
 //! Input: byte 0 picks the API (low bits) and framing (top two bits: JSON, WebSocket, SSE), byte 1 the cut point, the rest is the body.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use ptk_filter_core::usage::request_model::RequestModel;
 use ptk_filter_core::usage::{Framing, MeteredUsage, UsageApi, UsageChunkStripper, UsageMeter};
 
 const APIS: [UsageApi; 7] = [
@@ -36,6 +38,14 @@ fn strip(chunks: &[&[u8]]) -> (Vec<u8>, u32) {
     (out, stripper.removed())
 }
 
+fn request_model(chunks: &[&[u8]]) -> Option<String> {
+    let mut reader = RequestModel::new(4096);
+    for chunk in chunks {
+        reader.feed(chunk);
+    }
+    reader.model().map(str::to_string)
+}
+
 fuzz_target!(|data: &[u8]| {
     let [pick, cut, body @ ..] = data else {
         return;
@@ -50,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
     let at = usize::from(*cut) * body.len() / 255;
     let (a, b) = body.split_at(at);
     assert_eq!(meter(api, framing, &[a, b]), whole);
+    assert_eq!(request_model(&[a, b]), request_model(&[body]));
     let (stripped, removed) = strip(&[body]);
     assert_eq!(strip(&[a, b]), (stripped.clone(), removed));
     if removed == 0 {

@@ -150,3 +150,5 @@ def test_a_provider_error_counts_a_request_without_usage(stack):
     assert len(models) == 1, models
     m = models[0]
     assert (m["requests"], m["incomplete"], m["input_tokens"], m["output_tokens"]) == (1, 1, 0, 0)
+    # Its body was not read: the model is the one the request named.
+    assert m["model"] == "gpt-4o", m

@@ -16,6 +16,7 @@ use crate::flow::{BodyStep, Host, Level, RequestFlow, ResponseHost, Worker};
 use crate::pipeline::PendingCheck;
 use crate::request::RequestHead;
 use crate::usage::classify::{metered_api, response_framing};
+use crate::usage::request_model::{model_in_path, RequestModel};
 use crate::usage::{
     request_stream_usage, Framing, StreamUsage, UsageApi, UsageChunkStripper, UsageMeter,
 };
@@ -54,6 +55,10 @@ pub(super) struct UsageWatch {
     streamed: bool,
     /// Most request body bytes held (`metering.max_request_body_bytes`).
     hold_limit: usize,
+    /// The model the request named in its path or query (Gemini, Realtime).
+    path_model: Option<String>,
+    /// The request body's `model`, read as it passes (OpenAI and Anthropic JSON APIs).
+    body_model: Option<RequestModel>,
 }
 
 impl RequestFlow {
@@ -91,6 +96,11 @@ impl RequestFlow {
         } else {
             Ask::No
         };
+        let path_model = model_in_path(head.path());
+        let body_model = (path_model.is_none() && !upgrade).then(|| {
+            let limit = worker.config.metering.max_request_body_bytes;
+            RequestModel::new(usize::try_from(limit).unwrap_or(usize::MAX))
+        });
         self.usage = Some(Box::new(UsageWatch {
             hash: pending.hash.clone(),
             provider,
@@ -103,6 +113,8 @@ impl RequestFlow {
             streamed: false,
             hold_limit: usize::try_from(worker.config.metering.max_request_body_bytes)
                 .unwrap_or(usize::MAX),
+            path_model,
+            body_model,
         }));
     }
 
@@ -114,14 +126,20 @@ impl RequestFlow {
         size: usize,
         end: bool,
     ) -> BodyStep {
-        let Some(watch) = self.usage.as_mut().filter(|w| w.ask == Ask::Pending) else {
+        let Some(watch) = self.usage.as_mut() else {
             return BodyStep::Continue;
         };
+        if watch.ask != Ask::Pending {
+            // Passing as it comes: each callback holds only its own chunk.
+            read_body_model(watch, host, size);
+            return BodyStep::Continue;
+        }
         if !end && size > watch.hold_limit {
             // A body longer than its `content-length` said (HTTP/2 may send none to check it
             // against): held any longer, Envoy could refuse it (413 past its buffer limit, 1 MiB
             // by default): it passes as it is, unasked.
             watch.ask = Ask::No;
+            read_body_model(watch, host, size);
             return BodyStep::Continue;
         }
         if !end {
@@ -131,6 +149,9 @@ impl RequestFlow {
         let Some(body) = host.request_body(size) else {
             return BodyStep::Continue;
         };
+        if let Some(reader) = watch.body_model.as_mut() {
+            reader.feed(&body);
+        }
         let (rewritten, asked) = match request_stream_usage(&body) {
             StreamUsage::Unchanged => return BodyStep::Continue,
             StreamUsage::Injected(rewritten) => (rewritten, true),
@@ -227,9 +248,15 @@ impl RequestFlow {
         }
         let metered = watch.meter.as_mut().map(|meter| meter.finish(normally));
         let (usage, model, complete) = match &metered {
-            Some(m) => (m.usage, m.model.as_deref().unwrap_or(""), m.complete),
-            None => (Default::default(), "", false),
+            Some(m) => (m.usage, m.model.as_deref(), m.complete),
+            None => (Default::default(), None, false),
         };
+        // The response's own model first (the provider's resolved name), else the request's.
+        let requested = watch.body_model.as_ref().and_then(RequestModel::model);
+        let model = model
+            .or(watch.path_model.as_deref())
+            .or(requested)
+            .unwrap_or("");
         let response = MeteredResponse {
             hash: &watch.hash,
             provider: watch.provider.as_str(),
@@ -266,6 +293,16 @@ impl RequestFlow {
             usage,
             complete,
         })
+    }
+}
+
+/// Feeds the request body chunk Envoy holds to the body's model reader, while it wants more.
+fn read_body_model(watch: &mut UsageWatch, host: &impl RequestBodyHost, size: usize) {
+    let Some(reader) = watch.body_model.as_mut().filter(|r| r.wants_more()) else {
+        return;
+    };
+    if let Some(chunk) = host.request_body(size) {
+        reader.feed(&chunk);
     }
 }
 

@@ -13,6 +13,7 @@ pub mod gemini;
 pub mod json_capture;
 pub mod meter;
 pub mod openai;
+pub mod request_model;
 pub mod sse;
 pub mod stream_options;
 pub mod strip;

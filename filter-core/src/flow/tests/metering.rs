@@ -437,3 +437,72 @@ fn an_asked_stream_with_a_content_length_loses_it() {
     flow.on_response_headers(&w, &mut host);
     assert!(host.response.iter().any(|(n, _)| n == "content-length"));
 }
+
+/// An error response to the request `flow` forwarded, with `body` (never read).
+fn error_response(w: &Worker, host: &mut FakeHost, flow: &mut RequestFlow, status: &str) {
+    host.response = vec![
+        (":status".into(), status.into()),
+        ("content-type".into(), "application/json".into()),
+    ];
+    flow.on_response_headers(w, host);
+    host.body = br#"{"error":{"message":"no","model":"not-this"}}"#.to_vec();
+    let size = host.body.len();
+    flow.on_response_body(w, host, size, true);
+}
+
+#[test]
+fn an_error_is_recorded_under_the_model_the_request_named() {
+    // In the body, which passes chunk by chunk (Anthropic: never held).
+    let (w, mut host, mut flow) = forwarded(
+        "{}",
+        "POST",
+        "/v1/messages",
+        &[("x-api-key", TOKEN), ("anthropic-version", "2023-06-01")],
+    );
+    let body = br#"{"max_tokens":5,"model":"claude-x","messages":[]}"#;
+    for (i, chunk) in body.chunks(7).enumerate() {
+        host.request_body = chunk.to_vec();
+        let end = (i + 1) * 7 >= body.len();
+        let step = flow.on_request_body(&mut host, chunk.len(), end);
+        assert_eq!(step, BodyStep::Continue);
+    }
+    error_response(&w, &mut host, &mut flow, "529");
+    let e = &reported(&w)[0];
+    assert_eq!((e.model.as_str(), e.status), ("claude-x", 529));
+    // A held (streamed Chat Completions) body is read once, whole.
+    let (w, mut host, mut flow) = chat();
+    host.request_body = br#"{"model":"gpt-y","stream":true,"messages":[]}"#.to_vec();
+    let size = host.request_body.len();
+    assert_eq!(flow.on_request_body(&mut host, 8, false), BodyStep::Pause);
+    assert_eq!(
+        flow.on_request_body(&mut host, size, true),
+        BodyStep::Continue
+    );
+    error_response(&w, &mut host, &mut flow, "500");
+    assert_eq!(reported(&w)[0].model, "gpt-y");
+    // In the path (Gemini).
+    let (w, mut host, mut flow) = forwarded(
+        "{}",
+        "POST",
+        "/v1beta/models/gemini-z:generateContent",
+        &[("authorization", ""), ("x-goog-api-key", TOKEN)],
+    );
+    error_response(&w, &mut host, &mut flow, "503");
+    assert_eq!(reported(&w)[0].model, "gemini-z");
+}
+
+#[test]
+fn the_response_model_wins_over_the_request_model() {
+    let (w, mut host, mut flow) = forwarded("{}", "POST", "/v1/embeddings", &[]);
+    host.request_body = br#"{"model":"alias","input":"x"}"#.to_vec();
+    let size = host.request_body.len();
+    flow.on_request_body(&mut host, size, true);
+    host.response = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "application/json".into()),
+    ];
+    flow.on_response_headers(&w, &mut host);
+    let body = r#"{"model":"alias-2025-01-01","usage":{"prompt_tokens":3,"total_tokens":3}}"#;
+    respond(&w, &mut host, &mut flow, body, 5);
+    assert_eq!(reported(&w)[0].model, "alias-2025-01-01");
+}
