@@ -47,13 +47,23 @@ fn stream_options_without_include_usage_gets_it_merged() {
 }
 
 #[test]
+fn a_null_stream_options_reads_as_absent_and_is_asked() {
+    // An upstream reads `null` as "not given": the client asked for nothing.
+    let out = injected(r#"{"model":"gpt-x","stream":true,"stream_options":null}"#);
+    assert_eq!(out["stream_options"], json!({"include_usage": true}));
+    assert_eq!(out["model"], "gpt-x");
+    // Also when a duplicate key sends the body down the re-encoding path.
+    let out = injected(r#"{"stream":true,"stream":true,"stream_options":null}"#);
+    assert_eq!(out["stream_options"], json!({"include_usage": true}));
+}
+
+#[test]
 fn what_is_left_alone() {
     for body in [
         r#"{"model":"gpt-x","stream":false,"messages":[]}"#,
         r#"{"model":"gpt-x","messages":[]}"#,
         r#"{"model":"gpt-x","stream":"true"}"#,
         r#"{"stream":true,"stream_options":{"include_usage":true}}"#,
-        r#"{"stream":true,"stream_options":null}"#,
         r#"[{"stream":true}]"#,
         r#"{"nested":{"stream":true}}"#,
         "not json",

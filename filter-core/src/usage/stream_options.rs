@@ -59,8 +59,14 @@ pub fn request_stream_usage(body: &[u8]) -> StreamUsage {
     }
     match fields.stream_options {
         None => insert_after_brace(json).map_or(StreamUsage::Unchanged, StreamUsage::Injected),
-        Some(Value::Object(options)) => {
-            if options.get("include_usage") == Some(&Value::Bool(true)) {
+        // `null` reads as absent upstream (the SDKs' optional field): asked like absent.
+        Some(Value::Object(_) | Value::Null) => {
+            let asked_already = fields
+                .stream_options
+                .as_ref()
+                .and_then(|o| o.get("include_usage"))
+                == Some(&Value::Bool(true));
+            if asked_already {
                 return StreamUsage::Unchanged;
             }
             let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(json) else {
@@ -79,7 +85,7 @@ fn canonical(json: &[u8]) -> StreamUsage {
         return StreamUsage::Unchanged;
     };
     if request.get("stream") == Some(&Value::Bool(true))
-        && !matches!(request.get("stream_options"), Some(o) if !o.is_object())
+        && !matches!(request.get("stream_options"), Some(o) if !o.is_object() && !o.is_null())
     {
         let asked_already = request
             .get("stream_options")
@@ -97,6 +103,9 @@ fn ask(mut request: Map<String, Value>) -> StreamUsage {
     let options = request
         .entry("stream_options")
         .or_insert_with(|| Value::Object(Map::new()));
+    if options.is_null() {
+        *options = Value::Object(Map::new());
+    }
     let Value::Object(options) = options else {
         return StreamUsage::Unchanged;
     };
