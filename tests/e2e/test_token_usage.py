@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import requests
 
 from .harness import Stack
@@ -152,3 +153,122 @@ def test_a_provider_error_counts_a_request_without_usage(stack):
     assert (m["requests"], m["incomplete"], m["input_tokens"], m["output_tokens"]) == (1, 1, 0, 0)
     # Its body was not read: the model is the one the request named.
     assert m["model"] == "gpt-4o", m
+
+
+# --- every API: the totals equal what the client's own response said ----------------------
+
+def _openai_usage(u: dict) -> dict:
+    return {"input": u["prompt_tokens"], "output": u.get("completion_tokens", 0),
+            "cached": (u.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
+            "reasoning": (u.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)}
+
+
+def _responses_usage(u: dict) -> dict:
+    return {"input": u["input_tokens"], "output": u["output_tokens"],
+            "cached": (u.get("input_tokens_details") or {}).get("cached_tokens", 0),
+            "reasoning": (u.get("output_tokens_details") or {}).get("reasoning_tokens", 0)}
+
+
+def _anthropic_usage(u: dict) -> dict:
+    reads, writes = u.get("cache_read_input_tokens") or 0, u.get("cache_creation_input_tokens") or 0
+    return {"input": u["input_tokens"] + reads + writes, "output": u["output_tokens"],
+            "cached": reads, "reasoning": 0}
+
+
+def _gemini_usage(u: dict) -> dict:
+    thoughts = u.get("thoughtsTokenCount", 0)
+    return {"input": u["promptTokenCount"] + u.get("toolUsePromptTokenCount", 0),
+            "output": u.get("candidatesTokenCount", 0) + thoughts,
+            "cached": u.get("cachedContentTokenCount", 0), "reasoning": thoughts}
+
+
+def _sse_payloads(text: str) -> list[dict]:
+    return [json.loads(line[6:]) for line in text.splitlines()
+            if line.startswith("data: ") and line[6:].strip() not in ("", "[DONE]")]
+
+
+def _last_with(events: list[dict], *path: str) -> dict:
+    found = None
+    for event in events:
+        value = event
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value:
+            found = value
+    assert found is not None, (path, events)
+    return found
+
+
+# (name, path, auth header, body, the client's usage in our shape from its response)
+API_CASES = [
+    ("responses-json", "/v1/responses", "authorization",
+     {"model": "gpt-4o", "input": "hi"},
+     lambda r: _responses_usage(r.json()["usage"])),
+    ("responses-sse", "/v1/responses", "authorization",
+     {"model": "gpt-4o", "input": "hi", "stream": True},
+     lambda r: _responses_usage(_last_with(_sse_payloads(r.text), "response", "usage"))),
+    ("embeddings", "/v1/embeddings", "authorization",
+     {"model": "text-embedding-3-small", "input": ["a", "b"]},
+     lambda r: _openai_usage(r.json()["usage"])),
+    ("anthropic-json", "/v1/messages", "x-api-key",
+     {"model": "claude-sonnet-4-5", "max_tokens": 32, "messages": [{"role": "user",
+                                                                    "content": "hi"}]},
+     lambda r: _anthropic_usage(r.json()["usage"])),
+    # Anthropic's OpenAI SDK compatibility endpoint (its key in x-api-key): no way around the
+    # meter.
+    ("anthropic-openai-compat", "/v1/chat/completions", "x-api-key",
+     {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]},
+     lambda r: _openai_usage(r.json()["usage"])),
+    ("gemini-sse", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+     "x-goog-api-key", {"contents": [{"parts": [{"text": "hi"}]}]},
+     lambda r: _gemini_usage(_last_with(_sse_payloads(r.text), "usageMetadata"))),
+    ("gemini-openai", "/v1beta/openai/chat/completions", "authorization",
+     {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]},
+     lambda r: _openai_usage(r.json()["usage"])),
+]
+
+
+def _recorded(stack: Stack, token_hash: str, requests_expected: int) -> list[dict]:
+    deadline = time.monotonic() + 10
+    while True:
+        out = stack.cli("tokens", "usage", token_hash, "--json")
+        models = json.loads(out.stdout)["models"]
+        if sum(m["requests"] for m in models) >= requests_expected:
+            return models
+        assert time.monotonic() < deadline, models
+        time.sleep(0.3)
+
+
+@pytest.mark.parametrize("name,path,slot,body,client_usage", API_CASES,
+                         ids=[case[0] for case in API_CASES])
+def test_each_api_records_exactly_what_its_client_was_told(stack, name, path, slot, body,
+                                                          client_usage):
+    minted = stack.mint("openai,anthropic,gemini")
+    value = f"Bearer {minted['token']}" if slot == "authorization" else minted["token"]
+    headers = {slot: value}
+    if slot == "x-api-key":
+        headers["anthropic-version"] = "2023-06-01"
+    reply = requests.post(f"{stack.url}{path}", json=body, headers=headers, timeout=30)
+    assert reply.status_code == 200, reply.text
+    told = client_usage(reply)
+    assert told["input"] > 0, told
+    (row,) = _recorded(stack, minted["hash"], 1)
+    recorded = {"input": row["input_tokens"], "output": row["output_tokens"],
+                "cached": row["cached_input_tokens"], "reasoning": row["reasoning_tokens"]}
+    assert recorded == told, (name, row)
+    assert (row["requests"], row["incomplete"]) == (1, 0), row
+
+
+def test_a_stream_the_client_abandons_is_recorded_incomplete_with_what_was_seen(stack):
+    minted = stack.mint()
+    with requests.post(f"{stack.url}/v1/chat/completions", stream=True, timeout=30,
+                       json={"model": "gpt-4o", "stream": True, "messages": []},
+                       headers={"authorization": f"Bearer {minted['token']}",
+                                "x-mock-hold": "1"}) as reply:
+        assert reply.status_code == 200
+        first = next(reply.iter_lines())
+        assert first.startswith(b"data: "), first
+    # The connection is closed mid-stream: Envoy resets the stream and the filter records it.
+    (row,) = _recorded(stack, minted["hash"], 1)
+    assert (row["requests"], row["incomplete"], row["output_tokens"]) == (1, 1, 0), row
+    assert row["model"] == "gpt-4o", row

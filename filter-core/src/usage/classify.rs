@@ -4,7 +4,8 @@
 //! Only calls that produce billed tokens are metered: OpenAI Chat Completions, (legacy)
 //! Completions, Responses, Embeddings, Realtime sessions and Responses over a WebSocket (also
 //! at operator-configured OpenAI-compatible providers, whose paths sit under their prefix);
-//! Anthropic Messages (not `count_tokens`, not batches); Gemini `generateContent`,
+//! Anthropic Messages (not `count_tokens`, not batches) and its OpenAI-compatible Chat
+//! Completions; Gemini `generateContent`,
 //! `streamGenerateContent`, Live sessions and its OpenAI-compatible endpoint. A `GET` of a
 //! stored response is not metered (it would count the same tokens again on every poll).
 
@@ -31,6 +32,11 @@ pub fn metered_api(dialect: Dialect, method: &str, path: &str, upgrade: bool) ->
             } else {
                 None
             }
+        }
+        // Anthropic's OpenAI SDK compatibility endpoint bills like Messages and answers in
+        // Chat Completions' shape: metered, so it is no way around a meter (or a budget).
+        Dialect::Anthropic if path.ends_with("/chat/completions") => {
+            Some(UsageApi::ChatCompletions)
         }
         Dialect::Anthropic => path.ends_with("/v1/messages").then_some(UsageApi::Messages),
         Dialect::Gemini => {
@@ -129,6 +135,13 @@ mod tests {
             (Openai, "GET", "/v1/responses", true, Some(Responses)),
             (Anthropic, "POST", "/v1/messages", false, Some(Messages)),
             (Anthropic, "POST", "/v1/messages/count_tokens", false, None),
+            (
+                Anthropic,
+                "POST",
+                "/v1/chat/completions",
+                false,
+                Some(ChatCompletions),
+            ),
             (Anthropic, "POST", "/v1/messages/batches", false, None),
             (
                 Gemini,
