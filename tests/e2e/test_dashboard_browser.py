@@ -1,22 +1,30 @@
 """The dashboard in a real browser: Debian's Chromium (never a downloaded one) driven by
-playwright-core (tests/browser/dashboard.mjs) through the real Envoy, against a real
-token-service and the recording mock upstream. Saves tests/artifacts/dashboard.png."""
+playwright-core (tests/browser/dashboard.mjs, dashboard_usage.mjs) through the real Envoy,
+against a real token-service and the recording mock upstream. Saves
+tests/artifacts/dashboard.png and dashboard-usage.png."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
+import requests
+
+from .admin_client import AdminClient
 from .harness import REAL_KEYS, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCRIPT = ROOT / "tests/browser/dashboard.mjs"
 MODULES = ROOT / "tests/browser/node_modules/playwright-core"
 SCREENSHOT = ROOT / "tests/artifacts/dashboard.png"
+USAGE_SCRIPT = ROOT / "tests/browser/dashboard_usage.mjs"
+USAGE_SCREENSHOT = ROOT / "tests/artifacts/dashboard-usage.png"
 
 
 def test_dashboard_in_chromium(stack):
@@ -45,3 +53,124 @@ def test_dashboard_in_chromium(stack):
     assert latency <= 1500, latency
     print(f"browser test took {took:.1f}s; disable -> refused in {latency} ms")
     assert took < 60, f"browser test took {took:.1f}s"
+
+
+# --- the usage view -------------------------------------------------------------------------
+
+#: A model name is the provider's text (the mock echoes the client's): it must show as text.
+HTML_MODEL = '<img src=x onerror="window.__pwned=1">gpt-x'
+#: How the view names the model of a response that named none (an upstream error's).
+NO_MODEL = "(none named)"
+COUNT_KEYS = ["requests", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+              "output_tokens", "reasoning_tokens", "incomplete"]
+#: Reported the way the filter reports (POST /v1/usage with the check secret): large counts,
+#: different in every column, so a column shown in the wrong place fails the test.
+REPORTED = {"requests": 2, "incomplete": 0, "input_tokens": 1_234_567,
+            "cached_input_tokens": 234_567, "cache_write_tokens": 3_456,
+            "output_tokens": 89_012, "reasoning_tokens": 12_345}
+
+
+def usd(text: str) -> str:
+    """The view's money format (en-GB): cents from $1 on, every significant decimal below."""
+    value = float(text)
+    if value == 0 or value >= 1:
+        return f"${value:,.2f}"
+    whole, decimals = text.split(".")
+    return f"${whole}.{decimals.rstrip('0').ljust(2, '0')}"
+
+
+def shown(counts: dict, api: dict) -> dict:
+    """A table row as the view must show it: the counts we expect (from what the clients saw
+    and what we reported), the cost the API priced."""
+    row = {key: f"{counts[key]:,}" for key in COUNT_KEYS}
+    cost = usd(api["cost_usd"])
+    if api["unknown_price"]:
+        cost = f"{cost} + unknown price" if float(api["cost_usd"]) > 0 else "unknown price"
+    row["cost_usd"] = cost
+    return row
+
+
+def summed(*rows: dict) -> dict:
+    return {key: sum(r[key] for r in rows) for key in COUNT_KEYS}
+
+
+def drive_usage(stack, token: str, token_hash: str) -> dict[str, dict]:
+    """Calls through Envoy (metered by the filter) and one report like the filter's; returns
+    the counts per model as the clients saw them and as reported."""
+    seen = {m: dict.fromkeys(COUNT_KEYS, 0) for m in ("gpt-4o", HTML_MODEL, "")}
+    for model, status in (("gpt-4o", 200), ("gpt-4o", 200), (HTML_MODEL, 200), ("gpt-4o", 500)):
+        r = requests.post(f"{stack.url}/v1/chat/completions", timeout=30,
+                          json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+                          headers={"authorization": f"Bearer {token}",
+                                   "x-mock-status": str(status)})
+        assert r.status_code == status, r.text
+        if status != 200:
+            # An upstream error: its body is not read, so no usage and no model name.
+            seen[""]["requests"] += 1
+            seen[""]["incomplete"] += 1
+            continue
+        counts = seen[model]
+        counts["requests"] += 1
+        u = r.json()["usage"]
+        counts["input_tokens"] += u["prompt_tokens"]
+        counts["cached_input_tokens"] += u["prompt_tokens_details"]["cached_tokens"]
+        counts["output_tokens"] += u["completion_tokens"]
+        counts["reasoning_tokens"] += u["completion_tokens_details"]["reasoning_tokens"]
+    usage = {"input": REPORTED["input_tokens"], "cached_input": REPORTED["cached_input_tokens"],
+             "cache_write": REPORTED["cache_write_tokens"], "output": REPORTED["output_tokens"],
+             "reasoning": REPORTED["reasoning_tokens"]}
+    entry = {"hash": token_hash, "provider": "anthropic", "api": "messages",
+             "model": "claude-sonnet-4-5", "status": 200, "streamed": True,
+             "requests": REPORTED["requests"], "incomplete": REPORTED["incomplete"],
+             "usage": usage}
+    report = requests.post(f"http://127.0.0.1:{stack.service_port}/v1/usage", timeout=10,
+                           json={"entries": [], "token_usage": [entry]},
+                           headers={"x-ptk-check-secret": stack.secret})
+    assert report.status_code == 204, report.text
+    seen["claude-sonnet-4-5"] = dict(REPORTED)
+    return seen
+
+
+def test_usage_view_in_chromium(stack):
+    """The usage panels show what the clients used (and what was reported), per model and per
+    day for one token and per token and model for the fleet, model names as text, and the
+    CSV export downloads with the session."""
+    created = json.loads(stack.cli("tokens", "create", "--label", "usage-view", "--providers",
+                                   "openai,anthropic", "--json").stdout)
+    token_hash = created["hash"]
+    seen = drive_usage(stack, created["token"], token_hash)
+    admin = AdminClient(stack.url, stack.admin_secret)
+    deadline = time.monotonic() + 10
+    while True:  # the filter's workers report once a second
+        api = admin.http.get(f"{stack.url}/admin/api/tokens/{token_hash}/usage", timeout=10).json()
+        if sum(m["requests"] for m in api["models"]) >= 6 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    by_model = {m["model"]: m for m in api["models"]}
+    assert set(by_model) == set(seen), api
+    fleet = admin.http.get(f"{stack.url}/admin/api/usage", timeout=10).json()
+    fleet_token = next(t for t in fleet["tokens"] if t["token"] == token_hash)
+    fleet_models = {m["model"]: m for m in fleet["models"]}
+    total = summed(*seen.values())
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert [d["day"] for d in api["per_day"]] == [today], api
+    expect = {
+        "hash": token_hash,
+        "label": "usage-view",
+        "models": {m or NO_MODEL: shown(c, by_model[m]) for m, c in seen.items()},
+        "fleet_models": {m or NO_MODEL: shown(c, fleet_models[m]) for m, c in seen.items()},
+        "day": {"day": today, **shown(total, api["per_day"][0])},
+        "fleet_token": {"label": "usage-view", "token": f"{token_hash[:12]}…",
+                        **shown(total, fleet_token)},
+        "html_model": HTML_MODEL,
+        "csv_line": (f"{today},{token_hash},anthropic,claude-sonnet-4-5,messages,2,0,1234567,"
+                     f"234567,3456,89012,12345,{by_model['claude-sonnet-4-5']['cost_usd']},0"),
+    }
+    USAGE_SCREENSHOT.unlink(missing_ok=True)
+    env = dict(os.environ, PTK_PROXY_URL=stack.url, PTK_ADMIN_SECRET=stack.admin_secret,
+               PTK_SCREENSHOT=str(USAGE_SCREENSHOT), PTK_USAGE_EXPECT=json.dumps(expect))
+    run = subprocess.run(["node", str(USAGE_SCRIPT)], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    print(run.stdout)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    assert USAGE_SCREENSHOT.exists() and USAGE_SCREENSHOT.stat().st_size > 10_000

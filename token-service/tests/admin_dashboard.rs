@@ -20,8 +20,9 @@ async fn the_page_is_self_contained_and_csp_clean() {
         admin.csrf
     )));
     assert!(html.contains(r#"<script src="/admin/static/admin.js"></script>"#));
+    assert!(html.contains(r#"<script src="/admin/static/usage.js"></script>"#));
     assert!(html.contains(r#"<link rel="stylesheet" href="/admin/static/admin.css">"#));
-    assert_eq!(html.matches("<script").count(), 1, "no inline scripts");
+    assert_eq!(html.matches("<script").count(), 2, "no inline scripts");
     for forbidden in [
         " style=",
         " onclick=",
@@ -37,6 +38,7 @@ async fn the_page_is_self_contained_and_csp_clean() {
     assert!(html.contains("No tokens yet."));
     for (path, content_type) in [
         ("/admin/static/admin.js", "text/javascript; charset=utf-8"),
+        ("/admin/static/usage.js", "text/javascript; charset=utf-8"),
         ("/admin/static/admin.css", "text/css; charset=utf-8"),
     ] {
         let r = app.client.get(app.admin_url(path)).send().await.unwrap();

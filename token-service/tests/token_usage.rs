@@ -9,6 +9,7 @@ use assert_cmd::Command;
 use common::*;
 use ptk_wire::Provider;
 use serde_json::{json, Value};
+use token_service::store::TokenStore as _;
 
 const BIN: &str = env!("CARGO_BIN_EXE_token-service");
 
@@ -163,8 +164,15 @@ async fn the_admin_api_shows_a_tokens_usage_the_fleets_and_exports_csv() {
     let other = app
         .add_token("ptk_usage_test_token_0005", &[Provider::Openai], |_| {})
         .await;
+    let gone = app
+        .add_token("ptk_usage_test_token_0006", &[Provider::Openai], |r| {
+            r.label = "gone".into()
+        })
+        .await;
     let body = json!({"entries": [], "token_usage": [
         entry(&hash, "gpt-4o", 2, 0, 2000, 200),
+        entry(&hash, "gpt-4o-mini", 1, 0, 10, 10),
+        entry(&gone, "gpt-4o-mini", 1, 0, 1, 1),
         entry(&other, "=HYPERLINK(\"x\",\"y\")", 1, 1, 5, 5),
     ]});
     assert_eq!(report(&app, body).await, 204);
@@ -188,15 +196,33 @@ async fn the_admin_api_shows_a_tokens_usage_the_fleets_and_exports_csv() {
     assert_eq!(one["models"][0]["cost_usd"], "0.007000");
     assert_eq!(one["days"][0]["api"], "chat_completions");
     assert_eq!(one["days"][0]["requests"], 2);
+    // Per day: both models summed into today's one row.
+    let per_day = one["per_day"].as_array().unwrap();
+    assert_eq!(per_day.len(), 1, "{one}");
+    assert_eq!(per_day[0]["day"], one["days"][0]["day"]);
+    assert_eq!(
+        (&per_day[0]["requests"], &per_day[0]["input_tokens"]),
+        (&json!(3), &json!(2010))
+    );
+    assert_eq!(per_day[0]["output_tokens"], 210);
 
+    // A deleted token's usage stays in the fleet's totals, without a label.
+    app.store.delete(&gone).await.unwrap();
     let fleet: Value = admin.get("/admin/api/usage").await.json().await.unwrap();
-    assert_eq!(fleet["models"].as_array().unwrap().len(), 2);
+    assert_eq!(fleet["models"].as_array().unwrap().len(), 3);
     assert_eq!(
         fleet["tokens"][0]["token"],
         hash.as_str(),
         "costliest first"
     );
-    assert_eq!(fleet["tokens"][1]["unknown_price"], true);
+    assert_eq!(fleet["tokens"][0]["label"], "test");
+    let unpriced = &fleet["tokens"].as_array().unwrap()[1..];
+    assert!(unpriced.iter().any(|t| t["token"] == other.as_str()
+        && t["unknown_price"] == true
+        && t["label"] == "test"));
+    assert!(unpriced
+        .iter()
+        .any(|t| t["token"] == gone.as_str() && t["label"].is_null()));
 
     let csv = admin.get("/admin/api/usage.csv").await;
     assert_eq!(csv.status(), 200);
@@ -206,7 +232,7 @@ async fn the_admin_api_shows_a_tokens_usage_the_fleets_and_exports_csv() {
         .starts_with("text/csv"));
     let text = csv.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines.len(), 5, "{text}");
     assert!(lines[0].starts_with("day,token,provider,model,api,requests"));
     assert!(text.contains(&format!(",{hash},openai,gpt-4o,chat_completions,2,0,2000,")));
     // A model name is the provider's text: never a live formula, quoted as RFC 4180 says.

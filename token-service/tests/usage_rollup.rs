@@ -3,7 +3,7 @@
 
 use ptk_wire::{TokenUsage, UsageApi, UsageEntry};
 use token_service::pricing::PriceTable;
-use token_service::usage::{per_model, rollup};
+use token_service::usage::{per_day, per_model, rollup};
 
 const H: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -112,6 +112,41 @@ fn per_model_totals_sum_apis_and_days_and_put_the_costliest_first() {
     assert_eq!(json["model"], "gpt-4o");
     assert_eq!(json["requests"], 2);
     assert_eq!(json["usage"]["input"], 2000);
+}
+
+#[test]
+fn per_day_totals_sum_models_and_apis_newest_day_first() {
+    let prices = PriceTable::bundled();
+    let mut rows = rollup(
+        &[entry(
+            "gpt-4o",
+            UsageApi::ChatCompletions,
+            200,
+            1,
+            1000,
+            100,
+        )],
+        "2026-11-28",
+        prices,
+    );
+    rows.extend(rollup(
+        &[
+            entry("gpt-4o", UsageApi::Responses, 200, 1, 1000, 100),
+            entry("gpt-4o-mini", UsageApi::ChatCompletions, 200, 1, 10, 10),
+        ],
+        "2026-11-29",
+        prices,
+    ));
+    let days = per_day(&rows);
+    let names: Vec<&str> = days.iter().map(|(day, _)| day.as_str()).collect();
+    assert_eq!(names, ["2026-11-29", "2026-11-28"]);
+    assert_eq!((days[0].1.requests, days[0].1.usage.input), (2, 1010));
+    assert_eq!(days[0].1.usage.output, 110);
+    assert_eq!(
+        days[0].1.cost_nano_usd,
+        rows[1].counts.cost_nano_usd + rows[2].counts.cost_nano_usd
+    );
+    assert_eq!(days[1].1.requests, 1);
 }
 
 #[test]

@@ -4,6 +4,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 const SCRIPT: &str = include_str!("assets/admin.js");
+const USAGE_SCRIPT: &str = include_str!("assets/usage.js");
 const STYLESHEET: &str = include_str!("assets/admin.css");
 
 /// `GET /admin/static/admin.js`.
@@ -14,6 +15,17 @@ pub async fn script() -> impl IntoResponse {
             (header::CACHE_CONTROL, "no-cache"),
         ],
         SCRIPT,
+    )
+}
+
+/// `GET /admin/static/usage.js`: the usage view (its own file: it only reads).
+pub async fn usage_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        USAGE_SCRIPT,
     )
 }
 

@@ -134,6 +134,7 @@ pub fn route_table() -> Vec<RouteEntry> {
         entry("/admin/login", Method::POST, login::login),
         entry("/admin/logout", Method::POST, login::logout),
         entry("/admin/static/admin.js", Method::GET, assets::script),
+        entry("/admin/static/usage.js", Method::GET, assets::usage_script),
         entry("/admin/static/admin.css", Method::GET, assets::stylesheet),
         entry("/favicon.ico", Method::GET, assets::favicon),
         entry("/admin/favicon.ico", Method::GET, assets::favicon),

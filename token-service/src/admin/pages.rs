@@ -1,5 +1,7 @@
 //! Server-rendered pages (maud): the login page and the dashboard shell. The token rows come
-//! from [`super::rows`]; behaviour is in `assets/admin.js`, loaded from `/admin/static/`.
+//! from [`super::rows`]; behaviour is in `assets/admin.js` (tokens) and `assets/usage.js` (the
+//! usage view, which fills the empty usage panels below from the JSON usage API), loaded from
+//! `/admin/static/`.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -154,6 +156,53 @@ fn created_panel(base: &str) -> Markup {
     }
 }
 
+/// The usage panels, empty: `usage.js` fills them (the fleet's on load, a token's on its
+/// "usage" button) with `textContent` only, as model names are the provider's (or a client's)
+/// text.
+fn usage_panels() -> Markup {
+    html! {
+        section #usage {
+            h2 { "Usage" }
+            div.usage-controls {
+                label.inline { "Since (UTC day) " input #usage-since type="date" required; }
+                " "
+                button #usage-refresh type="button" { "refresh" }
+                " "
+                a #usage-csv href="/admin/api/usage.csv" download { "download CSV" }
+            }
+            p.hint #usage-caption {
+                "Input includes cached tokens, output includes reasoning. "
+                strong { "Incomplete" } ": responses whose usage was only partly seen (an \
+                aborted stream, an upstream error, a disconnect, a response whose usage could \
+                not be read); their counts are what was seen. "
+                strong { "Unknown price" } ": a model the price table does not know; its \
+                tokens count, its cost is left out of the total."
+            }
+            p.empty #usage-empty hidden {}
+            div #usage-fleet hidden {
+                h3 { "Per token, costliest first" }
+                table #usage-tokens {}
+                p.hint #usage-tokens-more hidden {}
+                h3 { "Per model, costliest first" }
+                table #usage-models {}
+            }
+        }
+        section #token-usage hidden {
+            h2 {
+                "Usage of " span #token-usage-name {} " "
+                button #token-usage-close type="button" { "close" }
+            }
+            p.empty #token-usage-empty hidden {}
+            div #token-usage-tables hidden {
+                h3 { "Per model" }
+                table #token-usage-models {}
+                h3 { "Per day (UTC)" }
+                table #token-usage-days {}
+            }
+        }
+    }
+}
+
 /// `GET /admin`: the dashboard with a session, the login page without one.
 pub async fn dashboard(
     State(state): State<AdminState>,
@@ -202,8 +251,10 @@ pub async fn dashboard(
                     button #next-page type="button" data-after=[next.as_deref()] disabled[next.is_none()] { "older ›" }
                 }
             }
+            (usage_panels())
         }
         script src="/admin/static/admin.js" {}
+        script src="/admin/static/usage.js" {}
     };
     Ok(layout("ptk admin", head, body).into_response())
 }

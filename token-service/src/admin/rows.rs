@@ -66,6 +66,8 @@ fn row(listing: &TokenListing, about: &ProxyInfo, now: DateTime<Utc>) -> Markup 
                 button type="button" data-action="toggle" data-next=(next) { (toggle_label) }
                 " "
                 button type="button" data-action="delete" { "delete" }
+                " "
+                button type="button" data-action="usage" title="this token's metered usage" { "usage" }
             }
         }
     }

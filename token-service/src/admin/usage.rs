@@ -1,5 +1,7 @@
-//! Token usage in the admin API (a session needed, read-only): one token's rows per day and its
-//! totals per model, the fleet's totals per model and per token, and a CSV export of the rows.
+//! Token usage in the admin API (a session needed, read-only): one token's totals per model and
+//! per day and its stored rows, the fleet's totals per model and per token (with the token's
+//! label), and a CSV export of the rows. The dashboard's usage view (`assets/usage.js`) reads
+//! these.
 //! `?since=YYYY-MM-DD` (a UTC day, inclusive) everywhere; the first of this month by default.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -17,7 +19,7 @@ use super::AdminState;
 use crate::pricing::format_usd;
 use crate::store::MAX_USAGE_ROWS;
 use crate::usage::view::{counts_json, model_json, row_json, since_day};
-use crate::usage::{per_model, UsageRow};
+use crate::usage::{per_day, per_model, UsageRow};
 
 /// `?since=`.
 #[derive(Debug, Default, Deserialize)]
@@ -31,8 +33,9 @@ fn since(query: Result<Query<SinceQuery>, QueryRejection>) -> Result<String, Adm
     since_day(query.since.as_deref()).map_err(AdminError::BadRequest)
 }
 
-/// `GET /admin/api/tokens/{hash}/usage`: `{token, since, models, days}` (a deleted token's
-/// usage is kept and still answers).
+/// `GET /admin/api/tokens/{hash}/usage`: `{token, since, models, per_day, days}`: totals per
+/// model and per UTC day (newest first), and the stored rows (a deleted token's usage is kept
+/// and still answers).
 pub async fn of_token(
     _: Session,
     State(state): State<AdminState>,
@@ -44,14 +47,19 @@ pub async fn of_token(
     let since = since(query)?;
     let rows = state.usage.usage_of(hash, &since).await?;
     let models: Vec<Value> = per_model(&rows).iter().map(model_json).collect();
+    let totals_per_day: Vec<Value> = per_day(&rows)
+        .iter()
+        .map(|(day, counts)| with_field(counts_json(counts), "day", json!(day)))
+        .collect();
     let days: Vec<Value> = rows.iter().map(row_json).collect();
-    Ok(Json(
-        json!({"token": hash, "since": since, "models": models, "days": days}),
-    ))
+    Ok(Json(json!({
+        "token": hash, "since": since, "models": models, "per_day": totals_per_day, "days": days
+    })))
 }
 
 /// `GET /admin/api/usage`: `{since, models, tokens}`, the fleet's totals per model and per
-/// token (costliest first).
+/// token (costliest first); each token with its `label` (`null` once deleted: its usage is
+/// kept).
 pub async fn fleet(
     _: Session,
     State(state): State<AdminState>,
@@ -66,22 +74,24 @@ pub async fn fleet(
         .iter()
         .map(model_json)
         .collect();
-    let tokens: Vec<Value> = state
-        .usage
-        .usage_by_token(&since)
-        .await?
-        .iter()
-        .map(|(hash, counts)| {
-            let mut value = counts_json(counts);
-            if let Some(object) = value.as_object_mut() {
-                object.insert("token".into(), json!(hash));
-            }
-            value
-        })
-        .collect();
+    let mut tokens = Vec::new();
+    for (hash, counts) in state.usage.usage_by_token(&since).await? {
+        // One lookup per token with usage in the period (an admin read, not a hot path).
+        let label = state.store.get(&hash).await?.map(|record| record.label);
+        let value = with_field(counts_json(&counts), "token", json!(hash));
+        tokens.push(with_field(value, "label", json!(label)));
+    }
     Ok(Json(
         json!({"since": since, "models": models, "tokens": tokens}),
     ))
+}
+
+/// `value` (an object) with `name` set to `field`.
+fn with_field(mut value: Value, name: &str, field: Value) -> Value {
+    if let Some(object) = value.as_object_mut() {
+        object.insert(name.into(), field);
+    }
+    value
 }
 
 /// The CSV export's columns.

@@ -6,4 +6,4 @@
 pub mod rollup;
 pub mod view;
 
-pub use rollup::{per_model, rollup, ModelTotals, UsageCounts, UsageKey, UsageRow};
+pub use rollup::{per_day, per_model, rollup, ModelTotals, UsageCounts, UsageKey, UsageRow};

@@ -129,3 +129,14 @@ pub fn per_model(rows: &[UsageRow]) -> Vec<ModelTotals> {
     totals.sort_by_key(|t| std::cmp::Reverse(t.counts.cost_nano_usd));
     totals
 }
+
+/// Rows summed per UTC day (providers, models and APIs together), newest day first.
+pub fn per_day(rows: &[UsageRow]) -> Vec<(String, UsageCounts)> {
+    let mut sums: BTreeMap<String, UsageCounts> = BTreeMap::new();
+    for row in rows {
+        sums.entry(row.key.day.clone())
+            .or_default()
+            .add(&row.counts);
+    }
+    sums.into_iter().rev().collect()
+}
