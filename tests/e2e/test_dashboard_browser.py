@@ -98,14 +98,17 @@ def drive_usage(stack, token: str, token_hash: str) -> dict[str, dict]:
     """Calls through Envoy (metered by the filter) and one report like the filter's; returns
     the counts per model as the clients saw them and as reported."""
     seen = {m: dict.fromkeys(COUNT_KEYS, 0) for m in ("gpt-4o", HTML_MODEL, "")}
-    for model, status in (("gpt-4o", 200), ("gpt-4o", 200), (HTML_MODEL, 200), ("gpt-4o", 500)):
-        r = requests.post(f"{stack.url}/v1/chat/completions", timeout=30,
-                          json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+    for model, status in (("gpt-4o", 200), ("gpt-4o", 200), (HTML_MODEL, 200), ("", 500)):
+        body = {"messages": [{"role": "user", "content": "hi"}]}
+        if model:
+            body["model"] = model
+        r = requests.post(f"{stack.url}/v1/chat/completions", timeout=30, json=body,
                           headers={"authorization": f"Bearer {token}",
                                    "x-mock-status": str(status)})
         assert r.status_code == status, r.text
         if status != 200:
-            # An upstream error: its body is not read, so no usage and no model name.
+            # An upstream error: its body is not read, so no usage; its request named no
+            # model, so none is shown.
             seen[""]["requests"] += 1
             seen[""]["incomplete"] += 1
             continue
