@@ -55,6 +55,9 @@
     return response;
   }
 
+  // Shared with usage.js (loaded after this script), so the view keeps these rules too.
+  window.ptkAdmin = { call, flash };
+
   function localize(root) {
     const format = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
     root.querySelectorAll("time[datetime]").forEach((el) => {

@@ -4,7 +4,6 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
   const sinceInput = $("usage-since");
   const SHOWN_TOKENS = 100; // the CSV export has every token
   const INCOMPLETE_HELP = "responses whose usage was only partly seen (an aborted stream, an " +
@@ -39,32 +38,11 @@
   let shown = null; // the token whose usage panel is open: { hash, label }
   const labels = new Map(); // hash -> label, from the fleet's answer
 
-  function flash(message) {
-    $("flash").textContent = message || "";
-    $("flash").hidden = !message;
-  }
+  // admin.js's one place for calls (CSRF header, 401 -> login, errors for the banner).
+  const { call, flash } = window.ptkAdmin;
 
-  // A GET with the session cookie: 401 -> login, an error's message thrown for the banner.
   async function getJSON(url) {
-    let response;
-    try {
-      response = await fetch(url, { credentials: "same-origin", headers: { "x-csrf-token": csrf } });
-    } catch (e) {
-      throw new Error("network error - token-service unreachable");
-    }
-    if (response.status === 401) {
-      window.location.assign("/admin");
-      throw new Error("session expired");
-    }
-    if (!response.ok) {
-      let message = `request failed (${response.status})`;
-      try {
-        const data = await response.json();
-        if (data && data.error && data.error.message) message = data.error.message;
-      } catch (e) { /* not JSON: keep the status line */ }
-      throw new Error(message);
-    }
-    return response.json();
+    return (await call("GET", url)).json();
   }
 
   // The API's six-decimal USD text as money: cents from $1 on ("$1,234.57"), below that
