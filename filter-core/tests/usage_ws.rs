@@ -200,21 +200,23 @@ fn a_compressed_message_is_skipped_and_marks_the_session_incomplete() {
 }
 
 #[test]
-fn a_session_without_a_close_frame_or_reset_is_incomplete() {
+fn a_session_without_a_close_frame_is_incomplete_and_one_with_it_complete_even_when_reset() {
     let s = text(
         r#"{"type":"response.done","response":{"usage":{"input_tokens":3,"output_tokens":4}}}"#,
     );
     let got = meter(UsageApi::Realtime, &[&s]);
     assert_eq!(got.usage, usage(3, 0, 4, 0));
     assert!(!got.complete);
+    let mut m = UsageMeter::new(UsageApi::Realtime, Framing::WebSocket);
+    m.feed(&s);
+    assert!(!m.finish(false).complete, "reset before the close frame");
+    // After the close handshake the upstream closes its connection, which Envoy reports as a
+    // reset (response flag UC): the session still ended as the protocol says it ends.
     let mut closed = s.clone();
     closed.extend(close());
     let mut m = UsageMeter::new(UsageApi::Realtime, Framing::WebSocket);
     m.feed(&closed);
-    assert!(
-        !m.finish(false).complete,
-        "a reset stream is never complete"
-    );
+    assert!(m.finish(false).complete, "closed, then reset");
 }
 
 #[test]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.compat import env
+from tests.e2e.admin_client import AdminClient
 from tests.e2e.harness import REAL_KEYS
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -39,9 +40,18 @@ def test_node_files_exist():
     assert len(FILES) >= 10, FILES
 
 
+@pytest.fixture(scope="module")
+def admin_env(stack) -> dict[str, str]:
+    """One admin API session for every file (the login is throttled, per address, as it must
+    be): its cookie and CSRF token."""
+    admin = AdminClient(stack.service_admin_url, stack.admin_secret)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in admin.http.cookies)
+    return {"ADMIN_URL": stack.service_admin_url, "ADMIN_COOKIE": cookie, "ADMIN_CSRF": admin.csrf}
+
+
 @pytest.mark.timeout(FILE_TIMEOUT_S + 30)
 @pytest.mark.parametrize("name", FILES)
-def test_node_file(stack, name):
+def test_node_file(stack, admin_env, name):
     run_env = env.client_env()
     run_env.update(tokens_env(stack))
     run_env.update(
@@ -49,6 +59,8 @@ def test_node_file(stack, name):
         PROXY_TLS_URL=stack.tls_url,
         PROXY_CA_FILE=str(stack.ca_cert),
         MOCK_URL=stack.mock_url,
+        # Only for helpers.mjs's usage checks: fresh tokens, and what was recorded for them.
+        **admin_env,
         REAL_OPENAI_KEY=REAL_KEYS["OPENAI_API_KEY"],
         REAL_ANTHROPIC_KEY=REAL_KEYS["ANTHROPIC_API_KEY"],
         REAL_GEMINI_KEY=REAL_KEYS["GEMINI_API_KEY"],

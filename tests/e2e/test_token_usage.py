@@ -13,12 +13,16 @@ import time
 import pytest
 import requests
 
+from tests.mock_upstream.fixtures import CACHE_WRITE_TOKENS, CACHED_TOKENS, INPUT_TOKENS
+
 from .harness import Stack
 
 STACK_SETTINGS: dict = {}
 
-#: Prompt tokens of every mock reply (tests/mock_upstream/fixtures.py INPUT_TOKENS).
-PROMPT = 5
+#: Prompt tokens of every mock reply.
+PROMPT = INPUT_TOKENS
+#: Anthropic's `input_tokens` leaves out cache reads and writes; the normalised input has them.
+CLAUDE_INPUT = PROMPT + CACHED_TOKENS + CACHE_WRITE_TOKENS
 
 
 def chat(stack: Stack, token: str, body: dict) -> requests.Response:
@@ -106,13 +110,15 @@ def test_every_provider_is_metered_and_a_stream_sees_only_what_it_asked_for(stac
     assert gpt["output_tokens"] >= seen_output + 1, gpt  # plus the stream's own output
     assert gpt["cost_usd"] is not None and float(gpt["cost_usd"]) > 0, gpt
     claude = models["claude-sonnet-4-5"]
-    assert (claude["requests"], claude["input_tokens"], claude["incomplete"]) == (1, PROMPT, 0)
+    assert (claude["requests"], claude["input_tokens"], claude["incomplete"]) == (1, CLAUDE_INPUT, 0)
     flash = models["gemini-2.5-flash"]
     assert flash["input_tokens"] == gemini_usage["promptTokenCount"]
-    assert flash["output_tokens"] == gemini_usage["candidatesTokenCount"]
+    # Gemini's candidatesTokenCount leaves out thoughts; the normalised output has them.
+    assert flash["output_tokens"] == (gemini_usage["candidatesTokenCount"]
+                                      + gemini_usage["thoughtsTokenCount"])
     # The filter's own counters agree.
     assert stat(stack, "usage.responses") == 5
-    assert stat(stack, "usage.input_tokens") == 5 * PROMPT
+    assert stat(stack, "usage.input_tokens") == 4 * PROMPT + CLAUDE_INPUT
 
 
 def test_bodies_of_unknown_or_large_size_pass_as_they_come(stack):

@@ -41,6 +41,14 @@ from typing import Any
 TEXT = "hi"
 INPUT_TOKENS = 5
 OUTPUT_TOKENS = 1
+# Every usage object carries each field its provider defines, with distinct non-zero numbers, so
+# a meter (or an SDK) that swaps two fields or drops one gets a different total.
+#: Of the prompt, read from the provider's cache (OpenAI and Gemini count them in the prompt).
+CACHED_TOKENS = 2
+#: Anthropic only: written to the cache (its `input_tokens` counts neither reads nor writes).
+CACHE_WRITE_TOKENS = 7
+#: Reasoning ("thinking") tokens: OpenAI counts them in the output, Gemini apart from it.
+REASONING_TOKENS = 3
 
 DEFAULT_MODELS = {
     "openai": "gpt-4o-mini",
@@ -308,14 +316,14 @@ def plan_reply(kind: str, body: Any) -> Reply:
 
 
 def _openai_usage(reply: Reply) -> dict[str, Any]:
-    out = reply.output_tokens
+    out = reply.output_tokens + REASONING_TOKENS
     return {
         "prompt_tokens": INPUT_TOKENS,
         "completion_tokens": out,
         "total_tokens": INPUT_TOKENS + out,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": CACHED_TOKENS, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": REASONING_TOKENS,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -410,12 +418,12 @@ def openai_chat_stream(model: str, reply: Reply, include_usage: bool = False) ->
 
 
 def _responses_usage(reply: Reply) -> dict[str, Any]:
-    out = reply.output_tokens
+    out = reply.output_tokens + REASONING_TOKENS
     return {
         "input_tokens": INPUT_TOKENS,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": CACHED_TOKENS},
         "output_tokens": out,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": REASONING_TOKENS},
         "total_tokens": INPUT_TOKENS + out,
     }
 
@@ -556,11 +564,17 @@ def openai_model(model_id: str) -> dict[str, Any]:
 def _anthropic_usage(output_tokens: int) -> dict[str, Any]:
     return {
         "input_tokens": INPUT_TOKENS,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": CACHE_WRITE_TOKENS,
+        "cache_read_input_tokens": CACHED_TOKENS,
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
+
+
+def _anthropic_delta_usage(output_tokens: int) -> dict[str, Any]:
+    usage = _anthropic_usage(output_tokens)
+    del usage["service_tier"]
+    return usage
 
 
 def anthropic_message(model: str, reply: Reply) -> dict[str, Any]:
@@ -607,8 +621,9 @@ def anthropic_stream(model: str, reply: Reply) -> list[bytes]:
         ("ping", {"type": "ping"}),
         ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}),
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        # Cumulative: today's API repeats the input and cache counts next to the final output.
         ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                           "usage": {"output_tokens": reply.output_tokens}}),
+                           "usage": _anthropic_delta_usage(reply.output_tokens)}),
         ("message_stop", {"type": "message_stop"}),
     ]
     return [sse(data, event=name) for name, data in seq]
@@ -634,9 +649,13 @@ def _gemini_usage(reply: Reply) -> dict[str, Any]:
     out = reply.output_tokens
     return {
         "promptTokenCount": INPUT_TOKENS,
+        "cachedContentTokenCount": CACHED_TOKENS,
         "candidatesTokenCount": out,
-        "totalTokenCount": INPUT_TOKENS + out,
+        "thoughtsTokenCount": REASONING_TOKENS,
+        "totalTokenCount": INPUT_TOKENS + out + REASONING_TOKENS,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": INPUT_TOKENS}],
+        "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": CACHED_TOKENS}],
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": out}],
     }
 
 

@@ -247,7 +247,8 @@ def test_gemini_shape(mock, path):
     assert cand["content"] == {"parts": [{"text": "hi"}], "role": "model"}
     assert cand["finishReason"] == "STOP"
     u = d["usageMetadata"]
-    assert u["totalTokenCount"] == u["promptTokenCount"] + u["candidatesTokenCount"]
+    assert u["totalTokenCount"] == (u["promptTokenCount"] + u["candidatesTokenCount"]
+                                    + u["thoughtsTokenCount"])
     assert d["modelVersion"] == "gemini-2.5-flash"
 
 
@@ -326,7 +327,7 @@ def test_openai_chat_stream(mock):
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "hi"
     assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "stop"
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 6
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 9  # 5 in, 1 + 3 reasoning out
 
 
 def test_openai_chat_stream_tool_call(mock):

@@ -346,8 +346,10 @@ impl UsageMeter {
     }
 
     /// The body ended: `normally` when the stream reached its end (not reset, not cut off).
-    /// A WebSocket session is complete when it closed with a close frame, no message was
-    /// compressed, and no Live turn was still open.
+    /// A WebSocket session is complete when the upstream sent its close frame, no message was
+    /// compressed, and no Live turn was still open, however the stream ended after that: the
+    /// close handshake is the session's own end, and the server then closes the connection
+    /// (RFC 6455 §7.1.1), which Envoy reports as a reset (`UC`), never as an end of stream.
     pub fn finish(&mut self, normally: bool) -> MeteredUsage {
         match self.framing {
             Framing::Sse => {
@@ -367,12 +369,12 @@ impl UsageMeter {
         let t = &self.totals;
         let finished = match self.framing {
             Framing::WebSocket => t.closed && !t.compressed && t.latest.is_none(),
-            Framing::Json | Framing::Sse => t.final_seen,
+            Framing::Json | Framing::Sse => normally && t.final_seen,
         };
         MeteredUsage {
             usage: t.usage(),
             model: t.model.clone(),
-            complete: normally && finished && !self.doc.overflowed,
+            complete: finished && !self.doc.overflowed,
         }
     }
 }

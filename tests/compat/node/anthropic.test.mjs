@@ -1,5 +1,6 @@
 // @anthropic-ai/sdk 1.x (Authorization: Bearer + anthropic-version): Messages, plain and
-// streamed; 401/403/429 surface as the SDK's own error classes.
+// streamed; 401/403/429 surface as the SDK's own error classes. The SDK's own `usage` (cache
+// reads and writes outside `input_tokens`) equals what the token-service recorded.
 import assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
@@ -12,7 +13,8 @@ const client = (apiKey) => new Anthropic({ baseURL: h.PROXY_URL, apiKey, maxRetr
 beforeEach(h.resetUpstream);
 
 test('messages, plain and streamed', async () => {
-  const c = client(h.TOKEN);
+  const token = await h.freshToken();
+  const c = client(token);
   const r = await c.messages.create({ model: MODEL, max_tokens: 16, messages: MSG });
   assert.equal(r.content[0].text, 'hi');
   const stream = c.messages.stream({ model: MODEL, max_tokens: 16, messages: MSG });
@@ -21,8 +23,9 @@ test('messages, plain and streamed', async () => {
   const final = await stream.finalMessage();
   assert.equal(text, 'hi');
   assert.equal(final.content[0].text, 'hi');
-  const recs = await h.assertAllForwarded(2, h.TOKEN, h.CREDS.bearerAnthropic, { path: '/v1/messages' });
+  const recs = await h.assertAllForwarded(2, token, h.CREDS.bearerAnthropic, { path: '/v1/messages' });
   for (const rec of recs) assert.ok(rec.headers.some(([n]) => n === 'anthropic-version'));
+  await h.assertMetered(token, MODEL, h.sum(h.fromAnthropic(r.usage), h.fromAnthropic(final.usage)), 2);
 });
 
 for (const [name, token, ErrorClass, message] of [

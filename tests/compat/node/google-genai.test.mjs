@@ -1,5 +1,6 @@
 // @google/genai (x-goog-api-key, /v1beta): generateContent plain and streamed; 401/403/429
-// surface as the SDK's ApiError with the status and the proxy's message.
+// surface as the SDK's ApiError with the status and the proxy's message. The SDK's own
+// `usageMetadata` (thoughts outside the candidates) equals what the token-service recorded.
 import assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
 import { ApiError, GoogleGenAI } from '@google/genai';
@@ -13,16 +14,21 @@ const client = (apiKey) => new GoogleGenAI({
 beforeEach(h.resetUpstream);
 
 test('generateContent, plain and streamed', async () => {
-  const ai = client(h.TOKEN);
-  assert.equal((await ai.models.generateContent({ model: MODEL, contents: 'say hi' })).text, 'hi');
+  const token = await h.freshToken();
+  const ai = client(token);
+  const plain = await ai.models.generateContent({ model: MODEL, contents: 'say hi' });
+  assert.equal(plain.text, 'hi');
   let text = '';
+  let last; // each chunk's usageMetadata is cumulative: the last one is the stream's
   for await (const ch of await ai.models.generateContentStream({ model: MODEL, contents: 'say hi' })) {
     text += ch.text ?? '';
+    last = ch.usageMetadata ?? last;
   }
   assert.equal(text, 'hi');
-  const [plain, streamed] = await h.assertAllForwarded(2, h.TOKEN, h.CREDS.googGemini);
-  assert.equal(plain.path, `/v1beta/models/${MODEL}:generateContent`);
-  assert.equal(streamed.path, `/v1beta/models/${MODEL}:streamGenerateContent?alt=sse`);
+  const [plainRec, streamedRec] = await h.assertAllForwarded(2, token, h.CREDS.googGemini);
+  assert.equal(plainRec.path, `/v1beta/models/${MODEL}:generateContent`);
+  assert.equal(streamedRec.path, `/v1beta/models/${MODEL}:streamGenerateContent?alt=sse`);
+  await h.assertMetered(token, MODEL, h.sum(h.fromGemini(plain.usageMetadata), h.fromGemini(last)), 2);
 });
 
 for (const [name, token, status, message] of [

@@ -1,12 +1,14 @@
 """anthropic (Python 2.x, which sends its key as `Authorization: Bearer` + `anthropic-version`):
-Messages plain and streamed; 401/403/429 surface as the SDK's own error classes."""
+Messages plain and streamed; 401/403/429 surface as the SDK's own error classes. The SDK's own
+`usage` (cache reads and writes outside `input_tokens`) equals what the token-service recorded."""
 
 from __future__ import annotations
 
 import anthropic
 import pytest
 
-from tests.compat.checks import BEARER_ANTHROPIC, assert_forwarded, headers_of, recorded
+from tests.compat.checks import (BEARER_ANTHROPIC, assert_forwarded, assert_metered,
+                                 from_anthropic, headers_of, recorded)
 
 PROVIDER = "anthropic"
 MODEL = "claude-sonnet-4-6"
@@ -31,6 +33,7 @@ def test_messages_and_stream(stack, tokens):
     for rec in reqs:
         assert_forwarded(rec, token, BEARER_ANTHROPIC, path="/v1/messages")
         assert headers_of(rec)["anthropic-version"]
+    assert_metered(stack, token, MODEL, from_anthropic(r.usage) + from_anthropic(final.usage), 2)
 
 
 @pytest.mark.parametrize("kind, error, message", [

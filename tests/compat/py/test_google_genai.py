@@ -1,5 +1,6 @@
 """google-genai (Python 3.x, `x-goog-api-key`, default API version `v1`): generate_content plain
-and streamed; 401/403/429 surface as `google.genai.errors.ClientError` with the code."""
+and streamed; 401/403/429 surface as `google.genai.errors.ClientError` with the code. The SDK's
+own `usage_metadata` (thoughts outside the candidates) equals what the token-service recorded."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from tests.compat.checks import GOOG_GEMINI, assert_forwarded, recorded
+from tests.compat.checks import GOOG_GEMINI, assert_forwarded, assert_metered, from_gemini, recorded
 
 PROVIDER = "gemini"
 MODEL = "gemini-2.5-flash"
@@ -21,9 +22,13 @@ def client(stack, token: str) -> genai.Client:
 def test_generate_and_stream(stack, tokens):
     token = tokens.good()
     c = client(stack, token)
-    assert c.models.generate_content(model=MODEL, contents="say hi").text == "hi"
-    text = "".join(ch.text or "" for ch in c.models.generate_content_stream(model=MODEL, contents="say hi"))
-    assert text == "hi"
+    plain = c.models.generate_content(model=MODEL, contents="say hi")
+    assert plain.text == "hi"
+    chunks = list(c.models.generate_content_stream(model=MODEL, contents="say hi"))
+    assert "".join(ch.text or "" for ch in chunks) == "hi"
+    # Each chunk's usage_metadata is cumulative: the last one is the stream's.
+    expected = from_gemini(plain.usage_metadata) + from_gemini(chunks[-1].usage_metadata)
+    assert_metered(stack, token, MODEL, expected, 2)
     plain, streamed = recorded(stack)
     assert_forwarded(plain, token, GOOG_GEMINI, path=f"/v1/models/{MODEL}:generateContent")
     assert_forwarded(streamed, token, GOOG_GEMINI, path=f"/v1/models/{MODEL}:streamGenerateContent?alt=sse")

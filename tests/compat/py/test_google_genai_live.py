@@ -1,6 +1,7 @@
 """google-genai (Python) Live over WebSocket. The Python SDK always dials `wss://` (even for an
 `http://` base URL), so it goes through the proxy's TLS listener; the handshake carries the token
-as `x-goog-api-key`, the real key goes upstream in the same header and never in the URL."""
+as `x-goog-api-key`, the real key goes upstream in the same header and never in the URL. The
+turn's `usage_metadata` as the SDK parses it is what the token-service recorded."""
 
 from __future__ import annotations
 
@@ -11,11 +12,17 @@ import ssl
 from google import genai
 from google.genai import types
 
-from tests.compat.checks import GOOG_GEMINI, assert_forwarded, recorded
+from tests.compat.checks import GOOG_GEMINI, assert_forwarded, assert_metered, from_gemini, recorded
 
 LIVE_PATH = "/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent"
+MODEL = "gemini-live-2.5-flash"
+#: Live's usage names the answer `responseTokenCount` (not `candidatesTokenCount`); thoughts are
+#: apart from it, cached content inside the prompt.
 SERVER_TURN = {"serverContent": {"modelTurn": {"role": "model", "parts": [{"text": "hi"}]},
-                                 "turnComplete": True}}
+                                 "turnComplete": True},
+               "usageMetadata": {"promptTokenCount": 21, "cachedContentTokenCount": 8,
+                                 "responseTokenCount": 13, "thoughtsTokenCount": 5,
+                                 "totalTokenCount": 39}}
 
 
 def test_live_session_round_trip(stack, tokens):
@@ -26,7 +33,7 @@ def test_live_session_round_trip(stack, tokens):
         base_url=stack.tls_url, async_client_args={"ssl": ctx}))
 
     async def session() -> tuple[dict, types.LiveServerMessage]:
-        async with client.aio.live.connect(model="gemini-live-2.5-flash",
+        async with client.aio.live.connect(model=MODEL,
                                            config={"response_modalities": ["TEXT"]}) as s:
             await s.send_client_content(turns={"role": "user", "parts": [{"text": "say hi"}]})
             echoed = json.loads(await s._ws.recv())  # the mock echoes what the SDK sent
@@ -43,3 +50,6 @@ def test_live_session_round_trip(stack, tokens):
     (rec,) = recorded(stack, "websocket")
     assert_forwarded(rec, token, GOOG_GEMINI)
     assert rec["path"] == LIVE_PATH  # the same path Google serves, no key in the query
+    # Recorded without a model: Live names it only in the client's `setup` message, which the
+    # filter does not read (no server message carries it).
+    assert_metered(stack, token, "", from_gemini(message.usage_metadata), 1)

@@ -1,13 +1,15 @@
 """LiteLLM (Python SDK, `litellm.completion`) on all three providers, plain and streamed.
 LiteLLM's OpenAI route uses the openai SDK (Bearer); its Anthropic and Gemini routes are its own
-httpx code (`x-api-key` + `anthropic-version`, and `x-goog-api-key`)."""
+httpx code (`x-api-key` + `anthropic-version`, and `x-goog-api-key`). LiteLLM's `Usage` (every
+provider mapped to OpenAI's definitions) equals what the token-service recorded."""
 
 from __future__ import annotations
 
 import litellm
 import pytest
 
-from tests.compat.checks import GOOG_GEMINI, X_API_KEY_ANTHROPIC, BEARER_OPENAI, assert_forwarded, recorded
+from tests.compat.checks import (BEARER_OPENAI, GOOG_GEMINI, X_API_KEY_ANTHROPIC, assert_forwarded,
+                                 assert_metered, from_litellm, recorded)
 
 MSG = [{"role": "user", "content": "say hi"}]
 
@@ -29,9 +31,11 @@ def test_completion_and_stream(stack, tokens, provider):
               max_tokens=16)
     r = litellm.completion(**kw)
     assert r.choices[0].message.content == "hi"
-    text = "".join(ch.choices[0].delta.content or "" for ch in litellm.completion(stream=True, **kw))
-    assert text == "hi"
+    chunks = list(litellm.completion(stream=True, stream_options={"include_usage": True}, **kw))
+    assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "hi"
     plain, streamed = recorded(stack)
     assert "say hi" in plain["body"]
     assert_forwarded(plain, token, creds, path=path)
     assert_forwarded(streamed, token, creds, path=stream_path or path)
+    expected = from_litellm(r.usage) + from_litellm(chunks[-1].usage)
+    assert_metered(stack, token, model.split("/", 1)[1], expected, 2)

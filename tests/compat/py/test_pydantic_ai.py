@@ -1,7 +1,8 @@
 """pydantic-ai (`pydantic-ai-slim[openai,anthropic]`): an Agent on OpenAIChatModel (openai 3.x,
 Bearer) and on AnthropicModel (anthropic 2.x, Bearer + anthropic-version): a run, a streamed run,
 and structured output through the output tool. Its Google model needs google-genai<3, so it is
-tested in `py_legacy/test_pydantic_ai_google.py`."""
+tested in `py_legacy/test_pydantic_ai_google.py`. pydantic-ai's own `RunUsage`, summed over the
+three runs, equals what the token-service recorded."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from tests.compat.checks import BEARER_ANTHROPIC, BEARER_OPENAI, assert_forwarded, recorded
+from tests.compat.checks import (BEARER_ANTHROPIC, BEARER_OPENAI, Usage, assert_forwarded,
+                                 assert_metered, from_pydantic_ai, recorded)
 
 
 class City(BaseModel):
@@ -23,10 +25,13 @@ class City(BaseModel):
     population: int
 
 
+MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-6"}
+
+
 def model(provider: str, stack, token: str):
     if provider == "openai":
-        return OpenAIChatModel("gpt-4o-mini", provider=OpenAIProvider(base_url=stack.url + "/v1", api_key=token))
-    return AnthropicModel("claude-sonnet-4-6", provider=AnthropicProvider(base_url=stack.url, api_key=token))
+        return OpenAIChatModel(MODELS["openai"], provider=OpenAIProvider(base_url=stack.url + "/v1", api_key=token))
+    return AnthropicModel(MODELS["anthropic"], provider=AnthropicProvider(base_url=stack.url, api_key=token))
 
 
 EXPECT = {
@@ -39,17 +44,24 @@ EXPECT = {
 def test_run_stream_and_structured_output(stack, tokens, provider):
     token = tokens.good()
     agent = Agent(model(provider, stack, token))
-    assert agent.run_sync("say hi").output == "hi"
+    plain = agent.run_sync("say hi")
+    assert plain.output == "hi"
 
-    async def streamed() -> str:
+    async def streamed():
         async with agent.run_stream("say hi") as run:
-            return "".join([t async for t in run.stream_text(delta=True)])
+            text = "".join([t async for t in run.stream_text(delta=True)])
+        return text, run.usage()
 
-    assert asyncio.run(streamed()) == "hi"
-    city = Agent(model(provider, stack, token), output_type=City).run_sync("a city").output
+    text, streamed_usage = asyncio.run(streamed())
+    assert text == "hi"
+    structured = Agent(model(provider, stack, token), output_type=City).run_sync("a city")
+    city = structured.output
     assert isinstance(city, City) and city.name == "hi"
     creds, path = EXPECT[provider]
     reqs = recorded(stack)
     assert len(reqs) == 3
     for rec in reqs:
         assert_forwarded(rec, token, creds, path=path)
+    expected = sum((from_pydantic_ai(u) for u in (plain.usage(), streamed_usage, structured.usage())),
+                   start=Usage())
+    assert_metered(stack, token, MODELS[provider], expected, 3)

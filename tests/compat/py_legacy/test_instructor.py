@@ -1,5 +1,7 @@
 """instructor (on openai 2.x: Bearer; on anthropic 1.x: `x-api-key` + anthropic-version): a
-structured response model through the forced tool call, plain and (OpenAI) as a partial stream."""
+structured response model through the forced tool call, plain and (OpenAI) as a partial stream.
+The provider SDK's usage on the completion instructor keeps (`_raw_response`) equals what the
+token-service recorded."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import instructor
 import openai
 from pydantic import BaseModel
 
-from tests.compat.checks import BEARER_OPENAI, X_API_KEY_ANTHROPIC, assert_forwarded, recorded
+from tests.compat.checks import (BEARER_OPENAI, X_API_KEY_ANTHROPIC, assert_forwarded,
+                                 assert_metered, from_anthropic, from_openai_chat, recorded)
 
 MSG = [{"role": "user", "content": "a city"}]
 
@@ -31,6 +34,8 @@ def test_openai_tools_mode(stack, tokens):
     assert len(reqs) == 2 and '"stream":true' in reqs[1]["body"].replace(" ", "")
     for rec in reqs:
         assert_forwarded(rec, token, BEARER_OPENAI, path="/v1/chat/completions")
+    # The partial stream did not ask for usage and shows none; its reply is the plain one's.
+    assert_metered(stack, token, "gpt-4o-mini", from_openai_chat(city._raw_response.usage) * 2, 2)
 
 
 def test_anthropic_tools_mode(stack, tokens):
@@ -41,3 +46,4 @@ def test_anthropic_tools_mode(stack, tokens):
     assert city.model_dump() == {"name": "hi", "population": 1}
     (rec,) = recorded(stack)
     assert_forwarded(rec, token, X_API_KEY_ANTHROPIC, path="/v1/messages")
+    assert_metered(stack, token, "claude-opus-5", from_anthropic(city._raw_response.usage), 1)
