@@ -306,8 +306,10 @@ def test_a_forwarded_call_logs_its_provider_token_prefix_model_and_usage(make_st
     assert field(second, "token") == "custom"
     for line in chats:
         assert field(line, "model") == "gpt-4o"
-        expected = (f"input={usage['prompt_tokens']},cached=0,cache_write=0,"
-                    f"output={usage['completion_tokens']},reasoning=0,complete")
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
+        expected = (f"input={usage['prompt_tokens']},cached={cached},cache_write=0,"
+                    f"output={usage['completion_tokens']},reasoning={reasoning},complete")
         assert field(line, "usage") == expected, line
     (unknown,) = [line for line in lines if '"GET /v1/models HTTP/1.1" 401' in line]
     for name in ("provider", "token", "model", "usage"):
