@@ -35,6 +35,8 @@ pub struct RequestFlow {
     pub(super) error_watch: Option<Box<ErrorWatch>>,
     /// A metered call's usage, until its response ends (`metering.rs`).
     pub(super) usage: Option<Box<super::metering::UsageWatch>>,
+    /// An OpenAI request that may be replayed through the geo fallback (`geo.rs`).
+    pub(super) geo: Option<Box<super::geo::GeoWatch>>,
 }
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
@@ -66,6 +68,7 @@ impl RequestFlow {
             mint: None,
             error_watch: None,
             usage: None,
+            geo: None,
         }
     }
 
@@ -213,6 +216,7 @@ impl RequestFlow {
         let watch = ErrorWatch::start(key_watch(pending, head, key), host);
         self.error_watch = Some(Box::new(watch));
         self.start_metering(worker, host, pending, head);
+        self.start_geo(worker, pending, head, &plan);
         worker.counts.add(Counter::CacheHits);
         worker.counts.add(Counter::Allowed);
         worker.activity.borrow_mut().record(&pending.hash);

@@ -18,6 +18,7 @@ mod check;
 mod context;
 mod counts;
 mod error_watch;
+mod geo;
 mod metering;
 mod meters;
 mod response;

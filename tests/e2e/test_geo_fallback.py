@@ -1,0 +1,154 @@
+"""OpenAI's geo-403 egress fallback through the real Envoy (`providers.openai.geo_fallback`).
+
+The direct OpenAI route leads to the shared mock, which answers `x-mock-geo: block` with
+OpenAI's geo-block 403; the fallback cluster leads to a second mock playing an egress in a
+supported region, which answers normally. The client gets the egress's answer; the real key
+goes only to those two; any other 403, any other provider, a body past the bound and a stack
+without the setting get exactly one upstream call and no replay.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from tests.mock_upstream.server import MockUpstreamServer
+
+from .harness import REAL_KEYS, Stack
+
+BOUND = 4096
+GEO = {"x-mock-geo": "block"}
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+def egress():
+    srv = MockUpstreamServer()
+    srv.state.region_supported = True
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(egress):
+    fallback = {"cluster": "openai_egress", "max_request_body_bytes": BOUND}
+    s = Stack(
+        plugin_config={"providers": {"openai": {"geo_fallback": fallback}}},
+        render_extra=lambda _: ["--geo-fallback-egress", f"http://127.0.0.1:{egress.port}"],
+    ).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+        s.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _clean_egress(egress):
+    egress.reset()
+    yield
+
+
+def stat(s: Stack, name: str, at_least: int) -> int:
+    """The filter's counter `ptk.<name>`, waited for up to 5 s (counters flush on the tick)."""
+    value, deadline = 0, time.monotonic() + 5
+    while time.monotonic() < deadline:
+        text = requests.get(f"http://127.0.0.1:{s.admin_port}/stats?filter=ptk.geo_fallback",
+                            timeout=5).text
+        values = dict(line.partition(": ")[::2] for line in text.splitlines())
+        value = int(values.get(f"wasmcustom.ptk.{name}", 0))
+        if value >= at_least:
+            break
+        time.sleep(0.2)
+    return value
+
+
+def chat(s: Stack, token: str, headers: dict | None = None, body: dict | None = None):
+    return requests.post(
+        f"{s.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {token}", **(headers or {})},
+        data=json.dumps(body or CHAT),
+        timeout=30,
+    )
+
+
+def header(record: dict, name: str) -> list[str]:
+    return [v for n, v in record["headers"] if n == name]
+
+
+def test_a_geo_403_is_replayed_once_through_the_egress(stack, egress):
+    token = stack.mint()["token"]
+    resp = chat(stack, token, GEO)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["object"] == "chat.completion"
+    direct, replayed = stack.upstream_requests(), egress.requests()
+    assert (len(direct), len(replayed)) == (1, 1)
+    key = f"Bearer {REAL_KEYS['OPENAI_API_KEY']}"
+    for record in (direct[0], replayed[0]):
+        assert header(record, "authorization") == [key]
+        assert record["path"] == "/v1/chat/completions"
+        assert json.loads(record["body"]) == CHAT
+        assert token not in json.dumps(record)
+    assert header(replayed[0], "host") == ["api.openai.com"]
+    assert REAL_KEYS["OPENAI_API_KEY"] not in resp.text + json.dumps(dict(resp.headers))
+    assert stat(stack, "geo_fallback.replayed", 1) >= 1
+
+
+def test_a_streamed_call_through_the_egress_arrives_whole(stack, egress):
+    resp = chat(stack, stack.mint()["token"], GEO, {**CHAT, "stream": True})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    assert resp.text.rstrip().endswith("data: [DONE]")
+    assert len(egress.requests()) == 1
+
+
+def test_a_non_geo_403_passes_with_one_upstream_call(stack, egress):
+    resp = chat(stack, stack.mint()["token"], {"x-mock-geo": "other"})
+    assert resp.status_code == 403
+    # Answered as every refused key is (the proxy's credential, not the client's).
+    assert "unsupported_country" not in resp.text
+    assert len(stack.upstream_requests()) == 1
+    assert egress.requests() == []
+
+
+def test_an_anthropic_geo_403_passes_with_one_upstream_call(stack, egress):
+    resp = requests.post(
+        f"{stack.url}/v1/messages",
+        headers={"x-api-key": stack.mint()["token"], "anthropic-version": "2023-06-01", **GEO},
+        json={"model": "claude-sonnet-4-5", "max_tokens": 8,
+              "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert resp.status_code == 403
+    assert len(stack.upstream_requests()) == 1
+    assert egress.requests() == []
+
+
+def test_whatever_the_replay_answers_is_what_the_client_gets(stack, egress):
+    # The mock's plain 403 is a geo-block everywhere, the egress's too: replayed once, no more.
+    resp = chat(stack, stack.mint()["token"], {"x-mock-status": "403"})
+    assert resp.status_code == 403
+    assert (len(stack.upstream_requests()), len(egress.requests())) == (1, 1)
+
+
+def test_a_body_past_the_bound_is_not_replayed(stack, egress):
+    big = {**CHAT, "messages": [{"role": "user", "content": "x" * (2 * BOUND)}]}
+    resp = chat(stack, stack.mint()["token"], GEO, big)
+    assert resp.status_code == 403
+    assert resp.json()["error"]["code"] == "unsupported_country_region_territory"
+    assert len(stack.upstream_requests()) == 1
+    assert egress.requests() == []
+    assert stat(stack, "geo_fallback.unreplayable", 1) == 1
+
+
+def test_off_unless_configured(make_stack):
+    s = make_stack()
+    resp = chat(s, s.mint()["token"], GEO)
+    assert resp.status_code == 403
+    assert len(s.upstream_requests()) == 1
