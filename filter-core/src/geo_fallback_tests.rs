@@ -4,7 +4,8 @@
 use super::*;
 
 const GEO: &str = r#"{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}"#;
-const KEY_403: &str = r#"{"error":{"code":"invalid_api_key","message":"no","type":"invalid_request_error"}}"#;
+const KEY_403: &str =
+    r#"{"error":{"code":"invalid_api_key","message":"no","type":"invalid_request_error"}}"#;
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
@@ -15,7 +16,10 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn only_an_exact_403_with_the_marker_is_a_geo_block() {
     assert!(is_geo_block(403, GEO.as_bytes()));
-    assert!(is_geo_block(403, b"xx unsupported_country_region_territory"));
+    assert!(is_geo_block(
+        403,
+        b"xx unsupported_country_region_territory"
+    ));
     assert!(!is_geo_block(403, KEY_403.as_bytes()));
     assert!(!is_geo_block(403, b""));
     assert!(!is_geo_block(403, b"unsupported_country_region"));
@@ -28,7 +32,11 @@ fn only_an_exact_403_with_the_marker_is_a_geo_block() {
 fn only_openai_over_http_qualifies() {
     assert!(qualifies(Provider::Openai, false));
     assert!(!qualifies(Provider::Openai, true));
-    for provider in [Provider::Anthropic, Provider::Gemini, Provider::Configured("selfhosted")] {
+    for provider in [
+        Provider::Anthropic,
+        Provider::Gemini,
+        Provider::Configured("selfhosted"),
+    ] {
         assert!(!qualifies(provider, false), "{provider:?}");
     }
 }
@@ -112,9 +120,17 @@ fn the_reply_drops_framing_and_masks_the_key_in_an_error() {
         ("content-length", "10"),
         ("x-request-id", "r1"),
     ]);
-    let reply = replayed_reply(200, &headers, b"sk-real-key-0123456789".to_vec(), "sk-real-key-0123456789");
+    let reply = replayed_reply(
+        200,
+        &headers,
+        b"sk-real-key-0123456789".to_vec(),
+        "sk-real-key-0123456789",
+    );
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.body, b"sk-real-key-0123456789", "a success is never rewritten");
+    assert_eq!(
+        reply.body, b"sk-real-key-0123456789",
+        "a success is never rewritten"
+    );
     assert_eq!(
         reply.headers,
         pairs(&[("content-type", "application/json"), ("x-request-id", "r1")])
@@ -143,7 +159,10 @@ fn the_config_is_bounded() {
     assert!(parse(r#"{"cluster": "c", "bogus": 1}"#).is_err());
     assert!(parse(r#"{}"#).is_err());
     let big = parse(r#"{"cluster": "c", "max_request_body_bytes": 99999999999}"#).unwrap();
-    assert!(big.validate("f").unwrap_err().contains("f.max_request_body_bytes"));
+    assert!(big
+        .validate("f")
+        .unwrap_err()
+        .contains("f.max_request_body_bytes"));
     let slow = parse(r#"{"cluster": "c", "timeout_ms": 0}"#).unwrap();
     assert!(slow.validate("f").unwrap_err().contains("f.timeout_ms"));
 }
@@ -160,7 +179,10 @@ fn the_swapped_headers_are_the_clients_with_the_rewrite_applied() {
     ]));
     let plan = RewritePlan {
         remove: vec!["x-api-key".into()],
-        set: pairs(&[(":authority", "api.openai.com"), ("authorization", "Bearer sk-real")]),
+        set: pairs(&[
+            (":authority", "api.openai.com"),
+            ("authorization", "Bearer sk-real"),
+        ]),
     };
     let swapped = swapped_headers(&head, &plan);
     assert_eq!(

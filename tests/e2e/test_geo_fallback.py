@@ -59,7 +59,7 @@ def stat(s: Stack, name: str, at_least: int) -> int:
     """The filter's counter `ptk.<name>`, waited for up to 5 s (counters flush on the tick)."""
     value, deadline = 0, time.monotonic() + 5
     while time.monotonic() < deadline:
-        text = requests.get(f"http://127.0.0.1:{s.admin_port}/stats?filter=ptk.geo_fallback",
+        text = requests.get(f"http://127.0.0.1:{s.admin_port}/stats?filter=ptk.{name}",
                             timeout=5).text
         values = dict(line.partition(": ")[::2] for line in text.splitlines())
         value = int(values.get(f"wasmcustom.ptk.{name}", 0))
@@ -84,6 +84,7 @@ def header(record: dict, name: str) -> list[str]:
 
 def test_a_geo_403_is_replayed_once_through_the_egress(stack, egress):
     token = stack.mint()["token"]
+    metered = stat(stack, "usage.output_tokens", 0)
     resp = chat(stack, token, GEO)
     assert resp.status_code == 200, resp.text
     assert resp.json()["object"] == "chat.completion"
@@ -98,6 +99,9 @@ def test_a_geo_403_is_replayed_once_through_the_egress(stack, egress):
     assert header(replayed[0], "host") == ["api.openai.com"]
     assert REAL_KEYS["OPENAI_API_KEY"] not in resp.text + json.dumps(dict(resp.headers))
     assert stat(stack, "geo_fallback.replayed", 1) >= 1
+    # The replay's usage is metered like any answer's.
+    output = resp.json()["usage"]["completion_tokens"]
+    assert stat(stack, "usage.output_tokens", metered + output) == metered + output
 
 
 def test_a_streamed_call_through_the_egress_arrives_whole(stack, egress):

@@ -15,8 +15,8 @@ use crate::flow::counts::Counter;
 use crate::flow::{BodyStep, ContextHost, HeadersStep, Level, RequestBodyHost, RequestFlow};
 use crate::flow::{ResponseHost, Worker};
 use crate::geo_fallback::{
-    failed_reply, is_geo_block, qualifies, replay_call, replayed_reply, swapped_headers, ReplayBody,
-    MAX_403_BODY,
+    failed_reply, is_geo_block, qualifies, replay_call, replayed_reply, swapped_headers,
+    ReplayBody, MAX_403_BODY,
 };
 use crate::pipeline::PendingCheck;
 use crate::plan::RewritePlan;
@@ -170,7 +170,9 @@ impl RequestFlow {
                 self.geo = None;
                 return None;
             };
-            worker.counts.add(Counter::CredentialRefused(Provider::Openai));
+            worker
+                .counts
+                .add(Counter::CredentialRefused(Provider::Openai));
             let line = "ptk filter: openai refused the proxy's upstream credential (status 403); \
                         answered in its place";
             host.log(Level::Warn, line);
@@ -179,7 +181,8 @@ impl RequestFlow {
         }
         let Some(request) = geo.body.replayable(geo.bodyless) else {
             worker.counts.add(Counter::GeoUnreplayable);
-            let line = "ptk filter: openai geo-403 on a request too large to replay; passed through";
+            let line =
+                "ptk filter: openai geo-403 on a request too large to replay; passed through";
             host.log(Level::Warn, line);
             let original = replayed_reply(403, &geo.response, body, &geo.key);
             let reply = decorate(original, geo.origin.as_deref());
@@ -237,9 +240,13 @@ impl RequestFlow {
         };
         worker.counts.add(Counter::GeoReplayed);
         let headers = host.callout_headers();
-        let reply = replayed_reply(status, &headers, body.unwrap_or_default(), &geo.key);
+        let body = body.unwrap_or_default();
+        let content_type = header(&headers, "content-type");
+        let reply = replayed_reply(status, &headers, body, &geo.key);
         let reply = decorate(reply, geo.origin.as_deref());
         self.geo = None;
+        // What the client gets is what was spent: metered before the reply drops the watch.
+        self.meter_replayed(worker, status, content_type, &reply.body);
         self.send(host, &reply);
     }
 

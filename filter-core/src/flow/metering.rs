@@ -259,3 +259,30 @@ impl RequestFlow {
         counts.add_n(Counter::UsageReasoningTokens, usage.reasoning);
     }
 }
+
+impl RequestFlow {
+    /// The response of a geo-fallback replay (`geo.rs`), whole: metered as the provider's
+    /// answer would have been, and recorded.
+    pub(super) fn meter_replayed(
+        &mut self,
+        worker: &Worker,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) {
+        let Some(watch) = self.usage.as_mut() else {
+            return;
+        };
+        watch.status = status;
+        let framing = (status < 400)
+            .then(|| response_framing(status, content_type, watch.upgrade))
+            .flatten();
+        if let Some(framing) = framing {
+            let mut meter = UsageMeter::new(watch.api, framing);
+            meter.feed(body);
+            watch.streamed = framing == Framing::Sse;
+            watch.meter = Some(meter);
+        }
+        self.finish_metering(worker, true);
+    }
+}

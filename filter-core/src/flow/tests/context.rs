@@ -123,7 +123,10 @@ fn without_a_valid_configuration_every_request_gets_503_and_its_logged_path_is_r
     );
     assert!(host.sent.is_empty());
     // Nothing to watch on the response side.
-    assert_eq!(stream.on_response_headers(&mut host, false), Action::Continue);
+    assert_eq!(
+        stream.on_response_headers(&mut host, false),
+        Action::Continue
+    );
     assert_eq!(
         stream.on_response_body(&mut host, 0, true),
         Action::Continue
@@ -159,7 +162,10 @@ fn a_checked_request_pauses_only_its_own_answer_resumes_it_and_its_end_closes_it
     let worker = root.worker.clone().unwrap();
     assert_eq!(worker.streams.borrow().len(), 1);
     host.response = vec![(":status".into(), "200".into())];
-    assert_eq!(stream.on_response_headers(&mut host, false), Action::Continue);
+    assert_eq!(
+        stream.on_response_headers(&mut host, false),
+        Action::Continue
+    );
     drop(stream);
     assert_eq!(
         worker.streams.borrow().len(),

@@ -5,7 +5,9 @@ use super::*;
 use crate::flow::{Action, Root, Stream};
 
 const GEO: &[u8] = br#"{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}"#;
-const KEY_403: &[u8] = br#"{"error":{"code":"invalid_api_key","message":"no","type":"invalid_request_error"}}"#;
+const KEY_403: &[u8] =
+    br#"{"error":{"code":"invalid_api_key","message":"no","type":"invalid_request_error"}}"#;
+const COMPLETION: &[u8] = br#"{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#;
 const CONFIG: &str = r#"{"providers": {"openai": {"geo_fallback":
     {"cluster": "openai_egress", "authority": "egress.example", "max_request_body_bytes": 8}}}}"#;
 
@@ -61,7 +63,10 @@ fn forwarded(config: &str, auth: (&str, &str), chunks: &[&[u8]]) -> (FakeHost, R
 fn respond(host: &mut FakeHost, stream: &mut Stream, status: &str, body: &[u8]) -> Action {
     host.response = pairs(&[(":status", status), ("content-type", "application/json")]);
     assert_eq!(stream.on_response_headers(host, false), Action::Continue);
-    assert!(host.replies.is_empty(), "nothing answered before the body is read");
+    assert!(
+        host.replies.is_empty(),
+        "nothing answered before the body is read"
+    );
     // Envoy lends the response headers to the header callback only (a read in the body
     // callback fails, and the SDK panics on it).
     host.response.clear();
@@ -75,40 +80,53 @@ fn count(root: &Root, counter: Counter) -> u64 {
 
 #[test]
 fn a_geo_403_is_replayed_once_through_the_egress_and_its_answer_is_the_clients() {
-    let (mut host, root, mut stream) =
-        forwarded(CONFIG, ("authorization", &format!("Bearer {TOKEN}")), &[b"{\"a\":", b"1}"]);
+    let (mut host, root, mut stream) = forwarded(
+        CONFIG,
+        ("authorization", &format!("Bearer {TOKEN}")),
+        &[b"{\"a\":", b"1}"],
+    );
     assert_eq!(respond(&mut host, &mut stream, "403", GEO), Action::Pause);
     assert_eq!(host.sent.len(), 2, "the check, then one replay");
     let replay = host.sent.last().unwrap();
     assert_eq!(replay.cluster, "openai_egress");
     assert_eq!(replay.path, "/v1/chat/completions");
     assert_eq!(replay.body, b"{\"a\":1}");
-    assert!(host.replies.is_empty(), "nothing answered before the replay");
-    host.ctx.answer = (Some("200".into()), Some(b"{\"ok\":\"via-egress\"}".to_vec()));
+    assert!(
+        host.replies.is_empty(),
+        "nothing answered before the replay"
+    );
+    host.ctx.answer = (Some("200".into()), Some(COMPLETION.to_vec()));
     host.ctx.answer_headers = pairs(&[
         (":status", "200"),
         ("content-type", "application/json"),
-        ("content-length", "19"),
+        ("content-length", "150"),
     ]);
     let token = replay.token_id;
-    stream.on_callout_response(&mut host, token, 19);
+    stream.on_callout_response(&mut host, token, COMPLETION.len());
     assert_eq!(host.replies.len(), 1);
     assert_eq!(host.replies[0].status, 200);
-    assert_eq!(host.replies[0].body, b"{\"ok\":\"via-egress\"}");
+    assert_eq!(host.replies[0].body, COMPLETION);
     assert_eq!(
         host.replies[0].headers,
         pairs(&[("content-type", "application/json")])
     );
     assert_eq!(count(&root, Counter::GeoReplayed), 1);
+    // The replay's usage is metered: what the client got is what was spent.
+    assert_eq!(count(&root, Counter::UsageResponses), 1);
+    assert_eq!(count(&root, Counter::UsageInputTokens), 5);
+    assert_eq!(count(&root, Counter::UsageOutputTokens), 3);
     // Answered once: a late duplicate is nobody's.
-    stream.on_callout_response(&mut host, token, 19);
+    stream.on_callout_response(&mut host, token, COMPLETION.len());
     assert_eq!(host.replies.len(), 1);
 }
 
 #[test]
 fn the_replay_carries_the_swapped_headers_and_the_configured_authority() {
-    let (mut host, _root, mut stream) =
-        forwarded(CONFIG, ("authorization", &format!("Bearer {TOKEN}")), &[b"{}"]);
+    let (mut host, _root, mut stream) = forwarded(
+        CONFIG,
+        ("authorization", &format!("Bearer {TOKEN}")),
+        &[b"{}"],
+    );
     respond(&mut host, &mut stream, "403", GEO);
     let seen = &host.sent.last().unwrap().headers;
     assert!(seen.contains(&("authorization".into(), format!("Bearer {KEY}"))));
@@ -119,14 +137,25 @@ fn the_replay_carries_the_swapped_headers_and_the_configured_authority() {
 
 #[test]
 fn a_non_geo_403_is_answered_as_a_refused_key_with_one_upstream_call() {
-    let (mut host, root, mut stream) =
-        forwarded(CONFIG, ("authorization", &format!("Bearer {TOKEN}")), &[b"{}"]);
-    assert_eq!(respond(&mut host, &mut stream, "403", KEY_403), Action::Pause);
+    let (mut host, root, mut stream) = forwarded(
+        CONFIG,
+        ("authorization", &format!("Bearer {TOKEN}")),
+        &[b"{}"],
+    );
+    assert_eq!(
+        respond(&mut host, &mut stream, "403", KEY_403),
+        Action::Pause
+    );
     assert_eq!(host.sent.len(), 1, "only the check: no replay");
     assert_eq!(host.replies.len(), 1);
     assert_eq!(host.replies[0].status, 403);
     let worker = root.worker.as_ref().unwrap();
-    assert_eq!(worker.counts.get(Counter::CredentialRefused(Provider::Openai)), 1);
+    assert_eq!(
+        worker
+            .counts
+            .get(Counter::CredentialRefused(Provider::Openai)),
+        1
+    );
     assert_eq!(count(&root, Counter::GeoReplayed), 0);
 }
 
@@ -151,12 +180,21 @@ fn a_geo_403_past_the_body_bound_passes_through_as_it_came() {
 #[test]
 fn other_responses_and_providers_are_never_held() {
     // A success passes at once.
-    let (mut host, _root, mut stream) =
-        forwarded(CONFIG, ("authorization", &format!("Bearer {TOKEN}")), &[b"{}"]);
-    assert_eq!(respond(&mut host, &mut stream, "200", b"{}"), Action::Continue);
+    let (mut host, _root, mut stream) = forwarded(
+        CONFIG,
+        ("authorization", &format!("Bearer {TOKEN}")),
+        &[b"{}"],
+    );
+    assert_eq!(
+        respond(&mut host, &mut stream, "200", b"{}"),
+        Action::Continue
+    );
     // A bodyless 403 has no marker to read.
-    let (mut host, _root, mut stream) =
-        forwarded(CONFIG, ("authorization", &format!("Bearer {TOKEN}")), &[b"{}"]);
+    let (mut host, _root, mut stream) = forwarded(
+        CONFIG,
+        ("authorization", &format!("Bearer {TOKEN}")),
+        &[b"{}"],
+    );
     host.response = pairs(&[(":status", "403")]);
     assert_eq!(stream.on_response_headers(&mut host, true), Action::Pause);
     assert_eq!(host.sent.len(), 1);
@@ -167,8 +205,11 @@ fn other_responses_and_providers_are_never_held() {
     assert_eq!(host.replies.len(), 1);
     assert_eq!(host.sent.len(), 1);
     // Not configured: the same.
-    let (mut host, _root, mut stream) =
-        forwarded("{}", ("authorization", &format!("Bearer {TOKEN}")), &[b"{}"]);
+    let (mut host, _root, mut stream) = forwarded(
+        "{}",
+        ("authorization", &format!("Bearer {TOKEN}")),
+        &[b"{}"],
+    );
     host.response = pairs(&[(":status", "403")]);
     assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
     assert_eq!((host.replies.len(), host.sent.len()), (1, 1));
@@ -176,16 +217,22 @@ fn other_responses_and_providers_are_never_held() {
 
 #[test]
 fn a_replay_without_an_answer_or_that_cannot_start_is_a_502() {
-    let (mut host, root, mut stream) =
-        forwarded(CONFIG, ("authorization", &format!("Bearer {TOKEN}")), &[b"{}"]);
+    let (mut host, root, mut stream) = forwarded(
+        CONFIG,
+        ("authorization", &format!("Bearer {TOKEN}")),
+        &[b"{}"],
+    );
     respond(&mut host, &mut stream, "403", GEO);
     host.ctx.answer = (None, None);
     let token = host.last_token();
     stream.on_callout_response(&mut host, token, 0);
     assert_eq!(host.replies[0].status, 502);
     assert_eq!(count(&root, Counter::GeoFailed), 1);
-    let (mut host, root, mut stream) =
-        forwarded(CONFIG, ("authorization", &format!("Bearer {TOKEN}")), &[b"{}"]);
+    let (mut host, root, mut stream) = forwarded(
+        CONFIG,
+        ("authorization", &format!("Bearer {TOKEN}")),
+        &[b"{}"],
+    );
     host.dispatch_fails = true;
     assert_eq!(respond(&mut host, &mut stream, "403", GEO), Action::Pause);
     assert_eq!(host.replies[0].status, 502);
@@ -199,5 +246,35 @@ fn only_openai_may_configure_a_fallback() {
     assert!(error.contains("geo_fallback"), "{error}");
     let config = r#"{"providers": {"openai": {"geo_fallback": {"cluster": "a b"}}}}"#;
     let error = crate::FilterConfig::parse(config.as_bytes()).unwrap_err();
-    assert!(error.contains("providers.openai.geo_fallback.cluster"), "{error}");
+    assert!(
+        error.contains("providers.openai.geo_fallback.cluster"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_websocket_handshake_is_never_held() {
+    // A callout cannot carry an upgrade: the handshake's 403 is answered at its headers.
+    let mut host = FakeHost::new();
+    let root = root(CONFIG, &mut host);
+    let mut stream = root.stream(7);
+    host.ctx.request = Some(pairs(&[
+        (":method", "GET"),
+        (":path", "/v1/realtime?model=gpt-realtime"),
+        (":authority", "proxy.local"),
+        ("authorization", &format!("Bearer {TOKEN}")),
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ]));
+    assert_eq!(stream.on_request_headers(&mut host), Action::Pause);
+    host.ctx.answer = (Some("200".into()), Some(allow(1_000, None)));
+    let size = host.ctx.answer.1.as_ref().unwrap().len();
+    let token = host.last_token();
+    stream.on_callout_response(&mut host, token, size);
+    assert!(sent_key(&host));
+    host.response = pairs(&[(":status", "403")]);
+    assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
+    assert_eq!((host.replies.len(), host.sent.len()), (1, 1));
 }
