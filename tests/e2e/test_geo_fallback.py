@@ -14,10 +14,13 @@ import time
 
 import pytest
 import requests
+import yaml
 
 from tests.mock_upstream.server import MockUpstreamServer
 
+from .connect_proxy import ConnectProxy
 from .harness import REAL_KEYS, Stack
+from .tls_peer import TestPki, TlsPeer
 
 BOUND = 4096
 GEO = {"x-mock-geo": "block"}
@@ -156,3 +159,65 @@ def test_off_unless_configured(make_stack):
     resp = chat(s, s.mint()["token"], GEO)
     assert resp.status_code == 403
     assert len(s.upstream_requests()) == 1
+
+
+class TunnelledStack(Stack):
+    """The egress cluster of README's example: api.openai.com over verified TLS inside an HTTP
+    CONNECT tunnel (`http_11_proxy`); here the "api.openai.com" is a TLS front (test CA) of
+    the egress mock, and the proxy a loopback one that records what it was asked to reach."""
+
+    connect_proxy_port: int = 0
+    front_port: int = 0
+    ca: str = ""
+
+    def render(self, out, **overrides):
+        super().render(out, **overrides)
+        config = yaml.safe_load(out.read_text())
+        clusters = config["static_resources"]["clusters"]
+        egress = next(c for c in clusters if c["name"] == "openai_egress")
+        egress["type"] = "STATIC"
+        egress["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = {
+            "socket_address": {"address": "127.0.0.1", "port_value": self.front_port}}
+        tls = {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+                        "UpstreamTlsContext",
+               "sni": "api.openai.com",
+               "common_tls_context": {"validation_context": {
+                   "trusted_ca": {"filename": self.ca},
+                   "match_typed_subject_alt_names": [
+                       {"san_type": "DNS", "matcher": {"exact": "api.openai.com"}}]}}}
+        egress["transport_socket"] = {
+            "name": "envoy.transport_sockets.http_11_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.http_11_proxy"
+                         ".v3.Http11ProxyUpstreamTransport",
+                "default_proxy_address": {
+                    "socket_address": {"address": "127.0.0.1",
+                                       "port_value": self.connect_proxy_port}},
+                "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": tls},
+            },
+        }
+        out.write_text(yaml.safe_dump(config))
+
+
+def test_the_egress_may_be_reached_through_a_connect_proxy(egress, tmp_path):
+    pki = TestPki(tmp_path / "pki")
+    front = TlsPeer(pki.issue("openai", ("api.openai.com",)))
+    front.target = ("127.0.0.1", egress.port)
+    proxy = ConnectProxy()
+    s = TunnelledStack(
+        render_extra=lambda _: ["--geo-fallback-egress", f"http://127.0.0.1:{egress.port}"])
+    s.connect_proxy_port, s.front_port, s.ca = proxy.port, front.port, str(pki.ca)
+    s.start()
+    try:
+        resp = chat(s, s.mint()["token"], GEO)
+        assert resp.status_code == 200, resp.text
+        assert proxy.targets == [f"127.0.0.1:{front.port}"]
+        assert front.handshakes == 1 and front.plaintext_connections == 0
+        replayed = egress.requests()
+        assert len(replayed) == 1
+        assert header(replayed[0], "authorization") == [f"Bearer {REAL_KEYS['OPENAI_API_KEY']}"]
+    finally:
+        s.stop()
+        s.cleanup()
+        proxy.stop()
+        front.close()
