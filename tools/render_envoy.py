@@ -307,6 +307,17 @@ def add_geo_fallback(clusters: list[dict], hcm: dict, url: str) -> None:
             "default_source_code": {"inline_string": GEO_HOLD_LUA},
         },
     })
+    # OpenAI WebSocket handshakes the filter marks after a geo-block (a callout cannot replay
+    # an upgrade) take the egress from the start; the mark never goes upstream.
+    openai = find(hcm["route_config"]["virtual_hosts"], "openai")
+    direct = find(openai["routes"], "openai")
+    egress = copy.deepcopy(direct)
+    egress["name"] = "openai_egress"
+    egress["match"] = {**direct["match"], "headers": [
+        {"name": "x-ptk-egress", "string_match": {"exact": "geo-fallback"}}]}
+    egress["route"]["cluster"] = "openai_egress"
+    egress["request_headers_to_remove"] = ["x-ptk-egress"]
+    openai["routes"].insert(openai["routes"].index(direct), egress)
     wasm = find(filters, "ptk")["typed_config"]["config"]
     plugin = json.loads(wasm["configuration"]["value"])
     openai = plugin.setdefault("providers", {}).setdefault("openai", {})

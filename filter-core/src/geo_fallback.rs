@@ -11,8 +11,11 @@
 //!
 //! Never retried: any other status, a `403` without the marker (`invalid_api_key`, …), any
 //! other provider (Anthropic, Gemini and its OpenAI-compatible route, configured providers),
-//! WebSocket handshakes (a callout cannot carry an upgrade), a request whose body passed
-//! [`GeoFallbackConfig::max_request_body_bytes`] or had not ended when the 403 came.
+//! a request whose body passed [`GeoFallbackConfig::max_request_body_bytes`] or had not ended
+//! when the 403 came. WebSocket handshakes cannot be replayed (a callout carries no upgrade):
+//! once a geo-block was seen, OpenAI handshakes for the next [`GeoFallbackConfig::learn_ms`]
+//! carry [`EGRESS_HEADER`], which an Envoy route matches to send them through the egress
+//! cluster from the start.
 
 use ptk_wire::Provider;
 use serde::Deserialize;
@@ -33,6 +36,21 @@ pub const MAX_403_BODY: usize = 64 * 1024;
 /// Bounds of `max_request_body_bytes` (0 replays only bodyless requests).
 pub const REQUEST_BODY_BOUNDS: (u64, u64) = (0, 16 * 1024 * 1024);
 
+/// The request header the filter sets on an OpenAI WebSocket handshake after a geo-block was
+/// seen: an Envoy route on it picks the egress cluster (and removes it). Only the filter sets
+/// it: a client's is removed.
+pub const EGRESS_HEADER: &str = "x-ptk-egress";
+
+/// [`EGRESS_HEADER`]'s value.
+pub const EGRESS_VALUE: &str = "geo-fallback";
+
+/// Shared-data key of the time (ms since the epoch, decimal) until which handshakes take the
+/// egress route: one for every worker of the VM.
+pub const LEARNED_KEY: &str = "ptk/v1/geo-blocked-until";
+
+/// Longest `learn_ms` accepted (one day).
+pub const MAX_LEARN_MS: u64 = 86_400_000;
+
 /// Longest replay timeout accepted (ten minutes: the replay is a whole LLM call).
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
 
@@ -52,6 +70,14 @@ pub struct GeoFallbackConfig {
     /// How long the replay may take (its response is buffered whole).
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// After a geo-block, how long OpenAI WebSocket handshakes go through the egress route
+    /// (`EGRESS_HEADER`); 0: never.
+    #[serde(default = "default_learn")]
+    pub learn_ms: u64,
+}
+
+fn default_learn() -> u64 {
+    600_000
 }
 
 fn default_max_body() -> u64 {
@@ -72,6 +98,12 @@ impl GeoFallbackConfig {
                 "{field}.max_request_body_bytes: must be {low}..={high}, got {bytes}"
             ));
         }
+        if self.learn_ms > MAX_LEARN_MS {
+            return Err(format!(
+                "{field}.learn_ms: must be 0..={MAX_LEARN_MS}, got {}",
+                self.learn_ms
+            ));
+        }
         if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
             return Err(format!(
                 "{field}.timeout_ms: must be 1..={MAX_TIMEOUT_MS}, got {}",
@@ -85,6 +117,19 @@ impl GeoFallbackConfig {
 /// Whether a forwarded request may be replayed at all: OpenAI over HTTP only.
 pub fn qualifies(provider: Provider, websocket: bool) -> bool {
     provider == Provider::Openai && !websocket
+}
+
+/// Whether a learned geo-block (the value under [`LEARNED_KEY`]) still holds at `now_ms`.
+pub fn still_blocked(stored: Option<&[u8]>, now_ms: u64) -> bool {
+    let until = stored
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    until.is_some_and(|until| until > now_ms)
+}
+
+/// The value to store under [`LEARNED_KEY`] when a geo-block is seen at `now_ms`.
+pub fn blocked_until(now_ms: u64, learn_ms: u64) -> Vec<u8> {
+    now_ms.saturating_add(learn_ms).to_string().into_bytes()
 }
 
 /// OpenAI's geo-block: status exactly `403` and the marker anywhere in the body.
@@ -168,6 +213,7 @@ fn hop_by_hop(name: &str) -> bool {
             | ":status"
             | "x-envoy-upstream-service-time"
     ) || name.starts_with("x-envoy-")
+        || name == EGRESS_HEADER
 }
 
 /// The request headers as they go upstream: the client's with the rewrite applied (Envoy no

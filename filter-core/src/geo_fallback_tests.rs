@@ -197,3 +197,24 @@ fn the_swapped_headers_are_the_clients_with_the_rewrite_applied() {
     );
     assert!(!swapped.iter().any(|(_, v)| v.contains("ptk_")));
 }
+
+#[test]
+fn a_learned_block_holds_until_its_time() {
+    let stored = blocked_until(1_000, 500);
+    assert_eq!(stored, b"1500");
+    assert!(still_blocked(Some(&stored), 1_499));
+    assert!(!still_blocked(Some(&stored), 1_500));
+    assert!(!still_blocked(None, 0));
+    assert!(!still_blocked(Some(b"garbage"), 0));
+    assert_eq!(
+        blocked_until(u64::MAX, 1),
+        u64::MAX.to_string().into_bytes()
+    );
+    let long =
+        serde_json::from_str::<GeoFallbackConfig>(r#"{"cluster": "c", "learn_ms": 86400001}"#);
+    assert!(long
+        .unwrap()
+        .validate("f")
+        .unwrap_err()
+        .contains("f.learn_ms"));
+}

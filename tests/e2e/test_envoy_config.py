@@ -129,8 +129,8 @@ def test_every_variant_passes_envoy_validate(tmp_path):
 
 def test_the_geo_fallback_puts_the_hold_filter_in_front_of_ptk(tmp_path):
     """--geo-fallback-egress: the Lua hold filter right before ptk (a wasm filter that pauses
-    a 403's headers is shown no body), and the plugin setting naming the cluster; off, neither
-    (the committed config has no fallback)."""
+    a 403's headers is shown no body), the route marked handshakes take, and the plugin
+    setting naming the cluster; off, none of them (the committed config has no fallback)."""
     import json
 
     def plugin(config: dict) -> dict:
@@ -141,6 +141,12 @@ def test_the_geo_fallback_puts_the_hold_filter_in_front_of_ptk(tmp_path):
     assert [f["name"] for f in hcm_of(on)["http_filters"]] == [
         "ptk_geo_hold", "ptk", "envoy.filters.http.router"]
     assert plugin(on)["providers"]["openai"]["geo_fallback"] == {"cluster": "openai_egress"}
+    openai = next(v for v in hcm_of(on)["route_config"]["virtual_hosts"] if v["name"] == "openai")
+    marked, direct = openai["routes"][:2]
+    assert marked["route"]["cluster"] == "openai_egress" and direct["route"]["cluster"] == "openai"
+    assert marked["match"]["headers"] == [
+        {"name": "x-ptk-egress", "string_match": {"exact": "geo-fallback"}}]
+    assert marked["request_headers_to_remove"] == ["x-ptk-egress"]
     for config in (committed(), rendered(tmp_path / "off")):
         assert [f["name"] for f in hcm_of(config)["http_filters"]] == [
             "ptk", "envoy.filters.http.router"]

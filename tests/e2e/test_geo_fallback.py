@@ -9,6 +9,7 @@ without the setting get exactly one upstream call and no replay.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -19,6 +20,7 @@ import yaml
 from tests.mock_upstream.server import MockUpstreamServer
 
 from .connect_proxy import ConnectProxy
+from .test_websocket import raw_handshake, round_trip, ws_url
 from .harness import REAL_KEYS, Stack
 from .tls_peer import TestPki, TlsPeer
 
@@ -221,3 +223,38 @@ def test_the_egress_may_be_reached_through_a_connect_proxy(egress, tmp_path):
         s.cleanup()
         proxy.stop()
         front.close()
+
+
+def test_after_a_geo_block_websocket_handshakes_take_the_egress(egress):
+    """A callout cannot replay an upgrade: once an HTTP call met the geo-block, OpenAI
+    handshakes go through the egress route from the start (learn_ms, 10 min by default)."""
+    s = Stack(render_extra=lambda _: ["--geo-fallback-egress", f"http://127.0.0.1:{egress.port}"])
+    s.start()
+    try:
+        token = s.mint()["token"]
+        auth = {"authorization": f"Bearer {token}", **GEO}
+        # Nothing learned yet: the handshake goes direct and gets OpenAI's 403.
+        assert raw_handshake(s, "/v1/realtime?model=gpt-realtime", auth).status_code == 403
+        assert egress.requests() == []
+        assert chat(s, token, GEO).status_code == 200  # the geo-block, replayed, learned
+        egress.reset()
+        s.reset_upstream()
+        got = asyncio.run(round_trip(ws_url(s, "/v1/realtime?model=gpt-realtime"), headers=auth))
+        assert got["text"] == '{"type":"session.update"}'
+        assert s.upstream_requests() == [], "the direct route was not taken"
+        (record,) = egress.requests()
+        assert record["kind"] == "websocket"
+        assert header(record, "authorization") == [f"Bearer {REAL_KEYS['OPENAI_API_KEY']}"]
+        assert header(record, "x-ptk-egress") == [], "the route mark never goes upstream"
+        assert stat(s, "geo_fallback.routed", 1) == 1
+    finally:
+        s.stop()
+        s.cleanup()
+
+
+def test_a_clients_egress_mark_is_removed(stack, egress):
+    resp = chat(stack, stack.mint()["token"], {"x-ptk-egress": "geo-fallback"})
+    assert resp.status_code == 200
+    (record,) = stack.upstream_requests()
+    assert header(record, "x-ptk-egress") == []
+    assert egress.requests() == []

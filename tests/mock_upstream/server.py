@@ -363,6 +363,9 @@ def make_app(state: State, log: bool = True) -> web.Application:
 
     async def handle_ws(request: web.Request, received: float) -> web.StreamResponse:
         _record(state, request, "websocket", b"", received)
+        geo = geo_block.response(request, state.region_supported)
+        if geo is not None:
+            return web.json_response(geo, status=403)
         status = _override_status(request)
         key_error = key_errors.error(request, "openai", status)
         if key_error is not None:

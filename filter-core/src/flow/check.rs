@@ -216,7 +216,7 @@ impl RequestFlow {
         let watch = ErrorWatch::start(key_watch(pending, head, key), host);
         self.error_watch = Some(Box::new(watch));
         self.start_metering(worker, host, pending, head);
-        self.start_geo(worker, pending, head, &plan);
+        self.start_geo(worker, host, pending, head, &plan);
         worker.counts.add(Counter::CacheHits);
         worker.counts.add(Counter::Allowed);
         worker.activity.borrow_mut().record(&pending.hash);

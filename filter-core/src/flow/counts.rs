@@ -65,10 +65,12 @@ pub enum Counter {
     GeoUnreplayable,
     /// A replay through the fallback egress that could not be started or got no answer (502).
     GeoFailed,
+    /// An OpenAI WebSocket handshake sent through the egress route after a geo-block.
+    GeoRouted,
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 34;
+pub const COUNTERS: usize = 35;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -108,6 +110,7 @@ impl Counter {
         Counter::GeoReplayed,
         Counter::GeoUnreplayable,
         Counter::GeoFailed,
+        Counter::GeoRouted,
     ];
 
     /// The counters kept per provider: every built-in one (walked from the registry, never
@@ -162,6 +165,7 @@ impl Counter {
             Counter::GeoReplayed => "geo_fallback.replayed",
             Counter::GeoUnreplayable => "geo_fallback.unreplayable",
             Counter::GeoFailed => "geo_fallback.failed",
+            Counter::GeoRouted => "geo_fallback.routed",
         };
         name.into()
     }
@@ -205,6 +209,7 @@ impl Counter {
             Counter::GeoReplayed => 31,
             Counter::GeoUnreplayable => 32,
             Counter::GeoFailed => 33,
+            Counter::GeoRouted => 34,
             // Counted per provider (`Counts::by_provider`), past every slot.
             Counter::CredentialRefused(_) => COUNTERS,
         }

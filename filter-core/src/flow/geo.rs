@@ -9,19 +9,25 @@
 //! - the geo marker, request not replayable: the provider's 403 passes as it came (counted);
 //! - no marker: the response goes on through the usual watches (a refused key is answered as
 //!   every 401/403 is, `error_watch`), with one upstream call.
+//!
+//! A geo-block seen is remembered in shared data for `learn_ms`: meanwhile OpenAI WebSocket
+//! handshakes (which a callout cannot replay) carry `x-ptk-egress`, and an Envoy route on it
+//! sends them through the egress cluster from the start.
 
 use crate::cors::decorate;
 use crate::flow::counts::Counter;
 use crate::flow::{BodyStep, ContextHost, HeadersStep, Level, RequestBodyHost, RequestFlow};
-use crate::flow::{ResponseHost, Worker};
+use crate::flow::{Host, ResponseHost, Worker};
 use crate::geo_fallback::{
-    failed_reply, is_geo_block, qualifies, replay_call, replayed_reply, swapped_headers,
-    ReplayBody, MAX_403_BODY,
+    blocked_until, failed_reply, is_geo_block, qualifies, replay_call, replayed_reply,
+    still_blocked, swapped_headers, ReplayBody, EGRESS_HEADER, EGRESS_VALUE, LEARNED_KEY,
+    MAX_403_BODY,
 };
 use crate::pipeline::PendingCheck;
 use crate::plan::RewritePlan;
 use crate::refusal::LocalReply;
 use crate::request::RequestHead;
+use crate::shared_data::SharedData;
 use crate::upstream_errors::{key_in_plan, on_headers, Forwarded, HeadersVerdict};
 
 /// The first value of a header in `headers`.
@@ -69,10 +75,12 @@ impl std::fmt::Debug for GeoWatch {
 
 impl RequestFlow {
     /// A request is forwarded with `plan` applied to `head`: watch it if the fallback is
-    /// configured and it qualifies (OpenAI over HTTP, a real key in the plan).
+    /// configured and it qualifies (OpenAI over HTTP, a real key in the plan); an OpenAI
+    /// WebSocket handshake takes the egress route while a geo-block is remembered.
     pub(super) fn start_geo(
         &mut self,
         worker: &Worker,
+        host: &mut impl Host,
         pending: &PendingCheck,
         head: &RequestHead,
         plan: &RewritePlan,
@@ -81,11 +89,31 @@ impl RequestFlow {
         let Some(config) = &worker.config.upstream(provider).geo_fallback else {
             return;
         };
-        let Some(key) = key_in_plan(plan).filter(|_| qualifies(provider, pending.websocket)) else {
+        let Some(key) = key_in_plan(plan) else {
             return;
         };
+        // Only the filter picks the egress route: a client's header goes, learned or not.
+        let learned = pending.websocket && provider == Provider::Openai && config.learn_ms > 0 && {
+            let stored = host.shared().get(LEARNED_KEY).ok().and_then(|(v, _)| v);
+            still_blocked(stored.as_deref(), host.now_ms())
+        };
+        let egress = learned.then_some(EGRESS_VALUE);
+        if egress.is_some() || head.header(EGRESS_HEADER).is_some() {
+            if !host.set_request_header(EGRESS_HEADER, egress) {
+                host.log(
+                    Level::Warn,
+                    "ptk filter: could not set the egress route header",
+                );
+            } else if learned {
+                worker.counts.add(Counter::GeoRouted);
+            }
+        }
+        if !qualifies(provider, pending.websocket) {
+            return;
+        }
         self.geo = Some(Box::new(GeoWatch {
             key: key.to_string(),
+            origin: pending.origin.clone(),
             headers: swapped_headers(head, plan),
             fwd: Forwarded {
                 dialect: pending.identified.dialect,
@@ -93,7 +121,6 @@ impl RequestFlow {
                 origin: pending.origin.clone(),
             },
             response: Vec::new(),
-            origin: pending.origin.clone(),
             body: ReplayBody::new(config.max_request_body_bytes),
             bodyless: true,
             phase: Phase::Forwarded,
@@ -200,6 +227,13 @@ impl RequestFlow {
             Level::Warn,
             "ptk filter: openai geo-403; replaying once through the fallback egress",
         );
+        if config.learn_ms > 0 {
+            // Later WebSocket handshakes, on every worker, take the egress route from the start.
+            let until = blocked_until(host.now_ms(), config.learn_ms);
+            if host.shared().set(LEARNED_KEY, &until, None).is_err() {
+                host.log(Level::Warn, "ptk filter: could not remember a geo-block");
+            }
+        }
         match host.dispatch(&config.cluster, &call, config.timeout_ms) {
             Ok(token_id) => {
                 geo.phase = Phase::Replaying(token_id);

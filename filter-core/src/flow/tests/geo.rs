@@ -252,13 +252,10 @@ fn only_openai_may_configure_a_fallback() {
     );
 }
 
-#[test]
-fn a_websocket_handshake_is_never_held() {
-    // A callout cannot carry an upgrade: the handshake's 403 is answered at its headers.
-    let mut host = FakeHost::new();
-    let root = root(CONFIG, &mut host);
-    let mut stream = root.stream(7);
-    host.ctx.request = Some(pairs(&[
+/// An OpenAI Realtime handshake forwarded on `host` (its check answered), plus `extra`.
+fn handshake(root: &Root, host: &mut FakeHost, extra: &[(&str, &str)]) -> Stream {
+    let mut stream = root.stream(8);
+    let mut head = pairs(&[
         (":method", "GET"),
         (":path", "/v1/realtime?model=gpt-realtime"),
         (":authority", "proxy.local"),
@@ -267,14 +264,88 @@ fn a_websocket_handshake_is_never_held() {
         ("upgrade", "websocket"),
         ("sec-websocket-version", "13"),
         ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-    ]));
-    assert_eq!(stream.on_request_headers(&mut host), Action::Pause);
+    ]);
+    head.extend(pairs(extra));
+    host.ctx.request = Some(head);
+    host.edits.clear();
+    assert_eq!(stream.on_request_headers(host), Action::Pause);
     host.ctx.answer = (Some("200".into()), Some(allow(1_000, None)));
+    let size = host.ctx.answer.1.as_ref().unwrap().len();
+    let token = host.last_token();
+    stream.on_callout_response(host, token, size);
+    assert!(sent_key(host));
+    stream
+}
+
+fn egress_edits(host: &FakeHost) -> Vec<Option<String>> {
+    let edits = host.edits.iter().filter(|(n, _)| n == "x-ptk-egress");
+    edits.map(|(_, v)| v.clone()).collect()
+}
+
+#[test]
+fn a_websocket_handshake_is_never_held() {
+    // A callout cannot carry an upgrade: the handshake's 403 is answered at its headers.
+    let mut host = FakeHost::new();
+    let root = root(CONFIG, &mut host);
+    let mut stream = handshake(&root, &mut host, &[]);
+    host.response = pairs(&[(":status", "403")]);
+    assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
+    assert_eq!((host.replies.len(), host.sent.len()), (1, 1));
+}
+
+#[test]
+fn after_a_geo_block_handshakes_take_the_egress_route_until_it_is_forgotten() {
+    let (mut host, root, mut stream) = forwarded(
+        CONFIG,
+        ("authorization", &format!("Bearer {TOKEN}")),
+        &[b"{}"],
+    );
+    // Before any geo-block: direct.
+    handshake(&root, &mut host, &[]);
+    assert!(egress_edits(&host).is_empty());
+    respond(&mut host, &mut stream, "403", GEO);
+    handshake(&root, &mut host, &[]);
+    assert_eq!(egress_edits(&host), [Some("geo-fallback".to_string())]);
+    assert_eq!(count(&root, Counter::GeoRouted), 1);
+    // Ten minutes later (the default learn_ms), direct again.
+    host.now += 600_000;
+    handshake(&root, &mut host, &[]);
+    assert!(egress_edits(&host).is_empty());
+}
+
+#[test]
+fn only_the_filter_picks_the_egress_route() {
+    // A client's header is removed, on HTTP calls and handshakes alike.
+    let mut host = FakeHost::new();
+    let root = root(CONFIG, &mut host);
+    handshake(&root, &mut host, &[("x-ptk-egress", "geo-fallback")]);
+    assert_eq!(egress_edits(&host), [None]);
+    let mut stream = root.stream(9);
+    host.ctx.request = Some(pairs(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "proxy.local"),
+        ("authorization", &format!("Bearer {TOKEN}")),
+        ("x-ptk-egress", "geo-fallback"),
+    ]));
+    host.edits.clear();
+    assert_eq!(stream.on_request_headers(&mut host), Action::Pause);
     let size = host.ctx.answer.1.as_ref().unwrap().len();
     let token = host.last_token();
     stream.on_callout_response(&mut host, token, size);
     assert!(sent_key(&host));
-    host.response = pairs(&[(":status", "403")]);
-    assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
-    assert_eq!((host.replies.len(), host.sent.len()), (1, 1));
+    assert_eq!(egress_edits(&host), [None]);
+}
+
+#[test]
+fn with_learn_ms_zero_nothing_is_remembered() {
+    let config = r#"{"providers": {"openai": {"geo_fallback": {"cluster": "e", "learn_ms": 0}}}}"#;
+    let (mut host, root, mut stream) = forwarded(
+        config,
+        ("authorization", &format!("Bearer {TOKEN}")),
+        &[b"{}"],
+    );
+    respond(&mut host, &mut stream, "403", GEO);
+    handshake(&root, &mut host, &[]);
+    assert!(egress_edits(&host).is_empty());
 }
