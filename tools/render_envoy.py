@@ -84,6 +84,8 @@ def render(config: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     render_providers(clusters, hcm["route_config"]["virtual_hosts"], args, env)
     for value in args.configured_provider:
         add_configured_provider(clusters, hcm["route_config"]["virtual_hosts"], value)
+    if args.geo_fallback_egress:
+        add_geo_fallback(clusters, hcm, args.geo_fallback_egress)
     if args.provider_idle_timeout is not None:
         # What a provider call without a body gets (see envoy.yaml's stream_idle_timeout).
         hcm["stream_idle_timeout"] = f"{args.provider_idle_timeout}s"
@@ -270,6 +272,59 @@ def add_configured_provider(clusters: list[dict], vhosts: list[dict], value: str
     vhosts.insert(vhosts.index(find(vhosts, "unrouted")), vhost)
 
 
+#: The native filter in front of ptk that keeps a 403's headers from the client until its body
+#: has passed ptk (a wasm filter that pauses its headers is not shown the body): ptk reads it
+#: for OpenAI's geo-block marker, then replays the request or lets the 403 go on.
+GEO_HOLD_LUA = """\
+function envoy_on_response(response)
+  if response:headers():get(":status") == "403" then
+    response:body()
+  end
+end
+"""
+
+
+def add_geo_fallback(clusters: list[dict], hcm: dict, url: str) -> None:
+    """`--geo-fallback-egress URL`: OpenAI's geo-403 egress fallback on, replaying through a
+    cluster `openai_egress` at URL (http:// plain, https:// verified), with the hold filter
+    in front of ptk and `providers.openai.geo_fallback` set (unless the plugin config sets it)."""
+    scheme, host, port = parse_upstream("--geo-fallback-egress", url)
+    if any(c["name"] == "openai_egress" for c in clusters):
+        raise RenderError("--geo-fallback-egress: the name 'openai_egress' is taken by the config")
+    cluster = copy.deepcopy(find(clusters, "openai"))
+    cluster["name"] = cluster["load_assignment"]["cluster_name"] = "openai_egress"
+    point_cluster(cluster, host, port)
+    if scheme == "http":
+        cluster.pop("transport_socket", None)
+    else:
+        cluster["transport_socket"] = verified_tls(host, system_ca_bundle())
+    clusters.append(cluster)
+    filters = hcm["http_filters"]
+    filters.insert(filters.index(find(filters, "ptk")), {
+        "name": "ptk_geo_hold",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": GEO_HOLD_LUA},
+        },
+    })
+    # OpenAI WebSocket handshakes the filter marks after a geo-block (a callout cannot replay
+    # an upgrade) take the egress from the start; the mark never goes upstream.
+    openai = find(hcm["route_config"]["virtual_hosts"], "openai")
+    direct = find(openai["routes"], "openai")
+    egress = copy.deepcopy(direct)
+    egress["name"] = "openai_egress"
+    egress["match"] = {**direct["match"], "headers": [
+        {"name": "x-ptk-egress", "string_match": {"exact": "geo-fallback"}}]}
+    egress["route"]["cluster"] = "openai_egress"
+    egress["request_headers_to_remove"] = ["x-ptk-egress"]
+    openai["routes"].insert(openai["routes"].index(direct), egress)
+    wasm = find(filters, "ptk")["typed_config"]["config"]
+    plugin = json.loads(wasm["configuration"]["value"])
+    openai = plugin.setdefault("providers", {}).setdefault("openai", {})
+    openai.setdefault("geo_fallback", {"cluster": "openai_egress"})
+    wasm["configuration"]["value"] = json.dumps(plugin)
+
+
 def add_tls_listener(config: dict, plain: dict, args: argparse.Namespace) -> None:
     """A second listener with the same filter chain, terminating TLS: Python google-genai Live
     always dials wss://, even for an http:// base URL."""
@@ -384,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
         "--configured-provider", action="append", default=[], metavar="NAME=AUTHORITY=URL",
         help="route AUTHORITY (a configured provider's providers.NAME.authority) to a cluster "
              "NAME at URL (http:// plain, https:// verified); repeatable")
+    parser.add_argument(
+        "--geo-fallback-egress", metavar="URL",
+        help="turn OpenAI's geo-403 fallback on: a request OpenAI refuses for its region "
+             "(403 unsupported_country_region_territory) is replayed once through a cluster "
+             "openai_egress at URL (an egress in another region; http:// plain, https:// "
+             "verified)")
     parser.add_argument("--access-log", help="write the access log to this file, not stdout")
     parser.add_argument("--tls-port", type=int, help="also serve the proxy over TLS on this port")
     parser.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")

@@ -261,6 +261,7 @@ mod tests {
             authority: "api.openai.com".into(),
             request_headers: Vec::new(),
             stream_usage: true,
+            geo_fallback: None,
         };
         let offer = format!(
             "realtime, openai-insecure-api-key.{SECRET}, openai-organization.org-x, openai-beta.realtime-v1"
@@ -289,6 +290,7 @@ mod tests {
             authority: "api.openai.com".into(),
             request_headers: vec![("openai-project".into(), "proj_op".into())],
             stream_usage: true,
+            geo_fallback: None,
         };
         let plan = secret_plan(&h, &operator);
         assert!(plan.remove.is_empty());

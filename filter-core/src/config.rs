@@ -285,6 +285,14 @@ impl FilterConfig {
             if upstream.request_headers.len() > MAX_REQUEST_HEADERS {
                 return Err(format!("{field}: at most {MAX_REQUEST_HEADERS} headers"));
             }
+            if let Some(geo) = &upstream.geo_fallback {
+                let field = format!("providers.{}.geo_fallback", provider.as_str());
+                check_name(&format!("{field}.cluster"), &geo.cluster)?;
+                if let Some(authority) = &geo.authority {
+                    check_name(&format!("{field}.authority"), authority)?;
+                }
+                geo.validate(&field)?;
+            }
             for (name, value) in &upstream.request_headers {
                 let field = format!("{field}[{name:?}]");
                 check_header_name(&field, name)?;

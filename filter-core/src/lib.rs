@@ -20,6 +20,7 @@ pub mod dialect;
 pub mod ephemeral;
 pub mod expose;
 pub mod flow;
+pub mod geo_fallback;
 pub mod guard;
 pub mod guess_throttle;
 mod header_rules;

@@ -19,6 +19,7 @@ use ptk_wire::providers::{ProviderFacts, FACTS};
 use ptk_wire::Provider;
 use serde::Deserialize;
 
+use crate::geo_fallback::GeoFallbackConfig;
 use crate::providers::gemini::OPENAI_PREFIX;
 
 /// The upstream of each provider. Envoy routes on its `:authority` (static clusters in
@@ -46,6 +47,8 @@ pub struct ProviderConfig {
     /// Default: the registry's `stream_usage` for a built-in provider, false for a configured
     /// one (older OpenAI-compatible servers answer 400 to the field).
     pub stream_usage: bool,
+    /// Where a geo-blocked request is replayed (`geo_fallback`; OpenAI only, off by default).
+    pub geo_fallback: Option<GeoFallbackConfig>,
 }
 
 /// An OpenAI-compatible provider the operator configured.
@@ -66,6 +69,7 @@ static NO_UPSTREAM: ProviderConfig = ProviderConfig {
     authority: String::new(),
     request_headers: Vec::new(),
     stream_usage: false,
+    geo_fallback: None,
 };
 
 impl Default for ProvidersConfig {
@@ -113,6 +117,7 @@ pub struct RawProvider {
     request_headers: BTreeMap<String, String>,
     path_prefix: Option<String>,
     stream_usage: Option<bool>,
+    geo_fallback: Option<GeoFallbackConfig>,
 }
 
 impl RawProvider {
@@ -124,6 +129,7 @@ impl RawProvider {
             authority: self.authority.unwrap_or_else(|| host.to_string()),
             request_headers: self.request_headers.into_iter().collect(),
             stream_usage: self.stream_usage.unwrap_or(registry),
+            geo_fallback: self.geo_fallback,
         }
     }
 
@@ -132,6 +138,9 @@ impl RawProvider {
             format!("{name}: not a built-in provider, so it needs a path_prefix (and an authority)")
         })?;
         check_prefix(name, &prefix)?;
+        if self.geo_fallback.is_some() {
+            return Err(format!("{name}.geo_fallback: only openai has one"));
+        }
         let authority = self
             .authority
             .ok_or_else(|| format!("{name}: a configured provider needs an authority"))?;
@@ -142,6 +151,7 @@ impl RawProvider {
                 authority,
                 request_headers: self.request_headers.into_iter().collect(),
                 stream_usage: self.stream_usage.unwrap_or(false),
+                geo_fallback: None,
             },
         })
     }
@@ -210,6 +220,10 @@ impl TryFrom<BTreeMap<String, RawProvider>> for ProvidersConfig {
     fn try_from(mut raw: BTreeMap<String, RawProvider>) -> Result<Self, String> {
         let mut take = |facts: &ProviderFacts| -> Result<ProviderConfig, String> {
             let entry = raw.remove(facts.provider.as_str()).unwrap_or_default();
+            if entry.geo_fallback.is_some() && facts.provider != Provider::Openai {
+                let name = facts.provider.as_str();
+                return Err(format!("{name}.geo_fallback: only openai has one"));
+            }
             if entry.path_prefix.is_some() {
                 let name = facts.provider.as_str();
                 return Err(format!(

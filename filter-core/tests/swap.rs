@@ -17,6 +17,7 @@ fn upstream() -> ProviderConfig {
         authority: HOST.to_string(),
         request_headers: Vec::new(),
         stream_usage: false,
+        geo_fallback: None,
     }
 }
 

@@ -437,6 +437,7 @@ fn the_key_is_found_in_every_dialects_plan() {
             authority: "upstream".to_string(),
             request_headers: Vec::new(),
             stream_usage: false,
+            geo_fallback: None,
         };
         let plan = ptk_filter_core::plan::rewrite_plan(&head, &identified, KEY, &upstream);
         assert_eq!(key_in_plan(&plan), Some(KEY), "{pairs:?}");

@@ -159,6 +159,10 @@ impl ContextHost for EnvoyHost {
         (status, buffer(BufferType::HttpCallResponseBody, body_size))
     }
 
+    fn callout_headers(&self) -> Vec<(String, String)> {
+        map(MapType::HttpCallResponseHeaders).unwrap_or_default()
+    }
+
     fn define_metric(&mut self, kind: MetricType, name: &str) -> Option<u32> {
         let kind = match kind {
             MetricType::Counter => Kind::Counter,

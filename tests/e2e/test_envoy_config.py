@@ -75,6 +75,8 @@ def configs_with_tls(tmp_path: Path) -> dict[str, dict]:
             "10.0.0.7:10081", "--token-service-tls-ca", "/etc/ssl/certs/ca-certificates.crt"),
         "connect-to": rendered(tmp_path / "e", "--connect-to", "api.openai.com:443:127.0.0.1:9"),
         "trusted hops": rendered(tmp_path / "f", "--xff-num-trusted-hops", "1"),
+        "geo fallback": rendered(
+            tmp_path / "h", "--geo-fallback-egress", "https://egress.example:8443"),
         "token-service tls, replicas": rendered(
             tmp_path / "g", "--token-service", "ts-a.ptk.internal:10080,ts-b.ptk.internal:10080",
             "--token-service-admin", "ts-a.ptk.internal:10081",
@@ -91,6 +93,8 @@ def test_every_upstream_tls_context_verifies_chain_and_name(tmp_path):
         expected = set(PROVIDER_CLUSTERS)
         if label.startswith("token-service tls"):
             expected |= {"token_service", "token_service_admin"}
+        if label == "geo fallback":
+            expected |= {"openai_egress"}
         assert names == expected, (label, names)
         for cluster in tls_clusters:
             tls = cluster["transport_socket"]["typed_config"]
@@ -121,6 +125,45 @@ def test_every_variant_passes_envoy_validate(tmp_path):
         done = subprocess.run([ENVOY, "--mode", "validate", "-c", str(path)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, (label, done.stdout[-2000:], done.stderr[-2000:])
+
+
+def test_the_geo_fallback_puts_the_hold_filter_in_front_of_ptk(tmp_path):
+    """--geo-fallback-egress: the Lua hold filter right before ptk (a wasm filter that pauses
+    a 403's headers is shown no body), the route marked handshakes take, and the plugin
+    setting naming the cluster; off, none of them (the committed config has no fallback)."""
+    import json
+
+    def plugin(config: dict) -> dict:
+        ptk = next(f for f in hcm_of(config)["http_filters"] if f["name"] == "ptk")
+        return json.loads(ptk["typed_config"]["config"]["configuration"]["value"])
+
+    on = rendered(tmp_path / "on", "--geo-fallback-egress", "http://127.0.0.1:9")
+    assert [f["name"] for f in hcm_of(on)["http_filters"]] == [
+        "ptk_geo_hold", "ptk", "envoy.filters.http.router"]
+    assert plugin(on)["providers"]["openai"]["geo_fallback"] == {"cluster": "openai_egress"}
+    openai = next(v for v in hcm_of(on)["route_config"]["virtual_hosts"] if v["name"] == "openai")
+    marked, direct = openai["routes"][:2]
+    assert marked["route"]["cluster"] == "openai_egress" and direct["route"]["cluster"] == "openai"
+    assert marked["match"]["headers"] == [
+        {"name": "x-ptk-egress", "string_match": {"exact": "geo-fallback"}}]
+    assert marked["request_headers_to_remove"] == ["x-ptk-egress"]
+    for config in (committed(), rendered(tmp_path / "off")):
+        assert [f["name"] for f in hcm_of(config)["http_filters"]] == [
+            "ptk", "envoy.filters.http.router"]
+        assert "geo_fallback" not in json.dumps(plugin(config))
+
+
+def test_the_documented_connect_proxy_egress_passes_envoy_validate(tmp_path):
+    """README's example of an egress cluster tunnelled through an HTTP CONNECT proxy."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("   - name: openai_egress")
+    block = readme[start:readme.index("```", start)]
+    cluster = yaml.safe_load("\n".join(line[3:] for line in block.splitlines()))
+    path = tmp_path / "egress.yaml"
+    path.write_text(yaml.safe_dump({"static_resources": {"clusters": cluster}}))
+    done = subprocess.run([ENVOY, "--mode", "validate", "-c", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
 
 
 def test_the_committed_provider_clusters_verify_the_real_hosts():

@@ -23,7 +23,7 @@ from aiohttp import WSMsgType, web
 from . import fixtures as fx
 from .realtime import Realtime
 from .uploads import Uploads, is_upload_path
-from . import fixed_body, key_errors, response_headers
+from . import fixed_body, geo_block, key_errors, response_headers
 
 HOLD_TIMEOUT_S = 20.0
 CONTROL_PREFIX = "/__mock/"
@@ -56,6 +56,8 @@ class State:
         self.held: set[asyncio.Event] = set()
         self.uploads = Uploads()
         self.realtime = Realtime()
+        #: Plays an egress in a supported region: ``x-mock-geo: block`` is ignored.
+        self.region_supported = False
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -256,6 +258,9 @@ def make_app(state: State, log: bool = True) -> web.Application:
         status = _override_status(request)
         if status is None and Realtime.handles(request.method, path):
             return state.realtime.handle(request, body)
+        geo = geo_block.response(request, state.region_supported)
+        if geo is not None:
+            return _json(provider, geo, 403)
         key_error = key_errors.error(request, provider, status)
         if key_error is not None:
             return _json(provider, key_error[1], key_error[0])
@@ -358,6 +363,9 @@ def make_app(state: State, log: bool = True) -> web.Application:
 
     async def handle_ws(request: web.Request, received: float) -> web.StreamResponse:
         _record(state, request, "websocket", b"", received)
+        geo = geo_block.response(request, state.region_supported)
+        if geo is not None:
+            return web.json_response(geo, status=403)
         status = _override_status(request)
         key_error = key_errors.error(request, "openai", status)
         if key_error is not None:

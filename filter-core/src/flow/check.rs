@@ -36,6 +36,8 @@ pub struct RequestFlow {
     pub(super) error_watch: Option<Box<ErrorWatch>>,
     /// A metered call's usage, until its response ends (`metering.rs`).
     pub(super) usage: Option<Box<super::metering::UsageWatch>>,
+    /// An OpenAI request that may be replayed through the geo fallback (`geo.rs`).
+    pub(super) geo: Option<Box<super::geo::GeoWatch>>,
 }
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
@@ -67,6 +69,7 @@ impl RequestFlow {
             mint: None,
             error_watch: None,
             usage: None,
+            geo: None,
         }
     }
 
@@ -215,6 +218,7 @@ impl RequestFlow {
         self.error_watch = Some(Box::new(watch));
         log_forwarded(host, pending);
         self.start_metering(worker, host, pending, head);
+        self.start_geo(worker, host, pending, head, &plan);
         worker.counts.add(Counter::CacheHits);
         worker.counts.add(Counter::Allowed);
         worker

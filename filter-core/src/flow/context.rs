@@ -28,6 +28,8 @@ pub trait ContextHost: ResponseHost + RequestBodyHost {
     /// The callout answer being delivered: its `:status` value (none for a failed callout,
     /// which arrives with no headers) and its body.
     fn callout_answer(&self, body_size: usize) -> (Option<String>, Option<Vec<u8>>);
+    /// The headers of the callout answer being delivered (empty if none or unreadable).
+    fn callout_headers(&self) -> Vec<(String, String)>;
     /// Defines a metric; `None` if the host refused (metrics are best effort).
     fn define_metric(&mut self, kind: MetricType, name: &str) -> Option<u32>;
     /// Adds `delta` (may be negative) to a metric.
@@ -143,6 +145,12 @@ impl Stream {
 
     /// A callout answer: read and decided only if it is the one this request waits on.
     pub fn on_callout_response(&mut self, host: &mut impl ContextHost, token_id: u32, size: usize) {
+        if self.flow.expects_replay(token_id) {
+            if let Some(worker) = self.worker.as_deref() {
+                self.flow.on_replay_response(worker, host, size);
+            }
+            return;
+        }
         let Some(worker) = self
             .worker
             .as_deref()
@@ -164,26 +172,31 @@ impl Stream {
         }
     }
 
-    /// The response headers are in.
-    pub fn on_response_headers(&mut self, host: &mut impl ContextHost) -> Action {
+    /// The response headers are in (`end`: no body follows).
+    pub fn on_response_headers(&mut self, host: &mut impl ContextHost, end: bool) -> Action {
         let Some(worker) = self.worker.as_deref() else {
             return Action::Continue;
         };
-        match self.flow.on_response_headers(worker, host) {
+        let step = self.flow.geo_headers(host, end);
+        match step.unwrap_or_else(|| self.flow.on_response_headers(worker, host)) {
             HeadersStep::Continue => Action::Continue,
             HeadersStep::Stop => Action::Pause,
         }
     }
 
-    /// A request body chunk of `size` bytes (`end`: the last): held only for a metered stream
-    /// that may be asked for its usage.
+    /// A request body chunk of `size` bytes (`end`: the last): copied for a geo-fallback
+    /// replay (never held for it), held only for a metered stream that may be asked for its
+    /// usage.
     pub fn on_request_body(
         &mut self,
         host: &mut impl ContextHost,
         size: usize,
         end: bool,
     ) -> Action {
-        match self.flow.on_request_body(host, size, end) {
+        self.flow.geo_request_chunk(host, size, end);
+        let step = self.flow.on_request_body(host, size, end);
+        self.flow.geo_request_step(step);
+        match step {
             BodyStep::Continue => Action::Continue,
             BodyStep::Pause => Action::Pause,
         }
@@ -199,7 +212,8 @@ impl Stream {
         let Some(worker) = self.worker.as_deref() else {
             return Action::Continue;
         };
-        match self.flow.on_response_body(worker, host, size, end) {
+        let held = self.flow.geo_body(worker, host, size, end);
+        match held.unwrap_or_else(|| self.flow.on_response_body(worker, host, size, end)) {
             BodyStep::Continue => Action::Continue,
             BodyStep::Pause => Action::Pause,
         }

@@ -64,10 +64,19 @@ pub enum Counter {
     UsageOutputTokens,
     /// Of those, reasoning.
     UsageReasoningTokens,
+    /// An OpenAI geo-403 replayed through the fallback egress (`geo_fallback`).
+    GeoReplayed,
+    /// An OpenAI geo-403 passed through because its request could not be replayed (body past
+    /// the bound, or not ended when the 403 came).
+    GeoUnreplayable,
+    /// A replay through the fallback egress that could not be started or got no answer (502).
+    GeoFailed,
+    /// An OpenAI WebSocket handshake sent through the egress route after a geo-block.
+    GeoRouted,
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 31;
+pub const COUNTERS: usize = 35;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -104,6 +113,10 @@ impl Counter {
         Counter::UsageCachedInputTokens,
         Counter::UsageOutputTokens,
         Counter::UsageReasoningTokens,
+        Counter::GeoReplayed,
+        Counter::GeoUnreplayable,
+        Counter::GeoFailed,
+        Counter::GeoRouted,
     ];
 
     /// The counters kept per provider, each family for every built-in provider (walked from
@@ -183,6 +196,10 @@ impl Counter {
             Counter::UsageCachedInputTokens => "usage.cached_input_tokens",
             Counter::UsageOutputTokens => "usage.output_tokens",
             Counter::UsageReasoningTokens => "usage.reasoning_tokens",
+            Counter::GeoReplayed => "geo_fallback.replayed",
+            Counter::GeoUnreplayable => "geo_fallback.unreplayable",
+            Counter::GeoFailed => "geo_fallback.failed",
+            Counter::GeoRouted => "geo_fallback.routed",
         };
         name.into()
     }
@@ -223,6 +240,10 @@ impl Counter {
             Counter::UsageCachedInputTokens => 28,
             Counter::UsageOutputTokens => 29,
             Counter::UsageReasoningTokens => 30,
+            Counter::GeoReplayed => 31,
+            Counter::GeoUnreplayable => 32,
+            Counter::GeoFailed => 33,
+            Counter::GeoRouted => 34,
             // Counted per provider (`Counts::by_provider`), past every slot.
             Counter::CredentialRefused(_)
             | Counter::AllowedBy(_)
@@ -236,12 +257,22 @@ impl Counter {
 pub const CREDENTIAL_REFUSED: &str = "upstream_credential_refused";
 
 /// Counts not yet added to Envoy's counters, one per [`Counter`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counts {
     pending: [Cell<u64>; COUNTERS],
     /// The per-provider counters that counted since the last take (at most four per built-in
     /// and configured provider: bounded by the registry).
     by_provider: RefCell<Vec<(Counter, u64)>>,
+}
+
+// By hand: `Default` for arrays stops at 32 elements.
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            pending: std::array::from_fn(|_| Cell::new(0)),
+            by_provider: RefCell::default(),
+        }
+    }
 }
 
 impl Counts {

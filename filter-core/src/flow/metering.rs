@@ -316,3 +316,28 @@ pub struct Metered {
     /// Whether the final usage was seen.
     pub complete: bool,
 }
+
+impl RequestFlow {
+    /// The response of a geo-fallback replay (`geo.rs`), whole: metered as the provider's
+    /// answer would have been, and recorded (what was, for the access log).
+    pub(super) fn meter_replayed(
+        &mut self,
+        worker: &Worker,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Option<Metered> {
+        let watch = self.usage.as_mut()?;
+        watch.status = status;
+        let framing = (status < 400)
+            .then(|| response_framing(status, content_type, watch.upgrade))
+            .flatten();
+        if let Some(framing) = framing {
+            let mut meter = UsageMeter::new(watch.api, framing);
+            meter.feed(body);
+            watch.streamed = framing == Framing::Sse;
+            watch.meter = Some(meter);
+        }
+        self.finish_metering(worker, true)
+    }
+}

@@ -19,6 +19,7 @@ mod check;
 mod context;
 mod counts;
 mod error_watch;
+mod geo;
 mod metering;
 mod meters;
 mod response;

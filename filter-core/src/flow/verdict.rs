@@ -123,6 +123,7 @@ impl RequestFlow {
         self.error_watch = watch_plan(host, &waiting.pending, &waiting.head, plan);
         log_forwarded(host, &waiting.pending);
         self.start_metering(worker, host, &waiting.pending, &waiting.head);
+        self.start_geo(worker, host, &waiting.pending, &waiting.head, plan);
         let cache_key = &waiting.pending.cache_key;
         worker.denies.borrow_mut().forget(cache_key);
         waiting.sender.allowed(worker, host);

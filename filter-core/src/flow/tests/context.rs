@@ -12,6 +12,8 @@ pub struct ContextFake {
     /// The callout answer being delivered (`:status`, body) and how often it was read.
     pub answer: (Option<String>, Option<Vec<u8>>),
     pub answers_read: std::cell::Cell<usize>,
+    /// The headers of that callout answer.
+    pub answer_headers: Vec<(String, String)>,
     pub resumed: usize,
     /// Defined metrics (kind, name) by id, and what was added to each id.
     pub metrics: Vec<(MetricType, String)>,
@@ -27,6 +29,10 @@ pub struct ContextFake {
 impl ContextHost for FakeHost {
     fn request_headers(&self) -> Option<Vec<(String, String)>> {
         self.ctx.request.clone()
+    }
+
+    fn callout_headers(&self) -> Vec<(String, String)> {
+        self.ctx.answer_headers.clone()
     }
 
     fn resume_request(&mut self) -> bool {
@@ -128,7 +134,10 @@ fn without_a_valid_configuration_every_request_gets_503_and_its_logged_path_is_r
     );
     assert!(host.sent.is_empty());
     // Nothing to watch on the response side.
-    assert_eq!(stream.on_response_headers(&mut host), Action::Continue);
+    assert_eq!(
+        stream.on_response_headers(&mut host, false),
+        Action::Continue
+    );
     assert_eq!(
         stream.on_response_body(&mut host, 0, true),
         Action::Continue
@@ -164,7 +173,10 @@ fn a_checked_request_pauses_only_its_own_answer_resumes_it_and_its_end_closes_it
     let worker = root.worker.clone().unwrap();
     assert_eq!(worker.streams.borrow().len(), 1);
     host.response = vec![(":status".into(), "200".into())];
-    assert_eq!(stream.on_response_headers(&mut host), Action::Continue);
+    assert_eq!(
+        stream.on_response_headers(&mut host, false),
+        Action::Continue
+    );
     drop(stream);
     assert_eq!(
         worker.streams.borrow().len(),
@@ -280,7 +292,7 @@ fn a_provider_refusing_the_key_stops_the_response() {
         (":status".into(), "401".into()),
         ("content-type".into(), "application/json".into()),
     ];
-    assert_eq!(stream.on_response_headers(&mut host), Action::Pause);
+    assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
     assert_eq!(host.replies.len(), 1);
     assert!(stream.flow.error_watch.is_none());
 }

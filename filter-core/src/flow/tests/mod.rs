@@ -8,6 +8,7 @@ mod bound;
 mod cached;
 mod callout;
 mod context;
+mod geo;
 mod metering;
 mod response;
 mod tick;
@@ -37,6 +38,7 @@ pub struct Sent {
     pub token_id: u32,
     pub cluster: String,
     pub path: String,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -90,6 +92,7 @@ impl Host for FakeHost {
             token_id,
             cluster: cluster.into(),
             path,
+            headers: call.0.clone(),
             body: call.1.clone(),
         });
         Ok(token_id)
