@@ -20,6 +20,7 @@ import yaml
 from tests.mock_upstream.server import MockUpstreamServer
 
 from .connect_proxy import ConnectProxy
+from .test_uploads import leg, start
 from .test_websocket import raw_handshake, round_trip, ws_url
 from .harness import REAL_KEYS, Stack
 from .tls_peer import TestPki, TlsPeer
@@ -255,6 +256,20 @@ def test_after_a_geo_block_websocket_handshakes_take_the_egress(egress):
 def test_a_clients_egress_mark_is_removed(stack, egress):
     resp = chat(stack, stack.mint()["token"], {"x-ptk-egress": "geo-fallback"})
     assert resp.status_code == 200
+    (record,) = stack.upstream_requests()
+    assert header(record, "x-ptk-egress") == []
+    assert egress.requests() == []
+
+
+def test_a_keyless_forward_cannot_carry_the_egress_mark_either(stack, egress):
+    """Envoy drops a client's `x-ptk-egress` as the request arrives (an HCM early header
+    mutation), so no forwarding path, keyless upload legs included, can pick the egress route."""
+    started = start(stack, stack.mint("gemini")["token"], 5)
+    assert started.status_code == 200, started.text
+    stack.reset_upstream()
+    done = leg(started.headers["x-goog-upload-url"], "upload, finalize", b"hello", 0,
+               headers={"x-ptk-egress": "geo-fallback"})
+    assert done.status_code == 200, done.text
     (record,) = stack.upstream_requests()
     assert header(record, "x-ptk-egress") == []
     assert egress.requests() == []
