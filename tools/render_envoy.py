@@ -276,6 +276,10 @@ def add_configured_provider(clusters: list[dict], vhosts: list[dict], value: str
 #: has passed ptk (a wasm filter that pauses its headers is not shown the body): ptk reads it
 #: for OpenAI's geo-block marker, then replays the request or lets the 403 go on.
 GEO_HOLD_LUA = """\
+function envoy_on_request(request)
+  request:headers():replace("x-ptk-geo-hold", "1")
+end
+
 function envoy_on_response(response)
   if response:headers():get(":status") == "403" then
     response:body()

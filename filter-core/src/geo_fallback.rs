@@ -44,6 +44,12 @@ pub const EGRESS_HEADER: &str = "x-ptk-egress";
 /// [`EGRESS_HEADER`]'s value.
 pub const EGRESS_VALUE: &str = "geo-fallback";
 
+/// The request header the hold filter (Lua, in front of ptk) sets on every request to say it is
+/// there: without it a 403's headers would reach the client before the filter could answer in
+/// their place, so the filter replays nothing (the 403 passes as it came) and warns. The filter
+/// removes it, so it never goes upstream.
+pub const HOLD_HEADER: &str = "x-ptk-geo-hold";
+
 /// Shared-data key of the time (ms since the epoch, decimal) until which handshakes take the
 /// egress route: one for every worker of the VM.
 pub const LEARNED_KEY: &str = "ptk/v1/geo-blocked-until";
@@ -214,6 +220,7 @@ fn hop_by_hop(name: &str) -> bool {
             | "x-envoy-upstream-service-time"
     ) || name.starts_with("x-envoy-")
         || name == EGRESS_HEADER
+        || name == HOLD_HEADER
 }
 
 /// The request headers as they go upstream: the client's with the rewrite applied (Envoy no

@@ -164,6 +164,26 @@ def test_off_unless_configured(make_stack):
     assert len(s.upstream_requests()) == 1
 
 
+def test_without_the_hold_filter_a_geo_403_is_answered_whole_and_never_replayed(make_stack,
+                                                                               egress):
+    """The setting alone (no hold filter in front of ptk): ptk cannot keep a 403's headers
+    from the client, so it replays nothing and answers as it would without the fallback, whole;
+    a client cannot fake the hold filter's mark (Envoy drops it as the request arrives)."""
+    fallback = {"cluster": "openai_egress"}
+    s = make_stack(plugin_config={"providers": {"openai": {"geo_fallback": fallback}}})
+    token = s.mint()["token"]
+    for headers in (GEO, {**GEO, "x-ptk-geo-hold": "1"}):
+        resp = chat(s, token, headers)
+        assert resp.status_code == 403
+        assert resp.json()["error"]["code"] == "upstream_credential_refused", resp.text
+    assert len(s.upstream_requests()) == 2
+    assert egress.requests() == []
+    for record in s.upstream_requests():
+        assert header(record, "x-ptk-geo-hold") == []
+    assert stat(s, "geo_fallback.unreplayable", 2) == 2
+    assert "hold filter in front of ptk is missing" in s.logs()
+
+
 class TunnelledStack(Stack):
     """The egress cluster of README's example: api.openai.com over verified TLS inside an HTTP
     CONNECT tunnel (`http_11_proxy`); here the "api.openai.com" is a TLS front (test CA) of

@@ -21,8 +21,8 @@ use crate::flow::{BodyStep, ContextHost, HeadersStep, Level, RequestBodyHost, Re
 use crate::flow::{Host, ResponseHost, Worker};
 use crate::geo_fallback::{
     blocked_until, failed_reply, is_geo_block, qualifies, replay_call, replayed_reply,
-    still_blocked, swapped_headers, ReplayBody, EGRESS_HEADER, EGRESS_VALUE, LEARNED_KEY,
-    MAX_403_BODY,
+    still_blocked, swapped_headers, ReplayBody, EGRESS_HEADER, EGRESS_VALUE, HOLD_HEADER,
+    LEARNED_KEY, MAX_403_BODY,
 };
 use crate::pipeline::PendingCheck;
 use crate::plan::RewritePlan;
@@ -109,7 +109,25 @@ impl RequestFlow {
                 worker.counts.add(Counter::GeoRouted);
             }
         }
+        // The hold filter says it is in front: the mark never goes upstream either way.
+        let held = head.header(HOLD_HEADER).is_some();
+        if held && !host.set_request_header(HOLD_HEADER, None) {
+            host.log(Level::Warn, "ptk filter: could not remove the hold mark");
+        }
         if !qualifies(provider, pending.websocket) {
+            return;
+        }
+        if !held {
+            // Answering a 403 in its place needs its headers held: without the hold filter
+            // they would reach the client first, and the answer would break the response.
+            if !worker.geo_hold_warned.replace(true) {
+                host.log(
+                    Level::Warn,
+                    "ptk filter: geo_fallback is on but the hold filter in front of ptk is \
+                     missing (see the README); OpenAI 403s pass through unreplayed",
+                );
+            }
+            worker.counts.add(Counter::GeoUnreplayable);
             return;
         }
         self.geo = Some(Box::new(GeoWatch {

@@ -39,6 +39,8 @@ pub struct Worker {
     pub streams: RefCell<OpenStreams>,
     /// The host ids of the overhead histograms (set once they are defined).
     pub timings: Cell<Timings>,
+    /// Whether this worker already warned that the geo fallback's hold filter is missing.
+    pub geo_hold_warned: Cell<bool>,
 }
 
 impl Worker {
@@ -58,6 +60,7 @@ impl Worker {
             anchor: Cell::new(anchor),
             streams: RefCell::new(OpenStreams::default()),
             timings: Cell::new(Timings::default()),
+            geo_hold_warned: Cell::new(false),
         }
     }
 }

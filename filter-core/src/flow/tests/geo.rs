@@ -25,8 +25,18 @@ fn root(config: &str, host: &mut FakeHost) -> Root {
 }
 
 /// A request with `auth` forwarded after its check, its body streamed in `chunks` (each let
-/// through), the host then holding the swapped headers Envoy would send upstream.
+/// through), the host then holding the swapped headers Envoy would send upstream; the hold
+/// filter in front of ptk marked it, as `render_envoy.py` sets it up.
 fn forwarded(config: &str, auth: (&str, &str), chunks: &[&[u8]]) -> (FakeHost, Root, Stream) {
+    forwarded_held(config, auth, chunks, true)
+}
+
+fn forwarded_held(
+    config: &str,
+    auth: (&str, &str),
+    chunks: &[&[u8]],
+    held: bool,
+) -> (FakeHost, Root, Stream) {
     let mut host = FakeHost::new();
     let root = root(config, &mut host);
     let mut stream = root.stream(7);
@@ -36,6 +46,9 @@ fn forwarded(config: &str, auth: (&str, &str), chunks: &[&[u8]]) -> (FakeHost, R
         (":authority", "proxy.local"),
     ]);
     head.push((auth.0.to_string(), auth.1.to_string()));
+    if held {
+        head.push(("x-ptk-geo-hold".into(), "1".into()));
+    }
     if auth.0 == "x-api-key" {
         head.push(("anthropic-version".into(), "2023-06-01".into()));
     }
@@ -348,4 +361,39 @@ fn with_learn_ms_zero_nothing_is_remembered() {
     respond(&mut host, &mut stream, "403", GEO);
     handshake(&root, &mut host, &[]);
     assert!(egress_edits(&host).is_empty());
+}
+
+#[test]
+fn without_the_hold_filter_in_front_nothing_is_replayed_and_the_403_is_answered_at_its_headers() {
+    let bearer = format!("Bearer {TOKEN}");
+    let (mut host, root, mut stream) =
+        forwarded_held(CONFIG, ("authorization", &bearer), &[b"{}"], false);
+    // As without the fallback: answered at once, at the headers, as every refused key is
+    // (never replayed, never an answer after the 403's headers went out).
+    host.response = pairs(&[(":status", "403"), ("content-type", "application/json")]);
+    assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
+    assert_eq!(host.replies.len(), 1);
+    assert_eq!(host.sent.len(), 1, "replayed without the hold filter");
+    assert_eq!(count(&root, Counter::GeoUnreplayable), 1);
+    let warned = |host: &FakeHost| {
+        let logs = host.logs.borrow();
+        logs.iter()
+            .filter(|(_, m)| m.contains("hold filter"))
+            .count()
+    };
+    assert_eq!(warned(&host), 1);
+    // Warned once per worker, however many requests.
+    let mut again = root.stream(9);
+    host.ctx.request = Some(pairs(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        ("authorization", &bearer),
+    ]));
+    host.ctx.answer = (Some("200".into()), Some(allow(1_000, None)));
+    cache_verdict(&host, T0 + 10_000, 5, 1);
+    assert_eq!(again.on_request_headers(&mut host), Action::Continue);
+    assert_eq!(warned(&host), 1);
+    // With the hold filter, its mark is removed before the request goes upstream.
+    let (host, _, _) = forwarded(CONFIG, ("authorization", &bearer), &[b"{}"]);
+    assert!(host.edits.contains(&("x-ptk-geo-hold".into(), None)));
 }
