@@ -61,7 +61,7 @@ def throughput(stack: Stack, names: list[str], rounds: int, duration: float, war
                 if calls0 is not None and calls1 is not None and res.requests else None,
             }
             runs[name].append(run)
-            log(f"  round {r + 1}/{rounds} {name:12s} {res.rps:9.0f} req/s  p50 {res.p50_ms:7.3f} ms"
+            log(f"  round {r + 1}/{rounds} {name:14s} {res.rps:9.0f} req/s  p50 {res.p50_ms:7.3f} ms"
                 f"  p99 {res.p99_ms:7.3f} ms  errors {res.errors}")
     return runs
 
@@ -92,7 +92,7 @@ def sse(stack: Stack, names: list[str], rounds: int, sequential: int, concurrenc
                     pooled[name][phase][k].extend(got[phase][k])
                 pooled[name]["events"] += got[phase]["events"]
             pooled[name]["errors"].extend(got["errors"])
-            log(f"  round {r + 1}/{rounds} {name:12s} SSE streams ok "
+            log(f"  round {r + 1}/{rounds} {name:14s} SSE streams ok "
                 f"{len(got['sequential']['ttfe_us']) + len(got['concurrent']['ttfe_us'])}, "
                 f"errors {len(got['errors'])}")
     return pooled
