@@ -22,7 +22,7 @@ help:
 	@echo "make test   make lint, then every test tier"
 	@echo "make lint   clippy (native and wasm) and rustfmt --check"
 	@echo "make image  the filter as an OCI image for Istio (target/wasm-image; deploy/istio/README.md)"
-	@echo "make bench  benchmark vs plain Envoy, ext_authz and LiteLLM (docs/benchmarks.md)"
+	@echo "make bench  benchmark vs plain Envoy, ext_authz, LiteLLM; metering on/off (docs/benchmarks.md)"
 	@echo "make fuzz   fuzz the filter core's parsers, FUZZ_SECONDS (default 300) per target"
 	@echo "make compose-context  build context for deploy/compose (docker compose, README: Deploy)"
 
@@ -216,7 +216,8 @@ lint-deps:
 ## Benchmark ---------------------------------------------------------------------------------
 
 # Side by side on loopback: mock alone, plain Envoy, the filter with the cache warm and off,
-# Envoy + ext_authz, LiteLLM; SSE timings; check latency by store size; a perf profile.
+# the filter with metering off, Envoy + ext_authz, LiteLLM; SSE timings; check latency by store
+# size; the metering core's instructions (callgrind); a perf profile.
 # Knobs: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS, ... (bench/run.py, docs/benchmarks.md).
 BENCH_VENV := .venv-bench
 
@@ -226,12 +227,13 @@ bench: build venv bench-deps
 	$(PRUNE) target/wasm32-wasip1/release/ptk_bench_wasm_floor.wasm --drop-file filter/unused-callbacks.txt
 	$(PYTHON) bench/run.py
 
-# wrk and perf from Debian when missing (root, as on a fresh machine); perf is optional (the
-# profile section says why it is missing). LiteLLM goes into its own venv from a fully pinned
+# wrk, perf and valgrind from Debian when missing (root, as on a fresh machine); perf and
+# valgrind are optional (the report says why a profile or an instruction count is missing). LiteLLM goes into its own venv from a fully pinned
 # file; if that install fails the bench still runs and reports why LiteLLM was not measured.
 bench-deps: $(BENCH_VENV)/.installed
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	@command -v perf >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf || echo "linux-perf not installed; the bench skips its profile"; }
+	@command -v valgrind >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind || echo "valgrind not installed; the bench skips the instruction count"; }
 $(BENCH_VENV)/.installed: bench/requirements-litellm.txt
 	python3 -m venv $(BENCH_VENV)
 	@if $(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r $< > $(BENCH_VENV)/install.log 2>&1; \

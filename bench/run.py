@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """`make bench`: the ptk filter side by side with plain Envoy, Envoy + ext_authz and LiteLLM,
-all on loopback against one Rust mock upstream; writes bench/results/latest.{md,json} and
-prints the markdown. Knobs (environment): BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP,
-BENCH_CONNECTIONS, BENCH_SSE_STREAMS, BENCH_SSE_CONCURRENCY, BENCH_SSE_PER_CLIENT,
-BENCH_STORE_SIZES, BENCH_CHECK_CONNECTIONS, BENCH_LITELLM (0 skips it), BENCH_LITELLM_WORKERS,
-BENCH_PROFILE (0 skips perf), BENCH_PROFILE_SECONDS. Expects `make bench`'s build and installs.
+and with token usage metering on vs off (harness/metering), all on loopback against one Rust
+mock upstream; writes bench/results/latest.{md,json} and prints the markdown. Knobs
+(environment): BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS,
+BENCH_SSE_STREAMS, BENCH_SSE_CONCURRENCY, BENCH_SSE_PER_CLIENT, BENCH_STORE_SIZES,
+BENCH_CHECK_CONNECTIONS, BENCH_LITELLM (0 skips it), BENCH_LITELLM_WORKERS, BENCH_PROFILE (0
+skips perf), BENCH_PROFILE_SECONDS. Expects `make bench`'s build and installs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import measure, probe, profile, report, store_scale
+from harness import instructions, measure, probe, profile, report, store_scale
 from harness.stack import ROOT, Stack
 
 RESULTS = ROOT / "bench/results"
@@ -60,8 +61,8 @@ def main() -> int:
         log("starting the mock upstream and seeding token stores (before any load)...")
         stack.start_mock()
         services = store_scale.start(stack, sizes, log) if sizes else {}
-        log("starting Envoys (plain, empty wasm, wasm floor, filter cache warm and off, "
-            "ext_authz)...")
+        log("starting Envoys (plain, empty wasm, wasm floor, filter cache warm, the same with "
+            "metering off, filter cache off, ext_authz)...")
         stack.start_envoys()
         if knob("BENCH_LITELLM", 1):
             log("starting LiteLLM (takes ~20-60 s to import)...")
@@ -71,8 +72,8 @@ def main() -> int:
                 "litellm", "LiteLLM proxy", error="skipped (BENCH_LITELLM=0)")
         if stack.targets["litellm"].error:
             log(f"LiteLLM not measured: {stack.targets['litellm'].error}")
-        names = ["mock", "plain", "wasm_empty", "wasm_floor", "filter_warm", "filter_off",
-                 "ext_authz", "litellm"]
+        names = ["mock", "plain", "wasm_empty", "wasm_floor", "filter_warm", "filter_nometer",
+                 "filter_off", "ext_authz", "litellm"]
 
         log(f"throughput: {rounds} rounds x {len(names)} scenarios, {duration:g}s each...")
         runs = measure.throughput(stack, names, rounds, duration, warmup, conns, log)
@@ -83,13 +84,19 @@ def main() -> int:
                  if services else {})
         log("timing host calls inside the VM (probe)...")
         probed = probe.run(stack, log)
+        instr, instr_note = {}, instructions.available()
+        if instr_note is None:
+            log("counting the metering core's instructions (callgrind)...")
+            instr = instructions.count(log)
+        else:
+            log(f"instruction count skipped: {instr_note}")
         prof, prof_note = {}, None
         if knob("BENCH_PROFILE", 1):
             prof_note = profile.available()
             if prof_note is None:
                 log("profiling the Envoy-based scenarios with perf...")
                 prof = profile.profile(stack, ["plain", "wasm_empty", "wasm_floor", "filter_warm",
-                                                "filter_off", "ext_authz"],
+                                                "filter_nometer", "filter_off", "ext_authz"],
                                        knob("BENCH_PROFILE_SECONDS", 4), conns,
                                        workdir, log)
             else:
@@ -114,6 +121,10 @@ def main() -> int:
     md = report.markdown(summary, meta)
     if probed:
         md += "\n" + probe.markdown(probed)
+    if instr:
+        md += "\n" + instructions.markdown(instr)
+    elif instr_note:
+        md += f"\nMetering core instructions not counted: {instr_note}\n"
     if prof:
         md += "\n" + profile.markdown(prof)
     elif prof_note:
@@ -122,7 +133,7 @@ def main() -> int:
     (RESULTS / "latest.md").write_text(md)
     (RESULTS / "latest.json").write_text(json.dumps(
         {"meta": meta, "summary": summary, "runs": runs, "store_runs": store,
-         "profile": prof, "probe_ns": probed}, indent=1))
+         "profile": prof, "probe_ns": probed, "metering_instructions": instr}, indent=1))
     print(md)
     log(f"written: {RESULTS}/latest.md and latest.json (logs in {RESULTS}/logs)")
     return 0

@@ -26,9 +26,11 @@ UPSTREAM_HOST = "api.openai.com"
 
 
 def render(out_dir: Path, name: str, *, mock: str, proxy_port: int, admin_port: int,
-           token_service: str, wasm: Path, deny_ttl_ms: int, cache: bool = True) -> dict:
+           token_service: str, wasm: Path, deny_ttl_ms: int, cache: bool = True,
+           plugin: dict | None = None) -> dict:
     """The committed config with bench ports, the mock as every provider's upstream, and the
-    access log written to /dev/null (formatted as in production, but not stored)."""
+    access log written to /dev/null (formatted as in production, but not stored); `plugin`
+    is merged into the filter's plugin configuration (e.g. metering off)."""
     out = out_dir / f"envoy-{name}.rendered.yaml"
     env = dict(os.environ, OPENAI_UPSTREAM=mock, ANTHROPIC_UPSTREAM=mock, GEMINI_UPSTREAM=mock)
     subprocess.run(
@@ -38,7 +40,8 @@ def render(out_dir: Path, name: str, *, mock: str, proxy_port: int, admin_port: 
          # No admin listener runs in the bench; the /admin routes are never hit.
          "--token-service-admin", token_service,
          "--wasm", str(wasm), "--deny-ttl-ms", str(deny_ttl_ms), "--access-log", "/dev/null",
-         *([] if cache else ["--no-cache"])],
+         *([] if cache else ["--no-cache"]),
+         *(["--plugin-config", json.dumps(plugin)] if plugin else [])],
         env=env, check=True,
     )
     return yaml.safe_load(out.read_text())

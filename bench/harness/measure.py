@@ -61,32 +61,38 @@ def throughput(stack: Stack, names: list[str], rounds: int, duration: float, war
                 if calls0 is not None and calls1 is not None and res.requests else None,
             }
             runs[name].append(run)
-            log(f"  round {r + 1}/{rounds} {name:12s} {res.rps:9.0f} req/s  p50 {res.p50_ms:7.3f} ms"
+            log(f"  round {r + 1}/{rounds} {name:14s} {res.rps:9.0f} req/s  p50 {res.p50_ms:7.3f} ms"
                 f"  p99 {res.p99_ms:7.3f} ms  errors {res.errors}")
     return runs
 
 
 def sse(stack: Stack, names: list[str], rounds: int, sequential: int, concurrency: int,
         per_client: int, log) -> dict[str, dict]:
-    """Pooled TTFE/TTLE samples (µs) per target, sequential and concurrent phases apart."""
+    """Pooled TTFE/TTLE samples (µs) per target, sequential and concurrent phases apart, and
+    the CPU time of the target's processes over its runs with the SSE events delivered (the
+    `data:` lines bench-sse counted in the streams that completed)."""
     pooled = {n: {"sequential": {"ttfe_us": [], "ttle_us": []},
-                  "concurrent": {"ttfe_us": [], "ttle_us": []}, "errors": []} for n in names}
+                  "concurrent": {"ttfe_us": [], "ttle_us": []}, "errors": [],
+                  "events": 0, "cpu_s": 0.0} for n in names}
     live = [n for n in names if not stack.targets[n].error]
     for r in range(rounds):
         for name in rotated(live, r):
             t = stack.targets[name]
+            cpu0 = cpu_seconds(t.cpu_pids)
             out = subprocess.run(
                 [str(RELEASE / "bench-sse"), "--addr", t.addr, "--host", t.host or t.addr,
                  "--sequential", str(sequential), "--concurrency", str(concurrency),
                  "--per-client", str(per_client)],
                 env=dict(os.environ, BENCH_TOKEN=stack.token), capture_output=True, text=True,
                 timeout=600, check=True)
+            pooled[name]["cpu_s"] += cpu_seconds(t.cpu_pids) - cpu0
             got = json.loads(out.stdout)
             for phase in ("sequential", "concurrent"):
                 for k in ("ttfe_us", "ttle_us"):
                     pooled[name][phase][k].extend(got[phase][k])
+                pooled[name]["events"] += got[phase]["events"]
             pooled[name]["errors"].extend(got["errors"])
-            log(f"  round {r + 1}/{rounds} {name:12s} SSE streams ok "
+            log(f"  round {r + 1}/{rounds} {name:14s} SSE streams ok "
                 f"{len(got['sequential']['ttfe_us']) + len(got['concurrent']['ttfe_us'])}, "
                 f"errors {len(got['errors'])}")
     return pooled

@@ -1,32 +1,11 @@
 """Turning the runs into the tables: medians over rounds, ratios as the median of per-round
 paired ratios (each round ran every target back to back, so pairing cancels drift), and one
-pass/fail line per target from issue 6."""
+pass/fail line per target from issue 6 (and issue 13's metering targets, harness/metering)."""
 
 from __future__ import annotations
 
-import math
-from statistics import median
-
-
-def _med(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return median(values) if values else None
-
-
-def _q(samples: list[int], q: float) -> float | None:
-    if not samples:
-        return None
-    s = sorted(samples)
-    rank = min(len(s), max(1, math.ceil(q * len(s))))  # nearest rank
-    return s[rank - 1] / 1000.0  # µs -> ms
-
-
-def paired_ratio(a: list[dict], b: list[dict], key: str = "rps") -> float | None:
-    """Median over rounds of a[r][key] / b[r][key]."""
-    by_round = {run["round"]: run[key] for run in b}
-    ratios = [run[key] / by_round[run["round"]] for run in a
-              if by_round.get(run["round"]) and run["errors"] == 0]
-    return _med(ratios)
+from . import metering
+from .stats import med as _med, paired_ratio, quantile_ms as _q
 
 
 def summarize(targets: dict, runs: dict[str, list[dict]], sse: dict, store: dict) -> dict:
@@ -61,8 +40,10 @@ def summarize(targets: dict, runs: dict[str, list[dict]], sse: dict, store: dict
     store_rows = [{"tokens": size, "rps": _med(r["rps"] for r in rs),
                    "p50_ms": _med(r["p50_ms"] for r in rs), "p99_ms": _med(r["p99_ms"] for r in rs),
                    "errors": sum(r["errors"] for r in rs)} for size, rs in store.items()]
-    return {"rows": rows, "sse": sse_rows, "store": store_rows,
-            "targets": verdicts(rows, runs, sse_rows, store_rows, store)}
+    metered = metering.summarize(targets, runs, sse)
+    return {"rows": rows, "sse": sse_rows, "store": store_rows, "metering": metered,
+            "targets": verdicts(rows, runs, sse_rows, store_rows, store)
+            + metering.verdicts(metered)}
 
 
 def verdicts(rows, runs, sse_rows, store_rows, store) -> list[dict]:
@@ -156,7 +137,9 @@ def markdown(summary: dict, meta: dict) -> str:
             lines.append(f"| {r['tokens']:,} | {_f(r['rps'], '{:,.0f}')} | "
                          f"{_f(r['p50_ms'], '{:.3f}')} | {_f(r['p99_ms'], '{:.3f}')} | {r['errors']} |")
         lines.append("")
-    lines += ["Targets (issue 6):", "", "| target | measured | result |", "|---|---:|---|"]
+    if summary.get("metering"):
+        lines += metering.markdown(summary["metering"])
+    lines += ["Targets (issues 6 and 13):", "", "| target | measured | result |", "|---|---:|---|"]
     for v in summary["targets"]:
         note = f" ({v['note']})" if v["note"] else ""
         lines.append(f"| {v['target']} | {v['measured']} | {v['result']}{note} |")

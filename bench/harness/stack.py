@@ -1,7 +1,7 @@
 """Bringing up every system under test at once, each on its own loopback ports, so the
-measurement loop can interleave them: the Rust mock, three Envoys (plain, ptk filter with the
-cache on, ptk filter with the cache off) with a token-service each, Envoy + ext_authz with
-bench-authz, and LiteLLM's proxy."""
+measurement loop can interleave them: the Rust mock, plain Envoy, Envoy with the wasm floors,
+Envoy + ptk filter (cache warm; the same with metering off; cache off) with a token-service
+each, Envoy + ext_authz with bench-authz, and LiteLLM's proxy."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ FLOOR_WASM = ROOT / "target/wasm32-wasip1/release/ptk_bench_wasm_floor.wasm"
 LITELLM = ROOT / ".venv-bench/bin/litellm"
 #: Huge, so leases are as large as the token-service grants and no scenario is rate limited.
 RATE_LIMIT = "1000000000/60"
+#: The plugin configuration that turns token usage metering off (it is on by default).
+METERING_OFF = {"metering": {"enabled": False}}
 
 
 @dataclass
@@ -132,12 +134,16 @@ class Stack:
         self.start_envoy(plain, envoy_configs.plain(cfg))
         self.targets["plain"] = plain
 
-        for name, label, ttl in (("filter_warm", "Envoy + ptk filter, cache warm", 1000),
-                                 ("filter_off", "Envoy + ptk filter, cache off", 0)):
+        for name, label, ttl, plugin in (
+                ("filter_warm", "Envoy + ptk filter, cache warm", 1000, None),
+                ("filter_nometer", "Envoy + ptk filter, cache warm, metering off", 1000,
+                 METERING_OFF),
+                ("filter_off", "Envoy + ptk filter, cache off", 0, None)):
             service, listen = self.start_token_service(f"token-service-{name}", ttl)
             target, ports = self.envoy_target(name, label)
             cfg = envoy_configs.render(self.workdir, name, mock=mock, token_service=listen,
-                                       wasm=WASM, deny_ttl_ms=ttl, cache=ttl > 0, **ports)
+                                       wasm=WASM, deny_ttl_ms=ttl, cache=ttl > 0,
+                                       plugin=plugin, **ports)
             self.start_envoy(target, cfg)
             target.sidecar_pid = service.pid
             target.cpu_pids.append(service.pid)

@@ -32,6 +32,15 @@ pub fn scan(received: &[u8]) -> Progress {
     }
 }
 
+/// SSE events (`data:` lines) in a response received so far: the chunks the client got, for
+/// the harness's CPU per chunk. Counted in the body only (after the head).
+pub fn count_events(received: &[u8]) -> usize {
+    let body = find(received, b"\r\n\r\n").map_or(received, |end| &received[end + 4..]);
+    body.windows(b"data:".len())
+        .filter(|w| *w == b"data:")
+        .count()
+}
+
 /// The `q` quantile (0..=1) of `samples` by nearest rank; `None` when empty.
 pub fn quantile(samples: &mut [f64], q: f64) -> Option<f64> {
     if samples.is_empty() {
@@ -58,6 +67,13 @@ mod tests {
         assert!(scan(&got).first_event && !scan(&got).done);
         got.extend_from_slice(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n");
         assert!(scan(&got).done);
+    }
+
+    #[test]
+    fn events_are_counted_in_the_body_only() {
+        let got = b"HTTP/1.1 200 OK\r\nx-data: data:\r\n\r\n1a\r\ndata: {\"x\":1}\n\n\r\ne\r\ndata: [DONE]\n\n";
+        assert_eq!(count_events(got), 2);
+        assert_eq!(count_events(b"data: a\n\n"), 1);
     }
 
     #[test]

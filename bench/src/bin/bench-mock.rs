@@ -1,9 +1,11 @@
 //! bench-mock: the upstream every proxy in `make bench` forwards to. Fixed OpenAI-shaped
-//! answers, no recording, no parsing beyond spotting `"stream": true`, so the numbers measure
-//! the proxies and not the mock (the Python test mock tops out far below Envoy).
+//! answers, no recording, no parsing beyond spotting `"stream": true` and
+//! `"include_usage": true`, so the numbers measure the proxies and not the mock (the Python
+//! test mock tops out far below Envoy).
 //!
 //! - `POST /v1/chat/completions`: the fixed completion, or an SSE stream whose first event is
-//!   sent at once and whose last event follows after `--sse-delay-ms`.
+//!   sent at once and whose last event follows after `--sse-delay-ms` (with a usage-only chunk
+//!   before `[DONE]` when the request asks for `stream_options.include_usage`, as OpenAI does).
 //! - `GET /v1/models`: the fixed model list.
 
 use std::convert::Infallible;
@@ -16,7 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use clap::Parser;
-use ptk_bench::fixtures::{wants_stream, CHAT_COMPLETION, MODELS, SSE_FIRST, SSE_LAST};
+use ptk_bench::fixtures::{
+    sse_last, wants_stream, wants_usage, CHAT_COMPLETION, MODELS, SSE_FIRST,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -35,7 +39,7 @@ fn json(body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn sse(delay: Duration) -> Response {
+fn sse(delay: Duration, with_usage: bool) -> Response {
     let events = futures_util::stream::unfold(0u8, move |step| async move {
         match step {
             0 => Some((
@@ -44,7 +48,7 @@ fn sse(delay: Duration) -> Response {
             )),
             1 => {
                 tokio::time::sleep(delay).await;
-                Some((Ok(Bytes::from_static(SSE_LAST.as_bytes())), 2))
+                Some((Ok(Bytes::from(sse_last(with_usage))), 2))
             }
             _ => None,
         }
@@ -65,7 +69,7 @@ fn router(delay: Duration) -> Router {
             "/v1/chat/completions",
             post(move |body: Bytes| async move {
                 if wants_stream(&body) {
-                    sse(delay)
+                    sse(delay, wants_usage(&body))
                 } else {
                     json(CHAT_COMPLETION)
                 }

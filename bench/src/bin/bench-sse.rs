@@ -3,7 +3,7 @@
 //! connection is up, right before the request is written, so connection set-up is not counted
 //! and no client library's buffering sits between the proxy and the timestamps.
 //!
-//! Prints one JSON object: `{"sequential": {"ttfe_us": [...], "ttle_us": [...]},
+//! Prints one JSON object: `{"sequential": {"ttfe_us": [...], "ttle_us": [...], "events": N},
 //! "concurrent": {...}, "errors": [...]}`; the harness pools rounds and takes percentiles.
 
 use std::io::{Read as _, Write as _};
@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ptk_bench::sse::scan;
+use ptk_bench::sse::{count_events, scan};
 use serde_json::json;
 
 #[derive(Parser, Clone)]
@@ -42,8 +42,9 @@ struct Args {
     timeout_ms: u64,
 }
 
-/// Microseconds from writing the request to the first `data:` and to `data: [DONE]`.
-type Sample = (u64, u64);
+/// Microseconds from writing the request to the first `data:` and to `data: [DONE]`, and the
+/// number of events (`data:` lines) the stream delivered.
+type Sample = (u64, u64, usize);
 
 fn one_stream(args: &Args, request: &[u8]) -> Result<Sample, String> {
     let timeout = Duration::from_millis(args.timeout_ms);
@@ -74,7 +75,8 @@ fn one_stream(args: &Args, request: &[u8]) -> Result<Sample, String> {
         if seen.done {
             let last = start.elapsed();
             let first = first.unwrap_or(last);
-            return Ok((first.as_micros() as u64, last.as_micros() as u64));
+            let events = count_events(&received);
+            return Ok((first.as_micros() as u64, last.as_micros() as u64, events));
         }
     }
 }
@@ -92,6 +94,7 @@ fn samples_json(samples: &[Sample]) -> serde_json::Value {
     json!({
         "ttfe_us": samples.iter().map(|s| s.0).collect::<Vec<_>>(),
         "ttle_us": samples.iter().map(|s| s.1).collect::<Vec<_>>(),
+        "events": samples.iter().map(|s| s.2).sum::<usize>(),
     })
 }
 
