@@ -152,7 +152,7 @@ Try it:
        -H 'content-type: application/json' \\
        -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 
-Manage tokens: $cli tokens list | disable HASH | enable HASH | expire HASH --at RFC3339|never | delete HASH
+Manage tokens: $cli tokens list | disable HASH | enable HASH | expire HASH --at RFC3339|never | delete HASH | usage HASH
 Ctrl-C stops everything.
 MSG
 
