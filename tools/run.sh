@@ -59,6 +59,8 @@ render_opts=()
 [ -n "${PTK_PROVIDER_IDLE_TIMEOUT:-}" ] && render_opts+=(--provider-idle-timeout "$PTK_PROVIDER_IDLE_TIMEOUT")
 # Behind load balancers or proxies you trust (they must write x-forwarded-for): how many.
 [ -n "${PTK_XFF_NUM_TRUSTED_HOPS:-}" ] && render_opts+=(--xff-num-trusted-hops "$PTK_XFF_NUM_TRUSTED_HOPS")
+# OpenAI's geo-403 egress fallback: the gateway (URL) geo-blocked OpenAI calls are replayed through.
+[ -n "${PTK_GEO_FALLBACK_EGRESS:-}" ] && render_opts+=(--geo-fallback-egress "$PTK_GEO_FALLBACK_EGRESS")
 [ -n "${PTK_PLUGIN_CONFIG:-}" ] && render_opts+=(--plugin-config "$PTK_PLUGIN_CONFIG")
 "$PYTHON" tools/render_envoy.py --out "$DATA/envoy.yaml" \
   --proxy-port "$PROXY_PORT" --admin-port "$ADMIN_PORT" --token-service "$SERVICE_ADDR" \

@@ -115,3 +115,16 @@ def test_an_envoy_admin_port_answered_by_someone_else_is_not_reported_as_up(tmp_
     assert code != 0, text
     assert "is not the one this run started" in text and "PTK_ENVOY_ADMIN_PORT" in text, text
     assert "ptk proxy is up" not in text, text
+
+
+def test_the_geo_fallback_egress_variable_renders_the_fallback(tmp_path):
+    env = script_env(tmp_path / "data", PTK_GEO_FALLBACK_EGRESS="http://127.0.0.1:9")
+    log = tmp_path / "run.log"
+    proc = start("tools/run.sh", env, log)
+    try:
+        wait_for_line(proc, log, "Ctrl-C stops everything.")
+    finally:
+        stop(proc)
+    rendered = (tmp_path / "data" / "envoy.yaml").read_text()
+    assert "openai_egress" in rendered and "x-ptk-geo-hold" in rendered
+    assert "geo_fallback" in rendered
