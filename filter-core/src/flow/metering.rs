@@ -97,10 +97,15 @@ impl RequestFlow {
             Ask::No
         };
         let path_model = model_in_path(head.path());
-        let body_model = (path_model.is_none() && !upgrade).then(|| {
-            let limit = worker.config.metering.max_request_body_bytes;
-            RequestModel::new(usize::try_from(limit).unwrap_or(usize::MAX))
-        });
+        let limit = worker.config.metering.max_request_body_bytes;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let body_model = match (path_model.is_some(), upgrade, api) {
+            (true, _, _) => None,
+            (false, false, _) => Some(RequestModel::new(limit)),
+            // Gemini Live names its model in the client's first message.
+            (false, true, UsageApi::Live) => Some(RequestModel::live_setup(limit)),
+            (false, true, _) => None,
+        };
         self.usage = Some(Box::new(UsageWatch {
             hash: pending.hash.clone(),
             provider,

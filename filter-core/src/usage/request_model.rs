@@ -2,18 +2,22 @@
 //! error, a stream cut before its first event): Gemini's native API and OpenAI Realtime name it
 //! in the path or query (`/v1beta/models/{model}:generateContent`, `/v1/realtime?model=…`);
 //! OpenAI's and Anthropic's JSON APIs in the body's top-level `model`, which [`RequestModel`]
-//! copies out of the chunks as they pass (never holding them, and giving up past a byte bound).
+//! copies out of the chunks as they pass (never holding them, and giving up past a byte bound);
+//! Gemini Live in its first client message, `setup.model` (`models/…`), read from the client's
+//! WebSocket frames the same way ([`RequestModel::live_setup`]).
 //!
 //! The response's own model wins when it names one (the provider's resolved name, e.g. a dated
 //! snapshot of an alias); this one only fills the gap.
 
 use super::json_capture::{JsonCapture, Path};
+use super::ws::{WsFrames, WsSink};
 use crate::query::first_param;
 
 /// Longest model name kept (longer ones are dropped, not cut: no provider has one).
 pub const MAX_MODEL_LEN: usize = 256;
 
 const MODEL_PATHS: &[Path] = &[&["model"]];
+const LIVE_SETUP_PATHS: &[Path] = &[&["setup", "model"]];
 
 /// The model named by a request's path: Gemini's `models/{model}:{method}` or
 /// `tunedModels/{model}:{method}` segment, or a `model` query parameter (OpenAI Realtime and
@@ -37,6 +41,37 @@ pub struct RequestModel {
     /// Bytes still read before giving up.
     budget: usize,
     model: Option<String>,
+    /// Gemini Live: the client's WebSocket frames, whose first message is read.
+    frames: Option<WsFrames>,
+}
+
+/// Feeds the first client message's payload to the capture.
+struct FirstMessage<'a> {
+    capture: &'a mut JsonCapture,
+    ended: bool,
+}
+
+impl WsSink for FirstMessage<'_> {
+    fn data(&mut self, bytes: &[u8]) {
+        if !self.ended {
+            self.capture.feed(bytes);
+        }
+    }
+
+    fn message_end(&mut self) {
+        if !self.ended {
+            self.capture.end_document();
+        }
+        self.ended = true;
+    }
+
+    fn compressed(&mut self) {
+        self.ended = true;
+    }
+
+    fn close(&mut self) {
+        self.ended = true;
+    }
 }
 
 impl RequestModel {
@@ -49,6 +84,21 @@ impl RequestModel {
             )),
             budget: limit,
             model: None,
+            frames: None,
+        }
+    }
+
+    /// Reads at most `limit` bytes of a Gemini Live session's client frames looking for its
+    /// first message's `setup.model` (its `models/` prefix dropped).
+    pub fn live_setup(limit: usize) -> RequestModel {
+        RequestModel {
+            capture: Some(JsonCapture::new(
+                LIVE_SETUP_PATHS,
+                MAX_MODEL_LEN.saturating_add(2),
+            )),
+            budget: limit,
+            model: None,
+            frames: Some(WsFrames::default()),
         }
     }
 
@@ -65,16 +115,28 @@ impl RequestModel {
         };
         let (now, _rest) = chunk.split_at(chunk.len().min(self.budget));
         self.budget = self.budget.saturating_sub(now.len());
-        capture.feed(now);
+        let mut first_ended = false;
+        match self.frames.as_mut() {
+            Some(frames) => {
+                let mut sink = FirstMessage {
+                    capture,
+                    ended: false,
+                };
+                frames.feed(now, &mut sink);
+                first_ended = sink.ended;
+            }
+            None => capture.feed(now),
+        }
         // The first top-level `model` decides, whatever it holds (a number, an overlong name).
         let first = capture.drain().into_iter().next();
         let found = first.is_some();
         if let Some(first) = first.filter(|c| !c.overflowed) {
             self.model = serde_json::from_slice::<String>(&first.value)
                 .ok()
+                .map(|m| m.strip_prefix("models/").map(str::to_string).unwrap_or(m))
                 .filter(|m| !m.is_empty());
         }
-        if found || capture.broken() || self.budget == 0 {
+        if found || first_ended || capture.broken() || self.budget == 0 {
             self.capture = None;
         }
     }
@@ -128,6 +190,37 @@ mod tests {
             assert_eq!(reader.model(), Some("gpt-4o-mini"), "split at {split}");
             assert!(!reader.wants_more());
         }
+    }
+
+    /// A client frame (masked, as clients send) holding `payload`.
+    fn client_frame(payload: &[u8], opcode: u8) -> Vec<u8> {
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x80 | opcode];
+        assert!(payload.len() < 126);
+        frame.push(0x80 | u8::try_from(payload.len()).unwrap());
+        frame.extend(mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        frame
+    }
+
+    #[test]
+    fn gemini_live_names_its_model_in_the_first_client_message_at_every_split() {
+        let setup = br#"{"setup":{"model":"models/gemini-live-x","generationConfig":{}}}"#;
+        let mut session = client_frame(setup, 0x2);
+        session.extend(client_frame(br#"{"setup":{"model":"later"}}"#, 0x1));
+        for split in 0..=session.len() {
+            let mut reader = RequestModel::live_setup(1 << 20);
+            let (a, b) = session.split_at(split);
+            reader.feed(a);
+            reader.feed(b);
+            assert_eq!(reader.model(), Some("gemini-live-x"), "split at {split}");
+        }
+        // A first message without a setup model: nothing, and the second is never read.
+        let mut other = client_frame(br#"{"clientContent":{}}"#, 0x1);
+        other.extend(client_frame(setup, 0x1));
+        let mut reader = RequestModel::live_setup(1 << 20);
+        reader.feed(&other);
+        assert_eq!((reader.model(), reader.wants_more()), (None, false));
     }
 
     #[test]

@@ -49,7 +49,6 @@ test('a Live session round-trips through the proxy', async () => {
   assert.equal(messages[2].serverContent.turnComplete, true);
   const [rec] = await h.assertAllForwarded(1, token, h.CREDS.googGemini, {}, 'websocket');
   assert.equal(rec.path, LIVE_PATH);
-  // Recorded without a model: Live names it only in the client's `setup` message, which the
-  // filter does not read (no server message carries it).
-  await h.assertMetered(token, '', h.fromGemini(messages[2].usageMetadata), 1);
+  // Recorded under the model the client's `setup` message named (no server message names it).
+  await h.assertMetered(token, 'gemini-live-2.5-flash', h.fromGemini(messages[2].usageMetadata), 1);
 });

@@ -50,6 +50,7 @@ def test_live_session_round_trip(stack, tokens):
     (rec,) = recorded(stack, "websocket")
     assert_forwarded(rec, token, GOOG_GEMINI)
     assert rec["path"] == LIVE_PATH  # the same path Google serves, no key in the query
-    # Recorded without a model: Live names it only in the client's `setup` message, which the
-    # filter does not read (no server message carries it).
-    assert_metered(stack, token, "", from_gemini(message.usage_metadata), 1)
+    # Recorded under the model the client's `setup` message named (no server message names
+    # it), without its `models/` prefix.
+    assert_metered(stack, token, MODEL.removeprefix("models/"),
+                   from_gemini(message.usage_metadata), 1)
