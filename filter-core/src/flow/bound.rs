@@ -12,6 +12,7 @@ use crate::bound_check::{
 use crate::bound_table::Binding;
 use crate::client_secrets::PendingSecret;
 use crate::dialect::Dialect;
+use crate::flow::access_fields::log_bound;
 use crate::flow::counts::Counter;
 use crate::flow::metering::Caller;
 use crate::flow::sender::Sender;
@@ -259,6 +260,7 @@ impl RequestFlow {
         }
         worker.counts.add(Counter::Allowed);
         worker.counts.add(Counter::AllowedBy(binding.provider));
+        log_bound(host, &binding.provider);
         if worker.config.streams.revalidate {
             // An open request of the bound token like any other: revocation closes it (a slow
             // upload chunk, a Realtime session opened with a client secret).
