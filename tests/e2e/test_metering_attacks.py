@@ -125,14 +125,13 @@ def test_a_long_stream_request_below_the_hold_limit_is_still_asked(stack):
     assert json.loads(sent[0]["body"])["stream_options"] == {"include_usage": True}
 
 
-@pytest.mark.xfail(strict=True, reason="open finding (attack round issue 13): Google's system "
-                   "parameters reach Gemini: a field mask or alt=proto drops or hides "
-                   "usageMetadata, so the call is recorded incomplete with no tokens")
 @pytest.mark.parametrize("query,headers", [
     ("?fields=candidates", {}),
     ("?%24fields=candidates", {}),
     ("", {"x-goog-fieldmask": "candidates"}),
-    ("?alt=proto", {}),
+    pytest.param("?alt=proto", {}, marks=pytest.mark.xfail(
+        strict=True, reason="open finding: alt=proto answers in protobuf, which the meter "
+        "cannot read (recorded incomplete, no tokens)")),
 ])
 def test_a_gemini_call_cannot_hide_its_usage_behind_a_system_parameter(stack, query, headers):
     """Google APIs honour `fields`/`$fields`/`X-Goog-FieldMask` (partial responses) and
