@@ -31,6 +31,11 @@ pub const ACCOUNT_HEADERS: [&str; 4] = [
     "x-goog-quota-user",
 ];
 
+/// Headers that cut a response down to the fields a client names (Google's
+/// `X-Goog-FieldMask`, the header form of the `fields` system parameter): asking for
+/// `candidates` only drops `usageMetadata`, and the call would go unmetered. Always removed.
+pub const RESPONSE_MASK_HEADERS: [&str; 1] = ["x-goog-fieldmask"];
+
 /// Where a credential value was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place<'a> {

@@ -10,7 +10,7 @@ use crate::request::RequestHead;
 use crate::slots::{Identified, Slot};
 use crate::subprotocol;
 
-pub use crate::credentials::{ACCOUNT_HEADERS, CREDENTIAL_HEADERS};
+pub use crate::credentials::{ACCOUNT_HEADERS, CREDENTIAL_HEADERS, RESPONSE_MASK_HEADERS};
 
 /// The `Sec-WebSocket-Protocol` offer without key, organization and project entries; `None`
 /// when nothing remains (see [`subprotocol::clean`]).
@@ -124,6 +124,7 @@ pub fn rewrite_plan_under(
     let mut remove: Vec<String> = CREDENTIAL_HEADERS
         .iter()
         .chain(ACCOUNT_HEADERS.iter())
+        .chain(RESPONSE_MASK_HEADERS.iter())
         .filter(|name| !is_set(name) && head.header(name).is_some())
         .map(|name| name.to_string())
         .collect();

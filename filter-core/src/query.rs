@@ -27,6 +27,12 @@ pub const CREDENTIAL_PARAMS: [&str; 6] = [
 /// billed (`userProject`) or whose quota is charged (`quotaUser`) under the operator's key.
 pub const ACCOUNT_PARAMS: [&str; 2] = ["userproject", "quotauser"];
 
+/// Normalised names of Google system parameters that cut a response down to the fields a
+/// client names (`fields`, also spelled `$fields`): asking for `candidates` only drops
+/// `usageMetadata`, and the call would go unmetered. Never forwarded (the client gets the
+/// whole response, which JSON readers take as well).
+pub const RESPONSE_MASK_PARAMS: [&str; 1] = ["fields"];
+
 /// How many times a name is percent-decoded at most: a server decodes once, but a second
 /// layer costs nothing to see through and some frameworks decode twice.
 const DECODE_ROUNDS: usize = 3;
@@ -101,10 +107,12 @@ pub fn is_credential_param(normalized: &str) -> bool {
     CREDENTIAL_PARAMS.contains(&normalized)
 }
 
-/// True for a normalised name that must never reach a provider: a credential or an account
-/// choice.
+/// True for a normalised name that must never reach a provider: a credential, an account
+/// choice or a response mask.
 pub fn is_stripped_param(normalized: &str) -> bool {
-    is_credential_param(normalized) || ACCOUNT_PARAMS.contains(&normalized)
+    is_credential_param(normalized)
+        || ACCOUNT_PARAMS.contains(&normalized)
+        || RESPONSE_MASK_PARAMS.contains(&normalized)
 }
 
 fn split_part(part: &str) -> (&str, &str) {
@@ -236,6 +244,10 @@ mod tests {
             ("/p?a=1;b=2;access_token=x;c=3&d=4", "/p?a=1;b=2&d=4"),
             ("/p?a=1&c;key=x", "/p?a=1&c"),
             ("/p?a=1;b=2", "/p?a=1;b=2"),
+            // Response masks hide a call's usage from the meter.
+            ("/p?alt=sse&fields=candidates", "/p?alt=sse"),
+            ("/p?%24fields=candidates&%24FIELDS=x&$fields=y", "/p"),
+            ("/p?fieldsx=1&myfields=2", "/p?fieldsx=1&myfields=2"),
         ];
         for (input, want) in cases {
             let got = strip_params(input).unwrap_or_else(|| input.to_string());

@@ -222,3 +222,28 @@ fn request_headers_are_validated_naming_the_field() {
         .unwrap_err()
         .contains("at most 32"));
 }
+
+/// Attack (issue 13): Google's partial-response system parameter (`fields`, `$fields`, the
+/// `X-Goog-FieldMask` header) would let a client ask for `candidates` only, dropping
+/// `usageMetadata`, and its tokens would go unmetered. Neither reaches a provider.
+#[test]
+fn response_masks_never_reach_a_provider() {
+    let c = FilterConfig::parse(b"").unwrap();
+    for name in ["fields", "$fields", "%24fields", "FIELDS"] {
+        let path = format!("/v1beta/models/m:generateContent?{name}=candidates&alt=sse");
+        let out = up(
+            &c,
+            &[
+                (":path", &path),
+                ("x-goog-api-key", TOKEN),
+                ("X-Goog-FieldMask", "candidates"),
+            ],
+        );
+        assert_eq!(
+            values(&out, ":path"),
+            vec!["/v1beta/models/m:generateContent?alt=sse"],
+            "{name}"
+        );
+        assert!(values(&out, "x-goog-fieldmask").is_empty(), "{name}");
+    }
+}

@@ -296,3 +296,41 @@ def test_the_table_is_bounded_and_overflow_evicts_older_secrets(make_stack):
     assert stat(small.admin_port, "wasmcustom.ptk.ephemeral.secrets_recorded") == 3 * slots
     assert stat(small.admin_port, "wasmcustom.ptk.ephemeral.secrets_evicted") >= 2 * slots
     assert stat(small.admin_port, "wasmcustom.ptk.refused.unknown_client_secret") >= 2 * slots + 32
+
+
+def test_a_realtime_session_opened_with_a_secret_is_metered_for_its_token(stack):
+    """Attack (issue 13): a Realtime session bills tokens whoever opens it. One opened with a
+    client secret the token minted must be metered for that token, like one opened with the
+    token itself, or minting a secret is a way around the meter (and the budgets)."""
+    minted = stack.mint("openai")
+    ek = mint(stack, minted["token"])["value"]
+    logged_before = len(stack.access_log.read_text().splitlines())
+    done = json.dumps({"type": "response.done", "response": {
+        "model": "gpt-realtime",
+        "usage": {"total_tokens": 15, "input_tokens": 10, "output_tokens": 5}}})
+
+    async def scenario():
+        session, ws = await open_realtime(stack, ek)
+        try:
+            await ws.send_str(done)  # the mock echoes it: the provider's event
+            assert json.loads((await ws.receive(timeout=5)).data)["type"] == "response.done"
+        finally:
+            await ws.close()
+            await session.close()
+
+    asyncio.run(scenario())
+    deadline, models = time.monotonic() + 10, []
+    while time.monotonic() < deadline and not models:
+        models = json.loads(stack.cli("tokens", "usage", minted["hash"], "--json").stdout)["models"]
+        time.sleep(0.3)
+    assert [(m["input_tokens"], m["output_tokens"]) for m in models] == [(10, 5)], models
+    # Its access-log line names the provider; the token stays "-" (only its hash is known
+    # where the secret is used) and the secret never shows.
+    deadline, lines = time.monotonic() + 10, []
+    while time.monotonic() < deadline and not lines:
+        lines = [line for line in stack.access_log.read_text().splitlines()[logged_before:]
+                 if '"GET /v1/realtime' in line and '" 101 ' in line]
+        time.sleep(0.3)
+    assert lines, stack.access_log.read_text()[-2000:]
+    assert " provider=openai token=- " in lines[-1], lines[-1]
+    assert ek not in stack.access_log.read_text()

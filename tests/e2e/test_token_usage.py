@@ -231,6 +231,30 @@ API_CASES = [
     ("gemini-openai", "/v1beta/openai/chat/completions", "authorization",
      {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]},
      lambda r: _openai_usage(r.json()["usage"])),
+    # Siblings of a metered path the provider may serve too: the credential slot picks the
+    # dialect (Gemini's OpenAI-compatible endpoint takes x-goog-api-key and ?key= as well),
+    # and the path may carry a trailing slash, doubled slashes or percent-escapes. Metering a
+    # spelling the provider refuses costs nothing; missing one it serves is a way around the
+    # meter and the budgets.
+    ("gemini-openai-goog-key", "/v1beta/openai/chat/completions", "x-goog-api-key",
+     {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]},
+     lambda r: _openai_usage(r.json()["usage"])),
+    ("openai-trailing-slash", "/v1/chat/completions/", "authorization",
+     {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+     lambda r: _openai_usage(r.json()["usage"])),
+    ("responses-trailing-slash", "/v1/responses/", "authorization",
+     {"model": "gpt-4o", "input": "hi"},
+     lambda r: _responses_usage(r.json()["usage"])),
+    ("anthropic-trailing-slash", "/v1/messages/", "x-api-key",
+     {"model": "claude-sonnet-4-5", "max_tokens": 32, "messages": [{"role": "user",
+                                                                    "content": "hi"}]},
+     lambda r: _anthropic_usage(r.json()["usage"])),
+    ("openai-escaped", "/v1/chat/completion%73", "authorization",
+     {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+     lambda r: _openai_usage(r.json()["usage"])),
+    ("gemini-escaped-colon", "/v1beta/models/gemini-2.5-flash%3AgenerateContent",
+     "x-goog-api-key", {"contents": [{"parts": [{"text": "hi"}]}]},
+     lambda r: _gemini_usage(r.json()["usageMetadata"])),
 ]
 
 

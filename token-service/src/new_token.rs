@@ -148,7 +148,15 @@ mod tests {
         assert_eq!(stored.status, TokenStatus::Active);
         assert_eq!(stored.created_at, "2026-07-08T12:00:00.000Z");
 
-        let again = NewToken::validate("dup", &["openai"], Some(&plaintext)).unwrap();
+        // A generated token cannot be typed in again as a custom one (the access log tells
+        // them apart by shape); a custom token typed twice is a duplicate.
+        assert!(matches!(
+            NewToken::validate("dup", &["openai"], Some(&plaintext)),
+            Err(TokenInputError::GeneratedShape)
+        ));
+        let custom = NewToken::validate("own", &["openai"], Some("my-own-token-123")).unwrap();
+        create_token(&store, custom, now()).await.unwrap();
+        let again = NewToken::validate("dup", &["openai"], Some("my-own-token-123")).unwrap();
         assert!(matches!(
             create_token(&store, again, now()).await,
             Err(CreateError::Duplicate)

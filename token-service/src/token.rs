@@ -17,6 +17,8 @@ use crate::ratelimit::MAX_WINDOW_S;
 pub const TOKEN_PREFIX: &str = "ptk_";
 /// Random bytes behind a generated token (24 bytes -> 32 base64url characters).
 const TOKEN_RANDOM_BYTES: usize = 24;
+/// Characters after [`TOKEN_PREFIX`] in a generated token (the filter's `TOKEN_BODY_LEN`).
+pub const TOKEN_BODY_LEN: usize = 32;
 /// Shortest custom token accepted, after trimming.
 pub const MIN_CUSTOM_TOKEN_LEN: usize = 12;
 /// Longest custom token accepted, after trimming: the filter refuses credential values over
@@ -49,6 +51,10 @@ pub enum TokenInputError {
     /// A custom token that starts like a credential a provider mints itself.
     #[error("custom token must not start with {0:?} (providers mint credentials that look like that; the proxy relays them instead of checking them when ephemeral pass-through is on)")]
     ReservedPrefix(&'static str),
+    /// A custom token of exactly a generated token's shape: the access log would print a
+    /// prefix of its hash, which confirms a guess of a weak one offline.
+    #[error("custom token must not look like a generated one ({TOKEN_PREFIX} and {TOKEN_BODY_LEN} letters, digits, '-' or '_'): the access log names such a token by a prefix of its hash, which would confirm a guess of a chosen one; leave the field empty to generate one")]
+    GeneratedShape,
     /// A rate limit not of the form `N/SECONDS` with both at least 1.
     #[error("invalid rate limit {0:?} (expected N/SECONDS with both at least 1 and SECONDS at most {MAX_WINDOW_S}, about 12 days; e.g. 100/60)")]
     BadRateLimit(String),
@@ -105,7 +111,22 @@ pub fn custom_token(raw: &str) -> Result<SecretString, TokenInputError> {
     {
         return Err(TokenInputError::ReservedPrefix(prefix));
     }
+    if generated_shape(trimmed) {
+        return Err(TokenInputError::GeneratedShape);
+    }
     Ok(SecretString::from(trimmed))
+}
+
+/// Whether `token` has the shape of a generated one, as the filter's access log tells them
+/// apart (`filter-core/src/access_log.rs`): [`TOKEN_PREFIX`], then [`TOKEN_BODY_LEN`]
+/// base64url characters.
+fn generated_shape(token: &str) -> bool {
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|body| {
+        body.len() == TOKEN_BODY_LEN
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 /// SHA-256 of the token's UTF-8 bytes as 64 lowercase hex characters (the filter does the same).
@@ -170,6 +191,7 @@ mod tests {
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_ne!(text, b.expose_secret());
+        assert!(generated_shape(text));
     }
 
     #[test]
@@ -257,6 +279,32 @@ mod tests {
             );
         }
         assert!(custom_token("my-ek_-token-1").is_ok());
+    }
+
+    /// Attack (issue 13 access log): a custom token shaped like a generated one would log as
+    /// a 12-hex prefix of its unsalted hash, enough to confirm a guess of a weak one offline.
+    #[test]
+    fn custom_tokens_never_look_like_generated_ones() {
+        let generated = generate_token().unwrap();
+        let weak = format!("ptk_{}", "companyname2024-".repeat(2));
+        for raw in [
+            generated.expose_secret(),
+            weak.as_str(),
+            &format!(" {weak} "),
+        ] {
+            assert!(
+                matches!(custom_token(raw), Err(TokenInputError::GeneratedShape)),
+                "{raw}"
+            );
+        }
+        for other in [
+            format!("{weak}x"),
+            weak[..weak.len() - 1].to_string(),
+            format!("PTK_{}", &weak[4..]),
+            format!("ptk_{}.", &weak[4..weak.len() - 1]),
+        ] {
+            assert!(custom_token(&other).is_ok(), "{other}");
+        }
     }
 
     #[test]

@@ -165,3 +165,46 @@ fn a_response_without_tokens_costs_nothing_even_without_a_price() {
         (0, 0)
     );
 }
+
+/// Attack (issue 13): a metered call's error is recorded under the model its request named,
+/// which a client chooses. A made-up name must not add a row per name (the store, the
+/// dashboard's model table and the CSV export's row bound): only a priced model is kept.
+#[test]
+fn a_tokenless_response_keeps_only_a_model_the_price_table_knows() {
+    let mut entries: Vec<UsageEntry> = (0..50)
+        .map(|i| {
+            entry(
+                &format!("made-up-{i}"),
+                UsageApi::ChatCompletions,
+                404,
+                1,
+                0,
+                0,
+            )
+        })
+        .collect();
+    entries.push(entry("gpt-4o", UsageApi::ChatCompletions, 500, 1, 0, 0));
+    entries.push(entry(
+        "<img src=x onerror=alert(1)>",
+        UsageApi::ChatCompletions,
+        400,
+        1,
+        0,
+        0,
+    ));
+    // Tokens used: the provider's own name for its model, kept whatever it is.
+    entries.push(entry(
+        "my-finetune",
+        UsageApi::ChatCompletions,
+        200,
+        1,
+        5,
+        5,
+    ));
+    let rows = rollup(&entries, "2026-11-29", PriceTable::bundled());
+    let models: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|r| (r.key.model.as_str(), r.counts.requests))
+        .collect();
+    assert_eq!(models, [("", 51), ("gpt-4o", 1), ("my-finetune", 1)]);
+}

@@ -1,9 +1,9 @@
 //! The access-log fields of a forwarded request (`crate::access_log`): its provider and token
-//! when it is forwarded, the model and usage when its metered response ends normally (a
-//! response cut short is recorded as incomplete for the usage report only: Envoy may already
-//! have written its log line by then).
+//! when it is forwarded (only the provider for a bound credential), the model and usage when
+//! its metered response ends normally (a response cut short is recorded as incomplete for the
+//! usage report only: Envoy may already have written its log line by then).
 
-use ptk_wire::TokenUsage;
+use ptk_wire::{Provider, TokenUsage};
 
 use crate::access_log::{
     model_field, token_field, usage_field, MODEL_FIELD, PROVIDER_FIELD, TOKEN_FIELD, USAGE_FIELD,
@@ -27,6 +27,13 @@ pub(super) fn log_forwarded(host: &mut impl Host, pending: &PendingCheck) {
     let provider = pending.identified.provider.as_str();
     let token = token_field(&pending.identified.token, &pending.hash);
     set_fields(host, &[(PROVIDER_FIELD, provider), (TOKEN_FIELD, token)]);
+}
+
+/// A request forwarded with a credential bound to a token (an upload leg, a client secret):
+/// its provider. The token stays `-`: only its hash is known here, not whether it was
+/// generated (a custom token's hash prefix must never be logged).
+pub(super) fn log_bound(host: &mut impl Host, provider: &Provider) {
+    set_fields(host, &[(PROVIDER_FIELD, provider.as_str())]);
 }
 
 /// A metered response ended: the model it named and its usage.

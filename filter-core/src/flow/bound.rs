@@ -11,7 +11,10 @@ use crate::bound_check::{
 };
 use crate::bound_table::Binding;
 use crate::client_secrets::PendingSecret;
+use crate::dialect::Dialect;
+use crate::flow::access_fields::log_bound;
 use crate::flow::counts::Counter;
+use crate::flow::metering::Caller;
 use crate::flow::sender::Sender;
 use crate::flow::{apply, Host, Level, RequestFlow, Step, Worker};
 use crate::pipeline::Refused;
@@ -257,6 +260,7 @@ impl RequestFlow {
         }
         worker.counts.add(Counter::Allowed);
         worker.counts.add(Counter::AllowedBy(binding.provider));
+        log_bound(host, &binding.provider);
         if worker.config.streams.revalidate {
             // An open request of the bound token like any other: revocation closes it (a slow
             // upload chunk, a Realtime session opened with a client secret).
@@ -277,6 +281,13 @@ impl RequestFlow {
             Bound::Secret(secret) => {
                 worker.counts.add(Counter::SecretUses);
                 self.cors_origin = secret.origin;
+                // A Realtime session opened with the secret bills the token that minted it.
+                let caller = Caller {
+                    dialect: Dialect::Openai,
+                    provider: binding.provider,
+                    hash: &binding.token_hash,
+                };
+                self.meter_for(worker, host, &caller, head);
             }
         }
         Step::Forward

@@ -10,6 +10,7 @@
 use ptk_wire::{Provider, TokenUsage};
 
 use crate::activity::MeteredResponse;
+use crate::dialect::Dialect;
 use crate::flow::access_fields::log_usage;
 use crate::flow::counts::Counter;
 use crate::flow::{BodyStep, Host, Level, RequestFlow, ResponseHost, Worker};
@@ -40,6 +41,18 @@ enum Ask {
     Asked,
 }
 
+/// Who a metered call is recorded for: the dialect it speaks, its provider and the hash of the
+/// token it was sent with (or whose bound credential it carries).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Caller<'a> {
+    /// The dialect the request speaks.
+    pub dialect: Dialect,
+    /// The provider it goes to.
+    pub provider: Provider,
+    /// SHA-256 hex of the token it is recorded for.
+    pub hash: &'a str,
+}
+
 /// One forwarded request's metering.
 #[derive(Debug)]
 pub(super) struct UsageWatch {
@@ -62,8 +75,8 @@ pub(super) struct UsageWatch {
 }
 
 impl RequestFlow {
-    /// A request is forwarded: follow it if its call is metered. Drops `content-length` when
-    /// its body may be rewritten (`false` if that edit failed: the body is then left alone).
+    /// A request checked with a token is forwarded: metered for that token
+    /// ([`RequestFlow::meter_for`]).
     pub(super) fn start_metering(
         &mut self,
         worker: &Worker,
@@ -71,15 +84,36 @@ impl RequestFlow {
         pending: &PendingCheck,
         head: &RequestHead,
     ) {
+        let identified = &pending.identified;
+        let caller = Caller {
+            dialect: identified.dialect,
+            provider: identified.provider,
+            hash: &pending.hash,
+        };
+        self.meter_for(worker, host, &caller, head);
+    }
+
+    /// A request is forwarded for `caller`: follow it if its call is metered. Drops
+    /// `content-length` when its body may be rewritten (if that edit fails the body is left
+    /// alone). Also a request forwarded with a credential bound to a token (an OpenAI Realtime
+    /// client secret): its call is metered for that token like one sent with the token itself,
+    /// or minting a secret would be a way around the meter and the budgets.
+    pub(super) fn meter_for(
+        &mut self,
+        worker: &Worker,
+        host: &mut impl Host,
+        caller: &Caller<'_>,
+        head: &RequestHead,
+    ) {
         if !worker.config.metering.enabled {
             return;
         }
-        let dialect = pending.identified.dialect;
+        let dialect = caller.dialect;
         let upgrade = head.is_websocket_upgrade();
         let Some(api) = metered_api(dialect, head.method(), head.path(), upgrade) else {
             return;
         };
-        let provider = pending.identified.provider;
+        let provider = caller.provider;
         // Only a body of known, bounded size is held: one of unknown length (chunked) or
         // beyond the bound could stall behind Envoy's flow control or its buffer limit.
         let length = head
@@ -107,7 +141,7 @@ impl RequestFlow {
             (false, true, _) => None,
         };
         self.usage = Some(Box::new(UsageWatch {
-            hash: pending.hash.clone(),
+            hash: caller.hash.to_owned(),
             provider,
             api,
             upgrade,

@@ -8,13 +8,23 @@
 //! Completions; Gemini `generateContent`,
 //! `streamGenerateContent`, Live sessions and its OpenAI-compatible endpoint. A `GET` of a
 //! stored response is not metered (it would count the same tokens again on every poll).
+//!
+//! The rules read the path as a lenient server might: percent-decoded once, slashes merged,
+//! trailing slashes dropped, letters in any case; and the OpenAI-shaped paths count in every
+//! dialect of a provider that serves them (the credential slot picks the dialect, and Gemini's
+//! OpenAI-compatible endpoint also takes `x-goog-api-key` and `?key=`). Metering a spelling
+//! the provider refuses costs nothing; missing one it serves would be a way around the meter
+//! and the budgets.
+
+use std::borrow::Cow;
 
 use super::meter::{Framing, UsageApi};
 use crate::dialect::Dialect;
 
 /// The API a request calls, if its responses are metered.
 pub fn metered_api(dialect: Dialect, method: &str, path: &str, upgrade: bool) -> Option<UsageApi> {
-    let path = path.split(['?', '#']).next().unwrap_or("");
+    let path = canonical_path(path);
+    let path = path.as_str();
     if upgrade {
         return websocket_api(dialect, path);
     }
@@ -22,17 +32,7 @@ pub fn metered_api(dialect: Dialect, method: &str, path: &str, upgrade: bool) ->
         return None;
     }
     match dialect {
-        Dialect::Openai | Dialect::GeminiOpenai => {
-            if path.ends_with("/chat/completions") || path.ends_with("/completions") {
-                Some(UsageApi::ChatCompletions)
-            } else if path.ends_with("/responses") {
-                Some(UsageApi::Responses)
-            } else if path.ends_with("/embeddings") {
-                Some(UsageApi::Embeddings)
-            } else {
-                None
-            }
-        }
+        Dialect::Openai | Dialect::GeminiOpenai => openai_api(path),
         // Anthropic's OpenAI SDK compatibility endpoint bills like Messages and answers in
         // Chat Completions' shape: metered, so it is no way around a meter (or a budget).
         Dialect::Anthropic if path.ends_with("/chat/completions") => {
@@ -44,13 +44,43 @@ pub fn metered_api(dialect: Dialect, method: &str, path: &str, upgrade: bool) ->
                 .rsplit('/')
                 .next()
                 .and_then(|last| last.split_once(':'));
-            matches!(
-                method,
-                Some((_, "generateContent" | "streamGenerateContent"))
-            )
-            .then_some(UsageApi::GenerateContent)
+            match method {
+                Some((_, "generatecontent" | "streamgeneratecontent")) => {
+                    Some(UsageApi::GenerateContent)
+                }
+                _ => openai_api(path),
+            }
         }
     }
+}
+
+/// The OpenAI-shaped calls that are metered, by the end of the (canonical) path.
+fn openai_api(path: &str) -> Option<UsageApi> {
+    if path.ends_with("/chat/completions") || path.ends_with("/completions") {
+        Some(UsageApi::ChatCompletions)
+    } else if path.ends_with("/responses") {
+        Some(UsageApi::Responses)
+    } else if path.ends_with("/embeddings") {
+        Some(UsageApi::Embeddings)
+    } else {
+        None
+    }
+}
+
+/// The path without its query or fragment, percent-decoded once, its runs of `/` merged, its
+/// trailing `/` dropped and lowercased: every spelling a lenient server reads as one path.
+fn canonical_path(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let decoded: Cow<'_, str> = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut out = String::with_capacity(decoded.len());
+    for c in decoded.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    let kept = out.trim_end_matches('/').len();
+    out.truncate(kept);
+    out
 }
 
 fn websocket_api(dialect: Dialect, path: &str) -> Option<UsageApi> {
@@ -61,7 +91,7 @@ fn websocket_api(dialect: Dialect, path: &str) -> Option<UsageApi> {
         Dialect::Openai | Dialect::GeminiOpenai if path.ends_with("/responses") => {
             Some(UsageApi::Responses)
         }
-        Dialect::Gemini if path.contains("BidiGenerateContent") => Some(UsageApi::Live),
+        Dialect::Gemini if path.contains("bidigeneratecontent") => Some(UsageApi::Live),
         _ => None,
     }
 }
@@ -199,6 +229,77 @@ mod tests {
                 *want,
                 "{dialect:?} {method} {path}"
             );
+        }
+    }
+
+    #[test]
+    fn every_spelling_and_slot_of_a_metered_call_is_metered() {
+        use Dialect::*;
+        use UsageApi::*;
+        let cases: &[(Dialect, &str, bool, UsageApi)] = &[
+            // Gemini's OpenAI-compatible endpoint reached with x-goog-api-key or ?key=.
+            (
+                Gemini,
+                "/v1beta/openai/chat/completions",
+                false,
+                ChatCompletions,
+            ),
+            (Gemini, "/v1beta/openai/embeddings?key=x", false, Embeddings),
+            (Openai, "/v1/chat/completions/", false, ChatCompletions),
+            (Openai, "/v1//chat//completions//", false, ChatCompletions),
+            (Openai, "/v1/Chat/Completions", false, ChatCompletions),
+            (Openai, "/v1/responses/", false, Responses),
+            (Openai, "/v1/chat/completion%73", false, ChatCompletions),
+            (Openai, "/v1/chat%2Fcompletions", false, ChatCompletions),
+            (Openai, "/v1/realtime/?model=m", true, Realtime),
+            (
+                GeminiOpenai,
+                "/v1beta/openai/chat/completions/",
+                false,
+                ChatCompletions,
+            ),
+            (Anthropic, "/v1/messages/", false, Messages),
+            (Anthropic, "//v1/Messages?beta=true", false, Messages),
+            (Anthropic, "/v1/chat/completions/", false, ChatCompletions),
+            (
+                Gemini,
+                "/v1beta/models/g%3AgenerateContent",
+                false,
+                GenerateContent,
+            ),
+            (
+                Gemini,
+                "/v1beta/models/g:GenerateContent/",
+                false,
+                GenerateContent,
+            ),
+            (
+                Gemini,
+                "/v1beta/models/g%3astreamGenerateContent?alt=sse",
+                false,
+                GenerateContent,
+            ),
+            (
+                Gemini,
+                "/ws/google.ai.generativelanguage.v1beta.GenerativeService.bidiGenerateContent/",
+                true,
+                Live,
+            ),
+        ];
+        for (dialect, path, upgrade, want) in cases {
+            let method = if *upgrade { "GET" } else { "POST" };
+            assert_eq!(
+                metered_api(*dialect, method, path, *upgrade),
+                Some(*want),
+                "{dialect:?} {path}"
+            );
+        }
+        for (dialect, path) in [
+            (Anthropic, "/v1/messages/count_tokens/"),
+            (Gemini, "/v1beta/models/g%3AcountTokens"),
+            (Openai, "/v1/responses/resp_1/"),
+        ] {
+            assert_eq!(metered_api(dialect, "POST", path, false), None, "{path}");
         }
     }
 

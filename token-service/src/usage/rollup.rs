@@ -75,7 +75,7 @@ pub fn rollup(entries: &[UsageEntry], day: &str, prices: &PriceTable) -> Vec<Usa
             hash: entry.hash.clone(),
             day: day.to_owned(),
             provider: entry.provider.clone(),
-            model: entry.model.clone(),
+            model: stored_model(entry, prices),
             api: entry.api.as_str().to_owned(),
         };
         let mut counts = UsageCounts {
@@ -97,6 +97,19 @@ pub fn rollup(entries: &[UsageEntry], day: &str, prices: &PriceTable) -> Vec<Usa
     rows.into_iter()
         .map(|(key, counts)| UsageRow { key, counts })
         .collect()
+}
+
+/// The model a row is stored under. A response that used no tokens (an error, a stream cut
+/// before its first event) names the model its request did, which is the client's text: it
+/// is kept only when the price table knows it, so that made-up names cannot add a row each
+/// (to the store, the dashboard, and the CSV export up to its row bound). `""` otherwise.
+fn stored_model(entry: &UsageEntry, prices: &PriceTable) -> String {
+    let known = || prices.lookup(&entry.provider, &entry.model).is_some();
+    if entry.usage.is_zero() && !known() {
+        String::new()
+    } else {
+        entry.model.clone()
+    }
 }
 
 /// Totals of one provider's model.

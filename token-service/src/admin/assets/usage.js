@@ -27,7 +27,7 @@
   // [key, header, tooltip, the cell's text]: the columns before the counts.
   const MODEL = [
     ["provider", "Provider", null, (m) => m.provider],
-    ["model", "Model", "the model the provider named (the request's when the response named none)", (m) => m.model || "(none named)"],
+    ["model", "Model", "the model the provider named (the request's, if priced, when the response named none)", (m) => m.model || "(none named)"],
   ];
   const DAY = [["day", "Day", "UTC day", (d) => d.day]];
   const TOKEN = [
