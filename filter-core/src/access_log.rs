@@ -9,9 +9,7 @@
 //! SHA-256 would confirm a dictionary guess offline as well as the whole hash: it logs as
 //! `custom`. Every value is reduced to characters that cannot forge another field or line.
 
-use ptk_wire::TokenUsage;
-
-use crate::guard::{TOKEN_BODY_LEN, TOKEN_PREFIX};
+use ptk_wire::{has_generated_shape, TokenUsage};
 
 /// Filter-state name of the provider a request was forwarded to (`openai`, or a configured
 /// provider's name).
@@ -34,21 +32,11 @@ pub const MODEL_FIELD_MAX: usize = 96;
 /// `hash` (its SHA-256, lowercase hex) for a generated token (`ptk_` and 32 URL-safe
 /// characters), `custom` for any other token.
 pub fn token_field<'h>(token: &str, hash: &'h str) -> &'h str {
-    if generated_shape(token) {
+    if has_generated_shape(token) {
         hash.get(..HASH_PREFIX_LEN).unwrap_or("custom")
     } else {
         "custom"
     }
-}
-
-/// Whether `token` has exactly the shape the token-service generates.
-fn generated_shape(token: &str) -> bool {
-    token.strip_prefix(TOKEN_PREFIX).is_some_and(|body| {
-        body.len() == TOKEN_BODY_LEN
-            && body
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
 }
 
 /// A model name as logged: at most [`MODEL_FIELD_MAX`] characters, each outside

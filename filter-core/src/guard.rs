@@ -49,11 +49,8 @@ pub const MAX_FORMS: usize = 2 * DECODE_LAYERS;
 /// text chain starts at the second layer).
 pub const MAX_COPIES: usize = 2 + 2 + 4 * (DECODE_LAYERS - 1);
 
-/// Prefix of every generated proxy token (`token-service/src/token.rs`).
-pub const TOKEN_PREFIX: &str = "ptk_";
-
-/// URL-safe base64 characters after the prefix of a generated token (24 random bytes).
-pub const TOKEN_BODY_LEN: usize = 32;
+/// Prefix of every generated proxy token, and its length after it (`ptk_wire`'s definitions).
+pub use ptk_wire::{TOKEN_BODY_LEN, TOKEN_PREFIX};
 
 /// Most bytes of header names and values, of the request head and of what the plan sets,
 /// searched (Envoy's default limit on a request head is 60 KiB); a larger request is refused

@@ -5,46 +5,18 @@ does. It records each CONNECT target and pipes bytes both ways untouched."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 
-from .harness import free_port
+from .loopback_server import LoopbackServer
 
 
-class ConnectProxy:
+class ConnectProxy(LoopbackServer):
     """127.0.0.1:`port`; `targets` lists the `host:port` of every CONNECT it served."""
 
+    name = "connect proxy"
+
     def __init__(self) -> None:
-        self.port = free_port()
         self.targets: list[str] = []
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self._run, daemon=True).start()
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("connect proxy did not start") from None
-                time.sleep(0.05)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
-        self.loop.run_forever()
-
-    @staticmethod
-    async def _pipe(reader, writer) -> None:
-        try:
-            while chunk := await reader.read(65536):
-                writer.write(chunk)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
+        super().__init__()
 
     async def _handle(self, reader, writer) -> None:
         try:
@@ -62,7 +34,4 @@ class ConnectProxy:
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
         writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         await writer.drain()
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.gather(self.pipe(reader, up_writer), self.pipe(up_reader, writer))

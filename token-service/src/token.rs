@@ -13,12 +13,11 @@ use sha2::{Digest as _, Sha256};
 
 use crate::ratelimit::MAX_WINDOW_S;
 
-/// Prefix of every generated token.
-pub const TOKEN_PREFIX: &str = "ptk_";
+/// Prefix of every generated token, and its length after it: one definition with the filter's
+/// (`ptk_wire`), whose guard looks for that shape and whose access log names only such tokens.
+pub use ptk_wire::{has_generated_shape, TOKEN_BODY_LEN, TOKEN_PREFIX};
 /// Random bytes behind a generated token (24 bytes -> 32 base64url characters).
 const TOKEN_RANDOM_BYTES: usize = 24;
-/// Characters after [`TOKEN_PREFIX`] in a generated token (the filter's `TOKEN_BODY_LEN`).
-pub const TOKEN_BODY_LEN: usize = 32;
 /// Shortest custom token accepted, after trimming.
 pub const MIN_CUSTOM_TOKEN_LEN: usize = 12;
 /// Longest custom token accepted, after trimming: the filter refuses credential values over
@@ -111,22 +110,10 @@ pub fn custom_token(raw: &str) -> Result<SecretString, TokenInputError> {
     {
         return Err(TokenInputError::ReservedPrefix(prefix));
     }
-    if generated_shape(trimmed) {
+    if has_generated_shape(trimmed) {
         return Err(TokenInputError::GeneratedShape);
     }
     Ok(SecretString::from(trimmed))
-}
-
-/// Whether `token` has the shape of a generated one, as the filter's access log tells them
-/// apart (`filter-core/src/access_log.rs`): [`TOKEN_PREFIX`], then [`TOKEN_BODY_LEN`]
-/// base64url characters.
-fn generated_shape(token: &str) -> bool {
-    token.strip_prefix(TOKEN_PREFIX).is_some_and(|body| {
-        body.len() == TOKEN_BODY_LEN
-            && body
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
 }
 
 /// SHA-256 of the token's UTF-8 bytes as 64 lowercase hex characters (the filter does the same).
@@ -191,7 +178,7 @@ mod tests {
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_ne!(text, b.expose_secret());
-        assert!(generated_shape(text));
+        assert!(has_generated_shape(text));
     }
 
     #[test]

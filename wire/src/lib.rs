@@ -19,12 +19,14 @@ use serde::{Deserialize, Serialize};
 
 pub mod providers;
 mod revalidate;
+mod token_shape;
 pub mod usage;
 mod version;
 pub use revalidate::{
     RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation, MAX_REVALIDATE_ENTRIES,
     REVALIDATE_PATH,
 };
+pub use token_shape::{has_generated_shape, TOKEN_BODY_LEN, TOKEN_PREFIX};
 pub use usage::{TokenUsage, UsageApi, UsageEntry};
 pub use version::{
     wire_compatible, wire_major, UNSUPPORTED_WIRE_VERSION, WIRE_MAJOR, WIRE_VERSION,
