@@ -719,3 +719,27 @@ fn a_token_of_a_provider_no_longer_configured_can_still_be_deleted() {
         .stdout(predicate::str::contains(format!("deleted token {prefix}")));
     assert!(list_json(&db).is_empty());
 }
+
+#[test]
+fn a_reader_that_goes_away_is_no_error() {
+    // `tokens list | head -1`: the pipe closes before the listing is written.
+    let db = db();
+    for _ in 0..3 {
+        create_json(&db, &["--providers", "openai"]);
+    }
+    for args in [&["list"][..], &["list", "--json"]] {
+        let mut child = std::process::Command::new(BIN)
+            .env_clear()
+            .env("PTK_DB", &db.path)
+            .arg("tokens")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}
