@@ -7,6 +7,7 @@
 // Unit tests may index and count freely: the library itself is linted without `cfg(test)`.
 #![cfg_attr(test, allow(clippy::indexing_slicing, clippy::arithmetic_side_effects))]
 
+pub mod abi_codec;
 pub mod access_log;
 pub mod activity;
 pub mod bound_check;

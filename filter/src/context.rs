@@ -2,9 +2,10 @@
 //! [`Stream`] over [`EnvoyHost`], their answer handed back.
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType};
+use proxy_wasm::types::{Action, ContextType};
 use ptk_filter_core::flow::{self, Root, Stream};
 
+use crate::abi;
 use crate::host::{buffer, EnvoyHost};
 
 /// The root context.
@@ -35,7 +36,7 @@ impl Context for PtkRoot {
 
 impl RootContext for PtkRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let config = buffer(BufferType::PluginConfiguration, usize::MAX).unwrap_or_default();
+        let config = buffer(abi::buffer::PLUGIN_CONFIGURATION, usize::MAX).unwrap_or_default();
         self.0
             .configure(&mut EnvoyHost, &config, |name| std::env::var(name).ok())
     }

@@ -1,14 +1,15 @@
-//! The only file that makes proxy-wasm host calls. Every call returns a `Result` (the SDK's
-//! trait helpers unwrap, and a panic takes the whole VM down for every request).
+//! The flow's view of Envoy: every method one host call of `abi.rs` (which never panics: a call
+//! Envoy refuses is reported as not done, never a trap of the VM).
 
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType as Kind, Status};
 use ptk_filter_core::activity::Call;
 use ptk_filter_core::flow::{ContextHost, Host, Level, MetricType, RequestBodyHost, ResponseHost};
 use ptk_filter_core::shared_data::{GetError, SetError, SharedData, Stored};
 use ptk_filter_core::LocalReply;
+
+use crate::abi::{self, buffer as buf, map as maps};
 
 /// The flow's view of Envoy (shared data included): every method a host call.
 pub struct EnvoyHost;
@@ -28,31 +29,19 @@ fn text(bytes: Vec<u8>) -> String {
 }
 
 /// One value of a header map.
-fn value(map: MapType, name: &str) -> Option<String> {
-    hostcalls::get_map_value_bytes(map, name)
-        .ok()
-        .flatten()
-        .map(text)
+fn value(map: u32, name: &str) -> Option<String> {
+    abi::map_value(map, name).map(text)
 }
 
 /// A whole header map.
-fn map(map: MapType) -> Option<Vec<(String, String)>> {
-    let pairs = hostcalls::get_map_bytes(map).ok()?;
+fn map(map: u32) -> Option<Vec<(String, String)>> {
+    let pairs = abi::map_pairs(map)?;
     Some(pairs.into_iter().map(|(n, v)| (n, text(v))).collect())
 }
 
-/// Sets a header (replacing every value), or removes it with `None`.
-fn set(map: MapType, name: &str, value: Option<&str>) -> bool {
-    match value {
-        Some(value) => hostcalls::set_map_value(map, name, Some(value)),
-        None => hostcalls::remove_map_value(map, name),
-    }
-    .is_ok()
-}
-
 /// The first `size` bytes of a buffer.
-pub fn buffer(kind: BufferType, size: usize) -> Option<Vec<u8>> {
-    hostcalls::get_buffer(kind, 0, size).ok().flatten()
+pub fn buffer(kind: u32, size: usize) -> Option<Vec<u8>> {
+    abi::get_buffer(kind, size)
 }
 
 impl Host for EnvoyHost {
@@ -63,19 +52,18 @@ impl Host for EnvoyHost {
     }
 
     fn now_ms(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        abi::now_ns().map_or(0, |ns| ns / 1_000_000)
     }
 
     // `source.address` as Envoy determined it (honouring `use_remote_address` /
     // `xff_num_trusted_hops`).
     fn source_address(&self) -> String {
-        let address = hostcalls::get_property(vec!["source", "address"]);
-        address.ok().flatten().map(text).unwrap_or_default()
+        abi::get_property(&["source", "address"])
+            .map(text)
+            .unwrap_or_default()
     }
 
+    // The SDK's call: it registers the token so the answer reaches this context (see abi.rs).
     fn dispatch(&mut self, cluster: &str, call: &Call, timeout_ms: u64) -> Result<u32, String> {
         let timeout = Duration::from_millis(timeout_ms);
         let headers = borrowed(&call.0);
@@ -84,158 +72,129 @@ impl Host for EnvoyHost {
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> bool {
-        set(MapType::HttpRequestHeaders, name, value)
+        abi::set_map_value(maps::REQUEST_HEADERS, name, value)
     }
 
     fn log(&self, level: Level, message: &str) {
+        // proxy-wasm `LogLevel`.
         let level = match level {
-            Level::Info => LogLevel::Info,
-            Level::Warn => LogLevel::Warn,
-            Level::Error => LogLevel::Error,
-            Level::Critical => LogLevel::Critical,
+            Level::Info => 2,
+            Level::Warn => 3,
+            Level::Error => 4,
+            Level::Critical => 5,
         };
-        let _ = hostcalls::log(level, message);
+        let _ = abi::log(level, message);
     }
 
     // Envoy stores a property set from a stream context in its filter state as
     // `wasm.<name>` (bytes), for the access log's `%FILTER_STATE(wasm.<name>:PLAIN)%`.
     fn set_log_field(&mut self, name: &str, value: &str) -> bool {
-        hostcalls::set_property(vec![name], Some(value.as_bytes())).is_ok()
+        abi::set_property(&[name], value.as_bytes())
     }
 }
 
 impl ResponseHost for EnvoyHost {
     fn response_header(&self, name: &str) -> Option<String> {
-        value(MapType::HttpResponseHeaders, name)
+        value(maps::RESPONSE_HEADERS, name)
     }
 
     fn response_headers(&self) -> Vec<(String, String)> {
-        map(MapType::HttpResponseHeaders).unwrap_or_default()
+        map(maps::RESPONSE_HEADERS).unwrap_or_default()
     }
 
     fn set_response_header(&mut self, name: &str, value: &str) -> bool {
-        set(MapType::HttpResponseHeaders, name, Some(value))
+        abi::set_map_value(maps::RESPONSE_HEADERS, name, Some(value))
     }
 
     fn remove_response_header(&mut self, name: &str) -> bool {
-        set(MapType::HttpResponseHeaders, name, None)
+        abi::set_map_value(maps::RESPONSE_HEADERS, name, None)
     }
 
     fn response_body(&self, size: usize) -> Option<Vec<u8>> {
-        buffer(BufferType::HttpResponseBody, size)
+        buffer(buf::RESPONSE_BODY, size)
     }
 
     fn set_response_body(&mut self, size: usize, body: &[u8]) -> bool {
-        hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, body).is_ok()
+        abi::set_buffer(buf::RESPONSE_BODY, size, body)
     }
 
     fn send_reply(&mut self, reply: &LocalReply) -> bool {
-        let (status, headers) = (u32::from(reply.status), borrowed(&reply.headers));
-        hostcalls::send_http_response(status, headers, Some(&reply.body)).is_ok()
+        let headers = borrowed(&reply.headers);
+        abi::send_local_response(u32::from(reply.status), &headers, &reply.body)
     }
 }
 
 impl RequestBodyHost for EnvoyHost {
     fn request_body(&self, size: usize) -> Option<Vec<u8>> {
-        buffer(BufferType::HttpRequestBody, size)
+        buffer(buf::REQUEST_BODY, size)
     }
 
     fn set_request_body(&mut self, size: usize, body: &[u8]) -> bool {
-        hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, body).is_ok()
+        abi::set_buffer(buf::REQUEST_BODY, size, body)
     }
 }
 
 impl ContextHost for EnvoyHost {
     fn request_headers(&self) -> Option<Vec<(String, String)>> {
-        map(MapType::HttpRequestHeaders)
+        map(maps::REQUEST_HEADERS)
     }
 
     fn resume_request(&mut self) -> bool {
-        hostcalls::resume_http_request().is_ok()
+        abi::resume_request()
     }
 
     fn callout_answer(&self, body_size: usize) -> (Option<String>, Option<Vec<u8>>) {
-        let status = value(MapType::HttpCallResponseHeaders, ":status");
-        (status, buffer(BufferType::HttpCallResponseBody, body_size))
+        let status = value(maps::CALLOUT_RESPONSE_HEADERS, ":status");
+        (status, buffer(buf::CALLOUT_RESPONSE_BODY, body_size))
     }
 
     fn callout_headers(&self) -> Vec<(String, String)> {
-        map(MapType::HttpCallResponseHeaders).unwrap_or_default()
+        map(maps::CALLOUT_RESPONSE_HEADERS).unwrap_or_default()
     }
 
     fn define_metric(&mut self, kind: MetricType, name: &str) -> Option<u32> {
+        // proxy-wasm `MetricType`.
         let kind = match kind {
-            MetricType::Counter => Kind::Counter,
-            MetricType::Gauge => Kind::Gauge,
-            MetricType::Histogram => Kind::Histogram,
+            MetricType::Counter => 0,
+            MetricType::Gauge => 1,
+            MetricType::Histogram => 2,
         };
-        hostcalls::define_metric(kind, name).ok()
+        abi::define_metric(kind, name)
     }
 
     fn add_to_metric(&mut self, id: u32, delta: i64) {
-        let _ = hostcalls::increment_metric(id, delta);
+        let _ = abi::increment_metric(id, delta);
     }
 
     fn close_stream(&mut self, context_id: u32, root_id: u32) -> bool {
-        close_stream(context_id, root_id)
+        abi::close_stream(context_id, root_id)
     }
 
     fn set_tick(&mut self, period_ms: u64) {
-        let _ = hostcalls::set_tick_period(Duration::from_millis(period_ms));
+        let _ = abi::set_tick(period_ms);
     }
 
     fn now_us(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        abi::now_ns().map_or(0, |ns| ns / 1_000)
     }
 
     fn record_metric(&mut self, id: u32, value: u64) {
-        let _ = hostcalls::record_metric(id, value);
+        let _ = abi::record_metric(id, value);
     }
 }
 
 /// Proxy-wasm shared data (one store for every worker of this VM id).
 impl SharedData for EnvoyHost {
     fn get(&self, key: &str) -> Result<Stored, GetError> {
-        hostcalls::get_shared_data(key).map_err(|_| GetError)
+        let (value, cas) = abi::get_shared_data(key).map_err(|_| GetError)?;
+        Ok((value, (cas != 0).then_some(cas)))
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
-        hostcalls::set_shared_data(key, Some(value), cas).map_err(|status| match status {
-            Status::CasMismatch => SetError::CasMismatch,
-            _ => SetError::Other,
-        })
+        match abi::set_shared_data(key, value, cas.unwrap_or(0)) {
+            abi::OK => Ok(()),
+            abi::CAS_MISMATCH => Err(SetError::CasMismatch),
+            _ => Err(SetError::Other),
+        }
     }
-}
-
-// The SDK's `set_effective_context` and `reset_http_request` panic on an unexpected status, and
-// a panic takes the VM down for every request: these two are declared here returning it.
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_set_effective_context(context_id: u32) -> u32;
-    fn proxy_close_stream(stream_type: u32) -> u32;
-}
-
-/// `proxy_close_stream`'s stream type for the HTTP request (Envoy resets the whole stream).
-const STREAM_HTTP_REQUEST: u32 = 0;
-
-/// Status `Ok` of the proxy-wasm ABI.
-const STATUS_OK: u32 = 0;
-
-/// Resets the HTTP stream of another context (a revoked token's open request) from the root
-/// context, then makes `root_id` effective again so later calls (callouts) stay the root's.
-/// `false` if the host refused (the stream may already be gone).
-fn close_stream(context_id: u32, root_id: u32) -> bool {
-    // SAFETY: plain host calls with integer arguments; no memory is shared.
-    let closed = unsafe {
-        proxy_set_effective_context(context_id) == STATUS_OK
-            && proxy_close_stream(STREAM_HTTP_REQUEST) == STATUS_OK
-    };
-    // SAFETY: as above.
-    unsafe {
-        proxy_set_effective_context(root_id);
-    }
-    closed
 }

@@ -1,6 +1,8 @@
 //! The ptk proxy-wasm HTTP filter: a thin shim that moves data between Envoy and the pure
-//! decisions in `ptk-filter-core`. Host calls live in `host.rs` only.
+//! decisions in `ptk-filter-core`. Host calls live in `abi.rs` (declared with their status
+//! codes, never a panic) and `host.rs` (the flow's host traits over them).
 
+mod abi;
 mod context;
 mod host;
 
