@@ -61,6 +61,8 @@ def test_dashboard_in_chromium(stack):
 HTML_MODEL = '<img src=x onerror="window.__pwned=1">gpt-x'
 #: How the view names the model of a response that named none (an upstream error's).
 NO_MODEL = "(none named)"
+#: A model whose one reported call costs less than $0.000001.
+TINY_MODEL = "text-embedding-3-small"
 COUNT_KEYS = ["requests", "input_tokens", "cached_input_tokens", "cache_write_tokens",
               "output_tokens", "reasoning_tokens", "incomplete"]
 #: Reported the way the filter reports (POST /v1/usage with the check secret): large counts,
@@ -70,22 +72,23 @@ REPORTED = {"requests": 2, "incomplete": 0, "input_tokens": 1_234_567,
             "output_tokens": 89_012, "reasoning_tokens": 12_345}
 
 
-def usd(text: str) -> str:
-    """The view's money format (en-GB): cents from $1 on, every significant decimal below."""
-    value = float(text)
-    if value == 0 or value >= 1:
-        return f"${value:,.2f}"
-    whole, decimals = text.split(".")
-    return f"${whole}.{decimals.rstrip('0').ljust(2, '0')}"
+def usd(api: dict) -> str:
+    """The view's money format (en-GB), from the exact nanodollars: cents from $1 on, every
+    significant decimal below (so a cost under $0.000001 is not $0.00)."""
+    nano = api["cost_nano_usd"]
+    assert api["cost_usd"] == f"{(nano + 500) // 1000 / 1_000_000:.6f}", api
+    if nano == 0 or nano >= 10**9:
+        return f"${nano / 10**9:,.2f}"
+    return "$0." + f"{nano:09d}".rstrip("0").ljust(2, "0")
 
 
 def shown(counts: dict, api: dict) -> dict:
     """A table row as the view must show it: the counts we expect (from what the clients saw
     and what we reported), the cost the API priced."""
     row = {key: f"{counts[key]:,}" for key in COUNT_KEYS}
-    cost = usd(api["cost_usd"])
+    cost = usd(api)
     if api["unknown_price"]:
-        cost = f"{cost} + unknown price" if float(api["cost_usd"]) > 0 else "unknown price"
+        cost = f"{cost} + unknown price" if api["cost_nano_usd"] > 0 else "unknown price"
     row["cost_usd"] = cost
     return row
 
@@ -126,11 +129,17 @@ def drive_usage(stack, token: str, token_hash: str) -> dict[str, dict]:
              "model": "claude-sonnet-4-5", "status": 200, "streamed": True,
              "requests": REPORTED["requests"], "incomplete": REPORTED["incomplete"],
              "usage": usage}
+    # An embedding of 5 tokens costs $0.0000001: below the six decimals of `cost_usd`.
+    tiny = {"hash": token_hash, "provider": "openai", "api": "embeddings",
+            "model": TINY_MODEL, "status": 200, "streamed": False, "requests": 1,
+            "incomplete": 0, "usage": {"input": 5, "cached_input": 0, "cache_write": 0,
+                                       "output": 0, "reasoning": 0}}
     report = requests.post(f"http://127.0.0.1:{stack.service_port}/v1/usage", timeout=10,
-                           json={"entries": [], "token_usage": [entry]},
+                           json={"entries": [], "token_usage": [entry, tiny]},
                            headers={"x-ptk-check-secret": stack.secret})
     assert report.status_code == 204, report.text
     seen["claude-sonnet-4-5"] = dict(REPORTED)
+    seen[TINY_MODEL] = {**dict.fromkeys(COUNT_KEYS, 0), "requests": 1, "input_tokens": 5}
     return seen
 
 
@@ -146,7 +155,7 @@ def test_usage_view_in_chromium(stack):
     deadline = time.monotonic() + 10
     while True:  # the filter's workers report once a second
         api = admin.http.get(f"{stack.url}/admin/api/tokens/{token_hash}/usage", timeout=10).json()
-        if sum(m["requests"] for m in api["models"]) >= 6 or time.monotonic() > deadline:
+        if sum(m["requests"] for m in api["models"]) >= 7 or time.monotonic() > deadline:
             break
         time.sleep(0.3)
     by_model = {m["model"]: m for m in api["models"]}
@@ -166,6 +175,8 @@ def test_usage_view_in_chromium(stack):
         "fleet_token": {"label": "usage-view", "token": f"{token_hash[:12]}…",
                         **shown(total, fleet_token)},
         "html_model": HTML_MODEL,
+        # One CSV row per day, provider, model and API: one per model here.
+        "csv_rows": len(seen),
         "csv_line": (f"{today},{token_hash},anthropic,claude-sonnet-4-5,messages,2,0,1234567,"
                      f"234567,3456,89012,12345,{by_model['claude-sonnet-4-5']['cost_usd']},0"),
     }

@@ -86,6 +86,8 @@ async fn reported_usage_is_priced_stored_and_shown_per_model() {
     );
     // 3000 × 2.5 + 300 × 10 USD per million.
     assert_eq!(gpt["cost_usd"], "0.010500");
+    // Exact too, for costs below the six decimals' last digit.
+    assert_eq!(gpt["cost_nano_usd"], 10_500_000);
     let unknown = &models[1];
     assert_eq!(unknown["cost_usd"], "0.000000");
     assert_eq!(unknown["unpriced_requests"], 1);

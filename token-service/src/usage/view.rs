@@ -23,7 +23,7 @@ pub fn since_day(text: Option<&str>) -> Result<String, String> {
 }
 
 /// Counts as JSON: requests, tokens, incomplete, the cost in USD of the priced responses (a
-/// string with six decimals), and how many responses had no price (`unpriced_requests`,
+/// string with six decimals, and exact as `cost_nano_usd`, an integer), and how many responses had no price (`unpriced_requests`,
 /// `unknown_price` when any: the cost then leaves them out).
 pub fn counts_json(c: &UsageCounts) -> Value {
     json!({
@@ -35,6 +35,7 @@ pub fn counts_json(c: &UsageCounts) -> Value {
         "reasoning_tokens": c.usage.reasoning,
         "incomplete": c.incomplete,
         "cost_usd": format_usd(c.cost_nano_usd),
+        "cost_nano_usd": c.cost_nano_usd,
         "unpriced_requests": c.unpriced_requests,
         "unknown_price": c.unpriced_requests > 0,
     })

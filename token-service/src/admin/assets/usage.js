@@ -45,24 +45,25 @@
     return (await call("GET", url)).json();
   }
 
-  // The API's six-decimal USD text as money: cents from $1 on ("$1,234.57"), below that
-  // every significant decimal it has (at least two), so tiny costs do not show as $0.00.
-  function usd(text) {
-    const value = Number(text);
-    if (!Number.isFinite(value)) return text;
-    if (value === 0 || value >= 1) return `$${cents.format(value)}`;
-    const [whole, decimals = ""] = text.split(".");
-    return `$${whole}.${decimals.replace(/0+$/, "").padEnd(2, "0")}`;
+  // A cost as money, from the API's exact nanodollars (`cost_nano_usd`): cents from $1 on
+  // ("$1,234.57"), below that every significant decimal (at least two), so a tiny cost never
+  // shows as $0.00; an API without that field: its six-decimal `cost_usd`.
+  function usd(c) {
+    const nano = Number(c.cost_nano_usd);
+    if (!Number.isSafeInteger(nano) || nano < 0) return `$${c.cost_usd}`;
+    if (nano === 0 || nano >= 1e9) return `$${cents.format(nano / 1e9)}`;
+    const decimals = String(nano).padStart(9, "0").replace(/0+$/, "").padEnd(2, "0");
+    return `$0.${decimals}`;
   }
 
   function costCell(td, c) {
     td.title = `${c.cost_usd} USD`;
     if (!c.unknown_price) {
-      td.textContent = usd(c.cost_usd);
+      td.textContent = usd(c);
       return;
     }
     td.classList.add("unknown-price");
-    td.textContent = Number(c.cost_usd) > 0 ? `${usd(c.cost_usd)} + unknown price` : "unknown price";
+    td.textContent = Number(c.cost_nano_usd ?? c.cost_usd) > 0 ? `${usd(c)} + unknown price` : "unknown price";
     td.title = `${c.unpriced_requests} of ${c.requests} responses had no price (a model the ` +
       `price table does not know): their cost is not in the ${c.cost_usd} USD`;
   }
