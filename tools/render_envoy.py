@@ -254,14 +254,7 @@ def add_configured_provider(clusters: list[dict], vhosts: list[dict], value: str
         raise RenderError(f"--configured-provider: the name {name!r} is taken by the config")
     if any(authority.lower() in (d.lower() for d in v["domains"]) for v in vhosts):
         raise RenderError(f"--configured-provider: {authority!r} is another route's host")
-    cluster = copy.deepcopy(find(clusters, "openai"))
-    cluster["name"] = cluster["load_assignment"]["cluster_name"] = name
-    point_cluster(cluster, host, port)
-    if scheme == "http":
-        cluster.pop("transport_socket", None)
-    else:
-        cluster["transport_socket"] = verified_tls(host, system_ca_bundle())
-    clusters.append(cluster)
+    clusters.append(openai_cluster_at(clusters, name, scheme, host, port))
     vhost = copy.deepcopy(find(vhosts, "openai"))
     vhost.update(name=name, domains=[authority])
     for route in vhost["routes"]:
@@ -288,6 +281,20 @@ end
 """
 
 
+def openai_cluster_at(clusters: list[dict], name: str, scheme: str, host: str,
+                      port: int) -> dict:
+    """A copy of the OpenAI cluster named `name`, pointed at host:port: plain for `http`,
+    verified TLS (chain and name) for `https` (a configured provider, the geo egress)."""
+    cluster = copy.deepcopy(find(clusters, "openai"))
+    cluster["name"] = cluster["load_assignment"]["cluster_name"] = name
+    point_cluster(cluster, host, port)
+    if scheme == "http":
+        cluster.pop("transport_socket", None)
+    else:
+        cluster["transport_socket"] = verified_tls(host, system_ca_bundle())
+    return cluster
+
+
 def add_geo_fallback(clusters: list[dict], hcm: dict, url: str) -> None:
     """`--geo-fallback-egress URL`: OpenAI's geo-403 egress fallback on, replaying through a
     cluster `openai_egress` at URL (http:// plain, https:// verified), with the hold filter
@@ -295,14 +302,7 @@ def add_geo_fallback(clusters: list[dict], hcm: dict, url: str) -> None:
     scheme, host, port = parse_upstream("--geo-fallback-egress", url)
     if any(c["name"] == "openai_egress" for c in clusters):
         raise RenderError("--geo-fallback-egress: the name 'openai_egress' is taken by the config")
-    cluster = copy.deepcopy(find(clusters, "openai"))
-    cluster["name"] = cluster["load_assignment"]["cluster_name"] = "openai_egress"
-    point_cluster(cluster, host, port)
-    if scheme == "http":
-        cluster.pop("transport_socket", None)
-    else:
-        cluster["transport_socket"] = verified_tls(host, system_ca_bundle())
-    clusters.append(cluster)
+    clusters.append(openai_cluster_at(clusters, "openai_egress", scheme, host, port))
     filters = hcm["http_filters"]
     filters.insert(filters.index(find(filters, "ptk")), {
         "name": "ptk_geo_hold",
