@@ -266,6 +266,8 @@ pub fn decide_check_response(
             key,
             cache_ttl_ms,
             lease,
+            // Limits this filter does not enforce yet fall through to the refusal below.
+            limits: None,
         }) if !key.is_empty() => {
             let cache = (cache_ttl_ms > 0).then(|| CachedVerdict {
                 valid_until_ms: sent_ms.saturating_add(cache_ttl_ms),
@@ -285,7 +287,8 @@ pub fn decide_check_response(
             refused: pending.refuse(Refusal::from_deny(reason, retry_after_s)),
             callout_failed: false,
         },
-        // Transport failure, non-200, garbage, or an allow without a key: fail closed.
+        // Transport failure, non-200, garbage, an allow without a key, or an allow narrowed by
+        // limits this filter cannot enforce: fail closed.
         _ => CheckDecision::Reply {
             refused: pending.refuse(Refusal::TokenServiceUnavailable),
             callout_failed: true,

@@ -176,6 +176,19 @@ fn the_filter_refuses_on_the_deny_fixtures() {
 }
 
 #[test]
+fn an_allow_narrowed_by_limits_the_filter_cannot_enforce_fails_closed() {
+    // Until the filter enforces a limit, an `allow_limited` verdict carrying it is a transport
+    // failure (503, nothing forwarded), never a plain allow.
+    match decide(Provider::Openai, &fixture("allow_limited.json")) {
+        CheckDecision::Reply {
+            refused,
+            callout_failed: true,
+        } => assert_eq!(refused.reply.status, 503),
+        other => panic!("expected a fail-closed reply, got {other:?}"),
+    }
+}
+
+#[test]
 fn the_revalidation_the_filter_sends_and_reads_are_the_fixtures() {
     let config = FilterConfig::parse(b"").unwrap();
     let hash = token_hash(TOKEN);

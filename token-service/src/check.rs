@@ -158,6 +158,7 @@ impl Checker {
             key: expose(key),
             cache_ttl_ms,
             lease,
+            limits: None,
         }
     }
 }

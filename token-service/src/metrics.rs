@@ -258,6 +258,7 @@ mod tests {
             key: "sk-never-in-metrics".into(),
             cache_ttl_ms: 1000,
             lease: None,
+            limits: None,
         };
         m.observe_check(&allow, Duration::from_micros(300));
         m.observe_check(&allow, Duration::from_millis(5));

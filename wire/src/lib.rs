@@ -142,8 +142,14 @@ pub struct Lease {
 /// Unknown fields are ignored, so a newer token-service never turns an older filter's allow
 /// into a 503; an unknown `verdict` (or deny `reason`) still fails to parse, and the filter
 /// fails closed.
+///
+/// An allow that carries [`Limits`] travels as `"verdict":"allow_limited"` (wire 1.1): limits
+/// narrow what the allow permits, so a filter that cannot enforce them must not read them as a
+/// plain allow. A 1.0 filter does not know that verdict and fails closed (503); a newer one
+/// refuses limits it does not know (`Limits` is a closed set). Without limits the answer stays
+/// `"verdict":"allow"`, which every filter reads.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "verdict", rename_all = "lowercase")]
+#[serde(from = "WireResponse", into = "WireResponse")]
 pub enum CheckResponse {
     /// Forward the request with this real key.
     Allow {
@@ -153,17 +159,126 @@ pub enum CheckResponse {
         /// Never past the token's expiry; 0 means "do not cache".
         cache_ttl_ms: u64,
         /// Extra requests the filter may allow locally while the verdict is cached.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         lease: Option<Lease>,
+        /// What the allow is narrowed to (`None`: nothing beyond the token's scopes and rate
+        /// limit). Sent as `allow_limited`.
+        limits: Option<Limits>,
     },
     /// Refuse the request locally.
     Deny {
         /// Why; the filter maps it to the status and message the client sees.
         reason: DenyReason,
         /// For `rate_limited`: seconds until the client may retry.
+        retry_after_s: Option<u64>,
+    },
+}
+
+/// What an `allow_limited` verdict narrows the allow to. A closed set: a field this build does
+/// not know fails the whole verdict (fail closed), because ignoring a limit would widen the
+/// allow. Every field is optional; an absent one does not limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Model names the token may call: exact names, or patterns with `*` matching any run of
+    /// characters (`gpt-5*`). Compared with the model the request names (body `model`, the
+    /// Gemini path, a WebSocket handshake's `?model=`); a request naming another model, or
+    /// none where one is required, is refused with 403 before anything is forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+}
+
+/// [`CheckResponse`] as it is spelled on the wire.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+enum WireResponse {
+    Allow {
+        key: String,
+        cache_ttl_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<Lease>,
+    },
+    AllowLimited {
+        key: String,
+        cache_ttl_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<Lease>,
+        limits: Limits,
+    },
+    Deny {
+        reason: DenyReason,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_s: Option<u64>,
     },
+}
+
+impl From<WireResponse> for CheckResponse {
+    fn from(wire: WireResponse) -> Self {
+        match wire {
+            WireResponse::Allow {
+                key,
+                cache_ttl_ms,
+                lease,
+            } => CheckResponse::Allow {
+                key,
+                cache_ttl_ms,
+                lease,
+                limits: None,
+            },
+            WireResponse::AllowLimited {
+                key,
+                cache_ttl_ms,
+                lease,
+                limits,
+            } => CheckResponse::Allow {
+                key,
+                cache_ttl_ms,
+                lease,
+                limits: Some(limits),
+            },
+            WireResponse::Deny {
+                reason,
+                retry_after_s,
+            } => CheckResponse::Deny {
+                reason,
+                retry_after_s,
+            },
+        }
+    }
+}
+
+impl From<CheckResponse> for WireResponse {
+    fn from(response: CheckResponse) -> Self {
+        match response {
+            CheckResponse::Allow {
+                key,
+                cache_ttl_ms,
+                lease,
+                limits: None,
+            } => WireResponse::Allow {
+                key,
+                cache_ttl_ms,
+                lease,
+            },
+            CheckResponse::Allow {
+                key,
+                cache_ttl_ms,
+                lease,
+                limits: Some(limits),
+            } => WireResponse::AllowLimited {
+                key,
+                cache_ttl_ms,
+                lease,
+                limits,
+            },
+            CheckResponse::Deny {
+                reason,
+                retry_after_s,
+            } => WireResponse::Deny {
+                reason,
+                retry_after_s,
+            },
+        }
+    }
 }
 
 impl std::fmt::Debug for CheckResponse {
@@ -172,12 +287,14 @@ impl std::fmt::Debug for CheckResponse {
             CheckResponse::Allow {
                 cache_ttl_ms,
                 lease,
+                limits,
                 ..
             } => f
                 .debug_struct("Allow")
                 .field("key", &"[redacted]")
                 .field("cache_ttl_ms", cache_ttl_ms)
                 .field("lease", lease)
+                .field("limits", limits)
                 .finish(),
             CheckResponse::Deny {
                 reason,
@@ -251,6 +368,7 @@ mod tests {
             "check_request_returning.json",
             "allow.json",
             "allow_lease.json",
+            "allow_limited.json",
             "deny_invalid.json",
             "deny_rate_limited.json",
             "usage.json",
@@ -342,11 +460,38 @@ mod tests {
     }
 
     #[test]
+    fn limits_travel_only_as_allow_limited_and_are_a_closed_set() {
+        let limited: CheckResponse = serde_json::from_str(&fixture("allow_limited.json")).unwrap();
+        let CheckResponse::Allow { limits, .. } = &limited else {
+            panic!("{limited:?}")
+        };
+        assert_eq!(
+            limits.as_ref().and_then(|l| l.models.clone()),
+            Some(vec!["gpt-5*".to_owned(), "gpt-4o-mini".to_owned()])
+        );
+        // An allow never carries limits, even if a field of that name turns up in one.
+        let plain = r#"{"verdict":"allow","key":"k","cache_ttl_ms":1,"limits":{"models":["x"]}}"#;
+        assert!(matches!(
+            serde_json::from_str::<CheckResponse>(plain),
+            Ok(CheckResponse::Allow { limits: None, .. })
+        ));
+        // A limit this build does not know widens nothing: the verdict does not parse.
+        let unknown = r#"{"verdict":"allow_limited","key":"k","cache_ttl_ms":1,"limits":{"models":["x"],"spend_cap":1}}"#;
+        assert!(serde_json::from_str::<CheckResponse>(unknown).is_err());
+        let missing = r#"{"verdict":"allow_limited","key":"k","cache_ttl_ms":1}"#;
+        assert!(serde_json::from_str::<CheckResponse>(missing).is_err());
+        // Unknown fields outside `limits` are still tolerated.
+        let extra = r#"{"verdict":"allow_limited","key":"k","cache_ttl_ms":1,"limits":{},"x":1}"#;
+        assert!(serde_json::from_str::<CheckResponse>(extra).is_ok());
+    }
+
+    #[test]
     fn debug_never_prints_the_key() {
         let allow = CheckResponse::Allow {
             key: "sk-secret-value".into(),
             cache_ttl_ms: 5,
             lease: None,
+            limits: None,
         };
         assert!(!format!("{allow:?}").contains("sk-secret-value"));
     }

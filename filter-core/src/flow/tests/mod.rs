@@ -218,6 +218,7 @@ pub fn allow(ttl_ms: u64, lease: Option<(u32, u64)>) -> Vec<u8> {
         key: KEY.into(),
         cache_ttl_ms: ttl_ms,
         lease: lease.map(|(units, window)| Lease { units, window }),
+        limits: None,
     })
     .unwrap()
 }
