@@ -24,7 +24,7 @@ def test_readme_has_cli_blocks():
     assert len(blocks) >= 2, "the CLI examples left the README (or stopped naming the binary)"
     every = "\n".join(blocks)
     for command in ("tokens create", "tokens list", "tokens disable", "tokens enable",
-                    "tokens expire", "tokens delete", "--version"):
+                    "tokens expire", "tokens update", "tokens delete", "--version"):
         assert command in every, command
 
 

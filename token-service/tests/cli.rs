@@ -743,3 +743,70 @@ fn a_reader_that_goes_away_is_no_error() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
     }
 }
+
+#[test]
+fn update_writes_only_the_settings_named() {
+    let db = db();
+    let v = create_json(
+        &db,
+        &[
+            "--providers",
+            "openai",
+            "--rate-limit",
+            "5/60",
+            "--expires",
+            "2040-01-01T00:00:00Z",
+        ],
+    );
+    let hash = v["hash"].as_str().unwrap();
+    tokens(&db, &["update", &hash[..10], "--rate-limit", "7/30"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("rate limit 7/30s"));
+    let listed = &list_json(&db)[0];
+    assert_eq!(
+        listed["rate_limit"],
+        serde_json::json!({"count": 7, "window_s": 30}),
+        "{listed}"
+    );
+    assert_eq!(
+        listed["expires_at"],
+        Value::from("2040-01-01T00:00:00.000Z"),
+        "the expiry was not named, so it stays"
+    );
+    let out = tokens(
+        &db,
+        &[
+            "update",
+            hash,
+            "--no-rate-limit",
+            "--expires",
+            "never",
+            "--json",
+        ],
+    )
+    .assert()
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    let updated: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(updated["rate_limit"], Value::Null, "{updated}");
+    assert_eq!(updated["expires_at"], Value::Null, "{updated}");
+    // Nothing named, a bad value, or both spellings of the quota: refused, nothing written.
+    tokens(&db, &["update", hash])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("nothing to update"));
+    tokens(&db, &["update", hash, "--expires", "soon"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("invalid expiry"));
+    tokens(
+        &db,
+        &["update", hash, "--rate-limit", "1/1", "--no-rate-limit"],
+    )
+    .assert()
+    .failure();
+    assert_eq!(list_json(&db)[0]["rate_limit"], Value::Null);
+}

@@ -19,6 +19,7 @@ mod healthcheck;
 mod render;
 mod resolve;
 mod tokens;
+mod update;
 mod usage;
 
 pub use healthcheck::HealthcheckArgs;
@@ -129,6 +130,8 @@ pub enum TokensCommand {
     },
     /// What a token spent since a day, per model (requests, tokens, cost, incomplete).
     Usage(UsageArgs),
+    /// Change a token's settings; only the options given are written.
+    Update(UpdateArgs),
     /// Set or clear a token's expiry.
     Expire {
         /// Hash or unique hash prefix (at least 8 hex characters).
@@ -137,6 +140,25 @@ pub enum TokensCommand {
         #[arg(long, value_name = "RFC3339|never")]
         at: String,
     },
+}
+
+/// `tokens update` options: each names one setting; settings not named stay as stored.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// Hash or unique hash prefix (at least 8 hex characters).
+    pub token: String,
+    /// New expiry (RFC 3339 with Z or an offset), or `never` to clear it.
+    #[arg(long, value_name = "RFC3339|never")]
+    pub expires: Option<String>,
+    /// The token's own quota, REQUESTS/SECONDS.
+    #[arg(long, value_name = "N/SECONDS", conflicts_with = "no_rate_limit")]
+    pub rate_limit: Option<RateLimit>,
+    /// Return the token to the service's default quota (PTK_RATE_LIMIT).
+    #[arg(long)]
+    pub no_rate_limit: bool,
+    /// Print the updated token as one JSON object (as `tokens list --json` shows it).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tokens usage` options.

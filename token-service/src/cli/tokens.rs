@@ -40,6 +40,7 @@ pub async fn run(
             set_status(store, &token, TokenStatus::Active, out).await
         }
         TokensCommand::Delete { token } => delete(store, &token, out).await,
+        TokensCommand::Update(args) => super::update::update(store, args, out, err).await,
         TokensCommand::Expire { token, at } => expire(store, &token, &at, out, err).await,
         TokensCommand::Usage(args) => super::usage::usage(store, usage, args, out).await,
     }
@@ -183,7 +184,7 @@ async fn list(
 }
 
 /// Resolves the argument and reads the record (for messages), failing on "not found".
-async fn find(store: &dyn TokenStore, input: &str) -> anyhow::Result<TokenRecord> {
+pub(super) async fn find(store: &dyn TokenStore, input: &str) -> anyhow::Result<TokenRecord> {
     let hash = resolve(store, input).await?;
     store
         .get(&hash)
