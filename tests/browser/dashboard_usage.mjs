@@ -95,7 +95,7 @@ try {
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#usage-csv")]);
   assert.match(download.suggestedFilename(), /^ptk-usage-since-\d{4}-\d{2}-01\.csv$/);
   const csv = readFileSync(await download.path(), "utf8").split("\n");
-  assert.match(csv[0], /^day,token,provider,model,api,requests,incomplete,input_tokens,/);
+  assert.match(csv[0], /^day,token,label,provider,model,api,requests,incomplete,input_tokens,/);
   assert.ok(csv.includes(EXPECT.csv_line), `no ${EXPECT.csv_line} in\n${csv.join("\n")}`);
   assert.equal(csv.filter((line) => line.includes(EXPECT.hash)).length, EXPECT.csv_rows, csv.join("\n"));
   step("CSV downloaded");

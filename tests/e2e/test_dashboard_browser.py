@@ -177,7 +177,7 @@ def test_usage_view_in_chromium(stack):
         "html_model": HTML_MODEL,
         # One CSV row per day, provider, model and API: one per model here.
         "csv_rows": len(seen),
-        "csv_line": (f"{today},{token_hash},anthropic,claude-sonnet-4-5,messages,2,0,1234567,"
+        "csv_line": (f"{today},{token_hash},usage-view,anthropic,claude-sonnet-4-5,messages,2,0,1234567,"
                      f"234567,3456,89012,12345,{by_model['claude-sonnet-4-5']['cost_usd']},0"),
     }
     USAGE_SCREENSHOT.unlink(missing_ok=True)

@@ -235,8 +235,12 @@ async fn the_admin_api_shows_a_tokens_usage_the_fleets_and_exports_csv() {
     let text = csv.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "{text}");
-    assert!(lines[0].starts_with("day,token,provider,model,api,requests"));
-    assert!(text.contains(&format!(",{hash},openai,gpt-4o,chat_completions,2,0,2000,")));
+    assert!(lines[0].starts_with("day,token,label,provider,model,api,requests"));
+    assert!(text.contains(&format!(
+        ",{hash},test,openai,gpt-4o,chat_completions,2,0,2000,"
+    )));
+    // A deleted token's rows keep their hash, with an empty label.
+    assert!(text.contains(&format!(",{gone},,")), "{text}");
     // A model name is the provider's text: never a live formula, quoted as RFC 4180 says.
     assert!(
         text.contains(",\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\","),

@@ -74,10 +74,12 @@ pub async fn fleet(
         .iter()
         .map(model_json)
         .collect();
-    let mut tokens = Vec::new();
-    for (hash, counts) in state.usage.usage_by_token(&since).await? {
-        // One lookup per token with usage in the period (an admin read, not a hot path).
-        let label = state.store.get(&hash).await?.map(|record| record.label);
+    let by_token = state.usage.usage_by_token(&since).await?;
+    let hashes: Vec<String> = by_token.iter().map(|(hash, _)| hash.clone()).collect();
+    let labels = state.store.labels(&hashes).await?;
+    let mut tokens = Vec::with_capacity(by_token.len());
+    for (hash, counts) in by_token {
+        let label = labels.get(&hash);
         let value = with_field(counts_json(&counts), "token", json!(hash));
         tokens.push(with_field(value, "label", json!(label)));
     }
@@ -95,7 +97,7 @@ fn with_field(mut value: Value, name: &str, field: Value) -> Value {
 }
 
 /// The CSV export's columns.
-const CSV_HEADER: &str = "day,token,provider,model,api,requests,incomplete,input_tokens,\
+const CSV_HEADER: &str = "day,token,label,provider,model,api,requests,incomplete,input_tokens,\
 cached_input_tokens,cache_write_tokens,output_tokens,reasoning_tokens,cost_usd,unpriced_requests\n";
 
 /// `GET /admin/api/usage.csv`: every stored row since the day, one line each (a cell that
@@ -116,9 +118,15 @@ pub async fn csv(
             "more than {MAX_USAGE_ROWS} rows since {since}: export a later day at a time"
         )));
     }
+    let mut hashes: Vec<String> = rows.iter().map(|row| row.key.hash.clone()).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let labels = state.store.labels(&hashes).await?;
     let mut out = String::from(CSV_HEADER);
     for row in &rows {
-        out.push_str(&csv_line(row));
+        // A deleted token's rows keep its hash; its label cell is empty.
+        let label = labels.get(&row.key.hash).map_or("", String::as_str);
+        out.push_str(&csv_line(row, label));
     }
     let disposition = format!("attachment; filename=\"ptk-usage-since-{since}.csv\"");
     Ok((
@@ -130,7 +138,7 @@ pub async fn csv(
     ))
 }
 
-fn csv_line(row: &UsageRow) -> String {
+fn csv_line(row: &UsageRow, label: &str) -> String {
     let (k, c) = (&row.key, &row.counts);
     let cost = if c.unpriced_requests == 0 {
         format_usd(c.cost_nano_usd)
@@ -138,9 +146,10 @@ fn csv_line(row: &UsageRow) -> String {
         String::new()
     };
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
         k.day,
         k.hash,
+        cell(label),
         cell(&k.provider),
         cell(&k.model),
         cell(&k.api),

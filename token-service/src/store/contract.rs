@@ -54,6 +54,7 @@ macro_rules! with_contract_cases {
             stamp_never_resurrects_a_deleted_token,
             racing_stamps_and_delete_leave_nothing_behind,
             get_listing_carries_the_stamp,
+            labels_are_read_in_batches_across_chunks,
             update_writes_only_named_fields,
             update_of_a_missing_token_creates_nothing,
             concurrent_patches_never_resurrect_a_disabled_token,
@@ -341,6 +342,27 @@ pub(crate) async fn get_listing_carries_the_stamp(store: Store) {
         Some("2026-03-01T00:00:00.000Z")
     );
     assert!(store.get_listing(&"0".repeat(64)).await.unwrap().is_none());
+}
+
+pub(crate) async fn labels_are_read_in_batches_across_chunks(store: Store) {
+    let mut wanted = Vec::new();
+    for (n, seed) in ["3a", "3b", "3c"].into_iter().enumerate() {
+        let mut rec = sample_record(seed);
+        rec.label = format!("label {n}, \"quoted\"");
+        store.insert(&rec).await.unwrap();
+        wanted.push(rec);
+    }
+    // More hashes than two chunks hold, the real ones at a chunk's start, middle and end.
+    let mut hashes: Vec<String> = (0..1_201).map(|n| format!("{n:064x}")).collect();
+    hashes[0].clone_from(&wanted[0].hash);
+    hashes[777].clone_from(&wanted[1].hash);
+    hashes[1_200].clone_from(&wanted[2].hash);
+    let labels = store.labels(&hashes).await.unwrap();
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    for rec in &wanted {
+        assert_eq!(labels.get(&rec.hash), Some(&rec.label));
+    }
+    assert!(store.labels(&[]).await.unwrap().is_empty());
 }
 
 pub(crate) async fn update_writes_only_named_fields(store: Store) {

@@ -1,6 +1,7 @@
 //! A [`TokenStore`] (and a [`SessionStore`]) that counts its backend's failures in [`Metrics`] by operation, so every
 //! caller (checks, admin API, health probes, last-used stamps) is counted in one place.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -82,6 +83,10 @@ impl TokenStore for MeteredStore {
         patch: &TokenPatch,
     ) -> Result<Option<TokenRecord>, StoreError> {
         self.count("update", self.inner.update(hash, patch).await)
+    }
+
+    async fn labels(&self, hashes: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        self.count("labels", self.inner.labels(hashes).await)
     }
 
     async fn delete(&self, hash: &str) -> Result<bool, StoreError> {

@@ -2,6 +2,7 @@
 //! backend; PostgreSQL serves several replicas; both pass the same contract suite
 //! (`contract.rs`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -296,6 +297,17 @@ pub trait TokenStore: Send + Sync + 'static {
             ..TokenPatch::default()
         };
         Ok(self.update(hash, &patch).await?.is_some())
+    }
+    /// The labels of those of `hashes` that name a token (a deleted one is simply absent), in
+    /// a few reads however many there are (admin views list thousands).
+    async fn labels(&self, hashes: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let mut out = HashMap::new();
+        for hash in hashes {
+            if let Some(record) = self.get(hash).await? {
+                out.insert(record.hash, record.label);
+            }
+        }
+        Ok(out)
     }
     /// Deletes the token and its last-used stamp.
     async fn delete(&self, hash: &str) -> Result<bool, StoreError>;

@@ -22,6 +22,19 @@ pub(super) const PING: &str = "SELECT 1 FROM tokens LIMIT 0";
 /// One token by hash (`$1`).
 pub(super) const GET_TOKEN: &str = select_token!("WHERE t.hash = $1");
 
+/// Hashes per [`labels_of`] statement: well under SQLite's and PostgreSQL's bound on
+/// parameters, few enough round trips for an admin view of thousands of tokens.
+pub(super) const LABELS_CHUNK: usize = 500;
+
+/// `SELECT hash, label` of the tokens among `count` hashes bound as `$1..$count`.
+pub(super) fn labels_of(count: usize) -> String {
+    let params: Vec<String> = (1..=count).map(|n| format!("${n}")).collect();
+    format!(
+        "SELECT hash, label FROM tokens WHERE hash IN ({})",
+        params.join(", ")
+    )
+}
+
 /// Every token, in the list's order (newest first, then hash).
 pub(super) const LIST_TOKENS: &str = select_token!("ORDER BY t.created_at DESC, t.hash");
 

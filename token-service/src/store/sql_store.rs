@@ -6,6 +6,8 @@
 //! and PostgreSQL's on the socket, so no statement ever blocks the async runtime, however long
 //! it waits for a lock.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sqlx::error::ErrorKind;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
@@ -214,6 +216,24 @@ where
             .map(listing::<DB>)
             .transpose()?
             .map(|l| l.record))
+    }
+
+    async fn labels(&self, hashes: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let mut out = HashMap::with_capacity(hashes.len());
+        for chunk in hashes.chunks(sql::LABELS_CHUNK) {
+            let statement = sql::labels_of(chunk.len());
+            // Only placeholders are generated: the hashes are bound, never spliced in.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+            for hash in chunk {
+                query = query.bind(hash.clone());
+            }
+            for row in query.fetch_all(&self.reads).await.map_err(store_error)? {
+                let hash: String = row.try_get(0).map_err(store_error)?;
+                let label: String = row.try_get(1).map_err(store_error)?;
+                out.insert(hash, label);
+            }
+        }
+        Ok(out)
     }
 
     async fn delete(&self, hash: &str) -> Result<bool, StoreError> {
