@@ -11,6 +11,7 @@ pub mod keys;
 pub mod last_used;
 pub mod metrics;
 pub mod new_token;
+pub mod notify;
 pub mod pricing;
 pub mod providers;
 pub mod ratelimit;

@@ -67,6 +67,7 @@ pub struct Metrics {
     admin_actions: Family<ActionLabel, Counter>,
     token_usage: Family<TokenLabel, Counter>,
     usage_responses: Family<ResponseLabel, Counter>,
+    notifications: Family<OutcomeLabel, Counter>,
     models: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
@@ -100,6 +101,13 @@ impl Metrics {
         let admin_actions = Family::<ActionLabel, Counter>::default();
         let token_usage = Family::<TokenLabel, Counter>::default();
         let usage_responses = Family::<ResponseLabel, Counter>::default();
+        let notifications = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "ptk_budget_notifications",
+            "Budget threshold notifications, by outcome: delivered, failed (gave up after \
+             retries), duplicate (another replica sent it), dropped (queue full)",
+            notifications.clone(),
+        );
         registry.register(
             "ptk_gen_ai_client_token_usage",
             "Tokens the filter metered (gen_ai.client.token.usage): gen_ai_token_type input \
@@ -146,6 +154,7 @@ impl Metrics {
             admin_actions,
             token_usage,
             usage_responses,
+            notifications,
             models: std::sync::Mutex::default(),
         }
     }
@@ -202,6 +211,13 @@ impl Metrics {
     /// Counts a check the API refused before deciding (`unauthorized`, `bad_request`).
     pub fn refused_check(&self, outcome: &'static str) {
         self.checks.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Counts a budget notification's outcome (`delivered`, `failed`, `duplicate`, `dropped`).
+    pub fn notification(&self, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     /// Counts a failed store operation.
