@@ -9,6 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::keys::{KeysFileError, ProviderKeys};
+use crate::notify::{parse_thresholds, WebhookSettings};
 use crate::ratelimit::{LimiterBackend, RateLimit};
 use crate::store::StoreLocation;
 
@@ -92,6 +93,26 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub redis_url: Option<SecretString>,
+    /// Webhook that budget threshold notifications are POSTed to (`http(s)://…`); unset sends
+    /// none. Chat webhooks carry their secret in the URL, so it is one: not in `Debug`, not in
+    /// `--help`. Signed with PTK_BUDGET_WEBHOOK_SECRET when that is set.
+    #[arg(
+        long,
+        env = "PTK_BUDGET_WEBHOOK_URL",
+        value_name = "URL",
+        value_parser = secret_arg,
+        hide_env_values = true
+    )]
+    pub budget_webhook_url: Option<SecretString>,
+    /// Thresholds, in percent of a budget's limit, that send a notification when the
+    /// settled spend reaches them (once per budget, period and threshold).
+    #[arg(
+        long,
+        env = "PTK_BUDGET_WEBHOOK_THRESHOLDS",
+        default_value = "80,100",
+        value_name = "PERCENT,…"
+    )]
+    pub budget_webhook_thresholds: String,
 }
 
 /// clap value parser for arguments that may hold a secret (database URLs with a password,
@@ -137,6 +158,9 @@ pub enum SettingsError {
     /// The public URL is not an http(s) base URL.
     #[error("PTK_PUBLIC_URL / --public-url must look like http(s)://host[:port], got {0:?}")]
     BadPublicUrl(String),
+    /// The budget webhook's URL or thresholds are unusable.
+    #[error("{0}")]
+    BudgetWebhook(String),
     /// The keys file is unreadable or malformed.
     #[error(transparent)]
     Keys(#[from] KeysFileError),
@@ -167,6 +191,8 @@ pub struct Settings {
     pub cache_ttl_ms: u64,
     /// The admin surface; `None` (no ADMIN_SECRET) serves the check API only.
     pub admin: Option<AdminSettings>,
+    /// Budget threshold notifications; `None` (no PTK_BUDGET_WEBHOOK_URL) sends none.
+    pub budget_webhook: Option<WebhookSettings>,
 }
 
 /// Settings of the admin listener. `Debug` shows no secret.
@@ -205,8 +231,45 @@ impl Settings {
             limiter: LimiterBackend::pick(args.redis_url.as_ref()),
             cache_ttl_ms: args.cache_ttl_ms,
             admin: admin_settings(args, &env)?,
+            budget_webhook: budget_webhook(args, &env)?,
         })
     }
+}
+
+/// Environment variable of the budget webhook's signing secret (environment only: a secret
+/// has no business on a command line).
+pub const BUDGET_WEBHOOK_SECRET_VAR: &str = "PTK_BUDGET_WEBHOOK_SECRET";
+
+/// The webhook settings, when a URL is set: an absolute http(s) URL and valid thresholds.
+fn budget_webhook(
+    args: &ServeArgs,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<WebhookSettings>, SettingsError> {
+    let Some(url) = &args.budget_webhook_url else {
+        return Ok(None);
+    };
+    let text = url.expose_secret().trim();
+    let parsed = url::Url::parse(text);
+    // The URL may hold the webhook's secret: the error never repeats it.
+    if !parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()) {
+        return Err(SettingsError::BudgetWebhook(
+            "PTK_BUDGET_WEBHOOK_URL / --budget-webhook-url must be an absolute http(s) URL \
+             (value not shown: it may hold a secret)"
+                .to_owned(),
+        ));
+    }
+    let thresholds =
+        parse_thresholds(&args.budget_webhook_thresholds).map_err(SettingsError::BudgetWebhook)?;
+    Ok(Some(WebhookSettings {
+        url: SecretString::from(text.to_owned()),
+        secret: env(BUDGET_WEBHOOK_SECRET_VAR)
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from),
+        thresholds,
+        attempts: 6,
+        first_backoff: Duration::from_secs(1),
+        timeout: Duration::from_secs(5),
+    }))
 }
 
 /// The admin surface runs only with an explicit secret; a short one is refused outright.
@@ -537,6 +600,63 @@ mod tests {
             public_url("HTTPS://Proxy:10000/").unwrap(),
             "HTTPS://Proxy:10000"
         );
+    }
+
+    #[test]
+    fn the_budget_webhook_is_checked_and_its_secrets_never_shown() {
+        let store = StoreLocation::Sqlite("unused".into());
+        let env = env_of(&[
+            ("PTK_CHECK_SECRET", "check-secret-never-shown"),
+            ("PTK_BUDGET_WEBHOOK_SECRET", "whsec-never-shown"),
+        ]);
+        let none = Settings::from_args(&args(&[]), &store, &env).unwrap();
+        assert!(none.budget_webhook.is_none());
+        let url = "https://hooks.example.com/services/T0/B0/url-secret-never-shown";
+        let s = Settings::from_args(
+            &args(&[
+                "--budget-webhook-url",
+                url,
+                "--budget-webhook-thresholds",
+                "90, 50",
+            ]),
+            &store,
+            &env,
+        )
+        .unwrap();
+        let hook = s.budget_webhook.as_ref().unwrap();
+        assert_eq!(hook.thresholds, vec![50, 90]);
+        assert!(hook.secret.is_some());
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("url-secret-never-shown") && !shown.contains("whsec"),
+            "{shown}"
+        );
+        for bad in [
+            "ftp://x/never-shown",
+            "hooks.example.com/never-shown",
+            "https://",
+        ] {
+            let err = Settings::from_args(&args(&["--budget-webhook-url", bad]), &store, &env)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("absolute http(s) URL") && !err.contains("never-shown"),
+                "{err}"
+            );
+        }
+        let err = Settings::from_args(
+            &args(&[
+                "--budget-webhook-url",
+                url,
+                "--budget-webhook-thresholds",
+                "80,120",
+            ]),
+            &store,
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("\"120\""), "{err}");
     }
 
     /// The limiter backend is chosen here, from `PTK_REDIS_URL` / `--redis-url`, and its URL

@@ -40,6 +40,8 @@ pub struct Options {
     pub metrics: bool,
     /// Where the admin secret "came from" (`ADMIN_SECRET_FILE`), shown on the sign-in page.
     pub admin_secret_file: Option<String>,
+    /// Budget threshold notifications (`None`: none sent).
+    pub budget_webhook: Option<token_service::notify::WebhookSettings>,
 }
 
 impl Default for Options {
@@ -61,6 +63,7 @@ impl Default for Options {
             keys_file: None,
             metrics: false,
             admin_secret_file: None,
+            budget_webhook: None,
         }
     }
 }
@@ -114,6 +117,7 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, options: Options) -> TestApp {
             public_url: options.public_url,
             secret_file: options.admin_secret_file,
         }),
+        budget_webhook: options.budget_webhook,
     };
     let app = Application::build_with_limiter(settings, options.limiter)
         .await
