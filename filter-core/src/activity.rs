@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use ptk_wire::usage::{LONG_CONTEXT_TOKENS, MAX_MODEL_LEN};
-use ptk_wire::{ActivityEntry, ActivityReport, TokenUsage, UsageApi, UsageEntry, ACTIVITY_PATH};
+use ptk_wire::{
+    ActivityEntry, ActivityReport, KeyEvent, TokenUsage, UsageApi, UsageEntry, ACTIVITY_PATH,
+};
 
 use crate::config::FilterConfig;
 use crate::pipeline::callout_headers;
@@ -49,7 +51,12 @@ pub struct ActivityBatch {
     counts: HashMap<String, u64>,
     usage: HashMap<UsageKey, (u64, u64, TokenUsage)>,
     usage_dropped: u64,
+    key_events: Vec<KeyEvent>,
 }
+
+/// Most key events one report carries (a provider refusing every request of a busy worker
+/// repeats itself; the first ones say it all).
+const MAX_KEY_EVENTS: usize = 64;
 
 impl ActivityBatch {
     /// Counts one request for `hash`.
@@ -88,6 +95,14 @@ impl ActivityBatch {
         true
     }
 
+    /// Queues what a provider said of a pool key for the next report (the same event for the
+    /// same key once per report).
+    pub fn key_event(&mut self, event: KeyEvent) {
+        if self.key_events.len() < MAX_KEY_EVENTS && !self.key_events.contains(&event) {
+            self.key_events.push(event);
+        }
+    }
+
     /// Metered responses that found the batch full, since the worker started.
     pub fn usage_dropped(&self) -> u64 {
         self.usage_dropped
@@ -96,7 +111,7 @@ impl ActivityBatch {
     /// The activity call (headers and JSON body) for everything counted so far, emptying the
     /// batch; `None` when there is nothing to report.
     pub fn take_call(&mut self, config: &FilterConfig, secret: &str) -> Option<Call> {
-        if self.counts.is_empty() && self.usage.is_empty() {
+        if self.counts.is_empty() && self.usage.is_empty() && self.key_events.is_empty() {
             return None;
         }
         let mut entries: Vec<ActivityEntry> = self
@@ -145,6 +160,7 @@ impl ActivityBatch {
         let report = ActivityReport {
             entries,
             token_usage,
+            key_events: std::mem::take(&mut self.key_events),
         };
         let body = serde_json::to_vec(&report).ok()?;
         Some((callout_headers(config, secret, ACTIVITY_PATH), body))

@@ -14,6 +14,7 @@ use crate::cors::{decorate, is_preflight, origin_of, preflight_reply};
 use crate::dialect::{guess_error_shape, ErrorShape};
 use crate::ephemeral::{self, Ephemeral};
 use crate::guard;
+use crate::key_pool::{self, Chosen};
 use crate::plan::{rewrite_plan_under, RewritePlan};
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
@@ -225,6 +226,8 @@ pub enum CheckDecision {
         plan: RewritePlan,
         /// The verdict and lease to merge into the cache (`None`: not cacheable).
         cache: Option<CachedVerdict>,
+        /// The name of the pool key the request goes with (`None`: a plain key).
+        key_id: Option<String>,
     },
     /// The token is allowed, but the request itself is refused (the final guard found a proxy
     /// token that would still go upstream). The verdict and lease are the token's: cache them
@@ -248,7 +251,9 @@ pub enum CheckDecision {
 /// Step 3 and 4: map the callout result to forward-or-reply. `status` is `None` when the
 /// callout failed (reset, timeout, no such cluster): 503, never forward. `sent_ms` is the host
 /// time the check was sent: the cache entry's TTL runs from there, so a slow answer cannot
-/// make a verdict outlive a revocation by more than the TTL.
+/// make a verdict outlive a revocation by more than the TTL. `choose` picks the key from the
+/// allow's key or pool (`key_pool::encode`); its refusal (every pool key cooling or refused)
+/// answers this request, while the verdict is still cached.
 pub fn decide_check_response(
     config: &FilterConfig,
     head: &RequestHead,
@@ -256,6 +261,7 @@ pub fn decide_check_response(
     status: Option<u16>,
     body: Option<&[u8]>,
     sent_ms: u64,
+    choose: impl FnOnce(&str) -> Result<Chosen, Refusal>,
 ) -> CheckDecision {
     let parsed = match (status, body) {
         (Some(200), Some(bytes)) => serde_json::from_slice::<CheckResponse>(bytes).ok(),
@@ -268,15 +274,29 @@ pub fn decide_check_response(
             lease,
             // Limits this filter does not enforce yet fall through to the refusal below.
             limits: None,
+            pool,
         }) if !key.is_empty() => {
+            let stored = key_pool::encode(&key, &pool);
+            let chosen = choose(&stored);
             let cache = (cache_ttl_ms > 0).then(|| CachedVerdict {
                 valid_until_ms: sent_ms.saturating_add(cache_ttl_ms),
                 units: lease.map_or(0, |l| l.units),
                 window: lease.map_or(0, |l| l.window),
-                key: key.clone(),
+                key: stored,
             });
-            match pending.allow(config, head, &key) {
-                Ok(plan) => CheckDecision::Forward { plan, cache },
+            let chosen = match chosen {
+                Ok(chosen) => chosen,
+                Err(refusal) => {
+                    let refused = pending.refuse(refusal);
+                    return CheckDecision::Refuse { refused, cache };
+                }
+            };
+            match pending.allow(config, head, &chosen.key) {
+                Ok(plan) => CheckDecision::Forward {
+                    plan,
+                    cache,
+                    key_id: chosen.id,
+                },
                 Err(refused) => CheckDecision::Refuse { refused, cache },
             }
         }

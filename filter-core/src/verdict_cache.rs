@@ -4,10 +4,12 @@
 //! `verdict_store.rs` runs the compare-and-swap protocol over shared data; this module decides
 //! what to write. An entry is a fixed binary record, cheap to decode on the hot path:
 //! `version(1) | valid_until_ms(u64 LE) | units(u32 LE) | window(u64 LE) | key bytes`.
+//! Version 2: the key bytes are a key *or a key pool* (`key_pool::encode`), which a version-1
+//! reader (an older plugin sharing the VM's data during a reload) must not take for a key.
 
 use ptk_wire::{Lease, Provider};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const HEADER: usize = 1 + 8 + 4 + 8;
 
 /// Shared-data key of a token's entry for one provider. Keys never collide across tokens or
@@ -25,7 +27,7 @@ pub struct CachedVerdict {
     pub units: u32,
     /// The rate-limit window the units belong to.
     pub window: u64,
-    /// The real provider key.
+    /// The real provider key, or the key pool (`key_pool::encode`).
     pub key: String,
 }
 

@@ -1,6 +1,7 @@
 //! Shared helpers for the filter-core table tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use ptk_filter_core::key_pool::first_key;
 use ptk_filter_core::RequestHead;
 
 /// Builds a request head from `(name, value)` pairs.
@@ -68,7 +69,15 @@ pub fn run_on(config: &FilterConfig, head: &RequestHead, key: &str, fresh: bool)
         HeadersDecision::Check(pending) if fresh => {
             let allow = serde_json::json!({"verdict": "allow", "key": key, "cache_ttl_ms": 1000});
             let body = serde_json::to_vec(&allow).unwrap_or_default();
-            match decide_check_response(config, head, &pending, Some(200), Some(&body), 1) {
+            match decide_check_response(
+                config,
+                head,
+                &pending,
+                Some(200),
+                Some(&body),
+                1,
+                first_key,
+            ) {
                 CheckDecision::Forward { plan, .. } => Outcome::Forwarded(upstream(&plan)),
                 CheckDecision::Refuse { refused, .. } | CheckDecision::Reply { refused, .. } => {
                     Outcome::Refused(refused)

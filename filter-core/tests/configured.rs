@@ -6,6 +6,7 @@
 mod common;
 
 use common::{anywhere, config, head, run, run_on, Outcome};
+use ptk_filter_core::key_pool::first_key;
 use ptk_filter_core::{
     check_call, decide_check_response, decide_headers, identify, CheckDecision, Dialect,
     FilterConfig, HeadersDecision, PendingCheck, RequestHead,
@@ -104,7 +105,7 @@ fn its_refusals_are_in_openai_shape() {
     let p = pending(&c, &h);
     let deny = br#"{"verdict":"deny","reason":"scope"}"#;
     let CheckDecision::Reply { refused, .. } =
-        decide_check_response(&c, &h, &p, Some(200), Some(deny), 1)
+        decide_check_response(&c, &h, &p, Some(200), Some(deny), 1, first_key)
     else {
         panic!("not refused");
     };

@@ -6,6 +6,7 @@
 
 mod common;
 use common::{anywhere, config, head, run, run_on, Outcome};
+use ptk_filter_core::key_pool::first_key;
 use ptk_filter_core::{
     decide_check_response, decide_headers, CheckDecision, FilterConfig, HeadersDecision, Refusal,
     RequestHead,
@@ -231,7 +232,15 @@ fn the_fresh_check_path_refuses_and_keeps_the_verdict() {
     };
     let allow =
         br#"{"verdict":"allow","key":"sk-REAL","cache_ttl_ms":500,"lease":{"units":4,"window":1}}"#;
-    match decide_check_response(&config, &h, &pending, Some(200), Some(allow), NOW) {
+    match decide_check_response(
+        &config,
+        &h,
+        &pending,
+        Some(200),
+        Some(allow),
+        NOW,
+        first_key,
+    ) {
         CheckDecision::Refuse { refused, cache } => {
             assert_eq!(refused.refusal, Refusal::TokenInRequest);
             assert_eq!(cache.unwrap().units, 4);

@@ -4,6 +4,7 @@
 
 mod common;
 use common::head;
+use ptk_filter_core::key_pool::first_key;
 use ptk_filter_core::{
     check_call, decide_check_response, decide_headers, token_hash, CheckDecision, FilterConfig,
     HeadersDecision, LocalReply, PendingCheck, Refusal, RequestHead,
@@ -22,7 +23,15 @@ fn pending(h: &RequestHead) -> PendingCheck {
 
 fn reply(h: &RequestHead, status: Option<u16>, body: &str) -> LocalReply {
     let config = FilterConfig::parse(b"").unwrap();
-    match decide_check_response(&config, h, &pending(h), status, Some(body.as_bytes()), NOW) {
+    match decide_check_response(
+        &config,
+        h,
+        &pending(h),
+        status,
+        Some(body.as_bytes()),
+        NOW,
+        first_key,
+    ) {
         CheckDecision::Reply {
             refused,
             callout_failed,
@@ -235,7 +244,7 @@ fn transport_failures_and_garbage_fail_closed_with_503() {
         ),
     ];
     for (status, body) in failures {
-        match decide_check_response(&config, &h, &p, status, body, NOW) {
+        match decide_check_response(&config, &h, &p, status, body, NOW, first_key) {
             CheckDecision::Reply {
                 refused,
                 callout_failed,
@@ -260,8 +269,8 @@ fn an_allow_with_unknown_fields_forwards() {
     let h = anthropic();
     let p = pending(&h);
     let body = br#"{"verdict":"allow","key":"sk-ant-real","cache_ttl_ms":750,"lease":{"units":9,"window":3,"burst":2},"budget":{"tokens":100},"hint":"newer"}"#;
-    match decide_check_response(&config, &h, &p, Some(200), Some(body), NOW) {
-        CheckDecision::Forward { plan, cache } => {
+    match decide_check_response(&config, &h, &p, Some(200), Some(body), NOW, first_key) {
+        CheckDecision::Forward { plan, cache, .. } => {
             let cache = cache.unwrap();
             assert_eq!((cache.units, cache.window), (9, 3));
             assert_eq!(cache.valid_until_ms, NOW + 750);
@@ -278,7 +287,15 @@ fn an_allow_with_unknown_fields_forwards() {
     );
     assert_eq!(deny.status, 403);
     let unknown_reason = br#"{"verdict":"deny","reason":"quota_exhausted"}"#;
-    match decide_check_response(&config, &h, &p, Some(200), Some(unknown_reason), NOW) {
+    match decide_check_response(
+        &config,
+        &h,
+        &p,
+        Some(200),
+        Some(unknown_reason),
+        NOW,
+        first_key,
+    ) {
         CheckDecision::Reply {
             refused,
             callout_failed,
@@ -301,8 +318,8 @@ fn allow_forwards_with_the_plan_and_ttl() {
     let h = anthropic();
     let p = pending(&h);
     let body = br#"{"verdict":"allow","key":"sk-ant-real","cache_ttl_ms":750,"lease":{"units":9,"window":3}}"#;
-    match decide_check_response(&config, &h, &p, Some(200), Some(body), NOW) {
-        CheckDecision::Forward { plan, cache } => {
+    match decide_check_response(&config, &h, &p, Some(200), Some(body), NOW, first_key) {
+        CheckDecision::Forward { plan, cache, .. } => {
             let cache = cache.unwrap();
             assert_eq!(cache.valid_until_ms, NOW + 750);
             assert_eq!((cache.units, cache.window), (9, 3));
@@ -437,7 +454,15 @@ fn a_zero_ttl_allow_is_not_cached() {
     let config = default_config();
     let h = openai();
     let body = br#"{"verdict":"allow","key":"k","cache_ttl_ms":0}"#;
-    match decide_check_response(&config, &h, &pending(&h), Some(200), Some(body), NOW) {
+    match decide_check_response(
+        &config,
+        &h,
+        &pending(&h),
+        Some(200),
+        Some(body),
+        NOW,
+        first_key,
+    ) {
         CheckDecision::Forward { cache, .. } => assert!(cache.is_none()),
         CheckDecision::Reply { refused, .. } | CheckDecision::Refuse { refused, .. } => {
             panic!("refused: {refused:?}")

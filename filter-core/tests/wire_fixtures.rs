@@ -12,6 +12,7 @@ mod common;
 use common::head;
 use ptk_filter_core::activity::ActivityBatch;
 use ptk_filter_core::guard::outbound;
+use ptk_filter_core::key_pool::first_key;
 use ptk_filter_core::open_streams::{
     parse_revalidation, revalidate_call, OpenStreams, Revalidated,
 };
@@ -110,14 +111,22 @@ fn decide(provider: Provider, body: &str) -> CheckDecision {
     let config = FilterConfig::parse(b"").unwrap();
     let h = request(provider);
     let p = pending(&config, &h);
-    decide_check_response(&config, &h, &p, Some(200), Some(body.as_bytes()), SENT_MS)
+    decide_check_response(
+        &config,
+        &h,
+        &p,
+        Some(200),
+        Some(body.as_bytes()),
+        SENT_MS,
+        first_key,
+    )
 }
 
 /// The key that goes upstream and the cache entry of a forward.
 fn forwarded(provider: Provider, body: &str) -> (String, Option<CachedVerdict>) {
     let h = request(provider);
     match decide(provider, body) {
-        CheckDecision::Forward { plan, cache } => {
+        CheckDecision::Forward { plan, cache, .. } => {
             let upstream: Vec<(String, String)> = outbound(&h, &plan)
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();

@@ -12,9 +12,11 @@ use ptk_wire::{
 };
 
 use crate::expiry::{cap_cache_ttl, expiry_state, ExpiryState};
+use crate::key_health::{wire_pool, KeyHealth};
 use crate::key_ring::KeyRing;
 use crate::keys::expose;
 use crate::last_used::LastUsedStamper;
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
 use crate::ratelimit::{Acquired, RateLimiter};
 use crate::store::{TokenRecord, TokenStatus, TokenStore};
@@ -51,6 +53,7 @@ pub struct Checker {
     cache_ttl_ms: u64,
     last_used: Arc<LastUsedStamper>,
     max_lease: u32,
+    health: KeyHealth,
 }
 
 /// Default cap on one rate-limit lease (units the filter may spend without asking again).
@@ -75,12 +78,26 @@ impl Checker {
     ) -> Checker {
         Checker {
             store,
+            health: KeyHealth::new(limiter.clone()),
             limiter,
             keys,
             default_rate_limit,
             cache_ttl_ms,
             last_used,
             max_lease: DEFAULT_MAX_LEASE,
+        }
+    }
+
+    /// Raises key states and events in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Checker {
+        self.health = self.health.with_metrics(metrics);
+        self
+    }
+
+    /// Acts on the key events of an activity report (`key_health`).
+    pub async fn key_events(&self, events: &[ptk_wire::KeyEvent]) {
+        if !events.is_empty() {
+            self.health.report(&self.keys.current(), events).await;
         }
     }
 
@@ -107,7 +124,11 @@ impl Checker {
         };
         // One load per check: this request sees the old key set or the new one, never a mix.
         let keys = self.keys.current();
-        let Some(key) = keys.get(request.provider) else {
+        let bound = record.as_ref().and_then(|r| r.key_pool.as_deref());
+        let pool = keys.pool(request.provider, bound);
+        // A bound token uses its pool only (a team's own keys); refused keys are left out.
+        let usable = self.health.usable(request.provider, pool).await;
+        let Some(key) = usable.first().map(|k| k.secret()) else {
             return deny(DenyReason::ProviderUnconfigured);
         };
         let quota = record
@@ -159,6 +180,7 @@ impl Checker {
             cache_ttl_ms,
             lease,
             limits: None,
+            pool: wire_pool(&usable),
         }
     }
 }
@@ -191,7 +213,8 @@ impl Checker {
             Ok(expires) => expires,
             Err(reason) => return refused(reason),
         };
-        if self.keys.current().get(entry.provider).is_none() {
+        let bound = record.as_ref().and_then(|r| r.key_pool.as_deref());
+        if self.keys.current().pool(entry.provider, bound).is_empty() {
             return refused(DenyReason::ProviderUnconfigured);
         }
         Revalidation::Valid {

@@ -61,7 +61,9 @@ impl KeyRing {
         let Some(env) = &self.env else {
             return Ok(self.current.load().configured());
         };
-        let fresh = ProviderKeys::load(self.file.as_deref(), |_| None)?.overridden_by(env);
+        let fresh = ProviderKeys::load(self.file.as_deref(), |_| None)?
+            .overridden_by(env)
+            .validated()?;
         let configured = fresh.configured();
         self.current.store(Arc::new(fresh));
         Ok(configured)

@@ -7,6 +7,8 @@ use std::path::Path;
 use ptk_wire::Provider;
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::key_pools::{check_ids, parse_list, union, valid_name, NamedKey};
+
 /// Environment variable (and keys-file name) holding the real key of a provider: from the
 /// provider registry's shared facts (`ptk_wire::providers`), or the one a configured
 /// provider's registration named (`PTK_PROVIDERS`, [`crate::providers`]).
@@ -42,12 +44,30 @@ pub enum KeysFileError {
     #[error("keys file line {0}: expected NAME=value")]
     Syntax(usize),
     /// A name other than the three key variables.
-    #[error("keys file line {line}: unknown name {} (expected OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or a key variable PTK_PROVIDERS names)", shown_name(.name.as_deref()))]
+    #[error("keys file line {line}: unknown name {} (expected OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or a key variable PTK_PROVIDERS names, each also as NAMES or NAMES_POOL_<POOL>)", shown_name(.name.as_deref()))]
     UnknownName {
         /// 1-based line number.
         line: usize,
         /// The name found, only when it looks like a variable name (see [`variable_name`]).
         name: Option<String>,
+    },
+    /// A malformed item of a key list (the key is never quoted).
+    #[error("{place}, item {item}: {why}")]
+    Item {
+        /// Where: "keys file line N" or the variable's name.
+        place: String,
+        /// 1-based position in the list.
+        item: usize,
+        /// What is wrong.
+        why: String,
+    },
+    /// Two different keys of one provider under one name (label or last 4 characters).
+    #[error("two different {provider} keys are named {id:?}: give one a label ([name]key)")]
+    DuplicateName {
+        /// The provider.
+        provider: String,
+        /// The shared name.
+        id: String,
     },
 }
 
@@ -70,10 +90,34 @@ fn shown_name(name: Option<&str>) -> String {
     )
 }
 
-/// The real key of each provider, if configured. `Debug` lists which are set, never values.
+/// One provider's keys in one pool (`name: None`: the default pool).
+#[derive(Clone)]
+struct KeyPool {
+    provider: Provider,
+    name: Option<String>,
+    keys: Vec<NamedKey>,
+}
+
+/// The real keys of each provider, in pools (`key_pools.rs`). `Debug` lists which providers
+/// are set, never values.
 #[derive(Clone, Default)]
 pub struct ProviderKeys {
-    keys: Vec<(Provider, SecretString)>,
+    pools: Vec<KeyPool>,
+}
+
+/// What a variable name in the keys file or environment sets.
+fn target(name: &str) -> Option<(Provider, Option<String>, bool)> {
+    known().into_iter().find_map(|(provider, var)| {
+        if name == var {
+            return Some((provider, None, false));
+        }
+        let rest = name.strip_prefix(var)?.strip_prefix('S')?;
+        if rest.is_empty() {
+            return Some((provider, None, true));
+        }
+        let pool = rest.strip_prefix("_POOL_")?.to_ascii_lowercase();
+        valid_name(&pool).then_some((provider, Some(pool), true))
+    })
 }
 
 impl ProviderKeys {
@@ -82,35 +126,86 @@ impl ProviderKeys {
         ProviderKeys::default()
     }
 
-    /// Sets a provider's key; an empty (or all-whitespace) value leaves it unconfigured.
-    pub fn with(mut self, provider: Provider, key: &str) -> ProviderKeys {
+    /// Sets a provider's default pool to one key; an empty (or all-whitespace) value leaves
+    /// it unconfigured.
+    pub fn with(self, provider: Provider, key: &str) -> ProviderKeys {
         let key = key.trim();
-        self.keys.retain(|(p, _)| *p != provider);
-        if !key.is_empty() {
-            self.keys.push((provider, SecretString::from(key)));
+        let keys = if key.is_empty() {
+            Vec::new()
+        } else {
+            vec![NamedKey::new(None, key)]
+        };
+        self.with_pool(provider, None, keys)
+    }
+
+    /// Sets a provider's pool `name` (`None`: the default pool) to `keys`.
+    pub fn with_pool(
+        mut self,
+        provider: Provider,
+        name: Option<&str>,
+        keys: Vec<NamedKey>,
+    ) -> ProviderKeys {
+        self.pools
+            .retain(|p| !(p.provider == provider && p.name.as_deref() == name));
+        if !keys.is_empty() {
+            self.pools.push(KeyPool {
+                provider,
+                name: name.map(str::to_owned),
+                keys,
+            });
         }
         self
     }
 
-    /// The key for a provider, if configured.
+    /// The first key of a provider's default pool, if configured.
     pub fn get(&self, provider: Provider) -> Option<&SecretString> {
-        self.keys
-            .iter()
-            .find(|(p, _)| *p == provider)
-            .map(|(_, key)| key)
+        self.pool(provider, None).first().map(NamedKey::secret)
     }
 
-    /// `self` with every key `overrides` has replaced by that one (the environment over the
+    /// A provider's keys in pool `name` (`None`: the default pool); empty if none.
+    pub fn pool(&self, provider: Provider, name: Option<&str>) -> &[NamedKey] {
+        self.pools
+            .iter()
+            .find(|p| p.provider == provider && p.name.as_deref() == name)
+            .map_or(&[], |p| p.keys.as_slice())
+    }
+
+    /// Every key of a provider over all its pools, each once, with the pools it is in.
+    pub fn keys_of(&self, provider: Provider) -> Vec<(&NamedKey, Vec<Option<&str>>)> {
+        let mut out: Vec<(&NamedKey, Vec<Option<&str>>)> = Vec::new();
+        for pool in self.pools.iter().filter(|p| p.provider == provider) {
+            for key in &pool.keys {
+                match out.iter_mut().find(|(k, _)| k.id == key.id) {
+                    Some((_, pools)) => pools.push(pool.name.as_deref()),
+                    None => out.push((key, vec![pool.name.as_deref()])),
+                }
+            }
+        }
+        out
+    }
+
+    /// The names of the named pools (sorted, each once).
+    pub fn pool_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .pools
+            .iter()
+            .filter_map(|p| p.name.as_deref())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// `self` with every pool `overrides` sets replaced by that one (the environment over the
     /// keys file).
     pub fn overridden_by(mut self, overrides: &ProviderKeys) -> ProviderKeys {
-        for (provider, key) in &overrides.keys {
-            self.keys.retain(|(p, _)| p != provider);
-            self.keys.push((*provider, key.clone()));
+        for pool in &overrides.pools {
+            self = self.with_pool(pool.provider, pool.name.as_deref(), pool.keys.clone());
         }
         self
     }
 
-    /// Names of the configured providers, for the start-up log line.
+    /// Names of the providers with a default pool, for the start-up log line.
     pub fn configured(&self) -> Vec<&'static str> {
         known()
             .into_iter()
@@ -119,13 +214,24 @@ impl ProviderKeys {
             .collect()
     }
 
+    /// Checks every provider's key names are distinct (see [`check_ids`]).
+    pub fn validated(self) -> Result<ProviderKeys, KeysFileError> {
+        for (provider, _) in known() {
+            let all = self.pools.iter().filter(|p| p.provider == provider);
+            check_ids(provider.as_str(), all.flat_map(|p| p.keys.iter()))?;
+        }
+        Ok(self)
+    }
+
     /// Loads keys: first the keys file (if any), then non-empty environment variables, which
-    /// win (the usual layering: a file for the base, the environment for overrides).
+    /// win pool by pool (the usual layering: a file for the base, the environment for
+    /// overrides). The environment sets default pools (`NAME` and `NAMES`); named pools live
+    /// in the keys file, which reloads without a restart.
     pub fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ProviderKeys, KeysFileError> {
-        let mut keys = match file {
+        let keys = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| KeysFileError::Read {
                     path: path.display().to_string(),
@@ -135,36 +241,43 @@ impl ProviderKeys {
             }
             None => ProviderKeys::none(),
         };
+        let mut from_env = ProviderKeys::none();
         for (provider, var) in known() {
-            if let Some(value) = env(var).filter(|v| !v.trim().is_empty()) {
-                keys = keys.with(provider, &value);
+            let mut pool = Vec::new();
+            for name in [var.to_owned(), format!("{var}S")] {
+                if let Some(value) = env(&name).filter(|v| !v.trim().is_empty()) {
+                    pool = union(pool, parse_list(&value, &name)?);
+                }
             }
+            from_env = from_env.with_pool(provider, None, pool);
         }
-        Ok(keys)
+        keys.overridden_by(&from_env).validated()
     }
 
     /// Parses `NAME=value` lines; `#` starts a comment line, blank lines are skipped, and a
     /// value may be wrapped in matching single or double quotes (as `.env` files often are).
+    /// Lines of one pool add up (`OPENAI_API_KEY` and `OPENAI_API_KEYS` make the default
+    /// pool).
     pub fn parse_file(text: &str) -> Result<ProviderKeys, KeysFileError> {
         let mut keys = ProviderKeys::none();
         for (index, line) in text.lines().enumerate() {
-            let line_no = index + 1;
+            let line_no = index.saturating_add(1);
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let (name, value) = line.split_once('=').ok_or(KeysFileError::Syntax(line_no))?;
             let name = name.trim();
-            let (provider, _) = known()
-                .into_iter()
-                .find(|(_, var)| *var == name)
-                .ok_or_else(|| KeysFileError::UnknownName {
-                    line: line_no,
-                    name: variable_name(name),
-                })?;
-            keys = keys.with(provider, unquote(value.trim()));
+            let (provider, pool, _) = target(name).ok_or_else(|| KeysFileError::UnknownName {
+                line: line_no,
+                name: variable_name(name),
+            })?;
+            let place = format!("keys file line {line_no}");
+            let parsed = parse_list(unquote(value.trim()), &place)?;
+            let have = keys.pool(provider, pool.as_deref()).to_vec();
+            keys = keys.with_pool(provider, pool.as_deref(), union(have, parsed));
         }
-        Ok(keys)
+        keys.validated()
     }
 }
 

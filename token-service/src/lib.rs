@@ -6,6 +6,8 @@ pub mod check;
 pub mod cli;
 pub mod expiry;
 pub mod http;
+pub mod key_health;
+pub mod key_pools;
 pub mod key_ring;
 pub mod keys;
 pub mod last_used;

@@ -12,6 +12,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use ptk_wire::{CheckResponse, DenyReason};
@@ -53,6 +54,21 @@ struct ResponseLabel {
     usage: &'static str,
 }
 
+/// A provider key by its name (label or `...` + last 4 characters, never more).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabel {
+    provider: String,
+    key: String,
+}
+
+/// A provider key and what a filter saw of it (`refused`, `rate_limited`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyEventLabel {
+    provider: String,
+    key: String,
+    event: &'static str,
+}
+
 /// Distinct models the usage metric keeps a label for; later ones count under `other` (a
 /// model name is provider text: its label set must stay bounded).
 const MAX_MODEL_LABELS: usize = 256;
@@ -68,6 +84,8 @@ pub struct Metrics {
     token_usage: Family<TokenLabel, Counter>,
     usage_responses: Family<ResponseLabel, Counter>,
     notifications: Family<OutcomeLabel, Counter>,
+    key_state: Family<KeyLabel, Gauge>,
+    key_events: Family<KeyEventLabel, Counter>,
     models: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
@@ -120,6 +138,19 @@ impl Metrics {
              a response ended without its final usage",
             usage_responses.clone(),
         );
+        let key_state = Family::<KeyLabel, Gauge>::default();
+        let key_events = Family::<KeyEventLabel, Counter>::default();
+        registry.register(
+            "ptk_provider_key_state",
+            "Pool keys by provider and name (label or last 4 characters): 1 refused by its \
+             provider and out of rotation, 0 in rotation (as last seen by this replica)",
+            key_state.clone(),
+        );
+        registry.register(
+            "ptk_provider_key_events",
+            "What filters saw of pool keys upstream: refused (401) or rate_limited (429)",
+            key_events.clone(),
+        );
         registry.register(
             "ptk_checks",
             "Checks answered, by outcome (allow or the deny reason)",
@@ -155,8 +186,29 @@ impl Metrics {
             token_usage,
             usage_responses,
             notifications,
+            key_state,
+            key_events,
             models: std::sync::Mutex::default(),
         }
+    }
+
+    /// Sets a pool key's state: refused (1) or in rotation (0). `key` is its name.
+    pub fn key_state(&self, provider: &str, key: &str, refused: bool) {
+        let label = KeyLabel {
+            provider: provider.to_owned(),
+            key: key.to_owned(),
+        };
+        self.key_state.get_or_create(&label).set(i64::from(refused));
+    }
+
+    /// Counts one key event a filter reported. `key` is the key's name.
+    pub fn key_event(&self, provider: &str, key: &str, event: &'static str) {
+        let label = KeyEventLabel {
+            provider: provider.to_owned(),
+            key: key.to_owned(),
+            event,
+        };
+        self.key_events.get_or_create(&label).inc();
     }
 
     /// Counts reported token usage (one report entry: its responses and their tokens).
@@ -275,6 +327,7 @@ mod tests {
             cache_ttl_ms: 1000,
             lease: None,
             limits: None,
+            pool: Vec::new(),
         };
         m.observe_check(&allow, Duration::from_micros(300));
         m.observe_check(&allow, Duration::from_millis(5));

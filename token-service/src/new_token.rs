@@ -25,6 +25,8 @@ pub struct NewToken {
     pub custom: Option<SecretString>,
     /// The token's own quota.
     pub rate_limit: Option<RateLimit>,
+    /// The named provider key pool the token uses (`None`: the default pool).
+    pub key_pool: Option<String>,
 }
 
 impl NewToken {
@@ -41,6 +43,7 @@ impl NewToken {
             custom: custom.map(token::custom_token).transpose()?,
             expires_at: None,
             rate_limit: None,
+            key_pool: None,
         })
     }
 }
@@ -87,6 +90,7 @@ pub async fn create_token(
         created_at: format_timestamp(now),
         expires_at: new.expires_at,
         rate_limit: new.rate_limit,
+        key_pool: new.key_pool,
     };
     match store.insert(&record).await {
         Ok(()) => Ok(CreatedToken { plaintext, record }),

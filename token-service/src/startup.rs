@@ -120,7 +120,8 @@ impl Application {
             settings.default_rate_limit,
             settings.cache_ttl_ms,
             last_used,
-        );
+        )
+        .with_metrics(metrics.clone());
         let check_secret = Arc::new(secret_digest(&settings.check_secret));
         let state = AppState {
             checker: Arc::new(checker),

@@ -42,6 +42,8 @@ pub struct TokenView {
     expires_at: Option<String>,
     last_used: Option<String>,
     rate_limit: Option<RateLimitView>,
+    /// The named provider key pool (`None`: the default pool).
+    key_pool: Option<String>,
 }
 
 impl TokenView {
@@ -61,6 +63,7 @@ impl TokenView {
                 count: rl.limit,
                 window_s: rl.window_s,
             }),
+            key_pool: record.key_pool.clone(),
         }
     }
 

@@ -201,6 +201,7 @@ async fn allow_carries_the_real_key_and_round_trips_the_wire_type() {
             cache_ttl_ms,
             lease: Some(lease),
             limits: None,
+            ..
         } => {
             assert_eq!(key, ANTHROPIC_KEY);
             assert_eq!(*cache_ttl_ms, 1000);
@@ -351,6 +352,7 @@ async fn a_failing_rate_limiter_fails_open() {
                 cache_ttl_ms: 1000,
                 lease: None,
                 limits: None,
+                pool: Vec::new(),
             }
         );
     }

@@ -17,11 +17,13 @@
 
 use serde::{Deserialize, Serialize};
 
+mod key_pool;
 pub mod providers;
 mod revalidate;
 mod token_shape;
 pub mod usage;
 mod version;
+pub use key_pool::{KeyEvent, KeyEventKind, PoolKey};
 pub use revalidate::{
     RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation, MAX_REVALIDATE_ENTRIES,
     REVALIDATE_PATH,
@@ -163,6 +165,9 @@ pub enum CheckResponse {
         /// What the allow is narrowed to (`None`: nothing beyond the token's scopes and rate
         /// limit). Sent as `allow_limited`.
         limits: Option<Limits>,
+        /// The provider key pool the filter rotates over (wire 1.2; empty: use `key` alone).
+        /// `key` is its first healthy key, so a filter that ignores the pool still works.
+        pool: Vec<PoolKey>,
     },
     /// Refuse the request locally.
     Deny {
@@ -196,6 +201,8 @@ enum WireResponse {
         cache_ttl_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lease: Option<Lease>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pool: Vec<PoolKey>,
     },
     AllowLimited {
         key: String,
@@ -203,6 +210,8 @@ enum WireResponse {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lease: Option<Lease>,
         limits: Limits,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pool: Vec<PoolKey>,
     },
     Deny {
         reason: DenyReason,
@@ -218,22 +227,26 @@ impl From<WireResponse> for CheckResponse {
                 key,
                 cache_ttl_ms,
                 lease,
+                pool,
             } => CheckResponse::Allow {
                 key,
                 cache_ttl_ms,
                 lease,
                 limits: None,
+                pool,
             },
             WireResponse::AllowLimited {
                 key,
                 cache_ttl_ms,
                 lease,
                 limits,
+                pool,
             } => CheckResponse::Allow {
                 key,
                 cache_ttl_ms,
                 lease,
                 limits: Some(limits),
+                pool,
             },
             WireResponse::Deny {
                 reason,
@@ -254,21 +267,25 @@ impl From<CheckResponse> for WireResponse {
                 cache_ttl_ms,
                 lease,
                 limits: None,
+                pool,
             } => WireResponse::Allow {
                 key,
                 cache_ttl_ms,
                 lease,
+                pool,
             },
             CheckResponse::Allow {
                 key,
                 cache_ttl_ms,
                 lease,
                 limits: Some(limits),
+                pool,
             } => WireResponse::AllowLimited {
                 key,
                 cache_ttl_ms,
                 lease,
                 limits,
+                pool,
             },
             CheckResponse::Deny {
                 reason,
@@ -288,6 +305,7 @@ impl std::fmt::Debug for CheckResponse {
                 cache_ttl_ms,
                 lease,
                 limits,
+                pool,
                 ..
             } => f
                 .debug_struct("Allow")
@@ -295,6 +313,7 @@ impl std::fmt::Debug for CheckResponse {
                 .field("cache_ttl_ms", cache_ttl_ms)
                 .field("lease", lease)
                 .field("limits", limits)
+                .field("pool", pool)
                 .finish(),
             CheckResponse::Deny {
                 reason,
@@ -319,6 +338,10 @@ pub struct ActivityReport {
     /// does not meter; an older token-service ignores it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_usage: Vec<usage::UsageEntry>,
+    /// What providers said of pool keys since the last report (wire 1.2; an older
+    /// token-service ignores it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_events: Vec<KeyEvent>,
 }
 
 /// Requests one token made through one worker since its last report. Unknown fields are
@@ -369,10 +392,12 @@ mod tests {
             "allow.json",
             "allow_lease.json",
             "allow_limited.json",
+            "allow_pool.json",
             "deny_invalid.json",
             "deny_rate_limited.json",
             "usage.json",
             "usage_with_token_usage.json",
+            "usage_with_key_events.json",
         ] {
             let text = fixture(name);
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -486,14 +511,43 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_is_information_an_older_filter_may_drop() {
+        let pooled: CheckResponse = serde_json::from_str(&fixture("allow_pool.json")).unwrap();
+        let CheckResponse::Allow { key, pool, .. } = &pooled else {
+            panic!("{pooled:?}")
+        };
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.first().map(|k| &k.key), Some(key));
+        // Without the pool it is the same allow with the first key (an older filter's view).
+        let plain: CheckResponse = serde_json::from_str(
+            r#"{"verdict":"allow","key":"sk-real-fixture-key-a1b2","cache_ttl_ms":1000,"lease":{"units":24,"window":1764326400123}}"#,
+        )
+        .unwrap();
+        let CheckResponse::Allow { pool, .. } = plain else {
+            panic!()
+        };
+        assert!(pool.is_empty());
+        let odd = fixture("usage_with_key_events.json").replace("rate_limited", "melted");
+        let report: ActivityReport = serde_json::from_str(&odd).unwrap();
+        assert_eq!(report.key_events[1].event, KeyEventKind::Other);
+    }
+
+    #[test]
     fn debug_never_prints_the_key() {
         let allow = CheckResponse::Allow {
             key: "sk-secret-value".into(),
             cache_ttl_ms: 5,
             lease: None,
             limits: None,
+            pool: vec![PoolKey {
+                id: "primary".into(),
+                key: "sk-pool-secret".into(),
+            }],
         };
-        assert!(!format!("{allow:?}").contains("sk-secret-value"));
+        let shown = format!("{allow:?}");
+        assert!(!shown.contains("sk-secret-value"), "{shown}");
+        assert!(!shown.contains("sk-pool-secret"), "{shown}");
+        assert!(shown.contains("primary"), "{shown}");
     }
 
     /// The copies outside Rust: the deploy tests' minimum length, the README's settings row.

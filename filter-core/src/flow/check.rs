@@ -197,8 +197,18 @@ impl RequestFlow {
         host: &mut impl Host,
         pending: &PendingCheck,
         head: &RequestHead,
-        key: &str,
+        stored: &str,
     ) -> Step {
+        let provider = pending.identified.provider;
+        let chosen = match worker.choose_key(host, provider, stored) {
+            Ok(chosen) => chosen,
+            // Every pool key is cooling down (429) or refused (503): not forwarded.
+            Err(refusal) => {
+                worker.counts.refused(refusal);
+                return self.reply(pending.refuse(refusal).reply);
+            }
+        };
+        let key = chosen.key.as_str();
         let plan = match pending.allow(&worker.config, head, key) {
             Ok(plan) => plan,
             // A proxy token would still go upstream: refuse (400), never forward.
@@ -214,7 +224,8 @@ impl RequestFlow {
             );
             return self.unavailable(worker, pending);
         }
-        let watch = ErrorWatch::start(key_watch(pending, head, key), host);
+        let mut watch = ErrorWatch::start(key_watch(pending, head, key), host);
+        watch.pool_key = chosen.id;
         self.error_watch = Some(Box::new(watch));
         log_forwarded(host, pending);
         self.start_metering(worker, host, pending, head);

@@ -31,6 +31,10 @@ pub struct ErrorWatch {
     error: Option<ErrorBody>,
     /// Set once the provider accepted a WebSocket: its first server frames are searched.
     frames: Option<Frames>,
+    /// The pool key's name, when the key came from a pool (`key_rotation.rs`).
+    pub(super) pool_key: Option<String>,
+    /// Set when the body showed the provider refused the key (Gemini's `API_KEY_INVALID`).
+    pub(super) key_refused: bool,
 }
 
 #[derive(Debug)]
@@ -79,6 +83,8 @@ impl ErrorWatch {
             key: watch.key,
             error: None,
             frames: None,
+            pool_key: None,
+            key_refused: false,
         }
     }
 
@@ -195,6 +201,7 @@ impl ErrorWatch {
         if let BodyVerdict::Rewrite { body: new, class } = verdict {
             match class {
                 Rewritten::CredentialRefused => {
+                    self.key_refused = true;
                     counts.add(Counter::CredentialRefused(self.provider));
                     host.log(
                         Level::Warn,
@@ -215,6 +222,11 @@ impl ErrorWatch {
             }
         }
         BodyStep::Continue
+    }
+
+    /// The provider the request went to.
+    pub fn provider(&self) -> Provider {
+        self.provider
     }
 
     /// True once nothing more will be looked at (the WebSocket's search budget is spent).

@@ -20,6 +20,7 @@ mod context;
 mod counts;
 mod error_watch;
 mod geo;
+mod key_rotation;
 mod metering;
 mod meters;
 mod response;

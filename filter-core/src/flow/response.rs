@@ -27,6 +27,7 @@ impl RequestFlow {
         worker: &Worker,
         host: &mut impl ResponseHost,
     ) -> HeadersStep {
+        self.key_health_headers(worker, host);
         if let Some(watch) = self.error_watch.as_mut() {
             match watch.on_headers(&worker.counts, host) {
                 Headers::Pass => self.error_watch = None,
@@ -74,6 +75,10 @@ impl RequestFlow {
             return BodyStep::Continue;
         };
         let step = watch.on_body(&worker.counts, host, size, end);
+        self.key_health_body(worker, host);
+        let Some(watch) = self.error_watch.as_mut() else {
+            return step;
+        };
         if watch.done() {
             self.error_watch = None;
         }

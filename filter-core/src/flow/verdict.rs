@@ -51,6 +51,7 @@ impl RequestFlow {
             return Some(self.retry_check(worker, host, waiting, status));
         }
         let now = host.now_ms();
+        let provider = waiting.pending.identified.provider;
         let decision = decide_check_response(
             &worker.config,
             &waiting.head,
@@ -58,6 +59,7 @@ impl RequestFlow {
             status,
             body,
             waiting.sent_ms,
+            |stored| worker.choose_key(host, provider, stored),
         );
         if !waiting.confirming {
             let guess_missed = matches!(
@@ -69,8 +71,16 @@ impl RequestFlow {
             throttle.checked(&sender.key, sender.pair, guess_missed, now);
         }
         Some(match decision {
-            CheckDecision::Forward { plan, cache } => {
-                self.on_allowed(worker, host, &waiting, &plan, cache, now)
+            CheckDecision::Forward {
+                plan,
+                cache,
+                key_id,
+            } => {
+                let step = self.on_allowed(worker, host, &waiting, &plan, cache, now);
+                if let Some(watch) = self.error_watch.as_mut() {
+                    watch.pool_key = key_id;
+                }
+                step
             }
             CheckDecision::Refuse { refused, cache } => {
                 // The token is fine (keep its verdict and lease); this request is not.

@@ -29,6 +29,7 @@ struct CreateBody {
     expires_at: Option<String>,
     token: Option<String>,
     rate_limit: Option<RateLimitBody>,
+    key_pool: Option<String>,
 }
 
 /// Body of `PATCH /admin/api/tokens/{hash}`: absent = unchanged, `null` = clear.
@@ -41,6 +42,18 @@ struct PatchBody {
     expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     rate_limit: Option<Option<RateLimitBody>>,
+    #[serde(default, deserialize_with = "present")]
+    key_pool: Option<Option<String>>,
+}
+
+/// A key pool name, or the 400 that says what one is; blank means the default pool.
+fn key_pool(raw: &str) -> Result<Option<String>, AdminError> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    crate::key_pools::pool_name(raw)
+        .map(Some)
+        .ok_or_else(|| bad("key_pool must be 1 to 32 of A-Z a-z 0-9 . _ -"))
 }
 
 /// Marks a field that was in the JSON (even as `null`) as `Some`.
@@ -112,6 +125,12 @@ pub fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<NewToken, AdminE
     .map_err(|e| bad(e.to_string()))?;
     new.expires_at = body.expires_at.as_deref().map(expiry).transpose()?;
     new.rate_limit = body.rate_limit.map(rate_limit).transpose()?;
+    new.key_pool = body
+        .key_pool
+        .as_deref()
+        .map(key_pool)
+        .transpose()?
+        .flatten();
     Ok(new)
 }
 
@@ -136,14 +155,20 @@ pub fn parse_patch(headers: &HeaderMap, body: &[u8]) -> Result<TokenPatch, Admin
         Some(None) => Some(None),
         Some(Some(rl)) => Some(Some(rate_limit(rl)?)),
     };
+    let key_pool = match body.key_pool {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) => Some(key_pool(&text)?),
+    };
     let patch = TokenPatch {
         status,
         expires_at,
         rate_limit,
+        key_pool,
     };
     if patch.is_empty() {
         return Err(bad(
-            "nothing to update: send status, expires_at and/or rate_limit",
+            "nothing to update: send status, expires_at, rate_limit and/or key_pool",
         ));
     }
     Ok(patch)

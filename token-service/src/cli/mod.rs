@@ -156,6 +156,12 @@ pub struct UpdateArgs {
     /// Return the token to the service's default quota (PTK_RATE_LIMIT).
     #[arg(long)]
     pub no_rate_limit: bool,
+    /// Bind the token to the named provider key pool (keys file NAMES_POOL_<POOL> lines).
+    #[arg(long, value_name = "POOL", conflicts_with = "no_key_pool", value_parser = pool_arg)]
+    pub key_pool: Option<String>,
+    /// Return the token to the default key pool.
+    #[arg(long)]
+    pub no_key_pool: bool,
     /// Print the updated token as one JSON object (as `tokens list --json` shows it).
     #[arg(long)]
     pub json: bool,
@@ -192,9 +198,18 @@ pub struct CreateArgs {
     /// The token's own quota, REQUESTS/SECONDS (default: the service's PTK_RATE_LIMIT).
     #[arg(long, value_name = "N/SECONDS")]
     pub rate_limit: Option<RateLimit>,
+    /// Bind the token to the named provider key pool (default: the default pool).
+    #[arg(long, value_name = "POOL", value_parser = pool_arg)]
+    pub key_pool: Option<String>,
     /// Print one JSON object (token, hash, label, ...) instead of the bare token.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A `--key-pool` value: a pool name ([`crate::key_pools::pool_name`]).
+fn pool_arg(raw: &str) -> Result<String, String> {
+    crate::key_pools::pool_name(raw)
+        .ok_or_else(|| "a key pool name is 1 to 32 of A-Z a-z 0-9 . _ -".to_owned())
 }
 
 fn init_logging(default_level: &str) {

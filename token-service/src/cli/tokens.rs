@@ -59,6 +59,7 @@ async fn create(
         None => None,
     };
     new.rate_limit = args.rate_limit;
+    new.key_pool = args.key_pool.clone();
     let now = Utc::now();
     let CreatedToken { plaintext, record } = create_token(store, new, now).await?;
     if args.json {

@@ -25,6 +25,11 @@ fn patch_of(args: &UpdateArgs) -> anyhow::Result<TokenPatch> {
     } else if let Some(limit) = args.rate_limit {
         patch.rate_limit = Some(Some(limit));
     }
+    if args.no_key_pool {
+        patch.key_pool = Some(None);
+    } else if let Some(pool) = &args.key_pool {
+        patch.key_pool = Some(Some(pool.clone()));
+    }
     if patch.is_empty() {
         bail!("nothing to update: name at least one setting (see `tokens update --help`)");
     }
@@ -53,13 +58,14 @@ pub async fn update(
     } else {
         writeln!(
             out,
-            "updated token {:.12} ({}): expires {}; rate limit {}",
+            "updated token {:.12} ({}): expires {}; rate limit {}; key pool {}",
             committed.hash,
             committed.label,
             committed.expires_at.as_deref().unwrap_or("never"),
             committed
                 .rate_limit
                 .map_or_else(|| "default".to_owned(), |r| format!("{r}s")),
+            committed.key_pool.as_deref().unwrap_or("default"),
         )?;
     }
     if matches!(

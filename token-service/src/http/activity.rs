@@ -50,6 +50,12 @@ pub async fn activity(
     for entry in &report.token_usage {
         state.metrics.usage(entry);
     }
+    if report.key_events.len() > MAX_ENTRIES {
+        return Err(CheckApiError::BadRequest(
+            "key_events must be at most 100000",
+        ));
+    }
+    state.checker.key_events(&report.key_events).await;
     let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let rows = rollup(&report.token_usage, &day, PriceTable::bundled());
     if let Err(e) = state.usage.add_usage(&rows).await {

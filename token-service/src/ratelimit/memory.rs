@@ -26,6 +26,8 @@ const PRUNE_ABOVE: usize = 10_000;
 pub struct InMemoryRateLimiter {
     windows: Mutex<HashMap<String, Window>>,
     next_window: std::sync::atomic::AtomicU64,
+    /// Refused provider keys (by fingerprint) and until when.
+    refused: Mutex<HashMap<String, Instant>>,
 }
 
 impl InMemoryRateLimiter {
@@ -113,6 +115,24 @@ impl RateLimiter for InMemoryRateLimiter {
         max_lease: u32,
     ) -> Result<Acquired, RateLimitError> {
         Ok(self.acquire_at(key, quota, max_lease, Instant::now()))
+    }
+
+    async fn refuse_key(&self, fingerprint: &str, ttl_s: u64) -> Result<(), RateLimitError> {
+        let until = Instant::now() + Duration::from_secs(ttl_s);
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        refused.retain(|_, until| *until > now);
+        refused.insert(fingerprint.to_owned(), until);
+        Ok(())
+    }
+
+    async fn refused_keys(&self, fingerprints: &[String]) -> Result<Vec<bool>, RateLimitError> {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        Ok(fingerprints
+            .iter()
+            .map(|f| refused.get(f).is_some_and(|until| *until > now))
+            .collect())
     }
 
     async fn credit(&self, key: &str, window: u64, units: u32) -> Result<(), RateLimitError> {

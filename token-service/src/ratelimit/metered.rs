@@ -55,6 +55,15 @@ impl RateLimiter for MeteredLimiter {
         self.count("ping", self.inner.ping().await)
     }
 
+    async fn refuse_key(&self, fingerprint: &str, ttl_s: u64) -> Result<(), RateLimitError> {
+        let result = self.inner.refuse_key(fingerprint, ttl_s).await;
+        self.count("refuse_key", result)
+    }
+
+    async fn refused_keys(&self, fingerprints: &[String]) -> Result<Vec<bool>, RateLimitError> {
+        self.count("refused_keys", self.inner.refused_keys(fingerprints).await)
+    }
+
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

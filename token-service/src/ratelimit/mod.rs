@@ -102,6 +102,18 @@ pub trait RateLimiter: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Marks the provider key with `fingerprint` (`key_health::fingerprint`) refused for
+    /// `ttl_s` seconds: every replica sharing the backend stops handing it out.
+    async fn refuse_key(&self, fingerprint: &str, ttl_s: u64) -> Result<(), RateLimitError> {
+        let _ = (fingerprint, ttl_s);
+        Ok(())
+    }
+
+    /// Which of `fingerprints` are refused now (same order).
+    async fn refused_keys(&self, fingerprints: &[String]) -> Result<Vec<bool>, RateLimitError> {
+        Ok(vec![false; fingerprints.len()])
+    }
+
     /// Proves the backend answers (readiness). An in-process limiter always does.
     async fn ping(&self) -> Result<(), RateLimitError> {
         Ok(())

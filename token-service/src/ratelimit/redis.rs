@@ -121,6 +121,32 @@ impl RateLimiter for RedisRateLimiter {
         Ok(())
     }
 
+    async fn refuse_key(&self, fingerprint: &str, ttl_s: u64) -> Result<(), RateLimitError> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::cmd("SET")
+            .arg(format!("ptk:keyref:{fingerprint}"))
+            .arg(1)
+            .arg("EX")
+            .arg(ttl_s.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn refused_keys(&self, fingerprints: &[String]) -> Result<Vec<bool>, RateLimitError> {
+        if fingerprints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut mget = redis::cmd("MGET");
+        for fingerprint in fingerprints {
+            mget.arg(format!("ptk:keyref:{fingerprint}"));
+        }
+        let found: Vec<Option<String>> = mget.query_async(&mut conn).await.map_err(failed)?;
+        Ok(found.into_iter().map(|v| v.is_some()).collect())
+    }
+
     async fn ping(&self) -> Result<(), RateLimitError> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING")

@@ -33,6 +33,7 @@ pub(crate) fn sample_record(seed: &str) -> TokenRecord {
         created_at: "2026-07-08T12:00:00.000Z".into(),
         expires_at: None,
         rate_limit: None,
+        key_pool: None,
     }
 }
 
@@ -373,6 +374,7 @@ pub(crate) async fn update_writes_only_named_fields(store: Store) {
         window_s: 30,
     };
     let all = TokenPatch {
+        key_pool: Some(Some("team_a".into())),
         status: Some(TokenStatus::Disabled),
         expires_at: Some(Some("2031-01-01T00:00:00.000Z".into())),
         rate_limit: Some(Some(quota)),
@@ -381,6 +383,17 @@ pub(crate) async fn update_writes_only_named_fields(store: Store) {
     assert_eq!(got.status, TokenStatus::Disabled);
     assert_eq!(got.expires_at.as_deref(), Some("2031-01-01T00:00:00.000Z"));
     assert_eq!(got.rate_limit, Some(quota));
+    assert_eq!(got.key_pool.as_deref(), Some("team_a"));
+    assert_eq!(
+        store
+            .get(&rec.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .key_pool
+            .as_deref(),
+        Some("team_a")
+    );
     assert_eq!(
         (got.label.as_str(), got.created_at.as_str()),
         ("team a", rec.created_at.as_str())
@@ -394,6 +407,7 @@ pub(crate) async fn update_writes_only_named_fields(store: Store) {
     assert_eq!(got.expires_at, None);
     assert_eq!(got.status, TokenStatus::Disabled);
     assert_eq!(got.rate_limit, Some(quota));
+    assert_eq!(got.key_pool.as_deref(), Some("team_a"));
     let back_to_default = TokenPatch {
         rate_limit: Some(None),
         ..TokenPatch::default()

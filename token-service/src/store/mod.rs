@@ -180,6 +180,8 @@ pub struct TokenRecord {
     pub expires_at: Option<String>,
     /// The token's own quota; `None` means the service default.
     pub rate_limit: Option<RateLimit>,
+    /// The named provider key pool the token is bound to (`None`: the default pool).
+    pub key_pool: Option<String>,
 }
 
 /// A partial update of one token. Only the fields that are `Some` are written; the others are
@@ -193,12 +195,17 @@ pub struct TokenPatch {
     pub expires_at: Option<Option<String>>,
     /// New own quota (`Some(None)` returns the token to the service default).
     pub rate_limit: Option<Option<RateLimit>>,
+    /// New key pool binding (`Some(None)` returns the token to the default pool).
+    pub key_pool: Option<Option<String>>,
 }
 
 impl TokenPatch {
     /// True when the patch names no field.
     pub fn is_empty(&self) -> bool {
-        self.status.is_none() && self.expires_at.is_none() && self.rate_limit.is_none()
+        self.status.is_none()
+            && self.expires_at.is_none()
+            && self.rate_limit.is_none()
+            && self.key_pool.is_none()
     }
 }
 

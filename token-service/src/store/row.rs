@@ -19,6 +19,7 @@ pub(super) struct RawRow {
     pub rate_limit: Option<i64>,
     pub rate_window_s: Option<i64>,
     pub last_used: Option<String>,
+    pub key_pool: Option<String>,
 }
 
 impl RawRow {
@@ -57,6 +58,7 @@ impl RawRow {
             expires_at: self.expires_at,
             rate_limit,
             hash,
+            key_pool: self.key_pool,
         };
         Ok(TokenListing {
             record,
@@ -82,6 +84,7 @@ mod tests {
             rate_limit: None,
             rate_window_s: None,
             last_used: None,
+            key_pool: None,
         }
     }
 

@@ -82,6 +82,7 @@ where
         rate_limit: row.try_get(7).map_err(e)?,
         rate_window_s: row.try_get(8).map_err(e)?,
         last_used: row.try_get(9).map_err(e)?,
+        key_pool: row.try_get(10).map_err(e)?,
     }
     .decode()
 }
@@ -139,6 +140,7 @@ where
             .bind(r.expires_at)
             .bind(r.rate_limit.map(|l| i64::from(l.limit)))
             .bind(r.rate_limit.map(|l| i64::from(l.window_s)))
+            .bind(r.key_pool)
             .fetch_optional(&self.writes)
             .await
             .map_err(store_error)?;
@@ -208,6 +210,8 @@ where
             .bind(patch.rate_limit.is_some())
             .bind(limit)
             .bind(window)
+            .bind(patch.key_pool.is_some())
+            .bind(patch.key_pool.clone().flatten())
             .fetch_optional(&self.writes)
             .await
             .map_err(store_error)?;

@@ -185,6 +185,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00.000Z".into(),
             expires_at: None,
             rate_limit: None,
+            key_pool: None,
         }
     }
 
@@ -277,6 +278,7 @@ mod tests {
             .unwrap()
             .execute_batch(
                 "DROP INDEX tokens_newest_first;
+                 ALTER TABLE tokens DROP COLUMN key_pool;
                  DELETE FROM _sqlx_migrations WHERE version > 1;
                  PRAGMA user_version = 1;",
             )

@@ -160,6 +160,7 @@ impl TestApp {
             created_at: token_service::expiry::now_timestamp(),
             expires_at: None,
             rate_limit: None,
+            key_pool: None,
         };
         tweak(&mut record);
         self.store.insert(&record).await.unwrap();

@@ -9,6 +9,7 @@ mod cached;
 mod callout;
 mod context;
 mod geo;
+mod key_pool;
 mod metering;
 mod response;
 mod tick;
@@ -219,6 +220,26 @@ pub fn allow(ttl_ms: u64, lease: Option<(u32, u64)>) -> Vec<u8> {
         cache_ttl_ms: ttl_ms,
         lease: lease.map(|(units, window)| Lease { units, window }),
         limits: None,
+        pool: Vec::new(),
+    })
+    .unwrap()
+}
+
+/// An allow body with a pool of keys `sk-pool-<id>` named `ids` (the first is `key`).
+pub fn allow_pool(ttl_ms: u64, lease: Option<(u32, u64)>, ids: &[&str]) -> Vec<u8> {
+    let pool: Vec<ptk_wire::PoolKey> = ids
+        .iter()
+        .map(|id| ptk_wire::PoolKey {
+            id: (*id).to_owned(),
+            key: format!("sk-pool-{id}"),
+        })
+        .collect();
+    serde_json::to_vec(&CheckResponse::Allow {
+        key: pool[0].key.clone(),
+        cache_ttl_ms: ttl_ms,
+        lease: lease.map(|(units, window)| Lease { units, window }),
+        limits: None,
+        pool,
     })
     .unwrap()
 }
