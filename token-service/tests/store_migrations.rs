@@ -111,9 +111,29 @@ async fn an_old_schema_sqlite_database_upgrades_in_place_and_its_tokens_still_ch
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(applied, [1, 2, 3]);
+    let shipped = shipped_sqlite_migrations();
+    assert_eq!(
+        applied, shipped,
+        "every shipped migration is applied and recorded"
+    );
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3, "user_version mirrors the latest migration");
+    assert_eq!(
+        Some(&version),
+        shipped.last(),
+        "user_version mirrors the latest migration"
+    );
+}
+
+/// The versions of `migrations/sqlite/<n>_<name>.sql`, ascending.
+fn shipped_sqlite_migrations() -> Vec<i64> {
+    let dir = format!("{}/migrations/sqlite", env!("CARGO_MANIFEST_DIR"));
+    let mut versions: Vec<i64> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter_map(|name| name.split_once('_').map(|(n, _)| n.parse().unwrap()))
+        .collect();
+    versions.sort_unstable();
+    versions
 }
