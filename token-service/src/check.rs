@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ptk_wire::{
-    CheckRequest, CheckResponse, DenyReason, Lease, Provider, RevalidateEntry, Revalidation,
+    CheckRequest, CheckResponse, DenyReason, Lease, Limits, Provider, RevalidateEntry, Revalidation,
 };
 
 use crate::expiry::{cap_cache_ttl, expiry_state, ExpiryState};
@@ -111,8 +111,10 @@ impl Checker {
             return deny(DenyReason::ProviderUnconfigured);
         };
         let quota = record
+            .as_ref()
             .and_then(|r| r.rate_limit)
             .unwrap_or(self.default_rate_limit);
+        let limits = limits_of(record.as_ref());
         if let Some(returned) = request.returned {
             // Units of an expired lease the filter never spent: not requests the client made.
             if let Err(e) = self
@@ -158,9 +160,18 @@ impl Checker {
             key: expose(key),
             cache_ttl_ms,
             lease,
-            limits: None,
+            limits,
         }
     }
+}
+
+/// What a token's allow is narrowed to: its model allow-list, when it has one (the verdict
+/// then travels as `allow_limited`); `None` for a token without limits (a plain `allow`).
+pub fn limits_of(record: Option<&TokenRecord>) -> Option<Limits> {
+    let models = record?.models.clone()?;
+    Some(Limits {
+        models: Some(models),
+    })
 }
 
 impl Checker {
@@ -198,6 +209,7 @@ impl Checker {
             hash: entry.hash.clone(),
             provider: entry.provider,
             ttl_ms: cap_cache_ttl(self.cache_ttl_ms, expires, now),
+            limits: limits_of(record.as_ref()),
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct NewToken {
     pub custom: Option<SecretString>,
     /// The token's own quota.
     pub rate_limit: Option<RateLimit>,
+    /// The model allow-list, already validated (`crate::models`); `None`: any model.
+    pub models: Option<Vec<String>>,
 }
 
 impl NewToken {
@@ -41,6 +43,7 @@ impl NewToken {
             custom: custom.map(token::custom_token).transpose()?,
             expires_at: None,
             rate_limit: None,
+            models: None,
         })
     }
 }
@@ -87,6 +90,7 @@ pub async fn create_token(
         created_at: format_timestamp(now),
         expires_at: new.expires_at,
         rate_limit: new.rate_limit,
+        models: new.models,
     };
     match store.insert(&record).await {
         Ok(()) => Ok(CreatedToken { plaintext, record }),

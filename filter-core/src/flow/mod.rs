@@ -22,6 +22,7 @@ mod error_watch;
 mod geo;
 mod metering;
 mod meters;
+mod model_gate;
 mod response;
 mod revalidation;
 mod sender;

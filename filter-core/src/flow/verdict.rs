@@ -69,7 +69,8 @@ impl RequestFlow {
             throttle.checked(&sender.key, sender.pair, guess_missed, now);
         }
         Some(match decision {
-            CheckDecision::Forward { plan, cache } => {
+            CheckDecision::Forward { plan, cache, hold } => {
+                self.model_gate = hold;
                 self.on_allowed(worker, host, &waiting, &plan, cache, now)
             }
             CheckDecision::Refuse { refused, cache } => {
@@ -80,7 +81,7 @@ impl RequestFlow {
                 if let (true, Some(entry)) = (worker.config.cache.enabled, cache) {
                     store(host.shared(), worker.anchor.get(), cache_key, &entry, now);
                 }
-                worker.counts.refused(refused.refusal);
+                self.refused_request(worker, host, &waiting.pending, &waiting.head, &refused);
                 self.reply(refused.reply)
             }
             CheckDecision::Reply {
@@ -112,7 +113,7 @@ impl RequestFlow {
         cache: Option<CachedVerdict>,
         now: u64,
     ) -> Step {
-        if !apply(host, plan) {
+        if !apply(host, plan) || !self.mark_for_hold(host) {
             // A half-applied rewrite must never be forwarded.
             host.log(
                 Level::Error,
@@ -128,10 +129,11 @@ impl RequestFlow {
         worker.denies.borrow_mut().forget(cache_key);
         waiting.sender.allowed(worker, host);
         let valid_until = cache.as_ref().map_or(now, |e| e.valid_until_ms);
+        let limits = cache.as_ref().and_then(|e| e.limits.clone());
         if let (true, Some(entry)) = (worker.config.cache.enabled, cache) {
             store(host.shared(), worker.anchor.get(), cache_key, &entry, now);
         }
-        self.opened(worker, &waiting.pending, valid_until);
+        self.opened(worker, &waiting.pending, valid_until, limits.as_ref());
         worker.counts.add(Counter::Allowed);
         worker
             .counts
@@ -159,10 +161,10 @@ impl RequestFlow {
             // right now: spend from it if it has landed, else confirm the verdict with one more
             // check (which gives the lease time to land).
             let mut pool = worker.pool.borrow_mut();
-            if let Lookup::Hit(key) = spend_one(host.shared(), &mut pool, cache_key, now) {
+            if let Lookup::Hit(grant) = spend_one(host.shared(), &mut pool, cache_key, now) {
                 drop(pool);
                 let (pending, head) = (&waiting.pending, &waiting.head);
-                return self.forward_cached(worker, host, pending, head, &key);
+                return self.forward_cached(worker, host, pending, head, &grant);
             }
             drop(pool);
             if !waiting.confirming {

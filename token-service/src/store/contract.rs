@@ -33,6 +33,7 @@ pub(crate) fn sample_record(seed: &str) -> TokenRecord {
         created_at: "2026-07-08T12:00:00.000Z".into(),
         expires_at: None,
         rate_limit: None,
+        models: None,
     }
 }
 

@@ -179,6 +179,8 @@ pub struct TokenRecord {
     pub expires_at: Option<String>,
     /// The token's own quota; `None` means the service default.
     pub rate_limit: Option<RateLimit>,
+    /// Model names and `*` patterns the token may call (`crate::models`); `None`: any model.
+    pub models: Option<Vec<String>>,
 }
 
 /// A partial update of one token. Only the fields that are `Some` are written; the others are
@@ -192,12 +194,17 @@ pub struct TokenPatch {
     pub expires_at: Option<Option<String>>,
     /// New own quota (`Some(None)` returns the token to the service default).
     pub rate_limit: Option<Option<RateLimit>>,
+    /// New model allow-list, already validated (`Some(None)` lets the token call any model).
+    pub models: Option<Option<Vec<String>>>,
 }
 
 impl TokenPatch {
     /// True when the patch names no field.
     pub fn is_empty(&self) -> bool {
-        self.status.is_none() && self.expires_at.is_none() && self.rate_limit.is_none()
+        self.status.is_none()
+            && self.expires_at.is_none()
+            && self.rate_limit.is_none()
+            && self.models.is_none()
     }
 }
 

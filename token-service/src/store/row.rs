@@ -19,6 +19,8 @@ pub(super) struct RawRow {
     pub rate_limit: Option<i64>,
     pub rate_window_s: Option<i64>,
     pub last_used: Option<String>,
+    /// JSON array of model names and patterns; `None`: any model.
+    pub models: Option<String>,
 }
 
 impl RawRow {
@@ -48,6 +50,16 @@ impl RawRow {
             (None, None) => None,
             _ => return Err(corrupt("rate limit columns")),
         };
+        // An allow-list that does not read back as one must not become "any model".
+        let models = match self.models.as_deref() {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str::<Vec<String>>(text)
+                    .ok()
+                    .filter(|m| !m.is_empty())
+                    .ok_or_else(|| corrupt("models"))?,
+            ),
+        };
         let record = TokenRecord {
             label: self.label,
             last4: self.last4,
@@ -57,6 +69,7 @@ impl RawRow {
             expires_at: self.expires_at,
             rate_limit,
             hash,
+            models,
         };
         Ok(TokenListing {
             record,
@@ -82,6 +95,7 @@ mod tests {
             rate_limit: None,
             rate_window_s: None,
             last_used: None,
+            models: None,
         }
     }
 

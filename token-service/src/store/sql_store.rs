@@ -80,8 +80,17 @@ where
         rate_limit: row.try_get(7).map_err(e)?,
         rate_window_s: row.try_get(8).map_err(e)?,
         last_used: row.try_get(9).map_err(e)?,
+        models: row.try_get(10).map_err(e)?,
     }
     .decode()
+}
+
+/// A model allow-list as its column's JSON text (`None`: any model).
+fn models_column(models: Option<&[String]>) -> Result<Option<String>, StoreError> {
+    models
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 /// The limit as the integer SQL binds.
@@ -137,6 +146,7 @@ where
             .bind(r.expires_at)
             .bind(r.rate_limit.map(|l| i64::from(l.limit)))
             .bind(r.rate_limit.map(|l| i64::from(l.window_s)))
+            .bind(models_column(r.models.as_deref())?)
             .fetch_optional(&self.writes)
             .await
             .map_err(store_error)?;
@@ -206,6 +216,8 @@ where
             .bind(patch.rate_limit.is_some())
             .bind(limit)
             .bind(window)
+            .bind(patch.models.is_some())
+            .bind(models_column(patch.models.clone().flatten().as_deref())?)
             .fetch_optional(&self.writes)
             .await
             .map_err(store_error)?;

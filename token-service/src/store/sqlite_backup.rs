@@ -185,6 +185,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00.000Z".into(),
             expires_at: None,
             rate_limit: None,
+            models: None,
         }
     }
 
