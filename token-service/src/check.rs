@@ -238,6 +238,20 @@ mod tests {
     const FUTURE: Option<&str> = Some("2026-07-08T13:00:00.000Z");
 
     #[test]
+    fn limits_are_the_token_model_allow_list_or_none() {
+        let mut r = rec(TokenStatus::Active, None);
+        assert_eq!(limits_of(Some(&r)), None);
+        assert_eq!(limits_of(None), None);
+        r.models = Some(vec!["gpt-5*".into()]);
+        assert_eq!(
+            limits_of(Some(&r)),
+            Some(Limits {
+                models: Some(vec!["gpt-5*".into()])
+            })
+        );
+    }
+
+    #[test]
     fn decision_table() {
         use DenyReason::*;
         use Provider::*;

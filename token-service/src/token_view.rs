@@ -42,6 +42,8 @@ pub struct TokenView {
     expires_at: Option<String>,
     last_used: Option<String>,
     rate_limit: Option<RateLimitView>,
+    /// The model allow-list; `null`: any model.
+    models: Option<Vec<String>>,
 }
 
 impl TokenView {
@@ -61,6 +63,7 @@ impl TokenView {
                 count: rl.limit,
                 window_s: rl.window_s,
             }),
+            models: record.models.clone(),
         }
     }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::error::AdminError;
 use crate::expiry::parse_expiry_input;
+use crate::models::validate_models;
 use crate::new_token::NewToken;
 use crate::ratelimit::{RateLimit, MAX_WINDOW_S};
 use crate::store::{TokenPatch, TokenStatus};
@@ -29,6 +30,7 @@ struct CreateBody {
     expires_at: Option<String>,
     token: Option<String>,
     rate_limit: Option<RateLimitBody>,
+    models: Option<Vec<String>>,
 }
 
 /// Body of `PATCH /admin/api/tokens/{hash}`: absent = unchanged, `null` = clear.
@@ -41,6 +43,8 @@ struct PatchBody {
     expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     rate_limit: Option<Option<RateLimitBody>>,
+    #[serde(default, deserialize_with = "present")]
+    models: Option<Option<Vec<String>>>,
 }
 
 /// Marks a field that was in the JSON (even as `null`) as `Some`.
@@ -98,6 +102,11 @@ fn rate_limit(body: RateLimitBody) -> Result<RateLimit, AdminError> {
     })
 }
 
+/// A model allow-list (`crate::models`); `null` (any model) is handled by the caller.
+fn models(list: Vec<String>) -> Result<Vec<String>, AdminError> {
+    validate_models(list).map_err(|e| bad(format!("models: {e}")))
+}
+
 /// Validates a create body, in the order label, providers, token, expiry, rate limit (the
 /// first three by [`NewToken::validate`], shared with the CLI).
 pub fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<NewToken, AdminError> {
@@ -112,6 +121,7 @@ pub fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<NewToken, AdminE
     .map_err(|e| bad(e.to_string()))?;
     new.expires_at = body.expires_at.as_deref().map(expiry).transpose()?;
     new.rate_limit = body.rate_limit.map(rate_limit).transpose()?;
+    new.models = body.models.map(models).transpose()?;
     Ok(new)
 }
 
@@ -136,14 +146,20 @@ pub fn parse_patch(headers: &HeaderMap, body: &[u8]) -> Result<TokenPatch, Admin
         Some(None) => Some(None),
         Some(Some(rl)) => Some(Some(rate_limit(rl)?)),
     };
+    let models = match body.models {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(list)) => Some(Some(models(list)?)),
+    };
     let patch = TokenPatch {
         status,
         expires_at,
         rate_limit,
+        models,
     };
     if patch.is_empty() {
         return Err(bad(
-            "nothing to update: send status, expires_at and/or rate_limit",
+            "nothing to update: send status, expires_at, rate_limit and/or models",
         ));
     }
     Ok(patch)

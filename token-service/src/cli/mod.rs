@@ -156,6 +156,12 @@ pub struct UpdateArgs {
     /// Return the token to the service's default quota (PTK_RATE_LIMIT).
     #[arg(long)]
     pub no_rate_limit: bool,
+    /// Model allow-list: model names and `*` patterns, comma-separated (`gpt-5*,gpt-4o`).
+    #[arg(long, value_name = "MODELS", value_parser = models_arg, conflicts_with = "no_models")]
+    pub models: Option<ModelsArg>,
+    /// Clear the model allow-list: the token may call any model again.
+    #[arg(long)]
+    pub no_models: bool,
     /// Print the updated token as one JSON object (as `tokens list --json` shows it).
     #[arg(long)]
     pub json: bool,
@@ -192,9 +198,22 @@ pub struct CreateArgs {
     /// The token's own quota, REQUESTS/SECONDS (default: the service's PTK_RATE_LIMIT).
     #[arg(long, value_name = "N/SECONDS")]
     pub rate_limit: Option<RateLimit>,
+    /// Model allow-list: model names and `*` patterns, comma-separated (`gpt-5*,gpt-4o`).
+    /// Default: any model.
+    #[arg(long, value_name = "MODELS", value_parser = models_arg)]
+    pub models: Option<ModelsArg>,
     /// Print one JSON object (token, hash, label, ...) instead of the bare token.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A validated `--models` list (one argument: clap would read a bare `Vec` as many).
+#[derive(Debug, Clone)]
+pub struct ModelsArg(pub Vec<String>);
+
+/// `--models`: the whole comma-separated list, validated (`crate::models`).
+fn models_arg(text: &str) -> Result<ModelsArg, String> {
+    crate::models::parse_models_arg(text).map(ModelsArg)
 }
 
 fn init_logging(default_level: &str) {

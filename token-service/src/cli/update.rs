@@ -25,10 +25,20 @@ fn patch_of(args: &UpdateArgs) -> anyhow::Result<TokenPatch> {
     } else if let Some(limit) = args.rate_limit {
         patch.rate_limit = Some(Some(limit));
     }
+    if args.no_models {
+        patch.models = Some(None);
+    } else if let Some(models) = &args.models {
+        patch.models = Some(Some(models.0.clone()));
+    }
     if patch.is_empty() {
         bail!("nothing to update: name at least one setting (see `tokens update --help`)");
     }
     Ok(patch)
+}
+
+/// A model allow-list as the CLI prints it.
+pub(super) fn models_text(models: Option<&[String]>) -> String {
+    models.map_or_else(|| "any".to_owned(), |m| m.join(","))
 }
 
 /// Applies the update and prints the token as committed.
@@ -53,13 +63,14 @@ pub async fn update(
     } else {
         writeln!(
             out,
-            "updated token {:.12} ({}): expires {}; rate limit {}",
+            "updated token {:.12} ({}): expires {}; rate limit {}; models {}",
             committed.hash,
             committed.label,
             committed.expires_at.as_deref().unwrap_or("never"),
             committed
                 .rate_limit
                 .map_or_else(|| "default".to_owned(), |r| format!("{r}s")),
+            models_text(committed.models.as_deref()),
         )?;
     }
     if matches!(

@@ -180,6 +180,7 @@ mod tests {
         let conn = raw(&f);
         conn.execute_batch(
             "DROP TABLE _sqlx_migrations;
+             ALTER TABLE tokens DROP COLUMN models;
              CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255),
                  applied_on VARCHAR(255), checksum VARCHAR(255));
              INSERT INTO refinery_schema_history VALUES
@@ -196,7 +197,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(applied, [1, 2, 3]);
+        assert_eq!(applied, [1, 2, 3, 4]);
     }
 
     #[tokio::test]

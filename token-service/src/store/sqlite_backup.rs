@@ -278,6 +278,7 @@ mod tests {
             .unwrap()
             .execute_batch(
                 "DROP INDEX tokens_newest_first;
+                 ALTER TABLE tokens DROP COLUMN models;
                  DELETE FROM _sqlx_migrations WHERE version > 1;
                  PRAGMA user_version = 1;",
             )

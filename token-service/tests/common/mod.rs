@@ -156,6 +156,7 @@ impl TestApp {
             created_at: token_service::expiry::now_timestamp(),
             expires_at: None,
             rate_limit: None,
+            models: None,
         };
         tweak(&mut record);
         self.store.insert(&record).await.unwrap();
