@@ -261,7 +261,7 @@ fn an_allow_with_unknown_fields_forwards() {
     let p = pending(&h);
     let body = br#"{"verdict":"allow","key":"sk-ant-real","cache_ttl_ms":750,"lease":{"units":9,"window":3,"burst":2},"budget":{"tokens":100},"hint":"newer"}"#;
     match decide_check_response(&config, &h, &p, Some(200), Some(body), NOW) {
-        CheckDecision::Forward { plan, cache } => {
+        CheckDecision::Forward { plan, cache, .. } => {
             let cache = cache.unwrap();
             assert_eq!((cache.units, cache.window), (9, 3));
             assert_eq!(cache.valid_until_ms, NOW + 750);
@@ -302,7 +302,7 @@ fn allow_forwards_with_the_plan_and_ttl() {
     let p = pending(&h);
     let body = br#"{"verdict":"allow","key":"sk-ant-real","cache_ttl_ms":750,"lease":{"units":9,"window":3}}"#;
     match decide_check_response(&config, &h, &p, Some(200), Some(body), NOW) {
-        CheckDecision::Forward { plan, cache } => {
+        CheckDecision::Forward { plan, cache, .. } => {
             let cache = cache.unwrap();
             assert_eq!(cache.valid_until_ms, NOW + 750);
             assert_eq!((cache.units, cache.window), (9, 3));
