@@ -57,7 +57,7 @@ pub fn bound_verdict(binding: &Binding, status: Option<u16>, body: Option<&[u8]>
     let answer = parse_revalidation(status, body)
         .and_then(|answers| answers.into_iter().find(|(k, _)| *k == key));
     match answer {
-        Some((_, Revalidated::Valid { ttl_ms })) => BoundVerdict::Valid { ttl_ms },
+        Some((_, Revalidated::Valid { ttl_ms, .. })) => BoundVerdict::Valid { ttl_ms },
         Some((_, Revalidated::Refused(reason))) => {
             BoundVerdict::Refused(Refusal::from_deny(reason, None))
         }
@@ -142,6 +142,7 @@ mod tests {
             units: 0,
             window: 1,
             key: key.into(),
+            limits: None,
         };
         shared
             .raw_set(&key, &entry("AIza-real").encode(), None)

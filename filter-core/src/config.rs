@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::guess_throttle::GuessThrottleConfig;
 use crate::header_rules::{check_header_name, check_header_value};
 pub use crate::header_rules::{MAX_HEADER_VALUE_LEN, MAX_REQUEST_HEADERS};
+use crate::models::LimitsConfig;
 use crate::open_streams::StreamsConfig;
 pub use crate::provider_config::{ConfiguredProvider, ProviderConfig, ProvidersConfig};
 use crate::upload_sessions::UploadsConfig;
@@ -43,6 +44,9 @@ pub struct FilterConfig {
     /// Token usage metering (on by default).
     #[serde(default)]
     pub metering: MeteringConfig,
+    /// Enforcing the limits of `allow_limited` verdicts (the model allow-list).
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// Token usage read from the responses of metered calls (`usage::classify`) and reported with

@@ -31,6 +31,7 @@ pub mod key_state;
 pub mod local_pool;
 pub mod log_path;
 pub mod mint_watch;
+pub mod models;
 pub mod open_streams;
 pub mod pipeline;
 pub mod plan;

@@ -6,13 +6,15 @@ use std::collections::HashMap;
 
 use ptk_wire::Lease;
 
+use crate::verdict_cache::Grant;
+
 /// Units a worker holds for one cache key.
 #[derive(Clone, PartialEq, Eq)]
 struct Held {
     valid_until_ms: u64,
     units: u32,
     window: u64,
-    key: String,
+    grant: Grant,
 }
 
 /// A worker's held units per cache key (bounded: cleared when full).
@@ -35,8 +37,8 @@ const CAPACITY: usize = 4096;
 /// What the pool says about one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Take {
-    /// Spend this real key: one held unit was used.
-    Key(String),
+    /// Spend this real key (with its limits): one held unit was used.
+    Key(Grant),
     /// Nothing held that is still valid; `expired` carries units that ran out of time, to
     /// hand back to the token-service with the next check.
     Empty {
@@ -53,7 +55,7 @@ impl LocalPool {
         };
         if now_ms < held.valid_until_ms && held.units > 0 {
             held.units = held.units.saturating_sub(1);
-            return Take::Key(held.key.clone());
+            return Take::Key(held.grant.clone());
         }
         let expired = (held.units > 0).then_some(Lease {
             units: held.units,
@@ -70,7 +72,7 @@ impl LocalPool {
         units: u32,
         valid_until_ms: u64,
         window: u64,
-        key: &str,
+        grant: &Grant,
     ) {
         if units == 0 {
             return;
@@ -82,7 +84,7 @@ impl LocalPool {
             valid_until_ms,
             units: 0,
             window,
-            key: key.to_string(),
+            grant: grant.clone(),
         });
         if held.window != window {
             held.units = 0;
@@ -91,7 +93,7 @@ impl LocalPool {
             valid_until_ms,
             units: held.units.saturating_add(units),
             window,
-            key: key.to_string(),
+            grant: grant.clone(),
         };
     }
 }
@@ -113,15 +115,22 @@ pub fn combine(a: Option<Lease>, b: Option<Lease>) -> Option<Lease> {
 mod tests {
     use super::*;
 
+    fn g(key: &str) -> Grant {
+        Grant {
+            key: key.to_string(),
+            limits: None,
+        }
+    }
+
     #[test]
     fn held_units_are_spent_until_gone_or_expired() {
         let mut pool = LocalPool::default();
         assert_eq!(pool.take("k", 0), Take::Empty { expired: None });
-        pool.hold("k", 2, 1_000, 7, "sk");
-        assert_eq!(pool.take("k", 10), Take::Key("sk".into()));
-        assert_eq!(pool.take("k", 10), Take::Key("sk".into()));
+        pool.hold("k", 2, 1_000, 7, &g("sk"));
+        assert_eq!(pool.take("k", 10), Take::Key(g("sk")));
+        assert_eq!(pool.take("k", 10), Take::Key(g("sk")));
         assert_eq!(pool.take("k", 10), Take::Empty { expired: None });
-        pool.hold("k", 3, 1_000, 7, "sk");
+        pool.hold("k", 3, 1_000, 7, &g("sk"));
         assert_eq!(
             pool.take("k", 1_000),
             Take::Empty {
@@ -137,24 +146,24 @@ mod tests {
     #[test]
     fn holding_adds_within_a_window_and_restarts_in_a_new_one() {
         let mut pool = LocalPool::default();
-        pool.hold("k", 2, 1_000, 1, "sk");
-        pool.hold("k", 2, 2_000, 1, "sk");
+        pool.hold("k", 2, 1_000, 1, &g("sk"));
+        pool.hold("k", 2, 2_000, 1, &g("sk"));
         assert_eq!(pool.held["k"].units, 4);
         assert_eq!(pool.held["k"].valid_until_ms, 2_000);
-        pool.hold("k", 1, 3_000, 2, "sk2");
+        pool.hold("k", 1, 3_000, 2, &g("sk2"));
         assert_eq!(pool.held["k"].units, 1);
-        assert_eq!(pool.held["k"].key, "sk2");
-        pool.hold("z", 0, 3_000, 2, "sk2");
+        assert_eq!(pool.held["k"].grant.key, "sk2");
+        pool.hold("z", 0, 3_000, 2, &g("sk2"));
         assert!(!pool.held.contains_key("z"));
     }
 
     #[test]
     fn keys_never_share_units_and_the_pool_is_bounded() {
         let mut pool = LocalPool::default();
-        pool.hold("a", 1, 1_000, 1, "ka");
+        pool.hold("a", 1, 1_000, 1, &g("ka"));
         assert_eq!(pool.take("b", 0), Take::Empty { expired: None });
         for i in 0..=CAPACITY {
-            pool.hold(&i.to_string(), 1, 1_000, 1, "k");
+            pool.hold(&i.to_string(), 1, 1_000, 1, &g("k"));
         }
         assert!(pool.held.len() <= CAPACITY);
         assert!(!format!("{pool:?}").contains("ka"));

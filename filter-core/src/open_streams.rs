@@ -5,15 +5,19 @@
 //! of a token that is now refused, or that could not be revalidated for `grace_ms`, are closed.
 //!
 //! The bound: a revocation reaches an open stream within the verdict TTL (a cached verdict is
-//! trusted that long, as for new requests) plus one tick plus the callout.
+//! trusted that long, as for new requests) plus one tick plus the callout. A change of the
+//! token's limits (its model allow-list) closes its open streams within the same bound: the
+//! streams were checked against the old list, and reconnecting checks them against the new
+//! one.
 
 use std::collections::{HashMap, HashSet};
 
 use ptk_wire::{
-    DenyReason, Provider, RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation,
-    REVALIDATE_PATH,
+    DenyReason, Limits, Provider, RevalidateEntry, RevalidateRequest, RevalidateResponse,
+    Revalidation, REVALIDATE_PATH,
 };
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::activity::Call;
 use crate::config::FilterConfig;
@@ -59,7 +63,24 @@ struct Token {
     /// Since when its revalidations have failed (no answer, or an answer that says nothing
     /// about the token); `None` while they succeed or before the first is sent.
     failing_since_ms: Option<u64>,
+    /// [`limits_tag`] of the limits its streams were checked against; `None`: not compared
+    /// (bound requests, checked when their credential was minted).
+    limits_tag: Option<u64>,
     contexts: HashSet<u32>,
+}
+
+/// A short fingerprint of a verdict's limits (0: none), to tell when they change.
+pub fn limits_tag(limits: Option<&Limits>) -> u64 {
+    let Some(json) = limits
+        .filter(|l| **l != Limits::default())
+        .and_then(|l| serde_json::to_vec(l).ok())
+    else {
+        return 0;
+    };
+    let digest = Sha256::digest(&json);
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(digest.get(..8).unwrap_or(&[0u8; 8]));
+    u64::from_le_bytes(tag).max(1)
 }
 
 /// A worker's open forwarded requests, grouped by verdict-cache key.
@@ -76,13 +97,18 @@ pub enum Revalidated {
     Valid {
         /// How long the answer may be trusted.
         ttl_ms: u64,
+        /// [`limits_tag`] of the token's limits now.
+        limits_tag: u64,
     },
     /// Refused now: close its streams.
     Refused(DenyReason),
 }
 
 impl OpenStreams {
-    /// Registers a forwarded request, known valid until `valid_until_ms`.
+    /// Registers a forwarded request, known valid until `valid_until_ms`, checked against the
+    /// limits of tag `limits_tag` (`None`: not compared). The first request of a token sets
+    /// its tag: a later one checked against other limits is closed with the others when the
+    /// tag is found changed, and reconnects.
     pub fn open(
         &mut self,
         context_id: u32,
@@ -90,6 +116,7 @@ impl OpenStreams {
         hash: &str,
         provider: Provider,
         valid_until_ms: u64,
+        limits_tag: Option<u64>,
     ) {
         self.close(context_id);
         let token = self
@@ -101,6 +128,7 @@ impl OpenStreams {
                 valid_until_ms,
                 asking: false,
                 failing_since_ms: None,
+                limits_tag,
                 contexts: HashSet::new(),
             });
         token.valid_until_ms = token.valid_until_ms.max(valid_until_ms);
@@ -132,15 +160,25 @@ impl OpenStreams {
     }
 
     /// Extends tokens whose cached verdict is still valid: `cached(key)` gives the cache
-    /// entry's validity, if any.
-    pub fn refresh_from_cache(&mut self, now_ms: u64, cached: impl Fn(&str) -> Option<u64>) {
+    /// entry's validity and [`limits_tag`], if any. Returns the contexts to close: those of
+    /// tokens whose cached limits are no longer the ones their streams were checked against.
+    pub fn refresh_from_cache(
+        &mut self,
+        now_ms: u64,
+        cached: impl Fn(&str) -> Option<(u64, u64)>,
+    ) -> Vec<u32> {
+        let mut changed = Vec::new();
         for (key, token) in &mut self.tokens {
-            if token.valid_until_ms <= now_ms {
-                if let Some(until) = cached(key).filter(|until| *until > now_ms) {
+            let entry = cached(key).filter(|(until, _)| *until > now_ms);
+            if let Some((until, tag)) = entry {
+                if token.limits_tag.is_some_and(|t| t != tag) {
+                    changed.push(key.clone());
+                } else if token.valid_until_ms <= now_ms {
                     token.valid_until_ms = until;
                 }
             }
         }
+        changed.iter().flat_map(|k| self.take_contexts(k)).collect()
     }
 
     /// Tokens due for revalidation, at most [`MAX_BATCH`] of them, those whose verdict ran out
@@ -175,7 +213,12 @@ impl OpenStreams {
         };
         token.asking = false;
         match answer {
-            Revalidated::Valid { ttl_ms } => {
+            Revalidated::Valid { limits_tag, .. }
+                if token.limits_tag.is_some_and(|t| t != limits_tag) =>
+            {
+                self.take_contexts(key)
+            }
+            Revalidated::Valid { ttl_ms, .. } => {
                 token.valid_until_ms = token.valid_until_ms.max(now_ms.saturating_add(ttl_ms));
                 token.failing_since_ms = None;
                 Vec::new()
@@ -254,7 +297,12 @@ pub fn parse_revalidation(
                     hash,
                     provider,
                     ttl_ms,
-                } => (cache_key(&hash, provider), Revalidated::Valid { ttl_ms }),
+                    limits,
+                } => {
+                    let limits_tag = limits_tag(limits.as_ref());
+                    let answer = Revalidated::Valid { ttl_ms, limits_tag };
+                    (cache_key(&hash, provider), answer)
+                }
                 Revalidation::Refused {
                     hash,
                     provider,
@@ -295,9 +343,9 @@ mod tests {
 
     fn streams() -> OpenStreams {
         let mut s = OpenStreams::default();
-        s.open(1, "k1", "h1", Provider::Openai, 1_000);
-        s.open(2, "k1", "h1", Provider::Openai, 1_000);
-        s.open(3, "k2", "h2", Provider::Gemini, 5_000);
+        s.open(1, "k1", "h1", Provider::Openai, 1_000, Some(0));
+        s.open(2, "k1", "h1", Provider::Openai, 1_000, Some(0));
+        s.open(3, "k2", "h2", Provider::Gemini, 5_000, Some(0));
         s
     }
 
@@ -331,7 +379,14 @@ mod tests {
         let mut s = streams();
         s.due(1_000);
         assert!(s
-            .revalidated("k1", Revalidated::Valid { ttl_ms: 1_000 }, 1_000)
+            .revalidated(
+                "k1",
+                Revalidated::Valid {
+                    ttl_ms: 1_000,
+                    limits_tag: 0
+                },
+                1_000
+            )
             .is_empty());
         assert!(s.due(1_999).is_none());
         s.due(2_000);
@@ -343,9 +398,9 @@ mod tests {
     #[test]
     fn a_fresh_cached_verdict_counts_as_valid() {
         let mut s = streams();
-        s.refresh_from_cache(1_500, |k| (k == "k1").then_some(3_000));
+        s.refresh_from_cache(1_500, |k| (k == "k1").then_some((3_000, 0)));
         assert!(s.due(2_999).is_none());
-        s.refresh_from_cache(3_500, |_| Some(3_000)); // stale cache entries do not count
+        s.refresh_from_cache(3_500, |_| Some((3_000, 0))); // stale cache entries do not count
         assert!(s.due(3_500).is_some());
     }
 
@@ -376,7 +431,14 @@ mod tests {
         let keys: Vec<String> = s.due(1_000).unwrap().into_iter().map(|(k, _)| k).collect();
         s.unanswered(&keys, 1_000);
         s.due(2_000);
-        s.revalidated("k1", Revalidated::Valid { ttl_ms: 1_000 }, 2_000);
+        s.revalidated(
+            "k1",
+            Revalidated::Valid {
+                ttl_ms: 1_000,
+                limits_tag: 0,
+            },
+            2_000,
+        );
         // The root marks every asked key unanswered after applying the answers: an answered
         // one must not count as a failure.
         s.unanswered(&keys, 2_000);
@@ -393,7 +455,7 @@ mod tests {
         let tokens = MAX_BATCH * MAX_BATCHES_PER_TICK + 904;
         for n in 0..tokens {
             let id = u32::try_from(n).unwrap();
-            s.open(id, &format!("k{n}"), "h", Provider::Openai, 1_000);
+            s.open(id, &format!("k{n}"), "h", Provider::Openai, 1_000, Some(0));
         }
         let mut last_asked: HashMap<String, u64> = HashMap::new();
         let mut now = 1_000;
@@ -401,7 +463,14 @@ mod tests {
             for _ in 0..MAX_BATCHES_PER_TICK {
                 let Some(batch) = s.due(now) else { break };
                 for (key, _) in batch {
-                    s.revalidated(&key, Revalidated::Valid { ttl_ms: 500 }, now);
+                    s.revalidated(
+                        &key,
+                        Revalidated::Valid {
+                            ttl_ms: 500,
+                            limits_tag: 0,
+                        },
+                        now,
+                    );
                     last_asked.insert(key, now);
                 }
             }
@@ -421,7 +490,14 @@ mod tests {
         for n in 0..(MAX_BATCH as u64 + 10) {
             let id = u32::try_from(n).unwrap();
             // Later ids ran out earlier.
-            s.open(id, &format!("k{n}"), "h", Provider::Openai, 10_000 - n);
+            s.open(
+                id,
+                &format!("k{n}"),
+                "h",
+                Provider::Openai,
+                10_000 - n,
+                Some(0),
+            );
         }
         let first = s.due(20_000).unwrap();
         assert_eq!(first.len(), MAX_BATCH);

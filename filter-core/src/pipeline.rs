@@ -15,6 +15,8 @@ use crate::dialect::{guess_error_shape, ErrorShape};
 use crate::ephemeral::{self, Ephemeral};
 use crate::guard;
 use crate::key_pool::{self, Chosen};
+use crate::models::refusal::ModelRefusal;
+use crate::models::{gate, BodyGate, Gate};
 use crate::plan::{rewrite_plan_under, RewritePlan};
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
@@ -75,6 +77,29 @@ impl PendingCheck {
             self.websocket,
             self.origin.as_deref(),
         )
+    }
+
+    /// The token's limits applied to this request (fresh check or cached verdict alike):
+    /// `Ok(None)` to forward, `Ok(Some(gate))` to forward marked for the hold filter and
+    /// decide on the body, or the 403 to answer.
+    pub fn gate(
+        &self,
+        config: &FilterConfig,
+        head: &RequestHead,
+        limits: Option<&ptk_wire::Limits>,
+    ) -> Result<Option<Box<BodyGate>>, Refused> {
+        let refuse = |why: ModelRefusal| {
+            why.refused(
+                self.identified.dialect.error_shape(),
+                self.websocket,
+                self.origin.as_deref(),
+            )
+        };
+        match gate(limits, config.limits.body_hold, self, head) {
+            Gate::Open => Ok(None),
+            Gate::Hold(body) => Ok(Some(body)),
+            Gate::Refuse(why) => Err(refuse(why)),
+        }
     }
 
     /// The rewrite for an allowed request, with the real key from a check or the cache; or,
@@ -228,6 +253,9 @@ pub enum CheckDecision {
         cache: Option<CachedVerdict>,
         /// The name of the pool key the request goes with (`None`: a plain key).
         key_id: Option<String>,
+        /// The token's model allow-list needs the body: mark the request for the hold
+        /// filter and decide on the body.
+        hold: Option<Box<BodyGate>>,
     },
     /// The token is allowed, but the request itself is refused (the final guard found a proxy
     /// token that would still go upstream). The verdict and lease are the token's: cache them
@@ -272,19 +300,23 @@ pub fn decide_check_response(
             key,
             cache_ttl_ms,
             lease,
-            // Limits this filter does not enforce yet fall through to the refusal below.
-            limits: None,
+            // Every limit `Limits` can hold is enforced here (`Limits` refuses the others).
+            limits,
             pool,
         }) if !key.is_empty() => {
             let stored = key_pool::encode(&key, &pool);
-            let chosen = choose(&stored);
             let cache = (cache_ttl_ms > 0).then(|| CachedVerdict {
                 valid_until_ms: sent_ms.saturating_add(cache_ttl_ms),
                 units: lease.map_or(0, |l| l.units),
                 window: lease.map_or(0, |l| l.window),
-                key: stored,
+                key: stored.clone(),
+                limits: limits.clone(),
             });
-            let chosen = match chosen {
+            let hold = match pending.gate(config, head, limits.as_ref()) {
+                Ok(hold) => hold,
+                Err(refused) => return CheckDecision::Refuse { refused, cache },
+            };
+            let chosen = match choose(&stored) {
                 Ok(chosen) => chosen,
                 Err(refusal) => {
                     let refused = pending.refuse(refusal);
@@ -296,6 +328,7 @@ pub fn decide_check_response(
                     plan,
                     cache,
                     key_id: chosen.id,
+                    hold,
                 },
                 Err(refused) => CheckDecision::Refuse { refused, cache },
             }
@@ -307,8 +340,8 @@ pub fn decide_check_response(
             refused: pending.refuse(Refusal::from_deny(reason, retry_after_s)),
             callout_failed: false,
         },
-        // Transport failure, non-200, garbage, an allow without a key, or an allow narrowed by
-        // limits this filter cannot enforce: fail closed.
+        // Transport failure, non-200, garbage (limits this filter does not know included), or
+        // an allow without a key: fail closed.
         _ => CheckDecision::Reply {
             refused: pending.refuse(Refusal::TokenServiceUnavailable),
             callout_failed: true,

@@ -43,6 +43,9 @@ pub enum Refusal {
     /// The token was allowed, but after the rewrite a proxy token (it, or another credential
     /// value the client sent) would still go upstream: in another header, the path or the query.
     TokenInRequest,
+    /// The token's model allow-list refused the request's model, or it could not be read
+    /// (`models::refusal` words the message, naming the model).
+    ModelNotAllowed,
 }
 
 /// `Retry-After` used when the token-service does not say (the original's static value).
@@ -72,7 +75,7 @@ impl Refusal {
             | Refusal::Expired
             | Refusal::UnknownUpload
             | Refusal::UnknownSecret => 401,
-            Refusal::ProviderNotAllowed => 403,
+            Refusal::ProviderNotAllowed | Refusal::ModelNotAllowed => 403,
             Refusal::RateLimited { .. } | Refusal::Throttled { .. } => 429,
             Refusal::TokenServiceUnavailable | Refusal::ProviderUnconfigured => 503,
         }
@@ -95,6 +98,7 @@ impl Refusal {
                 "proxy token found outside its auth slot (another header, the path or the \
                  query); send it only as the API key"
             }
+            Refusal::ModelNotAllowed => "model not allowed for this token",
         }
     }
 
@@ -112,6 +116,7 @@ impl Refusal {
             Refusal::UnknownUpload => "upload_session_not_found",
             Refusal::UnknownSecret => "unknown_client_secret",
             Refusal::TokenInRequest => "proxy_token_in_request",
+            Refusal::ModelNotAllowed => "model_not_allowed",
         }
     }
 

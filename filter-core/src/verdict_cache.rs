@@ -2,15 +2,19 @@
 //! proxy-wasm shared data so every Envoy worker spends the same lease.
 //!
 //! `verdict_store.rs` runs the compare-and-swap protocol over shared data; this module decides
-//! what to write. An entry is a fixed binary record, cheap to decode on the hot path:
-//! `version(1) | valid_until_ms(u64 LE) | units(u32 LE) | window(u64 LE) | key bytes`.
-//! Version 2: the key bytes are a key *or a key pool* (`key_pool::encode`), which a version-1
-//! reader (an older plugin sharing the VM's data during a reload) must not take for a key.
+//! what to write. An entry is a binary record, cheap to decode on the hot path:
+//! `version(2) | valid_until_ms(u64 LE) | units(u32 LE) | window(u64 LE) |
+//! limits_len(u32 LE) | limits (JSON of the verdict's `Limits`; empty: none) | key bytes`.
+//!
+//! Version 2 added the limits, so a cache hit enforces them as a fresh check does, and made the
+//! key bytes a key *or a key pool* (`key_pool::encode`). A record of another version (version 1
+//! had neither) is never read: it is a miss, never "no limits", and an older plugin sharing the
+//! VM's data during a reload never takes a pool for a key.
 
-use ptk_wire::{Lease, Provider};
+use ptk_wire::{Lease, Limits, Provider};
 
 const VERSION: u8 = 2;
-const HEADER: usize = 1 + 8 + 4 + 8;
+const HEADER: usize = 1 + 8 + 4 + 8 + 4;
 
 /// Shared-data key of a token's entry for one provider. Keys never collide across tokens or
 /// providers, so a verdict cached for one is never used for another.
@@ -29,6 +33,26 @@ pub struct CachedVerdict {
     pub window: u64,
     /// The real provider key, or the key pool (`key_pool::encode`).
     pub key: String,
+    /// What the allow is narrowed to (`None`: nothing).
+    pub limits: Option<Limits>,
+}
+
+/// What a cached allow grants one request: the real key and the limits it comes with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The real provider key.
+    pub key: String,
+    /// What the allow is narrowed to (`None`: nothing).
+    pub limits: Option<Limits>,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("key", &"[redacted]")
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for CachedVerdict {
@@ -38,6 +62,7 @@ impl std::fmt::Debug for CachedVerdict {
             .field("units", &self.units)
             .field("window", &self.window)
             .field("key", &"[redacted]")
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -45,13 +70,33 @@ impl std::fmt::Debug for CachedVerdict {
 impl CachedVerdict {
     /// The binary record.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER.saturating_add(self.key.len()));
+        // Serialising plain fields cannot fail; limits are only ever written with them.
+        let limits = self
+            .limits
+            .as_ref()
+            .and_then(|l| serde_json::to_vec(l).ok())
+            .unwrap_or_default();
+        let limits_len = u32::try_from(limits.len()).unwrap_or(u32::MAX);
+        let size = HEADER
+            .saturating_add(limits.len())
+            .saturating_add(self.key.len());
+        let mut out = Vec::with_capacity(size);
         out.push(VERSION);
         out.extend_from_slice(&self.valid_until_ms.to_le_bytes());
         out.extend_from_slice(&self.units.to_le_bytes());
         out.extend_from_slice(&self.window.to_le_bytes());
+        out.extend_from_slice(&limits_len.to_le_bytes());
+        out.extend_from_slice(&limits);
         out.extend_from_slice(self.key.as_bytes());
         out
+    }
+
+    /// What it grants a request.
+    pub fn grant(&self) -> Grant {
+        Grant {
+            key: self.key.clone(),
+            limits: self.limits.clone(),
+        }
     }
 
     /// Parses a record; `None` for anything malformed (treated as a miss).
@@ -62,12 +107,20 @@ impl CachedVerdict {
         let valid_until_ms = u64::from_le_bytes(bytes.get(1..9)?.try_into().ok()?);
         let units = u32::from_le_bytes(bytes.get(9..13)?.try_into().ok()?);
         let window = u64::from_le_bytes(bytes.get(13..21)?.try_into().ok()?);
-        let key = std::str::from_utf8(bytes.get(HEADER..)?).ok()?.to_string();
+        let limits_len = u32::from_le_bytes(bytes.get(21..HEADER)?.try_into().ok()?);
+        let key_at = HEADER.checked_add(usize::try_from(limits_len).ok()?)?;
+        let limits = match bytes.get(HEADER..key_at)? {
+            [] => None,
+            // Limits that do not read back are a miss, never "no limits".
+            json => Some(serde_json::from_slice::<Limits>(json).ok()?),
+        };
+        let key = std::str::from_utf8(bytes.get(key_at..)?).ok()?.to_string();
         Some(CachedVerdict {
             valid_until_ms,
             units,
             window,
             key,
+            limits,
         })
     }
 
@@ -99,8 +152,8 @@ pub enum Spend {
     /// Allowed from the cache: write `updated` back (with the CAS it was read with), then
     /// forward with `key`; `taken - 1` more units go to this worker's local pool.
     Hit {
-        /// The real key.
-        key: String,
+        /// The real key and the limits.
+        grant: Grant,
         /// The entry with `taken` units fewer.
         updated: Vec<u8>,
         /// Units taken (at least one: this request's).
@@ -131,7 +184,7 @@ pub fn spend(stored: Option<&[u8]>, now_ms: u64) -> Spend {
         // `batch_size` never takes more than there is.
         entry.units = entry.units.saturating_sub(taken);
         return Spend::Hit {
-            key: entry.key.clone(),
+            grant: entry.grant(),
             updated: entry.encode(),
             taken,
             valid_until_ms: entry.valid_until_ms,
@@ -170,7 +223,12 @@ pub fn merge(stored: Option<&[u8]>, now_ms: u64, grant: &CachedVerdict) -> Optio
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 
@@ -180,6 +238,7 @@ mod tests {
             units,
             window,
             key: "sk-real".to_string(),
+            limits: None,
         }
     }
 
@@ -195,11 +254,61 @@ mod tests {
         assert!(!format!("{e:?}").contains("sk-real"));
     }
 
+    fn limited(models: &[&str]) -> CachedVerdict {
+        CachedVerdict {
+            limits: Some(Limits {
+                models: Some(models.iter().map(|m| m.to_string()).collect()),
+            }),
+            ..entry(1_000, 4, 9)
+        }
+    }
+
+    #[test]
+    fn limits_round_trip_and_a_hit_carries_them() {
+        let e = limited(&["gpt-5*", "claude-sonnet-4*"]);
+        assert_eq!(CachedVerdict::decode(&e.encode()), Some(e.clone()));
+        let Spend::Hit { grant, updated, .. } = spend(Some(&e.encode()), 10) else {
+            panic!("expected a hit");
+        };
+        assert_eq!(grant.limits, e.limits);
+        assert_eq!(
+            CachedVerdict::decode(&updated).and_then(|u| u.limits),
+            e.limits
+        );
+        // A fresh grant's limits replace the stored ones (a changed allow-list wins).
+        let fresh = limited(&["gpt-4o"]);
+        let merged = merge(Some(&e.encode()), 10, &fresh).unwrap();
+        assert_eq!(CachedVerdict::decode(&merged).unwrap().limits, fresh.limits);
+        let lifted = merge(Some(&e.encode()), 10, &entry(1_000, 1, 9)).unwrap();
+        assert_eq!(CachedVerdict::decode(&lifted).unwrap().limits, None);
+    }
+
+    #[test]
+    fn an_old_format_or_unreadable_limits_record_is_a_miss_never_no_limits() {
+        // Version 1: version | valid_until | units | window | key (no limits).
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&1_000u64.to_le_bytes());
+        v1.extend_from_slice(&4u32.to_le_bytes());
+        v1.extend_from_slice(&9u64.to_le_bytes());
+        v1.extend_from_slice(b"sk-real");
+        assert_eq!(CachedVerdict::decode(&v1), None);
+        assert_eq!(spend(Some(&v1), 10), Spend::Miss { reclaim: None });
+        // Limits this build cannot read (an unknown limit, or garbage) never read as none.
+        let mut unknown = entry(1_000, 4, 9).encode();
+        let json = br#"{"models":["x"],"spend_cap":1}"#;
+        unknown.splice(21..25, (json.len() as u32).to_le_bytes());
+        unknown.splice(25..25, json.iter().copied());
+        assert_eq!(CachedVerdict::decode(&unknown), None);
+        let mut short = limited(&["gpt-5"]).encode();
+        short.truncate(30);
+        assert_eq!(CachedVerdict::decode(&short), None);
+    }
+
     #[test]
     fn a_valid_entry_with_units_is_a_hit_and_spends_one() {
         let stored = entry(1_000, 2, 1).encode();
         let Spend::Hit {
-            key,
+            grant,
             updated,
             taken,
             valid_until_ms,
@@ -208,8 +317,9 @@ mod tests {
         else {
             panic!("expected a hit");
         };
+        assert_eq!(grant.limits, None);
         assert_eq!(
-            (key.as_str(), taken, valid_until_ms, window),
+            (grant.key.as_str(), taken, valid_until_ms, window),
             ("sk-real", 1, 1_000, 1)
         );
         assert_eq!(CachedVerdict::decode(&updated), Some(entry(1_000, 1, 1)));

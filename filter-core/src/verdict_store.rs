@@ -12,7 +12,7 @@ use ptk_wire::Lease;
 
 use crate::local_pool::{combine, LocalPool, Take};
 use crate::shared_data::{CasAnchor, SetError, SharedData};
-use crate::verdict_cache::{merge, spend, CachedVerdict, Spend};
+use crate::verdict_cache::{merge, spend, CachedVerdict, Grant, Spend};
 
 /// Attempts before giving up on a contended entry (then: ask the token-service, which is
 /// always safe, or leave a grant uncached, which only costs a later check).
@@ -21,8 +21,8 @@ const CAS_ATTEMPTS: usize = 16;
 /// Outcome of looking a request up in the cache.
 #[derive(PartialEq, Eq)]
 pub enum Lookup {
-    /// Allowed from the cache with this real key.
-    Hit(String),
+    /// Allowed from the cache with this real key and these limits.
+    Hit(Grant),
     /// Ask the token-service, handing back these expired units if any.
     Miss(Option<Lease>),
 }
@@ -41,7 +41,7 @@ impl std::fmt::Debug for Lookup {
 enum FromShared {
     /// A unit for this request, plus `extra` for the pool.
     Hit {
-        key: String,
+        grant: Grant,
         extra: u32,
         valid_until_ms: u64,
         window: u64,
@@ -59,12 +59,12 @@ pub fn spend_one(
     now_ms: u64,
 ) -> Lookup {
     let expired = match pool.take(cache_key, now_ms) {
-        Take::Key(key) => return Lookup::Hit(key),
+        Take::Key(grant) => return Lookup::Hit(grant),
         Take::Empty { expired } => expired,
     };
     match take_shared(shared, cache_key, now_ms) {
         FromShared::Hit {
-            key,
+            grant,
             extra,
             valid_until_ms,
             window,
@@ -78,9 +78,9 @@ pub fn spend_one(
                 extra.saturating_add(kept),
                 valid_until_ms,
                 window,
-                &key,
+                &grant,
             );
-            Lookup::Hit(key)
+            Lookup::Hit(grant)
         }
         FromShared::Miss(returned) => Lookup::Miss(combine(expired, returned)),
     }
@@ -94,7 +94,7 @@ fn take_shared(shared: &impl SharedData, cache_key: &str, now_ms: u64) -> FromSh
         };
         let (write, outcome) = match spend(stored.as_deref(), now_ms) {
             Spend::Hit {
-                key,
+                grant,
                 updated,
                 taken,
                 valid_until_ms,
@@ -102,7 +102,7 @@ fn take_shared(shared: &impl SharedData, cache_key: &str, now_ms: u64) -> FromSh
             } => (
                 updated,
                 FromShared::Hit {
-                    key,
+                    grant,
                     extra: taken.saturating_sub(1),
                     valid_until_ms,
                     window,
@@ -172,6 +172,7 @@ mod tests {
             units,
             window: 1,
             key: "sk-real".to_string(),
+            limits: None,
         }
     }
 
@@ -213,7 +214,7 @@ mod tests {
         let mut pool = LocalPool::default();
         assert_eq!(
             spend_one(&shared, &mut pool, &key(1), 5),
-            Lookup::Hit("sk-real".into())
+            Lookup::Hit(grant(2).grant())
         );
         assert_eq!(units(&shared, &key(1)), Some(1));
     }
@@ -279,6 +280,13 @@ mod tests {
 
     #[test]
     fn lookups_never_print_the_key() {
-        assert!(!format!("{:?}", Lookup::Hit("sk-secret".into())).contains("sk-secret"));
+        assert!(!format!(
+            "{:?}",
+            Lookup::Hit(Grant {
+                key: "sk-secret".into(),
+                limits: None
+            })
+        )
+        .contains("sk-secret"));
     }
 }

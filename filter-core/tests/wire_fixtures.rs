@@ -47,6 +47,7 @@ fn request(provider: Provider) -> RequestHead {
     match provider {
         Provider::Anthropic => head(&[(":path", "/v1/messages"), ("x-api-key", TOKEN)]),
         _ => head(&[
+            (":method", "POST"),
             (":path", "/v1/chat/completions"),
             ("authorization", "Bearer test"),
         ]),
@@ -185,16 +186,36 @@ fn the_filter_refuses_on_the_deny_fixtures() {
 }
 
 #[test]
-fn an_allow_narrowed_by_limits_the_filter_cannot_enforce_fails_closed() {
-    // Until the filter enforces a limit, an `allow_limited` verdict carrying it is a transport
-    // failure (503, nothing forwarded), never a plain allow.
+fn an_allow_limited_is_enforced_and_its_limits_are_cached() {
+    // The fixture's request names its model in the body; without the hold filter configured
+    // it cannot be read before forwarding: refused (403), never forwarded unchecked. The
+    // token itself is allowed: its verdict is cached with its limits.
     match decide(Provider::Openai, &fixture("allow_limited.json")) {
-        CheckDecision::Reply {
-            refused,
-            callout_failed: true,
-        } => assert_eq!(refused.reply.status, 503),
-        other => panic!("expected a fail-closed reply, got {other:?}"),
+        CheckDecision::Refuse { refused, cache } => {
+            assert_eq!(refused.reply.status, 403);
+            let body = String::from_utf8(refused.reply.body).unwrap();
+            assert!(
+                body.contains("model_not_allowed") && body.contains("hold"),
+                "{body}"
+            );
+            let limits = cache.unwrap().limits.and_then(|l| l.models);
+            assert_eq!(
+                limits,
+                Some(vec!["gpt-5*".to_string(), "gpt-4o-mini".to_string()])
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
     }
+    // A limit this build does not know still fails closed (503).
+    let unknown =
+        r#"{"verdict":"allow_limited","key":"k","cache_ttl_ms":1,"limits":{"spend_cap":1}}"#;
+    assert!(matches!(
+        decide(Provider::Openai, unknown),
+        CheckDecision::Reply {
+            callout_failed: true,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -207,8 +228,8 @@ fn the_revalidation_the_filter_sends_and_reads_are_the_fixtures() {
     );
     let mut streams = OpenStreams::default();
     // Open streams of one token on two providers; OpenAI's verdict ran out first.
-    streams.open(1, &openai, &hash, Provider::Openai, SENT_MS - 1);
-    streams.open(2, &gemini, &hash, Provider::Gemini, SENT_MS);
+    streams.open(1, &openai, &hash, Provider::Openai, SENT_MS - 1, Some(0));
+    streams.open(2, &gemini, &hash, Provider::Gemini, SENT_MS, Some(0));
     let due = streams.due(SENT_MS).unwrap();
     let (keys, entries): (Vec<String>, Vec<_>) = due.into_iter().unzip();
     assert_eq!(keys, [openai.clone(), gemini.clone()]);
@@ -224,7 +245,13 @@ fn the_revalidation_the_filter_sends_and_reads_are_the_fixtures() {
     assert_eq!(
         verdicts,
         [
-            (openai.clone(), Revalidated::Valid { ttl_ms: 1000 }),
+            (
+                openai.clone(),
+                Revalidated::Valid {
+                    ttl_ms: 1000,
+                    limits_tag: 0,
+                }
+            ),
             (
                 gemini.clone(),
                 Revalidated::Refused(DenyReason::ProviderNotAllowed)

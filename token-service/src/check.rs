@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ptk_wire::{
-    CheckRequest, CheckResponse, DenyReason, Lease, Provider, RevalidateEntry, Revalidation,
+    CheckRequest, CheckResponse, DenyReason, Lease, Limits, Provider, RevalidateEntry, Revalidation,
 };
 
 use crate::expiry::{cap_cache_ttl, expiry_state, ExpiryState};
@@ -132,8 +132,10 @@ impl Checker {
             return deny(DenyReason::ProviderUnconfigured);
         };
         let quota = record
+            .as_ref()
             .and_then(|r| r.rate_limit)
             .unwrap_or(self.default_rate_limit);
+        let limits = limits_of(record.as_ref());
         if let Some(returned) = request.returned {
             // Units of an expired lease the filter never spent: not requests the client made.
             if let Err(e) = self
@@ -179,10 +181,19 @@ impl Checker {
             key: expose(key),
             cache_ttl_ms,
             lease,
-            limits: None,
+            limits,
             pool: wire_pool(&usable),
         }
     }
+}
+
+/// What a token's allow is narrowed to: its model allow-list, when it has one (the verdict
+/// then travels as `allow_limited`); `None` for a token without limits (a plain `allow`).
+pub fn limits_of(record: Option<&TokenRecord>) -> Option<Limits> {
+    let models = record?.models.clone()?;
+    Some(Limits {
+        models: Some(models),
+    })
 }
 
 impl Checker {
@@ -221,6 +232,7 @@ impl Checker {
             hash: entry.hash.clone(),
             provider: entry.provider,
             ttl_ms: cap_cache_ttl(self.cache_ttl_ms, expires, now),
+            limits: limits_of(record.as_ref()),
         }
     }
 }
@@ -247,6 +259,20 @@ mod tests {
     const PAST: Option<&str> = Some("2026-07-08T11:00:00.000Z");
     const NOW: Option<&str> = Some("2026-07-08T12:00:00.000Z");
     const FUTURE: Option<&str> = Some("2026-07-08T13:00:00.000Z");
+
+    #[test]
+    fn limits_are_the_token_model_allow_list_or_none() {
+        let mut r = rec(TokenStatus::Active, None);
+        assert_eq!(limits_of(Some(&r)), None);
+        assert_eq!(limits_of(None), None);
+        r.models = Some(vec!["gpt-5*".into()]);
+        assert_eq!(
+            limits_of(Some(&r)),
+            Some(Limits {
+                models: Some(vec!["gpt-5*".into()])
+            })
+        );
+    }
 
     #[test]
     fn decision_table() {

@@ -12,6 +12,7 @@ pub mod key_ring;
 pub mod keys;
 pub mod last_used;
 pub mod metrics;
+pub mod models;
 pub mod new_token;
 pub mod notify;
 pub mod pricing;

@@ -27,6 +27,8 @@ pub struct NewToken {
     pub rate_limit: Option<RateLimit>,
     /// The named provider key pool the token uses (`None`: the default pool).
     pub key_pool: Option<String>,
+    /// The model allow-list, already validated (`crate::models`); `None`: any model.
+    pub models: Option<Vec<String>>,
 }
 
 impl NewToken {
@@ -44,6 +46,7 @@ impl NewToken {
             expires_at: None,
             rate_limit: None,
             key_pool: None,
+            models: None,
         })
     }
 }
@@ -91,6 +94,7 @@ pub async fn create_token(
         expires_at: new.expires_at,
         rate_limit: new.rate_limit,
         key_pool: new.key_pool,
+        models: new.models,
     };
     match store.insert(&record).await {
         Ok(()) => Ok(CreatedToken { plaintext, record }),

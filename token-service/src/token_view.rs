@@ -44,6 +44,8 @@ pub struct TokenView {
     rate_limit: Option<RateLimitView>,
     /// The named provider key pool (`None`: the default pool).
     key_pool: Option<String>,
+    /// The model allow-list; `null`: any model.
+    models: Option<Vec<String>>,
 }
 
 impl TokenView {
@@ -64,6 +66,7 @@ impl TokenView {
                 window_s: rl.window_s,
             }),
             key_pool: record.key_pool.clone(),
+            models: record.models.clone(),
         }
     }
 

@@ -457,3 +457,93 @@ async fn list_is_newest_first_with_last_used() {
     }
     assert!(last_used.as_str().unwrap().ends_with('Z'), "{last_used}");
 }
+
+/// The model allow-list through the admin API: created, patched, cleared, validated, and the
+/// check answers `allow_limited` with it (a plain `allow` without it), and the revalidation
+/// of open streams carries it.
+#[tokio::test]
+async fn models_are_created_patched_cleared_and_reach_the_check() {
+    let (app, admin) = app_and_admin().await;
+    let created = admin
+        .create(json!({"label": "m", "providers": ["openai"],
+            "models": [" gpt-5* ", "gpt-4o", "GPT-5*"]}))
+        .await;
+    assert_eq!(created["models"], json!(["gpt-5*", "gpt-4o"]));
+    let hash = created["hash"].as_str().unwrap().to_owned();
+    let limits = |verdict: CheckResponse| match verdict {
+        CheckResponse::Allow { limits, .. } => limits.and_then(|l| l.models),
+        other => panic!("{other:?}"),
+    };
+    let want = |m: &[&str]| Some(m.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        limits(app.check(&hash, Provider::Openai).await),
+        want(&["gpt-5*", "gpt-4o"])
+    );
+    // On the wire: allow_limited (older filters fail closed on it).
+    let body = format!(r#"{{"hash":"{hash}","provider":"openai"}}"#);
+    let raw: Value = app
+        .post_check(body, Some(SECRET))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw["verdict"], "allow_limited");
+    assert_eq!(raw["limits"], json!({"models": ["gpt-5*", "gpt-4o"]}));
+
+    let r: Value = admin
+        .patch(&hash, json!({"models": ["claude-*"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["models"], json!(["claude-*"]));
+    assert_eq!(
+        limits(app.check(&hash, Provider::Openai).await),
+        want(&["claude-*"])
+    );
+    let revalidated: Value = app
+        .client
+        .post(app.url(ptk_wire::REVALIDATE_PATH))
+        .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"entries":[{{"hash":"{hash}","provider":"openai"}}]}}"#
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        revalidated["verdicts"][0]["limits"],
+        json!({"models": ["claude-*"]})
+    );
+
+    for (bad, why) in [
+        (json!([]), "empty"),
+        (json!(["gpt 5"]), "' '"),
+        (json!(["x".repeat(129)]), "longer than 128"),
+    ] {
+        let response = admin.patch(&hash, json!({ "models": bad })).await;
+        assert_eq!(response.status(), 400);
+        let text = response.text().await.unwrap();
+        assert!(text.contains("models") && text.contains(why), "{text}");
+    }
+    let r: Value = admin
+        .patch(&hash, json!({"models": null}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["models"], Value::Null);
+    assert_eq!(limits(app.check(&hash, Provider::Openai).await), None);
+    let body = format!(r#"{{"hash":"{hash}","provider":"openai"}}"#);
+    let raw: Value = app
+        .post_check(body, Some(SECRET))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw["verdict"], "allow");
+}

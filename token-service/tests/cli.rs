@@ -810,3 +810,41 @@ fn update_writes_only_the_settings_named() {
     .failure();
     assert_eq!(list_json(&db)[0]["rate_limit"], Value::Null);
 }
+
+#[test]
+fn models_are_set_at_create_changed_by_update_and_cleared() {
+    let db = db();
+    let v = create_json(
+        &db,
+        &["--providers", "openai", "--models", "gpt-5*, gpt-4o,GPT-5*"],
+    );
+    assert_eq!(v["models"], serde_json::json!(["gpt-5*", "gpt-4o"]), "{v}");
+    let hash = v["hash"].as_str().unwrap();
+    tokens(&db, &["update", hash, "--models", "claude-sonnet-4*"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("models claude-sonnet-4*"));
+    assert_eq!(
+        list_json(&db)[0]["models"],
+        serde_json::json!(["claude-sonnet-4*"])
+    );
+    // Invalid lists and both spellings are refused; nothing is written.
+    for bad in [
+        &["--models", ""][..],
+        &["--models", "gpt 5"],
+        &["--models", "a", "--no-models"],
+    ] {
+        let mut args = vec!["update", hash];
+        args.extend_from_slice(bad);
+        tokens(&db, &args).assert().failure();
+    }
+    assert_eq!(
+        list_json(&db)[0]["models"],
+        serde_json::json!(["claude-sonnet-4*"])
+    );
+    tokens(&db, &["update", hash, "--no-models"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("models any"));
+    assert_eq!(list_json(&db)[0]["models"], Value::Null);
+}

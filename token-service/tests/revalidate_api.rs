@@ -75,7 +75,7 @@ async fn each_token_gets_its_verdict_without_a_key_or_a_rate_limit_unit() {
         assert_eq!(parsed.verdicts.len(), 4);
         assert!(matches!(
             &parsed.verdicts[0],
-            Revalidation::Valid { hash, provider: Provider::Openai, ttl_ms } if *hash == valid && *ttl_ms > 0
+            Revalidation::Valid { hash, provider: Provider::Openai, ttl_ms, .. } if *hash == valid && *ttl_ms > 0
         ));
         assert_eq!(
             parsed.verdicts[1..],

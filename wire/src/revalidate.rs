@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DenyReason, Provider};
+use crate::{DenyReason, Limits, Provider};
 
 /// Path of the revalidation endpoint on the token-service (same listener and secret as
 /// [`crate::CHECK_PATH`]).
@@ -44,6 +44,11 @@ pub enum Revalidation {
         provider: Provider,
         /// How long (ms) the answer holds.
         ttl_ms: u64,
+        /// The token's limits now (wire 1.1; `None`: none). An open request whose model they
+        /// no longer allow is closed like a refused token's; a filter that does not know
+        /// this field never forwarded a limited token's request (it refuses `allow_limited`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<Limits>,
     },
     /// Refused now (disabled, deleted, expired, out of scope, ...): close its streams.
     Refused {
@@ -80,7 +85,8 @@ mod tests {
                 Revalidation::Valid {
                     hash: "aa".into(),
                     provider: Provider::Openai,
-                    ttl_ms: 1000
+                    ttl_ms: 1000,
+                    limits: None,
                 },
                 Revalidation::Refused {
                     hash: "bb".into(),
@@ -88,6 +94,16 @@ mod tests {
                     reason: DenyReason::Expired
                 },
             ]
+        );
+        let limited = r#"{"verdicts":[{"verdict":"valid","hash":"aa","provider":"openai",
+            "ttl_ms":1,"limits":{"models":["gpt-5*"]}}]}"#;
+        let parsed: RevalidateResponse = serde_json::from_str(limited).unwrap();
+        let Some(Revalidation::Valid { limits, .. }) = parsed.verdicts.first() else {
+            panic!("{parsed:?}");
+        };
+        assert_eq!(
+            limits.clone().and_then(|l| l.models),
+            Some(vec!["gpt-5*".to_string()])
         );
         let odd = r#"{"verdicts":[{"verdict":"maybe","hash":"a","provider":"openai"}]}"#;
         assert!(serde_json::from_str::<RevalidateResponse>(odd).is_err());

@@ -10,6 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel, MapType};
 use ptk_filter_core::config::FilterConfig;
 use ptk_filter_core::local_pool::{LocalPool, Take};
+use ptk_filter_core::verdict_cache::Grant;
 use ptk_filter_core::{decide_headers, HeadersDecision, RequestHead};
 
 const ROUNDS: u32 = 20_000;
@@ -42,7 +43,11 @@ fn warm_path(config: &FilterConfig, pool: &mut LocalPool, headers: &[(String, Ve
     );
     if let HeadersDecision::Check(pending) = decide_headers(config, &head) {
         if let Take::Empty { .. } = pool.take(&pending.cache_key, 1) {
-            pool.hold(&pending.cache_key, u32::MAX, u64::MAX, 1, REAL_KEY);
+            let grant = Grant {
+                key: REAL_KEY.to_string(),
+                limits: None,
+            };
+            pool.hold(&pending.cache_key, u32::MAX, u64::MAX, 1, &grant);
         }
         // The plan and the final guard (allow returns the guard's refusal instead).
         black_box(pending.allow(config, &head, REAL_KEY).is_ok());

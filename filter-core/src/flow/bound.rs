@@ -270,6 +270,8 @@ impl RequestFlow {
                 &binding.token_hash,
                 binding.provider,
                 valid_until_ms,
+                // Its limits were applied when its credential was minted.
+                None,
             );
         }
         match bound {

@@ -10,12 +10,15 @@ use crate::flow::error_watch::{key_watch, ErrorWatch};
 use crate::flow::sender::Sender;
 use crate::flow::{apply, Host, Level, Step, Worker};
 use crate::mint_watch::{mints, MintWatch};
+use crate::open_streams::limits_tag;
 use crate::pipeline::{check_call, decide_headers, HeadersDecision, PendingCheck};
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
 use crate::upload_sessions;
 use crate::uploads::{watch, UploadWatch};
+use crate::verdict_cache::Grant;
 use crate::verdict_store::{spend_one, Lookup};
+use ptk_wire::Limits;
 
 /// One request's flow: what it waits on and what its response needs.
 #[derive(Debug)]
@@ -38,6 +41,9 @@ pub struct RequestFlow {
     pub(super) usage: Option<Box<super::metering::UsageWatch>>,
     /// An OpenAI request that may be replayed through the geo fallback (`geo.rs`).
     pub(super) geo: Option<Box<super::geo::GeoWatch>>,
+    /// A limited token's request held by the hold filter until its body's model is read
+    /// (`model_gate.rs`).
+    pub(super) model_gate: Option<Box<crate::models::BodyGate>>,
 }
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
@@ -70,6 +76,7 @@ impl RequestFlow {
             error_watch: None,
             usage: None,
             geo: None,
+            model_gate: None,
         }
     }
 
@@ -165,9 +172,9 @@ impl RequestFlow {
         if worker.config.cache.enabled {
             let mut pool = worker.pool.borrow_mut();
             match spend_one(host.shared(), &mut pool, &pending.cache_key, now) {
-                Lookup::Hit(key) => {
+                Lookup::Hit(grant) => {
                     drop(pool);
-                    let step = self.forward_cached(worker, host, &pending, &head, &key);
+                    let step = self.forward_cached(worker, host, &pending, &head, &grant);
                     if matches!(step, Step::Forward) {
                         sender.allowed(worker, host);
                     }
@@ -189,18 +196,26 @@ impl RequestFlow {
     }
 
     /// Rewrites the request with a real key from the cache and counts it; a reply instead
-    /// when the final guard refuses it (400) or the rewrite could not be applied (503):
-    /// neither may be forwarded.
+    /// when the token's limits refuse it (403), the final guard refuses it (400) or the
+    /// rewrite could not be applied (503): none may be forwarded.
     pub(super) fn forward_cached(
         &mut self,
         worker: &Worker,
         host: &mut impl Host,
         pending: &PendingCheck,
         head: &RequestHead,
-        stored: &str,
+        grant: &Grant,
     ) -> Step {
+        let hold = match pending.gate(&worker.config, head, grant.limits.as_ref()) {
+            Ok(hold) => hold,
+            // Refused by the token's limits (403): never forward.
+            Err(refused) => {
+                self.refused_request(worker, host, pending, head, &refused);
+                return self.reply(refused.reply);
+            }
+        };
         let provider = pending.identified.provider;
-        let chosen = match worker.choose_key(host, provider, stored) {
+        let chosen = match worker.choose_key(host, provider, &grant.key) {
             Ok(chosen) => chosen,
             // Every pool key is cooling down (429) or refused (503): not forwarded.
             Err(refusal) => {
@@ -210,14 +225,17 @@ impl RequestFlow {
         };
         let key = chosen.key.as_str();
         let plan = match pending.allow(&worker.config, head, key) {
-            Ok(plan) => plan,
+            Ok(plan) => {
+                self.model_gate = hold;
+                plan
+            }
             // A proxy token would still go upstream: refuse (400), never forward.
             Err(refused) => {
-                worker.counts.refused(refused.refusal);
+                self.refused_request(worker, host, pending, head, &refused);
                 return self.reply(refused.reply);
             }
         };
-        if !apply(host, &plan) {
+        if !apply(host, &plan) || !self.mark_for_hold(host) {
             host.log(
                 Level::Error,
                 "ptk filter: could not rewrite request headers",
@@ -237,7 +255,7 @@ impl RequestFlow {
             .add(Counter::AllowedBy(pending.identified.provider));
         worker.activity.borrow_mut().record(&pending.hash);
         // Known valid now; the next tick reads the cached verdict's own validity.
-        self.opened(worker, pending, host.now_ms());
+        self.opened(worker, pending, host.now_ms(), grant.limits.as_ref());
         self.cors_origin.clone_from(&pending.origin);
         Step::Forward
     }
@@ -276,8 +294,15 @@ impl RequestFlow {
         }
     }
 
-    /// Registers the forwarded request, so that a revocation reaches it while it is open.
-    pub(super) fn opened(&self, worker: &Worker, pending: &PendingCheck, valid_until_ms: u64) {
+    /// Registers the forwarded request, so that a revocation (or a change of the limits it
+    /// was checked against) reaches it while it is open.
+    pub(super) fn opened(
+        &self,
+        worker: &Worker,
+        pending: &PendingCheck,
+        valid_until_ms: u64,
+        limits: Option<&Limits>,
+    ) {
         if worker.config.streams.revalidate {
             worker.streams.borrow_mut().open(
                 self.context_id,
@@ -285,6 +310,7 @@ impl RequestFlow {
                 &pending.hash,
                 pending.identified.provider,
                 valid_until_ms,
+                Some(limits_tag(limits)),
             );
         }
     }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use crate::config::{validate_secret, FilterConfig};
 use crate::flow::meters::{Meters, MetricType};
+use crate::flow::model_gate::GateStep;
 use crate::flow::revalidation::{report_activity, Revalidations};
 use crate::flow::timings::{RequestClock, Timings};
 use crate::flow::{
@@ -184,15 +185,24 @@ impl Stream {
         }
     }
 
-    /// A request body chunk of `size` bytes (`end`: the last): copied for a geo-fallback
-    /// replay (never held for it), held only for a metered stream that may be asked for its
-    /// usage.
+    /// A request body chunk of `size` bytes (`end`: the last): first held whole while a
+    /// limited token's model allow-list waits on it (refused: the 403, nothing forwarded),
+    /// then copied for a geo-fallback replay (never held for it), held only for a metered
+    /// stream that may be asked for its usage.
     pub fn on_request_body(
         &mut self,
         host: &mut impl ContextHost,
         size: usize,
         end: bool,
     ) -> Action {
+        match self
+            .flow
+            .model_gate_body(self.worker.as_deref(), host, size, end)
+        {
+            GateStep::Pass => {}
+            GateStep::Buffer => return Action::Pause,
+            GateStep::Refuse(local) => return reply(host, &local),
+        }
         self.flow.geo_request_chunk(host, size, end);
         let step = self.flow.on_request_body(host, size, end);
         self.flow.geo_request_step(step);

@@ -76,7 +76,7 @@ pub enum Counter {
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 35;
+pub const COUNTERS: usize = 36;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -117,6 +117,7 @@ impl Counter {
         Counter::GeoUnreplayable,
         Counter::GeoFailed,
         Counter::GeoRouted,
+        Counter::Refused(Refusal::ModelNotAllowed),
     ];
 
     /// The counters kept per provider, each family for every built-in provider (walked from
@@ -175,6 +176,7 @@ impl Counter {
                 Refusal::UnknownUpload => "refused.unknown_upload",
                 Refusal::UnknownSecret => "refused.unknown_client_secret",
                 Refusal::TokenInRequest => "refused.token_in_request",
+                Refusal::ModelNotAllowed => "refused.model_not_allowed",
             },
             Counter::CredentialRefused(provider) => {
                 return format!("{CREDENTIAL_REFUSED}.{}", provider.as_str()).into();
@@ -231,6 +233,8 @@ impl Counter {
                 Refusal::UnknownUpload => 20,
                 Refusal::UnknownSecret => 21,
                 Refusal::TokenInRequest => 22,
+                // Added after the geo counters: slots are never renumbered.
+                Refusal::ModelNotAllowed => 35,
             },
             Counter::KeyMasked => 23,
             Counter::UsageResponses => 24,

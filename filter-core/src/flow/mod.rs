@@ -23,6 +23,7 @@ mod geo;
 mod key_rotation;
 mod metering;
 mod meters;
+mod model_gate;
 mod response;
 mod revalidation;
 mod sender;

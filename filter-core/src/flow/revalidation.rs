@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::flow::{Host, Level, Worker};
-use crate::open_streams::{parse_revalidation, revalidate_call, MAX_BATCHES_PER_TICK};
+use crate::open_streams::{limits_tag, parse_revalidation, revalidate_call, MAX_BATCHES_PER_TICK};
 use crate::shared_data::SharedData;
 use crate::verdict_cache::CachedVerdict;
 
@@ -26,13 +26,14 @@ impl Revalidations {
             if streams.is_empty() {
                 return Vec::new();
             }
-            streams.refresh_from_cache(now, |key| {
+            let mut closing = streams.refresh_from_cache(now, |key| {
                 let stored = host.shared().get(key).ok()?.0?;
                 CachedVerdict::decode(&stored)
                     .filter(|e| !e.key.is_empty())
-                    .map(|e| e.valid_until_ms)
+                    .map(|e| (e.valid_until_ms, limits_tag(e.limits.as_ref())))
             });
-            streams.overdue(now, worker.config.streams.grace_ms)
+            closing.extend(streams.overdue(now, worker.config.streams.grace_ms));
+            closing
         };
         for _ in 0..MAX_BATCHES_PER_TICK {
             let Some(due) = worker.streams.borrow_mut().due(now) else {

@@ -75,7 +75,9 @@ impl RequestFlow {
                 plan,
                 cache,
                 key_id,
+                hold,
             } => {
+                self.model_gate = hold;
                 let step = self.on_allowed(worker, host, &waiting, &plan, cache, now);
                 if let Some(watch) = self.error_watch.as_mut() {
                     watch.pool_key = key_id;
@@ -90,7 +92,7 @@ impl RequestFlow {
                 if let (true, Some(entry)) = (worker.config.cache.enabled, cache) {
                     store(host.shared(), worker.anchor.get(), cache_key, &entry, now);
                 }
-                worker.counts.refused(refused.refusal);
+                self.refused_request(worker, host, &waiting.pending, &waiting.head, &refused);
                 self.reply(refused.reply)
             }
             CheckDecision::Reply {
@@ -122,7 +124,7 @@ impl RequestFlow {
         cache: Option<CachedVerdict>,
         now: u64,
     ) -> Step {
-        if !apply(host, plan) {
+        if !apply(host, plan) || !self.mark_for_hold(host) {
             // A half-applied rewrite must never be forwarded.
             host.log(
                 Level::Error,
@@ -138,10 +140,11 @@ impl RequestFlow {
         worker.denies.borrow_mut().forget(cache_key);
         waiting.sender.allowed(worker, host);
         let valid_until = cache.as_ref().map_or(now, |e| e.valid_until_ms);
+        let limits = cache.as_ref().and_then(|e| e.limits.clone());
         if let (true, Some(entry)) = (worker.config.cache.enabled, cache) {
             store(host.shared(), worker.anchor.get(), cache_key, &entry, now);
         }
-        self.opened(worker, &waiting.pending, valid_until);
+        self.opened(worker, &waiting.pending, valid_until, limits.as_ref());
         worker.counts.add(Counter::Allowed);
         worker
             .counts
@@ -169,10 +172,10 @@ impl RequestFlow {
             // right now: spend from it if it has landed, else confirm the verdict with one more
             // check (which gives the lease time to land).
             let mut pool = worker.pool.borrow_mut();
-            if let Lookup::Hit(key) = spend_one(host.shared(), &mut pool, cache_key, now) {
+            if let Lookup::Hit(grant) = spend_one(host.shared(), &mut pool, cache_key, now) {
                 drop(pool);
                 let (pending, head) = (&waiting.pending, &waiting.head);
-                return self.forward_cached(worker, host, pending, head, &key);
+                return self.forward_cached(worker, host, pending, head, &grant);
             }
             drop(pool);
             if !waiting.confirming {

@@ -69,7 +69,7 @@ fn openai_api(path: &str) -> Option<UsageApi> {
 
 /// The path without its query or fragment, percent-decoded once, its runs of `/` merged, its
 /// trailing `/` dropped and lowercased: every spelling a lenient server reads as one path.
-fn canonical_path(path: &str) -> String {
+pub(crate) fn canonical_path(path: &str) -> String {
     let path = path.split(['?', '#']).next().unwrap_or("");
     let decoded: Cow<'_, str> = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let mut out = String::with_capacity(decoded.len());

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::error::AdminError;
 use crate::expiry::parse_expiry_input;
+use crate::models::validate_models;
 use crate::new_token::NewToken;
 use crate::ratelimit::{RateLimit, MAX_WINDOW_S};
 use crate::store::{TokenPatch, TokenStatus};
@@ -30,6 +31,7 @@ struct CreateBody {
     token: Option<String>,
     rate_limit: Option<RateLimitBody>,
     key_pool: Option<String>,
+    models: Option<Vec<String>>,
 }
 
 /// Body of `PATCH /admin/api/tokens/{hash}`: absent = unchanged, `null` = clear.
@@ -43,6 +45,7 @@ struct PatchBody {
     #[serde(default, deserialize_with = "present")]
     rate_limit: Option<Option<RateLimitBody>>,
     #[serde(default, deserialize_with = "present")]
+    models: Option<Option<Vec<String>>>,
     key_pool: Option<Option<String>>,
 }
 
@@ -111,6 +114,11 @@ fn rate_limit(body: RateLimitBody) -> Result<RateLimit, AdminError> {
     })
 }
 
+/// A model allow-list (`crate::models`); `null` (any model) is handled by the caller.
+fn models(list: Vec<String>) -> Result<Vec<String>, AdminError> {
+    validate_models(list).map_err(|e| bad(format!("models: {e}")))
+}
+
 /// Validates a create body, in the order label, providers, token, expiry, rate limit (the
 /// first three by [`NewToken::validate`], shared with the CLI).
 pub fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<NewToken, AdminError> {
@@ -131,6 +139,7 @@ pub fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<NewToken, AdminE
         .map(key_pool)
         .transpose()?
         .flatten();
+    new.models = body.models.map(models).transpose()?;
     Ok(new)
 }
 
@@ -160,15 +169,21 @@ pub fn parse_patch(headers: &HeaderMap, body: &[u8]) -> Result<TokenPatch, Admin
         Some(None) => Some(None),
         Some(Some(text)) => Some(key_pool(&text)?),
     };
+    let models = match body.models {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(list)) => Some(Some(models(list)?)),
+    };
     let patch = TokenPatch {
         status,
         expires_at,
         rate_limit,
         key_pool,
+        models,
     };
     if patch.is_empty() {
         return Err(bad(
-            "nothing to update: send status, expires_at, rate_limit and/or key_pool",
+            "nothing to update: send status, expires_at, rate_limit, key_pool and/or models",
         ));
     }
     Ok(patch)

@@ -162,6 +162,12 @@ pub struct UpdateArgs {
     /// Return the token to the default key pool.
     #[arg(long)]
     pub no_key_pool: bool,
+    /// Model allow-list: model names and `*` patterns, comma-separated (`gpt-5*,gpt-4o`).
+    #[arg(long, value_name = "MODELS", value_parser = models_arg, conflicts_with = "no_models")]
+    pub models: Option<ModelsArg>,
+    /// Clear the model allow-list: the token may call any model again.
+    #[arg(long)]
+    pub no_models: bool,
     /// Print the updated token as one JSON object (as `tokens list --json` shows it).
     #[arg(long)]
     pub json: bool,
@@ -201,9 +207,22 @@ pub struct CreateArgs {
     /// Bind the token to the named provider key pool (default: the default pool).
     #[arg(long, value_name = "POOL", value_parser = pool_arg)]
     pub key_pool: Option<String>,
+    /// Model allow-list: model names and `*` patterns, comma-separated (`gpt-5*,gpt-4o`).
+    /// Default: any model.
+    #[arg(long, value_name = "MODELS", value_parser = models_arg)]
+    pub models: Option<ModelsArg>,
     /// Print one JSON object (token, hash, label, ...) instead of the bare token.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A validated `--models` list (one argument: clap would read a bare `Vec` as many).
+#[derive(Debug, Clone)]
+pub struct ModelsArg(pub Vec<String>);
+
+/// `--models`: the whole comma-separated list, validated (`crate::models`).
+fn models_arg(text: &str) -> Result<ModelsArg, String> {
+    crate::models::parse_models_arg(text).map(ModelsArg)
 }
 
 /// A `--key-pool` value: a pool name ([`crate::key_pools::pool_name`]).

@@ -60,6 +60,7 @@ async fn create(
     };
     new.rate_limit = args.rate_limit;
     new.key_pool = args.key_pool.clone();
+    new.models = args.models.map(|m| m.0);
     let now = Utc::now();
     let CreatedToken { plaintext, record } = create_token(store, new, now).await?;
     if args.json {
@@ -73,7 +74,7 @@ async fn create(
     }
     writeln!(
         err,
-        "created token {:?} (hash {}) for {}; expires {}; rate limit {}.\n\
+        "created token {:?} (hash {}) for {}; expires {}; rate limit {}; models {}.\n\
          The token above is shown once: only its hash is stored.\n\
          Clients use it as their API key, with their base URL pointed at the Envoy listener.",
         record.label,
@@ -88,6 +89,7 @@ async fn create(
         record
             .rate_limit
             .map_or_else(|| "default".to_owned(), |r| format!("{r}s")),
+        super::update::models_text(record.models.as_deref()),
     )?;
     if display_state(&record, now) == "expired" {
         writeln!(

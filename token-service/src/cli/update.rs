@@ -30,10 +30,20 @@ fn patch_of(args: &UpdateArgs) -> anyhow::Result<TokenPatch> {
     } else if let Some(pool) = &args.key_pool {
         patch.key_pool = Some(Some(pool.clone()));
     }
+    if args.no_models {
+        patch.models = Some(None);
+    } else if let Some(models) = &args.models {
+        patch.models = Some(Some(models.0.clone()));
+    }
     if patch.is_empty() {
         bail!("nothing to update: name at least one setting (see `tokens update --help`)");
     }
     Ok(patch)
+}
+
+/// A model allow-list as the CLI prints it.
+pub(super) fn models_text(models: Option<&[String]>) -> String {
+    models.map_or_else(|| "any".to_owned(), |m| m.join(","))
 }
 
 /// Applies the update and prints the token as committed.
@@ -58,7 +68,7 @@ pub async fn update(
     } else {
         writeln!(
             out,
-            "updated token {:.12} ({}): expires {}; rate limit {}; key pool {}",
+            "updated token {:.12} ({}): expires {}; rate limit {}; key pool {}; models {}",
             committed.hash,
             committed.label,
             committed.expires_at.as_deref().unwrap_or("never"),
@@ -66,6 +76,7 @@ pub async fn update(
                 .rate_limit
                 .map_or_else(|| "default".to_owned(), |r| format!("{r}s")),
             committed.key_pool.as_deref().unwrap_or("default"),
+            models_text(committed.models.as_deref()),
         )?;
     }
     if matches!(

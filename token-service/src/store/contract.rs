@@ -34,6 +34,7 @@ pub(crate) fn sample_record(seed: &str) -> TokenRecord {
         expires_at: None,
         rate_limit: None,
         key_pool: None,
+        models: None,
     }
 }
 
@@ -378,9 +379,11 @@ pub(crate) async fn update_writes_only_named_fields(store: Store) {
         status: Some(TokenStatus::Disabled),
         expires_at: Some(Some("2031-01-01T00:00:00.000Z".into())),
         rate_limit: Some(Some(quota)),
+        models: Some(Some(vec!["gpt-5*".into(), "gpt-4o".into()])),
     };
     let got = store.update(&rec.hash, &all).await.unwrap().unwrap();
     assert_eq!(got.status, TokenStatus::Disabled);
+    assert_eq!(got.models, Some(vec!["gpt-5*".into(), "gpt-4o".into()]));
     assert_eq!(got.expires_at.as_deref(), Some("2031-01-01T00:00:00.000Z"));
     assert_eq!(got.rate_limit, Some(quota));
     assert_eq!(got.key_pool.as_deref(), Some("team_a"));
@@ -418,6 +421,17 @@ pub(crate) async fn update_writes_only_named_fields(store: Store) {
         .unwrap()
         .unwrap();
     assert_eq!(got.rate_limit, None);
+    assert_eq!(
+        got.models.as_ref().map(Vec::len),
+        Some(2),
+        "models not named: kept"
+    );
+    let any_model = TokenPatch {
+        models: Some(None),
+        ..TokenPatch::default()
+    };
+    let got = store.update(&rec.hash, &any_model).await.unwrap().unwrap();
+    assert_eq!(got.models, None);
     assert_eq!(store.get(&rec.hash).await.unwrap(), Some(got.clone()));
     // An empty patch changes nothing and still reports the record.
     let same = store

@@ -182,6 +182,8 @@ pub struct TokenRecord {
     pub rate_limit: Option<RateLimit>,
     /// The named provider key pool the token is bound to (`None`: the default pool).
     pub key_pool: Option<String>,
+    /// Model names and `*` patterns the token may call (`crate::models`); `None`: any model.
+    pub models: Option<Vec<String>>,
 }
 
 /// A partial update of one token. Only the fields that are `Some` are written; the others are
@@ -197,6 +199,8 @@ pub struct TokenPatch {
     pub rate_limit: Option<Option<RateLimit>>,
     /// New key pool binding (`Some(None)` returns the token to the default pool).
     pub key_pool: Option<Option<String>>,
+    /// New model allow-list, already validated (`Some(None)` lets the token call any model).
+    pub models: Option<Option<Vec<String>>>,
 }
 
 impl TokenPatch {
@@ -206,6 +210,7 @@ impl TokenPatch {
             && self.expires_at.is_none()
             && self.rate_limit.is_none()
             && self.key_pool.is_none()
+            && self.models.is_none()
     }
 }
 

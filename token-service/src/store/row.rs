@@ -20,6 +20,8 @@ pub(super) struct RawRow {
     pub rate_window_s: Option<i64>,
     pub last_used: Option<String>,
     pub key_pool: Option<String>,
+    /// JSON array of model names and patterns; `None`: any model.
+    pub models: Option<String>,
 }
 
 impl RawRow {
@@ -49,6 +51,16 @@ impl RawRow {
             (None, None) => None,
             _ => return Err(corrupt("rate limit columns")),
         };
+        // An allow-list that does not read back as one must not become "any model".
+        let models = match self.models.as_deref() {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str::<Vec<String>>(text)
+                    .ok()
+                    .filter(|m| !m.is_empty())
+                    .ok_or_else(|| corrupt("models"))?,
+            ),
+        };
         let record = TokenRecord {
             label: self.label,
             last4: self.last4,
@@ -59,6 +71,7 @@ impl RawRow {
             rate_limit,
             hash,
             key_pool: self.key_pool,
+            models,
         };
         Ok(TokenListing {
             record,
@@ -85,6 +98,7 @@ mod tests {
             rate_window_s: None,
             last_used: None,
             key_pool: None,
+            models: None,
         }
     }
 

@@ -9,7 +9,7 @@ macro_rules! select_token {
     ($tail:literal) => {
         concat!(
             "SELECT t.hash, t.label, t.last4, t.providers, t.status, t.created_at,
-                t.expires_at, t.rate_limit, t.rate_window_s, l.at, t.key_pool
+                t.expires_at, t.rate_limit, t.rate_window_s, l.at, t.key_pool, t.models
              FROM tokens t LEFT JOIN last_used l ON l.hash = t.hash ",
             $tail
         )
@@ -56,8 +56,8 @@ pub(super) const HASHES_WITH_PREFIX: &str = "SELECT hash FROM tokens
 /// ON CONFLICT DO NOTHING: a duplicate is refused atomically, never overwritten (an overwrite
 /// could resurrect a disabled token); a row comes back only when the token was inserted.
 pub(super) const INSERT_TOKEN: &str = "INSERT INTO tokens (hash, label, last4, providers,
-        status, created_at, expires_at, rate_limit, rate_window_s, key_pool)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        status, created_at, expires_at, rate_limit, rate_window_s, key_pool, models)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
     ON CONFLICT (hash) DO NOTHING RETURNING hash";
 
 /// One statement for every patch: each `CASE` keeps the column unless the patch names it, so
@@ -69,10 +69,11 @@ pub(super) const UPDATE_TOKEN: &str = "UPDATE tokens SET
     expires_at    = CASE WHEN $4 THEN $5 ELSE expires_at END,
     rate_limit    = CASE WHEN $6 THEN $7 ELSE rate_limit END,
     rate_window_s = CASE WHEN $6 THEN $8 ELSE rate_window_s END,
-    key_pool      = CASE WHEN $9 THEN $10 ELSE key_pool END
+    key_pool      = CASE WHEN $9 THEN $10 ELSE key_pool END,
+    models        = CASE WHEN $11 THEN $12 ELSE models END
     WHERE hash = $1
     RETURNING hash, label, last4, providers, status, created_at, expires_at, rate_limit,
-        rate_window_s, CAST(NULL AS TEXT), key_pool";
+        rate_window_s, CAST(NULL AS TEXT), key_pool, models";
 
 /// The stamp goes with the token (`ON DELETE CASCADE`; both drivers turn foreign keys on); a
 /// row comes back only when there was a token.

@@ -83,8 +83,17 @@ where
         rate_window_s: row.try_get(8).map_err(e)?,
         last_used: row.try_get(9).map_err(e)?,
         key_pool: row.try_get(10).map_err(e)?,
+        models: row.try_get(11).map_err(e)?,
     }
     .decode()
+}
+
+/// A model allow-list as its column's JSON text (`None`: any model).
+fn models_column(models: Option<&[String]>) -> Result<Option<String>, StoreError> {
+    models
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 /// The limit as the integer SQL binds.
@@ -141,6 +150,7 @@ where
             .bind(r.rate_limit.map(|l| i64::from(l.limit)))
             .bind(r.rate_limit.map(|l| i64::from(l.window_s)))
             .bind(r.key_pool)
+            .bind(models_column(r.models.as_deref())?)
             .fetch_optional(&self.writes)
             .await
             .map_err(store_error)?;
@@ -212,6 +222,8 @@ where
             .bind(window)
             .bind(patch.key_pool.is_some())
             .bind(patch.key_pool.clone().flatten())
+            .bind(patch.models.is_some())
+            .bind(models_column(patch.models.clone().flatten().as_deref())?)
             .fetch_optional(&self.writes)
             .await
             .map_err(store_error)?;

@@ -182,6 +182,7 @@ mod tests {
             // The columns later versions add go too: a refinery-era database never had them.
             "DROP TABLE _sqlx_migrations;
              ALTER TABLE tokens DROP COLUMN key_pool;
+             ALTER TABLE tokens DROP COLUMN models;
              CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255),
                  applied_on VARCHAR(255), checksum VARCHAR(255));
              INSERT INTO refinery_schema_history VALUES
@@ -198,7 +199,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(applied, [1, 2, 3, 5]);
+        assert_eq!(applied, [1, 2, 3, 4, 5]);
     }
 
     #[tokio::test]

@@ -186,6 +186,7 @@ mod tests {
             expires_at: None,
             rate_limit: None,
             key_pool: None,
+            models: None,
         }
     }
 
@@ -279,6 +280,7 @@ mod tests {
             .execute_batch(
                 "DROP INDEX tokens_newest_first;
                  ALTER TABLE tokens DROP COLUMN key_pool;
+                 ALTER TABLE tokens DROP COLUMN models;
                  DELETE FROM _sqlx_migrations WHERE version > 1;
                  PRAGMA user_version = 1;",
             )

@@ -161,6 +161,7 @@ impl TestApp {
             expires_at: None,
             rate_limit: None,
             key_pool: None,
+            models: None,
         };
         tweak(&mut record);
         self.store.insert(&record).await.unwrap();

@@ -51,6 +51,7 @@ fn a_known_leg_with_a_fresh_cached_verdict_forwards_without_a_key_or_a_unit() {
         units: 2,
         window: 1,
         key: KEY.into(),
+        limits: None,
     };
     host.shared
         .raw_set(&gemini_key(), &e.encode(), None)

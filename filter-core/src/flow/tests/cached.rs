@@ -98,6 +98,7 @@ fn a_cas_conflict_on_spend_takes_the_other_writers_units_into_account() {
             units: 2,
             window: 1,
             key: KEY.into(),
+            limits: None,
         };
         s.raw_set(&k, &e.encode(), None).unwrap();
     });

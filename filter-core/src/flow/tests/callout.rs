@@ -156,6 +156,7 @@ fn a_racing_creator_merges_instead_of_overwriting() {
             units: 5,
             window: 1,
             key: KEY.into(),
+            limits: None,
         };
         s.raw_set(&k, &e.encode(), a.cas()).unwrap();
     });

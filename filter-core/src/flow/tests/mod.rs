@@ -260,6 +260,7 @@ pub fn revalidated(hash: &str, valid: Option<u64>, provider: Provider) -> Vec<u8
             hash: hash.into(),
             provider,
             ttl_ms,
+            limits: None,
         },
         None => Revalidation::Refused {
             hash: hash.into(),
@@ -280,6 +281,7 @@ pub fn cache_verdict(host: &FakeHost, valid_until_ms: u64, units: u32, window: u
         units,
         window,
         key: KEY.into(),
+        limits: None,
     };
     host.shared
         .raw_set(&key_of_token(), &entry.encode(), None)
