@@ -61,8 +61,8 @@ impl Context for PtkHttp {
 }
 
 impl HttpContext for PtkHttp {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        action(self.0.on_request_headers(&mut EnvoyHost))
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        action(self.0.on_request_headers(&mut EnvoyHost, end_of_stream))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

@@ -44,6 +44,8 @@ pub struct RequestFlow {
     /// A limited token's request held by the hold filter until its body's model is read
     /// (`model_gate.rs`).
     pub(super) model_gate: Option<Box<crate::models::BodyGate>>,
+    /// The request ended at its headers (no body follows): a body gate would never run.
+    pub(super) bodiless: bool,
 }
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
@@ -77,6 +79,7 @@ impl RequestFlow {
             usage: None,
             geo: None,
             model_gate: None,
+            bodiless: false,
         }
     }
 
@@ -206,7 +209,8 @@ impl RequestFlow {
         head: &RequestHead,
         grant: &Grant,
     ) -> Step {
-        let hold = match pending.gate(&worker.config, head, grant.limits.as_ref()) {
+        let gated = pending.gate(&worker.config, head, grant.limits.as_ref());
+        let hold = match gated.and_then(|hold| self.body_to_come(hold)) {
             Ok(hold) => hold,
             // Refused by the token's limits (403): never forward.
             Err(refused) => {

@@ -115,9 +115,9 @@ impl Stream {
         }
     }
 
-    /// The request headers are in: without a valid configuration, or unreadable, 503 (never
-    /// forwarded); else the flow decides.
-    pub fn on_request_headers(&mut self, host: &mut impl ContextHost) -> Action {
+    /// The request headers are in (`end`: no body follows): without a valid configuration,
+    /// or unreadable, 503 (never forwarded); else the flow decides.
+    pub fn on_request_headers(&mut self, host: &mut impl ContextHost, end: bool) -> Action {
         // Built only when needed: never on the path of a forwarded request.
         let unavailable = || Refusal::TokenServiceUnavailable.reply(ErrorShape::Openai);
         let Some(worker) = self.worker.as_deref() else {
@@ -128,6 +128,7 @@ impl Stream {
             return reply(host, &unavailable());
         };
         self.clock.start(host);
+        self.flow.bodiless = end;
         let step = self
             .flow
             .on_request_headers(worker, host, RequestHead::new(headers));

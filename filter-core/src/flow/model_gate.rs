@@ -1,10 +1,11 @@
 //! A limited token's request in the flow: refusals by its model allow-list (counted, and a
 //! warning when the hold filter is missing), the mark that asks the hold filter to keep the
-//! headers from the router, and the decision on the held body (`models::gate`).
+//! headers from the router, the decision on the held body (`models::gate`), and the refusal
+//! of a request to hold that ended at its headers (no body callback would ever decide it).
 
 use crate::flow::{Host, Level, RequestBodyHost, RequestFlow, Worker};
-use crate::models::{model_source, ModelSource, HOLD_HEADER};
-use crate::pipeline::{PendingCheck, Refused};
+use crate::models::{model_source, BodyGate, ModelSource, HOLD_HEADER};
+use crate::pipeline::{CheckDecision, PendingCheck, Refused};
 use crate::refusal::{LocalReply, Refusal};
 use crate::request::RequestHead;
 
@@ -44,6 +45,41 @@ impl RequestFlow {
                 "ptk filter: refused a request of a token with a model allow-list: its model is \
                  in the body and the request-body hold filter is not configured (limits.body_hold)",
             );
+        }
+    }
+
+    /// A request to hold whose body will never come (it ended at its headers: a `POST`
+    /// without a body) is decided now, on the empty body: refused. Forwarded, nothing would
+    /// ever read its model.
+    pub(super) fn body_to_come(
+        &self,
+        hold: Option<Box<BodyGate>>,
+    ) -> Result<Option<Box<BodyGate>>, Refused> {
+        match hold {
+            Some(gate) if self.bodiless => gate.decide(&[]).map(|()| None),
+            hold => Ok(hold),
+        }
+    }
+
+    /// A fresh check's forward that [`Self::body_to_come`] refuses becomes a refusal (the
+    /// token's verdict is still cached).
+    pub(super) fn bodiless_refused(&self, decision: CheckDecision) -> CheckDecision {
+        match decision {
+            CheckDecision::Forward {
+                plan,
+                cache,
+                key_id,
+                hold,
+            } => match self.body_to_come(hold) {
+                Ok(hold) => CheckDecision::Forward {
+                    plan,
+                    cache,
+                    key_id,
+                    hold,
+                },
+                Err(refused) => CheckDecision::Refuse { refused, cache },
+            },
+            other => other,
         }
     }
 

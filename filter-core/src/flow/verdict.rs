@@ -70,7 +70,7 @@ impl RequestFlow {
             let mut throttle = worker.throttle.borrow_mut();
             throttle.checked(&sender.key, sender.pair, guess_missed, now);
         }
-        Some(match decision {
+        Some(match self.bodiless_refused(decision) {
             CheckDecision::Forward {
                 plan,
                 cache,

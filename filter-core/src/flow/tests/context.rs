@@ -125,7 +125,7 @@ fn without_a_valid_configuration_every_request_gets_503_and_its_logged_path_is_r
     let mut stream = bad.stream(7);
     let path = format!("/v1/chat/completions?key={TOKEN}");
     host.ctx.request = Some(pairs(&[(":method", "POST"), (":path", &path)]));
-    assert_eq!(stream.on_request_headers(&mut host), Action::Pause);
+    assert_eq!(stream.on_request_headers(&mut host, false), Action::Pause);
     assert_eq!(host.replies.len(), 1);
     assert_eq!(host.replies[0].status, 503);
     assert_eq!(
@@ -149,7 +149,7 @@ fn unreadable_request_headers_get_503_never_forwarded() {
     let mut host = FakeHost::new();
     let root = root("{}", &mut host);
     let mut stream = root.stream(7);
-    assert_eq!(stream.on_request_headers(&mut host), Action::Pause);
+    assert_eq!(stream.on_request_headers(&mut host, false), Action::Pause);
     assert_eq!(host.replies[0].status, 503);
     assert!(host.sent.is_empty() && host.edits.is_empty());
 }
@@ -160,7 +160,7 @@ fn a_checked_request_pauses_only_its_own_answer_resumes_it_and_its_end_closes_it
     let root = root("{}", &mut host);
     let mut stream = root.stream(7);
     host.ctx.request = Some(chat());
-    assert_eq!(stream.on_request_headers(&mut host), Action::Pause);
+    assert_eq!(stream.on_request_headers(&mut host, false), Action::Pause);
     let token = host.last_token();
     host.ctx.answer = (Some("200".into()), Some(allow(1_000, Some((3, 1)))));
     // Another context's callout is neither read nor decided.
@@ -191,7 +191,7 @@ fn a_garbled_callout_status_is_a_transport_failure() {
     let root = root("{}", &mut host);
     let mut stream = root.stream(7);
     host.ctx.request = Some(chat());
-    stream.on_request_headers(&mut host);
+    stream.on_request_headers(&mut host, false);
     host.ctx.answer = (Some("2OO".into()), Some(allow(1_000, None)));
     let token = host.last_token();
     stream.on_callout_response(&mut host, token, 64);
@@ -244,7 +244,7 @@ fn the_tick_flushes_counts_once_and_the_open_gauge_by_its_change() {
     cache_verdict(&host, T0 + 10_000, 5, 1);
     let mut stream = root.stream(7);
     host.ctx.request = Some(chat());
-    assert_eq!(stream.on_request_headers(&mut host), Action::Continue);
+    assert_eq!(stream.on_request_headers(&mut host, false), Action::Continue);
     root.on_tick(&mut host);
     assert_eq!(metric(&host, "ptk.allowed"), 1);
     assert_eq!(metric(&host, "ptk.cache_hits"), 1);
@@ -265,7 +265,7 @@ fn a_revalidation_refusal_resets_the_open_stream_on_behalf_of_the_root() {
     cache_verdict(&host, T0 + 1_000, 5, 1);
     let mut stream = root.stream(7);
     host.ctx.request = Some(chat());
-    assert_eq!(stream.on_request_headers(&mut host), Action::Continue);
+    assert_eq!(stream.on_request_headers(&mut host, false), Action::Continue);
     host.now = T0 + 1_000;
     root.on_tick(&mut host);
     let revalidation = host.sent.iter().find(|s| s.path == "/v1/revalidate");
@@ -287,7 +287,7 @@ fn a_provider_refusing_the_key_stops_the_response() {
     cache_verdict(&host, T0 + 10_000, 5, 1);
     let mut stream = root.stream(7);
     host.ctx.request = Some(chat());
-    assert_eq!(stream.on_request_headers(&mut host), Action::Continue);
+    assert_eq!(stream.on_request_headers(&mut host, false), Action::Continue);
     host.response = vec![
         (":status".into(), "401".into()),
         ("content-type".into(), "application/json".into()),
@@ -312,7 +312,7 @@ fn the_overhead_runs_from_the_headers_to_the_forward_and_each_callout_is_timed()
     let mut stream = root.stream(7);
     host.ctx.request = Some(chat());
     host.ctx.now_us = 1_000;
-    assert_eq!(stream.on_request_headers(&mut host), Action::Pause);
+    assert_eq!(stream.on_request_headers(&mut host, false), Action::Pause);
     // The first callout answers 503 at 1.4 ms (sent again), the second allows at 2 ms.
     host.ctx.now_us = 1_400;
     host.ctx.answer = (Some("503".into()), Some(Vec::new()));
@@ -331,13 +331,13 @@ fn the_overhead_runs_from_the_headers_to_the_forward_and_each_callout_is_timed()
     cache_verdict(&host, T0 + 10_000, 5, 1);
     let mut cached = root.stream(8);
     host.ctx.now_us = 5_000;
-    assert_eq!(cached.on_request_headers(&mut host), Action::Continue);
+    assert_eq!(cached.on_request_headers(&mut host, false), Action::Continue);
     assert_eq!(samples(&host, "ptk.overhead_us"), [1_000, 0]);
     let mut refused = root.stream(9);
     host.ctx.request = Some(pairs(&[
         (":method", "POST"),
         (":path", "/v1/chat/completions"),
     ]));
-    assert_eq!(refused.on_request_headers(&mut host), Action::Pause);
+    assert_eq!(refused.on_request_headers(&mut host, false), Action::Pause);
     assert_eq!(samples(&host, "ptk.overhead_us").len(), 2);
 }

@@ -53,7 +53,7 @@ fn forwarded_held(
         head.push(("anthropic-version".into(), "2023-06-01".into()));
     }
     host.ctx.request = Some(head);
-    assert_eq!(stream.on_request_headers(&mut host), Action::Pause);
+    assert_eq!(stream.on_request_headers(&mut host, false), Action::Pause);
     host.ctx.answer = (Some("200".into()), Some(allow(1_000, None)));
     let size = host.ctx.answer.1.as_ref().unwrap().len();
     let token = host.last_token();
@@ -281,7 +281,7 @@ fn handshake(root: &Root, host: &mut FakeHost, extra: &[(&str, &str)]) -> Stream
     head.extend(pairs(extra));
     host.ctx.request = Some(head);
     host.edits.clear();
-    assert_eq!(stream.on_request_headers(host), Action::Pause);
+    assert_eq!(stream.on_request_headers(host, false), Action::Pause);
     host.ctx.answer = (Some("200".into()), Some(allow(1_000, None)));
     let size = host.ctx.answer.1.as_ref().unwrap().len();
     let token = host.last_token();
@@ -342,7 +342,7 @@ fn only_the_filter_picks_the_egress_route() {
         ("x-ptk-egress", "geo-fallback"),
     ]));
     host.edits.clear();
-    assert_eq!(stream.on_request_headers(&mut host), Action::Pause);
+    assert_eq!(stream.on_request_headers(&mut host, false), Action::Pause);
     let size = host.ctx.answer.1.as_ref().unwrap().len();
     let token = host.last_token();
     stream.on_callout_response(&mut host, token, size);
@@ -391,7 +391,7 @@ fn without_the_hold_filter_in_front_nothing_is_replayed_and_the_403_is_answered_
     ]));
     host.ctx.answer = (Some("200".into()), Some(allow(1_000, None)));
     cache_verdict(&host, T0 + 10_000, 5, 1);
-    assert_eq!(again.on_request_headers(&mut host), Action::Continue);
+    assert_eq!(again.on_request_headers(&mut host, false), Action::Continue);
     assert_eq!(warned(&host), 1);
     // With the hold filter, its mark is removed before the request goes upstream.
     let (host, _, _) = forwarded(CONFIG, ("authorization", &bearer), &[b"{}"]);

@@ -11,6 +11,7 @@ mod context;
 mod geo;
 mod key_pool;
 mod metering;
+mod model_gate;
 mod response;
 mod tick;
 
