@@ -5,8 +5,9 @@ generated, and tests/deploy/test_envoy_dropin.py fails until it is regenerated a
 to envoy.yaml (`python3 tools/dropin_snippet.py`).
 
 The pieces are envoy.yaml's own, with two changes that make them safe in a config that serves
-other traffic: the filter entry is `disabled: true` (it runs only where a virtual host turns it
-on), and each ptk virtual host turns it on. The entry virtual host (`ptk_entry`) is
+other traffic: the filter entries (ptk and the request-body hold filter after it) are
+`disabled: true` (they run only where a virtual host turns them on), and each ptk virtual host
+turns them on. The entry virtual host (`ptk_entry`) is
 envoy.yaml's catch-all `unrouted` host under a name of the operator's choosing
 (tools/merge_dropin.py --domain).
 """
@@ -36,8 +37,11 @@ FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 #: does, and the wasm filter has none of its own, so an empty one that Envoy may ignore
 #: (`is_optional`). Envoy builds a request's filter chain from the first route it matches,
 #: so the filter runs for requests that arrive on these hosts (then re-routes them).
-ENABLE_PTK = {"ptk": {"@type": FILTER_CONFIG, "is_optional": True,
-                      "config": {"@type": "type.googleapis.com/google.protobuf.Empty"}}}
+ON = {"@type": FILTER_CONFIG, "is_optional": True,
+      "config": {"@type": "type.googleapis.com/google.protobuf.Empty"}}
+#: The request-body hold filter (after ptk): the same, so it runs wherever ptk does.
+HOLD_FILTER = "ptk_body_hold"
+ENABLE_PTK = {"ptk": ON, HOLD_FILTER: ON}
 
 HEADER = """\
 # ptk drop-in for an existing Envoy (1.40): the pieces to add to your own config.
@@ -57,6 +61,16 @@ COMMENTS = {
 #    so your own routes never see it. Envoy must have PTK_CHECK_SECRET in its environment
 #    (the same value as the token-service's); fail_open: false refuses traffic if it cannot
 #    load.
+""",
+    "hold_filter": """
+# 1b. The request-body hold filter: into the same `http_filters`, right AFTER ptk and before
+#    the router. For a request ptk marks (x-ptk-hold-body: a token with a model allow-list on
+#    a route whose model is in the JSON body) it keeps the headers from the router until the
+#    whole body is in, so ptk reads the model and can refuse (403) before the provider hears
+#    of the request; it removes the mark. Unmarked requests pass. A held body over the
+#    connection's buffer limit (per_connection_buffer_limit_bytes, 1 MiB by default) gets
+#    413. ptk's plugin configuration says it is installed (`limits.body_hold: true`): without
+#    this filter, set it false, and such requests are refused.
 """,
     "connection_manager": """
 # 2. Settings of that HttpConnectionManager. use_remote_address: the client address is the
@@ -94,6 +108,8 @@ def pieces(envoy: dict) -> dict:
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     ptk = copy.deepcopy(next(f for f in hcm["http_filters"] if f["name"] == "ptk"))
     http_filter = {"name": ptk.pop("name"), "disabled": True, **ptk}
+    hold = copy.deepcopy(next(f for f in hcm["http_filters"] if f["name"] == HOLD_FILTER))
+    hold_filter = {"name": hold.pop("name"), "disabled": True, **hold}
     vhosts = {v["name"]: v for v in hcm["route_config"]["virtual_hosts"]}
     hosts = []
     for name in provider_names(hcm["route_config"]["virtual_hosts"]):
@@ -107,6 +123,7 @@ def pieces(envoy: dict) -> dict:
     hosts.append(entry)
     return {
         "http_filter": http_filter,
+        "hold_filter": hold_filter,
         "connection_manager": {k: copy.deepcopy(hcm[k]) for k in HCM_KEYS},
         "virtual_hosts": hosts,
         "clusters": copy.deepcopy(envoy["static_resources"]["clusters"]),

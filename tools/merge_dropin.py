@@ -5,7 +5,8 @@
 
 What it does, on the named listener's HTTP connection manager(s) (deploy/envoy/README.md is
 the same list as a checklist):
-- the ptk filter goes right before the router (default-disabled: only ptk's hosts run it);
+- the ptk filter and the request-body hold filter after it go right before the router
+  (default-disabled: only ptk's hosts run them);
 - ptk's virtual hosts go in front of yours (the providers' hosts, and `ptk_entry` answering
   on --domain), in an inline route_config (RDS is refused: add the hosts to your RDS source);
 - ptk's local-reply mappers go before yours; a websocket upgrade is added if missing;
@@ -228,6 +229,7 @@ def merge(config: dict, snippet: dict, args: argparse.Namespace) -> list[str]:
         http_filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = args.wasm
     for hcm in managers(listener):
         add_filter(hcm, http_filter)
+        add_filter(hcm, snippet["hold_filter"])
         client_address(hcm, args.xff_num_trusted_hops, notes)
         merge_settings(hcm, snippet["connection_manager"], notes)
         add_hosts(hcm, snippet["virtual_hosts"], args.domain, admin=not args.no_admin)

@@ -106,7 +106,8 @@ def test_the_merged_config_validates_and_keeps_the_operators_pieces(dropin):
     merged = yaml.safe_load(dropin.config.read_text())
     hcm = merged["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
         "typed_config"]
-    assert [f["name"] for f in hcm["http_filters"]] == ["ptk", "envoy.filters.http.router"]
+    assert [f["name"] for f in hcm["http_filters"]] == [
+        "ptk", "ptk_body_hold", "envoy.filters.http.router"]
     hosts = [v["name"] for v in hcm["route_config"]["virtual_hosts"]]
     assert hosts == ["openai", "anthropic", "gemini", "ptk_entry", "company"]
     clusters = [c["name"] for c in merged["static_resources"]["clusters"]]
@@ -221,7 +222,8 @@ def test_two_chains_sharing_one_connection_manager_each_get_ptk_once(tmp_path):
     merged = find_listener(yaml.safe_load((tmp_path / "out.yaml").read_text()), "edge")
     for chain in merged["filter_chains"]:
         hcm = chain["filters"][0]["typed_config"]
-        assert [f["name"] for f in hcm["http_filters"]] == ["ptk", "envoy.filters.http.router"]
+        assert [f["name"] for f in hcm["http_filters"]] == [
+        "ptk", "ptk_body_hold", "envoy.filters.http.router"]
         assert [v["name"] for v in hcm["route_config"]["virtual_hosts"]] == [
             "openai", "anthropic", "gemini", "ptk_entry", "company"]
 

@@ -355,6 +355,9 @@ class IstioStack(Stack):
         config = yaml.safe_load(out.read_text())
         for listener in config["static_resources"]["listeners"]:
             hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+            # istiod installs no request-body hold filter (deploy/istio/README.md).
+            hcm["http_filters"] = [f for f in hcm["http_filters"]
+                                   if f["name"] != "ptk_body_hold"]
             ptk = next(f for f in hcm["http_filters"] if f["name"] == "ptk")
             ptk["typed_config"]["config"] = wasm_filter_config(self.plugin, str(WASM))
             assert not ptk.get("disabled")

@@ -139,7 +139,7 @@ def test_the_geo_fallback_puts_the_hold_filter_in_front_of_ptk(tmp_path):
 
     on = rendered(tmp_path / "on", "--geo-fallback-egress", "http://127.0.0.1:9")
     assert [f["name"] for f in hcm_of(on)["http_filters"]] == [
-        "ptk_geo_hold", "ptk", "envoy.filters.http.router"]
+        "ptk_geo_hold", "ptk", "ptk_body_hold", "envoy.filters.http.router"]
     assert plugin(on)["providers"]["openai"]["geo_fallback"] == {"cluster": "openai_egress"}
     openai = next(v for v in hcm_of(on)["route_config"]["virtual_hosts"] if v["name"] == "openai")
     marked, direct = openai["routes"][:2]
@@ -149,7 +149,7 @@ def test_the_geo_fallback_puts_the_hold_filter_in_front_of_ptk(tmp_path):
     assert marked["request_headers_to_remove"] == ["x-ptk-egress"]
     for config in (committed(), rendered(tmp_path / "off")):
         assert [f["name"] for f in hcm_of(config)["http_filters"]] == [
-            "ptk", "envoy.filters.http.router"]
+            "ptk", "ptk_body_hold", "envoy.filters.http.router"]
         assert "geo_fallback" not in json.dumps(plugin(config))
 
 
