@@ -244,7 +244,10 @@ fn the_tick_flushes_counts_once_and_the_open_gauge_by_its_change() {
     cache_verdict(&host, T0 + 10_000, 5, 1);
     let mut stream = root.stream(7);
     host.ctx.request = Some(chat());
-    assert_eq!(stream.on_request_headers(&mut host, false), Action::Continue);
+    assert_eq!(
+        stream.on_request_headers(&mut host, false),
+        Action::Continue
+    );
     root.on_tick(&mut host);
     assert_eq!(metric(&host, "ptk.allowed"), 1);
     assert_eq!(metric(&host, "ptk.cache_hits"), 1);
@@ -265,7 +268,10 @@ fn a_revalidation_refusal_resets_the_open_stream_on_behalf_of_the_root() {
     cache_verdict(&host, T0 + 1_000, 5, 1);
     let mut stream = root.stream(7);
     host.ctx.request = Some(chat());
-    assert_eq!(stream.on_request_headers(&mut host, false), Action::Continue);
+    assert_eq!(
+        stream.on_request_headers(&mut host, false),
+        Action::Continue
+    );
     host.now = T0 + 1_000;
     root.on_tick(&mut host);
     let revalidation = host.sent.iter().find(|s| s.path == "/v1/revalidate");
@@ -287,7 +293,10 @@ fn a_provider_refusing_the_key_stops_the_response() {
     cache_verdict(&host, T0 + 10_000, 5, 1);
     let mut stream = root.stream(7);
     host.ctx.request = Some(chat());
-    assert_eq!(stream.on_request_headers(&mut host, false), Action::Continue);
+    assert_eq!(
+        stream.on_request_headers(&mut host, false),
+        Action::Continue
+    );
     host.response = vec![
         (":status".into(), "401".into()),
         ("content-type".into(), "application/json".into()),
@@ -331,7 +340,10 @@ fn the_overhead_runs_from_the_headers_to_the_forward_and_each_callout_is_timed()
     cache_verdict(&host, T0 + 10_000, 5, 1);
     let mut cached = root.stream(8);
     host.ctx.now_us = 5_000;
-    assert_eq!(cached.on_request_headers(&mut host, false), Action::Continue);
+    assert_eq!(
+        cached.on_request_headers(&mut host, false),
+        Action::Continue
+    );
     assert_eq!(samples(&host, "ptk.overhead_us"), [1_000, 0]);
     let mut refused = root.stream(9);
     host.ctx.request = Some(pairs(&[

@@ -217,7 +217,10 @@ fn only_a_limited_tokens_request_on_a_body_route_is_marked() {
         // Not held: its body passes at once.
         if !want {
             host.request_body = b"{}".to_vec();
-            assert_eq!(stream.on_request_body(&mut host, 2, false), Action::Continue);
+            assert_eq!(
+                stream.on_request_body(&mut host, 2, false),
+                Action::Continue
+            );
         }
     }
 }
@@ -233,7 +236,10 @@ fn the_filters_own_403_is_not_rewritten_by_its_response_watches() {
     // The local reply passes back through ptk's response callbacks.
     host.response = reply.headers.clone();
     host.response.push((":status".into(), "403".into()));
-    assert_eq!(stream.on_response_headers(&mut host, false), Action::Continue);
+    assert_eq!(
+        stream.on_response_headers(&mut host, false),
+        Action::Continue
+    );
     host.response.clear();
     host.body = reply.body.clone();
     let size = host.body.len();
@@ -246,8 +252,18 @@ fn the_filters_own_403_is_not_rewritten_by_its_response_watches() {
     let text = String::from_utf8_lossy(&host.body);
     assert!(text.contains("model_not_allowed") && !text.contains("credential"));
     let worker = root.worker.as_ref().unwrap();
-    assert_eq!(worker.counts.get(Counter::Refused(Refusal::ModelNotAllowed)), 1);
-    assert_eq!(worker.counts.get(Counter::CredentialRefused(Provider::Openai)), 0);
+    assert_eq!(
+        worker
+            .counts
+            .get(Counter::Refused(Refusal::ModelNotAllowed)),
+        1
+    );
+    assert_eq!(
+        worker
+            .counts
+            .get(Counter::CredentialRefused(Provider::Openai)),
+        0
+    );
 }
 
 #[test]
