@@ -96,9 +96,14 @@ impl ActivityBatch {
     }
 
     /// Queues what a provider said of a pool key for the next report (the same event for the
-    /// same key once per report).
+    /// same key once per report, with the latest cooldown).
     pub fn key_event(&mut self, event: KeyEvent) {
-        if self.key_events.len() < MAX_KEY_EVENTS && !self.key_events.contains(&event) {
+        let same = |e: &&mut KeyEvent| {
+            e.provider == event.provider && e.key == event.key && e.event == event.event
+        };
+        if let Some(queued) = self.key_events.iter_mut().find(same) {
+            queued.cooling_ms = event.cooling_ms;
+        } else if self.key_events.len() < MAX_KEY_EVENTS {
             self.key_events.push(event);
         }
     }

@@ -188,3 +188,49 @@ def test_usage_view_in_chromium(stack):
     print(run.stdout)
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
     assert USAGE_SCREENSHOT.exists() and USAGE_SCREENSHOT.stat().st_size > 10_000
+
+
+# --- key pools: the token's models and pool, the provider keys' states ------------------------
+
+POOLS_SCRIPT = ROOT / "tests/browser/dashboard_pools.mjs"
+POOLS_SCREENSHOT = ROOT / "tests/artifacts/dashboard-pools.png"
+POOL_KEYS = {"main": "sk-BROWSER-main-1a2b", "...77cc": "sk-BROWSER-spare-0e77cc",
+             "hot": "sk-BROWSER-hot-3c4d", "t1": "sk-BROWSER-team-5e6f"}
+
+
+def test_key_pool_fields_and_key_states_in_chromium(make_stack, tmp_path):
+    """A token's models and pool as text (an HTML-looking model never rendered) and each
+    key's state after real traffic: one refused (401), one cooling (429), one usable."""
+    k = POOL_KEYS
+    keys_file = tmp_path / "keys.env"
+    keys_file.write_text(f"OPENAI_API_KEYS=[main]{k['main']},{k['...77cc']},[hot]{k['hot']}\n"
+                         f"OPENAI_API_KEYS_POOL_TEAM_A=[t1]{k['t1']}\n")
+    stack = make_stack(keys={}, service_extra_env={"PTK_KEYS_FILE": str(keys_file)})
+    requests.post(f"{stack.mock_url}/__mock/keys", timeout=5, json={
+        k["...77cc"]: {"error": "invalid_key"},
+        k["hot"]: {"status": 429, "headers": {"retry-after": "600"}},
+    }).raise_for_status()
+    token = stack.mint("openai")["token"]
+    for _ in range(6):  # round robin reaches each key; the two bad ones leave rotation
+        requests.post(f"{stack.url}/v1/chat/completions", timeout=10,
+                      json={"model": "m", "messages": []},
+                      headers={"authorization": f"Bearer {token}", "connection": "close"})
+    admin = AdminClient(stack.service_admin_url, stack.admin_secret)
+    want = {"main": "usable", "...77cc": "refused", "hot": "cooling", "t1": "usable"}
+    deadline = time.monotonic() + 5
+    while True:  # the filter's workers report once a second
+        listing = admin.http.get(f"{stack.service_admin_url}/admin/api/keys", timeout=5).json()
+        got = {key["key"]: key["state"] for p in listing["providers"] for key in p["keys"]}
+        if got == want or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert got == want
+    POOLS_SCREENSHOT.unlink(missing_ok=True)
+    env = dict(os.environ, PTK_PROXY_URL=stack.url, PTK_ADMIN_SECRET=stack.admin_secret,
+               PTK_SCREENSHOT=str(POOLS_SCREENSHOT),
+               PTK_POOLS_EXPECT=json.dumps({"keys": want, "secrets": list(k.values())}))
+    run = subprocess.run(["node", str(POOLS_SCRIPT)], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    print(run.stdout)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    assert POOLS_SCREENSHOT.exists() and POOLS_SCREENSHOT.stat().st_size > 10_000

@@ -24,6 +24,7 @@ from . import fixtures as fx
 from .realtime import Realtime
 from .uploads import Uploads, is_upload_path
 from . import fixed_body, geo_block, key_errors, response_headers
+from .key_behaviour import KeyBehaviour
 
 HOLD_TIMEOUT_S = 20.0
 CONTROL_PREFIX = "/__mock/"
@@ -56,6 +57,8 @@ class State:
         self.held: set[asyncio.Event] = set()
         self.uploads = Uploads()
         self.realtime = Realtime()
+        #: What each API key is answered (``POST /__mock/keys``).
+        self.keys = KeyBehaviour()
         #: Plays an egress in a supported region: ``x-mock-geo: block`` is ignored.
         self.region_supported = False
 
@@ -211,6 +214,16 @@ def make_app(state: State, log: bool = True) -> web.Application:
             return web.json_response(state.realtime.summaries())
         if name == "release" and request.method == "POST":
             return web.json_response({"ok": True, "released": state.release()})
+        if name == "keys" and request.method == "GET":
+            return web.json_response(state.keys.table())
+        if name == "keys" and request.method == "POST":
+            try:
+                ok = state.keys.set(await request.json())
+            except ValueError:
+                ok = False
+            if not ok:
+                return web.json_response({"error": "expected {\"<key>\": {...}}"}, status=400)
+            return web.json_response({"ok": True})
         if name == "health" and request.method in ("GET", "HEAD"):
             return web.json_response({"ok": True})
         return web.json_response({"error": "unknown mock control endpoint"}, status=404)
@@ -264,6 +277,11 @@ def make_app(state: State, log: bool = True) -> web.Application:
         key_error = key_errors.error(request, provider, status)
         if key_error is not None:
             return _json(provider, key_error[1], key_error[0])
+        per_key = state.keys.response(request, provider)
+        if per_key is not None:
+            resp = _json(provider, per_key[1], per_key[0])
+            resp.headers.update(per_key[2])
+            return resp
         fixed = fixed_body.response(request, status)
         if fixed is not None:
             return fixed

@@ -53,7 +53,7 @@ pub struct Checker {
     cache_ttl_ms: u64,
     last_used: Arc<LastUsedStamper>,
     max_lease: u32,
-    health: KeyHealth,
+    health: Arc<KeyHealth>,
 }
 
 /// Default cap on one rate-limit lease (units the filter may spend without asking again).
@@ -78,7 +78,7 @@ impl Checker {
     ) -> Checker {
         Checker {
             store,
-            health: KeyHealth::new(limiter.clone()),
+            health: Arc::new(KeyHealth::new(limiter.clone())),
             limiter,
             keys,
             default_rate_limit,
@@ -90,8 +90,13 @@ impl Checker {
 
     /// Raises key states and events in `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Checker {
-        self.health = self.health.with_metrics(metrics);
+        self.health = Arc::new(KeyHealth::new(self.limiter.clone()).with_metrics(metrics));
         self
+    }
+
+    /// The key states this checker hands keys out by (the dashboard's keys view reads them).
+    pub fn key_health(&self) -> Arc<KeyHealth> {
+        self.health.clone()
     }
 
     /// Acts on the key events of an activity report (`key_health`).

@@ -6,7 +6,8 @@
 //! key: a rotated key (same label, new value) is a new key, usable at once, while the same
 //! key reloaded stays out until its time is up (and goes out again if still refused).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use ptk_wire::{KeyEvent, KeyEventKind, PoolKey, Provider};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -31,6 +32,26 @@ pub fn fingerprint(key: &SecretString) -> String {
 pub struct KeyHealth {
     limiter: Arc<dyn RateLimiter>,
     metrics: Option<Arc<Metrics>>,
+    /// Until when (unix ms) a filter said a key cools down, by provider and key name: for the
+    /// dashboard only (cooling is each Envoy's own; this replica keeps what it was told).
+    cooling: Mutex<HashMap<(&'static str, String), u64>>,
+}
+
+/// What the dashboard shows of one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Handed out.
+    Usable,
+    /// A filter reported a 429: it cools down on that Envoy until then (unix ms).
+    Cooling {
+        /// Unix milliseconds.
+        until_ms: u64,
+    },
+    /// Refused by its provider: out of every pool until then (unix seconds; 0: unknown).
+    Refused {
+        /// Unix seconds.
+        until_s: u64,
+    },
 }
 
 impl KeyHealth {
@@ -39,6 +60,7 @@ impl KeyHealth {
         KeyHealth {
             limiter,
             metrics: None,
+            cooling: Mutex::default(),
         }
     }
 
@@ -56,15 +78,16 @@ impl KeyHealth {
             return pool.iter().collect();
         }
         let prints: Vec<String> = pool.iter().map(|k| fingerprint(k.secret())).collect();
-        let refused = match self.limiter.refused_keys(&prints).await {
+        let refused = match self.limiter.refused_until(&prints).await {
             Ok(refused) => refused,
             Err(e) => {
                 tracing::warn!(error = %e, "key state lookup failed; every key is usable");
-                vec![false; pool.len()]
+                vec![None; pool.len()]
             }
         };
         let mut usable = Vec::with_capacity(pool.len());
         for (key, refused) in pool.iter().zip(refused) {
+            let refused = refused.is_some();
             if let Some(metrics) = &self.metrics {
                 metrics.key_state(provider.as_str(), &key.id, refused);
             }
@@ -88,6 +111,9 @@ impl KeyHealth {
                 KeyEventKind::RateLimited => "rate_limited",
                 KeyEventKind::Other => continue,
             };
+            if let Some(ms) = event.cooling_ms {
+                self.cooled(event.provider, &key.id, ms);
+            }
             if let Some(metrics) = &self.metrics {
                 metrics.key_event(event.provider.as_str(), &key.id, kind);
             }
@@ -111,6 +137,50 @@ impl KeyHealth {
             }
         }
     }
+}
+
+impl KeyHealth {
+    /// Remembers that a filter cools `id` down for `ms` from now (the report may arrive up to
+    /// a report interval late, so the end shown is at most that much late).
+    fn cooled(&self, provider: Provider, id: &str, ms: u64) {
+        let until = unix_ms().saturating_add(ms);
+        let mut cooling = self.cooling.lock().unwrap_or_else(|e| e.into_inner());
+        let now = unix_ms();
+        cooling.retain(|_, end| *end > now);
+        cooling.insert((provider.as_str(), id.to_owned()), until);
+    }
+
+    /// The state of each of `keys` (same order), for the dashboard. Refused wins over
+    /// cooling; if the backend fails, refusals are not known and keys read usable.
+    pub async fn states(&self, provider: Provider, keys: &[&NamedKey]) -> Vec<KeyState> {
+        let prints: Vec<String> = keys.iter().map(|k| fingerprint(k.secret())).collect();
+        let refused = self
+            .limiter
+            .refused_until(&prints)
+            .await
+            .unwrap_or_else(|_| vec![None; keys.len()]);
+        let cooling = self.cooling.lock().unwrap_or_else(|e| e.into_inner());
+        let now = unix_ms();
+        keys.iter()
+            .zip(refused)
+            .map(|(key, refused)| {
+                if let Some(until_s) = refused {
+                    return KeyState::Refused { until_s };
+                }
+                match cooling.get(&(provider.as_str(), key.id.clone())) {
+                    Some(&until_ms) if until_ms > now => KeyState::Cooling { until_ms },
+                    _ => KeyState::Usable,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Now as unix milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The pool an allow carries: the usable keys with their names (empty for a single key, which
@@ -140,6 +210,7 @@ mod tests {
             provider: Provider::Openai,
             key: id.to_owned(),
             event: kind,
+            cooling_ms: (kind == KeyEventKind::RateLimited).then_some(60_000),
         }
     }
 
@@ -172,6 +243,35 @@ mod tests {
             ids(health.usable(Provider::Openai, &pool[1..2]).await),
             ["b"]
         );
+    }
+
+    #[tokio::test]
+    async fn states_say_refused_over_cooling_and_until_when() {
+        let pool = parse_list("[a]sk-key-aaaa,[b]sk-key-bbbb,[c]sk-key-cccc", "K").unwrap();
+        let keys = ProviderKeys::none().with_pool(Provider::Openai, None, pool.clone());
+        let health = KeyHealth::new(Arc::new(InMemoryRateLimiter::new()));
+        let refs: Vec<&NamedKey> = pool.iter().collect();
+        let before = unix_ms();
+        let events = [
+            event("a", KeyEventKind::RateLimited),
+            event("b", KeyEventKind::RateLimited),
+            event("b", KeyEventKind::Refused),
+        ];
+        health.report(&keys, &events).await;
+        let states = health.states(Provider::Openai, &refs).await;
+        let KeyState::Cooling { until_ms } = states[0] else {
+            panic!("{states:?}")
+        };
+        assert!((before + 60_000..=unix_ms() + 60_000).contains(&until_ms));
+        let KeyState::Refused { until_s } = states[1] else {
+            panic!("{states:?}")
+        };
+        let hour = before / 1000 + REFUSED_TTL_S;
+        assert!((hour..=hour + 2).contains(&until_s), "{until_s}");
+        assert_eq!(states[2], KeyState::Usable);
+        // Another provider's key of the same name is not cooling.
+        let other = health.states(Provider::Anthropic, &refs[..1]).await;
+        assert_eq!(other, [KeyState::Usable]);
     }
 
     #[test]

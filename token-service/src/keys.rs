@@ -18,7 +18,7 @@ pub fn key_var(provider: Provider) -> Option<&'static str> {
 
 /// Every provider this process knows, with its key variable: the built-in ones, then the
 /// configured ones.
-fn known() -> Vec<(Provider, &'static str)> {
+pub(crate) fn known() -> Vec<(Provider, &'static str)> {
     let configured = ptk_wire::providers::configured()
         .into_iter()
         .map(|c| c.provider);

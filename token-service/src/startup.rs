@@ -122,6 +122,7 @@ impl Application {
             last_used,
         )
         .with_metrics(metrics.clone());
+        let key_health = checker.key_health();
         let check_secret = Arc::new(secret_digest(&settings.check_secret));
         let state = AppState {
             checker: Arc::new(checker),
@@ -147,7 +148,8 @@ impl Application {
                     check_secret,
                     about,
                 )
-                .with_operations(key_ring.clone(), metrics.clone());
+                .with_operations(key_ring.clone(), metrics.clone())
+                .with_key_health(key_health);
                 Some(bind(admin_settings.listen, admin::router(state)).await?)
             }
             None => None,

@@ -37,6 +37,10 @@ pub struct KeyEvent {
     pub key: String,
     /// What the provider said.
     pub event: KeyEventKind,
+    /// For `rate_limited`: how long the key cools down on that Envoy (milliseconds), so the
+    /// dashboard can say until when. Absent from older filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooling_ms: Option<u64>,
 }
 
 /// The kinds of [`KeyEvent`]. A kind this build does not know reads as `Other` (ignored), so

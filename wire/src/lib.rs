@@ -530,6 +530,11 @@ mod tests {
         let odd = fixture("usage_with_key_events.json").replace("rate_limited", "melted");
         let report: ActivityReport = serde_json::from_str(&odd).unwrap();
         assert_eq!(report.key_events[1].event, KeyEventKind::Other);
+        assert_eq!(report.key_events[1].cooling_ms, Some(2000));
+        assert_eq!(
+            report.key_events[0].cooling_ms, None,
+            "absent: an older filter"
+        );
     }
 
     #[test]

@@ -115,9 +115,14 @@ fn mark_key(
         Level::Warn,
         &format!("ptk filter: {} pool key {id} {what}", provider.as_str()),
     );
+    let cooling_ms = match mark {
+        Mark::Cooldown { until_ms } => Some(until_ms.saturating_sub(now)),
+        Mark::Refused { .. } => None,
+    };
     worker.activity.borrow_mut().key_event(KeyEvent {
         provider,
         key: id.to_owned(),
         event,
+        cooling_ms,
     });
 }

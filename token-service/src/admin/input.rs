@@ -46,6 +46,7 @@ struct PatchBody {
     rate_limit: Option<Option<RateLimitBody>>,
     #[serde(default, deserialize_with = "present")]
     models: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
     key_pool: Option<Option<String>>,
 }
 

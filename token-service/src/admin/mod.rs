@@ -13,6 +13,7 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::http::SecretDigest;
+use crate::key_health::KeyHealth;
 use crate::key_ring::KeyRing;
 use crate::keys::ProviderKeys;
 use crate::metrics::Metrics;
@@ -66,6 +67,8 @@ pub struct AdminState {
     /// What the dashboard says about this proxy (providers with keys, default quota, where
     /// the admin secret is).
     pub about: Arc<ProxyInfo>,
+    /// Which provider keys are refused or cooling (the keys view).
+    pub key_health: Arc<KeyHealth>,
 }
 
 impl AdminState {
@@ -85,6 +88,7 @@ impl AdminState {
             sessions,
             usage,
             keys: Arc::new(SessionKeys::new(&settings.secret, settings.session_max_age)),
+            key_health: Arc::new(KeyHealth::new(limiter.clone())),
             login_throttle: Arc::new(LoginThrottle::new(limiter)),
             public_url: settings.public_url.as_deref().map(Arc::from),
             check_secret,
@@ -99,6 +103,13 @@ impl AdminState {
     pub fn with_operations(mut self, key_ring: Arc<KeyRing>, metrics: Arc<Metrics>) -> AdminState {
         self.key_ring = key_ring;
         self.metrics = metrics;
+        self
+    }
+
+    /// The checker's key states (by default a state reads the limiter's refusals and knows
+    /// of no cooling).
+    pub fn with_key_health(mut self, key_health: Arc<KeyHealth>) -> AdminState {
+        self.key_health = key_health;
         self
     }
 }
@@ -144,6 +155,7 @@ pub fn route_table() -> Vec<RouteEntry> {
         entry(TOKEN, Method::GET, api::get_one),
         entry(TOKEN, Method::PATCH, api::patch),
         entry(TOKEN, Method::DELETE, api::delete),
+        entry("/admin/api/keys", Method::GET, keys::list),
         entry("/admin/api/keys/reload", Method::POST, keys::reload),
         entry(
             "/admin/api/tokens/{hash}/usage",

@@ -13,6 +13,7 @@ use secrecy::ExposeSecret as _;
 
 use super::error::AdminError;
 use super::guard::session_of;
+use super::keys;
 use super::paging::DEFAULT_PAGE_LIMIT;
 use super::request_info::RequestInfo;
 use super::rows::rows;
@@ -102,7 +103,8 @@ fn snippet(sdk: Sdk, url: &str) -> String {
     }
 }
 
-fn create_form() -> Markup {
+/// `pools`: the named key pools, offered as suggestions for the `key_pool` field.
+fn create_form(pools: &[&str]) -> Markup {
     html! {
         form #create {
             label { "Label" input name="label" required placeholder="alice-laptop"; }
@@ -127,6 +129,15 @@ fn create_form() -> Markup {
                 "Custom token (optional, 12 to 256 chars: letters, digits, -_.~!$'()*:@/)"
                 input name="token" autocomplete="off" placeholder="blank = generate";
             }
+            label {
+                "Models (optional, comma-separated; * matches any run of characters)"
+                input name="models" autocomplete="off" placeholder="blank = any model";
+            }
+            label {
+                "Key pool (optional)"
+                input name="key_pool" autocomplete="off" list="pool-names" placeholder="blank = the default pool";
+            }
+            datalist #pool-names { @for pool in pools { option value=(pool); } }
             fieldset.rate {
                 legend { "Rate limit (optional)" }
                 input type="number" name="rl_count" min="1" placeholder="requests" aria-label="requests";
@@ -222,6 +233,8 @@ pub async fn dashboard(
     let page = state.store.list_page(DEFAULT_PAGE_LIMIT, None).await?;
     let next = page.next.as_ref().map(PageCursor::encode);
     let head = html! { meta name="csrf-token" content=(csrf); };
+    let key_views = keys::views(&state).await;
+    let ring = state.key_ring.current();
     let body = html! {
         header {
             h1 { "ptk admin" }
@@ -232,16 +245,16 @@ pub async fn dashboard(
         }
         div #flash role="alert" hidden {}
         main {
-            (state.about.panel(&state.key_ring.current().configured()))
-            section { h2 { "New token" } (create_form()) }
+            (state.about.panel(&ring.configured()))
+            section { h2 { "New token" } (create_form(&ring.pool_names())) }
             (created_panel(&base))
             section {
                 h2 { "Tokens" }
                 table #tokens {
                     thead { tr {
                         th { "Label" } th { "Token" } th { "Hash" } th { "Scopes" } th { "Status" }
-                        th { "Rate limit" } th { "Created" } th { "Expires" } th { "Last used" }
-                        th { "Actions" }
+                        th { "Rate limit" } th { "Models" } th { "Key pool" } th { "Created" }
+                        th { "Expires" } th { "Last used" } th { "Actions" }
                     } }
                     tbody #rows { (rows(&page.tokens, &state.about, Utc::now())) }
                 }
@@ -251,6 +264,7 @@ pub async fn dashboard(
                     button #next-page type="button" data-after=[next.as_deref()] disabled[next.is_none()] { "older ›" }
                 }
             }
+            (keys::panel(&key_views))
             (usage_panels())
         }
         script src="/admin/static/admin.js" {}

@@ -32,6 +32,7 @@ fn row(listing: &TokenListing, about: &ProxyInfo, now: DateTime<Utc>) -> Markup 
         Some(format!("dim {state}"))
     };
     let expires = r.expires_at.as_deref().filter(|e| !e.trim().is_empty());
+    let models = r.models.as_ref().map(|m| m.join(", "));
     let (toggle_label, next) = match r.status {
         TokenStatus::Active => ("disable", "disabled"),
         TokenStatus::Disabled => ("enable", "active"),
@@ -50,6 +51,20 @@ fn row(listing: &TokenListing, about: &ProxyInfo, now: DateTime<Utc>) -> Markup 
             td.scopes { @for p in &r.providers { span class=(format!("pill {}", p.as_str())) { (p.as_str()) } } }
             td.status { span class=(format!("state {state}")) { (state) } }
             td.rate-limit { (about.rate_limit_text(r.rate_limit)) }
+            // Model names and pool names are shown as text (maud escapes them); the editors
+            // start from the data- attributes.
+            td.models data-models=[models.as_deref()] {
+                span.models-text { @match &models { Some(m) => (m), None => "any" } }
+                " "
+                button type="button" data-action="edit-models" { "edit" }
+                input.text-editor data-field="models" aria-label="new model allow-list" hidden;
+            }
+            td.key-pool data-key-pool=[r.key_pool.as_deref()] {
+                span.key-pool-text { @match &r.key_pool { Some(p) => (p), None => "default" } }
+                " "
+                button type="button" data-action="edit-key-pool" { "edit" }
+                input.text-editor data-field="key_pool" aria-label="new key pool" hidden;
+            }
             td { (time(&r.created_at)) }
             td.expires {
                 span.expiry-text {
@@ -77,7 +92,7 @@ fn row(listing: &TokenListing, about: &ProxyInfo, now: DateTime<Utc>) -> Markup 
 pub fn rows(listings: &[TokenListing], about: &ProxyInfo, now: DateTime<Utc>) -> Markup {
     html! {
         @if listings.is_empty() {
-            tr.empty { td colspan="10" { "No tokens yet." } }
+            tr.empty { td colspan="12" { "No tokens yet." } }
         }
         @for listing in listings { (row(listing, about, now)) }
     }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{retry_after_s, Acquired, RateDecision, RateLimit, RateLimitError, RateLimiter};
+use super::{
+    retry_after_s, unix_seconds, Acquired, RateDecision, RateLimit, RateLimitError, RateLimiter,
+};
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -126,12 +128,24 @@ impl RateLimiter for InMemoryRateLimiter {
         Ok(())
     }
 
-    async fn refused_keys(&self, fingerprints: &[String]) -> Result<Vec<bool>, RateLimitError> {
+    async fn refused_until(
+        &self,
+        fingerprints: &[String],
+    ) -> Result<Vec<Option<u64>>, RateLimitError> {
         let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
+        let unix_now = unix_seconds();
         Ok(fingerprints
             .iter()
-            .map(|f| refused.get(f).is_some_and(|until| *until > now))
+            .map(|f| {
+                let left = refused.get(f)?.checked_duration_since(now)?;
+                // Rounded up: a key refused for 0.4 s more is still refused at that second.
+                Some(
+                    unix_now
+                        .saturating_add(left.as_secs())
+                        .saturating_add(u64::from(left.subsec_nanos() > 0)),
+                )
+            })
             .collect())
     }
 

@@ -60,8 +60,12 @@ impl RateLimiter for MeteredLimiter {
         self.count("refuse_key", result)
     }
 
-    async fn refused_keys(&self, fingerprints: &[String]) -> Result<Vec<bool>, RateLimitError> {
-        self.count("refused_keys", self.inner.refused_keys(fingerprints).await)
+    async fn refused_until(
+        &self,
+        fingerprints: &[String],
+    ) -> Result<Vec<Option<u64>>, RateLimitError> {
+        let result = self.inner.refused_until(fingerprints).await;
+        self.count("refused_until", result)
     }
 
     fn backend(&self) -> &'static str {

@@ -109,9 +109,13 @@ pub trait RateLimiter: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Which of `fingerprints` are refused now (same order).
-    async fn refused_keys(&self, fingerprints: &[String]) -> Result<Vec<bool>, RateLimitError> {
-        Ok(vec![false; fingerprints.len()])
+    /// Until when each of `fingerprints` is refused (unix seconds; same order), `None` for a
+    /// key not refused now.
+    async fn refused_until(
+        &self,
+        fingerprints: &[String],
+    ) -> Result<Vec<Option<u64>>, RateLimitError> {
+        Ok(vec![None; fingerprints.len()])
     }
 
     /// Proves the backend answers (readiness). An in-process limiter always does.
@@ -123,6 +127,13 @@ pub trait RateLimiter: Send + Sync + 'static {
     fn backend(&self) -> &'static str {
         "memory"
     }
+}
+
+/// Now as unix seconds (0 if the clock is before 1970).
+pub(crate) fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl From<Acquired> for RateDecision {

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::Script;
 
-use super::{retry_after_s, Acquired, RateLimit, RateLimitError, RateLimiter};
+use super::{retry_after_s, unix_seconds, Acquired, RateLimit, RateLimitError, RateLimiter};
 
 /// Counts one request (ARGV: limit, window length in ms, max lease) and leases a quarter of
 /// what is left; starts a new window at the first hit after the last one ended or when the
@@ -123,18 +123,23 @@ impl RateLimiter for RedisRateLimiter {
 
     async fn refuse_key(&self, fingerprint: &str, ttl_s: u64) -> Result<(), RateLimitError> {
         let mut conn = self.conn.clone();
+        let ttl_s = ttl_s.max(1);
+        // The value is the end (unix seconds), for the dashboard; the expiry does the work.
         let _: () = redis::cmd("SET")
             .arg(format!("ptk:keyref:{fingerprint}"))
-            .arg(1)
+            .arg(unix_seconds().saturating_add(ttl_s))
             .arg("EX")
-            .arg(ttl_s.max(1))
+            .arg(ttl_s)
             .query_async(&mut conn)
             .await
             .map_err(failed)?;
         Ok(())
     }
 
-    async fn refused_keys(&self, fingerprints: &[String]) -> Result<Vec<bool>, RateLimitError> {
+    async fn refused_until(
+        &self,
+        fingerprints: &[String],
+    ) -> Result<Vec<Option<u64>>, RateLimitError> {
         if fingerprints.is_empty() {
             return Ok(Vec::new());
         }
@@ -144,7 +149,11 @@ impl RateLimiter for RedisRateLimiter {
             mget.arg(format!("ptk:keyref:{fingerprint}"));
         }
         let found: Vec<Option<String>> = mget.query_async(&mut conn).await.map_err(failed)?;
-        Ok(found.into_iter().map(|v| v.is_some()).collect())
+        // An entry whose value is no time (an older build wrote `1`) is refused, end unknown.
+        Ok(found
+            .into_iter()
+            .map(|v| v.map(|v| v.parse().unwrap_or(0)))
+            .collect())
     }
 
     async fn ping(&self) -> Result<(), RateLimitError> {

@@ -98,6 +98,14 @@ fn a_429_cools_its_key_down_until_retry_after_then_it_is_used_again() {
     let body = String::from_utf8(report.1).unwrap();
     assert!(body.contains(r#""event":"rate_limited""#), "{body}");
     assert!(!body.contains("sk-pool-"), "a key in the report: {body}");
+    // One event per key, with its latest cooldown (b cooled for 2 s, then 4.5 s).
+    let report: ptk_wire::ActivityReport = serde_json::from_str(&body).unwrap();
+    let cooling: Vec<(&str, Option<u64>)> = report
+        .key_events
+        .iter()
+        .map(|e| (e.key.as_str(), e.cooling_ms))
+        .collect();
+    assert_eq!(cooling, [("b", Some(4500)), ("a", Some(4500))], "{body}");
 }
 
 #[test]

@@ -70,7 +70,8 @@
   }
 
   function editing() {
-    return Array.from(rowsEl.querySelectorAll(".expiry-editor")).some((el) => !el.hidden);
+    return Array.from(rowsEl.querySelectorAll(".expiry-editor, .text-editor"))
+      .some((el) => !el.hidden);
   }
 
   // Re-reads the shown page only; the server answers its rows and the next page's cursor.
@@ -137,7 +138,30 @@
   }
 
   function closeEditors() {
-    rowsEl.querySelectorAll(".expiry-editor").forEach((el) => { el.hidden = true; });
+    rowsEl.querySelectorAll(".expiry-editor, .text-editor").forEach((el) => { el.hidden = true; });
+  }
+
+  // "a, b ,c" -> ["a", "b", "c"]; blank -> null (any model).
+  function modelList(text) {
+    const list = (text || "").split(",").map((m) => m.trim()).filter((m) => m);
+    return list.length ? list : null;
+  }
+
+  // A text editor (models, key pool) starts from the cell's data- attribute, the stored value.
+  function openTextEditor(row, field, current) {
+    const editor = row.querySelector(`.text-editor[data-field="${field}"]`);
+    editor.value = current || "";
+    editor.hidden = false;
+    editor.focus();
+  }
+
+  function saveTextEditor(editor) {
+    const row = editor.closest("tr[data-hash]");
+    const value = editor.value.trim();
+    const body = editor.dataset.field === "models"
+      ? { models: modelList(value) }
+      : { key_pool: value || null };
+    mutate("PATCH", `/admin/api/tokens/${row.dataset.hash}`, body);
   }
 
   rowsEl.addEventListener("click", (event) => {
@@ -160,6 +184,12 @@
       case "clear-expiry":
         mutate("PATCH", url, { expires_at: null });
         break;
+      case "edit-models":
+        openTextEditor(row, "models", row.querySelector("td.models").dataset.models);
+        break;
+      case "edit-key-pool":
+        openTextEditor(row, "key_pool", row.querySelector("td.key-pool").dataset.keyPool);
+        break;
       case "edit-expiry": {
         const editor = row.querySelector(".expiry-editor");
         editor.value = row.dataset.expires ? toLocalInput(row.dataset.expires) : "";
@@ -180,9 +210,14 @@
   });
 
   rowsEl.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && event.target.closest(".expiry-editor")) {
+    if (event.key === "Escape" && event.target.closest(".expiry-editor, .text-editor")) {
       closeEditors();
       refresh();
+    }
+    const text = event.target.closest(".text-editor");
+    if (event.key === "Enter" && text) {
+      event.preventDefault();
+      saveTextEditor(text);
     }
   });
 
@@ -201,6 +236,10 @@
     const count = data.get("rl_count");
     const windowS = data.get("rl_window");
     if (count || windowS) body.rate_limit = { count: Number(count), window_s: Number(windowS) };
+    const models = modelList(data.get("models"));
+    if (models) body.models = models;
+    const pool = (data.get("key_pool") || "").trim();
+    if (pool) body.key_pool = pool;
     try {
       const response = await call("POST", "/admin/api/tokens", body);
       const created = await response.json();
@@ -242,4 +281,6 @@
   setInterval(refresh, REFRESH_MS);
   showPager();
   localize(rowsEl);
+  const keysEl = document.getElementById("keys");
+  if (keysEl) localize(keysEl);
 })();
