@@ -124,6 +124,7 @@ impl ActivityBatch {
                         requests,
                         incomplete,
                         usage,
+                        shortfall_tokens: 0,
                     }
                 },
             )
@@ -145,6 +146,7 @@ impl ActivityBatch {
         let report = ActivityReport {
             entries,
             token_usage,
+            grant_releases: Vec::new(),
         };
         let body = serde_json::to_vec(&report).ok()?;
         Some((callout_headers(config, secret, ACTIVITY_PATH), body))

@@ -210,6 +210,7 @@ pub fn check_call(
         hash: pending.hash.clone(),
         provider: pending.identified.provider,
         returned: pending.returned,
+        budget_want: None,
     };
     // Serialising plain fields cannot fail; an empty body would be refused upstream anyway.
     let body = serde_json::to_vec(&request).unwrap_or_default();
@@ -283,8 +284,9 @@ pub fn decide_check_response(
         Some(CheckResponse::Deny {
             reason,
             retry_after_s,
+            budget,
         }) => CheckDecision::Reply {
-            refused: pending.refuse(Refusal::from_deny(reason, retry_after_s)),
+            refused: pending.refuse(Refusal::from_deny(reason, retry_after_s, budget)),
             callout_failed: false,
         },
         // Transport failure, non-200, garbage, an allow without a key, or an allow narrowed by

@@ -2,9 +2,12 @@
 //! statuses and messages of the original Worker (§1.2), written in the provider's own error
 //! shape so the client's SDK raises its usual authentication / permission / rate-limit error.
 
-use ptk_wire::DenyReason;
+use std::borrow::Cow;
+
+use ptk_wire::{BudgetDenial, DenyReason};
 use serde_json::json;
 
+use crate::budget_refusal::{budget_message, RETRY_AFTER_WITHIN_S};
 use crate::dialect::ErrorShape;
 
 /// Why a request is answered locally instead of forwarded.
@@ -43,6 +46,14 @@ pub enum Refusal {
     /// The token was allowed, but after the rewrite a proxy token (it, or another credential
     /// value the client sent) would still go upstream: in another header, the path or the query.
     TokenInRequest,
+    /// A budget of the token or its group has no room (429 naming the budget and its reset;
+    /// `Retry-After` when the reset is within a day).
+    BudgetExhausted {
+        /// Which budget and when it resets (`None` when the token-service did not say).
+        budget: Option<BudgetDenial>,
+        /// Seconds until the reset.
+        retry_after_s: u64,
+    },
 }
 
 /// `Retry-After` used when the token-service does not say (the original's static value).
@@ -50,7 +61,11 @@ pub const DEFAULT_RETRY_AFTER_S: u64 = 60;
 
 impl Refusal {
     /// Maps a token-service deny to a refusal.
-    pub fn from_deny(reason: DenyReason, retry_after_s: Option<u64>) -> Refusal {
+    pub fn from_deny(
+        reason: DenyReason,
+        retry_after_s: Option<u64>,
+        budget: Option<BudgetDenial>,
+    ) -> Refusal {
         match reason {
             DenyReason::Invalid => Refusal::Invalid,
             DenyReason::Expired => Refusal::Expired,
@@ -60,6 +75,10 @@ impl Refusal {
             },
             DenyReason::StoreUnavailable => Refusal::TokenServiceUnavailable,
             DenyReason::ProviderUnconfigured => Refusal::ProviderUnconfigured,
+            DenyReason::BudgetExhausted => Refusal::BudgetExhausted {
+                budget,
+                retry_after_s: retry_after_s.unwrap_or(DEFAULT_RETRY_AFTER_S).max(1),
+            },
         }
     }
 
@@ -73,7 +92,9 @@ impl Refusal {
             | Refusal::UnknownUpload
             | Refusal::UnknownSecret => 401,
             Refusal::ProviderNotAllowed => 403,
-            Refusal::RateLimited { .. } | Refusal::Throttled { .. } => 429,
+            Refusal::RateLimited { .. }
+            | Refusal::Throttled { .. }
+            | Refusal::BudgetExhausted { .. } => 429,
             Refusal::TokenServiceUnavailable | Refusal::ProviderUnconfigured => 503,
         }
     }
@@ -95,6 +116,16 @@ impl Refusal {
                 "proxy token found outside its auth slot (another header, the path or the \
                  query); send it only as the API key"
             }
+            Refusal::BudgetExhausted { .. } => "budget exhausted",
+        }
+    }
+
+    /// The message the client reads: [`Refusal::message`], or for a budget the one naming it
+    /// and its reset time.
+    pub fn text(self) -> Cow<'static, str> {
+        match self {
+            Refusal::BudgetExhausted { budget, .. } => budget_message(budget).into(),
+            other => other.message().into(),
         }
     }
 
@@ -112,6 +143,7 @@ impl Refusal {
             Refusal::UnknownUpload => "upload_session_not_found",
             Refusal::UnknownSecret => "unknown_client_secret",
             Refusal::TokenInRequest => "proxy_token_in_request",
+            Refusal::BudgetExhausted { .. } => "budget_exhausted",
         }
     }
 
@@ -126,7 +158,7 @@ impl Refusal {
     pub fn websocket_reply(self) -> LocalReply {
         self.with_body(
             "text/plain; charset=utf-8",
-            self.message().as_bytes().to_vec(),
+            self.text().as_bytes().to_vec(),
         )
     }
 
@@ -135,6 +167,11 @@ impl Refusal {
         if let Refusal::RateLimited { retry_after_s } | Refusal::Throttled { retry_after_s } = self
         {
             headers.push(("retry-after".to_string(), retry_after_s.to_string()));
+        }
+        if let Refusal::BudgetExhausted { retry_after_s, .. } = self {
+            if retry_after_s <= RETRY_AFTER_WITHIN_S {
+                headers.push(("retry-after".to_string(), retry_after_s.to_string()));
+            }
         }
         LocalReply {
             status: self.status(),
@@ -145,7 +182,7 @@ impl Refusal {
 }
 
 fn error_body(refusal: Refusal, shape: ErrorShape) -> serde_json::Value {
-    error_json(shape, refusal.status(), refusal.message(), refusal.code())
+    error_json(shape, refusal.status(), &refusal.text(), refusal.code())
 }
 
 /// An error body in a provider's own shape, for any error the filter answers (its refusals, a
@@ -196,4 +233,77 @@ pub struct LocalReply {
     pub headers: Vec<(String, String)>,
     /// Response body.
     pub body: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use ptk_wire::{BudgetKind, BudgetPeriod, BudgetScope};
+
+    fn exhausted(retry_after_s: u64) -> Refusal {
+        let budget = BudgetDenial {
+            scope: BudgetScope::Token,
+            kind: BudgetKind::Tokens,
+            period: BudgetPeriod::Day,
+            resets_at_s: 1_795_996_800,
+        };
+        Refusal::from_deny(
+            DenyReason::BudgetExhausted,
+            Some(retry_after_s),
+            Some(budget),
+        )
+    }
+
+    fn retry_after(reply: &LocalReply) -> Option<&str> {
+        reply
+            .headers
+            .iter()
+            .find(|(name, _)| name == "retry-after")
+            .map(|(_, value)| value.as_str())
+    }
+
+    const WORDS: &str =
+        "the token's daily token budget is exhausted; it resets at 2026-11-30T00:00:00Z (UTC)";
+
+    #[test]
+    fn a_budget_deny_is_a_429_in_each_providers_shape_naming_the_budget() {
+        let refusal = exhausted(3600);
+        for (shape, message_at, kind_at, kind) in [
+            (ErrorShape::Openai, "/error/message", "/error/code", "budget_exhausted"),
+            (
+                ErrorShape::Anthropic,
+                "/error/message",
+                "/error/type",
+                "rate_limit_error",
+            ),
+            (
+                ErrorShape::Gemini,
+                "/error/message",
+                "/error/status",
+                "RESOURCE_EXHAUSTED",
+            ),
+        ] {
+            let reply = refusal.reply(shape);
+            assert_eq!(reply.status, 429, "{shape:?}");
+            let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+            assert_eq!(body.pointer(message_at).unwrap(), WORDS, "{shape:?}");
+            assert_eq!(body.pointer(kind_at).unwrap(), kind, "{shape:?}");
+            assert_eq!(retry_after(&reply), Some("3600"), "{shape:?}");
+        }
+        let ws = refusal.websocket_reply();
+        assert_eq!((ws.status, ws.body.as_slice()), (429, WORDS.as_bytes()));
+    }
+
+    #[test]
+    fn retry_after_only_when_the_reset_is_within_a_day() {
+        assert_eq!(retry_after(&exhausted(86_400).reply(ErrorShape::Openai)), Some("86400"));
+        assert_eq!(retry_after(&exhausted(86_401).reply(ErrorShape::Openai)), None);
+        // A deny without details is still a 429, with a generic message.
+        let bare = Refusal::from_deny(DenyReason::BudgetExhausted, None, None);
+        let reply = bare.reply(ErrorShape::Anthropic);
+        assert_eq!(reply.status, 429);
+        assert_eq!(retry_after(&reply), Some("60"));
+        assert_eq!(bare.text(), "budget exhausted");
+    }
 }

@@ -86,6 +86,7 @@ fn deny_outcome(reason: DenyReason) -> &'static str {
         DenyReason::RateLimited => "rate_limited",
         DenyReason::StoreUnavailable => "store_unavailable",
         DenyReason::ProviderUnconfigured => "provider_unconfigured",
+        DenyReason::BudgetExhausted => "budget_exhausted",
     }
 }
 
@@ -266,6 +267,7 @@ mod tests {
             &CheckResponse::Deny {
                 reason: DenyReason::RateLimited,
                 retry_after_s: Some(3),
+                budget: None,
             },
             Duration::from_micros(50),
         );

@@ -17,11 +17,15 @@
 
 use serde::{Deserialize, Serialize};
 
+mod budget;
 pub mod providers;
 mod revalidate;
 mod token_shape;
 pub mod usage;
 mod version;
+pub use budget::{
+    BudgetDenial, BudgetGrant, BudgetKind, BudgetPeriod, BudgetScope, GrantRelease,
+};
 pub use revalidate::{
     RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation, MAX_REVALIDATE_ENTRIES,
     REVALIDATE_PATH,
@@ -123,6 +127,11 @@ pub struct CheckRequest {
     /// with sparse traffic is not charged for requests it never made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub returned: Option<Lease>,
+    /// Tokens the request at hand is estimated to need, when the filter asks for a budget
+    /// grant after reading the body (its cached grant ran short): the grant is at least this,
+    /// or the answer is `budget_exhausted`. Absent at the headers, where nothing is estimated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_want: Option<u64>,
 }
 
 /// A slice of a token's rate-limit window budget that the filter may spend locally, without
@@ -170,6 +179,8 @@ pub enum CheckResponse {
         reason: DenyReason,
         /// For `rate_limited`: seconds until the client may retry.
         retry_after_s: Option<u64>,
+        /// For `budget_exhausted`: which budget, and when it resets.
+        budget: Option<BudgetDenial>,
     },
 }
 
@@ -185,6 +196,10 @@ pub struct Limits {
     /// none where one is required, is refused with 403 before anything is forwarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
+    /// The token has a budget (its own or its group's): requests may only be forwarded while
+    /// their estimates fit in this grant (wire 1.2; see [`BudgetGrant`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetGrant>,
 }
 
 /// [`CheckResponse`] as it is spelled on the wire.
@@ -208,6 +223,8 @@ enum WireResponse {
         reason: DenyReason,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_s: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget: Option<BudgetDenial>,
     },
 }
 
@@ -238,9 +255,11 @@ impl From<WireResponse> for CheckResponse {
             WireResponse::Deny {
                 reason,
                 retry_after_s,
+                budget,
             } => CheckResponse::Deny {
                 reason,
                 retry_after_s,
+                budget,
             },
         }
     }
@@ -273,9 +292,11 @@ impl From<CheckResponse> for WireResponse {
             CheckResponse::Deny {
                 reason,
                 retry_after_s,
+                budget,
             } => WireResponse::Deny {
                 reason,
                 retry_after_s,
+                budget,
             },
         }
     }
@@ -299,10 +320,12 @@ impl std::fmt::Debug for CheckResponse {
             CheckResponse::Deny {
                 reason,
                 retry_after_s,
+                budget,
             } => f
                 .debug_struct("Deny")
                 .field("reason", reason)
                 .field("retry_after_s", retry_after_s)
+                .field("budget", budget)
                 .finish(),
         }
     }
@@ -319,6 +342,9 @@ pub struct ActivityReport {
     /// does not meter; an older token-service ignores it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_usage: Vec<usage::UsageEntry>,
+    /// Budget grant tokens released since the last report (wire 1.2; see [`GrantRelease`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_releases: Vec<GrantRelease>,
 }
 
 /// Requests one token made through one worker since its last report. Unknown fields are
@@ -350,6 +376,10 @@ pub enum DenyReason {
     StoreUnavailable,
     /// The operator has not configured a real key for this provider: 503.
     ProviderUnconfigured,
+    /// A budget of the token or its group has no room for the request (wire 1.2): 429 in the
+    /// provider's shape naming the budget and its reset, `Retry-After` when it is within a
+    /// day. Older filters do not know this reason and fail closed (503).
+    BudgetExhausted,
 }
 
 #[cfg(test)]
@@ -373,6 +403,10 @@ mod tests {
             "deny_rate_limited.json",
             "usage.json",
             "usage_with_token_usage.json",
+            "deny_budget_exhausted.json",
+            "allow_budgeted.json",
+            "check_request_budget_want.json",
+            "usage_with_grant_releases.json",
         ] {
             let text = fixture(name);
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -483,6 +517,44 @@ mod tests {
         // Unknown fields outside `limits` are still tolerated.
         let extra = r#"{"verdict":"allow_limited","key":"k","cache_ttl_ms":1,"limits":{},"x":1}"#;
         assert!(serde_json::from_str::<CheckResponse>(extra).is_ok());
+    }
+
+    #[test]
+    fn budget_fixtures_carry_the_grant_the_denial_and_the_settlement() {
+        let allow: CheckResponse = serde_json::from_str(&fixture("allow_budgeted.json")).unwrap();
+        let CheckResponse::Allow { limits, .. } = &allow else {
+            panic!("{allow:?}")
+        };
+        let grant = limits.as_ref().and_then(|l| l.budget).unwrap();
+        assert_eq!((grant.id, grant.tokens, grant.expires_in_ms), (77, 25_000, 1000));
+        let deny: CheckResponse =
+            serde_json::from_str(&fixture("deny_budget_exhausted.json")).unwrap();
+        let CheckResponse::Deny {
+            reason: DenyReason::BudgetExhausted,
+            retry_after_s: Some(3600),
+            budget: Some(budget),
+        } = deny
+        else {
+            panic!("{deny:?}")
+        };
+        assert_eq!(
+            (budget.scope, budget.kind, budget.period),
+            (BudgetScope::Group, BudgetKind::Cost, BudgetPeriod::Day)
+        );
+        let report: ActivityReport =
+            serde_json::from_str(&fixture("usage_with_grant_releases.json")).unwrap();
+        assert_eq!(report.token_usage[0].shortfall_tokens, 700);
+        assert_eq!(
+            report.grant_releases,
+            vec![GrantRelease {
+                grant: 77,
+                tokens: 2500
+            }]
+        );
+        // A 1.1 filter's report (no shortfall, no releases) still reads.
+        let old: ActivityReport =
+            serde_json::from_str(&fixture("usage_with_token_usage.json")).unwrap();
+        assert!(old.grant_releases.is_empty() && old.token_usage[0].shortfall_tokens == 0);
     }
 
     #[test]

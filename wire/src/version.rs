@@ -15,7 +15,7 @@ pub const WIRE_VERSION_HEADER: &str = "x-ptk-wire-version";
 pub const WIRE_MAJOR: u32 = 1;
 
 /// The version this build sends: `MAJOR.MINOR`.
-pub const WIRE_VERSION: &str = "1.1";
+pub const WIRE_VERSION: &str = "1.2";
 
 /// Error code of the token-service's refusal of a major version it does not speak.
 pub const UNSUPPORTED_WIRE_VERSION: &str = "unsupported_wire_version";

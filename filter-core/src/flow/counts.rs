@@ -76,7 +76,7 @@ pub enum Counter {
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 35;
+pub const COUNTERS: usize = 36;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -117,6 +117,10 @@ impl Counter {
         Counter::GeoUnreplayable,
         Counter::GeoFailed,
         Counter::GeoRouted,
+        Counter::Refused(Refusal::BudgetExhausted {
+            budget: None,
+            retry_after_s: 0,
+        }),
     ];
 
     /// The counters kept per provider, each family for every built-in provider (walked from
@@ -175,6 +179,7 @@ impl Counter {
                 Refusal::UnknownUpload => "refused.unknown_upload",
                 Refusal::UnknownSecret => "refused.unknown_client_secret",
                 Refusal::TokenInRequest => "refused.token_in_request",
+                Refusal::BudgetExhausted { .. } => "refused.budget_exhausted",
             },
             Counter::CredentialRefused(provider) => {
                 return format!("{CREDENTIAL_REFUSED}.{}", provider.as_str()).into();
@@ -231,6 +236,7 @@ impl Counter {
                 Refusal::UnknownUpload => 20,
                 Refusal::UnknownSecret => 21,
                 Refusal::TokenInRequest => 22,
+                Refusal::BudgetExhausted { .. } => 35,
             },
             Counter::KeyMasked => 23,
             Counter::UsageResponses => 24,
