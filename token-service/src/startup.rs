@@ -112,6 +112,14 @@ impl Application {
             settings.env_keys.clone(),
         ));
 
+        let reservations = crate::budget::open_reservations(&settings.limiter)
+            .await
+            .map_err(StartupError::Limiter)?;
+        let budgets = Arc::new(crate::budget::Admission::new(
+            opened.budgets.clone(),
+            reservations,
+            crate::budget::BudgetSettings::default(),
+        ));
         let last_used = Arc::new(LastUsedStamper::new(store.clone(), STAMP_INTERVAL));
         let checker = Checker::new(
             store.clone(),
@@ -120,7 +128,8 @@ impl Application {
             settings.default_rate_limit,
             settings.cache_ttl_ms,
             last_used,
-        );
+        )
+        .with_budgets(budgets.clone());
         let check_secret = Arc::new(secret_digest(&settings.check_secret));
         let state = AppState {
             checker: Arc::new(checker),
@@ -129,6 +138,7 @@ impl Application {
             limiter: limiter.clone(),
             metrics: metrics.clone(),
             usage: opened.usage.clone(),
+            budgets,
         };
         let check = bind(settings.listen, router(state)).await?;
         let admin = match &settings.admin {
