@@ -138,7 +138,7 @@ impl Application {
             limiter: limiter.clone(),
             metrics: metrics.clone(),
             usage: opened.usage.clone(),
-            budgets,
+            budgets: budgets.clone(),
         };
         let check = bind(settings.listen, router(state)).await?;
         let admin = match &settings.admin {
@@ -156,7 +156,8 @@ impl Application {
                     check_secret,
                     about,
                 )
-                .with_operations(key_ring.clone(), metrics.clone());
+                .with_operations(key_ring.clone(), metrics.clone())
+                .with_budgets(budgets.clone());
                 Some(bind(admin_settings.listen, admin::router(state)).await?)
             }
             None => None,

@@ -76,12 +76,22 @@ where
         ..BudgetPatch::default()
     };
     assert_eq!(
-        store.patch_token_budgets(&"c".repeat(64), &patch).await.unwrap(),
+        store
+            .patch_token_budgets(&"c".repeat(64), &patch)
+            .await
+            .unwrap(),
         None
     );
-    let got = store.patch_token_budgets(&a, &patch).await.unwrap().unwrap();
+    let got = store
+        .patch_token_budgets(&a, &patch)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.own.tokens, per(100_000, BudgetPeriod::Day));
-    assert_eq!((got.own.tpm, got.own.cost, got.group), (Some(5000), None, None));
+    assert_eq!(
+        (got.own.tpm, got.own.cost, got.group),
+        (Some(5000), None, None)
+    );
 
     // A group must exist before a token joins it.
     let join = BudgetPatch {
@@ -89,12 +99,18 @@ where
         ..BudgetPatch::default()
     };
     let refused = store.patch_token_budgets(&a, &join).await.unwrap_err();
-    assert!(refused.to_string().contains("no group named \"team\""), "{refused}");
+    assert!(
+        refused.to_string().contains("no group named \"team\""),
+        "{refused}"
+    );
     let team = Budgets {
         cost: per(25_500_000_000, BudgetPeriod::Month),
         ..Budgets::default()
     };
-    store.create_group("team", &team, "2026-11-29T00:00:00.000Z").await.unwrap();
+    store
+        .create_group("team", &team, "2026-11-29T00:00:00.000Z")
+        .await
+        .unwrap();
     assert!(matches!(
         store.create_group("team", &Budgets::default(), "x").await,
         Err(StoreError::Duplicate)
@@ -111,8 +127,15 @@ where
         tpm: Some(None),
         ..BudgetPatch::default()
     };
-    let cleared = store.patch_token_budgets(&a, &clear).await.unwrap().unwrap();
-    assert_eq!((cleared.own.tpm, cleared.own.tokens.is_some()), (None, true));
+    let cleared = store
+        .patch_token_budgets(&a, &clear)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (cleared.own.tpm, cleared.own.tokens.is_some()),
+        (None, true)
+    );
     let more = BudgetPatch {
         tokens: Some(per(1_000_000, BudgetPeriod::Week)),
         ..BudgetPatch::default()
@@ -120,19 +143,31 @@ where
     assert!(store.update_group("team", &more).await.unwrap());
     assert!(!store.update_group("nobody", &more).await.unwrap());
     let seen = store.budgets_of(&a).await.unwrap().group.unwrap().1;
-    assert_eq!((seen.tokens, seen.cost), (per(1_000_000, BudgetPeriod::Week), team.cost));
+    assert_eq!(
+        (seen.tokens, seen.cost),
+        (per(1_000_000, BudgetPeriod::Week), team.cost)
+    );
 
     // A group with members stays; empty, it goes.
     let groups = store.groups().await.unwrap();
     assert_eq!((groups.len(), groups[0].members), (1, 1));
-    assert_eq!(store.delete_group("team").await.unwrap(), GroupDelete::HasMembers(1));
-    assert_eq!(store.delete_group("none").await.unwrap(), GroupDelete::NotFound);
+    assert_eq!(
+        store.delete_group("team").await.unwrap(),
+        GroupDelete::HasMembers(1)
+    );
+    assert_eq!(
+        store.delete_group("none").await.unwrap(),
+        GroupDelete::NotFound
+    );
     let leave = BudgetPatch {
         group: Some(None),
         ..BudgetPatch::default()
     };
     store.patch_token_budgets(&a, &leave).await.unwrap();
-    assert_eq!(store.delete_group("team").await.unwrap(), GroupDelete::Deleted);
+    assert_eq!(
+        store.delete_group("team").await.unwrap(),
+        GroupDelete::Deleted
+    );
 
     // The ledger: settle adds exactly, in one transaction with the usage rollups.
     let scope = format!("token:{a}");
@@ -141,11 +176,25 @@ where
         spend(&scope, "2026-11-29T10:05", 120, 7),
         spend(&scope, "2026-11-29T10:07", 1, 1),
     ];
-    store.settle(&[usage_row(&a, 120)], &rows, "2026-11-29T10:00").await.unwrap();
-    store.settle(&[usage_row(&a, 5)], &rows[..1], "2026-11-29T10:06").await.unwrap();
-    let periods = ["2026-11-29", "2026-11-29T10:05", "2026-11-29T10:07", "2026-W48"]
-        .map(String::from);
-    let mut got = store.spend(&[scope.clone()], &periods).await.unwrap();
+    store
+        .settle(&[usage_row(&a, 120)], &rows, "2026-11-29T10:00")
+        .await
+        .unwrap();
+    store
+        .settle(&[usage_row(&a, 5)], &rows[..1], "2026-11-29T10:06")
+        .await
+        .unwrap();
+    let periods = [
+        "2026-11-29",
+        "2026-11-29T10:05",
+        "2026-11-29T10:07",
+        "2026-W48",
+    ]
+    .map(String::from);
+    let mut got = store
+        .spend(std::slice::from_ref(&scope), &periods)
+        .await
+        .unwrap();
     got.sort();
     // The 10:05 row was pruned by the second settlement (older than 10:06); day rows stay.
     assert_eq!(
@@ -160,10 +209,13 @@ where
 
     // Saturating, never wrapping or failing.
     let huge = spend(&scope, "2026-11", u64::MAX, u64::MAX);
-    store.settle(&[], &[huge.clone()], "0").await.unwrap();
+    store
+        .settle(&[], std::slice::from_ref(&huge), "0")
+        .await
+        .unwrap();
     store.settle(&[], &[huge], "0").await.unwrap();
     let month = store
-        .spend(&[scope.clone()], &["2026-11".to_owned()])
+        .spend(std::slice::from_ref(&scope), &["2026-11".to_owned()])
         .await
         .unwrap();
     assert_eq!(month[0].tokens, i64::MAX as u64);

@@ -95,7 +95,11 @@ async fn budgeted(db: &Path, n: u8, patch: BudgetPatch) -> String {
     };
     store.insert(&record).await.unwrap();
     if !patch.is_empty() {
-        store.patch_token_budgets(&hash, &patch).await.unwrap().unwrap();
+        store
+            .patch_token_budgets(&hash, &patch)
+            .await
+            .unwrap()
+            .unwrap();
     }
     hash
 }
@@ -179,9 +183,13 @@ async fn a_grant_is_reserved_settled_released_and_a_spent_budget_names_its_reset
     let verdict = check(app.addr, &hash, None).await;
     let grant = grant_of(&verdict).unwrap();
     assert_eq!(grant.tokens, 4096);
-    let to_midnight = (Utc::now().date_naive().succ_opt().unwrap().and_hms_opt(0, 0, 0))
+    let to_midnight = (Utc::now()
+        .date_naive()
+        .succ_opt()
         .unwrap()
-        .and_utc()
+        .and_hms_opt(0, 0, 0))
+    .unwrap()
+    .and_utc()
         - Utc::now();
     assert!(grant.expires_in_ms <= 30_000);
     assert!(i64::try_from(grant.expires_in_ms).unwrap() <= to_midnight.num_milliseconds() + 1);
@@ -222,8 +230,7 @@ async fn a_grant_is_reserved_settled_released_and_a_spent_budget_names_its_reset
 }
 
 #[tokio::test]
-async fn the_ledger_is_exact_after_a_mix_of_reports_and_incomplete_requests_cost_their_estimate()
-{
+async fn the_ledger_is_exact_after_a_mix_of_reports_and_incomplete_requests_cost_their_estimate() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_in(&dir);
     let app = replica(&db, LimiterBackend::Memory).await;
@@ -252,7 +259,11 @@ async fn the_ledger_is_exact_after_a_mix_of_reports_and_incomplete_requests_cost
         + mini.output * 300 / 1000
         + prices.priciest("openai").unwrap() * 20 / 1000;
     let (tokens, cost) = day_spend(&db, &format!("token:{hash}")).await;
-    assert_eq!(tokens, 2 * (1200 + 350 + 20), "each report counted exactly once");
+    assert_eq!(
+        tokens,
+        2 * (1200 + 350 + 20),
+        "each report counted exactly once"
+    );
     assert_eq!(cost, 2 * one_report_cost);
     // The usage rollups keep what the provider metered (no shortfall in them).
     let store = SqliteStore::open(&db).unwrap();
@@ -278,7 +289,10 @@ async fn a_group_budget_binds_every_token_in_it() {
         }),
         ..Budgets::default()
     };
-    store.create_group("team-a", &team, "2026-11-29T00:00:00.000Z").await.unwrap();
+    store
+        .create_group("team-a", &team, "2026-11-29T00:00:00.000Z")
+        .await
+        .unwrap();
     let join = BudgetPatch {
         group: Some(Some("team-a".into())),
         ..BudgetPatch::default()
@@ -346,7 +360,9 @@ async fn concurrent_checks(replicas: &[&Replica], hash: &str, n: usize, want: u6
     for i in 0..n {
         let addr = replicas[i % replicas.len()].addr;
         let hash = hash.to_owned();
-        tasks.push(tokio::spawn(async move { check(addr, &hash, Some(want)).await }));
+        tasks.push(tokio::spawn(
+            async move { check(addr, &hash, Some(want)).await },
+        ));
     }
     let mut granted = 0;
     for task in tasks {
@@ -423,8 +439,10 @@ async fn reservations_are_atomic_in_memory_and_in_redis_across_two_checkers() {
     let memory: Arc<dyn Reservations> = Arc::new(MemoryReservations::new());
     ten_of_fifty([memory.clone(), memory]).await;
     let redis = start_redis();
-    let one: Arc<dyn Reservations> = Arc::new(RedisReservations::connect(&redis.url).await.unwrap());
-    let two: Arc<dyn Reservations> = Arc::new(RedisReservations::connect(&redis.url).await.unwrap());
+    let one: Arc<dyn Reservations> =
+        Arc::new(RedisReservations::connect(&redis.url).await.unwrap());
+    let two: Arc<dyn Reservations> =
+        Arc::new(RedisReservations::connect(&redis.url).await.unwrap());
     ten_of_fifty([one, two]).await;
 }
 
@@ -443,27 +461,51 @@ async fn redis_reservations_release_lapse_and_refuse_a_stale_read() {
         min: 100,
         max: 100,
     };
-    let granted = r.reserve(&[hold(1000)], &scopes, &[0], sizing, 60_000).await.unwrap();
+    let granted = r
+        .reserve(&[hold(1000)], &scopes, &[0], sizing, 60_000)
+        .await
+        .unwrap();
     let token_service::budget::reserve::Reserved::Granted { id, tokens: 100 } = granted else {
         panic!("{granted:?}")
     };
     assert_eq!(r.reserved("token:x|cost|2026-11").await.unwrap(), 700);
     // 300 left: 42 tokens at 7 each, fewer than the minimum, granted whole.
-    let small = r.reserve(&[hold(1000)], &scopes, &[0], sizing, 60_000).await.unwrap();
-    assert!(matches!(small, token_service::budget::reserve::Reserved::Granted { tokens: 42, .. }));
+    let small = r
+        .reserve(&[hold(1000)], &scopes, &[0], sizing, 60_000)
+        .await
+        .unwrap();
+    assert!(matches!(
+        small,
+        token_service::budget::reserve::Reserved::Granted { tokens: 42, .. }
+    ));
     r.release(id, 40).await.unwrap();
-    assert_eq!(r.reserved("token:x|cost|2026-11").await.unwrap(), 700 - 280 + 294);
+    assert_eq!(
+        r.reserved("token:x|cost|2026-11").await.unwrap(),
+        700 - 280 + 294
+    );
     // The release bumped the scope's epoch: a check that read the ledger before it reads again.
-    let stale = r.reserve(&[hold(1000)], &scopes, &[0], sizing, 100).await.unwrap();
+    let stale = r
+        .reserve(&[hold(1000)], &scopes, &[0], sizing, 100)
+        .await
+        .unwrap();
     assert_eq!(stale, token_service::budget::reserve::Reserved::Stale);
     assert_eq!(r.epochs(&scopes).await.unwrap(), [1]);
     // A grant that lapses stops holding.
     r.release(id, 1000).await.unwrap();
-    let short = r.reserve(&[hold(10_000)], &scopes, &[2], sizing, 150).await.unwrap();
-    assert!(matches!(short, token_service::budget::reserve::Reserved::Granted { .. }));
+    let short = r
+        .reserve(&[hold(10_000)], &scopes, &[2], sizing, 150)
+        .await
+        .unwrap();
+    assert!(matches!(
+        short,
+        token_service::budget::reserve::Reserved::Granted { .. }
+    ));
     let before = r.reserved("token:x|cost|2026-11").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(r.reserved("token:x|cost|2026-11").await.unwrap(), before - 700);
+    assert_eq!(
+        r.reserved("token:x|cost|2026-11").await.unwrap(),
+        before - 700
+    );
 }
 
 #[tokio::test]
@@ -482,7 +524,12 @@ async fn settled_spend_survives_a_restart() {
     };
     // A new process (fresh reservations) reads the ledger: 500 left.
     let second = replica(&db, LimiterBackend::Memory).await;
-    assert_eq!(grant_of(&check(second.addr, &hash, None).await).unwrap().tokens, 500);
+    assert_eq!(
+        grant_of(&check(second.addr, &hash, None).await)
+            .unwrap()
+            .tokens,
+        500
+    );
     assert!(matches!(
         check(second.addr, &hash, Some(1)).await,
         CheckResponse::Deny {

@@ -24,6 +24,7 @@ use throttle::LoginThrottle;
 mod about;
 mod api;
 mod assets;
+mod budgets;
 pub mod error;
 pub mod guard;
 mod input;
@@ -66,6 +67,8 @@ pub struct AdminState {
     /// What the dashboard says about this proxy (providers with keys, default quota, where
     /// the admin secret is).
     pub about: Arc<ProxyInfo>,
+    /// Budgets (the service's admission, for live reservations); `None` answers 500.
+    pub budgets: Option<Arc<crate::budget::Admission>>,
 }
 
 impl AdminState {
@@ -91,7 +94,14 @@ impl AdminState {
             about: Arc::new(about),
             key_ring: Arc::new(KeyRing::fixed(ProviderKeys::none())),
             metrics: Arc::new(Metrics::new()),
+            budgets: None,
         }
+    }
+
+    /// The service's budgets (token budgets, groups, live reservations).
+    pub fn with_budgets(mut self, budgets: Arc<crate::budget::Admission>) -> AdminState {
+        self.budgets = Some(budgets);
+        self
     }
 
     /// The service's live key ring and metrics (by default a state has an empty fixed ring
@@ -151,6 +161,28 @@ pub fn route_table() -> Vec<RouteEntry> {
             usage::of_token,
         ),
         entry("/admin/api/usage", Method::GET, usage::fleet),
+        entry(
+            "/admin/api/tokens/{hash}/budgets",
+            Method::GET,
+            budgets::of_token,
+        ),
+        entry(
+            "/admin/api/tokens/{hash}/budgets",
+            Method::PATCH,
+            budgets::patch_token,
+        ),
+        entry("/admin/api/groups", Method::GET, budgets::list_groups),
+        entry("/admin/api/groups", Method::POST, budgets::create_group),
+        entry(
+            "/admin/api/groups/{name}",
+            Method::PATCH,
+            budgets::patch_group,
+        ),
+        entry(
+            "/admin/api/groups/{name}",
+            Method::DELETE,
+            budgets::delete_group,
+        ),
         entry("/admin/api/usage.csv", Method::GET, usage::csv),
     ]
     .into_iter()

@@ -321,11 +321,63 @@ mod tests {
             max: 100,
         };
         let scopes = ["token:a".to_owned()];
-        let granted = r.reserve_at(&[hold.clone()], &scopes, &[0], sizing, 1000, 0);
+        let granted = r.reserve_at(std::slice::from_ref(&hold), &scopes, &[0], sizing, 1000, 0);
         assert!(matches!(granted, Reserved::Granted { tokens: 100, .. }));
-        let full = r.reserve_at(&[hold.clone()], &scopes, &[0], sizing, 2000, 999);
+        let full = r.reserve_at(
+            std::slice::from_ref(&hold),
+            &scopes,
+            &[0],
+            sizing,
+            2000,
+            999,
+        );
         assert_eq!(full, Reserved::Exhausted { index: 0 });
         let again = r.reserve_at(&[hold], &scopes, &[0], sizing, 3000, 1000);
         assert!(matches!(again, Reserved::Granted { tokens: 100, .. }));
+    }
+
+    #[test]
+    fn a_release_frees_its_tokens_and_makes_an_earlier_ledger_read_stale() {
+        let r = MemoryReservations::new();
+        let holds = [
+            Hold {
+                key: "token:a|tokens|2026-11-29".into(),
+                cap: 1000,
+                per_token: 1,
+            },
+            Hold {
+                key: "group:t|cost|2026-11".into(),
+                cap: 10_000,
+                per_token: 50,
+            },
+        ];
+        let scopes = ["token:a".to_owned(), "group:t".to_owned()];
+        let sizing = Sizing {
+            want: 0,
+            min: 150,
+            max: 150,
+        };
+        // The group's cost budget (200 tokens at 50 each) is the tightest.
+        let Reserved::Granted { id, tokens: 150 } =
+            r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 0)
+        else {
+            panic!("not granted")
+        };
+        let left = r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 0);
+        assert!(matches!(left, Reserved::Granted { tokens: 50, .. }));
+        assert_eq!(
+            r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 0),
+            Reserved::Exhausted { index: 1 }
+        );
+        r.release_at(id, 100, 1);
+        assert_eq!(
+            r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 2),
+            Reserved::Stale
+        );
+        let after = r.reserve_at(&holds, &scopes, &[1, 1], sizing, 10_000, 2);
+        assert!(matches!(after, Reserved::Granted { tokens: 100, .. }));
+        // Releasing more than a grant holds frees only what it holds.
+        r.release_at(id, 1_000_000, 3);
+        assert_eq!(r.lock().reserved("group:t|cost|2026-11", 3), 150 * 50);
     }
 }
