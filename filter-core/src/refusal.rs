@@ -156,10 +156,7 @@ impl Refusal {
     /// The local reply for a WebSocket handshake: the bare message as plain text, as the
     /// original Worker did (no client parses a JSON body out of a failed handshake).
     pub fn websocket_reply(self) -> LocalReply {
-        self.with_body(
-            "text/plain; charset=utf-8",
-            self.text().as_bytes().to_vec(),
-        )
+        self.with_body("text/plain; charset=utf-8", self.text().as_bytes().to_vec())
     }
 
     fn with_body(self, content_type: &str, body: Vec<u8>) -> LocalReply {
@@ -270,7 +267,12 @@ mod tests {
     fn a_budget_deny_is_a_429_in_each_providers_shape_naming_the_budget() {
         let refusal = exhausted(3600);
         for (shape, message_at, kind_at, kind) in [
-            (ErrorShape::Openai, "/error/message", "/error/code", "budget_exhausted"),
+            (
+                ErrorShape::Openai,
+                "/error/message",
+                "/error/code",
+                "budget_exhausted",
+            ),
             (
                 ErrorShape::Anthropic,
                 "/error/message",
@@ -297,8 +299,14 @@ mod tests {
 
     #[test]
     fn retry_after_only_when_the_reset_is_within_a_day() {
-        assert_eq!(retry_after(&exhausted(86_400).reply(ErrorShape::Openai)), Some("86400"));
-        assert_eq!(retry_after(&exhausted(86_401).reply(ErrorShape::Openai)), None);
+        assert_eq!(
+            retry_after(&exhausted(86_400).reply(ErrorShape::Openai)),
+            Some("86400")
+        );
+        assert_eq!(
+            retry_after(&exhausted(86_401).reply(ErrorShape::Openai)),
+            None
+        );
         // A deny without details is still a 429, with a generic message.
         let bare = Refusal::from_deny(DenyReason::BudgetExhausted, None, None);
         let reply = bare.reply(ErrorShape::Anthropic);

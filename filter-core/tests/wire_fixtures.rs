@@ -177,7 +177,10 @@ fn the_filter_refuses_on_the_deny_fixtures() {
     assert_eq!(budget.status, 429);
     assert_eq!(header(&budget.headers, "retry-after"), Some("3600"));
     let body = json(&budget.body);
-    let message = body.pointer("/error/message").and_then(Value::as_str).unwrap();
+    let message = body
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap();
     assert!(
         message.contains("group's daily cost budget") && message.contains("2026-11-30T00:00:00Z"),
         "{message}"

@@ -23,9 +23,7 @@ mod revalidate;
 mod token_shape;
 pub mod usage;
 mod version;
-pub use budget::{
-    BudgetDenial, BudgetGrant, BudgetKind, BudgetPeriod, BudgetScope, GrantRelease,
-};
+pub use budget::{BudgetDenial, BudgetGrant, BudgetKind, BudgetPeriod, BudgetScope, GrantRelease};
 pub use revalidate::{
     RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation, MAX_REVALIDATE_ENTRIES,
     REVALIDATE_PATH,
@@ -526,7 +524,10 @@ mod tests {
             panic!("{allow:?}")
         };
         let grant = limits.as_ref().and_then(|l| l.budget).unwrap();
-        assert_eq!((grant.id, grant.tokens, grant.expires_in_ms), (77, 25_000, 1000));
+        assert_eq!(
+            (grant.id, grant.tokens, grant.expires_in_ms),
+            (77, 25_000, 1000)
+        );
         let deny: CheckResponse =
             serde_json::from_str(&fixture("deny_budget_exhausted.json")).unwrap();
         let CheckResponse::Deny {
