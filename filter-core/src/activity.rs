@@ -144,6 +144,7 @@ impl ActivityBatch {
                         requests,
                         incomplete,
                         usage,
+                        shortfall_tokens: 0,
                     }
                 },
             )
@@ -166,6 +167,7 @@ impl ActivityBatch {
             entries,
             token_usage,
             key_events: std::mem::take(&mut self.key_events),
+            grant_releases: Vec::new(),
         };
         let body = serde_json::to_vec(&report).ok()?;
         Some((callout_headers(config, secret, ACTIVITY_PATH), body))

@@ -59,7 +59,7 @@ pub fn bound_verdict(binding: &Binding, status: Option<u16>, body: Option<&[u8]>
     match answer {
         Some((_, Revalidated::Valid { ttl_ms, .. })) => BoundVerdict::Valid { ttl_ms },
         Some((_, Revalidated::Refused(reason))) => {
-            BoundVerdict::Refused(Refusal::from_deny(reason, None))
+            BoundVerdict::Refused(Refusal::from_deny(reason, None, None))
         }
         None => BoundVerdict::Failed,
     }

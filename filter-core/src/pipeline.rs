@@ -88,6 +88,11 @@ impl PendingCheck {
         head: &RequestHead,
         limits: Option<&ptk_wire::Limits>,
     ) -> Result<Option<Box<BodyGate>>, Refused> {
+        if limits.is_some_and(|l| l.budget.is_some()) {
+            // This filter does not spend budget grants yet: an allow it cannot honour is
+            // refused (503), never forwarded unbudgeted, on fresh checks and cache hits alike.
+            return Err(self.refuse(Refusal::TokenServiceUnavailable));
+        }
         let refuse = |why: ModelRefusal| {
             why.refused(
                 self.identified.dialect.error_shape(),
@@ -236,6 +241,7 @@ pub fn check_call(
         hash: pending.hash.clone(),
         provider: pending.identified.provider,
         returned: pending.returned,
+        budget_want: None,
     };
     // Serialising plain fields cannot fail; an empty body would be refused upstream anyway.
     let body = serde_json::to_vec(&request).unwrap_or_default();
@@ -336,8 +342,9 @@ pub fn decide_check_response(
         Some(CheckResponse::Deny {
             reason,
             retry_after_s,
+            budget,
         }) => CheckDecision::Reply {
-            refused: pending.refuse(Refusal::from_deny(reason, retry_after_s)),
+            refused: pending.refuse(Refusal::from_deny(reason, retry_after_s, budget)),
             callout_failed: false,
         },
         // Transport failure, non-200, garbage (limits this filter does not know included), or

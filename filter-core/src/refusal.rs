@@ -2,9 +2,12 @@
 //! statuses and messages of the original Worker (§1.2), written in the provider's own error
 //! shape so the client's SDK raises its usual authentication / permission / rate-limit error.
 
-use ptk_wire::DenyReason;
+use std::borrow::Cow;
+
+use ptk_wire::{BudgetDenial, DenyReason};
 use serde_json::json;
 
+use crate::budget_refusal::{budget_message, RETRY_AFTER_WITHIN_S};
 use crate::dialect::ErrorShape;
 
 /// Why a request is answered locally instead of forwarded.
@@ -46,6 +49,14 @@ pub enum Refusal {
     /// The token's model allow-list refused the request's model, or it could not be read
     /// (`models::refusal` words the message, naming the model).
     ModelNotAllowed,
+    /// A budget of the token or its group has no room (429 naming the budget and its reset;
+    /// `Retry-After` when the reset is within a day).
+    BudgetExhausted {
+        /// Which budget and when it resets (`None` when the token-service did not say).
+        budget: Option<BudgetDenial>,
+        /// Seconds until the reset.
+        retry_after_s: u64,
+    },
 }
 
 /// `Retry-After` used when the token-service does not say (the original's static value).
@@ -53,7 +64,11 @@ pub const DEFAULT_RETRY_AFTER_S: u64 = 60;
 
 impl Refusal {
     /// Maps a token-service deny to a refusal.
-    pub fn from_deny(reason: DenyReason, retry_after_s: Option<u64>) -> Refusal {
+    pub fn from_deny(
+        reason: DenyReason,
+        retry_after_s: Option<u64>,
+        budget: Option<BudgetDenial>,
+    ) -> Refusal {
         match reason {
             DenyReason::Invalid => Refusal::Invalid,
             DenyReason::Expired => Refusal::Expired,
@@ -63,6 +78,10 @@ impl Refusal {
             },
             DenyReason::StoreUnavailable => Refusal::TokenServiceUnavailable,
             DenyReason::ProviderUnconfigured => Refusal::ProviderUnconfigured,
+            DenyReason::BudgetExhausted => Refusal::BudgetExhausted {
+                budget,
+                retry_after_s: retry_after_s.unwrap_or(DEFAULT_RETRY_AFTER_S).max(1),
+            },
         }
     }
 
@@ -76,7 +95,9 @@ impl Refusal {
             | Refusal::UnknownUpload
             | Refusal::UnknownSecret => 401,
             Refusal::ProviderNotAllowed | Refusal::ModelNotAllowed => 403,
-            Refusal::RateLimited { .. } | Refusal::Throttled { .. } => 429,
+            Refusal::RateLimited { .. }
+            | Refusal::Throttled { .. }
+            | Refusal::BudgetExhausted { .. } => 429,
             Refusal::TokenServiceUnavailable | Refusal::ProviderUnconfigured => 503,
         }
     }
@@ -99,6 +120,16 @@ impl Refusal {
                  query); send it only as the API key"
             }
             Refusal::ModelNotAllowed => "model not allowed for this token",
+            Refusal::BudgetExhausted { .. } => "budget exhausted",
+        }
+    }
+
+    /// The message the client reads: [`Refusal::message`], or for a budget the one naming it
+    /// and its reset time.
+    pub fn text(self) -> Cow<'static, str> {
+        match self {
+            Refusal::BudgetExhausted { budget, .. } => budget_message(budget).into(),
+            other => other.message().into(),
         }
     }
 
@@ -117,6 +148,7 @@ impl Refusal {
             Refusal::UnknownSecret => "unknown_client_secret",
             Refusal::TokenInRequest => "proxy_token_in_request",
             Refusal::ModelNotAllowed => "model_not_allowed",
+            Refusal::BudgetExhausted { .. } => "budget_exhausted",
         }
     }
 
@@ -129,10 +161,7 @@ impl Refusal {
     /// The local reply for a WebSocket handshake: the bare message as plain text, as the
     /// original Worker did (no client parses a JSON body out of a failed handshake).
     pub fn websocket_reply(self) -> LocalReply {
-        self.with_body(
-            "text/plain; charset=utf-8",
-            self.message().as_bytes().to_vec(),
-        )
+        self.with_body("text/plain; charset=utf-8", self.text().as_bytes().to_vec())
     }
 
     fn with_body(self, content_type: &str, body: Vec<u8>) -> LocalReply {
@@ -140,6 +169,11 @@ impl Refusal {
         if let Refusal::RateLimited { retry_after_s } | Refusal::Throttled { retry_after_s } = self
         {
             headers.push(("retry-after".to_string(), retry_after_s.to_string()));
+        }
+        if let Refusal::BudgetExhausted { retry_after_s, .. } = self {
+            if retry_after_s <= RETRY_AFTER_WITHIN_S {
+                headers.push(("retry-after".to_string(), retry_after_s.to_string()));
+            }
         }
         LocalReply {
             status: self.status(),
@@ -150,7 +184,7 @@ impl Refusal {
 }
 
 fn error_body(refusal: Refusal, shape: ErrorShape) -> serde_json::Value {
-    error_json(shape, refusal.status(), refusal.message(), refusal.code())
+    error_json(shape, refusal.status(), &refusal.text(), refusal.code())
 }
 
 /// An error body in a provider's own shape, for any error the filter answers (its refusals, a
@@ -201,4 +235,88 @@ pub struct LocalReply {
     pub headers: Vec<(String, String)>,
     /// Response body.
     pub body: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use ptk_wire::{BudgetKind, BudgetPeriod, BudgetScope};
+
+    fn exhausted(retry_after_s: u64) -> Refusal {
+        let budget = BudgetDenial {
+            scope: BudgetScope::Token,
+            kind: BudgetKind::Tokens,
+            period: BudgetPeriod::Day,
+            resets_at_s: 1_795_996_800,
+        };
+        Refusal::from_deny(
+            DenyReason::BudgetExhausted,
+            Some(retry_after_s),
+            Some(budget),
+        )
+    }
+
+    fn retry_after(reply: &LocalReply) -> Option<&str> {
+        reply
+            .headers
+            .iter()
+            .find(|(name, _)| name == "retry-after")
+            .map(|(_, value)| value.as_str())
+    }
+
+    const WORDS: &str =
+        "the token's daily token budget is exhausted; it resets at 2026-11-30T00:00:00Z (UTC)";
+
+    #[test]
+    fn a_budget_deny_is_a_429_in_each_providers_shape_naming_the_budget() {
+        let refusal = exhausted(3600);
+        for (shape, message_at, kind_at, kind) in [
+            (
+                ErrorShape::Openai,
+                "/error/message",
+                "/error/code",
+                "budget_exhausted",
+            ),
+            (
+                ErrorShape::Anthropic,
+                "/error/message",
+                "/error/type",
+                "rate_limit_error",
+            ),
+            (
+                ErrorShape::Gemini,
+                "/error/message",
+                "/error/status",
+                "RESOURCE_EXHAUSTED",
+            ),
+        ] {
+            let reply = refusal.reply(shape);
+            assert_eq!(reply.status, 429, "{shape:?}");
+            let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+            assert_eq!(body.pointer(message_at).unwrap(), WORDS, "{shape:?}");
+            assert_eq!(body.pointer(kind_at).unwrap(), kind, "{shape:?}");
+            assert_eq!(retry_after(&reply), Some("3600"), "{shape:?}");
+        }
+        let ws = refusal.websocket_reply();
+        assert_eq!((ws.status, ws.body.as_slice()), (429, WORDS.as_bytes()));
+    }
+
+    #[test]
+    fn retry_after_only_when_the_reset_is_within_a_day() {
+        assert_eq!(
+            retry_after(&exhausted(86_400).reply(ErrorShape::Openai)),
+            Some("86400")
+        );
+        assert_eq!(
+            retry_after(&exhausted(86_401).reply(ErrorShape::Openai)),
+            None
+        );
+        // A deny without details is still a 429, with a generic message.
+        let bare = Refusal::from_deny(DenyReason::BudgetExhausted, None, None);
+        let reply = bare.reply(ErrorShape::Anthropic);
+        assert_eq!(reply.status, 429);
+        assert_eq!(retry_after(&reply), Some("60"));
+        assert_eq!(bare.text(), "budget exhausted");
+    }
 }

@@ -258,6 +258,7 @@ mod tests {
         CachedVerdict {
             limits: Some(Limits {
                 models: Some(models.iter().map(|m| m.to_string()).collect()),
+                ..Limits::default()
             }),
             ..entry(1_000, 4, 9)
         }

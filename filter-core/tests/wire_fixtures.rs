@@ -183,6 +183,18 @@ fn the_filter_refuses_on_the_deny_fixtures() {
     let limited = replied(&fixture("deny_rate_limited.json"));
     assert_eq!(limited.status, 429);
     assert_eq!(header(&limited.headers, "retry-after"), Some("42"));
+    let budget = replied(&fixture("deny_budget_exhausted.json"));
+    assert_eq!(budget.status, 429);
+    assert_eq!(header(&budget.headers, "retry-after"), Some("3600"));
+    let body = json(&budget.body);
+    let message = body
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap();
+    assert!(
+        message.contains("group's daily cost budget") && message.contains("2026-11-30T00:00:00Z"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -216,6 +228,14 @@ fn an_allow_limited_is_enforced_and_its_limits_are_cached() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_budget_grant_the_filter_does_not_spend_yet_is_never_forwarded() {
+    match decide(Provider::Openai, &fixture("allow_budgeted.json")) {
+        CheckDecision::Refuse { refused, .. } => assert_eq!(refused.reply.status, 503),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 #[test]

@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ptk_wire::{
-    CheckRequest, CheckResponse, DenyReason, Lease, Limits, Provider, RevalidateEntry, Revalidation,
+    BudgetGrant, CheckRequest, CheckResponse, DenyReason, Lease, Limits, Provider, RevalidateEntry,
+    Revalidation,
 };
+
+use crate::budget::{Admission, Admitted};
 
 use crate::expiry::{cap_cache_ttl, expiry_state, ExpiryState};
 use crate::key_health::{wire_pool, KeyHealth};
@@ -54,6 +57,7 @@ pub struct Checker {
     last_used: Arc<LastUsedStamper>,
     max_lease: u32,
     health: Arc<KeyHealth>,
+    budgets: Option<Arc<Admission>>,
 }
 
 /// Default cap on one rate-limit lease (units the filter may spend without asking again).
@@ -63,6 +67,7 @@ fn deny(reason: DenyReason) -> CheckResponse {
     CheckResponse::Deny {
         reason,
         retry_after_s: None,
+        budget: None,
     }
 }
 
@@ -85,6 +90,48 @@ impl Checker {
             cache_ttl_ms,
             last_used,
             max_lease: DEFAULT_MAX_LEASE,
+            budgets: None,
+        }
+    }
+
+    /// Enforces budgets with `admission` (without it, budgets are not checked at all).
+    pub fn with_budgets(mut self, admission: Arc<Admission>) -> Checker {
+        self.budgets = Some(admission);
+        self
+    }
+
+    /// Reserves a budget grant for the request when a budget applies: `Ok(None)` when none
+    /// does, `Err` with the deny when there is no room or the budgets cannot be read (fails
+    /// closed: a budget is a spending boundary).
+    async fn admit(
+        &self,
+        request: &CheckRequest,
+        providers: &[Provider],
+        ttl_ms: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<BudgetGrant>, CheckResponse> {
+        let Some(budgets) = &self.budgets else {
+            return Ok(None);
+        };
+        let hash = &request.hash;
+        match budgets
+            .admit(hash, providers, request.budget_want, ttl_ms, now)
+            .await
+        {
+            Ok(Admitted::Unbudgeted) => Ok(None),
+            Ok(Admitted::Granted(grant)) => Ok(Some(grant)),
+            Ok(Admitted::Exhausted {
+                denial,
+                retry_after_s,
+            }) => Err(CheckResponse::Deny {
+                reason: DenyReason::BudgetExhausted,
+                retry_after_s: Some(retry_after_s),
+                budget: Some(denial),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "budget admission failed; refusing");
+                Err(deny(DenyReason::StoreUnavailable))
+            }
         }
     }
 
@@ -136,6 +183,10 @@ impl Checker {
         let Some(key) = usable.first().map(|k| k.secret()) else {
             return deny(DenyReason::ProviderUnconfigured);
         };
+        let providers = record
+            .as_ref()
+            .map(|r| r.providers.clone())
+            .unwrap_or_default();
         let quota = record
             .as_ref()
             .and_then(|r| r.rate_limit)
@@ -152,6 +203,13 @@ impl Checker {
             }
         }
         let ttl = cap_cache_ttl(self.cache_ttl_ms, expires, now);
+        // Before the rate limiter: a request the budget refuses uses no rate-limit unit.
+        let grant = match self.admit(request, &providers, ttl, now).await {
+            Ok(grant) => grant,
+            Err(denied) => return denied,
+        };
+        // The verdict must not outlive its grant (nor the budget period the grant is from).
+        let ttl = grant.map_or(ttl, |g| ttl.min(g.expires_in_ms));
         // Leases only make sense while the filter may cache the verdict they ride on.
         let max_lease = if ttl > 0 { self.max_lease } else { 0 };
         let (cache_ttl_ms, lease) =
@@ -170,10 +228,14 @@ impl Checker {
                     }),
                 ),
                 Ok(Acquired::Limited { retry_after_s }) => {
+                    if let (Some(budgets), Some(grant)) = (&self.budgets, &grant) {
+                        budgets.release(grant).await;
+                    }
                     return CheckResponse::Deny {
                         reason: DenyReason::RateLimited,
                         retry_after_s: Some(retry_after_s),
-                    }
+                        budget: None,
+                    };
                 }
                 // Fail open: the limiter damps abuse, it is not what keeps strangers out.
                 Err(e) => {
@@ -186,7 +248,13 @@ impl Checker {
             key: expose(key),
             cache_ttl_ms,
             lease,
-            limits,
+            limits: match (limits, grant) {
+                (None, None) => None,
+                (limits, budget) => Some(Limits {
+                    budget,
+                    ..limits.unwrap_or_default()
+                }),
+            },
             pool: wire_pool(&usable),
         }
     }
@@ -198,6 +266,7 @@ pub fn limits_of(record: Option<&TokenRecord>) -> Option<Limits> {
     let models = record?.models.clone()?;
     Some(Limits {
         models: Some(models),
+        ..Limits::default()
     })
 }
 
@@ -274,7 +343,8 @@ mod tests {
         assert_eq!(
             limits_of(Some(&r)),
             Some(Limits {
-                models: Some(vec!["gpt-5*".into()])
+                models: Some(vec!["gpt-5*".into()]),
+                ..Limits::default()
             })
         );
     }

@@ -2,6 +2,7 @@
 //! the token store, and the operator CLI, in one crate so tests can start the real application.
 
 pub mod admin;
+pub mod budget;
 pub mod check;
 pub mod cli;
 pub mod expiry;

@@ -105,6 +105,7 @@ fn deny_outcome(reason: DenyReason) -> &'static str {
         DenyReason::RateLimited => "rate_limited",
         DenyReason::StoreUnavailable => "store_unavailable",
         DenyReason::ProviderUnconfigured => "provider_unconfigured",
+        DenyReason::BudgetExhausted => "budget_exhausted",
     }
 }
 
@@ -335,6 +336,7 @@ mod tests {
             &CheckResponse::Deny {
                 reason: DenyReason::RateLimited,
                 retry_after_s: Some(3),
+                budget: None,
             },
             Duration::from_micros(50),
         );

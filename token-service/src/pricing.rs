@@ -160,6 +160,39 @@ impl PriceTable {
         found.map(|(name, price)| (name.as_str(), price))
     }
 
+    /// The highest price per token (picodollars) any of `provider`'s models charges for
+    /// anything, any tier: what a cost budget converts tokens at so a grant is never worth more
+    /// than the budget allows. `None` when the table prices nothing of that provider.
+    pub fn priciest(&self, provider: &str) -> Option<u64> {
+        let models = self.providers.get(provider)?;
+        models
+            .values()
+            .flat_map(|p| {
+                [
+                    Some(p.input),
+                    Some(p.output),
+                    p.cache_read,
+                    p.cache_write,
+                    p.reasoning,
+                    p.input_above_200k,
+                    p.output_above_200k,
+                    p.cache_read_above_200k,
+                ]
+            })
+            .flatten()
+            .max()
+    }
+
+    /// The highest per-token price in the whole table (picodollars), for providers it does not
+    /// price (an operator-configured one).
+    pub fn priciest_anywhere(&self) -> u64 {
+        self.providers
+            .keys()
+            .filter_map(|p| self.priciest(p))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// What `usage` of `model` at `provider` cost; `long_context` when its responses were each
     /// above the long-context threshold (the filter keeps the two tiers apart in its reports;
     /// for one response, pass `usage.input > LONG_CONTEXT_TOKENS`).

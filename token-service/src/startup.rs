@@ -112,6 +112,14 @@ impl Application {
             settings.env_keys.clone(),
         ));
 
+        let reservations = crate::budget::open_reservations(&settings.limiter)
+            .await
+            .map_err(StartupError::Limiter)?;
+        let budgets = Arc::new(crate::budget::Admission::new(
+            opened.budgets.clone(),
+            reservations,
+            crate::budget::BudgetSettings::default(),
+        ));
         let last_used = Arc::new(LastUsedStamper::new(store.clone(), STAMP_INTERVAL));
         let checker = Checker::new(
             store.clone(),
@@ -121,7 +129,8 @@ impl Application {
             settings.cache_ttl_ms,
             last_used,
         )
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_budgets(budgets.clone());
         let key_health = checker.key_health();
         let check_secret = Arc::new(secret_digest(&settings.check_secret));
         let state = AppState {
@@ -131,6 +140,7 @@ impl Application {
             limiter: limiter.clone(),
             metrics: metrics.clone(),
             usage: opened.usage.clone(),
+            budgets: budgets.clone(),
         };
         let check = bind(settings.listen, router(state)).await?;
         let admin = match &settings.admin {
@@ -149,7 +159,8 @@ impl Application {
                     about,
                 )
                 .with_operations(key_ring.clone(), metrics.clone())
-                .with_key_health(key_health);
+                .with_key_health(key_health)
+                .with_budgets(budgets.clone());
                 Some(bind(admin_settings.listen, admin::router(state)).await?)
             }
             None => None,

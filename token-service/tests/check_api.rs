@@ -273,6 +273,7 @@ async fn the_fourth_request_over_3_per_60_is_rate_limited() {
         CheckResponse::Deny {
             reason: RateLimited,
             retry_after_s: Some(s),
+            ..
         } => assert!((1..=60).contains(&s), "{s}"),
         other => panic!("expected rate_limited, got {other:?}"),
     }
@@ -301,7 +302,8 @@ async fn tokens_without_a_limit_use_the_default() {
         app.check(&hash, Openai).await,
         CheckResponse::Deny {
             reason: RateLimited,
-            retry_after_s: Some(1..=30)
+            retry_after_s: Some(1..=30),
+            ..
         }
     ));
 }

@@ -30,6 +30,7 @@ fn entry(
             output,
             ..TokenUsage::default()
         },
+        shortfall_tokens: 0,
     }
 }
 

@@ -89,6 +89,7 @@ async fn the_service_answers_the_request_fixture_with_the_response_fixtures() {
     let limited = CheckResponse::Deny {
         reason: DenyReason::RateLimited,
         retry_after_s: Some(42),
+        budget: None,
     };
     assert_eq!(
         serde_json::to_value(&limited).unwrap(),

@@ -17,12 +17,14 @@
 
 use serde::{Deserialize, Serialize};
 
+mod budget;
 mod key_pool;
 pub mod providers;
 mod revalidate;
 mod token_shape;
 pub mod usage;
 mod version;
+pub use budget::{BudgetDenial, BudgetGrant, BudgetKind, BudgetPeriod, BudgetScope, GrantRelease};
 pub use key_pool::{KeyEvent, KeyEventKind, PoolKey};
 pub use revalidate::{
     RevalidateEntry, RevalidateRequest, RevalidateResponse, Revalidation, MAX_REVALIDATE_ENTRIES,
@@ -125,6 +127,11 @@ pub struct CheckRequest {
     /// with sparse traffic is not charged for requests it never made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub returned: Option<Lease>,
+    /// Tokens the request at hand is estimated to need, when the filter asks for a budget
+    /// grant after reading the body (its cached grant ran short): the grant is at least this,
+    /// or the answer is `budget_exhausted`. Absent at the headers, where nothing is estimated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_want: Option<u64>,
 }
 
 /// A slice of a token's rate-limit window budget that the filter may spend locally, without
@@ -175,6 +182,8 @@ pub enum CheckResponse {
         reason: DenyReason,
         /// For `rate_limited`: seconds until the client may retry.
         retry_after_s: Option<u64>,
+        /// For `budget_exhausted`: which budget, and when it resets.
+        budget: Option<BudgetDenial>,
     },
 }
 
@@ -190,6 +199,10 @@ pub struct Limits {
     /// none where one is required, is refused with 403 before anything is forwarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
+    /// The token has a budget (its own or its group's): requests may only be forwarded while
+    /// their estimates fit in this grant (wire 1.2; see [`BudgetGrant`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetGrant>,
 }
 
 /// [`CheckResponse`] as it is spelled on the wire.
@@ -217,6 +230,8 @@ enum WireResponse {
         reason: DenyReason,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_s: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget: Option<BudgetDenial>,
     },
 }
 
@@ -251,9 +266,11 @@ impl From<WireResponse> for CheckResponse {
             WireResponse::Deny {
                 reason,
                 retry_after_s,
+                budget,
             } => CheckResponse::Deny {
                 reason,
                 retry_after_s,
+                budget,
             },
         }
     }
@@ -290,9 +307,11 @@ impl From<CheckResponse> for WireResponse {
             CheckResponse::Deny {
                 reason,
                 retry_after_s,
+                budget,
             } => WireResponse::Deny {
                 reason,
                 retry_after_s,
+                budget,
             },
         }
     }
@@ -318,10 +337,12 @@ impl std::fmt::Debug for CheckResponse {
             CheckResponse::Deny {
                 reason,
                 retry_after_s,
+                budget,
             } => f
                 .debug_struct("Deny")
                 .field("reason", reason)
                 .field("retry_after_s", retry_after_s)
+                .field("budget", budget)
                 .finish(),
         }
     }
@@ -342,6 +363,9 @@ pub struct ActivityReport {
     /// token-service ignores it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_events: Vec<KeyEvent>,
+    /// Budget grant tokens released since the last report (wire 1.2; see [`GrantRelease`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_releases: Vec<GrantRelease>,
 }
 
 /// Requests one token made through one worker since its last report. Unknown fields are
@@ -373,6 +397,10 @@ pub enum DenyReason {
     StoreUnavailable,
     /// The operator has not configured a real key for this provider: 503.
     ProviderUnconfigured,
+    /// A budget of the token or its group has no room for the request (wire 1.2): 429 in the
+    /// provider's shape naming the budget and its reset, `Retry-After` when it is within a
+    /// day. Older filters do not know this reason and fail closed (503).
+    BudgetExhausted,
 }
 
 #[cfg(test)]
@@ -398,6 +426,10 @@ mod tests {
             "usage.json",
             "usage_with_token_usage.json",
             "usage_with_key_events.json",
+            "deny_budget_exhausted.json",
+            "allow_budgeted.json",
+            "check_request_budget_want.json",
+            "usage_with_grant_releases.json",
         ] {
             let text = fixture(name);
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -535,6 +567,47 @@ mod tests {
             report.key_events[0].cooling_ms, None,
             "absent: an older filter"
         );
+    }
+
+    #[test]
+    fn budget_fixtures_carry_the_grant_the_denial_and_the_settlement() {
+        let allow: CheckResponse = serde_json::from_str(&fixture("allow_budgeted.json")).unwrap();
+        let CheckResponse::Allow { limits, .. } = &allow else {
+            panic!("{allow:?}")
+        };
+        let grant = limits.as_ref().and_then(|l| l.budget).unwrap();
+        assert_eq!(
+            (grant.id, grant.tokens, grant.expires_in_ms),
+            (77, 25_000, 1000)
+        );
+        let deny: CheckResponse =
+            serde_json::from_str(&fixture("deny_budget_exhausted.json")).unwrap();
+        let CheckResponse::Deny {
+            reason: DenyReason::BudgetExhausted,
+            retry_after_s: Some(3600),
+            budget: Some(budget),
+        } = deny
+        else {
+            panic!("{deny:?}")
+        };
+        assert_eq!(
+            (budget.scope, budget.kind, budget.period),
+            (BudgetScope::Group, BudgetKind::Cost, BudgetPeriod::Day)
+        );
+        let report: ActivityReport =
+            serde_json::from_str(&fixture("usage_with_grant_releases.json")).unwrap();
+        assert_eq!(report.token_usage[0].shortfall_tokens, 700);
+        assert_eq!(
+            report.grant_releases,
+            vec![GrantRelease {
+                grant: 77,
+                tokens: 2500
+            }]
+        );
+        // A 1.1 filter's report (no shortfall, no releases) still reads.
+        let old: ActivityReport =
+            serde_json::from_str(&fixture("usage_with_token_usage.json")).unwrap();
+        assert!(old.grant_releases.is_empty() && old.token_usage[0].shortfall_tokens == 0);
     }
 
     #[test]

@@ -116,4 +116,15 @@ pub struct UsageEntry {
     pub incomplete: u64,
     /// The summed counts.
     pub usage: TokenUsage,
+    /// Budget top-up of the incomplete requests (wire 1.2): for each request that ended without
+    /// its final usage, its estimate minus the tokens seen, when positive; summed. Budgets charge
+    /// an incomplete request max(seen, estimate), never just what was seen (an aborted stream
+    /// may have been billed for more), as output tokens of this entry's model. The usage
+    /// rollups (what the provider metered) do not include it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shortfall_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

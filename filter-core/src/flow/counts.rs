@@ -76,7 +76,7 @@ pub enum Counter {
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 36;
+pub const COUNTERS: usize = 37;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -118,6 +118,10 @@ impl Counter {
         Counter::GeoFailed,
         Counter::GeoRouted,
         Counter::Refused(Refusal::ModelNotAllowed),
+        Counter::Refused(Refusal::BudgetExhausted {
+            budget: None,
+            retry_after_s: 0,
+        }),
     ];
 
     /// The counters kept per provider, each family for every built-in provider (walked from
@@ -177,6 +181,7 @@ impl Counter {
                 Refusal::UnknownSecret => "refused.unknown_client_secret",
                 Refusal::TokenInRequest => "refused.token_in_request",
                 Refusal::ModelNotAllowed => "refused.model_not_allowed",
+                Refusal::BudgetExhausted { .. } => "refused.budget_exhausted",
             },
             Counter::CredentialRefused(provider) => {
                 return format!("{CREDENTIAL_REFUSED}.{}", provider.as_str()).into();
@@ -235,6 +240,7 @@ impl Counter {
                 Refusal::TokenInRequest => 22,
                 // Added after the geo counters: slots are never renumbered.
                 Refusal::ModelNotAllowed => 35,
+                Refusal::BudgetExhausted { .. } => 36,
             },
             Counter::KeyMasked => 23,
             Counter::UsageResponses => 24,

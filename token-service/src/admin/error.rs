@@ -41,6 +41,10 @@ pub enum AdminError {
     /// Creating a token whose hash exists.
     #[error("token already exists - delete it first")]
     Conflict,
+    /// A write that conflicts with what is stored, said in words (a group that exists, or
+    /// that tokens still belong to).
+    #[error("{0}")]
+    Refused(String),
     /// The store failed; details are logged, not returned.
     #[error("token store unavailable")]
     Store(#[from] StoreError),
@@ -62,7 +66,7 @@ impl AdminError {
             AdminError::Csrf | AdminError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::NotFound | AdminError::NoRoute => StatusCode::NOT_FOUND,
-            AdminError::Conflict => StatusCode::CONFLICT,
+            AdminError::Conflict | AdminError::Refused(_) => StatusCode::CONFLICT,
             AdminError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::KeysReload(_) | AdminError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -81,7 +85,7 @@ impl AdminError {
             AdminError::BadRequest(_) => "bad_request",
             AdminError::NotFound => "not_found",
             AdminError::NoRoute => "no_route",
-            AdminError::Conflict => "conflict",
+            AdminError::Conflict | AdminError::Refused(_) => "conflict",
             AdminError::Store(_) => "store_unavailable",
             AdminError::KeysReload(_) => "keys_reload_failed",
             AdminError::Internal(_) => "internal",

@@ -61,7 +61,9 @@ fn key_pool(raw: &str) -> Result<Option<String>, AdminError> {
 }
 
 /// Marks a field that was in the JSON (even as `null`) as `Some`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
@@ -71,7 +73,10 @@ fn bad(message: impl Into<String>) -> AdminError {
 
 /// Parses a JSON body, insisting on `content-type: application/json` (which also keeps
 /// cross-site HTML forms out: they cannot send it without a CORS preflight).
-fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, AdminError> {
+pub(super) fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, AdminError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -25,6 +25,7 @@ use throttle::LoginThrottle;
 mod about;
 mod api;
 mod assets;
+mod budgets;
 pub mod error;
 pub mod guard;
 mod input;
@@ -69,6 +70,8 @@ pub struct AdminState {
     pub about: Arc<ProxyInfo>,
     /// Which provider keys are refused or cooling (the keys view).
     pub key_health: Arc<KeyHealth>,
+    /// Budgets (the service's admission, for live reservations); `None` answers 500.
+    pub budgets: Option<Arc<crate::budget::Admission>>,
 }
 
 impl AdminState {
@@ -95,7 +98,14 @@ impl AdminState {
             about: Arc::new(about),
             key_ring: Arc::new(KeyRing::fixed(ProviderKeys::none())),
             metrics: Arc::new(Metrics::new()),
+            budgets: None,
         }
+    }
+
+    /// The service's budgets (token budgets, groups, live reservations).
+    pub fn with_budgets(mut self, budgets: Arc<crate::budget::Admission>) -> AdminState {
+        self.budgets = Some(budgets);
+        self
     }
 
     /// The service's live key ring and metrics (by default a state has an empty fixed ring
@@ -163,6 +173,28 @@ pub fn route_table() -> Vec<RouteEntry> {
             usage::of_token,
         ),
         entry("/admin/api/usage", Method::GET, usage::fleet),
+        entry(
+            "/admin/api/tokens/{hash}/budgets",
+            Method::GET,
+            budgets::of_token,
+        ),
+        entry(
+            "/admin/api/tokens/{hash}/budgets",
+            Method::PATCH,
+            budgets::patch_token,
+        ),
+        entry("/admin/api/groups", Method::GET, budgets::list_groups),
+        entry("/admin/api/groups", Method::POST, budgets::create_group),
+        entry(
+            "/admin/api/groups/{name}",
+            Method::PATCH,
+            budgets::patch_group,
+        ),
+        entry(
+            "/admin/api/groups/{name}",
+            Method::DELETE,
+            budgets::delete_group,
+        ),
         entry("/admin/api/usage.csv", Method::GET, usage::csv),
     ]
     .into_iter()

@@ -15,6 +15,8 @@ use crate::settings::{secret_arg, ServeArgs, Settings, DEFAULT_DB};
 use crate::startup::Application;
 use crate::store::{sqlite_backup, StoreLocation};
 
+mod budget_args;
+mod groups;
 mod healthcheck;
 mod render;
 mod resolve;
@@ -22,6 +24,8 @@ mod tokens;
 mod update;
 mod usage;
 
+pub use budget_args::{BudgetClear, BudgetSet, GroupSet};
+pub use groups::GroupsCommand;
 pub use healthcheck::HealthcheckArgs;
 pub use resolve::{normalize_prefix, pick, ResolveError};
 
@@ -72,6 +76,9 @@ pub enum Command {
     /// Create, list and change tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Create, list and change groups: budgets that several tokens share.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
     /// Write a consistent copy of the SQLite store to a new FILE; safe while `serve` runs
     /// (copying the database file is not a backup: recent commits live in its -wal file).
     Backup {
@@ -168,6 +175,18 @@ pub struct UpdateArgs {
     /// Clear the model allow-list: the token may call any model again.
     #[arg(long)]
     pub no_models: bool,
+    /// Budgets to set.
+    #[command(flatten)]
+    pub budgets: BudgetSet,
+    /// Budgets to remove.
+    #[command(flatten)]
+    pub clear: BudgetClear,
+    /// The group to move the token to.
+    #[command(flatten)]
+    pub group: GroupSet,
+    /// Take the token out of its group.
+    #[arg(long, conflicts_with = "group")]
+    pub no_group: bool,
     /// Print the updated token as one JSON object (as `tokens list --json` shows it).
     #[arg(long)]
     pub json: bool,
@@ -211,6 +230,12 @@ pub struct CreateArgs {
     /// Default: any model.
     #[arg(long, value_name = "MODELS", value_parser = models_arg)]
     pub models: Option<ModelsArg>,
+    /// Budgets.
+    #[command(flatten)]
+    pub budgets: BudgetSet,
+    /// The group the token joins.
+    #[command(flatten)]
+    pub group: GroupSet,
     /// Print one JSON object (token, hash, label, ...) instead of the bare token.
     #[arg(long)]
     pub json: bool,
@@ -295,7 +320,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 let mut out = std::io::stdout().lock();
                 let mut err = std::io::stderr().lock();
                 let (tokens, usage) = (stores.tokens.as_ref(), stores.usage.as_ref());
-                tokens::run(tokens, usage, command, &mut out, &mut err).await
+                let budgets = stores.budgets.as_ref();
+                tokens::run(tokens, usage, budgets, command, &mut out, &mut err).await
+            })
+        }
+        Command::Groups(command) => {
+            init_logging("warn");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let stores = location
+                    .open_stores()
+                    .await
+                    .with_context(|| format!("cannot open token store at {location}"))?;
+                let mut out = std::io::stdout().lock();
+                groups::run(stores.budgets.as_ref(), command, &mut out).await
             })
         }
         Command::Healthcheck(args) => healthcheck::run(&args),

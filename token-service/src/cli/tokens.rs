@@ -17,8 +17,8 @@ use super::{CreateArgs, ListArgs, TokensCommand};
 use crate::expiry::{expiry_state, parse_expiry_input, ExpiryState};
 use crate::new_token::{create_token, CreatedToken, NewToken};
 use crate::store::{
-    PageCursor, StoreError, TokenListing, TokenRecord, TokenStatus, TokenStore, UsageStore,
-    MAX_PAGE_LIMIT,
+    BudgetStore, PageCursor, StoreError, TokenListing, TokenRecord, TokenStatus, TokenStore,
+    UsageStore, MAX_PAGE_LIMIT,
 };
 use crate::token_view::{display_state, Created, TokenList, TokenView};
 
@@ -26,12 +26,13 @@ use crate::token_view::{display_state, Created, TokenList, TokenView};
 pub async fn run(
     store: &dyn TokenStore,
     usage: &dyn UsageStore,
+    budgets: &dyn BudgetStore,
     command: TokensCommand,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match command {
-        TokensCommand::Create(args) => create(store, args, out, err).await,
+        TokensCommand::Create(args) => create(store, budgets, args, out, err).await,
         TokensCommand::List(args) => list(store, args, out, err).await,
         TokensCommand::Disable { token } => {
             set_status(store, &token, TokenStatus::Disabled, out).await
@@ -40,14 +41,15 @@ pub async fn run(
             set_status(store, &token, TokenStatus::Active, out).await
         }
         TokensCommand::Delete { token } => delete(store, &token, out).await,
-        TokensCommand::Update(args) => super::update::update(store, args, out, err).await,
+        TokensCommand::Update(args) => super::update::update(store, budgets, args, out, err).await,
         TokensCommand::Expire { token, at } => expire(store, &token, &at, out, err).await,
-        TokensCommand::Usage(args) => super::usage::usage(store, usage, args, out).await,
+        TokensCommand::Usage(args) => super::usage::usage(store, usage, budgets, args, out).await,
     }
 }
 
 async fn create(
     store: &dyn TokenStore,
+    budgets: &dyn BudgetStore,
     args: CreateArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -61,8 +63,23 @@ async fn create(
     new.rate_limit = args.rate_limit;
     new.key_pool = args.key_pool.clone();
     new.models = args.models.map(|m| m.0);
+    let mut patch = args.budgets.patch();
+    patch.group = args.group.group.clone().map(Some);
+    if let Some(group) = &args.group.group {
+        if !budgets.groups().await?.iter().any(|g| &g.name == group) {
+            bail!("no group named {group:?} (create it with `groups create`)");
+        }
+    }
     let now = Utc::now();
     let CreatedToken { plaintext, record } = create_token(store, new, now).await?;
+    if !patch.is_empty() {
+        // The plaintext is printed only once the budgets hold: nobody can use the token
+        // without them. If they cannot be stored, the token is removed again.
+        if let Err(e) = budgets.patch_token_budgets(&record.hash, &patch).await {
+            store.delete(&record.hash).await?;
+            return Err(e).context("cannot store the token's budgets; the token was not created");
+        }
+    }
     if args.json {
         let created = Created {
             token: plaintext.expose_secret().to_owned(),
@@ -91,6 +108,11 @@ async fn create(
             .map_or_else(|| "default".to_owned(), |r| format!("{r}s")),
         super::update::models_text(record.models.as_deref()),
     )?;
+    if !patch.is_empty() {
+        let own = patch.apply(Default::default());
+        let group = args.group.group.as_deref().unwrap_or("none");
+        writeln!(err, "budgets: {own}; group {group}")?;
+    }
     if display_state(&record, now) == "expired" {
         writeln!(
             err,

@@ -13,8 +13,10 @@ use serde_json::json;
 
 use super::resolve::{resolve, ResolveError};
 use super::UsageArgs;
+use crate::budget::admission::budget_status;
+use crate::budget::MemoryReservations;
 use crate::pricing::format_usd;
-use crate::store::{TokenStore, UsageStore};
+use crate::store::{BudgetStore, TokenStore, UsageStore};
 use crate::usage::view::{model_json, since_day};
 use crate::usage::{per_model, ModelTotals, UsageCounts};
 
@@ -22,6 +24,7 @@ use crate::usage::{per_model, ModelTotals, UsageCounts};
 pub async fn usage(
     tokens: &dyn TokenStore,
     store: &dyn UsageStore,
+    budgets: &dyn BudgetStore,
     args: UsageArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
@@ -43,11 +46,15 @@ pub async fn usage(
     };
     let rows = store.usage_of(&hash, &since).await?;
     let models = per_model(&rows);
+    let budgets = status_of(tokens, budgets, &hash).await?;
     if args.json {
         let models: Vec<_> = models.iter().map(model_json).collect();
-        let value = json!({"token": hash, "since": since, "models": models});
+        let value = json!({"token": hash, "since": since, "models": models, "budgets": budgets});
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
+    }
+    for line in super::budget_args::status_lines(&budgets) {
+        writeln!(out, "{line}")?;
     }
     if models.is_empty() {
         writeln!(out, "no metered usage since {since}")?;
@@ -55,6 +62,22 @@ pub async fn usage(
     }
     writeln!(out, "{}", table(&models))?;
     Ok(())
+}
+
+/// The token's budgets against the settled ledger. The CLI runs outside the service, so it
+/// does not see the reservations of outstanding grants (the admin API does).
+async fn status_of(
+    tokens: &dyn TokenStore,
+    budgets: &dyn BudgetStore,
+    hash: &str,
+) -> anyhow::Result<Vec<crate::budget::BudgetStatus>> {
+    let providers = tokens
+        .get(hash)
+        .await?
+        .map(|r| r.providers)
+        .unwrap_or_default();
+    let none = MemoryReservations::new();
+    Ok(budget_status(budgets, &none, hash, &providers, chrono::Utc::now()).await?)
 }
 
 /// What the cost column says.

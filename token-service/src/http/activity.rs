@@ -41,7 +41,10 @@ pub async fn activity(
     for entry in &report.entries {
         state.checker.record_activity(&entry.hash, entry.count);
     }
-    if !report.token_usage.iter().all(plausible) || report.token_usage.len() > MAX_ENTRIES {
+    if !report.token_usage.iter().all(plausible)
+        || report.token_usage.len() > MAX_ENTRIES
+        || report.grant_releases.len() > MAX_ENTRIES
+    {
         return Err(CheckApiError::BadRequest(
             "token_usage must be at most 100000 entries, each with a 64-hex hash, a provider \
              name of 1 to 64 characters and a model name of at most 128",
@@ -56,9 +59,11 @@ pub async fn activity(
         ));
     }
     state.checker.key_events(&report.key_events).await;
-    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let now = chrono::Utc::now();
+    let day = now.format("%Y-%m-%d").to_string();
     let rows = rollup(&report.token_usage, &day, PriceTable::bundled());
-    if let Err(e) = state.usage.add_usage(&rows).await {
+    // The rollups and the budget ledger in one transaction, then the grants' releases.
+    if let Err(e) = state.budgets.settle(&report, &rows, now).await {
         // The filter does not resend a report: the counts are lost, and said so.
         tracing::error!(error = %e, rows = rows.len(), "could not store metered token usage");
         return Err(CheckApiError::Unavailable);

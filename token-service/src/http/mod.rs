@@ -65,6 +65,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Where the metered token usage the filter reports is kept.
     pub usage: Arc<dyn crate::store::UsageStore>,
+    /// Budgets: reports settle through it (ledger with the usage, then grant releases).
+    pub budgets: Arc<crate::budget::Admission>,
 }
 
 /// Builds the router.

@@ -20,7 +20,7 @@ static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The latest migration's version, mirrored into SQLite's `PRAGMA user_version` so a backup
 /// can be checked against this build; a test ties the two.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 fn failed(e: sqlx::migrate::MigrateError) -> StoreError {
     StoreError::Backend(format!("schema migration failed: {e}"))

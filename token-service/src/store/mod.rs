@@ -12,6 +12,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::ratelimit::RateLimit;
 
+mod budget;
+mod budget_sql;
 #[cfg(test)]
 pub(crate) mod contract;
 #[cfg(test)]
@@ -34,6 +36,7 @@ mod sqlite;
 pub mod sqlite_backup;
 mod usage;
 
+pub use budget::{BudgetStore, GroupDelete, GroupRecord, SpendRow, TokenBudgets};
 pub use metered::{MeteredSessions, MeteredStore};
 pub use page::{Page, PageCursor, MAX_PAGE_LIMIT};
 pub use postgres::PostgresStore;
@@ -102,15 +105,18 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// Token usage rollups.
     pub usage: Arc<dyn UsageStore>,
+    /// Budgets, groups and the settled-spend ledger.
+    pub budgets: Arc<dyn BudgetStore>,
 }
 
 impl Stores {
     /// Every store from one backend handle (its clones share the pool).
-    fn both<B: TokenStore + SessionStore + UsageStore + Clone>(backend: B) -> Stores {
+    fn both<B: TokenStore + SessionStore + UsageStore + BudgetStore + Clone>(backend: B) -> Stores {
         Stores {
             tokens: Arc::new(backend.clone()),
             sessions: Arc::new(backend.clone()),
-            usage: Arc::new(backend),
+            usage: Arc::new(backend.clone()),
+            budgets: Arc::new(backend),
         }
     }
 }

@@ -31,12 +31,12 @@ pub trait UsageStore: Send + Sync + 'static {
 }
 
 /// A count as the signed 64-bit integer both databases store (saturating).
-fn stored(n: u64) -> i64 {
+pub(super) fn stored(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// A stored count back (a negative one, which nothing writes, reads as 0).
-fn count(n: i64) -> u64 {
+pub(super) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
@@ -88,6 +88,43 @@ where
     })
 }
 
+/// Adds `rows` to the usage rollups inside the caller's transaction (the budget ledger's
+/// settlement writes them with its own rows, all or none).
+pub(super) async fn insert_usage<DB>(
+    conn: &mut DB::Connection,
+    rows: &[UsageRow],
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    String: Type<DB> + for<'q> Encode<'q, DB>,
+    i64: Type<DB> + for<'q> Encode<'q, DB>,
+{
+    for UsageRow { key, counts } in rows {
+        let usage = &counts.usage;
+        sqlx::query(sql::ADD_USAGE)
+            .bind(key.hash.clone())
+            .bind(key.day.clone())
+            .bind(key.provider.clone())
+            .bind(key.model.clone())
+            .bind(key.api.clone())
+            .bind(stored(counts.requests))
+            .bind(stored(counts.incomplete))
+            .bind(stored(usage.input))
+            .bind(stored(usage.cached_input))
+            .bind(stored(usage.cache_write))
+            .bind(stored(usage.output))
+            .bind(stored(usage.reasoning))
+            .bind(stored(counts.cost_nano_usd))
+            .bind(stored(counts.unpriced_requests))
+            .execute(&mut *conn)
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl<DB> UsageStore for SqlStore<DB>
 where
@@ -103,27 +140,7 @@ where
             return Ok(());
         }
         let mut tx = self.writes.begin().await.map_err(store_error)?;
-        for UsageRow { key, counts } in rows {
-            let usage = &counts.usage;
-            sqlx::query(sql::ADD_USAGE)
-                .bind(key.hash.clone())
-                .bind(key.day.clone())
-                .bind(key.provider.clone())
-                .bind(key.model.clone())
-                .bind(key.api.clone())
-                .bind(stored(counts.requests))
-                .bind(stored(counts.incomplete))
-                .bind(stored(usage.input))
-                .bind(stored(usage.cached_input))
-                .bind(stored(usage.cache_write))
-                .bind(stored(usage.output))
-                .bind(stored(usage.reasoning))
-                .bind(stored(counts.cost_nano_usd))
-                .bind(stored(counts.unpriced_requests))
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-        }
+        insert_usage::<DB>(&mut *tx, rows).await?;
         tx.commit().await.map_err(store_error)
     }
 

@@ -196,6 +196,7 @@ impl TestApp {
             hash: hash.to_owned(),
             provider,
             returned: None,
+            budget_want: None,
         })
         .unwrap();
         let response = self.post_check(body, Some(SECRET)).await;
@@ -209,5 +210,6 @@ pub fn deny(reason: ptk_wire::DenyReason) -> CheckResponse {
     CheckResponse::Deny {
         reason,
         retry_after_s: None,
+        budget: None,
     }
 }

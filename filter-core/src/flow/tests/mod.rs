@@ -250,6 +250,7 @@ pub fn deny(reason: DenyReason, retry_after_s: Option<u64>) -> Vec<u8> {
     serde_json::to_vec(&CheckResponse::Deny {
         reason,
         retry_after_s,
+        budget: None,
     })
     .unwrap()
 }

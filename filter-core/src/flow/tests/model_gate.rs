@@ -35,6 +35,7 @@ fn allow_models(models: Option<&[&str]>) -> Vec<u8> {
         }),
         limits: models.map(|m| Limits {
             models: Some(m.iter().map(|s| (*s).to_string()).collect()),
+            ..Limits::default()
         }),
         pool: Vec::new(),
     })
