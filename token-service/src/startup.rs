@@ -17,7 +17,7 @@ use crate::key_ring::KeyRing;
 use crate::last_used::{LastUsedStamper, STAMP_INTERVAL};
 use crate::metrics::Metrics;
 use crate::ratelimit::metered::MeteredLimiter;
-use crate::ratelimit::{RateLimitError, RateLimiter};
+use crate::ratelimit::{LimiterBackend, RateLimitError, RateLimiter};
 use crate::settings::Settings;
 use crate::signals::{reload_keys_on_hangup, shutdown_signal};
 use crate::store::{MeteredSessions, MeteredStore, SessionStore, StoreError, TokenStore};
@@ -120,6 +120,7 @@ impl Application {
             reservations,
             crate::budget::BudgetSettings::default(),
         ));
+        let notifier = budget_notifier(&settings, metrics.clone()).await?;
         let last_used = Arc::new(LastUsedStamper::new(store.clone(), STAMP_INTERVAL));
         let checker = Checker::new(
             store.clone(),
@@ -141,6 +142,7 @@ impl Application {
             metrics: metrics.clone(),
             usage: opened.usage.clone(),
             budgets: budgets.clone(),
+            notifier,
         };
         let check = bind(settings.listen, router(state)).await?;
         let admin = match &settings.admin {
@@ -267,4 +269,31 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+/// The budget notifier the settings ask for: claims in the limiter's Redis when replicas share
+/// one, else in this process; a disabled notifier without a webhook.
+async fn budget_notifier(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+) -> Result<crate::notify::Notifier, StartupError> {
+    use crate::notify::{Claims, MemoryClaims, Notifier, RedisClaims};
+    use secrecy::ExposeSecret as _;
+    let Some(webhook) = settings.budget_webhook.clone() else {
+        return Ok(Notifier::disabled(metrics));
+    };
+    let claims: Arc<dyn Claims> = match &settings.limiter {
+        LimiterBackend::Memory => Arc::new(MemoryClaims::default()),
+        LimiterBackend::Redis(url) => Arc::new(
+            RedisClaims::connect(url.expose_secret())
+                .await
+                .map_err(|e| StartupError::Limiter(RateLimitError(format!("redis: {e}"))))?,
+        ),
+    };
+    tracing::info!(
+        thresholds = ?webhook.thresholds,
+        "budget threshold notifications on (webhook URL not shown)"
+    );
+    Notifier::start(webhook, claims, metrics)
+        .map_err(|e| StartupError::Limiter(RateLimitError(format!("webhook client: {e}"))))
 }

@@ -12,13 +12,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use hmac::{Hmac, Mac as _};
+use ptk_wire::{BudgetKind, BudgetPeriod};
 use secrecy::SecretString;
 use serde_json::Value;
 use sha2::Sha256;
 use token_service::metrics::Metrics;
 use token_service::notify::{
-    BudgetEvent, BudgetKind, BudgetScope, Claims, MemoryClaims, Notifier, RedisClaims,
-    WebhookSettings, SIGNATURE_HEADER,
+    BudgetEvent, BudgetScope, Claims, MemoryClaims, Notifier, RedisClaims, WebhookSettings,
+    SIGNATURE_HEADER,
 };
 
 use common::redis_server::start_redis;
@@ -99,7 +100,7 @@ fn event(threshold: u8) -> BudgetEvent {
             group: "research".into(),
         },
         budget: BudgetKind::Tokens,
-        period: "day".into(),
+        period: BudgetPeriod::Day,
         period_id: "2026-11-30".into(),
         threshold_percent: threshold,
         limit: 1000,
@@ -140,7 +141,7 @@ async fn a_crossing_is_delivered_signed_once_and_retried_through_transient_failu
     let claims: Arc<dyn Claims> = Arc::new(MemoryClaims::default());
     let notifier = Notifier::start(settings(&url, true), claims, metrics.clone()).unwrap();
     notifier.notify(event(100));
-    notifier.notify(event(100)); // the same crossing again: claimed already
+    notifier.notify(event(100)); // the same crossing again: this replica queued it already
     until(&shared, |r| r.bodies.len() >= 3).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let r = shared.lock().unwrap();
@@ -153,7 +154,7 @@ async fn a_crossing_is_delivered_signed_once_and_retried_through_transient_failu
     assert_eq!(body["threshold_percent"], 100);
     assert!(body["text"].as_str().unwrap().contains("has used up 100%"));
     assert_eq!(counted(&metrics, "delivered"), 1);
-    assert_eq!(counted(&metrics, "duplicate"), 1);
+    assert_eq!(counted(&metrics, "duplicate"), 0, "never reached the claim");
 }
 
 #[tokio::test]
@@ -237,4 +238,116 @@ async fn two_replicas_on_one_redis_send_a_crossing_once() {
     assert_eq!(thresholds.len(), 2, "{thresholds:?}");
     assert!(thresholds.contains(&Value::from(80)) && thresholds.contains(&Value::from(100)));
     assert_eq!(counted(&metrics, "duplicate"), 2);
+}
+
+/// Posts an activity report carrying one usage entry of `input`/`output` tokens for `hash`.
+async fn report_usage(app: &common::TestApp, hash: &str, input: u64, output: u64) {
+    let body = serde_json::json!({"entries": [], "token_usage": [{
+        "hash": hash, "provider": "openai", "api": "chat_completions", "model": "gpt-4o",
+        "status": 200, "streamed": false, "requests": 1, "incomplete": 0,
+        "usage": {"input": input, "cached_input": 0, "cache_write": 0, "output": output,
+                  "reasoning": 0}}]});
+    let status = app
+        .client
+        .post(app.url(ptk_wire::ACTIVITY_PATH))
+        .header(ptk_wire::CHECK_SECRET_HEADER, common::SECRET)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+}
+
+fn per_day(limit: u64) -> Option<token_service::budget::PeriodLimit> {
+    Some(token_service::budget::PeriodLimit {
+        limit,
+        period: BudgetPeriod::Day,
+    })
+}
+
+#[tokio::test]
+async fn settled_reports_notify_each_threshold_once_for_the_token_and_its_group() {
+    use token_service::budget::{BudgetPatch, Budgets};
+    use token_service::store::BudgetStore as _;
+    let (url, shared) = receiver(Receiver::default()).await;
+    let app = common::spawn_app_with(common::Options {
+        budget_webhook: Some(settings(&url, true)),
+        ..common::Options::default()
+    })
+    .await;
+    let group = Budgets {
+        tokens: per_day(10_000),
+        ..Budgets::default()
+    };
+    app.store
+        .create_group("research", &group, "2026-11-30T00:00:00.000Z")
+        .await
+        .unwrap();
+    let hash = app
+        .add_token("ptk_notify_test_token_0001", &[ptk_wire::Provider::Openai], |r| {
+            r.label = "alice".into();
+        })
+        .await;
+    let patch = BudgetPatch {
+        tokens: Some(per_day(1_000)),
+        group: Some(Some("research".into())),
+        ..BudgetPatch::default()
+    };
+    app.store
+        .patch_token_budgets(&hash, &patch)
+        .await
+        .unwrap()
+        .unwrap();
+
+    report_usage(&app, &hash, 500, 200).await; // 700 of 1,000: nothing yet
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(shared.lock().unwrap().bodies.is_empty());
+    report_usage(&app, &hash, 90, 10).await; // 800: the token's 80 %
+    until(&shared, |r| r.bodies.len() >= 1).await;
+    report_usage(&app, &hash, 100, 0).await; // 900: nothing new
+    report_usage(&app, &hash, 7_000, 100).await; // 8,000: the token's 100 %, the group's 80 %
+    until(&shared, |r| r.bodies.len() >= 3).await;
+    report_usage(&app, &hash, 10, 0).await; // both still past: nothing new
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let seen: Vec<(String, u64)> = shared
+        .lock()
+        .unwrap()
+        .bodies
+        .iter()
+        .map(|(b, _)| {
+            (
+                b["scope"].as_str().unwrap().to_owned(),
+                b["threshold_percent"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("group".to_owned(), 80),
+            ("token".to_owned(), 80),
+            ("token".to_owned(), 100)
+        ],
+        "{seen:?}"
+    );
+    let r = shared.lock().unwrap();
+    let token_event = r
+        .bodies
+        .iter()
+        .map(|(b, _)| b)
+        .find(|b| b["threshold_percent"] == 100)
+        .unwrap();
+    assert_eq!(token_event["label"], "alice");
+    assert_eq!(token_event["token"], &hash[..12]);
+    assert_eq!(token_event["spent"], 8_000);
+    assert_eq!(token_event["limit"], 1_000);
+    assert_eq!(token_event["period"], "day");
+    assert!(
+        !serde_json::to_string(token_event).unwrap().contains(&hash),
+        "the full hash never leaves"
+    );
 }

@@ -35,7 +35,9 @@ pub async fn open_reservations(
     })
 }
 
+mod crossings;
 pub use admission::{Admission, Admitted, BudgetError, BudgetSettings, BudgetStatus};
+pub use crossings::threshold_events;
 pub use reserve::{MemoryReservations, Reservations};
 pub use reserve_redis::RedisReservations;
 pub use spec::{

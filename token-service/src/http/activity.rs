@@ -3,6 +3,8 @@
 //! verdict cache (which this service never saw as checks), and the token usage they metered,
 //! priced and added to today's (UTC) rollups.
 
+use std::collections::BTreeSet;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -11,6 +13,7 @@ use ptk_wire::{ActivityReport, UsageEntry};
 
 use super::check::{authorize, CheckApiError};
 use super::AppState;
+use crate::budget::threshold_events;
 use crate::pricing::PriceTable;
 use crate::token::is_token_hash;
 use crate::usage::rollup;
@@ -68,7 +71,37 @@ pub async fn activity(
         tracing::error!(error = %e, rows = rows.len(), "could not store metered token usage");
         return Err(CheckApiError::Unavailable);
     }
+    notify_thresholds(&state, &report);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Looks, off the report's path (a task of its own), for budget thresholds the settled spend
+/// of the report's tokens has reached, and hands them to the notifier.
+fn notify_thresholds(state: &AppState, report: &ActivityReport) {
+    if state.notifier.thresholds().is_empty() || report.token_usage.is_empty() {
+        return;
+    }
+    let hashes: BTreeSet<String> = report.token_usage.iter().map(|e| e.hash.clone()).collect();
+    let budgets = state.budgets.store().clone();
+    let tokens = state.store.clone();
+    let notifier = state.notifier.clone();
+    tokio::spawn(async move {
+        let now = chrono::Utc::now();
+        match threshold_events(
+            budgets.as_ref(),
+            tokens.as_ref(),
+            &hashes,
+            notifier.thresholds(),
+            now,
+        )
+        .await
+        {
+            Ok(events) => events.into_iter().for_each(|e| notifier.notify(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read budgets for threshold notifications")
+            }
+        }
+    });
 }
 
 /// An entry the store can key: a token hash, a provider and a model name of sane sizes.

@@ -67,6 +67,8 @@ pub struct AppState {
     pub usage: Arc<dyn crate::store::UsageStore>,
     /// Budgets: reports settle through it (ledger with the usage, then grant releases).
     pub budgets: Arc<crate::budget::Admission>,
+    /// Budget threshold notifications (a disabled one without a webhook).
+    pub notifier: crate::notify::Notifier,
 }
 
 /// Builds the router.

@@ -23,9 +23,9 @@ pub struct MemoryClaims {
     held: Mutex<HashMap<String, Instant>>,
 }
 
-#[async_trait]
-impl Claims for MemoryClaims {
-    async fn claim(&self, key: &str, ttl: Duration) -> bool {
+impl MemoryClaims {
+    /// [`Claims::claim`] without waiting (a lock held for a map lookup).
+    pub fn claim_now(&self, key: &str, ttl: Duration) -> bool {
         let now = Instant::now();
         let Ok(mut held) = self.held.lock() else {
             return true;
@@ -37,6 +37,13 @@ impl Claims for MemoryClaims {
         }
         held.insert(key.to_owned(), now.checked_add(ttl).unwrap_or(now));
         true
+    }
+}
+
+#[async_trait]
+impl Claims for MemoryClaims {
+    async fn claim(&self, key: &str, ttl: Duration) -> bool {
+        self.claim_now(key, ttl)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The JSON a budget notification carries.
 
+use ptk_wire::{BudgetKind, BudgetPeriod};
 use serde::Serialize;
 
 /// Whose budget crossed a threshold.
@@ -21,23 +22,11 @@ pub enum BudgetScope {
     },
 }
 
-/// What the budget counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BudgetKind {
-    /// Input + output tokens.
-    Tokens,
-    /// Cost, in nano-USD.
-    Cost,
-}
-
-impl BudgetKind {
-    /// The unit of `limit` and `spent`.
-    fn unit(self) -> &'static str {
-        match self {
-            BudgetKind::Tokens => "tokens",
-            BudgetKind::Cost => "nano_usd",
-        }
+/// The unit of a budget's `limit` and `spent`.
+fn unit(kind: BudgetKind) -> &'static str {
+    match kind {
+        BudgetKind::Tokens | BudgetKind::Tpm => "tokens",
+        BudgetKind::Cost => "nano_usd",
     }
 }
 
@@ -51,7 +40,7 @@ pub struct BudgetEvent {
     /// Tokens or cost.
     pub budget: BudgetKind,
     /// `day`, `week` or `month`.
-    pub period: String,
+    pub period: BudgetPeriod,
     /// The period's id (`2026-11-30`, `2026-W49`, `2026-11`).
     pub period_id: String,
     /// The threshold reached, in percent of the limit.
@@ -74,7 +63,7 @@ impl BudgetEvent {
         };
         format!(
             "ptk:notify:{who}:{}:{}:{}",
-            self.budget.unit(),
+            unit(self.budget),
             self.period_id,
             self.threshold_percent
         )
@@ -85,7 +74,7 @@ impl BudgetEvent {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         if let Some(object) = value.as_object_mut() {
             object.insert("type".into(), "budget.threshold".into());
-            object.insert("unit".into(), self.budget.unit().into());
+            object.insert("unit".into(), unit(self.budget).into());
             object.insert("text".into(), self.text().into());
         }
         value
@@ -98,7 +87,7 @@ impl BudgetEvent {
             BudgetScope::Group { group } => format!("Group {group:?}"),
         };
         let amount = |v: u64| match self.budget {
-            BudgetKind::Tokens => format!("{v} tokens"),
+            BudgetKind::Tokens | BudgetKind::Tpm => format!("{v} tokens"),
             BudgetKind::Cost => format!("${}", crate::pricing::format_usd(v)),
         };
         let verb = if self.threshold_percent >= 100 {
@@ -109,9 +98,14 @@ impl BudgetEvent {
         format!(
             "{who} {verb} {}% of its {} {} budget ({} of {}); it resets at {}.",
             self.threshold_percent,
-            self.period,
+            match self.period {
+                BudgetPeriod::Minute => "per-minute",
+                BudgetPeriod::Day => "daily",
+                BudgetPeriod::Week => "weekly",
+                BudgetPeriod::Month => "monthly",
+            },
             match self.budget {
-                BudgetKind::Tokens => "token",
+                BudgetKind::Tokens | BudgetKind::Tpm => "token",
                 BudgetKind::Cost => "cost",
             },
             amount(self.spent),
@@ -133,7 +127,7 @@ mod tests {
                 label: "team a".into(),
             },
             budget: BudgetKind::Cost,
-            period: "month".into(),
+            period: BudgetPeriod::Month,
             period_id: "2026-11".into(),
             threshold_percent: 80,
             limit: 5_000_000_000,
@@ -152,7 +146,7 @@ mod tests {
                 "label": "team a", "budget": "cost", "unit": "nano_usd", "period": "month",
                 "period_id": "2026-11", "threshold_percent": 80, "limit": 5_000_000_000u64,
                 "spent": 4_000_000_001u64, "resets_at": "2026-12-01T00:00:00Z",
-                "text": "Token \"team a\" (0123456789ab) has used 80% of its month cost budget ($4.000000 of $5.000000); it resets at 2026-12-01T00:00:00Z."
+                "text": "Token \"team a\" (0123456789ab) has used 80% of its monthly cost budget ($4.000000 of $5.000000); it resets at 2026-12-01T00:00:00Z."
             })
         );
     }

@@ -13,6 +13,6 @@ mod threshold;
 mod webhook;
 
 pub use claims::{Claims, MemoryClaims, RedisClaims};
-pub use event::{BudgetEvent, BudgetKind, BudgetScope};
+pub use event::{BudgetEvent, BudgetScope};
 pub use threshold::{crossed, parse_thresholds, DEFAULT_THRESHOLDS};
 pub use webhook::{Notifier, WebhookSettings, SIGNATURE_HEADER};

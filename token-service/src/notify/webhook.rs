@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::claims::Claims;
+use super::claims::{Claims, MemoryClaims};
 use super::event::BudgetEvent;
 use crate::metrics::Metrics;
 
@@ -60,6 +60,9 @@ pub struct Notifier {
     queue: Option<mpsc::Sender<BudgetEvent>>,
     thresholds: Arc<[u8]>,
     metrics: Arc<Metrics>,
+    /// Crossings this replica already queued: settlements see a reached threshold again on
+    /// every later report of the period, and only the first is worth a claim.
+    queued: Arc<MemoryClaims>,
 }
 
 impl Notifier {
@@ -69,6 +72,7 @@ impl Notifier {
             queue: None,
             thresholds: Arc::from(Vec::new()),
             metrics,
+            queued: Arc::default(),
         }
     }
 
@@ -95,6 +99,7 @@ impl Notifier {
             queue: Some(queue),
             thresholds,
             metrics,
+            queued: Arc::default(),
         })
     }
 
@@ -103,9 +108,14 @@ impl Notifier {
         &self.thresholds
     }
 
-    /// Queues `event` for delivery and returns at once; a full queue drops it (counted, logged).
+    /// Queues `event` for delivery and returns at once, unless this replica queued the same
+    /// crossing before (then nothing); a full queue drops it (counted, logged).
     pub fn notify(&self, event: BudgetEvent) {
         let Some(queue) = &self.queue else { return };
+        let ttl = claim_ttl(&event, Utc::now());
+        if !self.queued.claim_now(&event.claim_key(), ttl) {
+            return;
+        }
         if queue.try_send(event).is_err() {
             self.metrics.notification("dropped");
             tracing::warn!("budget notification queue full; dropping a notification");
