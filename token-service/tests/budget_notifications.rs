@@ -285,9 +285,13 @@ async fn settled_reports_notify_each_threshold_once_for_the_token_and_its_group(
         .await
         .unwrap();
     let hash = app
-        .add_token("ptk_notify_test_token_0001", &[ptk_wire::Provider::Openai], |r| {
-            r.label = "alice".into();
-        })
+        .add_token(
+            "ptk_notify_test_token_0001",
+            &[ptk_wire::Provider::Openai],
+            |r| {
+                r.label = "alice".into();
+            },
+        )
         .await;
     let patch = BudgetPatch {
         tokens: Some(per_day(1_000)),
