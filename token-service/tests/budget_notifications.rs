@@ -308,7 +308,7 @@ async fn settled_reports_notify_each_threshold_once_for_the_token_and_its_group(
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(shared.lock().unwrap().bodies.is_empty());
     report_usage(&app, &hash, 90, 10).await; // 800: the token's 80 %
-    until(&shared, |r| r.bodies.len() >= 1).await;
+    until(&shared, |r| !r.bodies.is_empty()).await;
     report_usage(&app, &hash, 100, 0).await; // 900: nothing new
     report_usage(&app, &hash, 7_000, 100).await; // 8,000: the token's 100 %, the group's 80 %
     until(&shared, |r| r.bodies.len() >= 3).await;
