@@ -253,7 +253,7 @@ CREATE TABLE IF NOT EXISTS revoked_sessions (
             .iter()
             .map(|row| row.get(0))
             .collect();
-        assert_eq!(applied, [1, 2, 3]);
+        assert_eq!(applied, [1, 2, 3, 6]);
         let store = PostgresStore::connect(&url, None).await.unwrap();
         store.insert(&sample_record("e1")).await.unwrap();
         drop(client);
