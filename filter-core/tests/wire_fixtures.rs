@@ -191,12 +191,15 @@ fn the_filter_refuses_on_the_deny_fixtures() {
 fn an_allow_narrowed_by_limits_the_filter_cannot_enforce_fails_closed() {
     // Until the filter enforces a limit, an `allow_limited` verdict carrying it is a transport
     // failure (503, nothing forwarded), never a plain allow.
-    match decide(Provider::Openai, &fixture("allow_limited.json")) {
-        CheckDecision::Reply {
-            refused,
-            callout_failed: true,
-        } => assert_eq!(refused.reply.status, 503),
-        other => panic!("expected a fail-closed reply, got {other:?}"),
+    // A budget grant too, until the filter estimates and spends it (wire 1.2).
+    for name in ["allow_limited.json", "allow_budgeted.json"] {
+        match decide(Provider::Openai, &fixture(name)) {
+            CheckDecision::Reply {
+                refused,
+                callout_failed: true,
+            } => assert_eq!(refused.reply.status, 503, "{name}"),
+            other => panic!("{name}: expected a fail-closed reply, got {other:?}"),
+        }
     }
 }
 

@@ -540,3 +540,25 @@ async fn settled_spend_survives_a_restart() {
         }
     ));
 }
+
+#[tokio::test]
+async fn a_budget_set_on_a_token_already_checked_applies_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(&dir);
+    let app = replica(&db, LimiterBackend::Memory).await;
+    let hash = budgeted(&db, 11, BudgetPatch::default()).await;
+    assert!(grant_of(&check(app.addr, &hash, None).await).is_none());
+    // Set from another process (the CLI): the service remembers a token's budgets for 1 s.
+    let store = SqliteStore::open(&db).unwrap();
+    store
+        .patch_token_budgets(&hash, &tokens_per_day(10))
+        .await
+        .unwrap();
+    tokio::time::sleep(token_service::budget::admission::BUDGETS_CACHE_TTL).await;
+    assert_eq!(
+        grant_of(&check(app.addr, &hash, None).await)
+            .unwrap()
+            .tokens,
+        10
+    );
+}
