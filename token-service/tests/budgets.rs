@@ -562,3 +562,38 @@ async fn a_budget_set_on_a_token_already_checked_applies_within_a_second() {
         10
     );
 }
+
+#[tokio::test]
+async fn a_check_the_rate_limiter_refuses_gives_its_grant_back() {
+    let redis = start_redis();
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(&dir);
+    let app = replica(
+        &db,
+        LimiterBackend::Redis(SecretString::from(redis.url.clone())),
+    )
+    .await;
+    let hash = budgeted(&db, 12, tokens_per_day(10_000)).await;
+    let store = SqliteStore::open(&db).unwrap();
+    let patch = token_service::store::TokenPatch {
+        rate_limit: Some(Some(RateLimit {
+            limit: 1,
+            window_s: 60,
+        })),
+        ..Default::default()
+    };
+    store.update(&hash, &patch).await.unwrap().unwrap();
+    let first = grant_of(&check(app.addr, &hash, None).await).unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            check(app.addr, &hash, None).await,
+            CheckResponse::Deny {
+                reason: DenyReason::RateLimited,
+                ..
+            }
+        ));
+    }
+    let reservations = RedisReservations::connect(&redis.url).await.unwrap();
+    let key = format!("token:{hash}|tokens|{}", Utc::now().format("%Y-%m-%d"));
+    assert_eq!(reservations.reserved(&key).await.unwrap(), first.tokens);
+}
