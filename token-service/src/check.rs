@@ -2,7 +2,9 @@
 //!
 //! Order (original Worker §3.5 / §1.2): missing, not active, or unparseable expiry -> invalid;
 //! expired -> expired; provider not in scope -> scope; no real key -> provider_unconfigured;
-//! over the limit -> rate_limited; else allow. Failures before the limiter never consume quota.
+//! no room in a budget -> budget_exhausted (a grant is reserved otherwise); over the limit ->
+//! rate_limited (the grant is released); else allow, `allow_limited` with the grant. Failures
+//! before the limiter never consume quota.
 
 use std::sync::Arc;
 
@@ -13,7 +15,6 @@ use ptk_wire::{
 };
 
 use crate::budget::{Admission, Admitted};
-
 use crate::expiry::{cap_cache_ttl, expiry_state, ExpiryState};
 use crate::key_health::{wire_pool, KeyHealth};
 use crate::key_ring::KeyRing;

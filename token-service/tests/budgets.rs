@@ -543,3 +543,60 @@ async fn settled_spend_survives_a_restart() {
         }
     ));
 }
+
+#[tokio::test]
+async fn a_budget_set_on_a_token_already_checked_applies_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(&dir);
+    let app = replica(&db, LimiterBackend::Memory).await;
+    let hash = budgeted(&db, 11, BudgetPatch::default()).await;
+    assert!(grant_of(&check(app.addr, &hash, None).await).is_none());
+    // Set from another process (the CLI): the service remembers a token's budgets for 1 s.
+    let store = SqliteStore::open(&db).unwrap();
+    store
+        .patch_token_budgets(&hash, &tokens_per_day(10))
+        .await
+        .unwrap();
+    tokio::time::sleep(token_service::budget::admission::BUDGETS_CACHE_TTL).await;
+    assert_eq!(
+        grant_of(&check(app.addr, &hash, None).await)
+            .unwrap()
+            .tokens,
+        10
+    );
+}
+
+#[tokio::test]
+async fn a_check_the_rate_limiter_refuses_gives_its_grant_back() {
+    let redis = start_redis();
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(&dir);
+    let app = replica(
+        &db,
+        LimiterBackend::Redis(SecretString::from(redis.url.clone())),
+    )
+    .await;
+    let hash = budgeted(&db, 12, tokens_per_day(10_000)).await;
+    let store = SqliteStore::open(&db).unwrap();
+    let patch = token_service::store::TokenPatch {
+        rate_limit: Some(Some(RateLimit {
+            limit: 1,
+            window_s: 60,
+        })),
+        ..Default::default()
+    };
+    store.update(&hash, &patch).await.unwrap().unwrap();
+    let first = grant_of(&check(app.addr, &hash, None).await).unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            check(app.addr, &hash, None).await,
+            CheckResponse::Deny {
+                reason: DenyReason::RateLimited,
+                ..
+            }
+        ));
+    }
+    let reservations = RedisReservations::connect(&redis.url).await.unwrap();
+    let key = format!("token:{hash}|tokens|{}", Utc::now().format("%Y-%m-%d"));
+    assert_eq!(reservations.reserved(&key).await.unwrap(), first.tokens);
+}

@@ -125,6 +125,7 @@ pub async fn patch_token(
     }
     let store = admission(&state)?.store();
     let done = store.patch_token_budgets(hash, &patch).await;
+    admission(&state)?.forget(hash);
     state
         .metrics
         .admin_action("budgets", matches!(done, Ok(Some(_))));

@@ -7,7 +7,9 @@
 //! price), so however the filter spends its grant, the cost cannot exceed what was reserved.
 //! Settlement charges the real cost.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use ptk_wire::{BudgetDenial, BudgetGrant, BudgetKind, BudgetPeriod, BudgetScope, Provider};
@@ -25,6 +27,13 @@ const ATTEMPTS: usize = 5;
 
 /// The shortest life of a grant whose verdict is not cached (it covers the one request).
 const MIN_GRANT_LIFE_MS: u64 = 10_000;
+
+/// How long a token's budgets (not its spend) are reused between checks: a budget set or
+/// changed takes effect within this. Saves every check of an unbudgeted token a store read.
+pub const BUDGETS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Tokens whose budgets are remembered at most (the map is cleared when full).
+const BUDGETS_CACHE_CAPACITY: usize = 100_000;
 
 /// Grant sizing and lapse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +217,8 @@ pub struct Admission {
     reservations: Arc<dyn Reservations>,
     settings: BudgetSettings,
     prices: &'static PriceTable,
+    /// Budgets read recently, per token hash, with when they were read.
+    cache: std::sync::Mutex<HashMap<String, (Instant, TokenBudgets)>>,
 }
 
 impl Admission {
@@ -222,7 +233,38 @@ impl Admission {
             reservations,
             settings,
             prices: PriceTable::bundled(),
+            cache: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Forgets a token's remembered budgets (this process just changed them).
+    pub fn forget(&self, hash: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(hash);
+    }
+
+    /// A token's budgets, from the store at most [`BUDGETS_CACHE_TTL`] ago.
+    async fn budgets_of(&self, hash: &str) -> Result<TokenBudgets, StoreError> {
+        let now = Instant::now();
+        let lock = || {
+            self.cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((at, budgets)) = lock().get(hash) {
+            if now.duration_since(*at) < BUDGETS_CACHE_TTL {
+                return Ok(budgets.clone());
+            }
+        }
+        let budgets = self.store.budgets_of(hash).await?;
+        let mut cache = lock();
+        if cache.len() >= BUDGETS_CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(hash.to_owned(), (now, budgets.clone()));
+        Ok(budgets)
     }
 
     /// Stores a report's usage and ledger rows, then releases its grants
@@ -270,7 +312,7 @@ impl Admission {
         ttl_ms: u64,
         now: DateTime<Utc>,
     ) -> Result<Admitted, BudgetError> {
-        let budgets = self.store.budgets_of(hash).await?;
+        let budgets = self.budgets_of(hash).await?;
         if budgets.is_unbudgeted() {
             return Ok(Admitted::Unbudgeted);
         }

@@ -109,10 +109,59 @@ struct Grant {
     lapse_at: u64,
 }
 
+/// What the grants hold against one budget key, with a running total so a check costs O(1)
+/// until something lapses.
+#[derive(Debug, Default)]
+struct KeyHolds {
+    /// Grant id → (units, lapse time ms).
+    entries: HashMap<u64, (u64, u64)>,
+    total: u64,
+    /// The earliest lapse time among the entries (`u64::MAX` when none).
+    next_lapse: u64,
+}
+
+impl KeyHolds {
+    fn purge(&mut self, now: u64) {
+        if self.next_lapse > now {
+            return;
+        }
+        self.entries.retain(|_, (_, lapse)| *lapse > now);
+        self.total = self
+            .entries
+            .values()
+            .map(|(units, _)| *units)
+            .fold(0, u64::saturating_add);
+        self.next_lapse = self
+            .entries
+            .values()
+            .map(|(_, l)| *l)
+            .min()
+            .unwrap_or(u64::MAX);
+    }
+
+    fn insert(&mut self, id: u64, units: u64, lapse: u64) {
+        self.entries.insert(id, (units, lapse));
+        self.total = self.total.saturating_add(units);
+        self.next_lapse = self.next_lapse.min(lapse);
+    }
+
+    /// Takes up to `units` off grant `id` (all of it when `remove`).
+    fn release(&mut self, id: u64, units: u64, remove: bool) {
+        let Some((held, _)) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let freed = if remove { *held } else { units.min(*held) };
+        *held = held.saturating_sub(freed);
+        self.total = self.total.saturating_sub(freed);
+        if remove {
+            self.entries.remove(&id);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
-    /// Per budget key: grant id → (units, lapse time ms).
-    keys: HashMap<String, HashMap<u64, (u64, u64)>>,
+    keys: HashMap<String, KeyHolds>,
     grants: HashMap<u64, Grant>,
     epochs: HashMap<String, u64>,
     next_id: u64,
@@ -121,14 +170,11 @@ struct State {
 impl State {
     /// What is reserved against `key` at `now`, dropping lapsed entries.
     fn reserved(&mut self, key: &str, now: u64) -> u64 {
-        let Some(entries) = self.keys.get_mut(key) else {
+        let Some(holds) = self.keys.get_mut(key) else {
             return 0;
         };
-        entries.retain(|_, (_, lapse)| *lapse > now);
-        entries
-            .values()
-            .map(|(units, _)| *units)
-            .fold(0, u64::saturating_add)
+        holds.purge(now);
+        holds.total
     }
 }
 
@@ -205,8 +251,14 @@ impl MemoryReservations {
         };
         for hold in holds {
             let units = tokens.saturating_mul(hold.per_token.max(1));
-            let entries = state.keys.entry(hold.key.clone()).or_default();
-            entries.insert(id, (units, lapse_at));
+            let holds = state
+                .keys
+                .entry(hold.key.clone())
+                .or_insert_with(|| KeyHolds {
+                    next_lapse: u64::MAX,
+                    ..KeyHolds::default()
+                });
+            holds.insert(id, units, lapse_at);
             grant.holds.push((hold.key.clone(), hold.per_token.max(1)));
         }
         state.grants.retain(|_, g| g.lapse_at > now);
@@ -226,13 +278,8 @@ impl MemoryReservations {
         let released = tokens.min(g.tokens);
         g.tokens = g.tokens.saturating_sub(released);
         for (key, per_token) in &g.holds {
-            if let Some(entries) = state.keys.get_mut(key) {
-                if let Some((units, _)) = entries.get_mut(&grant) {
-                    *units = units.saturating_sub(released.saturating_mul(*per_token));
-                }
-                if g.tokens == 0 {
-                    entries.remove(&grant);
-                }
+            if let Some(holds) = state.keys.get_mut(key) {
+                holds.release(grant, released.saturating_mul(*per_token), g.tokens == 0);
             }
         }
         for scope in &g.scopes {
