@@ -78,6 +78,15 @@ try {
   assert.equal(await page.textContent("#token-usage-name"), `${EXPECT.label} (${EXPECT.hash.slice(0, 12)}…)`);
   assert.deepEqual(await byModel("#token-usage-models"), EXPECT.models);
   assert.deepEqual(await rowsOf("#token-usage-days"), [EXPECT.day]);
+  // The token's budgets: its own (exact figures) and its group's, with what is left.
+  const budgetRows = await page.$$eval("#token-budgets-table tbody tr", (rows) =>
+    rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  assert.equal(budgetRows.length, 2, JSON.stringify(budgetRows));
+  assert.deepEqual(budgetRows.find((r) => r[0].startsWith("token")), EXPECT.budgets[0]);
+  const groupRow = budgetRows.find((r) => r[0].startsWith("group"));
+  assert.equal(groupRow[0], EXPECT.group_budget);
+  assert.match(groupRow[1], /^\$5\.00$/);
+  assert.equal(await page.locator("#token-budgets-none").isVisible(), false);
   const unknown = page.locator("#token-usage-models td.unknown-price");
   assert.equal(await unknown.count(), 1);
   assert.match(await unknown.getAttribute("title"), /1 of 1 responses had no price/);

@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import requests
@@ -164,7 +164,15 @@ def test_usage_view_in_chromium(stack):
     fleet_token = next(t for t in fleet["tokens"] if t["token"] == token_hash)
     fleet_models = {m["model"]: m for m in fleet["models"]}
     total = summed(*seen.values())
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    now = datetime.now(timezone.utc)
+    today = now.strftime("%Y-%m-%d")
+    # Budgets, set after the traffic (the ledger counts the day's earlier spend): the token's
+    # own, and its group's; the panel shows them with what is spent and left.
+    stack.cli("groups", "create", "view-team", "--cost-budget", "5/day")
+    stack.cli("tokens", "update", token_hash, "--token-budget", "5000000/day", "--group",
+              "view-team")
+    spent = total["input_tokens"] + total["output_tokens"]
+    tomorrow = (now + timedelta(days=1)).strftime("%Y-%m-%d")
     assert [d["day"] for d in api["per_day"]] == [today], api
     expect = {
         "hash": token_hash,
@@ -175,6 +183,9 @@ def test_usage_view_in_chromium(stack):
         "fleet_token": {"label": "usage-view", "token": f"{token_hash[:12]}…",
                         **shown(total, fleet_token)},
         "html_model": HTML_MODEL,
+        "budgets": [["token · tokens per day", "5,000,000", f"{spent:,}", "0",
+                     f"{5_000_000 - spent:,}", f"{tomorrow} 00:00"]],
+        "group_budget": "group view-team · cost per day",
         # One CSV row per day, provider, model and API: one per model here.
         "csv_rows": len(seen),
         "csv_line": (f"{today},{token_hash},usage-view,anthropic,claude-sonnet-4-5,messages,2,0,1234567,"

@@ -203,6 +203,13 @@ fn usage_panels() -> Markup {
                 "Usage of " span #token-usage-name {} " "
                 button #token-usage-close type="button" { "close" }
             }
+            div #token-budgets hidden {
+                h3 { "Budgets" }
+                p.empty #token-budgets-none hidden {
+                    "No budgets: neither the token nor its group has one."
+                }
+                table #token-budgets-table {}
+            }
             p.empty #token-usage-empty hidden {}
             div #token-usage-tables hidden {
                 h3 { "Per model" }

@@ -1,5 +1,5 @@
-// ptk admin dashboard: the usage view. Reads the JSON usage API (/admin/api/usage and
-// /admin/api/tokens/{hash}/usage: reads, a session is enough) and builds the tables with
+// ptk admin dashboard: the usage view. Reads the JSON usage API (/admin/api/usage,
+// /admin/api/tokens/{hash}/usage and the token's /budgets: reads, a session is enough) and builds the tables with
 // textContent only: a model name is the provider's text, or a client's, never markup.
 "use strict";
 (function () {
@@ -138,6 +138,60 @@
     fill($("usage-models"), MODEL, data.models, false);
   }
 
+  // A budget's name, e.g. "token · cost per day" or "group research · tokens per minute".
+  function budgetName(b) {
+    const who = b.scope === "group" ? `group ${b.group ?? ""}` : "token";
+    const what = b.kind === "tpm" ? "tokens" : b.kind;
+    return `${who} · ${what} per ${b.period}`;
+  }
+
+  // A budget amount in its unit: nanodollars for cost budgets, tokens otherwise.
+  function budgetAmount(b, value) {
+    if (b.kind !== "cost") return integer.format(value);
+    return usd({ cost_nano_usd: value, cost_usd: (Number(value) / 1e9).toFixed(6) });
+  }
+
+  // [key, header, tooltip, the cell's text] of the budgets table.
+  const BUDGET = [
+    ["budget", "Budget", "whose budget (the token's own or its group's), what it counts and its calendar UTC period", budgetName],
+    ["limit", "Limit", null, (b) => budgetAmount(b, b.limit)],
+    ["spent", "Spent", "settled this period: metered usage, plus the estimate of requests that ended without their usage", (b) => budgetAmount(b, b.spent)],
+    ["reserved", "Reserved", "held by grants the filters have not settled yet", (b) => budgetAmount(b, b.reserved)],
+    ["remaining", "Remaining", "limit − spent − reserved", (b) => budgetAmount(b, b.remaining)],
+    ["resets_at", "Resets (UTC)", "when the period ends and the budget starts again", (b) => b.resets_at.replace("T", " ").replace(/:00Z$/, "").replace(/Z$/, "")],
+  ];
+
+  // The token's budgets (none for a deleted token: the section stays hidden).
+  async function loadBudgets(hash) {
+    let data;
+    try {
+      data = await getJSON(`/admin/api/tokens/${encodeURIComponent(hash)}/budgets`);
+    } catch {
+      $("token-budgets").hidden = true;
+      return;
+    }
+    if (!shown || shown.hash !== hash) return;
+    const table = $("token-budgets-table");
+    const head = document.createElement("thead");
+    const headRow = head.insertRow();
+    for (const [key, name, help] of BUDGET) headCell(headRow, key, name, help);
+    const body = document.createElement("tbody");
+    for (const b of data.budgets) {
+      const row = body.insertRow();
+      for (const [key, , , text] of BUDGET) {
+        const td = row.insertCell();
+        td.dataset.col = key;
+        td.textContent = text(b);
+        if (key !== "budget" && key !== "resets_at") td.className = "num";
+        if (key === "remaining" && Number(b.remaining) === 0) td.classList.add("warn");
+      }
+    }
+    table.replaceChildren(head, body);
+    table.hidden = data.budgets.length === 0;
+    $("token-budgets-none").hidden = data.budgets.length > 0;
+    $("token-budgets").hidden = false;
+  }
+
   async function loadToken() {
     if (!shown) return;
     const { hash, label } = shown;
@@ -151,6 +205,7 @@
     fill($("token-usage-models"), MODEL, data.models, false);
     fill($("token-usage-days"), DAY, data.per_day, false);
     $("token-usage").hidden = false;
+    await loadBudgets(hash);
   }
 
   async function load(...loaders) {
