@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -289,3 +290,11 @@ class Stack:
         for path in sorted(self.dir.glob("*.log")):
             text.append(path.read_text(errors="replace"))
         return "\n".join(text)
+
+
+def wire_version() -> str:
+    """The wire protocol version this build speaks (`ptk_wire::WIRE_VERSION`)."""
+    source = (ROOT / "wire/src/version.rs").read_text()
+    match = re.search(r'pub const WIRE_VERSION: &str = "([0-9]+\.[0-9]+)";', source)
+    assert match, "WIRE_VERSION not found in wire/src/version.rs"
+    return match.group(1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 
+from tests.e2e.harness import wire_version
 from tests.e2e.newcomer import script_env, start, stop
 
 
@@ -24,7 +25,8 @@ def test_make_demo_runs_every_step(tmp_path):
     assert code == 0, text
     assert time.monotonic() - started < 60
     assert "Real keys configured for: openai, anthropic, gemini\n" in text, text
-    assert "ptk filter 0.1.0 started (plugin configuration schema 1, wire protocol 1.0)" in text
+    assert ("ptk filter 0.1.0 started (plugin configuration schema 1, wire protocol "
+            f"{wire_version()})") in text
     assert "token-service 0.1.0\n" in text, text
     steps = [m.group(1) for m in re.finditer(r"== (\d)\. ", text)]
     assert steps == ["0", "1", "2", "3", "4", "5", "6"], text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 
+from tests.e2e.harness import wire_version
 from tests.e2e.newcomer import script_env, start, stop, wait_for_line
 
 
@@ -68,7 +69,8 @@ def test_banner_says_none_without_keys(tmp_path):
         stop(proc)
     assert "Real keys configured for: none (set OPENAI_API_KEY" in text, text
     # The filter says which release, config schema and wire version Envoy loaded.
-    assert "ptk filter 0.1.0 started (plugin configuration schema 1, wire protocol 1.0)" in text
+    assert ("ptk filter 0.1.0 started (plugin configuration schema 1, wire protocol "
+            f"{wire_version()})") in text
     # The store is not the CLI's default, so the printed CLI lines name it.
     assert f"--db {tmp_path / 'data'}/ptk.sqlite3 tokens create" in text, text
 

@@ -9,7 +9,7 @@ import tomllib
 
 import requests
 
-from tests.e2e.harness import ROOT
+from tests.e2e.harness import ROOT, wire_version
 
 VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
 
@@ -23,9 +23,10 @@ def test_filter_sends_its_wire_version_and_logs_its_versions(make_stack):
     assert r.status_code == 503
     assert r.json()["error"]["message"] == "token store unavailable"
     (check,) = [c for c in stack.upstream_requests() if c["path"] == "/v1/check"]
-    assert [v for k, v in check["headers"] if k == "x-ptk-wire-version"] == ["1.0"]
+    wire = wire_version()
+    assert [v for k, v in check["headers"] if k == "x-ptk-wire-version"] == [wire]
     logs = stack.logs()
-    assert (f"ptk filter {VERSION} started (plugin configuration schema 1, wire protocol 1.0)"
+    assert (f"ptk filter {VERSION} started (plugin configuration schema 1, wire protocol {wire})"
             in logs), logs[-3000:]
     assert "ptk filter: token-service check failed" in logs
 
