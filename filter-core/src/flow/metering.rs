@@ -300,8 +300,9 @@ impl RequestFlow {
         // earlier report); one that ended without its final usage is charged its estimate.
         let spent = self.take_spent();
         let seen = usage.input.saturating_add(usage.output);
+        // An error answer (>= 400) is not billed: only a response that started is charged.
         let shortfall_tokens = match spent {
-            Some((_, estimate)) if !complete => estimate.saturating_sub(seen),
+            Some((_, estimate)) if !complete && watch.status < 400 => estimate.saturating_sub(seen),
             _ => 0,
         };
         let response = MeteredResponse {

@@ -246,6 +246,19 @@ fn the_estimate_is_released_with_its_usage_and_an_aborted_one_adds_its_shortfall
         (1, 300)
     );
     assert_eq!(left(&host), (5, 10_000 - 600));
+    // An upstream error answer is not billed: released, no shortfall.
+    let (mut s, _) = headers(&a, &mut host, chat(), false, b"");
+    assert_eq!(body(&mut host, &mut s, &capped(200)), Action::Continue);
+    host.response = vec![(":status".into(), "500".into())];
+    s.on_response_headers(&mut host, false);
+    host.body = Vec::new();
+    s.on_response_body(&mut host, 0, true);
+    let r = report(&a, &mut host);
+    assert_eq!(releases(&r), vec![(5, 300)]);
+    assert_eq!(
+        (r.token_usage[0].status, r.token_usage[0].shortfall_tokens),
+        (500, 0)
+    );
 }
 
 #[test]
