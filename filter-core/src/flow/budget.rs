@@ -107,10 +107,15 @@ impl RequestFlow {
         let Some(input) = input else {
             return self.budget_refused(worker, pending, Refusal::BudgetUnmetered);
         };
-        let default = worker
-            .config
-            .limits
-            .default_output(pending.identified.provider);
+        if !self.bodiless && !worker.budget_hold_warned.replace(true) {
+            host.log(
+                Level::Warn,
+                "ptk filter: budgeted requests are estimated with the default output cap: the \
+                 request-body hold filter is not configured (limits.body_hold)",
+            );
+        }
+        let provider = pending.identified.provider;
+        let default = worker.config.limits.default_output(provider);
         self.spend_budget(worker, host, pending, estimate(input, None, default), None)
     }
 

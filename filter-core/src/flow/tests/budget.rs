@@ -321,8 +321,18 @@ fn without_the_hold_filter_content_length_and_the_default_cap_are_spent_at_the_h
     assert_eq!(action, Action::Continue);
     assert!(!host.edits.iter().any(|(n, _)| n == HOLD_HEADER));
     assert_eq!(left(&host), (2, 830));
+    let warned = |host: &FakeHost| {
+        let logs = host.logs.borrow();
+        logs.iter()
+            .filter(|(_, l)| l.contains("limits.body_hold"))
+            .count()
+    };
+    assert_eq!(warned(&host), 1, "said so, once per worker");
+    let h = head("POST", "/v1/chat/completions", &[("content-length", "10")]);
+    let (_s, _) = headers(&a, &mut host, h, false, b"");
+    assert_eq!((left(&host), warned(&host)), ((2, 770), 1));
     // No content-length: the input cannot be bounded without the hold filter.
     let (_s, _) = headers(&a, &mut host, chat(), false, b"");
     assert_eq!(host.replies.first().map(|r| r.status), Some(403));
-    assert_eq!(left(&host), (2, 830));
+    assert_eq!(left(&host), (2, 770));
 }
