@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use ptk_wire::usage::{LONG_CONTEXT_TOKENS, MAX_MODEL_LEN};
 use ptk_wire::{
-    ActivityEntry, ActivityReport, KeyEvent, TokenUsage, UsageApi, UsageEntry, ACTIVITY_PATH,
+    ActivityEntry, ActivityReport, GrantRelease, KeyEvent, TokenUsage, UsageApi, UsageEntry,
+    ACTIVITY_PATH,
 };
 
 use crate::config::FilterConfig;
@@ -40,6 +41,9 @@ pub struct MeteredResponse<'a> {
     pub complete: bool,
     /// Its counts.
     pub usage: TokenUsage,
+    /// A budgeted request that ended without its final usage: its estimate minus the tokens
+    /// seen, when positive (`UsageEntry::shortfall_tokens`); 0 otherwise.
+    pub shortfall_tokens: u64,
 }
 
 /// The key usage is summed under: hash, provider, API, model, status, streamed, long context.
@@ -49,9 +53,11 @@ type UsageKey = (String, String, UsageApi, String, u16, bool, bool);
 #[derive(Debug, Default)]
 pub struct ActivityBatch {
     counts: HashMap<String, u64>,
-    usage: HashMap<UsageKey, (u64, u64, TokenUsage)>,
+    usage: HashMap<UsageKey, (u64, u64, TokenUsage, u64)>,
     usage_dropped: u64,
     key_events: Vec<KeyEvent>,
+    /// Budget grant tokens to give back, per grant id (`flow/budget.rs`).
+    releases: HashMap<u64, u64>,
 }
 
 /// Most key events one report carries (a provider refusing every request of a busy worker
@@ -86,13 +92,24 @@ impl ActivityBatch {
             self.usage_dropped = self.usage_dropped.saturating_add(1);
             return false;
         }
-        let (requests, incomplete, usage) = self.usage.entry(key).or_default();
+        let (requests, incomplete, usage, shortfall) = self.usage.entry(key).or_default();
         *requests = requests.saturating_add(1);
         if !response.complete {
             *incomplete = incomplete.saturating_add(1);
         }
         usage.add(&response.usage);
+        *shortfall = shortfall.saturating_add(response.shortfall_tokens);
         true
+    }
+
+    /// Queues budget grant tokens to give back. Released in the report that carries what is
+    /// in the batch now, or a later one: a request's estimate is released only once its usage
+    /// is in the batch (`flow/budget.rs`), never in a report before it.
+    pub fn release(&mut self, grant: u64, tokens: u64) {
+        if tokens > 0 {
+            let held = self.releases.entry(grant).or_default();
+            *held = held.saturating_add(tokens);
+        }
     }
 
     /// Queues what a provider said of a pool key for the next report (the same event for the
@@ -116,7 +133,8 @@ impl ActivityBatch {
     /// The activity call (headers and JSON body) for everything counted so far, emptying the
     /// batch; `None` when there is nothing to report.
     pub fn take_call(&mut self, config: &FilterConfig, secret: &str) -> Option<Call> {
-        if self.counts.is_empty() && self.usage.is_empty() && self.key_events.is_empty() {
+        let quiet = self.usage.is_empty() && self.key_events.is_empty();
+        if self.counts.is_empty() && quiet && self.releases.is_empty() {
             return None;
         }
         let mut entries: Vec<ActivityEntry> = self
@@ -131,7 +149,7 @@ impl ActivityBatch {
             .map(
                 |(
                     (hash, provider, api, model, status, streamed, long_context),
-                    (requests, incomplete, usage),
+                    (requests, incomplete, usage, shortfall_tokens),
                 )| {
                     UsageEntry {
                         hash,
@@ -144,7 +162,7 @@ impl ActivityBatch {
                         requests,
                         incomplete,
                         usage,
-                        shortfall_tokens: 0,
+                        shortfall_tokens,
                     }
                 },
             )
@@ -163,11 +181,17 @@ impl ActivityBatch {
             )
         };
         token_usage.sort_by_key(key);
+        let mut grant_releases: Vec<GrantRelease> = self
+            .releases
+            .drain()
+            .map(|(grant, tokens)| GrantRelease { grant, tokens })
+            .collect();
+        grant_releases.sort_by_key(|r| r.grant);
         let report = ActivityReport {
             entries,
             token_usage,
             key_events: std::mem::take(&mut self.key_events),
-            grant_releases: Vec::new(),
+            grant_releases,
         };
         let body = serde_json::to_vec(&report).ok()?;
         Some((callout_headers(config, secret, ACTIVITY_PATH), body))
@@ -234,7 +258,46 @@ mod tests {
                 output: 1,
                 ..TokenUsage::default()
             },
+            shortfall_tokens: 0,
         }
+    }
+
+    #[test]
+    fn shortfalls_are_summed_per_entry_and_releases_per_grant_in_the_same_report() {
+        let config = FilterConfig::parse(b"").unwrap();
+        let mut batch = ActivityBatch::default();
+        batch.release(7, 0);
+        assert!(
+            batch.take_call(&config, "s").is_none(),
+            "nothing to release"
+        );
+        let aborted = MeteredResponse {
+            shortfall_tokens: 300,
+            ..metered("a", "gpt-x", false, 5)
+        };
+        assert!(batch.record_usage(&aborted));
+        assert!(batch.record_usage(&MeteredResponse {
+            shortfall_tokens: 20,
+            ..aborted.clone()
+        }));
+        batch.release(9, 100);
+        batch.release(7, 500);
+        batch.release(9, 1);
+        let (_, body) = batch.take_call(&config, "s").unwrap();
+        let report: ActivityReport = serde_json::from_slice(&body).unwrap();
+        assert_eq!(report.token_usage[0].shortfall_tokens, 320);
+        let releases: Vec<(u64, u64)> = report
+            .grant_releases
+            .iter()
+            .map(|r| (r.grant, r.tokens))
+            .collect();
+        assert_eq!(releases, vec![(7, 500), (9, 101)]);
+        // Releases alone make a report.
+        batch.release(3, 4);
+        let (_, body) = batch.take_call(&config, "s").unwrap();
+        let report: ActivityReport = serde_json::from_slice(&body).unwrap();
+        assert_eq!(report.grant_releases.len(), 1);
+        assert!(report.token_usage.is_empty());
     }
 
     #[test]

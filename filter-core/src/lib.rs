@@ -12,6 +12,7 @@ pub mod access_log;
 pub mod activity;
 pub mod bound_check;
 pub mod bound_table;
+pub mod budget;
 pub mod budget_refusal;
 pub mod client_secrets;
 pub mod config;

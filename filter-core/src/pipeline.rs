@@ -88,11 +88,6 @@ impl PendingCheck {
         head: &RequestHead,
         limits: Option<&ptk_wire::Limits>,
     ) -> Result<Option<Box<BodyGate>>, Refused> {
-        if limits.is_some_and(|l| l.budget.is_some()) {
-            // This filter does not spend budget grants yet: an allow it cannot honour is
-            // refused (503), never forwarded unbudgeted, on fresh checks and cache hits alike.
-            return Err(self.refuse(Refusal::TokenServiceUnavailable));
-        }
         let refuse = |why: ModelRefusal| {
             why.refused(
                 self.identified.dialect.error_shape(),
@@ -262,6 +257,9 @@ pub enum CheckDecision {
         /// The token's model allow-list needs the body: mark the request for the hold
         /// filter and decide on the body.
         hold: Option<Box<BodyGate>>,
+        /// The allow's budget grant (`flow/budget.rs` spends it), with the time it counts
+        /// from (when the check was sent).
+        grant: Option<crate::budget::grants::GrantEntry>,
     },
     /// The token is allowed, but the request itself is refused (the final guard found a proxy
     /// token that would still go upstream). The verdict and lease are the token's: cache them
@@ -306,11 +304,16 @@ pub fn decide_check_response(
             key,
             cache_ttl_ms,
             lease,
-            // Every limit `Limits` can hold is enforced here (`Limits` refuses the others).
+            // Every limit `Limits` can hold is enforced here (`Limits` refuses the others): the
+            // model allow-list by the gate, a budget grant by the flow (`flow/budget.rs`).
             limits,
             pool,
         }) if !key.is_empty() => {
             let stored = key_pool::encode(&key, &pool);
+            let grant = limits
+                .as_ref()
+                .and_then(|l| l.budget)
+                .map(|g| crate::budget::grants::GrantEntry::new(&g, sent_ms));
             let cache = (cache_ttl_ms > 0).then(|| CachedVerdict {
                 valid_until_ms: sent_ms.saturating_add(cache_ttl_ms),
                 units: lease.map_or(0, |l| l.units),
@@ -335,6 +338,7 @@ pub fn decide_check_response(
                     cache,
                     key_id: chosen.id,
                     hold,
+                    grant,
                 },
                 Err(refused) => CheckDecision::Refuse { refused, cache },
             }

@@ -57,6 +57,10 @@ pub enum Refusal {
         /// Seconds until the reset.
         retry_after_s: u64,
     },
+    /// A budgeted token's request on a route that spends but is not metered (images, audio,
+    /// batches, WebSocket sessions …), or whose body size cannot be bounded: what it spends
+    /// could not be settled against the budget (403).
+    BudgetUnmetered,
 }
 
 /// `Retry-After` used when the token-service does not say (the original's static value).
@@ -94,7 +98,9 @@ impl Refusal {
             | Refusal::Expired
             | Refusal::UnknownUpload
             | Refusal::UnknownSecret => 401,
-            Refusal::ProviderNotAllowed | Refusal::ModelNotAllowed => 403,
+            Refusal::ProviderNotAllowed | Refusal::ModelNotAllowed | Refusal::BudgetUnmetered => {
+                403
+            }
             Refusal::RateLimited { .. }
             | Refusal::Throttled { .. }
             | Refusal::BudgetExhausted { .. } => 429,
@@ -121,6 +127,9 @@ impl Refusal {
             }
             Refusal::ModelNotAllowed => "model not allowed for this token",
             Refusal::BudgetExhausted { .. } => "budget exhausted",
+            Refusal::BudgetUnmetered => {
+                "this request is not metered, so it is not allowed under a budget"
+            }
         }
     }
 
@@ -149,6 +158,7 @@ impl Refusal {
             Refusal::TokenInRequest => "proxy_token_in_request",
             Refusal::ModelNotAllowed => "model_not_allowed",
             Refusal::BudgetExhausted { .. } => "budget_exhausted",
+            Refusal::BudgetUnmetered => "not_metered_under_budget",
         }
     }
 

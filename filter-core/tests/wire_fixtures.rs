@@ -231,10 +231,16 @@ fn an_allow_limited_is_enforced_and_its_limits_are_cached() {
 }
 
 #[test]
-fn a_budget_grant_the_filter_does_not_spend_yet_is_never_forwarded() {
+fn a_budget_grant_is_handed_to_the_flow_with_its_expiry_from_the_send() {
+    // `flow/budget.rs` spends it before anything is forwarded (`flow::tests::budget`).
     match decide(Provider::Openai, &fixture("allow_budgeted.json")) {
-        CheckDecision::Refuse { refused, .. } => assert_eq!(refused.reply.status, 503),
-        other => panic!("expected a refusal, got {other:?}"),
+        CheckDecision::Forward {
+            grant: Some(grant), ..
+        } => assert_eq!(
+            (grant.id, grant.remaining, grant.expires_at_ms),
+            (77, 25_000, SENT_MS + 1000)
+        ),
+        other => panic!("expected a forward with its grant, got {other:?}"),
     }
 }
 

@@ -46,6 +46,8 @@ pub struct RequestFlow {
     pub(super) model_gate: Option<Box<crate::models::BodyGate>>,
     /// The request ended at its headers (no body follows): a body gate would never run.
     pub(super) bodiless: bool,
+    /// A budgeted token's request: its estimate, to spend or spent (`budget.rs`).
+    pub(super) budget: Option<super::budget::Budget>,
 }
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
@@ -80,6 +82,7 @@ impl RequestFlow {
             geo: None,
             model_gate: None,
             bodiless: false,
+            budget: None,
         }
     }
 
@@ -261,7 +264,8 @@ impl RequestFlow {
         // Known valid now; the next tick reads the cached verdict's own validity.
         self.opened(worker, pending, host.now_ms(), grant.limits.as_ref());
         self.cors_origin.clone_from(&pending.origin);
-        Step::Forward
+        let budgeted = grant.limits.as_ref().is_some_and(|l| l.budget.is_some());
+        self.budget_gate(worker, host, pending, head, budgeted, None)
     }
 
     /// Sends the check (`waiting` names the attempt); a 503 if it cannot be sent.

@@ -12,7 +12,8 @@ use crate::flow::model_gate::GateStep;
 use crate::flow::revalidation::{report_activity, Revalidations};
 use crate::flow::timings::{RequestClock, Timings};
 use crate::flow::{
-    BodyStep, HeadersStep, Level, RequestBodyHost, RequestFlow, ResponseHost, Step, Worker,
+    BodyStep, BudgetBodyStep, HeadersStep, Level, RequestBodyHost, RequestFlow, ResponseHost, Step,
+    Worker,
 };
 use crate::log_path::redacted_path;
 use crate::refusal::{LocalReply, Refusal};
@@ -147,6 +148,20 @@ impl Stream {
 
     /// A callout answer: read and decided only if it is the one this request waits on.
     pub fn on_callout_response(&mut self, host: &mut impl ContextHost, token_id: u32, size: usize) {
+        if self.flow.expects_budget(token_id) {
+            if let Some(worker) = self.worker.clone() {
+                let (status, body) = answer(host, size);
+                let flow = &mut self.flow;
+                let (step, body_size) =
+                    flow.on_budget_answer(&worker, host, status, body.as_deref());
+                // Asked from the body callback: the body's other watches run before it goes.
+                if let (Step::Forward, Some(held)) = (&step, body_size) {
+                    self.after_gates(host, held, true);
+                }
+                carry_out(host, step, true);
+            }
+            return;
+        }
         if self.flow.expects_replay(token_id) {
             if let Some(worker) = self.worker.as_deref() {
                 self.flow.on_replay_response(worker, host, size);
@@ -204,6 +219,20 @@ impl Stream {
             GateStep::Buffer => return Action::Pause,
             GateStep::Refuse(local) => return reply(host, &local),
         }
+        let worker = self.worker.clone();
+        match self.flow.budget_body(worker.as_deref(), host, size, end) {
+            BudgetBodyStep::Pass => {}
+            BudgetBodyStep::Buffer => return Action::Pause,
+            BudgetBodyStep::Decided(Step::Forward) => {}
+            BudgetBodyStep::Decided(Step::CallOut { .. }) => return Action::Pause,
+            BudgetBodyStep::Decided(Step::Reply(local)) => return reply(host, &local),
+        }
+        self.after_gates(host, size, end)
+    }
+
+    /// A request body chunk past the gates (model allow-list, budget): copied for a
+    /// geo-fallback replay, held only for a metered stream that may be asked for its usage.
+    fn after_gates(&mut self, host: &mut impl ContextHost, size: usize, end: bool) -> Action {
         self.flow.geo_request_chunk(host, size, end);
         let step = self.flow.on_request_body(host, size, end);
         self.flow.geo_request_step(step);

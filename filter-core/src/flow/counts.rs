@@ -76,7 +76,7 @@ pub enum Counter {
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 37;
+pub const COUNTERS: usize = 38;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -122,6 +122,7 @@ impl Counter {
             budget: None,
             retry_after_s: 0,
         }),
+        Counter::Refused(Refusal::BudgetUnmetered),
     ];
 
     /// The counters kept per provider, each family for every built-in provider (walked from
@@ -182,6 +183,7 @@ impl Counter {
                 Refusal::TokenInRequest => "refused.token_in_request",
                 Refusal::ModelNotAllowed => "refused.model_not_allowed",
                 Refusal::BudgetExhausted { .. } => "refused.budget_exhausted",
+                Refusal::BudgetUnmetered => "refused.budget_unmetered",
             },
             Counter::CredentialRefused(provider) => {
                 return format!("{CREDENTIAL_REFUSED}.{}", provider.as_str()).into();
@@ -241,6 +243,7 @@ impl Counter {
                 // Added after the geo counters: slots are never renumbered.
                 Refusal::ModelNotAllowed => 35,
                 Refusal::BudgetExhausted { .. } => 36,
+                Refusal::BudgetUnmetered => 37,
             },
             Counter::KeyMasked => 23,
             Counter::UsageResponses => 24,

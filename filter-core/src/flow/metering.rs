@@ -296,6 +296,15 @@ impl RequestFlow {
             .or(watch.path_model.as_deref())
             .or(requested)
             .unwrap_or("");
+        // A budgeted request's estimate is released with its usage (same batch, so never in an
+        // earlier report); one that ended without its final usage is charged its estimate.
+        let spent = self.take_spent();
+        let seen = usage.input.saturating_add(usage.output);
+        // An error answer (>= 400) is not billed: only a response that started is charged.
+        let shortfall_tokens = match spent {
+            Some((_, estimate)) if !complete && watch.status < 400 => estimate.saturating_sub(seen),
+            _ => 0,
+        };
         let response = MeteredResponse {
             hash: &watch.hash,
             provider: watch.provider.as_str(),
@@ -305,14 +314,18 @@ impl RequestFlow {
             streamed: watch.streamed,
             complete,
             usage,
+            shortfall_tokens,
         };
         let counts = &worker.counts;
         // `try_`: a stream is dropped outside any other use of the batch, but a wasm panic
         // would take every request of the worker with it.
-        let recorded = worker
-            .activity
-            .try_borrow_mut()
-            .is_ok_and(|mut batch| batch.record_usage(&response));
+        let recorded = worker.activity.try_borrow_mut().is_ok_and(|mut batch| {
+            let recorded = batch.record_usage(&response);
+            if let (true, Some((grant, estimate))) = (recorded, spent) {
+                batch.release(grant, estimate);
+            }
+            recorded
+        });
         if !recorded {
             counts.add(Counter::UsageDropped);
             return None;

@@ -15,6 +15,7 @@
 
 mod access_fields;
 mod bound;
+mod budget;
 mod check;
 mod context;
 mod counts;
@@ -34,6 +35,7 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+pub use budget::BudgetBodyStep;
 pub use check::RequestFlow;
 pub use context::{Action, ContextHost, Root, Stream};
 pub use counts::{Counter, Counts, COUNTERS, CREDENTIAL_REFUSED};

@@ -70,12 +70,14 @@ impl RequestFlow {
                 cache,
                 key_id,
                 hold,
+                grant,
             } => match self.body_to_come(hold) {
                 Ok(hold) => CheckDecision::Forward {
                     plan,
                     cache,
                     key_id,
                     hold,
+                    grant,
                 },
                 Err(refused) => CheckDecision::Refuse { refused, cache },
             },

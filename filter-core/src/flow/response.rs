@@ -37,8 +37,10 @@ impl RequestFlow {
                     self.error_watch = None;
                     self.cors_origin = None;
                     self.mint = None;
-                    // The client gets the filter's answer: nothing the provider sent counts.
+                    // The client gets the filter's answer: nothing the provider sent counts,
+                    // and the provider refused the key, so nothing was spent either.
                     self.usage = None;
+                    self.release_unspent(worker);
                     return HeadersStep::Stop;
                 }
             }

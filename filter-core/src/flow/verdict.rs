@@ -76,13 +76,20 @@ impl RequestFlow {
                 cache,
                 key_id,
                 hold,
+                grant,
             } => {
                 self.model_gate = hold;
                 let step = self.on_allowed(worker, host, &waiting, &plan, cache, now);
                 if let Some(watch) = self.error_watch.as_mut() {
                     watch.pool_key = key_id;
                 }
-                step
+                match step {
+                    Step::Forward => {
+                        let (pending, head) = (&waiting.pending, &waiting.head);
+                        self.budget_gate(worker, host, pending, head, grant.is_some(), grant)
+                    }
+                    other => other,
+                }
             }
             CheckDecision::Refuse { refused, cache } => {
                 // The token is fine (keep its verdict and lease); this request is not.

@@ -41,6 +41,9 @@ pub struct Worker {
     pub timings: Cell<Timings>,
     /// Whether this worker already warned that the geo fallback's hold filter is missing.
     pub geo_hold_warned: Cell<bool>,
+    /// Whether this worker already warned that budgeted requests are estimated without the
+    /// request-body hold filter (the default output cap, not the body's).
+    pub budget_hold_warned: Cell<bool>,
     /// This worker's round-robin turn over provider key pools (`key_pool.rs`).
     pub key_turn: Cell<usize>,
 }
@@ -63,6 +66,7 @@ impl Worker {
             streams: RefCell::new(OpenStreams::default()),
             timings: Cell::new(Timings::default()),
             geo_hold_warned: Cell::new(false),
+            budget_hold_warned: Cell::new(false),
             key_turn: Cell::new(0),
         }
     }

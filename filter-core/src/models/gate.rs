@@ -21,12 +21,37 @@ use crate::request::RequestHead;
 pub const HOLD_HEADER: &str = "x-ptk-hold-body";
 
 /// The plugin configuration's `limits` section.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// The request-body hold filter is installed after ptk (set by the renderer that installs
-    /// it). Without it a limited token's request whose model is in its body is refused.
+    /// it). Without it a limited token's request whose model is in its body is refused, and a
+    /// budgeted token's request is estimated with the default output cap.
     pub body_hold: bool,
+    /// A budgeted token's request that names no output cap (`max_tokens`, …) is estimated to
+    /// produce this many output tokens (`budget::estimate`).
+    pub default_output_tokens: u64,
+    /// The same default per provider name (`openai`, `anthropic`, a configured provider …),
+    /// over `default_output_tokens`.
+    pub output_tokens: std::collections::BTreeMap<String, u64>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            body_hold: false,
+            default_output_tokens: 4096,
+            output_tokens: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The output tokens assumed for a request to `provider` that names no cap.
+    pub fn default_output(&self, provider: ptk_wire::Provider) -> u64 {
+        let named = self.output_tokens.get(provider.as_str());
+        named.copied().unwrap_or(self.default_output_tokens)
+    }
 }
 
 /// What the allow-list makes of one allowed request.

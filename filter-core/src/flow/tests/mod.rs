@@ -5,6 +5,7 @@
 
 mod access_log;
 mod bound;
+mod budget;
 mod cached;
 mod callout;
 mod context;

@@ -1,0 +1,6 @@
+//! Budget grants (wire 1.2, `docs/wire-protocol.md` "Budgets"): what a request of a budgeted
+//! token is estimated to spend ([`estimate`]), and the grant's remaining tokens in shared data,
+//! spent by compare-and-swap across workers ([`grants`]).
+
+pub mod estimate;
+pub mod grants;
