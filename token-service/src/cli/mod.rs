@@ -256,6 +256,22 @@ fn pool_arg(raw: &str) -> Result<String, String> {
         .ok_or_else(|| "a key pool name is 1 to 32 of A-Z a-z 0-9 . _ -".to_owned())
 }
 
+/// The single-threaded runtime the store commands (`tokens`, `groups`) run on.
+fn store_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The stores at `location`, or an error naming it.
+async fn open_stores(location: &StoreLocation) -> anyhow::Result<crate::store::Stores> {
+    location
+        .open_stores()
+        .await
+        .with_context(|| format!("cannot open token store at {location}"))
+}
+
 fn init_logging(default_level: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
@@ -308,15 +324,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tokens(command) => {
             init_logging("warn");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(async {
-                let stores = location
-                    .open_stores()
-                    .await
-                    .with_context(|| format!("cannot open token store at {location}"))?;
+            store_runtime()?.block_on(async {
+                let stores = open_stores(&location).await?;
                 let mut out = std::io::stdout().lock();
                 let mut err = std::io::stderr().lock();
                 let (tokens, usage) = (stores.tokens.as_ref(), stores.usage.as_ref());
@@ -326,15 +335,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Groups(command) => {
             init_logging("warn");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(async {
-                let stores = location
-                    .open_stores()
-                    .await
-                    .with_context(|| format!("cannot open token store at {location}"))?;
+            store_runtime()?.block_on(async {
+                let stores = open_stores(&location).await?;
                 let mut out = std::io::stdout().lock();
                 groups::run(stores.budgets.as_ref(), command, &mut out).await
             })
