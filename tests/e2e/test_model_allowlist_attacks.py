@@ -4,7 +4,9 @@ the filter might not read, and the provider (the mock) must never hear of it."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import socket
 import struct
 
@@ -41,6 +43,28 @@ def test_a_query_model_does_not_stand_for_a_gemini_requests_model(stack, path, b
     token = limited(stack)
     r = requests.post(f"{stack.url}{path}", json=body, timeout=20,
                       headers={"x-goog-api-key": token})
+    assert r.status_code == 403, (r.status_code, r.text)
+    assert stack.upstream_requests() == []
+
+
+
+# WebSocket handshakes whose `?model=` is allowed but does not bind what the session spends.
+REFUSED_HANDSHAKES = [
+    # OpenAI's Responses WebSocket mode names the model in each `response.create` message.
+    "/v1/responses?model=gpt-5",
+    # The same name twice under two spellings: a server may read either.
+    "/v1/realtime?model=gpt-realtime&%6Dodel=gpt-4o-realtime-preview",
+    "/v1/realtime?model=gpt-4o-realtime-preview",
+]
+
+
+@pytest.mark.parametrize("path", REFUSED_HANDSHAKES)
+def test_a_websocket_session_is_refused_unless_its_handshake_binds_an_allowed_model(stack, path):
+    token = limited(stack)
+    headers = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
+               "sec-websocket-key": base64.b64encode(os.urandom(16)).decode(),
+               "authorization": f"Bearer {token}"}
+    r = requests.get(f"{stack.url}{path}", headers=headers, timeout=10)
     assert r.status_code == 403, (r.status_code, r.text)
     assert stack.upstream_requests() == []
 

@@ -110,12 +110,19 @@ pub fn model_source(dialect: Dialect, head: &RequestHead) -> ModelSource {
     ModelSource::Unreadable("a route whose model this proxy does not read")
 }
 
-/// A WebSocket handshake: OpenAI Realtime (and Responses) name the model in `?model=`; Gemini
-/// Live only in the session's first message, which is not checked: the session is refused.
+/// A WebSocket handshake: OpenAI Realtime names the session's model in `?model=`. Sessions
+/// that name it in their messages are refused, their messages not being checked: Gemini Live
+/// (its first message) and OpenAI's Responses WebSocket mode (each `response.create`, so a
+/// `?model=` on its handshake says nothing of what it will spend).
 fn handshake(dialect: Dialect, head: &RequestHead, path: &str) -> ModelSource {
     if dialect == Dialect::Gemini || path.contains("bidigeneratecontent") {
         return ModelSource::Unreadable(
             "a Gemini Live session (it names its model in its first message)",
+        );
+    }
+    if !path.ends_with("/realtime") {
+        return ModelSource::Unreadable(
+            "a WebSocket session that names its models in its messages",
         );
     }
     let models: Vec<String> = head
@@ -327,6 +334,27 @@ mod tests {
                 "/v1/realtime?model=a&model=b",
                 true,
                 Unreadable("a WebSocket session with ?model= given twice"),
+            ),
+            (
+                Openai,
+                "GET",
+                "/v1/responses?model=gpt-realtime",
+                true,
+                Unreadable("a WebSocket session that names its models in its messages"),
+            ),
+            (
+                Openai,
+                "GET",
+                "/v1//Realtime/?model=gpt-realtime",
+                true,
+                n("gpt-realtime"),
+            ),
+            (
+                Openai,
+                "GET",
+                "/v1/realtime/x?model=gpt-realtime",
+                true,
+                Unreadable("a WebSocket session that names its models in its messages"),
             ),
             (Anthropic, "POST", "/v1/messages", false, Body(TopLevel)),
             (
