@@ -48,6 +48,18 @@ def test_a_query_model_does_not_stand_for_a_gemini_requests_model(stack, path, b
 
 
 
+
+def test_a_gemini_path_model_with_an_escaped_slash_is_refused(stack):
+    """`gemini-2.5-*` would match the decoded `gemini-2.5-flash/../../models/gemini-1.5-pro`,
+    a name the provider may read as another model's path."""
+    token = limited(stack)
+    path = "/v1beta/models/gemini-2.5-flash%2F..%2F..%2Fmodels%2Fgemini-1.5-pro:generateContent"
+    r = requests.post(f"{stack.url}{path}", json={"contents": []}, timeout=20,
+                      headers={"x-goog-api-key": token})
+    assert r.status_code == 403, (r.status_code, r.text)
+    assert stack.upstream_requests() == []
+
+
 # WebSocket handshakes whose `?model=` is allowed but does not bind what the session spends.
 REFUSED_HANDSHAKES = [
     # OpenAI's Responses WebSocket mode names the model in each `response.create` message.

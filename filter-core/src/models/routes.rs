@@ -87,7 +87,7 @@ pub fn model_source(dialect: Dialect, head: &RequestHead) -> ModelSource {
     }
     if dialect == Dialect::Gemini {
         if let Some(model) = model_in_path(head.path()) {
-            return named(&model);
+            return named(&model, true);
         }
     }
     let last = |routes: &[&str]| routes.iter().any(|r| path.ends_with(r));
@@ -134,18 +134,31 @@ fn handshake(dialect: Dialect, head: &RequestHead, path: &str) -> ModelSource {
         })
         .unwrap_or_default();
     match models.as_slice() {
-        [model] => named(model),
+        [model] => named(model, false),
         [] => ModelSource::Unreadable("a WebSocket session without ?model="),
         // Servers disagree on which of two values counts.
         _ => ModelSource::Unreadable("a WebSocket session with ?model= given twice"),
     }
 }
 
-/// A model named in the path or query, percent-decoded; Gemini's `models/` prefix dropped,
-/// as its API reads it.
-fn named(model: &str) -> ModelSource {
-    let decoded = percent_encoding::percent_decode_str(model).decode_utf8_lossy();
+/// A model named in the path (`decode`: percent-decoded once, as the server decodes it) or
+/// in the query (already decoded); Gemini's `models/` prefix dropped, as its API reads it.
+/// A name with any other character than a model id's (`A-Z a-z 0-9 . _ - @ +`) is refused:
+/// `/`, `%`, `:` or a space would let a `*` pattern match a name the provider reads as
+/// another path or model (`gemini-2.5-flash%2F..%2Fgemini-1.5-pro`).
+fn named(model: &str, decode: bool) -> ModelSource {
+    let decoded = if decode {
+        percent_encoding::percent_decode_str(model).decode_utf8_lossy()
+    } else {
+        model.into()
+    };
     let name = decoded.strip_prefix("models/").unwrap_or(&decoded);
+    let id_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+');
+    if name.is_empty() || !name.chars().all(id_char) {
+        return ModelSource::Unreadable(
+            "a request whose model name holds a character no model id has",
+        );
+    }
     ModelSource::Named(name.to_string())
 }
 
@@ -193,6 +206,20 @@ mod tests {
                 "/v1beta/models/gemini%2D2.5-pro:countTokens",
                 false,
                 n("gemini-2.5-pro"),
+            ),
+            (
+                Gemini,
+                "POST",
+                "/v1beta/models/gemini-2.5-flash%2F..%2F..%2Fmodels%2Fgemini-1.5-pro:generateContent",
+                false,
+                Unreadable("a request whose model name holds a character no model id has"),
+            ),
+            (
+                Openai,
+                "GET",
+                "/v1/realtime?model=gpt-realtime%2525",
+                true,
+                Unreadable("a request whose model name holds a character no model id has"),
             ),
             (
                 Gemini,
