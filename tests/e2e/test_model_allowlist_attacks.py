@@ -5,6 +5,7 @@ the filter might not read, and the provider (the mock) must never hear of it."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import socket
@@ -57,6 +58,24 @@ def test_a_gemini_path_model_with_an_escaped_slash_is_refused(stack):
     r = requests.post(f"{stack.url}{path}", json={"contents": []}, timeout=20,
                       headers={"x-goog-api-key": token})
     assert r.status_code == 403, (r.status_code, r.text)
+    assert stack.upstream_requests() == []
+
+
+
+@pytest.mark.parametrize("path", ["/v1/uploads/../chat/completions",
+                                  "/v1/files/%2e%2e/chat/completions"])
+def test_a_path_with_dot_segments_is_refused(stack, path):
+    """Read as an upload (which spends nothing) here, but as Chat Completions by a server
+    that resolves dot segments. Sent raw: requests would resolve them itself."""
+    token = limited(stack)
+    host, port = stack.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=20)
+    conn.request("POST", path, body=json.dumps(chat("gpt-4o")),
+                 headers={"authorization": f"Bearer {token}",
+                          "content-type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 403, (r.status, r.read())
+    conn.close()
     assert stack.upstream_requests() == []
 
 

@@ -85,6 +85,14 @@ pub fn model_source(dialect: Dialect, head: &RequestHead) -> ModelSource {
     if !head.method().eq_ignore_ascii_case("POST") {
         return ModelSource::NotSpending;
     }
+    // `/v1/uploads/../chat/completions` would read as an upload here, and as Chat Completions
+    // to a server (or a front end) that resolves dot segments.
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return ModelSource::Unreadable("a request whose path has `.` or `..` segments");
+    }
     if dialect == Dialect::Gemini {
         if let Some(model) = model_in_path(head.path()) {
             return named(&model, true);
@@ -212,6 +220,13 @@ mod tests {
                 "POST",
                 "/v1beta/models/gemini-2.5-flash%2F..%2F..%2Fmodels%2Fgemini-1.5-pro:generateContent",
                 false,
+                Unreadable("a request whose path has `.` or `..` segments"),
+            ),
+            (
+                Gemini,
+                "POST",
+                "/v1beta/models/gemini-2.5-flash%2Fgemini-1.5-pro:generateContent",
+                false,
                 Unreadable("a request whose model name holds a character no model id has"),
             ),
             (
@@ -324,6 +339,27 @@ mod tests {
                 Unreadable("a route whose model this proxy does not read"),
             ),
             (Openai, "POST", "/v1/files", false, NotSpending),
+            (
+                Openai,
+                "POST",
+                "/v1/uploads/../chat/completions",
+                false,
+                Unreadable("a request whose path has `.` or `..` segments"),
+            ),
+            (
+                Openai,
+                "POST",
+                "/v1/files/%2e%2E/responses",
+                false,
+                Unreadable("a request whose path has `.` or `..` segments"),
+            ),
+            (
+                Openai,
+                "POST",
+                "/v1/./chat/completions",
+                false,
+                Unreadable("a request whose path has `.` or `..` segments"),
+            ),
             (Openai, "POST", "/v1/uploads/u/complete", false, NotSpending),
             (
                 Openai,
