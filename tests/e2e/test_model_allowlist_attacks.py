@@ -100,6 +100,18 @@ def test_a_websocket_session_is_refused_unless_its_handshake_binds_an_allowed_mo
     assert stack.upstream_requests() == []
 
 
+
+def test_an_upgrade_header_on_a_post_does_not_make_its_query_the_model(stack):
+    """A POST that says `upgrade: websocket` is read as a handshake: its `?model=` must not
+    stand for the model its body names."""
+    token = limited(stack)
+    r = requests.post(f"{stack.url}/v1/chat/completions?model=gpt-5", json=chat("gpt-4o"),
+                      timeout=20, headers={"authorization": f"Bearer {token}",
+                                           "upgrade": "websocket"})
+    assert r.status_code == 403, (r.status_code, r.text)
+    assert stack.upstream_requests() == []
+
+
 def _hpack_int(value: int, prefix_bits: int, first: int = 0) -> bytes:
     limit = (1 << prefix_bits) - 1
     if value < limit:

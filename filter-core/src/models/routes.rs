@@ -414,6 +414,13 @@ mod tests {
             ),
             (
                 Openai,
+                "POST",
+                "/v1/chat/completions?model=gpt-5",
+                true,
+                Unreadable("a WebSocket session that names its models in its messages"),
+            ),
+            (
+                Openai,
                 "GET",
                 "/v1/realtime/x?model=gpt-realtime",
                 true,
