@@ -72,6 +72,10 @@ impl HttpContext for PtkHttp {
         )
     }
 
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        action(self.0.on_request_trailers(&mut EnvoyHost))
+    }
+
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         action(self.0.on_response_headers(&mut EnvoyHost, end_of_stream))
     }

@@ -50,6 +50,7 @@ def test_built_module_exports_only_the_callbacks_the_filter_implements():
     assert "proxy_on_response_body" not in dropped and "proxy_on_request_body" not in dropped
     assert not exports & set(dropped), f"not pruned (run make wasm): {sorted(exports & set(dropped))}"
     for needed in ("proxy_on_request_headers", "proxy_on_request_body",
+                   "proxy_on_request_trailers",
                    "proxy_on_response_headers", "proxy_on_response_body",
                    "proxy_on_http_call_response", "proxy_on_context_create", "proxy_on_delete",
                    "proxy_on_tick", "proxy_on_configure", "proxy_on_vm_start",

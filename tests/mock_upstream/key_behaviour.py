@@ -4,7 +4,8 @@ cannot ask with a request header; it tells the mock what each key gets instead.
 ``POST /__mock/keys`` with ``{"<key>": {"status": 429, "headers": {"retry-after": "2"}}}``
 answers every request carrying that key (in any slot) with that status, an error body in the
 provider's shape and those headers; ``{"<key>": {"error": "invalid_key"}}`` answers the
-provider's real invalid-key error (``key_errors.py``). Each POST replaces the whole table;
+provider's real invalid-key error (``key_errors.py``); a ``"body"`` replaces the error body
+(a provider's other errors of that status). Each POST replaces the whole table;
 ``{}`` clears it. ``GET /__mock/keys`` returns it.
 """
 
@@ -48,4 +49,4 @@ class KeyBehaviour:
             status, body = key_errors.invalid_key(key_errors.provider_of(request.path, provider), key)
             return status, body, headers
         status = int(rule.get("status", 429))
-        return status, fx.error_body(provider, status), headers
+        return status, rule.get("body") or fx.error_body(provider, status), headers

@@ -102,6 +102,9 @@ pub struct Stream {
     worker: Option<Rc<Worker>>,
     pub(super) flow: RequestFlow,
     clock: RequestClock,
+    /// The request body bytes Envoy holds because the last body callback paused (0 once a
+    /// chunk went on): the whole body when request trailers end the stream.
+    request_held: usize,
 }
 
 impl Stream {
@@ -113,6 +116,7 @@ impl Stream {
             worker,
             flow,
             clock: RequestClock::default(),
+            request_held: 0,
         }
     }
 
@@ -211,12 +215,16 @@ impl Stream {
         size: usize,
         end: bool,
     ) -> Action {
+        self.request_held = 0;
         match self
             .flow
             .model_gate_body(self.worker.as_deref(), host, size, end)
         {
             GateStep::Pass => {}
-            GateStep::Buffer => return Action::Pause,
+            GateStep::Buffer => {
+                self.request_held = size;
+                return Action::Pause;
+            }
             GateStep::Refuse(local) => return reply(host, &local),
         }
         let worker = self.worker.clone();
@@ -238,7 +246,27 @@ impl Stream {
         self.flow.geo_request_step(step);
         match step {
             BodyStep::Continue => Action::Continue,
-            BodyStep::Pause => Action::Pause,
+            BodyStep::Pause => {
+                self.request_held = size;
+                Action::Pause
+            }
+        }
+    }
+
+    /// The request trailers are in (HTTP/2): they end the stream, so the body's last chunk
+    /// never said `end`. A body the model allow-list holds is now whole and is decided here
+    /// (else it would go on unread at the trailers: a refused model to the provider). Other
+    /// watches keep what they had: metering's held body goes on as sent, unasked for its
+    /// usage like a body without `content-length` (Envoy empties a body rewritten here), and
+    /// the geo fallback's copy stays incomplete, never replayed.
+    pub fn on_request_trailers(&mut self, host: &mut impl ContextHost) -> Action {
+        let held = std::mem::take(&mut self.request_held);
+        match self
+            .flow
+            .model_gate_body(self.worker.as_deref(), host, held, true)
+        {
+            GateStep::Pass | GateStep::Buffer => Action::Continue,
+            GateStep::Refuse(local) => reply(host, &local),
         }
     }
 

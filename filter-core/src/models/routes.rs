@@ -85,9 +85,17 @@ pub fn model_source(dialect: Dialect, head: &RequestHead) -> ModelSource {
     if !head.method().eq_ignore_ascii_case("POST") {
         return ModelSource::NotSpending;
     }
+    // `/v1/uploads/../chat/completions` would read as an upload here, and as Chat Completions
+    // to a server (or a front end) that resolves dot segments.
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return ModelSource::Unreadable("a request whose path has `.` or `..` segments");
+    }
     if dialect == Dialect::Gemini {
         if let Some(model) = model_in_path(head.path()) {
-            return named(&model);
+            return named(&model, true);
         }
     }
     let last = |routes: &[&str]| routes.iter().any(|r| path.ends_with(r));
@@ -110,12 +118,19 @@ pub fn model_source(dialect: Dialect, head: &RequestHead) -> ModelSource {
     ModelSource::Unreadable("a route whose model this proxy does not read")
 }
 
-/// A WebSocket handshake: OpenAI Realtime (and Responses) name the model in `?model=`; Gemini
-/// Live only in the session's first message, which is not checked: the session is refused.
+/// A WebSocket handshake: OpenAI Realtime names the session's model in `?model=`. Sessions
+/// that name it in their messages are refused, their messages not being checked: Gemini Live
+/// (its first message) and OpenAI's Responses WebSocket mode (each `response.create`, so a
+/// `?model=` on its handshake says nothing of what it will spend).
 fn handshake(dialect: Dialect, head: &RequestHead, path: &str) -> ModelSource {
     if dialect == Dialect::Gemini || path.contains("bidigeneratecontent") {
         return ModelSource::Unreadable(
             "a Gemini Live session (it names its model in its first message)",
+        );
+    }
+    if !path.ends_with("/realtime") {
+        return ModelSource::Unreadable(
+            "a WebSocket session that names its models in its messages",
         );
     }
     let models: Vec<String> = head
@@ -127,18 +142,31 @@ fn handshake(dialect: Dialect, head: &RequestHead, path: &str) -> ModelSource {
         })
         .unwrap_or_default();
     match models.as_slice() {
-        [model] => named(model),
+        [model] => named(model, false),
         [] => ModelSource::Unreadable("a WebSocket session without ?model="),
         // Servers disagree on which of two values counts.
         _ => ModelSource::Unreadable("a WebSocket session with ?model= given twice"),
     }
 }
 
-/// A model named in the path or query, percent-decoded; Gemini's `models/` prefix dropped,
-/// as its API reads it.
-fn named(model: &str) -> ModelSource {
-    let decoded = percent_encoding::percent_decode_str(model).decode_utf8_lossy();
+/// A model named in the path (`decode`: percent-decoded once, as the server decodes it) or
+/// in the query (already decoded); Gemini's `models/` prefix dropped, as its API reads it.
+/// A name with any other character than a model id's (`A-Z a-z 0-9 . _ - @ +`) is refused:
+/// `/`, `%`, `:` or a space would let a `*` pattern match a name the provider reads as
+/// another path or model (`gemini-2.5-flash%2F..%2Fgemini-1.5-pro`).
+fn named(model: &str, decode: bool) -> ModelSource {
+    let decoded = if decode {
+        percent_encoding::percent_decode_str(model).decode_utf8_lossy()
+    } else {
+        model.into()
+    };
     let name = decoded.strip_prefix("models/").unwrap_or(&decoded);
+    let id_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+');
+    if name.is_empty() || !name.chars().all(id_char) {
+        return ModelSource::Unreadable(
+            "a request whose model name holds a character no model id has",
+        );
+    }
     ModelSource::Named(name.to_string())
 }
 
@@ -186,6 +214,27 @@ mod tests {
                 "/v1beta/models/gemini%2D2.5-pro:countTokens",
                 false,
                 n("gemini-2.5-pro"),
+            ),
+            (
+                Gemini,
+                "POST",
+                "/v1beta/models/gemini-2.5-flash%2F..%2F..%2Fmodels%2Fgemini-1.5-pro:generateContent",
+                false,
+                Unreadable("a request whose path has `.` or `..` segments"),
+            ),
+            (
+                Gemini,
+                "POST",
+                "/v1beta/models/gemini-2.5-flash%2Fgemini-1.5-pro:generateContent",
+                false,
+                Unreadable("a request whose model name holds a character no model id has"),
+            ),
+            (
+                Openai,
+                "GET",
+                "/v1/realtime?model=gpt-realtime%2525",
+                true,
+                Unreadable("a request whose model name holds a character no model id has"),
             ),
             (
                 Gemini,
@@ -290,6 +339,27 @@ mod tests {
                 Unreadable("a route whose model this proxy does not read"),
             ),
             (Openai, "POST", "/v1/files", false, NotSpending),
+            (
+                Openai,
+                "POST",
+                "/v1/uploads/../chat/completions",
+                false,
+                Unreadable("a request whose path has `.` or `..` segments"),
+            ),
+            (
+                Openai,
+                "POST",
+                "/v1/files/%2e%2E/responses",
+                false,
+                Unreadable("a request whose path has `.` or `..` segments"),
+            ),
+            (
+                Openai,
+                "POST",
+                "/v1/./chat/completions",
+                false,
+                Unreadable("a request whose path has `.` or `..` segments"),
+            ),
             (Openai, "POST", "/v1/uploads/u/complete", false, NotSpending),
             (
                 Openai,
@@ -327,6 +397,34 @@ mod tests {
                 "/v1/realtime?model=a&model=b",
                 true,
                 Unreadable("a WebSocket session with ?model= given twice"),
+            ),
+            (
+                Openai,
+                "GET",
+                "/v1/responses?model=gpt-realtime",
+                true,
+                Unreadable("a WebSocket session that names its models in its messages"),
+            ),
+            (
+                Openai,
+                "GET",
+                "/v1//Realtime/?model=gpt-realtime",
+                true,
+                n("gpt-realtime"),
+            ),
+            (
+                Openai,
+                "POST",
+                "/v1/chat/completions?model=gpt-5",
+                true,
+                Unreadable("a WebSocket session that names its models in its messages"),
+            ),
+            (
+                Openai,
+                "GET",
+                "/v1/realtime/x?model=gpt-realtime",
+                true,
+                Unreadable("a WebSocket session that names its models in its messages"),
             ),
             (Anthropic, "POST", "/v1/messages", false, Body(TopLevel)),
             (

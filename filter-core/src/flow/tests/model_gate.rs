@@ -167,6 +167,52 @@ fn every_split_of_the_body_is_read_whole() {
 }
 
 #[test]
+fn a_body_ended_by_trailers_is_decided_at_the_trailers() {
+    // HTTP/2 request trailers end the stream: the body's last chunk never says `end`.
+    for (whole, allow) in [
+        (&br#"{"model":"gpt-5"}"#[..], true),
+        (&br#"{"model":"gpt-4o"}"#[..], false),
+    ] {
+        let mut host = FakeHost::new();
+        let root = root(HOLD, &mut host);
+        let limited = allow_models(Some(&["gpt-5"]));
+        let (mut stream, _) = headers(&root, &mut host, chat(), false, &limited);
+        let (a, b) = whole.split_at(5);
+        host.request_body = a.to_vec();
+        assert_eq!(
+            stream.on_request_body(&mut host, a.len(), false),
+            Action::Pause
+        );
+        host.request_body = whole.to_vec();
+        assert_eq!(
+            stream.on_request_body(&mut host, whole.len(), false),
+            Action::Pause
+        );
+        assert!(host.replies.is_empty() && !b.is_empty());
+        let action = stream.on_request_trailers(&mut host);
+        let text = String::from_utf8_lossy(whole);
+        if allow {
+            assert_eq!(action, Action::Continue, "{text}");
+            assert!(host.replies.is_empty(), "{text}");
+        } else {
+            assert_eq!(action, Action::Pause, "{text}");
+            assert_eq!(refused_code(&host), "model_not_allowed", "{text}");
+        }
+    }
+    // Trailers of a request nothing held pass.
+    let mut host = FakeHost::new();
+    let root = root(HOLD, &mut host);
+    let (mut stream, _) = headers(&root, &mut host, chat(), false, &allow_models(None));
+    host.request_body = br#"{"model":"gpt-4o"}"#.to_vec();
+    assert_eq!(
+        stream.on_request_body(&mut host, 18, false),
+        Action::Continue
+    );
+    assert_eq!(stream.on_request_trailers(&mut host), Action::Continue);
+    assert!(host.replies.is_empty());
+}
+
+#[test]
 fn escapes_are_decoded_and_a_duplicate_model_is_refused() {
     let cases: [(&[u8], bool); 5] = [
         (br#"{"model":"gpt\u002d4o"}"#, true),
