@@ -230,7 +230,10 @@ impl Stream {
         let worker = self.worker.clone();
         match self.flow.budget_body(worker.as_deref(), host, size, end) {
             BudgetBodyStep::Pass => {}
-            BudgetBodyStep::Buffer => return Action::Pause,
+            BudgetBodyStep::Buffer => {
+                self.request_held = size;
+                return Action::Pause;
+            }
             BudgetBodyStep::Decided(Step::Forward) => {}
             BudgetBodyStep::Decided(Step::CallOut { .. }) => return Action::Pause,
             BudgetBodyStep::Decided(Step::Reply(local)) => return reply(host, &local),
@@ -254,9 +257,10 @@ impl Stream {
     }
 
     /// The request trailers are in (HTTP/2): they end the stream, so the body's last chunk
-    /// never said `end`. A body the model allow-list holds is now whole and is decided here
-    /// (else it would go on unread at the trailers: a refused model to the provider). Other
-    /// watches keep what they had: metering's held body goes on as sent, unasked for its
+    /// never said `end`. A body the model allow-list or a budget holds is now whole and is
+    /// decided here (else it would go on unread at the trailers: a refused model to the
+    /// provider, a budgeted request forwarded without its estimate spent). Other watches keep
+    /// what they had: metering's held body goes on as sent, unasked for its
     /// usage like a body without `content-length` (Envoy empties a body rewritten here), and
     /// the geo fallback's copy stays incomplete, never replayed.
     pub fn on_request_trailers(&mut self, host: &mut impl ContextHost) -> Action {
@@ -265,8 +269,17 @@ impl Stream {
             .flow
             .model_gate_body(self.worker.as_deref(), host, held, true)
         {
-            GateStep::Pass | GateStep::Buffer => Action::Continue,
-            GateStep::Refuse(local) => reply(host, &local),
+            GateStep::Pass | GateStep::Buffer => {}
+            GateStep::Refuse(local) => return reply(host, &local),
+        }
+        let worker = self.worker.clone();
+        match self.flow.budget_body(worker.as_deref(), host, held, true) {
+            BudgetBodyStep::Pass
+            | BudgetBodyStep::Buffer
+            | BudgetBodyStep::Decided(Step::Forward) => Action::Continue,
+            // The top-up check's answer resumes the request (its trailers) or replies.
+            BudgetBodyStep::Decided(Step::CallOut { .. }) => Action::Pause,
+            BudgetBodyStep::Decided(Step::Reply(local)) => reply(host, &local),
         }
     }
 

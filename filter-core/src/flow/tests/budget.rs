@@ -336,3 +336,45 @@ fn without_the_hold_filter_content_length_and_the_default_cap_are_spent_at_the_h
     assert_eq!(host.replies.first().map(|r| r.status), Some(403));
     assert_eq!(left(&host), (2, 770));
 }
+
+#[test]
+fn a_body_ended_by_trailers_is_estimated_and_spent_at_the_trailers() {
+    // HTTP/2 request trailers end the stream: the body's last chunk never says `end`. The
+    // estimate must still be spent before anything goes on (else a budgeted request would be
+    // forwarded unreserved, charged only after the fact).
+    let mut host = FakeHost::new();
+    let a = root(HOLD, &mut host);
+    let (mut s, _) = headers(&a, &mut host, chat(), false, &budgeted(77, 1000, 30_000));
+    let whole = capped(200);
+    let (first, _) = whole.split_at(50);
+    host.request_body = first.to_vec();
+    assert_eq!(
+        s.on_request_body(&mut host, first.len(), false),
+        Action::Pause
+    );
+    host.request_body = whole.clone();
+    assert_eq!(
+        s.on_request_body(&mut host, whole.len(), false),
+        Action::Pause
+    );
+    assert_eq!(
+        left(&host),
+        (77, 1000),
+        "nothing spent before the body is whole"
+    );
+    assert_eq!(s.on_request_trailers(&mut host), Action::Continue);
+    assert_eq!(left(&host), (77, 700), "200 bytes + max_tokens 100");
+    // Short at the trailers: the top-up check pauses them; a refusal answers 429.
+    let (mut s2, _) = headers(&a, &mut host, chat(), false, b"");
+    let big = capped(2000);
+    host.request_body = big.clone();
+    assert_eq!(
+        s2.on_request_body(&mut host, big.len(), false),
+        Action::Pause
+    );
+    assert_eq!(s2.on_request_trailers(&mut host), Action::Pause);
+    assert_eq!(host.last_check().budget_want, Some(2100));
+    deliver(&mut host, &mut s2, &exhausted());
+    assert_eq!(host.replies.last().map(|r| r.status), Some(429));
+    drop((s, s2));
+}
