@@ -187,6 +187,26 @@ def test_routes_that_spend_but_are_not_metered_are_refused(stack, path):
     assert stack.upstream_requests() == []
 
 
+def test_a_body_ended_by_http2_trailers_is_spent_before_it_goes_on(stack):
+    """HTTP/2 trailers end the request stream after its body: the estimate is still spent
+    before the request is forwarded, and a budget that cannot cover it refuses it (429) with
+    the provider contacted by nothing."""
+    from .test_model_allowlist_attacks import h2_post_with_trailers
+    # Room for one estimate and 2 tokens: the first request's metered usage (the mock's 6+
+    # tokens) is more than 2, so the second never fits, whether the first settled yet or not.
+    minted = stack.mint("openai", "--token-budget", f"{ESTIMATE + 2}/day")
+    token, token_hash = minted["token"], minted["hash"]
+    headers = [("authorization", f"Bearer {token}"), ("content-type", "application/json")]
+    stack.reset_upstream()
+    h2_post_with_trailers(stack.url, "/v1/chat/completions", headers, body())
+    assert len(stack.upstream_requests()) == 1
+    # The first spent its estimate from the grant at its trailers; the second is refused there.
+    answer = h2_post_with_trailers(stack.url, "/v1/chat/completions", headers, body())
+    assert b"budget_exhausted" in answer, answer[:300]
+    assert len(stack.upstream_requests()) == 1
+    settled(stack, token_hash, 1)
+
+
 def test_a_token_service_restart_loses_no_settled_spend(stack):
     """Settled spend is a ledger in the token database: both replicas killed (-9) and the
     first started again on its ports, the spend is what it was, and the budget still holds."""
