@@ -22,7 +22,7 @@ help:
 	@echo "make test   make lint, then every test tier"
 	@echo "make lint   clippy (native and wasm) and rustfmt --check"
 	@echo "make image  the filter as an OCI image for Istio (target/wasm-image; deploy/istio/README.md)"
-	@echo "make bench  benchmark vs plain Envoy, ext_authz, LiteLLM; metering on/off (docs/benchmarks.md)"
+	@echo "make bench  benchmark vs plain Envoy, ext_authz, LiteLLM; metering on/off; budgets (docs/benchmarks.md)"
 	@echo "make fuzz   fuzz the filter core's parsers, FUZZ_SECONDS (default 300) per target"
 	@echo "make compose-context  build context for deploy/compose (docker compose, README: Deploy)"
 
@@ -216,8 +216,9 @@ lint-deps:
 ## Benchmark ---------------------------------------------------------------------------------
 
 # Side by side on loopback: mock alone, plain Envoy, the filter with the cache warm and off,
-# the filter with metering off, Envoy + ext_authz, LiteLLM; SSE timings; check latency by store
-# size; the metering core's instructions (callgrind); a perf profile.
+# the filter with metering off, a budgeted token with and without the body hold, Envoy +
+# ext_authz, LiteLLM; SSE timings; check latency by store size; the metering core's
+# instructions (callgrind); a perf profile.
 # Knobs: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS, ... (bench/run.py, docs/benchmarks.md).
 BENCH_VENV := .venv-bench
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`make bench`: the ptk filter side by side with plain Envoy, Envoy + ext_authz and LiteLLM,
-and with token usage metering on vs off (harness/metering), all on loopback against one Rust
-mock upstream; writes bench/results/latest.{md,json} and prints the markdown. Knobs
+with token usage metering on vs off (harness/metering), and a budgeted token against an
+unbudgeted one (harness/budgets), all on loopback against one Rust mock upstream; writes
+bench/results/latest.{md,json} and prints the markdown. Knobs
 (environment): BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS,
 BENCH_SSE_STREAMS, BENCH_SSE_CONCURRENCY, BENCH_SSE_PER_CLIENT, BENCH_STORE_SIZES,
 BENCH_CHECK_CONNECTIONS, BENCH_LITELLM (0 skips it), BENCH_LITELLM_WORKERS, BENCH_PROFILE (0
@@ -62,7 +63,8 @@ def main() -> int:
         stack.start_mock()
         services = store_scale.start(stack, sizes, log) if sizes else {}
         log("starting Envoys (plain, empty wasm, wasm floor, filter cache warm, the same with "
-            "metering off, filter cache off, ext_authz)...")
+            "metering off, with a budgeted token with and without the body hold, filter cache "
+            "off, ext_authz)...")
         stack.start_envoys()
         if knob("BENCH_LITELLM", 1):
             log("starting LiteLLM (takes ~20-60 s to import)...")
@@ -73,12 +75,14 @@ def main() -> int:
         if stack.targets["litellm"].error:
             log(f"LiteLLM not measured: {stack.targets['litellm'].error}")
         names = ["mock", "plain", "wasm_empty", "wasm_floor", "filter_warm", "filter_nometer",
-                 "filter_off", "ext_authz", "litellm"]
+                 "filter_budget", "filter_budget_nohold", "filter_off", "ext_authz", "litellm"]
+        # The budgeted scenarios are measured with JSON requests only (issue 14's target).
+        sse_names = [n for n in names if not n.startswith("filter_budget")]
 
         log(f"throughput: {rounds} rounds x {len(names)} scenarios, {duration:g}s each...")
         runs = measure.throughput(stack, names, rounds, duration, warmup, conns, log)
         log("SSE time to first / last event...")
-        sse = measure.sse(stack, names, rounds, sse_seq, sse_conc, sse_per, log)
+        sse = measure.sse(stack, sse_names, rounds, sse_seq, sse_conc, sse_per, log)
         log("token-service check latency by store size...")
         store = (store_scale.measure(stack, services, rounds, duration, warmup, check_conns, log)
                  if services else {})

@@ -47,14 +47,18 @@ def throughput(stack: Stack, names: list[str], rounds: int, duration: float, war
             env = {"BENCH_TOKEN": stack.token, "BENCH_HOST": t.host}
             if warmup > 0:
                 wrk.run(t.url, POST_LUA, warmup, connections, env=env)
-            calls0, cpu0 = callouts(t), cpu_seconds(t.cpu_pids)
+            side = [t.sidecar_pid] if t.sidecar_pid else []
+            calls0, cpu0, side0 = callouts(t), cpu_seconds(t.cpu_pids), cpu_seconds(side)
             res = wrk.run(t.url, POST_LUA, duration, connections, env=env)
-            cpu = cpu_seconds(t.cpu_pids) - cpu0
+            cpu, side_cpu = cpu_seconds(t.cpu_pids) - cpu0, cpu_seconds(side) - side0
             calls1 = callouts(t)
             run = {
                 "round": r + 1, "rps": res.rps, "p50_ms": res.p50_ms, "p99_ms": res.p99_ms,
                 "requests": res.requests, "errors": res.errors,
                 "cpu_s_per_10k": cpu / res.requests * 10_000 if res.requests else None,
+                # The sidecar's part of it (token-service, bench-authz or LiteLLM).
+                "sidecar_cpu_s_per_10k": side_cpu / res.requests * 10_000
+                if res.requests and side else None,
                 "envoy_rss_mib": rss_mib(t.envoy_pid) if t.envoy_pid else None,
                 "sidecar_rss_mib": rss_mib(t.sidecar_pid) if t.sidecar_pid else None,
                 "callouts_per_1k": (calls1 - calls0) / res.requests * 1000

@@ -1,10 +1,11 @@
 """Turning the runs into the tables: medians over rounds, ratios as the median of per-round
 paired ratios (each round ran every target back to back, so pairing cancels drift), and one
-pass/fail line per target from issue 6 (and issue 13's metering targets, harness/metering)."""
+pass/fail line per target from issue 6 (and issue 13's metering targets, harness/metering;
+issue 14's budget target, harness/budgets)."""
 
 from __future__ import annotations
 
-from . import metering
+from . import budgets, metering
 from .stats import med as _med, paired_ratio, quantile_ms as _q
 
 
@@ -41,9 +42,11 @@ def summarize(targets: dict, runs: dict[str, list[dict]], sse: dict, store: dict
                    "p50_ms": _med(r["p50_ms"] for r in rs), "p99_ms": _med(r["p99_ms"] for r in rs),
                    "errors": sum(r["errors"] for r in rs)} for size, rs in store.items()]
     metered = metering.summarize(targets, runs, sse)
+    budgeted = budgets.summarize(targets, runs)
     return {"rows": rows, "sse": sse_rows, "store": store_rows, "metering": metered,
+            "budgets": budgeted,
             "targets": verdicts(rows, runs, sse_rows, store_rows, store)
-            + metering.verdicts(metered)}
+            + metering.verdicts(metered) + budgets.verdicts(budgeted)}
 
 
 def verdicts(rows, runs, sse_rows, store_rows, store) -> list[dict]:
@@ -139,7 +142,9 @@ def markdown(summary: dict, meta: dict) -> str:
         lines.append("")
     if summary.get("metering"):
         lines += metering.markdown(summary["metering"])
-    lines += ["Targets (issues 6 and 13):", "", "| target | measured | result |", "|---|---:|---|"]
+    if summary.get("budgets"):
+        lines += budgets.markdown(summary["budgets"])
+    lines += ["Targets (issues 6, 13 and 14):", "", "| target | measured | result |", "|---|---:|---|"]
     for v in summary["targets"]:
         note = f" ({v['note']})" if v["note"] else ""
         lines.append(f"| {v['target']} | {v['measured']} | {v['result']}{note} |")

@@ -1,7 +1,8 @@
 """Bringing up every system under test at once, each on its own loopback ports, so the
 measurement loop can interleave them: the Rust mock, plain Envoy, Envoy with the wasm floors,
-Envoy + ptk filter (cache warm; the same with metering off; cache off) with a token-service
-each, Envoy + ext_authz with bench-authz, and LiteLLM's proxy."""
+Envoy + ptk filter (cache warm; the same with metering off; with a budgeted token, with and
+without the request-body hold; cache off) with a token-service each, Envoy + ext_authz with
+bench-authz, and LiteLLM's proxy."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ LITELLM = ROOT / ".venv-bench/bin/litellm"
 RATE_LIMIT = "1000000000/60"
 #: The plugin configuration that turns token usage metering off (it is on by default).
 METERING_OFF = {"metering": {"enabled": False}}
+#: The budgeted scenarios' token budget: large enough that no round runs out (the grants are
+#: still real: a quarter of what is left, capped at 200,000 tokens, spent per request).
+BUDGET = "1000000000000000/month"
+#: The plugin configuration that says no request-body hold filter is in the chain, so a
+#: budgeted request is estimated from `content-length` plus the default output cap.
+BODY_HOLD_OFF = {"limits": {"body_hold": False}}
 
 
 @dataclass
@@ -76,22 +83,25 @@ class Stack:
                    RUST_LOG="warn")
         return env
 
-    def mint(self, db: Path) -> None:
-        """The bench token, through the real CLI (which also creates the file and schema)."""
+    def mint(self, db: Path, budget: str | None = None) -> None:
+        """The bench token, through the real CLI (which also creates the file and schema);
+        with `budget`, a token budget (`N/PERIOD`) too."""
         env = self.service_env(db, "127.0.0.1:0", 0)
         subprocess.run([str(RELEASE / "token-service"), "tokens", "create", "--label", "bench",
                         "--providers", "openai", "--token", self.token,
-                        "--rate-limit", RATE_LIMIT],
+                        "--rate-limit", RATE_LIMIT,
+                        *(["--token-budget", budget] if budget else [])],
                        env=env, check=True, capture_output=True, timeout=30)
 
     def start_token_service(self, name: str, cache_ttl_ms: int, db: Path | None = None,
-                            mint: bool = True) -> tuple[subprocess.Popen, str]:
-        """A token-service on a fresh SQLite file holding the bench token."""
+                            mint: bool = True, budget: str | None = None
+                            ) -> tuple[subprocess.Popen, str]:
+        """A token-service on a fresh SQLite file holding the bench token (with `budget`)."""
         db = db or self.workdir / f"{name}.sqlite3"
         listen = f"127.0.0.1:{free_port()}"
         env = self.service_env(db, listen, cache_ttl_ms)
         if mint:
-            self.mint(db)
+            self.mint(db, budget)
         proc = self.procs.spawn(name, [str(RELEASE / "token-service"), "serve"], env=env)
         wait_http(f"http://{listen}/healthz", proc, name)
         return proc, listen
@@ -134,12 +144,17 @@ class Stack:
         self.start_envoy(plain, envoy_configs.plain(cfg))
         self.targets["plain"] = plain
 
-        for name, label, ttl, plugin in (
-                ("filter_warm", "Envoy + ptk filter, cache warm", 1000, None),
+        for name, label, ttl, plugin, budget in (
+                ("filter_warm", "Envoy + ptk filter, cache warm", 1000, None, None),
                 ("filter_nometer", "Envoy + ptk filter, cache warm, metering off", 1000,
-                 METERING_OFF),
-                ("filter_off", "Envoy + ptk filter, cache off", 0, None)):
-            service, listen = self.start_token_service(f"token-service-{name}", ttl)
+                 METERING_OFF, None),
+                ("filter_budget", "Envoy + ptk filter, cache warm, budgeted token", 1000,
+                 None, BUDGET),
+                ("filter_budget_nohold", "Envoy + ptk filter, cache warm, budgeted token, "
+                 "no body hold", 1000, BODY_HOLD_OFF, BUDGET),
+                ("filter_off", "Envoy + ptk filter, cache off", 0, None, None)):
+            service, listen = self.start_token_service(f"token-service-{name}", ttl,
+                                                       budget=budget)
             target, ports = self.envoy_target(name, label)
             cfg = envoy_configs.render(self.workdir, name, mock=mock, token_service=listen,
                                        wasm=WASM, deny_ttl_ms=ttl, cache=ttl > 0,
