@@ -143,6 +143,7 @@ extern "C" {
 
 /// `StreamType::HttpRequest`.
 const STREAM_HTTP_REQUEST: u32 = 0;
+const STREAM_HTTP_RESPONSE: u32 = 1;
 
 /// Takes ownership of bytes the host returned (allocated by this module for it).
 ///
@@ -271,6 +272,12 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Status {
 pub fn resume_request() -> bool {
     // SAFETY: plain integer argument.
     unsafe { proxy_continue_stream(STREAM_HTTP_REQUEST) == OK }
+}
+
+/// Lets the held response go on; `false` if refused.
+pub fn resume_response() -> bool {
+    // SAFETY: plain integer argument.
+    unsafe { proxy_continue_stream(STREAM_HTTP_RESPONSE) == OK }
 }
 
 /// Answers locally with `status`, `headers` and `body`; `false` if refused or unencodable.

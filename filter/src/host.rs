@@ -143,6 +143,10 @@ impl ContextHost for EnvoyHost {
         abi::resume_request()
     }
 
+    fn resume_response(&mut self) -> bool {
+        abi::resume_response()
+    }
+
     fn callout_answer(&self, body_size: usize) -> (Option<String>, Option<Vec<u8>>) {
         let status = value(maps::CALLOUT_RESPONSE_HEADERS, ":status");
         (status, buffer(buf::CALLOUT_RESPONSE_BODY, body_size))

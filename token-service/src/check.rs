@@ -213,8 +213,20 @@ impl Checker {
         let ttl = grant.map_or(ttl, |g| ttl.min(g.expires_in_ms));
         // Leases only make sense while the filter may cache the verdict they ride on.
         let max_lease = if ttl > 0 { self.max_lease } else { 0 };
+        // A check with `budget_want` asks for a grant for a request already admitted (a
+        // top-up) or for none (a renewal): it is no request of its own, so it takes no
+        // rate-limit unit and no lease.
+        let acquired = if request.budget_want.is_some() {
+            Ok(Acquired::Allowed {
+                lease: 0,
+                window: 0,
+                window_left_ms: ttl,
+            })
+        } else {
+            self.limiter.acquire(&request.hash, quota, max_lease).await
+        };
         let (cache_ttl_ms, lease) =
-            match self.limiter.acquire(&request.hash, quota, max_lease).await {
+            match acquired {
                 Ok(Acquired::Allowed { lease: 0, .. }) => (ttl, None),
                 Ok(Acquired::Allowed {
                     lease,

@@ -600,3 +600,41 @@ async fn a_check_the_rate_limiter_refuses_gives_its_grant_back() {
     let key = format!("token:{hash}|tokens|{}", Utc::now().format("%Y-%m-%d"));
     assert_eq!(reservations.reserved(&key).await.unwrap(), first.tokens);
 }
+
+#[tokio::test]
+async fn a_top_up_or_renewal_check_takes_no_rate_limit_unit_and_no_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(&dir);
+    let app = replica(&db, LimiterBackend::Memory).await;
+    let hash = budgeted(&db, 13, tokens_per_day(1_000_000)).await;
+    let store = SqliteStore::open(&db).unwrap();
+    let patch = token_service::store::TokenPatch {
+        rate_limit: Some(Some(RateLimit {
+            limit: 2,
+            window_s: 60,
+        })),
+        ..Default::default()
+    };
+    store.update(&hash, &patch).await.unwrap().unwrap();
+    // Grants for requests already admitted (a top-up) or for none (a renewal, want 0):
+    // however many, they neither use the token's 2 requests a minute nor lease any.
+    for want in [Some(0), Some(4_096), Some(0), Some(0), Some(10)] {
+        let verdict = check(app.addr, &hash, want).await;
+        assert!(grant_of(&verdict).is_some(), "{verdict:?}");
+        assert!(
+            matches!(&verdict, CheckResponse::Allow { lease: None, .. }),
+            "{verdict:?}"
+        );
+    }
+    // The token's own requests still get their 2, then the rate limit.
+    for _ in 0..2 {
+        assert!(grant_of(&check(app.addr, &hash, None).await).is_some());
+    }
+    assert!(matches!(
+        check(app.addr, &hash, None).await,
+        CheckResponse::Deny {
+            reason: DenyReason::RateLimited,
+            ..
+        }
+    ));
+}

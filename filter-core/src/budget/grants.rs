@@ -4,6 +4,13 @@
 //! never spend the same tokens. One entry per token and provider (never one per grant): shared
 //! data is never freed, so a new grant replaces the old one, and what the old one still held
 //! is released. A grant found expired with tokens left is emptied and released too.
+//!
+//! **Renewal** (why: a grant that runs dry makes every request that finds it short ask the
+//! token-service on its own, a stampede while the first answer is in flight). The entry also
+//! holds when to renew: below a quarter of the grant's tokens, or once three quarters of its
+//! life are gone. The spend that first finds one of those true *claims* the renewal in the same
+//! compare-and-swap (`renewing_until_ms`), so exactly one request over all workers asks for the
+//! next grant while the others go on spending what is left.
 
 use ptk_wire::{BudgetGrant, GrantRelease};
 
@@ -11,6 +18,17 @@ use crate::shared_data::{CasAnchor, SetError, SharedData};
 
 /// Attempts before giving up on a contended entry (then: a top-up check, always safe).
 const CAS_ATTEMPTS: usize = 16;
+
+/// Renew once fewer than `tokens / RENEW_BELOW_DIVISOR` are left.
+const RENEW_BELOW_DIVISOR: u64 = 4;
+
+/// Renew once `life × RENEW_AFTER_LIFE_NUM / RENEW_AFTER_LIFE_DEN` has passed.
+const RENEW_AFTER_LIFE_NUM: u64 = 3;
+const RENEW_AFTER_LIFE_DEN: u64 = 4;
+
+/// Bytes of an entry; [`LEGACY_LEN`] is the format before renewals (read as never renewing).
+const ENTRY_LEN: usize = 48;
+const LEGACY_LEN: usize = 24;
 
 /// The shared-data key of the grant entry of a verdict cache key.
 pub fn grant_key(cache_key: &str) -> String {
@@ -26,21 +44,39 @@ pub struct GrantEntry {
     pub remaining: u64,
     /// Host time (ms) from which nothing may be spent.
     pub expires_at_ms: u64,
+    /// A spend that leaves fewer tokens than this claims the renewal.
+    pub renew_below: u64,
+    /// A spend at or after this host time (ms) claims the renewal.
+    pub renew_after_ms: u64,
+    /// Host time (ms) until which a claimed renewal is in flight (0: none claimed).
+    pub renewing_until_ms: u64,
 }
 
 impl GrantEntry {
     /// The entry of `grant`, received for a check sent at `sent_ms`.
     pub fn new(grant: &BudgetGrant, sent_ms: u64) -> GrantEntry {
+        let life = grant.expires_in_ms;
+        let renew_in = life / RENEW_AFTER_LIFE_DEN * RENEW_AFTER_LIFE_NUM;
         GrantEntry {
             id: grant.id,
             remaining: grant.tokens,
-            expires_at_ms: sent_ms.saturating_add(grant.expires_in_ms),
+            expires_at_ms: sent_ms.saturating_add(life),
+            renew_below: grant.tokens / RENEW_BELOW_DIVISOR,
+            renew_after_ms: sent_ms.saturating_add(renew_in),
+            renewing_until_ms: 0,
         }
     }
 
-    fn encode(self) -> [u8; 24] {
-        let mut out = [0u8; 24];
-        let fields = [self.id, self.remaining, self.expires_at_ms];
+    fn encode(self) -> [u8; ENTRY_LEN] {
+        let mut out = [0u8; ENTRY_LEN];
+        let fields = [
+            self.id,
+            self.remaining,
+            self.expires_at_ms,
+            self.renew_below,
+            self.renew_after_ms,
+            self.renewing_until_ms,
+        ];
         for (slot, field) in out.chunks_exact_mut(8).zip(fields) {
             slot.copy_from_slice(&field.to_le_bytes());
         }
@@ -48,15 +84,29 @@ impl GrantEntry {
     }
 
     fn decode(bytes: &[u8]) -> Option<GrantEntry> {
+        if bytes.len() != ENTRY_LEN && bytes.len() != LEGACY_LEN {
+            return None;
+        }
         let mut fields = bytes
             .chunks_exact(8)
             .map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_le_bytes));
-        let entry = GrantEntry {
-            id: fields.next()??,
-            remaining: fields.next()??,
-            expires_at_ms: fields.next()??,
-        };
-        (bytes.len() == 24).then_some(entry)
+        let (id, remaining, expires_at_ms) = (fields.next()??, fields.next()??, fields.next()??);
+        Some(GrantEntry {
+            id,
+            remaining,
+            expires_at_ms,
+            // A legacy entry (written before an upgrade) never claims a renewal.
+            renew_below: fields.next().flatten().unwrap_or(0),
+            renew_after_ms: fields.next().flatten().unwrap_or(u64::MAX),
+            renewing_until_ms: fields.next().flatten().unwrap_or(0),
+        })
+    }
+
+    /// Whether a spend leaving `left` tokens at `now_ms` claims the renewal: it is due and no
+    /// other claim is still in flight.
+    fn claims_renewal(self, left: u64, now_ms: u64) -> bool {
+        let due = left < self.renew_below || now_ms >= self.renew_after_ms;
+        due && now_ms >= self.renewing_until_ms
     }
 
     /// Its unspent tokens as a release (`None` when nothing is left).
@@ -116,18 +166,22 @@ pub enum Spend {
     Spent {
         /// The grant's id (its release names it).
         grant: u64,
+        /// This spend claimed the grant's renewal: the caller asks for the next grant (the
+        /// claim lapses after `claim_ms` if it never does).
+        renew: bool,
     },
     /// No grant, an expired one, or too few tokens left: ask for a top-up.
     Short,
 }
 
-/// Spends `estimate` tokens of the grant of `cache_key` at host time `now_ms`. An expired
-/// grant's unspent tokens are emptied into `releases`.
+/// Spends `estimate` tokens of the grant of `cache_key` at host time `now_ms`, claiming the
+/// grant's renewal for `claim_ms` when it is due (see the module's doc). An expired grant's
+/// unspent tokens are emptied into `releases`.
 pub fn spend(
     shared: &impl SharedData,
     cache_key: &str,
     estimate: u64,
-    now_ms: u64,
+    (now_ms, claim_ms): (u64, u64),
     releases: &mut Vec<GrantRelease>,
 ) -> Spend {
     let key = grant_key(cache_key);
@@ -145,13 +199,21 @@ pub fn spend(
                 },
                 Spend::Short,
             ),
-            Some(left) => (
-                GrantEntry {
+            Some(left) => {
+                let renew = entry.claims_renewal(left, now_ms);
+                let renewing_until_ms = if renew {
+                    now_ms.saturating_add(claim_ms)
+                } else {
+                    entry.renewing_until_ms
+                };
+                let updated = GrantEntry {
                     remaining: left,
+                    renewing_until_ms,
                     ..entry
-                },
-                Spend::Spent { grant: entry.id },
-            ),
+                };
+                let grant = entry.id;
+                (updated, Spend::Spent { grant, renew })
+            }
             None => return Spend::Short,
         };
         match shared.set(&key, &updated.encode(), cas) {
@@ -175,6 +237,15 @@ mod tests {
     use crate::shared_data_double::SharedDataDouble;
 
     const T: u64 = 1_000_000;
+    const CLAIM: u64 = 500;
+
+    /// The grant a spend came from (`None`: short), whether or not it claimed the renewal.
+    fn spent(s: Spend) -> Option<u64> {
+        match s {
+            Spend::Spent { grant, .. } => Some(grant),
+            Spend::Short => None,
+        }
+    }
 
     fn grant(id: u64, tokens: u64) -> GrantEntry {
         GrantEntry::new(
@@ -192,25 +263,25 @@ mod tests {
         let shared = SharedDataDouble::default();
         let anchor = CasAnchor::refresh(&shared);
         let mut rel = Vec::new();
-        assert_eq!(spend(&shared, "k", 1, T, &mut rel), Spend::Short);
+        assert_eq!(spend(&shared, "k", 1, (T, CLAIM), &mut rel), Spend::Short);
         assert!(install(&shared, anchor, "k", grant(7, 100), &mut rel));
         assert_eq!(
-            spend(&shared, "k", 60, T, &mut rel),
-            Spend::Spent { grant: 7 }
+            spent(spend(&shared, "k", 60, (T, CLAIM), &mut rel)),
+            Some(7)
         );
-        assert_eq!(spend(&shared, "k", 41, T, &mut rel), Spend::Short);
+        assert_eq!(spend(&shared, "k", 41, (T, CLAIM), &mut rel), Spend::Short);
         assert_eq!(
-            spend(&shared, "k", 40, T, &mut rel),
-            Spend::Spent { grant: 7 }
+            spent(spend(&shared, "k", 40, (T, CLAIM), &mut rel)),
+            Some(7)
         );
-        assert_eq!(spend(&shared, "k", 1, T, &mut rel), Spend::Short);
+        assert_eq!(spend(&shared, "k", 1, (T, CLAIM), &mut rel), Spend::Short);
         assert!(rel.is_empty());
         // Replaced with 0 left: nothing to release; with some left: released.
         assert!(install(&shared, anchor, "k", grant(8, 50), &mut rel));
         assert!(rel.is_empty());
         assert_eq!(
-            spend(&shared, "k", 20, T, &mut rel),
-            Spend::Spent { grant: 8 }
+            spent(spend(&shared, "k", 20, (T, CLAIM), &mut rel)),
+            Some(8)
         );
         assert!(install(&shared, anchor, "k", grant(9, 50), &mut rel));
         assert_eq!(
@@ -232,10 +303,13 @@ mod tests {
         let mut rel = Vec::new();
         assert!(install(&shared, anchor, "k", grant(3, 100), &mut rel));
         assert_eq!(
-            spend(&shared, "k", 10, T + 999, &mut rel),
-            Spend::Spent { grant: 3 }
+            spent(spend(&shared, "k", 10, (T + 999, CLAIM), &mut rel)),
+            Some(3)
         );
-        assert_eq!(spend(&shared, "k", 10, T + 1000, &mut rel), Spend::Short);
+        assert_eq!(
+            spend(&shared, "k", 10, (T + 1000, CLAIM), &mut rel),
+            Spend::Short
+        );
         assert_eq!(
             rel,
             vec![GrantRelease {
@@ -243,7 +317,10 @@ mod tests {
                 tokens: 90
             }]
         );
-        assert_eq!(spend(&shared, "k", 10, T + 1000, &mut rel), Spend::Short);
+        assert_eq!(
+            spend(&shared, "k", 10, (T + 1000, CLAIM), &mut rel),
+            Spend::Short
+        );
         assert_eq!(rel.len(), 1);
     }
 
@@ -261,11 +338,111 @@ mod tests {
             e.remaining -= 70;
             s.raw_set(&key, &e.encode(), cas).unwrap();
         });
-        assert_eq!(spend(&shared, "k", 40, T, &mut rel), Spend::Short);
+        assert_eq!(spend(&shared, "k", 40, (T, CLAIM), &mut rel), Spend::Short);
         assert_eq!(
-            spend(&shared, "k", 30, T, &mut rel),
-            Spend::Spent { grant: 1 }
+            spent(spend(&shared, "k", 30, (T, CLAIM), &mut rel)),
+            Some(1)
         );
-        assert_eq!(spend(&shared, "k", 1, T, &mut rel), Spend::Short);
+        assert_eq!(spend(&shared, "k", 1, (T, CLAIM), &mut rel), Spend::Short);
+    }
+
+    #[test]
+    fn one_spend_claims_the_renewal_below_a_quarter_until_the_claim_lapses() {
+        let shared = SharedDataDouble::default();
+        let anchor = CasAnchor::refresh(&shared);
+        let mut rel = Vec::new();
+        assert!(install(&shared, anchor, "k", grant(1, 100), &mut rel));
+        let at = |t| (t, CLAIM);
+        // 100 -> 30: still a quarter or more left.
+        let s = spend(&shared, "k", 70, at(T), &mut rel);
+        assert_eq!(
+            s,
+            Spend::Spent {
+                grant: 1,
+                renew: false
+            }
+        );
+        // 30 -> 20: below 25, the first spend claims the renewal, the next ones do not.
+        let s = spend(&shared, "k", 10, at(T), &mut rel);
+        assert_eq!(
+            s,
+            Spend::Spent {
+                grant: 1,
+                renew: true
+            }
+        );
+        let s = spend(&shared, "k", 10, at(T + CLAIM - 1), &mut rel);
+        assert_eq!(
+            s,
+            Spend::Spent {
+                grant: 1,
+                renew: false
+            }
+        );
+        // The claim lapsed (its renewal never came): the next spend claims it again.
+        let s = spend(&shared, "k", 1, at(T + CLAIM), &mut rel);
+        assert_eq!(
+            s,
+            Spend::Spent {
+                grant: 1,
+                renew: true
+            }
+        );
+        // A new grant starts unclaimed.
+        assert!(install(&shared, anchor, "k", grant(2, 100), &mut rel));
+        let s = spend(&shared, "k", 80, at(T + CLAIM), &mut rel);
+        assert_eq!(
+            s,
+            Spend::Spent {
+                grant: 2,
+                renew: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_spend_late_in_the_grants_life_claims_the_renewal() {
+        let shared = SharedDataDouble::default();
+        let anchor = CasAnchor::refresh(&shared);
+        let mut rel = Vec::new();
+        assert!(install(&shared, anchor, "k", grant(1, 1000), &mut rel));
+        let s = spend(&shared, "k", 1, (T + 749, CLAIM), &mut rel);
+        assert_eq!(
+            s,
+            Spend::Spent {
+                grant: 1,
+                renew: false
+            }
+        );
+        let s = spend(&shared, "k", 1, (T + 750, CLAIM), &mut rel);
+        assert_eq!(
+            s,
+            Spend::Spent {
+                grant: 1,
+                renew: true
+            }
+        );
+    }
+
+    #[test]
+    fn an_entry_written_before_renewals_is_read_and_never_claims_one() {
+        let shared = SharedDataDouble::default();
+        let mut rel = Vec::new();
+        let mut legacy = Vec::new();
+        for field in [5u64, 100, T + 1000] {
+            legacy.extend_from_slice(&field.to_le_bytes());
+        }
+        shared.raw_set(&grant_key("k"), &legacy, None).unwrap();
+        let s = spend(&shared, "k", 99, (T + 999, CLAIM), &mut rel);
+        assert_eq!(
+            s,
+            Spend::Spent {
+                grant: 5,
+                renew: false
+            }
+        );
+        // Neither a legacy entry nor any other length but the two formats decodes.
+        assert!(GrantEntry::decode(&legacy[..16]).is_none());
+        assert!(GrantEntry::decode(&[0u8; 32]).is_none());
     }
 }

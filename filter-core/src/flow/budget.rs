@@ -12,6 +12,7 @@ use ptk_wire::{CheckRequest, CheckResponse, GrantRelease, CHECK_PATH};
 use crate::budget::estimate::{estimate, output_cap};
 use crate::budget::grants::{install, spend, GrantEntry, Spend};
 use crate::flow::counts::Counter;
+use crate::flow::grant_renewal::release_all;
 use crate::flow::{Host, Level, RequestBodyHost, RequestFlow, Step, Worker};
 use crate::models::{model_source, ModelSource, HOLD_HEADER};
 use crate::pipeline::{callout_headers, PendingCheck};
@@ -46,18 +47,6 @@ pub enum BudgetBodyStep {
     Buffer,
     /// Spent, refused or asking for a top-up.
     Decided(Step),
-}
-
-/// Queues released grant tokens in the worker's next report.
-fn release_all(worker: &Worker, releases: &[GrantRelease]) {
-    if releases.is_empty() {
-        return;
-    }
-    if let Ok(mut batch) = worker.activity.try_borrow_mut() {
-        for r in releases {
-            batch.release(r.grant, r.tokens);
-        }
-    }
 }
 
 impl RequestFlow {
@@ -158,16 +147,20 @@ impl RequestFlow {
     ) -> Step {
         let mut releases = Vec::new();
         let now = host.now_ms();
+        let claim_ms = worker.config.token_service.timeout_ms;
         let spent = spend(
             host.shared(),
             &pending.cache_key,
             estimate,
-            now,
+            (now, claim_ms),
             &mut releases,
         );
         release_all(worker, &releases);
-        if let Spend::Spent { grant } = spent {
+        if let Spend::Spent { grant, renew } = spent {
             self.budget = Some(Budget::Spent { grant, estimate });
+            if renew {
+                self.start_renewal(worker, host, pending);
+            }
             return Step::Forward;
         }
         let request = CheckRequest {
@@ -236,11 +229,15 @@ impl RequestFlow {
                     let (anchor, key) = (worker.anchor.get(), &pending.cache_key);
                     let entry = GrantEntry::new(&grant, sent_ms);
                     install(host.shared(), anchor, key, entry, &mut releases);
+                    let at = (host.now_ms(), worker.config.token_service.timeout_ms);
+                    let spent = spend(host.shared(), key, estimate, at, &mut releases);
                     release_all(worker, &releases);
-                    let now = host.now_ms();
-                    match spend(host.shared(), key, estimate, now, &mut releases) {
-                        Spend::Spent { grant } => {
+                    match spent {
+                        Spend::Spent { grant, renew } => {
                             self.budget = Some(Budget::Spent { grant, estimate });
+                            if renew {
+                                self.start_renewal(worker, host, &pending);
+                            }
                             Step::Forward
                         }
                         // Other requests took the new grant first: refused, not asked forever.

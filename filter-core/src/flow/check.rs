@@ -48,6 +48,8 @@ pub struct RequestFlow {
     pub(super) bodiless: bool,
     /// A budgeted token's request: its estimate, to spend or spent (`budget.rs`).
     pub(super) budget: Option<super::budget::Budget>,
+    /// The renewal of the budget grant this request's spend claimed (`grant_renewal.rs`).
+    pub(super) renewal: Option<super::grant_renewal::Renewal>,
 }
 
 /// A request waiting on its check: the callout's token id, the decision state and the head.
@@ -83,6 +85,7 @@ impl RequestFlow {
             model_gate: None,
             bodiless: false,
             budget: None,
+            renewal: None,
         }
     }
 

@@ -27,6 +27,8 @@ pub trait ContextHost: ResponseHost + RequestBodyHost {
     fn request_headers(&self) -> Option<Vec<(String, String)>>;
     /// Lets the paused request continue; `false` if the host refused.
     fn resume_request(&mut self) -> bool;
+    /// Lets the held response continue; `false` if the host refused.
+    fn resume_response(&mut self) -> bool;
     /// The callout answer being delivered: its `:status` value (none for a failed callout,
     /// which arrives with no headers) and its body.
     fn callout_answer(&self, body_size: usize) -> (Option<String>, Option<Vec<u8>>);
@@ -152,6 +154,18 @@ impl Stream {
 
     /// A callout answer: read and decided only if it is the one this request waits on.
     pub fn on_callout_response(&mut self, host: &mut impl ContextHost, token_id: u32, size: usize) {
+        if self.flow.expects_renewal(token_id) {
+            if let Some(worker) = self.worker.clone() {
+                let (status, body) = answer(host, size);
+                let held = self
+                    .flow
+                    .on_renewal_answer(&worker, host, status, body.as_deref());
+                if held && !host.resume_response() {
+                    host.log(Level::Error, "ptk filter: could not resume a response");
+                }
+            }
+            return;
+        }
         if self.flow.expects_budget(token_id) {
             if let Some(worker) = self.worker.clone() {
                 let (status, body) = answer(host, size);
@@ -200,6 +214,8 @@ impl Stream {
         };
         let step = self.flow.geo_headers(host, end);
         match step.unwrap_or_else(|| self.flow.on_response_headers(worker, host)) {
+            // Held while this request's grant renewal is in flight (`grant_renewal.rs`).
+            HeadersStep::Continue if self.flow.hold_response_for_renewal() => Action::Pause,
             HeadersStep::Continue => Action::Continue,
             HeadersStep::Stop => Action::Pause,
         }

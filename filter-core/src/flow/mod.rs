@@ -21,6 +21,7 @@ mod context;
 mod counts;
 mod error_watch;
 mod geo;
+mod grant_renewal;
 mod key_rotation;
 mod metering;
 mod meters;

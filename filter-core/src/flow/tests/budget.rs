@@ -10,9 +10,9 @@ use crate::flow::{report_activity, Action, Root, Stream};
 use crate::models::HOLD_HEADER;
 use ptk_wire::{ActivityReport, BudgetGrant, Limits};
 
-const HOLD: &str = r#"{"limits": {"body_hold": true}}"#;
+pub(super) const HOLD: &str = r#"{"limits": {"body_hold": true}}"#;
 
-fn root(config: &str, host: &mut FakeHost) -> Root {
+pub(super) fn root(config: &str, host: &mut FakeHost) -> Root {
     let mut root = Root::new(1);
     let env = |name: &str| (name == "PTK_CHECK_SECRET").then(|| "check-secret-0123456789".into());
     assert!(root.configure(host, config.as_bytes(), env));
@@ -20,12 +20,12 @@ fn root(config: &str, host: &mut FakeHost) -> Root {
 }
 
 /// An allow with a budget grant `id` of `tokens`, expiring in `expires_in_ms`, cached as long.
-fn budgeted(id: u64, tokens: u64, expires_in_ms: u64) -> Vec<u8> {
+pub(super) fn budgeted(id: u64, tokens: u64, expires_in_ms: u64) -> Vec<u8> {
     cached_for(id, tokens, expires_in_ms, expires_in_ms)
 }
 
 /// The same, cached `ttl_ms`.
-fn cached_for(id: u64, tokens: u64, expires_in_ms: u64, ttl_ms: u64) -> Vec<u8> {
+pub(super) fn cached_for(id: u64, tokens: u64, expires_in_ms: u64, ttl_ms: u64) -> Vec<u8> {
     serde_json::to_vec(&CheckResponse::Allow {
         key: KEY.into(),
         cache_ttl_ms: ttl_ms,
@@ -46,13 +46,13 @@ fn cached_for(id: u64, tokens: u64, expires_in_ms: u64, ttl_ms: u64) -> Vec<u8> 
     .unwrap()
 }
 
-fn exhausted() -> Vec<u8> {
+pub(super) fn exhausted() -> Vec<u8> {
     br#"{"verdict":"deny","reason":"budget_exhausted","retry_after_s":3600,
         "budget":{"scope":"token","kind":"tokens","period":"day","resets_at_s":1800003600}}"#
         .to_vec()
 }
 
-fn head(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(super) fn head(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let auth = format!("Bearer {TOKEN}");
     let mut h = vec![
         (":method".to_string(), method.to_string()),
@@ -64,13 +64,13 @@ fn head(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<(String, String
     h
 }
 
-fn chat() -> Vec<(String, String)> {
+pub(super) fn chat() -> Vec<(String, String)> {
     head("POST", "/v1/chat/completions", &[])
 }
 
 /// The request headers on a new stream of `root`: the action, answering a check callout
 /// with `answer` when one is sent.
-fn headers(
+pub(super) fn headers(
     root: &Root,
     host: &mut FakeHost,
     h: Vec<(String, String)>,
@@ -94,20 +94,20 @@ fn headers(
 }
 
 /// Delivers `answer` to the stream's last callout.
-fn deliver(host: &mut FakeHost, stream: &mut Stream, answer: &[u8]) {
+pub(super) fn deliver(host: &mut FakeHost, stream: &mut Stream, answer: &[u8]) {
     host.ctx.answer = (Some("200".into()), Some(answer.to_vec()));
     let token = host.last_token();
     stream.on_callout_response(host, token, answer.len());
 }
 
 /// The whole body in one callback (Envoy's buffer once the hold ends).
-fn body(host: &mut FakeHost, stream: &mut Stream, bytes: &[u8]) -> Action {
+pub(super) fn body(host: &mut FakeHost, stream: &mut Stream, bytes: &[u8]) -> Action {
     host.request_body = bytes.to_vec();
     stream.on_request_body(host, bytes.len(), true)
 }
 
 /// A JSON chat response with `input` + `output` tokens, to its end.
-fn respond(host: &mut FakeHost, stream: &mut Stream, input: u64, output: u64) {
+pub(super) fn respond(host: &mut FakeHost, stream: &mut Stream, input: u64, output: u64) {
     host.response = vec![
         (":status".into(), "200".into()),
         ("content-type".into(), "application/json".into()),
@@ -122,21 +122,21 @@ fn respond(host: &mut FakeHost, stream: &mut Stream, input: u64, output: u64) {
 }
 
 /// Tokens left in the grant entry, and its id.
-fn left(host: &FakeHost) -> (u64, u64) {
+pub(super) fn left(host: &FakeHost) -> (u64, u64) {
     let v = host.shared.value(&grant_key(&key_of_token())).unwrap();
     let id = u64::from_le_bytes(v[0..8].try_into().unwrap());
     (id, u64::from_le_bytes(v[8..16].try_into().unwrap()))
 }
 
 /// The worker's next activity report.
-fn report(root: &Root, host: &mut FakeHost) -> ActivityReport {
+pub(super) fn report(root: &Root, host: &mut FakeHost) -> ActivityReport {
     let before = host.sent.len();
     report_activity(root.worker.as_ref().unwrap(), host);
     assert_eq!(host.sent.len(), before + 1, "a report was sent");
     serde_json::from_slice(&host.sent.last().unwrap().body).unwrap()
 }
 
-fn releases(r: &ActivityReport) -> Vec<(u64, u64)> {
+pub(super) fn releases(r: &ActivityReport) -> Vec<(u64, u64)> {
     r.grant_releases
         .iter()
         .map(|g| (g.grant, g.tokens))
@@ -144,7 +144,7 @@ fn releases(r: &ActivityReport) -> Vec<(u64, u64)> {
 }
 
 /// A body of `n` bytes with `max_tokens` 100.
-fn capped(n: usize) -> Vec<u8> {
+pub(super) fn capped(n: usize) -> Vec<u8> {
     let start = br#"{"max_tokens":100,"messages":""#;
     let mut b = start.to_vec();
     b.resize(n - 2, b'x');
@@ -171,10 +171,14 @@ fn two_workers_spend_one_grant_then_the_short_one_asks_with_budget_want() {
     assert_eq!(host.sent.len(), sent, "a cache hit");
     assert_eq!(body(&mut host, &mut s2, &capped(500)), Action::Continue);
     assert_eq!(left(&host), (77, 100));
-    // 300 more do not fit: a check with budget_want 300, paused until it answers.
+    // Below a quarter of the grant: this spend claimed its renewal (`grant_renewal.rs`).
+    assert_eq!(host.sent.len(), sent + 1);
+    assert_eq!(host.last_check().budget_want, Some(0));
+    // 300 more do not fit before the renewal is in: a check with budget_want 300, paused
+    // until it answers.
     let (mut s3, _) = headers(&a, &mut host, chat(), false, b"");
     assert_eq!(body(&mut host, &mut s3, &capped(200)), Action::Pause);
-    assert_eq!(host.sent.len(), sent + 1);
+    assert_eq!(host.sent.len(), sent + 2);
     assert_eq!(host.last_check().budget_want, Some(300));
     let resumed = host.ctx.resumed;
     deliver(&mut host, &mut s3, &budgeted(78, 4096, 30_000));

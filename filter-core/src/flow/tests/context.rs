@@ -15,6 +15,8 @@ pub struct ContextFake {
     /// The headers of that callout answer.
     pub answer_headers: Vec<(String, String)>,
     pub resumed: usize,
+    /// How many times a held response was resumed.
+    pub responses_resumed: usize,
     /// Defined metrics (kind, name) by id, and what was added to each id.
     pub metrics: Vec<(MetricType, String)>,
     pub added: Vec<(u32, i64)>,
@@ -37,6 +39,11 @@ impl ContextHost for FakeHost {
 
     fn resume_request(&mut self) -> bool {
         self.ctx.resumed += 1;
+        true
+    }
+
+    fn resume_response(&mut self) -> bool {
+        self.ctx.responses_resumed += 1;
         true
     }
 

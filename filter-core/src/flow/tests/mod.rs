@@ -10,6 +10,7 @@ mod cached;
 mod callout;
 mod context;
 mod geo;
+mod grant_renewal;
 mod key_pool;
 mod metering;
 mod model_gate;
