@@ -152,6 +152,45 @@ def test_fifty_concurrent_requests_admit_at_most_what_the_budget_covers(stack):
     assert tokens > 0 and b["spent"] == tokens, (b, tokens)
 
 
+def filter_counter(stack, name: str) -> int:
+    """The filter's counter `ptk.<name>` (both workers), after the next tick's flush."""
+    time.sleep(1.5)
+    text = requests.get(f"http://127.0.0.1:{stack.admin_port}/stats?filter=ptk.{name}",
+                        timeout=5).text
+    values = dict(line.partition(": ")[::2] for line in text.splitlines())
+    return int(values.get(f"wasmcustom.ptk.{name}", 0))
+
+
+def test_a_busy_token_renews_its_grant_ahead_so_its_requests_do_not_wait(stack):
+    """240 requests, 8 at a time, of a token whose grants cover ~48 of them each: the grant is
+    renewed ahead (one renewal per grant, over both workers) instead of the requests that find
+    it short each waiting on a top-up of their own (what every exhausted grant cost before)."""
+    minted = stack.mint("openai", "--token-budget", "100000000/day",
+                        "--rate-limit", "100000/60")
+    token = minted["token"]
+    data = body(max_tokens=4000, size=100)
+    renewals, top_ups = filter_counter(stack, "budget.renewals"), filter_counter(
+        stack, "budget.top_ups")
+    local = threading.local()
+
+    def one(_):
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return local.session.post(f"{stack.url}/v1/chat/completions", data=data, timeout=30,
+                                  headers={"authorization": f"Bearer {token}",
+                                           "content-type": "application/json"}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(one, range(240)))
+    assert codes == [200] * 240, sorted(set((c, codes.count(c)) for c in codes))
+    renewed = filter_counter(stack, "budget.renewals") - renewals
+    waited = filter_counter(stack, "budget.top_ups") - top_ups
+    # 240 × 4,100 tokens over 200,000-token grants (renewed below 50,000): at least 4
+    # renewals; a top-up only when a grant ran dry before its renewal's answer came.
+    assert renewed >= 4, (renewed, waited)
+    assert waited <= 2, (renewed, waited)
+
+
 def test_a_settlement_mix_reconciles_exactly(stack):
     """Complete, upstream error, aborted stream: each charged what the meter saw, and an
     incomplete one at least its estimate."""

@@ -56,12 +56,13 @@ impl GrantEntry {
     /// The entry of `grant`, received for a check sent at `sent_ms`.
     pub fn new(grant: &BudgetGrant, sent_ms: u64) -> GrantEntry {
         let life = grant.expires_in_ms;
-        let renew_in = life / RENEW_AFTER_LIFE_DEN * RENEW_AFTER_LIFE_NUM;
+        let renew_in = (life.checked_div(RENEW_AFTER_LIFE_DEN).unwrap_or(0))
+            .saturating_mul(RENEW_AFTER_LIFE_NUM);
         GrantEntry {
             id: grant.id,
             remaining: grant.tokens,
             expires_at_ms: sent_ms.saturating_add(life),
-            renew_below: grant.tokens / RENEW_BELOW_DIVISOR,
+            renew_below: grant.tokens.checked_div(RENEW_BELOW_DIVISOR).unwrap_or(0),
             renew_after_ms: sent_ms.saturating_add(renew_in),
             renewing_until_ms: 0,
         }

@@ -175,6 +175,7 @@ impl RequestFlow {
         let ts = &worker.config.token_service;
         match host.dispatch(&ts.cluster, &(headers, body), ts.timeout_ms) {
             Ok(token_id) => {
+                worker.counts.add(Counter::BudgetTopUps);
                 self.budget = Some(Budget::TopUp {
                     token_id,
                     estimate,

@@ -73,10 +73,14 @@ pub enum Counter {
     GeoFailed,
     /// An OpenAI WebSocket handshake sent through the egress route after a geo-block.
     GeoRouted,
+    /// A budgeted request that found its grant short and waited on a `budget_want` check.
+    BudgetTopUps,
+    /// A budget grant renewal sent ahead of need (`grant_renewal.rs`).
+    BudgetRenewals,
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 38;
+pub const COUNTERS: usize = 40;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -123,6 +127,8 @@ impl Counter {
             retry_after_s: 0,
         }),
         Counter::Refused(Refusal::BudgetUnmetered),
+        Counter::BudgetTopUps,
+        Counter::BudgetRenewals,
     ];
 
     /// The counters kept per provider, each family for every built-in provider (walked from
@@ -209,6 +215,8 @@ impl Counter {
             Counter::GeoUnreplayable => "geo_fallback.unreplayable",
             Counter::GeoFailed => "geo_fallback.failed",
             Counter::GeoRouted => "geo_fallback.routed",
+            Counter::BudgetTopUps => "budget.top_ups",
+            Counter::BudgetRenewals => "budget.renewals",
         };
         name.into()
     }
@@ -257,6 +265,8 @@ impl Counter {
             Counter::GeoUnreplayable => 32,
             Counter::GeoFailed => 33,
             Counter::GeoRouted => 34,
+            Counter::BudgetTopUps => 38,
+            Counter::BudgetRenewals => 39,
             // Counted per provider (`Counts::by_provider`), past every slot.
             Counter::CredentialRefused(_)
             | Counter::AllowedBy(_)

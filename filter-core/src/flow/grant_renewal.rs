@@ -59,6 +59,7 @@ impl RequestFlow {
         let ts = &worker.config.token_service;
         match host.dispatch(&ts.cluster, &(headers, body), ts.timeout_ms) {
             Ok(token_id) => {
+                worker.counts.add(Counter::BudgetRenewals);
                 self.renewal = Some(Renewal {
                     token_id,
                     sent_ms: host.now_ms(),

@@ -179,6 +179,8 @@ fn two_workers_spend_one_grant_then_the_short_one_asks_with_budget_want() {
     let (mut s3, _) = headers(&a, &mut host, chat(), false, b"");
     assert_eq!(body(&mut host, &mut s3, &capped(200)), Action::Pause);
     assert_eq!(host.sent.len(), sent + 2);
+    let top_ups = a.worker.as_ref().unwrap().counts.get(Counter::BudgetTopUps);
+    assert_eq!(top_ups, 1);
     assert_eq!(host.last_check().budget_want, Some(300));
     let resumed = host.ctx.resumed;
     deliver(&mut host, &mut s3, &budgeted(78, 4096, 30_000));
