@@ -82,7 +82,11 @@ fn a_request_the_client_leaves_before_its_answer_is_charged_its_estimate() {
     assert_eq!((entry.status, entry.incomplete), (0, 1));
     assert_eq!(entry.shortfall_tokens, estimate);
     assert_eq!(entry.model, "gpt-x");
-    let released: Vec<_> = r.grant_releases.iter().map(|g| (g.grant, g.tokens)).collect();
+    let released: Vec<_> = r
+        .grant_releases
+        .iter()
+        .map(|g| (g.grant, g.tokens))
+        .collect();
     assert_eq!(released, vec![(9, estimate)]);
 }
 
@@ -126,7 +130,11 @@ fn every_choice_asked_for_is_estimated() {
     let estimate = u64::try_from(body.len()).unwrap() + 8_000;
     let sent = host.sent.len();
     let (_s, action) = held_chat(&a, &mut host, &budgeted(3, 2_000), body);
-    assert_eq!(action, Action::Pause, "the grant is short: a top-up is asked");
+    assert_eq!(
+        action,
+        Action::Pause,
+        "the grant is short: a top-up is asked"
+    );
     assert_eq!(host.sent.len(), sent + 2);
     assert_eq!(host.last_check().budget_want, Some(estimate));
 }
