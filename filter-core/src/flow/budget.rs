@@ -9,7 +9,7 @@
 
 use ptk_wire::{CheckRequest, CheckResponse, GrantRelease, CHECK_PATH};
 
-use crate::budget::estimate::{estimate, output_cap};
+use crate::budget::estimate::{body_estimate, estimate};
 use crate::budget::grants::{install, spend, GrantEntry, Spend};
 use crate::flow::counts::Counter;
 use crate::flow::grant_renewal::release_all;
@@ -127,12 +127,11 @@ impl RequestFlow {
             return BudgetBodyStep::Pass;
         };
         let body = host.request_body(size).unwrap_or_default();
-        let input = u64::try_from(body.len()).unwrap_or(u64::MAX);
         let default = worker
             .config
             .limits
             .default_output(pending.identified.provider);
-        let estimate = estimate(input, output_cap(&body), default);
+        let estimate = body_estimate(&body, default);
         BudgetBodyStep::Decided(self.spend_budget(worker, host, &pending, estimate, Some(size)))
     }
 

@@ -282,8 +282,13 @@ impl RequestFlow {
     /// nothing was: not metered, never answered, or already recorded).
     pub fn finish_metering(&mut self, worker: &Worker, normally: bool) -> Option<Metered> {
         let mut watch = self.usage.take()?;
-        if watch.status == 0 {
-            return None; // never answered: nothing was spent that a response could show
+        let spent = self.take_spent();
+        // Never answered (the client left before the response headers): nothing a response
+        // could show, but the provider had the whole request and bills it (a completion runs
+        // on without its caller). A budgeted one is charged its estimate, or leaving before
+        // the answer would be a way to spend a budget for free.
+        if watch.status == 0 && spent.is_none() {
+            return None;
         }
         let metered = watch.meter.as_mut().map(|meter| meter.finish(normally));
         let (usage, model, complete) = match &metered {
@@ -298,7 +303,6 @@ impl RequestFlow {
             .unwrap_or("");
         // A budgeted request's estimate is released with its usage (same batch, so never in an
         // earlier report); one that ended without its final usage is charged its estimate.
-        let spent = self.take_spent();
         let seen = usage.input.saturating_add(usage.output);
         // An error answer (>= 400) is not billed: only a response that started is charged.
         let shortfall_tokens = match spent {

@@ -6,6 +6,7 @@
 mod access_log;
 mod bound;
 mod budget;
+mod budget_attacks;
 mod cached;
 mod callout;
 mod context;
