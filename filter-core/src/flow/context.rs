@@ -199,7 +199,7 @@ impl Stream {
             return Action::Continue;
         };
         let step = self.flow.geo_headers(host, end);
-        match step.unwrap_or_else(|| self.flow.on_response_headers(worker, host)) {
+        match step.unwrap_or_else(|| self.flow.on_response_headers(worker, host, end)) {
             HeadersStep::Continue => Action::Continue,
             HeadersStep::Stop => Action::Pause,
         }
