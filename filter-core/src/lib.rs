@@ -29,6 +29,7 @@ pub mod guess_throttle;
 mod header_rules;
 pub mod key_fragments;
 pub mod key_pool;
+pub mod key_refusal;
 pub mod key_state;
 pub mod local_pool;
 pub mod log_path;

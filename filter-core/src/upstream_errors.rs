@@ -4,8 +4,9 @@
 //! (or its account) is the operator's problem, not the client's, and some providers quote the
 //! refused key back (OpenAI: `Incorrect API key provided: sk-proj-***…INEL`). So:
 //! - **401 / 403**: answered in the provider's own shape, status kept, with a message that the
-//!   proxy's upstream credential was refused; decided from the status alone, before any body
-//!   (WebSocket handshakes too, as plain text like the filter's other handshake refusals);
+//!   proxy's upstream credential was refused; decided from the status alone (WebSocket
+//!   handshakes too, as plain text like the filter's other handshake refusals). Whether a pool
+//!   key leaves rotation is another question, answered from the whole body (`key_refusal`);
 //! - **Gemini 400 with an `API_KEY_*` reason** (how Gemini answers an invalid key): the same
 //!   answer, once the body has been read;
 //! - **any other error** (status 400 and up): its body, and its header values, are searched

@@ -213,7 +213,7 @@ impl Stream {
             return Action::Continue;
         };
         let step = self.flow.geo_headers(host, end);
-        match step.unwrap_or_else(|| self.flow.on_response_headers(worker, host)) {
+        match step.unwrap_or_else(|| self.flow.on_response_headers(worker, host, end)) {
             // Held while this request's grant renewal is in flight (`grant_renewal.rs`).
             HeadersStep::Continue if self.flow.hold_response_for_renewal() => Action::Pause,
             HeadersStep::Continue => Action::Continue,

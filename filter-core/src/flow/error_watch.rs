@@ -2,6 +2,11 @@
 //! that key is answered in its place, and fragments of it in any other error are masked
 //! (decisions in `upstream_errors`).
 //!
+//! A 401/403 with a body is answered in place: its headers are swapped for the answer's as
+//! they pass, its body is held (up to `INSPECT_MAX`) and read to decide whether the key itself
+//! was refused (`key_refusal`), then replaced by the answer's. A proxy-wasm filter that paused
+//! the headers would be shown no body, so a local reply there could not wait for it.
+//!
 //! Cost: the body callback is exported again for this, so Envoy enters the VM once per
 //! response body chunk; every response below 400 drops its watch at the headers (an accepted
 //! WebSocket after its first 64 KiB of server frames), and the body callback then returns at
@@ -11,8 +16,10 @@ use ptk_wire::Provider;
 
 use crate::flow::counts::{Counter, Counts};
 use crate::flow::{BodyStep, Host, KeyWatch, Level, ResponseHost};
+use crate::key_refusal::key_refused;
 use crate::pipeline::PendingCheck;
 use crate::plan::RewritePlan;
+use crate::refusal::LocalReply;
 use crate::request::RequestHead;
 use crate::upstream_errors::{
     ask_identity, drop_extensions, key_in_plan, mask_frames, masked_headers, on_body, on_headers,
@@ -33,7 +40,7 @@ pub struct ErrorWatch {
     frames: Option<Frames>,
     /// The pool key's name, when the key came from a pool (`key_rotation.rs`).
     pub(super) pool_key: Option<String>,
-    /// Set when the body showed the provider refused the key (Gemini's `API_KEY_INVALID`).
+    /// Set when the body showed the provider refused the key itself (`key_refusal`).
     pub(super) key_refused: bool,
 }
 
@@ -49,6 +56,18 @@ struct ErrorBody {
     status: u16,
     hold: bool,
     length_fixed: bool,
+    answer: Answer,
+}
+
+/// A 401/403 answered in place.
+#[derive(Debug)]
+enum Answer {
+    /// Not one: the body is read (and masked) as it is.
+    No,
+    /// Its headers were swapped; this body goes in place of the provider's once it is read.
+    Pending(Vec<u8>),
+    /// The answer went out: whatever more the provider sends is dropped.
+    Sent,
 }
 
 /// What the headers decided.
@@ -58,6 +77,9 @@ pub enum Headers {
     Pass,
     /// The filter answered in the provider's place: stop this response.
     Replaced,
+    /// The headers now are the filter's answer's; its body replaces the provider's, which is
+    /// read first (whether the key itself was refused): let them pass, keep the watch.
+    Answering,
     /// An error: keep the watch for the body.
     Inspect,
 }
@@ -88,8 +110,13 @@ impl ErrorWatch {
         }
     }
 
-    /// Reads the status (one host call for a success) and decides.
-    pub fn on_headers(&mut self, counts: &Counts, host: &mut impl ResponseHost) -> Headers {
+    /// Reads the status (one host call for a success) and decides (`end`: no body follows).
+    pub fn on_headers(
+        &mut self,
+        counts: &Counts,
+        host: &mut impl ResponseHost,
+        end: bool,
+    ) -> Headers {
         let Some(status) = host
             .response_header(":status")
             .and_then(|s| s.parse::<u16>().ok())
@@ -125,6 +152,10 @@ impl ErrorWatch {
                         self.provider.as_str()
                     ),
                 );
+                if !end {
+                    return self.answer_in_place(host, &headers, status, reply);
+                }
+                // No body to read: the key stays in rotation (`key_refusal`).
                 if host.send_reply(&reply) {
                     return Headers::Replaced;
                 }
@@ -160,8 +191,77 @@ impl ErrorWatch {
             status,
             hold,
             length_fixed,
+            answer: Answer::No,
         });
         Headers::Inspect
+    }
+
+    /// A refusal with a body: the provider's headers are swapped for the answer's (no
+    /// `content-length`: the body's length changes), the body is held to be read.
+    fn answer_in_place(
+        &mut self,
+        host: &mut impl ResponseHost,
+        headers: &[(String, String)],
+        status: u16,
+        reply: LocalReply,
+    ) -> Headers {
+        let provider = headers.iter().filter(|(n, _)| !n.starts_with(':'));
+        let removed = provider.fold(true, |ok, (name, _)| {
+            host.remove_response_header(name) && ok
+        });
+        let set = reply.headers.iter().fold(true, |ok, (name, value)| {
+            host.set_response_header(name, value) && ok
+        });
+        if !(removed && set) {
+            host.log(
+                Level::Error,
+                "ptk filter: could not swap an error's headers",
+            );
+        }
+        self.error = Some(ErrorBody {
+            status,
+            hold: true,
+            length_fixed: false,
+            answer: Answer::Pending(reply.body),
+        });
+        Headers::Answering
+    }
+
+    /// A chunk of a 401/403 answered in place: held until it ends, read for whether the key
+    /// itself was refused, then replaced by the answer; later chunks are dropped.
+    ///
+    /// Bounded: Envoy holds at most `INSPECT_MAX` bytes (plus the chunk that crosses it), and
+    /// only a body that ended within it is read. One longer is answered unread and the key is
+    /// kept in rotation: wrongly keeping a dead key costs the requests that reach it (each
+    /// answered and counted as a refused credential), wrongly dropping a live one costs the
+    /// whole pool, and the decision must never rest on a partial body. A body that never ends
+    /// is held until Envoy's stream idle timeout, as any response is.
+    fn answer_body(&mut self, host: &mut impl ResponseHost, size: usize, end: bool) -> BodyStep {
+        let Some(error) = self.error.as_mut() else {
+            return BodyStep::Continue;
+        };
+        if matches!(error.answer, Answer::Sent) {
+            if size > 0 && !host.set_response_body(size, &[]) {
+                host.log(Level::Error, "ptk filter: could not drop an error body");
+            }
+            return BodyStep::Continue;
+        }
+        if !end && size <= INSPECT_MAX {
+            return BodyStep::Pause;
+        }
+        let whole = end && size <= INSPECT_MAX;
+        let status = error.status;
+        let Answer::Pending(answer) = std::mem::replace(&mut error.answer, Answer::Sent) else {
+            return BodyStep::Continue;
+        };
+        if whole {
+            let body = host.response_body(size).unwrap_or_default();
+            self.key_refused = key_refused(self.provider, status, &body);
+        }
+        if !host.set_response_body(size, &answer) {
+            host.log(Level::Error, "ptk filter: could not answer in place");
+        }
+        BodyStep::Continue
     }
 
     /// An error body: held back whole (up to `INSPECT_MAX`), else read chunk by chunk; the
@@ -180,6 +280,9 @@ impl ErrorWatch {
         let Some(error) = self.error.as_mut() else {
             return BodyStep::Continue;
         };
+        if !matches!(error.answer, Answer::No) {
+            return self.answer_body(host, size, end);
+        }
         if error.hold && !end && size <= INSPECT_MAX {
             return BodyStep::Pause;
         }
@@ -201,7 +304,8 @@ impl ErrorWatch {
         if let BodyVerdict::Rewrite { body: new, class } = verdict {
             match class {
                 Rewritten::CredentialRefused => {
-                    self.key_refused = true;
+                    // The answer hides every `API_KEY_*` refusal; only some take the key out.
+                    self.key_refused = key_refused(self.provider, status, &body);
                     counts.add(Counter::CredentialRefused(self.provider));
                     host.log(
                         Level::Warn,

@@ -7,8 +7,9 @@
 //!   goes once through the fallback cluster by callout, and its answer is sent to the client
 //!   (buffered whole by Envoy: an SSE stream arrives in one piece); no answer: 502;
 //! - the geo marker, request not replayable: the provider's 403 passes as it came (counted);
-//! - no marker: the response goes on through the usual watches (a refused key is answered as
-//!   every 401/403 is, `error_watch`), with one upstream call.
+//! - no marker: answered as every 401/403 of a request forwarded with a real key is
+//!   (`error_watch`), with one upstream call; a pool key leaves rotation only when the body
+//!   says it was refused (`key_refusal`).
 //!
 //! A geo-block seen is remembered in shared data for `learn_ms`: meanwhile OpenAI WebSocket
 //! handshakes (which a callout cannot replay) carry `x-ptk-egress`, and an Envoy route on it
@@ -24,6 +25,7 @@ use crate::geo_fallback::{
     still_blocked, swapped_headers, ReplayBody, EGRESS_HEADER, EGRESS_VALUE, HOLD_HEADER,
     LEARNED_KEY, MAX_403_BODY,
 };
+use crate::key_refusal::key_refused;
 use crate::pipeline::PendingCheck;
 use crate::plan::RewritePlan;
 use crate::refusal::LocalReply;
@@ -210,7 +212,7 @@ impl RequestFlow {
         let body = host.response_body(size).unwrap_or_default();
         if !(end && is_geo_block(403, &body)) {
             // Not a geo-block: answered as every 401/403 of a request forwarded with a real key
-            // is (`error_watch`, which looks at the status alone), now that the body was read.
+            // is (`error_watch`), now that the body was read.
             let content_type = header(&geo.response, "content-type");
             let HeadersVerdict::Replace(reply) = on_headers(&geo.fwd, 403, content_type) else {
                 self.geo = None;
@@ -219,6 +221,12 @@ impl RequestFlow {
             worker
                 .counts
                 .add(Counter::CredentialRefused(Provider::Openai));
+            // Read whole: a pool key leaves rotation only if the body says it was refused.
+            let refused = end && key_refused(Provider::Openai, 403, &body);
+            if let Some(watch) = self.error_watch.as_mut().filter(|_| refused) {
+                watch.key_refused = true;
+                self.key_health_body(worker, host);
+            }
             let line = "ptk filter: openai refused the proxy's upstream credential (status 403); \
                         answered in its place";
             host.log(Level::Warn, line);

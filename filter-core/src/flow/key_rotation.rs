@@ -1,9 +1,10 @@
 //! Provider key pools in the request flow: the pick of a key for each request (`key_pool.rs`,
 //! over this Envoy's key states, `key_state.rs`), and what the provider's answer says about
-//! the key it got: a 429 cools it down, a 401 (or Gemini's `API_KEY_INVALID`) takes it out of
-//! rotation here at once and is reported to the token-service, which stops handing it out.
-//! A 403 is not taken as a refusal of the key: it also means an unsupported region or a model
-//! the key may not use, which says nothing of the key's other requests.
+//! the key it got: a 429 cools it down; an error whose whole body says the key itself was
+//! refused (`key_refusal`: OpenAI's `invalid_api_key`, Anthropic's `authentication_error`,
+//! Gemini's `API_KEY_INVALID`, …) takes it out of rotation here at once and is reported to the
+//! token-service, which stops handing it out. The status alone never does: a 401 or 403 also
+//! means a permission, a route or a region the key may not use, which the client chooses.
 
 use ptk_wire::{KeyEvent, KeyEventKind, Provider};
 
@@ -33,7 +34,7 @@ impl Worker {
 }
 
 impl RequestFlow {
-    /// The response headers of a request forwarded with a pool key: a 429 or 401 marks it.
+    /// The response headers of a request forwarded with a pool key: a 429 cools it down.
     pub(super) fn key_health_headers(&mut self, worker: &Worker, host: &mut impl ResponseHost) {
         let Some(watch) = self.error_watch.as_ref() else {
             return;
@@ -42,27 +43,23 @@ impl RequestFlow {
             return;
         };
         let provider = watch_provider(self);
-        let status = host
-            .response_header(":status")
-            .and_then(|s| s.parse::<u16>().ok());
+        let status = host.response_header(":status");
+        if status.as_deref().map(str::trim) != Some("429") {
+            return;
+        }
         let now = host.now_ms();
-        let (mark, event) = match status {
-            Some(429) => {
-                let ms = cooldown_ms(
-                    host.response_header("retry-after-ms").as_deref(),
-                    host.response_header("retry-after").as_deref(),
-                    now,
-                );
-                let until_ms = now.saturating_add(ms);
-                (Mark::Cooldown { until_ms }, KeyEventKind::RateLimited)
-            }
-            Some(401) => refused(now),
-            _ => return,
+        let ms = cooldown_ms(
+            host.response_header("retry-after-ms").as_deref(),
+            host.response_header("retry-after").as_deref(),
+            now,
+        );
+        let mark = Mark::Cooldown {
+            until_ms: now.saturating_add(ms),
         };
-        mark_key(worker, host, provider, &id, mark, event);
+        mark_key(worker, host, provider, &id, mark, KeyEventKind::RateLimited);
     }
 
-    /// After a response body chunk: a refusal the body showed (Gemini) marks the key once.
+    /// After a response body chunk: a refusal of the key the body showed marks it once.
     pub(super) fn key_health_body(&mut self, worker: &Worker, host: &mut impl ResponseHost) {
         let provider = watch_provider(self);
         let Some(watch) = self.error_watch.as_mut() else {

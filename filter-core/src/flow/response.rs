@@ -20,28 +20,30 @@ fn status(host: &impl ResponseHost) -> Option<u16> {
 }
 
 impl RequestFlow {
-    /// The response headers are in: the real-key watch first (it may answer in the provider's
-    /// place), then the upload and mint watches, then CORS decoration.
+    /// The response headers are in (`end`: no body follows): the real-key watch first (it may
+    /// answer in the provider's place), then the upload and mint watches, then CORS decoration.
     pub fn on_response_headers(
         &mut self,
         worker: &Worker,
         host: &mut impl ResponseHost,
+        end: bool,
     ) -> HeadersStep {
         self.key_health_headers(worker, host);
         if let Some(watch) = self.error_watch.as_mut() {
-            match watch.on_headers(&worker.counts, host) {
+            match watch.on_headers(&worker.counts, host, end) {
                 Headers::Pass => self.error_watch = None,
                 Headers::Inspect => {}
                 // The filter answered in the provider's place (CORS included).
                 Headers::Replaced => {
                     self.error_watch = None;
-                    self.cors_origin = None;
-                    self.mint = None;
-                    // The client gets the filter's answer: nothing the provider sent counts,
-                    // and the provider refused the key, so nothing was spent either.
-                    self.usage = None;
-                    self.release_unspent(worker);
+                    self.answered(worker);
                     return HeadersStep::Stop;
+                }
+                // The same answer, put in place as the response passes (the watch reads the
+                // provider's body first).
+                Headers::Answering => {
+                    self.answered(worker);
+                    return HeadersStep::Continue;
                 }
             }
         }
@@ -85,6 +87,15 @@ impl RequestFlow {
             self.error_watch = None;
         }
         step
+    }
+
+    /// The client gets the filter's answer (CORS included): nothing the provider sent counts,
+    /// and the provider refused the key, so nothing was spent either.
+    fn answered(&mut self, worker: &Worker) {
+        self.cors_origin = None;
+        self.mint = None;
+        self.usage = None;
+        self.release_unspent(worker);
     }
 
     /// Points the response's upload URLs back at the proxy, records the sessions it started and

@@ -68,7 +68,7 @@ fn a_metered_response_logs_its_model_and_usage_when_it_ends() {
         (":status".into(), "200".into()),
         ("content-type".into(), "application/json".into()),
     ];
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     host.body = br#"{"model":"gpt-x\" 200 [fake]","usage":{"prompt_tokens":12,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":1}}}"#.to_vec();
     let size = host.body.len();
     flow.on_response_body(&w, &mut host, size, false);

@@ -294,7 +294,7 @@ fn a_revalidation_refusal_resets_the_open_stream_on_behalf_of_the_root() {
 }
 
 #[test]
-fn a_provider_refusing_the_key_stops_the_response() {
+fn a_provider_refusing_the_key_without_a_body_stops_the_response() {
     let mut host = FakeHost::new();
     let root = root("{}", &mut host);
     cache_verdict(&host, T0 + 10_000, 5, 1);
@@ -308,7 +308,8 @@ fn a_provider_refusing_the_key_stops_the_response() {
         (":status".into(), "401".into()),
         ("content-type".into(), "application/json".into()),
     ];
-    assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
+    // No body follows: nothing to read, the local reply goes at the headers.
+    assert_eq!(stream.on_response_headers(&mut host, true), Action::Pause);
     assert_eq!(host.replies.len(), 1);
     assert!(stream.flow.error_watch.is_none());
 }

@@ -211,11 +211,14 @@ fn other_responses_and_providers_are_never_held() {
     host.response = pairs(&[(":status", "403")]);
     assert_eq!(stream.on_response_headers(&mut host, true), Action::Pause);
     assert_eq!(host.sent.len(), 1);
-    // Anthropic: its 403 is answered at the headers, never read, never replayed.
+    // Anthropic: its 403 is answered as every refused key is, never held, never replayed.
     let (mut host, _root, mut stream) = forwarded(CONFIG, ("x-api-key", TOKEN), &[b"{}"]);
     host.response = pairs(&[(":status", "403")]);
-    assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
-    assert_eq!(host.replies.len(), 1);
+    assert_eq!(
+        stream.on_response_headers(&mut host, false),
+        Action::Continue
+    );
+    assert!(answering(&host));
     assert_eq!(host.sent.len(), 1);
     // Not configured: the same.
     let (mut host, _root, mut stream) = forwarded(
@@ -224,8 +227,12 @@ fn other_responses_and_providers_are_never_held() {
         &[b"{}"],
     );
     host.response = pairs(&[(":status", "403")]);
-    assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
-    assert_eq!((host.replies.len(), host.sent.len()), (1, 1));
+    assert_eq!(
+        stream.on_response_headers(&mut host, false),
+        Action::Continue
+    );
+    assert!(answering(&host));
+    assert_eq!(host.sent.len(), 1);
 }
 
 #[test]
@@ -297,13 +304,17 @@ fn egress_edits(host: &FakeHost) -> Vec<Option<String>> {
 
 #[test]
 fn a_websocket_handshake_is_never_held() {
-    // A callout cannot carry an upgrade: the handshake's 403 is answered at its headers.
+    // A callout cannot carry an upgrade: the handshake's 403 is answered as any refusal.
     let mut host = FakeHost::new();
     let root = root(CONFIG, &mut host);
     let mut stream = handshake(&root, &mut host, &[]);
     host.response = pairs(&[(":status", "403")]);
-    assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
-    assert_eq!((host.replies.len(), host.sent.len()), (1, 1));
+    assert_eq!(
+        stream.on_response_headers(&mut host, false),
+        Action::Continue
+    );
+    assert!(answering(&host));
+    assert_eq!(host.sent.len(), 1);
 }
 
 #[test]
@@ -368,11 +379,14 @@ fn without_the_hold_filter_in_front_nothing_is_replayed_and_the_403_is_answered_
     let bearer = format!("Bearer {TOKEN}");
     let (mut host, root, mut stream) =
         forwarded_held(CONFIG, ("authorization", &bearer), &[b"{}"], false);
-    // As without the fallback: answered at once, at the headers, as every refused key is
-    // (never replayed, never an answer after the 403's headers went out).
+    // As without the fallback: answered in place, as every refused key is (never replayed,
+    // never a local reply after the 403's headers went out).
     host.response = pairs(&[(":status", "403"), ("content-type", "application/json")]);
-    assert_eq!(stream.on_response_headers(&mut host, false), Action::Pause);
-    assert_eq!(host.replies.len(), 1);
+    assert_eq!(
+        stream.on_response_headers(&mut host, false),
+        Action::Continue
+    );
+    assert!(answering(&host));
     assert_eq!(host.sent.len(), 1, "replayed without the hold filter");
     assert_eq!(count(&root, Counter::GeoUnreplayable), 1);
     let warned = |host: &FakeHost| {

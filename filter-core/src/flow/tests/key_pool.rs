@@ -2,7 +2,11 @@
 //! and their activity-report events.
 
 use super::*;
-use crate::flow::HeadersStep;
+use crate::flow::{BodyStep, HeadersStep};
+
+/// OpenAI's answer to a refused key, and to a request from a region it does not serve.
+pub(super) const INVALID_KEY: &str = r#"{"error":{"message":"Incorrect API key provided: sk-****abcd.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+const GEO_403: &str = r#"{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}"#;
 
 /// The pool key (by id) the last forwarded request went with.
 fn key_sent(host: &FakeHost) -> String {
@@ -16,7 +20,7 @@ fn key_sent(host: &FakeHost) -> String {
 }
 
 /// A request from the cache: its step and the key id it went with (or its status).
-fn next(w: &Worker, host: &mut FakeHost) -> (RequestFlow, String) {
+pub(super) fn next(w: &Worker, host: &mut FakeHost) -> (RequestFlow, String) {
     host.edits.clear();
     let (flow, step) = headers(w, host, request());
     let got = match step {
@@ -31,10 +35,23 @@ fn respond(flow: &mut RequestFlow, w: &Worker, host: &mut FakeHost, response: &[
         .iter()
         .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
         .collect();
-    let _: HeadersStep = flow.on_response_headers(w, host);
+    let _: HeadersStep = flow.on_response_headers(w, host, false);
 }
 
-fn pooled(ids: &[&str]) -> (Worker, FakeHost) {
+/// A response with a whole body, as Envoy hands it over: headers, then the body at its end.
+pub(super) fn refuse(
+    flow: &mut RequestFlow,
+    w: &Worker,
+    host: &mut FakeHost,
+    status: &str,
+    body: &str,
+) {
+    respond(flow, w, host, &[(":status", status)]);
+    host.body = body.as_bytes().to_vec();
+    let _: BodyStep = flow.on_response_body(w, host, body.len(), true);
+}
+
+pub(super) fn pooled(ids: &[&str]) -> (Worker, FakeHost) {
     let mut host = FakeHost::new();
     let w = worker("{}", &host);
     let (mut flow, _) = headers(&w, &mut host, request());
@@ -109,14 +126,14 @@ fn a_429_cools_its_key_down_until_retry_after_then_it_is_used_again() {
 }
 
 #[test]
-fn a_401_takes_its_key_out_and_is_reported_by_name_a_403_does_not() {
+fn a_401_saying_the_key_is_invalid_takes_it_out_and_is_reported_by_name_a_403_does_not() {
     let (w, mut host) = pooled(&["a", "b", "c"]);
     let (mut flow, id) = next(&w, &mut host);
     assert_eq!(id, "b");
-    respond(&mut flow, &w, &mut host, &[(":status", "403")]);
+    refuse(&mut flow, &w, &mut host, "403", GEO_403);
     let (mut flow, id) = next(&w, &mut host);
     assert_eq!(id, "c");
-    respond(&mut flow, &w, &mut host, &[(":status", "401")]);
+    refuse(&mut flow, &w, &mut host, "401", INVALID_KEY);
     let mut got: Vec<String> = (0..4).map(|_| next(&w, &mut host).1).collect();
     got.sort();
     assert_eq!(

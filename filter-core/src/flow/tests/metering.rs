@@ -117,7 +117,7 @@ fn a_stream_that_did_not_ask_is_asked_and_sees_exactly_its_stream() {
     assert_eq!(sent["stream_options"]["include_usage"], true);
     sse_response(&mut host);
     assert_eq!(
-        flow.on_response_headers(&w, &mut host),
+        flow.on_response_headers(&w, &mut host, false),
         HeadersStep::Continue
     );
     let client = respond(&w, &mut host, &mut flow, STREAM, 7);
@@ -151,7 +151,7 @@ fn a_client_that_asked_for_usage_keeps_its_usage_chunk() {
     );
     assert_eq!(host.request_body, before);
     sse_response(&mut host);
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     let client = respond(&w, &mut host, &mut flow, STREAM, 1000);
     assert_eq!(client, STREAM);
     assert_eq!(reported(&w)[0].usage.input, 12);
@@ -171,7 +171,7 @@ fn a_json_response_is_metered_and_its_body_untouched() {
         (":status".into(), "200".into()),
         ("content-type".into(), "application/json".into()),
     ];
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     let body =
         r#"{"model":"gpt-x-mini","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#;
     assert_eq!(respond(&w, &mut host, &mut flow, body, 10), body);
@@ -189,7 +189,7 @@ fn an_error_is_recorded_without_reading_its_body_and_a_reset_as_incomplete() {
         (":status".into(), "429".into()),
         ("content-type".into(), "application/json".into()),
     ];
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     host.body = br#"{"error":{"message":"slow down"}}"#.to_vec();
     let size = host.body.len();
     flow.on_response_body(&w, &mut host, size, true);
@@ -201,7 +201,7 @@ fn an_error_is_recorded_without_reading_its_body_and_a_reset_as_incomplete() {
     // A stream reset half way (the context is dropped before the end): what was seen counts.
     let (w, mut host, mut flow) = chat();
     sse_response(&mut host);
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     host.body = STREAM.as_bytes()[..STREAM.find("data: [DONE]").unwrap()].to_vec();
     let size = host.body.len();
     flow.on_response_body(&w, &mut host, size, false);
@@ -222,7 +222,7 @@ fn a_compressed_response_is_not_misread_but_recorded_incomplete() {
         ("content-type".into(), "application/json".into()),
         ("content-encoding".into(), "gzip".into()),
     ];
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     respond(&w, &mut host, &mut flow, "\u{1f}\u{8b}garbage", 4);
     let e = &reported(&w)[0];
     assert_eq!((e.requests, e.incomplete, e.usage.input), (1, 1, 0));
@@ -252,7 +252,7 @@ fn a_body_of_unknown_or_too_large_size_is_never_held() {
     );
     // Still metered (the response is read); only the asking is skipped.
     sse_response(&mut host);
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     let client = respond(&w, &mut host, &mut flow, STREAM, 64);
     assert_eq!(client, STREAM);
     // At the bound it is held; the bound is configurable within limits.
@@ -291,7 +291,7 @@ fn what_is_not_asked_or_not_metered() {
     let (w, mut host, mut flow) = forwarded("{}", "POST", "/v1/messages", &[("x-api-key", TOKEN)]);
     assert!(!dropped_content_length(&host));
     sse_response(&mut host);
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     let anthropic = concat!(
         "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\",\"usage\":{\"input_tokens\":4,\"output_tokens\":1}}}\n\n",
         "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}}\n\n",
@@ -313,7 +313,7 @@ fn what_is_not_asked_or_not_metered() {
         BodyStep::Continue
     );
     sse_response(&mut host);
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     respond(&w, &mut host, &mut flow, STREAM, 50);
     assert_eq!(
         reported(&w)[0].usage.input,
@@ -326,7 +326,7 @@ fn what_is_not_asked_or_not_metered() {
         (":status".into(), "200".into()),
         ("content-type".into(), "application/json".into()),
     ];
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     respond(&w, &mut host, &mut flow, "{}", 10);
     assert!(reported(&w).is_empty());
     let (w, mut host, mut flow) = forwarded(
@@ -337,7 +337,7 @@ fn what_is_not_asked_or_not_metered() {
     );
     assert!(!dropped_content_length(&host));
     sse_response(&mut host);
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     respond(&w, &mut host, &mut flow, STREAM, 50);
     assert!(reported(&w).is_empty());
 }
@@ -351,7 +351,7 @@ fn a_websocket_session_is_metered_from_its_frames() {
         &[("connection", "Upgrade"), ("upgrade", "websocket")],
     );
     host.response = vec![(":status".into(), "101".into())];
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     let done =
         br#"{"type":"response.done","response":{"usage":{"input_tokens":7,"output_tokens":2}}}"#;
     let mut frames = vec![0x81, done.len() as u8];
@@ -378,7 +378,7 @@ fn a_stream_whose_last_bytes_were_held_gets_them_at_an_empty_end() {
         BodyStep::Continue
     );
     sse_response(&mut host);
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     let body = "data: {\"choices\":[{\"delta\":{}}]}\n\ndata: [DONE]\n";
     host.body = body.as_bytes().to_vec();
     flow.on_response_body(&w, &mut host, body.len(), false);
@@ -424,7 +424,7 @@ fn an_asked_stream_with_a_content_length_loses_it() {
     sse_response(&mut host);
     let length = STREAM.len().to_string();
     host.response.push(("content-length".into(), length));
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     assert!(!host.response.iter().any(|(n, _)| n == "content-length"));
     assert!(!respond(&w, &mut host, &mut flow, STREAM, 20).contains("prompt_tokens"));
     // A client that asked: its stream is not changed, nor its length.
@@ -434,7 +434,7 @@ fn an_asked_stream_with_a_content_length_loses_it() {
     flow.on_request_body(&mut host, size, true);
     sse_response(&mut host);
     host.response.push(("content-length".into(), "10".into()));
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     assert!(host.response.iter().any(|(n, _)| n == "content-length"));
 }
 
@@ -444,7 +444,7 @@ fn error_response(w: &Worker, host: &mut FakeHost, flow: &mut RequestFlow, statu
         (":status".into(), status.into()),
         ("content-type".into(), "application/json".into()),
     ];
-    flow.on_response_headers(w, host);
+    flow.on_response_headers(w, host, false);
     host.body = br#"{"error":{"message":"no","model":"not-this"}}"#.to_vec();
     let size = host.body.len();
     flow.on_response_body(w, host, size, true);
@@ -501,7 +501,7 @@ fn the_response_model_wins_over_the_request_model() {
         (":status".into(), "200".into()),
         ("content-type".into(), "application/json".into()),
     ];
-    flow.on_response_headers(&w, &mut host);
+    flow.on_response_headers(&w, &mut host, false);
     let body = r#"{"model":"alias-2025-01-01","usage":{"prompt_tokens":3,"total_tokens":3}}"#;
     respond(&w, &mut host, &mut flow, body, 5);
     assert_eq!(reported(&w)[0].model, "alias-2025-01-01");

@@ -13,6 +13,7 @@ mod context;
 mod geo;
 mod grant_renewal;
 mod key_pool;
+mod key_refusal;
 mod metering;
 mod model_gate;
 mod response;
@@ -166,6 +167,18 @@ impl RequestBodyHost for FakeHost {
         self.request_body.splice(..end, body.iter().copied());
         true
     }
+}
+
+/// A provider's 401/403 with a body is being answered in place: no local reply, and the
+/// response headers left are the answer's own (no provider header, no `content-length`).
+pub fn answering(host: &FakeHost) -> bool {
+    let answers = |name: &str| {
+        name.starts_with(':')
+            || name == "content-type"
+            || name == "vary"
+            || name.starts_with("access-control-")
+    };
+    host.replies.is_empty() && host.response.iter().all(|(n, _)| answers(n))
 }
 
 impl FakeHost {

@@ -34,10 +34,27 @@ fn a_provider_refusing_the_real_key_is_answered_in_its_place() {
     host.response = vec![
         (":status".into(), "401".into()),
         ("content-type".into(), "application/json".into()),
+        ("content-length".into(), "140".into()),
+        ("x-request-id".into(), "req_1".into()),
     ];
-    assert_eq!(flow.on_response_headers(&w, &mut host), HeadersStep::Stop);
-    assert_eq!(host.replies.len(), 1);
-    assert!(!String::from_utf8_lossy(&host.replies[0].body).contains(KEY));
+    host.body = format!(
+        r#"{{"error":{{"message":"Incorrect API key provided: {KEY}","code":"invalid_api_key"}}}}"#
+    )
+    .into_bytes();
+    assert_eq!(
+        flow.on_response_headers(&w, &mut host, false),
+        HeadersStep::Continue
+    );
+    // The provider's headers are gone (its length too), the answer's are in.
+    assert!(answering(&host), "{:?}", host.response);
+    let size = host.body.len();
+    assert_eq!(
+        flow.on_response_body(&w, &mut host, size, true),
+        BodyStep::Continue
+    );
+    let body = String::from_utf8(host.body.clone()).unwrap();
+    assert!(body.contains("upstream_credential_refused"), "{body}");
+    assert!(!body.contains(KEY) && !body.contains("Incorrect"), "{body}");
     assert_eq!(
         w.counts.get(Counter::CredentialRefused(Provider::Openai)),
         1
@@ -53,7 +70,7 @@ fn an_error_quoting_the_key_is_masked_and_a_success_passes_decorated() {
     ];
     host.body = format!(r#"{{"error":{{"message":"bad key {KEY}"}}}}"#).into_bytes();
     assert_eq!(
-        flow.on_response_headers(&w, &mut host),
+        flow.on_response_headers(&w, &mut host, false),
         HeadersStep::Continue
     );
     assert!(host
@@ -78,7 +95,7 @@ fn an_error_quoting_the_key_is_masked_and_a_success_passes_decorated() {
     let (w, mut host, mut flow) = forwarded_from_cache(None);
     host.response = vec![(":status".into(), "200".into())];
     assert_eq!(
-        flow.on_response_headers(&w, &mut host),
+        flow.on_response_headers(&w, &mut host, false),
         HeadersStep::Continue
     );
     assert!(flow.error_watch.is_none());
@@ -104,7 +121,10 @@ fn a_configured_provider_refusing_its_key_counts_under_its_own_name() {
         (":status".into(), "401".into()),
         ("content-type".into(), "application/json".into()),
     ];
-    assert_eq!(flow.on_response_headers(&w, &mut host), HeadersStep::Stop);
+    assert_eq!(
+        flow.on_response_headers(&w, &mut host, true),
+        HeadersStep::Stop
+    );
     let selfhosted = Provider::parse("selfhosted").unwrap();
     assert_eq!(w.counts.get(Counter::CredentialRefused(selfhosted)), 1);
     assert_eq!(
