@@ -137,12 +137,14 @@ def layout_digest(layout: Path, tag: str | None) -> str:
 
 
 def patch_plugin(text: str, url: str, sha: str) -> str:
-    """Sets the first `url:` and `sha256:` of each WasmPlugin / TrafficExtension document,
-    keeping everything else (comments included) as written."""
+    """Sets the first `url:` and `sha256:` of each WasmPlugin / Wasm TrafficExtension document,
+    keeping everything else (comments included) as written; other documents (the request-body
+    hold's EnvoyFilter or Lua TrafficExtension) pass as they are."""
     docs = re.split(r"(?m)^---[ \t]*$", text)
     patched = 0
     for i, doc in enumerate(docs):
-        if not re.search(r"(?m)^kind:\s*(WasmPlugin|TrafficExtension)\s*$", doc):
+        if (not re.search(r"(?m)^kind:\s*(WasmPlugin|TrafficExtension)\s*$", doc)
+                or re.search(r"(?m)^[ \t]+lua:[ \t]*$", doc)):
             continue
         doc, urls = re.subn(r"(?m)^([ \t]+url:)[ \t]*\S.*$",
                             lambda m: f"{m.group(1)} {url}", doc, 1)

@@ -17,6 +17,7 @@ import yaml
 from tests.e2e.harness import ROOT, WASM, Stack
 
 from .istiod import plugin_config_json, wasm_filter_config
+from .istiod_chain import apply_http_filter_patches, gateway_envoy_filters, gateway_http_filters
 from .kube_schema import (CRD_DIR, K8S_CEL_FUNCTIONS, Invalid, program, load_documents,
                           validate)
 
@@ -38,6 +39,8 @@ def objects() -> dict[str, dict]:
 WASMPLUGIN = "WasmPlugin/ptk-gateway/ptk"
 TRAFFIC_EXTENSION = "TrafficExtension/ptk-gateway/ptk"
 GATEWAY_DEPLOYMENT = "Deployment/ptk-gateway/ptk-gateway"
+BODY_HOLD_FILTER = "EnvoyFilter/ptk-gateway/ptk-body-hold"
+BODY_HOLD_EXTENSION = "TrafficExtension/ptk-gateway/ptk-body-hold"
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -54,7 +57,9 @@ def test_every_manifest_validates_against_its_schema():
          # ptk's own gateway (25-gateway-deployment.yaml)
          "Namespace", "ServiceAccount", "Deployment", "Service", "Role", "RoleBinding",
          "PodDisruptionBudget",
-         "VirtualService", "WasmPlugin", "TrafficExtension"]
+         "VirtualService", "WasmPlugin", "TrafficExtension",
+         # the request-body hold, in each install path's form
+         "EnvoyFilter", "TrafficExtension"]
         + ["DestinationRule"] * 4 + ["ServiceEntry"] * 3), checked
     # The CEL rules did run (WasmPlugin: selector/targetRef exclusivity, url scheme, env, ...).
     assert re.search(r"\((\d+) CEL rules\)", checked["50-wasmplugin.yaml: WasmPlugin/ptk"])
@@ -134,6 +139,11 @@ TYPOS = [
     ("Service/ptk/token-service", _set(["spec", "ports", 0, "port"], "ten-thousand"),
      "ten-thousand"),
     (WASMPLUGIN, _rename(["metadata", "namespace"], "namespce"), "namespce"),
+    (BODY_HOLD_FILTER, _rename(["spec", "workloadSelector"], "workloadSelecter"),
+     "workloadSelecter"),
+    (BODY_HOLD_FILTER, _set(["spec", "configPatches", 0, "patch", "operation"], "INSERT_AFTERR"),
+     "INSERT_AFTERR"),
+    (BODY_HOLD_EXTENSION, _rename(["spec", "lua", "inlineCode"], "inline_code"), "inlineCode"),
 ]
 
 
@@ -248,6 +258,11 @@ def test_the_filter_runs_on_ptks_own_gateway_only():
     # The plugins live in the gateway's namespace, so they apply to its workloads only.
     assert objs[WASMPLUGIN]["metadata"]["namespace"] == namespace
     assert objs[TRAFFIC_EXTENSION]["metadata"]["namespace"] == namespace
+    # So does the request-body hold, in both forms.
+    assert objs[BODY_HOLD_FILTER]["spec"]["workloadSelector"]["labels"] == selector
+    assert objs[BODY_HOLD_EXTENSION]["spec"]["selector"]["matchLabels"] == selector
+    assert objs[BODY_HOLD_FILTER]["metadata"]["namespace"] == namespace
+    assert objs[BODY_HOLD_EXTENSION]["metadata"]["namespace"] == namespace
     gateways = [doc for _, doc in manifests() if doc["kind"] == "Gateway"]
     assert [g["spec"]["selector"] for g in gateways] == [selector]
     [gateway] = gateways
@@ -335,16 +350,48 @@ def test_every_provider_service_entry_has_its_tls_origination_in_the_same_file()
 
 # --- the pluginConfig through the real Envoy ---------------------------------------------------
 
+def gateway_pod() -> tuple[dict, str]:
+    """The labels and namespace of ptk's gateway pods (25-gateway-deployment.yaml)."""
+    deployment = objects()[GATEWAY_DEPLOYMENT]
+    return deployment["spec"]["template"]["metadata"]["labels"], \
+        deployment["metadata"]["namespace"]
+
+
+def file_objects(name: str) -> list[dict]:
+    """The objects of one manifest file under deploy/istio/ (one install path's plugin file)."""
+    return load_documents(DEPLOY / name)
+
+
+def istiod_http_filters(mesh: list[dict], listener_port: int) -> list[dict]:
+    """The http_filters istiod would push to ptk's gateway for these objects
+    (tests/deploy/istiod_chain.py), the Wasm module the built `.wasm`."""
+    labels, namespace = gateway_pod()
+
+    def wasm_config(extension: dict) -> dict:
+        return wasm_filter_config({"metadata": extension["metadata"],
+                                   "spec": extension["spec"]["wasm"]}, str(WASM))
+
+    chain = gateway_http_filters(mesh, labels, namespace, wasm_config)
+    return apply_http_filter_patches(
+        chain, gateway_envoy_filters(mesh, labels, namespace), listener_port)
+
+
+def wasm_filters(chain: list[dict]) -> list[dict]:
+    return [f for f in chain if f["typed_config"]["@type"].endswith(".wasm.v3.Wasm")]
+
+
 @dataclass
 class IstioStack(Stack):
-    """The e2e stack with the filter configured exactly as istiod would from the WasmPlugin
-    (name, root id, configuration bytes, VM environment, fail_open) and placed as istiod
-    places it: enabled in the chain on every route (a WasmPlugin has no per-route switch, so
-    the plain config's per-route `disabled` entries are dropped); the check cluster carries
-    Istio's `outbound|PORT||HOST` name."""
+    """The e2e stack with the HTTP filter chain istiod would push to ptk's gateway for the
+    given objects (tests/deploy/istiod_chain.py): the filter configured exactly as istiod would
+    from the WasmPlugin or TrafficExtension (name, root id, configuration bytes, VM
+    environment, fail_open), placed by phase and priority, and the EnvoyFilter patches
+    applied. A WasmPlugin has no per-route switch, so the plain config's per-route `disabled`
+    entries are dropped; the check cluster carries Istio's `outbound|PORT||HOST` name."""
 
-    #: The WasmPlugin object.
-    plugin: dict = field(default_factory=dict)
+    #: The objects of one install path: the WasmPlugin (or Wasm TrafficExtension) and what
+    #: else istiod would see for the gateway (the EnvoyFilter or Lua TrafficExtension).
+    mesh: list[dict] = field(default_factory=list)
     #: The provider VirtualService: each provider route's `headers.request.remove` replaces
     #: the plain config's removals on that provider's routes (Istio: the route's
     #: request_headers_to_remove).
@@ -355,12 +402,9 @@ class IstioStack(Stack):
         config = yaml.safe_load(out.read_text())
         for listener in config["static_resources"]["listeners"]:
             hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-            # istiod installs no request-body hold filter (deploy/istio/README.md).
-            hcm["http_filters"] = [f for f in hcm["http_filters"]
-                                   if f["name"] != "ptk_body_hold"]
-            ptk = next(f for f in hcm["http_filters"] if f["name"] == "ptk")
-            ptk["typed_config"]["config"] = wasm_filter_config(self.plugin, str(WASM))
-            assert not ptk.get("disabled")
+            port = listener["address"]["socket_address"]["port_value"]
+            hcm["http_filters"] = istiod_http_filters(self.mesh, port)
+            assert len(wasm_filters(hcm["http_filters"])) == 1, hcm["http_filters"]
             if self.virtual_service:
                 apply_header_removals(hcm["route_config"], self.virtual_service)
         drop_per_route_filter_config(config)
@@ -413,11 +457,14 @@ def per_route_filter_configs(node: object) -> int:
 def istio_stack():
     made: list[Stack] = []
 
-    def make(plugin: dict, virtual_service: dict | None = None) -> Stack:
-        """An IstioStack for this WasmPlugin object, not started yet."""
-        cluster = plugin["spec"]["pluginConfig"]["token_service"]["cluster"]
-        stack = IstioStack(plugin=plugin, virtual_service=virtual_service or {},
-                           token_service_cluster=cluster, cache_ttl_ms=0)
+    def make(mesh: list[dict], virtual_service: dict | None = None, **kw) -> Stack:
+        """An IstioStack for these objects (one install path's), not started yet."""
+        [plugin] = [o["spec"].get("wasm", o["spec"]) for o in mesh
+                    if o["kind"] in ("WasmPlugin", "TrafficExtension") and "lua" not in o["spec"]]
+        cluster = plugin["pluginConfig"]["token_service"]["cluster"]
+        kw.setdefault("cache_ttl_ms", 0)
+        stack = IstioStack(mesh=mesh, virtual_service=virtual_service or {},
+                           token_service_cluster=cluster, **kw)
         made.append(stack)
         return stack
 
@@ -439,18 +486,19 @@ def envoy_proxy_hcm(stack: Stack) -> dict:
 
 
 def envoy_wasm_config(stack: Stack) -> dict:
-    ptk = next(f for f in envoy_proxy_hcm(stack)["http_filters"] if f["name"] == "ptk")
+    [ptk] = wasm_filters(envoy_proxy_hcm(stack)["http_filters"])
     assert not ptk.get("disabled")
     return ptk["typed_config"]["config"]
 
 
 def test_the_manifest_plugin_config_runs_the_filter_in_envoy(istio_stack):
     plugin = objects()[WASMPLUGIN]
-    stack = istio_stack(plugin, objects()["VirtualService/ptk/ptk-providers"]).start()
+    stack = istio_stack(file_objects("50-wasmplugin.yaml"),
+                        objects()["VirtualService/ptk/ptk-providers"]).start()
     loaded = envoy_wasm_config(stack)
     # Envoy holds the very bytes istiod sends, and the secret's name only (no value).
     assert loaded["configuration"]["value"] == plugin_config_json(plugin["spec"]["pluginConfig"])
-    assert loaded["configuration"]["value"].startswith('{"providers":{"anthropic":')
+    assert loaded["configuration"]["value"].startswith('{"limits":{"body_hold":true},"providers":')
     assert loaded["vm_config"]["environment_variables"]["host_env_keys"] == ["PTK_CHECK_SECRET"]
     assert stack.secret not in str(loaded)
     # On every route, as under istiod.
@@ -479,7 +527,7 @@ def test_without_the_host_env_the_filter_has_no_secret_and_envoy_refuses_it(isti
     # unchecked. (Under istiod the same rejection comes back as a NACK.)
     plugin = copy.deepcopy(objects()[WASMPLUGIN])
     del plugin["spec"]["vmConfig"]
-    stack = istio_stack(plugin)
+    stack = istio_stack([plugin])
     with pytest.raises(RuntimeError, match="envoy exited"):
         stack.start()
     logs = stack.logs()
