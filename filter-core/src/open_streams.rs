@@ -69,11 +69,19 @@ struct Token {
     contexts: HashSet<u32>,
 }
 
-/// A short fingerprint of a verdict's limits (0: none), to tell when they change.
+/// A short fingerprint of the limits that bind an open request (0: none), to tell when they
+/// change: the model allow-list. Not the budget grant: every check hands out a new one (a
+/// fingerprint over it changed at each check and closed every open request of a budgeted
+/// token), and a revalidation carries none; an open request's spend is settled against the
+/// budget when it ends whatever grant is current.
 pub fn limits_tag(limits: Option<&Limits>) -> u64 {
-    let Some(json) = limits
-        .filter(|l| **l != Limits::default())
-        .and_then(|l| serde_json::to_vec(l).ok())
+    let binding = limits.map(|l| Limits {
+        models: l.models.clone(),
+        ..Limits::default()
+    });
+    let Some(json) = binding
+        .filter(|l| *l != Limits::default())
+        .and_then(|l| serde_json::to_vec(&l).ok())
     else {
         return 0;
     };
@@ -339,6 +347,32 @@ mod tests {
         assert_eq!(parse_revalidation(Some(404), Some(answer)), None);
         assert_eq!(parse_revalidation(None, None), None);
         assert_eq!(parse_revalidation(Some(200), Some(b"junk")), None);
+    }
+
+    #[test]
+    fn the_limits_tag_follows_the_model_allow_list_not_the_budget_grant() {
+        let grant = |id| {
+            Some(ptk_wire::BudgetGrant {
+                id,
+                tokens: 1000,
+                expires_in_ms: 1000,
+            })
+        };
+        let with = |models: Option<&[&str]>, budget| Limits {
+            models: models.map(|m| m.iter().map(|s| s.to_string()).collect()),
+            budget,
+        };
+        // A budget alone binds nothing the tag follows: as if no limits (what a revalidation
+        // of a budgeted token says).
+        assert_eq!(limits_tag(Some(&with(None, grant(1)))), 0);
+        assert_eq!(limits_tag(Some(&with(None, grant(1)))), limits_tag(None));
+        // Grants change at every check; the tag does not.
+        let a = limits_tag(Some(&with(Some(&["gpt-5*"]), grant(1))));
+        let b = limits_tag(Some(&with(Some(&["gpt-5*"]), grant(2))));
+        let revalidated = limits_tag(Some(&with(Some(&["gpt-5*"]), None)));
+        assert!(a != 0 && a == b && b == revalidated);
+        // The allow-list does.
+        assert_ne!(a, limits_tag(Some(&with(Some(&["gpt-4*"]), grant(1)))));
     }
 
     fn streams() -> OpenStreams {

@@ -260,6 +260,9 @@ pub enum CheckDecision {
         /// The allow's budget grant (`flow/budget.rs` spends it), with the time it counts
         /// from (when the check was sent).
         grant: Option<crate::budget::grants::GrantEntry>,
+        /// [`crate::open_streams::limits_tag`] of the allow's limits, cached or not: an open
+        /// request is compared with what a revalidation says.
+        limits_tag: u64,
     },
     /// The token is allowed, but the request itself is refused (the final guard found a proxy
     /// token that would still go upstream). The verdict and lease are the token's: cache them
@@ -339,6 +342,7 @@ pub fn decide_check_response(
                     key_id: chosen.id,
                     hold,
                     grant,
+                    limits_tag: crate::open_streams::limits_tag(limits.as_ref()),
                 },
                 Err(refused) => CheckDecision::Refuse { refused, cache },
             }

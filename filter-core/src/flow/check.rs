@@ -18,7 +18,6 @@ use crate::upload_sessions;
 use crate::uploads::{watch, UploadWatch};
 use crate::verdict_cache::Grant;
 use crate::verdict_store::{spend_one, Lookup};
-use ptk_wire::Limits;
 
 /// One request's flow: what it waits on and what its response needs.
 #[derive(Debug)]
@@ -265,7 +264,8 @@ impl RequestFlow {
             .add(Counter::AllowedBy(pending.identified.provider));
         worker.activity.borrow_mut().record(&pending.hash);
         // Known valid now; the next tick reads the cached verdict's own validity.
-        self.opened(worker, pending, host.now_ms(), grant.limits.as_ref());
+        let tag = limits_tag(grant.limits.as_ref());
+        self.opened(worker, pending, host.now_ms(), tag);
         self.cors_origin.clone_from(&pending.origin);
         let budgeted = grant.limits.as_ref().is_some_and(|l| l.budget.is_some());
         self.budget_gate(worker, host, pending, head, budgeted, None)
@@ -306,13 +306,13 @@ impl RequestFlow {
     }
 
     /// Registers the forwarded request, so that a revocation (or a change of the limits it
-    /// was checked against) reaches it while it is open.
+    /// was checked against, [`limits_tag`]) reaches it while it is open.
     pub(super) fn opened(
         &self,
         worker: &Worker,
         pending: &PendingCheck,
         valid_until_ms: u64,
-        limits: Option<&Limits>,
+        limits_tag: u64,
     ) {
         if worker.config.streams.revalidate {
             worker.streams.borrow_mut().open(
@@ -321,7 +321,7 @@ impl RequestFlow {
                 &pending.hash,
                 pending.identified.provider,
                 valid_until_ms,
-                Some(limits_tag(limits)),
+                Some(limits_tag),
             );
         }
     }

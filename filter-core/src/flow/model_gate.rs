@@ -71,6 +71,7 @@ impl RequestFlow {
                 key_id,
                 hold,
                 grant,
+                limits_tag,
             } => match self.body_to_come(hold) {
                 Ok(hold) => CheckDecision::Forward {
                     plan,
@@ -78,6 +79,7 @@ impl RequestFlow {
                     key_id,
                     hold,
                     grant,
+                    limits_tag,
                 },
                 Err(refused) => CheckDecision::Refuse { refused, cache },
             },

@@ -77,9 +77,11 @@ impl RequestFlow {
                 key_id,
                 hold,
                 grant,
+                limits_tag,
             } => {
                 self.model_gate = hold;
-                let step = self.on_allowed(worker, host, &waiting, &plan, cache, now);
+                let allowed = (cache, limits_tag);
+                let step = self.on_allowed(worker, host, &waiting, &plan, allowed, now);
                 if let Some(watch) = self.error_watch.as_mut() {
                     watch.pool_key = key_id;
                 }
@@ -121,14 +123,15 @@ impl RequestFlow {
         })
     }
 
-    /// The token-service allowed: rewrite, cache the grant, forward.
+    /// The token-service allowed: rewrite, cache the grant, forward. `allowed`: the verdict
+    /// to cache (`None`: not cacheable) and the tag of its limits.
     fn on_allowed(
         &mut self,
         worker: &Worker,
         host: &mut impl Host,
         waiting: &Waiting,
         plan: &RewritePlan,
-        cache: Option<CachedVerdict>,
+        (cache, limits_tag): (Option<CachedVerdict>, u64),
         now: u64,
     ) -> Step {
         if !apply(host, plan) || !self.mark_for_hold(host) {
@@ -147,11 +150,10 @@ impl RequestFlow {
         worker.denies.borrow_mut().forget(cache_key);
         waiting.sender.allowed(worker, host);
         let valid_until = cache.as_ref().map_or(now, |e| e.valid_until_ms);
-        let limits = cache.as_ref().and_then(|e| e.limits.clone());
         if let (true, Some(entry)) = (worker.config.cache.enabled, cache) {
             store(host.shared(), worker.anchor.get(), cache_key, &entry, now);
         }
-        self.opened(worker, &waiting.pending, valid_until, limits.as_ref());
+        self.opened(worker, &waiting.pending, valid_until, limits_tag);
         worker.counts.add(Counter::Allowed);
         worker
             .counts
