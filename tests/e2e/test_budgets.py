@@ -8,9 +8,6 @@ error) reconciles exactly; unmetered routes that spend are refused (403)."""
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.ports import free_port
+from .redis_server import redis_server
 
 #: The estimate of every request below: its body's bytes plus its max_tokens.
 ESTIMATE = 200
@@ -41,23 +38,8 @@ def body(max_tokens: int | None = None, stream: bool = False, size: int = 0) -> 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    assert shutil.which("redis-server"), "redis-server missing: run `make test-deps`"
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path_factory.mktemp("redis"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.kill()
-    proc.wait()
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -207,27 +207,12 @@ def test_a_flood_of_random_and_revoked_tokens_does_not_hurt_valid_ones(stack):
 def test_the_limit_holds_with_counters_in_redis(make_stack, tmp_path):
     """PTK_REDIS_URL: the same exact limit, with the windows in a real redis-server (what lets
     several token-service replicas share one limit; see token-service/tests/redis_limiter.rs)."""
-    import shutil
     import socket
-    import subprocess
 
-    from tests.ports import free_port
+    from .redis_server import redis_server
 
-    assert shutil.which("redis-server"), "redis-server missing: run `make test-deps`"
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        stack = make_stack(service_extra_env={"PTK_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+    with redis_server(tmp_path) as url:
+        stack = make_stack(service_extra_env={"PTK_REDIS_URL": url})
         # Redis windows were aligned to the epoch when this test was written (a burst could
         # straddle a boundary: seen once, 151 of 300 allowed); they now start at the first hit
         # (token-service/tests/limiter_contract.rs), so this wait is no longer needed.
@@ -235,10 +220,8 @@ def test_the_limit_holds_with_counters_in_redis(make_stack, tmp_path):
         if left < 20:
             time.sleep(left + 0.5)
         test_rate_limit_holds_exactly_under_concurrency(stack, 100)
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
             conn.sendall(b"DBSIZE\r\n")
             keys = int(conn.recv(64).decode().strip().lstrip(":"))
         assert keys >= 1, "the window counter was not kept in Redis"
-    finally:
-        redis.kill()
-        redis.wait()
