@@ -35,6 +35,8 @@ pub(super) enum Budget {
     },
     /// Spent from a grant: released when its usage is recorded.
     Spent { grant: u64, estimate: u64 },
+    /// A WebSocket session under way, holding its reservations (`session.rs`).
+    Session(Box<super::session::Session>),
 }
 
 /// What to do with a request body chunk of a budgeted request.
@@ -46,10 +48,12 @@ pub enum BudgetBodyStep {
     Buffer,
     /// Spent, refused or asking for a top-up.
     Decided(Step),
+    /// A WebSocket session's budget cannot cover its next turn: reset the session.
+    Close,
 }
 
 /// Queues released grant tokens in the worker's next report.
-fn release_all(worker: &Worker, releases: &[GrantRelease]) {
+pub(super) fn release_all(worker: &Worker, releases: &[GrantRelease]) {
     if releases.is_empty() {
         return;
     }
@@ -86,10 +90,13 @@ impl RequestFlow {
         if !budgeted || model_source(pending.identified.dialect, head) == ModelSource::NotSpending {
             return Step::Forward;
         }
-        // A WebSocket session spends per turn, which one estimate at the handshake cannot
-        // bound: refused under a budget, like every route the meter does not read.
-        if self.usage.is_none() || head.is_websocket_upgrade() {
+        // Refused under a budget: what the meter does not read could not be settled.
+        if self.usage.is_none() {
             return self.budget_refused(worker, pending, Refusal::BudgetUnmetered);
+        }
+        // A WebSocket session spends per turn: its reservation is kept ahead of its turns.
+        if head.is_websocket_upgrade() {
+            return self.session_gate(worker, host, pending);
         }
         if !self.bodiless && worker.config.limits.body_hold {
             // The model gate may have marked it already; the mark is idempotent.
@@ -128,6 +135,9 @@ impl RequestFlow {
         size: usize,
         end: bool,
     ) -> BudgetBodyStep {
+        if let (Some(worker), Some(Budget::Session(_))) = (worker, self.budget.as_ref()) {
+            return self.session_body(worker, host, size);
+        }
         let (Some(worker), Some(Budget::Body(_))) = (worker, self.budget.as_ref()) else {
             return BudgetBodyStep::Pass;
         };
@@ -148,7 +158,7 @@ impl RequestFlow {
     }
 
     /// Spends `estimate` from the token's grant, or asks for a top-up when it is short.
-    fn spend_budget(
+    pub(super) fn spend_budget(
         &mut self,
         worker: &Worker,
         host: &mut impl Host,
@@ -271,6 +281,7 @@ impl RequestFlow {
                 self.budget_refused(worker, &pending, Refusal::TokenServiceUnavailable)
             }
         };
+        self.start_session(&pending);
         (step, body_size)
     }
 

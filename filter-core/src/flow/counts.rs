@@ -73,10 +73,12 @@ pub enum Counter {
     GeoFailed,
     /// An OpenAI WebSocket handshake sent through the egress route after a geo-block.
     GeoRouted,
+    /// A budgeted WebSocket session closed because its budget could not cover its next turn.
+    BudgetSessionsClosed,
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 38;
+pub const COUNTERS: usize = 39;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -123,6 +125,7 @@ impl Counter {
             retry_after_s: 0,
         }),
         Counter::Refused(Refusal::BudgetUnmetered),
+        Counter::BudgetSessionsClosed,
     ];
 
     /// The counters kept per provider, each family for every built-in provider (walked from
@@ -209,6 +212,7 @@ impl Counter {
             Counter::GeoUnreplayable => "geo_fallback.unreplayable",
             Counter::GeoFailed => "geo_fallback.failed",
             Counter::GeoRouted => "geo_fallback.routed",
+            Counter::BudgetSessionsClosed => "budget.sessions_closed",
         };
         name.into()
     }
@@ -257,6 +261,7 @@ impl Counter {
             Counter::GeoUnreplayable => 32,
             Counter::GeoFailed => 33,
             Counter::GeoRouted => 34,
+            Counter::BudgetSessionsClosed => 38,
             // Counted per provider (`Counts::by_provider`), past every slot.
             Counter::CredentialRefused(_)
             | Counter::AllowedBy(_)

@@ -10,9 +10,9 @@ use crate::flow::{report_activity, Action, Root, Stream};
 use crate::models::HOLD_HEADER;
 use ptk_wire::{ActivityReport, BudgetGrant, Limits};
 
-const HOLD: &str = r#"{"limits": {"body_hold": true}}"#;
+pub(super) const HOLD: &str = r#"{"limits": {"body_hold": true}}"#;
 
-fn root(config: &str, host: &mut FakeHost) -> Root {
+pub(super) fn root(config: &str, host: &mut FakeHost) -> Root {
     let mut root = Root::new(1);
     let env = |name: &str| (name == "PTK_CHECK_SECRET").then(|| "check-secret-0123456789".into());
     assert!(root.configure(host, config.as_bytes(), env));
@@ -20,7 +20,7 @@ fn root(config: &str, host: &mut FakeHost) -> Root {
 }
 
 /// An allow with a budget grant `id` of `tokens`, expiring in `expires_in_ms`, cached as long.
-fn budgeted(id: u64, tokens: u64, expires_in_ms: u64) -> Vec<u8> {
+pub(super) fn budgeted(id: u64, tokens: u64, expires_in_ms: u64) -> Vec<u8> {
     cached_for(id, tokens, expires_in_ms, expires_in_ms)
 }
 
@@ -46,13 +46,13 @@ fn cached_for(id: u64, tokens: u64, expires_in_ms: u64, ttl_ms: u64) -> Vec<u8> 
     .unwrap()
 }
 
-fn exhausted() -> Vec<u8> {
+pub(super) fn exhausted() -> Vec<u8> {
     br#"{"verdict":"deny","reason":"budget_exhausted","retry_after_s":3600,
         "budget":{"scope":"token","kind":"tokens","period":"day","resets_at_s":1800003600}}"#
         .to_vec()
 }
 
-fn head(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(super) fn head(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let auth = format!("Bearer {TOKEN}");
     let mut h = vec![
         (":method".to_string(), method.to_string()),
@@ -70,7 +70,7 @@ fn chat() -> Vec<(String, String)> {
 
 /// The request headers on a new stream of `root`: the action, answering a check callout
 /// with `answer` when one is sent.
-fn headers(
+pub(super) fn headers(
     root: &Root,
     host: &mut FakeHost,
     h: Vec<(String, String)>,
@@ -94,7 +94,7 @@ fn headers(
 }
 
 /// Delivers `answer` to the stream's last callout.
-fn deliver(host: &mut FakeHost, stream: &mut Stream, answer: &[u8]) {
+pub(super) fn deliver(host: &mut FakeHost, stream: &mut Stream, answer: &[u8]) {
     host.ctx.answer = (Some("200".into()), Some(answer.to_vec()));
     let token = host.last_token();
     stream.on_callout_response(host, token, answer.len());
@@ -122,21 +122,21 @@ fn respond(host: &mut FakeHost, stream: &mut Stream, input: u64, output: u64) {
 }
 
 /// Tokens left in the grant entry, and its id.
-fn left(host: &FakeHost) -> (u64, u64) {
+pub(super) fn left(host: &FakeHost) -> (u64, u64) {
     let v = host.shared.value(&grant_key(&key_of_token())).unwrap();
     let id = u64::from_le_bytes(v[0..8].try_into().unwrap());
     (id, u64::from_le_bytes(v[8..16].try_into().unwrap()))
 }
 
 /// The worker's next activity report.
-fn report(root: &Root, host: &mut FakeHost) -> ActivityReport {
+pub(super) fn report(root: &Root, host: &mut FakeHost) -> ActivityReport {
     let before = host.sent.len();
     report_activity(root.worker.as_ref().unwrap(), host);
     assert_eq!(host.sent.len(), before + 1, "a report was sent");
     serde_json::from_slice(&host.sent.last().unwrap().body).unwrap()
 }
 
-fn releases(r: &ActivityReport) -> Vec<(u64, u64)> {
+pub(super) fn releases(r: &ActivityReport) -> Vec<(u64, u64)> {
     r.grant_releases
         .iter()
         .map(|g| (g.grant, g.tokens))
@@ -294,11 +294,12 @@ fn routes_that_spend_unmetered_are_refused_and_free_ones_pass_unspent() {
         let json: serde_json::Value = serde_json::from_slice(&host.replies[0].body).unwrap();
         assert_eq!(json["error"]["code"], "not_metered_under_budget");
     }
-    // A WebSocket session: refused too.
+    // A WebSocket session the meter does not read: refused too (Realtime, Responses and
+    // Live sessions are budgeted per turn: `tests/session.rs`).
     host.replies.clear();
     let ws = head(
         "GET",
-        "/v1/realtime?model=gpt-realtime",
+        "/v1/chat/completions",
         &[("connection", "upgrade"), ("upgrade", "websocket")],
     );
     let (_s, _) = headers(&a, &mut host, ws, true, &grant);

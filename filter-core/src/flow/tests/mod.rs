@@ -14,6 +14,7 @@ mod key_pool;
 mod metering;
 mod model_gate;
 mod response;
+mod session;
 mod tick;
 
 use ptk_wire::{CheckRequest, CheckResponse, DenyReason, Lease, Provider, Revalidation};

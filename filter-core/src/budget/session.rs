@@ -1,0 +1,269 @@
+//! A budgeted WebSocket session's reservation (OpenAI Realtime, Responses over a WebSocket,
+//! Gemini Live; `docs/wire-protocol.md` "Budgets"): what it spent from grants ("held"), and
+//! how much more it must hold before the next client message may go on.
+//!
+//! One estimate at the handshake cannot bound a session that spends per response, so the
+//! session keeps a headroom instead: before any client message is forwarded, what it holds
+//! must cover what the meter charged so far plus one turn's reservation (`per_turn`) for every
+//! response that may be running, at least one. A message that asks for a response
+//! (`response.create`; Live: a `clientContent` with `turnComplete`, a `toolResponse`) counts
+//! one more. So a response starts with at least `per_turn` tokens held for it, and a session
+//! spends past what it held by at most one response's `(actual − per_turn)⁺` for each
+//! response running at once.
+//!
+//! The client's messages are read from the raw frames (`usage::ws`) as they pass: only the
+//! few short values that say whether a message asks for a response are copied.
+
+use ptk_wire::GrantRelease;
+
+use crate::usage::json_capture::{JsonCapture, Path};
+use crate::usage::ws::{WsFrames, WsSink};
+use crate::usage::UsageApi;
+
+/// The values read from a client message (index = meaning, see [`Trigger`]).
+const OPENAI_PATHS: &[Path] = &[&["type"]];
+const LIVE_PATHS: &[Path] = &[&["clientContent", "turnComplete"], &["toolResponse"]];
+
+/// A captured value is kept up to this many bytes (`"response.create"` fits; a longer one is
+/// none of ours, a `toolResponse` only needs to be present).
+const VALUE_LIMIT: usize = 64;
+
+/// Reads one client message at a time and says whether it asks for a response.
+#[derive(Debug, Clone)]
+struct Trigger {
+    live: bool,
+    capture: JsonCapture,
+    /// The current message asks for a response.
+    asks: bool,
+    /// Messages that ended, and of those, the ones that asked for a response (not yet taken).
+    ended: u64,
+    asked: u64,
+}
+
+impl Trigger {
+    fn new(api: UsageApi) -> Trigger {
+        let live = api == UsageApi::Live;
+        let paths = if live { LIVE_PATHS } else { OPENAI_PATHS };
+        Trigger {
+            live,
+            capture: JsonCapture::new(paths, VALUE_LIMIT),
+            asks: false,
+            ended: 0,
+            asked: 0,
+        }
+    }
+
+    fn collect(&mut self) {
+        for c in self.capture.drain() {
+            let asks = match (self.live, c.path) {
+                (false, _) => c.value == b"\"response.create\"",
+                (true, 0) => c.value == b"true",
+                // A tool's answer: the model goes on with the turn.
+                (true, _) => true,
+            };
+            self.asks |= asks;
+        }
+    }
+}
+
+impl WsSink for Trigger {
+    fn data(&mut self, bytes: &[u8]) {
+        self.capture.feed(bytes);
+        self.collect();
+    }
+
+    fn message_end(&mut self) {
+        self.capture.end_document();
+        self.collect();
+        self.ended = self.ended.saturating_add(1);
+        if std::mem::take(&mut self.asks) {
+            self.asked = self.asked.saturating_add(1);
+        }
+    }
+
+    // A compressed message cannot be read: the filter never offers the extension upstream,
+    // so a client that compresses anyway gets nothing from it but the headroom check.
+    fn compressed(&mut self) {}
+
+    fn close(&mut self) {}
+}
+
+/// What a chunk of client frames held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientChunk {
+    /// Messages that ended in it (none: it cannot start anything yet).
+    pub messages: u64,
+    /// Of those, messages that ask for a response.
+    pub asks: u64,
+}
+
+/// A budgeted session's reservation; see the module docs.
+#[derive(Debug, Clone)]
+pub struct SessionBudget {
+    per_turn: u64,
+    holds: Vec<GrantRelease>,
+    /// Messages asking for a response: forwarded, and read but not forwarded yet.
+    asked: u64,
+    queued: u64,
+    frames: WsFrames,
+    trigger: Trigger,
+}
+
+impl SessionBudget {
+    /// A session of `api` that reserves `per_turn` tokens per response and holds `tokens`
+    /// of grant `grant` (spent at its handshake).
+    pub fn new(api: UsageApi, per_turn: u64, grant: u64, tokens: u64) -> SessionBudget {
+        let mut session = SessionBudget {
+            per_turn,
+            holds: Vec::new(),
+            asked: 0,
+            queued: 0,
+            frames: WsFrames::default(),
+            trigger: Trigger::new(api),
+        };
+        session.hold(grant, tokens);
+        session
+    }
+
+    /// One response's reservation.
+    pub fn per_turn(&self) -> u64 {
+        self.per_turn
+    }
+
+    /// Tokens spent from grants for this session so far.
+    pub fn held(&self) -> u64 {
+        self.holds
+            .iter()
+            .fold(0u64, |sum, h| sum.saturating_add(h.tokens))
+    }
+
+    /// `tokens` more spent from grant `grant`.
+    pub fn hold(&mut self, grant: u64, tokens: u64) {
+        match self.holds.iter_mut().find(|h| h.grant == grant) {
+            Some(h) => h.tokens = h.tokens.saturating_add(tokens),
+            None => self.holds.push(GrantRelease { grant, tokens }),
+        }
+    }
+
+    /// Reads the next client bytes (any split): the messages that ended in them. Their asks
+    /// count as queued until [`SessionBudget::forwarded`].
+    pub fn read_client(&mut self, chunk: &[u8]) -> ClientChunk {
+        let (ended, asked) = (self.trigger.ended, self.trigger.asked);
+        self.frames.feed(chunk, &mut self.trigger);
+        let asks = self.trigger.asked.saturating_sub(asked);
+        self.queued = self.queued.saturating_add(asks);
+        ClientChunk {
+            messages: self.trigger.ended.saturating_sub(ended),
+            asks,
+        }
+    }
+
+    /// The messages read so far went on to the provider.
+    pub fn forwarded(&mut self) {
+        self.asked = self.asked.saturating_add(std::mem::take(&mut self.queued));
+    }
+
+    /// Responses that may be running once the queued messages go on, given `done` the meter
+    /// saw end: the ones asked for and not ended, at least one (a server that starts responses
+    /// itself, voice activity detection, is covered by that one).
+    pub fn running(&self, done: u64) -> u64 {
+        self.asked
+            .saturating_add(self.queued)
+            .saturating_sub(done)
+            .max(1)
+    }
+
+    /// Whether a response asked for (and forwarded) is still running (`done`: responses
+    /// ended).
+    pub fn asked_open(&self, done: u64) -> bool {
+        self.asked > done
+    }
+
+    /// Tokens still to hold before the next client message may go on, with `charged` what
+    /// the meter read so far and `done` the responses it saw end (0: enough held).
+    pub fn shortfall(&self, charged: u64, done: u64) -> u64 {
+        let room = self.per_turn.saturating_mul(self.running(done));
+        charged.saturating_add(room).saturating_sub(self.held())
+    }
+
+    /// Everything held, to release when the session's usage is recorded.
+    pub fn releases(&self) -> Vec<GrantRelease> {
+        self.holds
+            .iter()
+            .filter(|h| h.tokens > 0)
+            .copied()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A masked client text frame (as a browser sends it) carrying `text`.
+    fn frame(text: &str) -> Vec<u8> {
+        let mask = [1u8, 2, 3, 4];
+        let mut out = vec![0x81, 0x80 | u8::try_from(text.len()).unwrap()];
+        out.extend_from_slice(&mask);
+        out.extend(text.bytes().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        out
+    }
+
+    #[test]
+    fn response_create_asks_for_a_response_and_other_events_do_not() {
+        let mut s = SessionBudget::new(UsageApi::Realtime, 100, 1, 100);
+        let mut bytes = frame(r#"{"type":"conversation.item.create","item":{}}"#);
+        bytes.extend(frame(r#"{"event_id":"e","type":"response.create"}"#));
+        // Split anywhere: the message that ends in the second part is counted there.
+        let (a, b) = bytes.split_at(55);
+        assert_eq!(
+            s.read_client(a),
+            ClientChunk {
+                messages: 1,
+                asks: 0
+            }
+        );
+        assert_eq!(
+            s.read_client(b),
+            ClientChunk {
+                messages: 1,
+                asks: 1
+            }
+        );
+        assert_eq!(s.running(0), 1);
+        assert_eq!(s.shortfall(0, 0), 0);
+        s.read_client(&frame(r#"{"type":"response.create"}"#));
+        assert_eq!(s.running(0), 2);
+        assert_eq!(s.shortfall(30, 0), 130);
+        assert_eq!(s.shortfall(30, 2), 30);
+        // Queued asks are not open responses until they are forwarded.
+        assert!(!s.asked_open(0));
+        s.forwarded();
+        assert!(s.asked_open(1) && !s.asked_open(2));
+    }
+
+    #[test]
+    fn live_turn_ends_and_tool_answers_ask_and_audio_does_not() {
+        let mut s = SessionBudget::new(UsageApi::Live, 10, 1, 10);
+        let asks = |s: &mut SessionBudget, text: &str| s.read_client(&frame(text)).asks;
+        assert_eq!(asks(&mut s, r#"{"realtimeInput":{"audio":{}}}"#), 0);
+        assert_eq!(asks(&mut s, r#"{"clientContent":{"turns":[]}}"#), 0);
+        let turn = r#"{"clientContent":{"turns":[],"turnComplete":true}}"#;
+        assert_eq!(asks(&mut s, turn), 1);
+        let tool = r#"{"toolResponse":{"functionResponses":[{"id":"1","response":{}}]}}"#;
+        assert_eq!(asks(&mut s, tool), 1);
+    }
+
+    #[test]
+    fn holds_add_up_per_grant_and_are_released_together() {
+        let mut s = SessionBudget::new(UsageApi::Realtime, 100, 1, 100);
+        s.hold(1, 50);
+        s.hold(2, 70);
+        assert_eq!(s.held(), 220);
+        let got: Vec<_> = s.releases().iter().map(|r| (r.grant, r.tokens)).collect();
+        assert_eq!(got, vec![(1, 150), (2, 70)]);
+        // Charged past what is held: the shortfall covers it and the next turn.
+        assert_eq!(s.shortfall(300, 0), 180);
+    }
+}
