@@ -433,7 +433,9 @@ def make_app(state: State, log: bool = True) -> web.Application:
                         code = 1000
                     await ws.close(code=code, message=reason.encode())
                     break
-                await ws.send_str(fx.gemini_live_reply(request.path, text) or text)
+                usage = fx.ws_usage_replies(request.path, text, request.headers.get("x-mock-ws-usage"))
+                for reply in usage or [fx.gemini_live_reply(request.path, text) or text]:
+                    await ws.send_str(reply)
             elif msg.type == WSMsgType.BINARY:
                 await ws.send_bytes(msg.data)
             elif msg.type == WSMsgType.CLOSE:
