@@ -1,5 +1,5 @@
 """Budgeted WebSocket sessions through the real Envoy (issue 14): an OpenAI Realtime or Gemini
-Live session of a budgeted token holds one turn's reservation (the filter's default output cap,
+Live session (or a Responses session over a WebSocket) of a budgeted token holds one turn's reservation (the filter's default output cap,
 4,096 tokens) from its handshake, and every request for a response is checked against what the
 session holds before it is forwarded; when the budget cannot cover the next turn, the session is
 closed with that request never reaching the provider. The mock answers each request for a
@@ -44,7 +44,7 @@ async def session(url: str, headers: dict, ask: str, turns: int, live: bool) -> 
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         return answered, True
                     event = json.loads(msg.data)
-                    if event.get("type") == "response.done" or (
+                    if event.get("type") in ("response.done", "response.completed") or (
                             event.get("serverContent", {}).get("turnComplete")):
                         answered += 1
                         break
@@ -63,13 +63,14 @@ def settled(stack, token_hash: str, tokens: int) -> dict:
         time.sleep(0.3)
 
 
-@pytest.mark.parametrize("live", [False, True], ids=["realtime", "live"])
+@pytest.mark.parametrize("api", ["realtime", "responses", "live"])
 @pytest.mark.parametrize("budget,used,turns", [(10_000, 3_000, 2), (5_000, 6_000, 1)])
-def test_a_session_past_its_budget_is_closed_within_the_bound(stack, live, budget, used, turns):
+def test_a_session_past_its_budget_is_closed_within_the_bound(stack, api, budget, used, turns):
     """Turn k is forwarded only if (k-1) x used + TURN fits the budget, so the budget covers
     `turns`; the client asks for turns + 2; the one after the last covered is never answered
     and the session is closed; the stored spend is the metered usage; the overshoot past the
     budget is at most (used - TURN)+ (the second case: one response larger than its turn)."""
+    live = api == "live"
     provider = "gemini" if live else "openai"
     minted = stack.mint(provider, "--token-budget", f"{budget}/day")
     token, token_hash = minted["token"], minted["hash"]
@@ -79,7 +80,8 @@ def test_a_session_past_its_budget_is_closed_within_the_bound(stack, live, budge
         headers = {"x-mock-ws-usage": usage}
         ask = '{"clientContent":{"turns":[],"turnComplete":true}}'
     else:
-        url = ws_url(stack, "/v1/realtime?model=gpt-realtime")
+        path = "/v1/realtime?model=gpt-realtime" if api == "realtime" else "/v1/responses"
+        url = ws_url(stack, path)
         headers = {"authorization": f"Bearer {token}", "x-mock-ws-usage": usage}
         ask = '{"type":"response.create"}'
     answered, closed = asyncio.run(session(url, headers, ask, turns + 2, live))
