@@ -84,8 +84,12 @@ def test_a_session_past_its_budget_is_closed_within_the_bound(stack, api, budget
         url = ws_url(stack, path)
         headers = {"authorization": f"Bearer {token}", "x-mock-ws-usage": usage}
         ask = '{"type":"response.create"}'
+    stack.reset_upstream()
     answered, closed = asyncio.run(session(url, headers, ask, turns + 2, live))
     assert (answered, closed) == (turns, True)
+    # The request for the turn the budget could not cover never reached the provider.
+    [handshake] = [r for r in stack.upstream_requests() if r["kind"] == "websocket"]
+    assert [m for m in handshake["messages"] if m == ask] == [ask] * turns
     b = settled(stack, token_hash, turns * used)
     requests_seen, incomplete, tokens = metered(stack, token_hash)
     # The stored spend is exactly what the meter read: the closed session had no response
