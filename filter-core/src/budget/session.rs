@@ -11,82 +11,14 @@
 //! spends past what it held by at most one response's `(actual − per_turn)⁺` for each
 //! response running at once.
 //!
-//! The client's messages are read from the raw frames (`usage::ws`) as they pass: only the
-//! few short values that say whether a message asks for a response are copied.
+//! The client's messages are read from the raw frames (`usage::ws`) as they pass, for whether
+//! each asks for a response (`budget::asks`).
 
 use ptk_wire::GrantRelease;
 
-use crate::usage::json_capture::{JsonCapture, Path};
-use crate::usage::ws::{WsFrames, WsSink};
+use super::asks::Asks;
+use crate::usage::ws::WsFrames;
 use crate::usage::UsageApi;
-
-/// The values read from a client message (index = meaning, see [`Trigger`]).
-const OPENAI_PATHS: &[Path] = &[&["type"]];
-const LIVE_PATHS: &[Path] = &[&["clientContent", "turnComplete"], &["toolResponse"]];
-
-/// A captured value is kept up to this many bytes (`"response.create"` fits; a longer one is
-/// none of ours, a `toolResponse` only needs to be present).
-const VALUE_LIMIT: usize = 64;
-
-/// Reads one client message at a time and says whether it asks for a response.
-#[derive(Debug, Clone)]
-struct Trigger {
-    live: bool,
-    capture: JsonCapture,
-    /// The current message asks for a response.
-    asks: bool,
-    /// Messages that ended, and of those, the ones that asked for a response (not yet taken).
-    ended: u64,
-    asked: u64,
-}
-
-impl Trigger {
-    fn new(api: UsageApi) -> Trigger {
-        let live = api == UsageApi::Live;
-        let paths = if live { LIVE_PATHS } else { OPENAI_PATHS };
-        Trigger {
-            live,
-            capture: JsonCapture::new(paths, VALUE_LIMIT),
-            asks: false,
-            ended: 0,
-            asked: 0,
-        }
-    }
-
-    fn collect(&mut self) {
-        for c in self.capture.drain() {
-            let asks = match (self.live, c.path) {
-                (false, _) => c.value == b"\"response.create\"",
-                (true, 0) => c.value == b"true",
-                // A tool's answer: the model goes on with the turn.
-                (true, _) => true,
-            };
-            self.asks |= asks;
-        }
-    }
-}
-
-impl WsSink for Trigger {
-    fn data(&mut self, bytes: &[u8]) {
-        self.capture.feed(bytes);
-        self.collect();
-    }
-
-    fn message_end(&mut self) {
-        self.capture.end_document();
-        self.collect();
-        self.ended = self.ended.saturating_add(1);
-        if std::mem::take(&mut self.asks) {
-            self.asked = self.asked.saturating_add(1);
-        }
-    }
-
-    // A compressed message cannot be read: the filter never offers the extension upstream,
-    // so a client that compresses anyway gets nothing from it but the headroom check.
-    fn compressed(&mut self) {}
-
-    fn close(&mut self) {}
-}
 
 /// What a chunk of client frames held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,7 +38,7 @@ pub struct SessionBudget {
     asked: u64,
     queued: u64,
     frames: WsFrames,
-    trigger: Trigger,
+    trigger: Asks,
 }
 
 impl SessionBudget {
@@ -119,7 +51,7 @@ impl SessionBudget {
             asked: 0,
             queued: 0,
             frames: WsFrames::default(),
-            trigger: Trigger::new(api),
+            trigger: Asks::new(api == UsageApi::Live),
         };
         session.hold(grant, tokens);
         session
