@@ -9,7 +9,9 @@
 //! (`response.create`; Live: a `clientContent` with `turnComplete`, a `toolResponse`) counts
 //! one more. So a response starts with at least `per_turn` tokens held for it, and a session
 //! spends past what it held by at most one response's `(actual − per_turn)⁺` for each
-//! response running at once.
+//! response running at once. A session outlives its grants: a hold older than
+//! [`RENEW_AFTER_MS`] no longer counts, so what it covered is held again from a current grant
+//! before the reservation behind it can lapse.
 //!
 //! The client's messages are read from the raw frames (`usage::ws`) as they pass, for whether
 //! each asks for a response (`budget::asks`).
@@ -29,11 +31,24 @@ pub struct ClientChunk {
     pub asks: u64,
 }
 
+/// A hold is renewed (spent again from a current grant) this long after its grant was first
+/// spent from. The token-service lets a grant's reservation lapse 300 s after the grant
+/// expires, and nothing is spent from an expired grant, so a hold younger than this is still
+/// reserved; an older one may not be, and a long session would then spend unreserved.
+pub const RENEW_AFTER_MS: u64 = 240_000;
+
+/// Tokens held from one grant, since its first spend.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    release: GrantRelease,
+    since_ms: u64,
+}
+
 /// A budgeted session's reservation; see the module docs.
 #[derive(Debug, Clone)]
 pub struct SessionBudget {
     per_turn: u64,
-    holds: Vec<GrantRelease>,
+    holds: Vec<Hold>,
     /// Messages asking for a response: forwarded, and read but not forwarded yet.
     asked: u64,
     queued: u64,
@@ -43,8 +58,14 @@ pub struct SessionBudget {
 
 impl SessionBudget {
     /// A session of `api` that reserves `per_turn` tokens per response and holds `tokens`
-    /// of grant `grant` (spent at its handshake).
-    pub fn new(api: UsageApi, per_turn: u64, grant: u64, tokens: u64) -> SessionBudget {
+    /// of grant `grant` (spent at its handshake, host time `now_ms`).
+    pub fn new(
+        api: UsageApi,
+        per_turn: u64,
+        grant: u64,
+        tokens: u64,
+        now_ms: u64,
+    ) -> SessionBudget {
         let mut session = SessionBudget {
             per_turn,
             holds: Vec::new(),
@@ -53,27 +74,33 @@ impl SessionBudget {
             frames: WsFrames::default(),
             trigger: Asks::new(api == UsageApi::Live),
         };
-        session.hold(grant, tokens);
+        session.hold(grant, tokens, now_ms);
         session
-    }
-
-    /// One response's reservation.
-    pub fn per_turn(&self) -> u64 {
-        self.per_turn
     }
 
     /// Tokens spent from grants for this session so far.
     pub fn held(&self) -> u64 {
         self.holds
             .iter()
-            .fold(0u64, |sum, h| sum.saturating_add(h.tokens))
+            .fold(0u64, |sum, h| sum.saturating_add(h.release.tokens))
     }
 
-    /// `tokens` more spent from grant `grant`.
-    pub fn hold(&mut self, grant: u64, tokens: u64) {
-        match self.holds.iter_mut().find(|h| h.grant == grant) {
-            Some(h) => h.tokens = h.tokens.saturating_add(tokens),
-            None => self.holds.push(GrantRelease { grant, tokens }),
+    /// Of those, the ones still reserved at `now_ms` (not due for renewal).
+    fn held_fresh(&self, now_ms: u64) -> u64 {
+        self.holds
+            .iter()
+            .filter(|h| now_ms.saturating_sub(h.since_ms) < RENEW_AFTER_MS)
+            .fold(0u64, |sum, h| sum.saturating_add(h.release.tokens))
+    }
+
+    /// `tokens` more spent from grant `grant` at `now_ms`.
+    pub fn hold(&mut self, grant: u64, tokens: u64, now_ms: u64) {
+        match self.holds.iter_mut().find(|h| h.release.grant == grant) {
+            Some(h) => h.release.tokens = h.release.tokens.saturating_add(tokens),
+            None => self.holds.push(Hold {
+                release: GrantRelease { grant, tokens },
+                since_ms: now_ms,
+            }),
         }
     }
 
@@ -111,19 +138,22 @@ impl SessionBudget {
         self.asked > done
     }
 
-    /// Tokens still to hold before the next client message may go on, with `charged` what
-    /// the meter read so far and `done` the responses it saw end (0: enough held).
-    pub fn shortfall(&self, charged: u64, done: u64) -> u64 {
+    /// Tokens still to hold before the next client message may go on at `now_ms`, with
+    /// `charged` what the meter read so far and `done` the responses it saw end (0: enough
+    /// held). Holds due for renewal do not count: what they covered is held again.
+    pub fn shortfall(&self, charged: u64, done: u64, now_ms: u64) -> u64 {
         let room = self.per_turn.saturating_mul(self.running(done));
-        charged.saturating_add(room).saturating_sub(self.held())
+        charged
+            .saturating_add(room)
+            .saturating_sub(self.held_fresh(now_ms))
     }
 
     /// Everything held, to release when the session's usage is recorded.
     pub fn releases(&self) -> Vec<GrantRelease> {
         self.holds
             .iter()
-            .filter(|h| h.tokens > 0)
-            .copied()
+            .map(|h| h.release)
+            .filter(|r| r.tokens > 0)
             .collect()
     }
 }
@@ -144,7 +174,7 @@ mod tests {
 
     #[test]
     fn response_create_asks_for_a_response_and_other_events_do_not() {
-        let mut s = SessionBudget::new(UsageApi::Realtime, 100, 1, 100);
+        let mut s = SessionBudget::new(UsageApi::Realtime, 100, 1, 100, 0);
         let mut bytes = frame(r#"{"type":"conversation.item.create","item":{}}"#);
         bytes.extend(frame(r#"{"event_id":"e","type":"response.create"}"#));
         // Split anywhere: the message that ends in the second part is counted there.
@@ -164,11 +194,11 @@ mod tests {
             }
         );
         assert_eq!(s.running(0), 1);
-        assert_eq!(s.shortfall(0, 0), 0);
+        assert_eq!(s.shortfall(0, 0, 0), 0);
         s.read_client(&frame(r#"{"type":"response.create"}"#));
         assert_eq!(s.running(0), 2);
-        assert_eq!(s.shortfall(30, 0), 130);
-        assert_eq!(s.shortfall(30, 2), 30);
+        assert_eq!(s.shortfall(30, 0, 0), 130);
+        assert_eq!(s.shortfall(30, 2, 0), 30);
         // Queued asks are not open responses until they are forwarded.
         assert!(!s.asked_open(0));
         s.forwarded();
@@ -177,7 +207,7 @@ mod tests {
 
     #[test]
     fn live_turn_ends_and_tool_answers_ask_and_audio_does_not() {
-        let mut s = SessionBudget::new(UsageApi::Live, 10, 1, 10);
+        let mut s = SessionBudget::new(UsageApi::Live, 10, 1, 10, 0);
         let asks = |s: &mut SessionBudget, text: &str| s.read_client(&frame(text)).asks;
         assert_eq!(asks(&mut s, r#"{"realtimeInput":{"audio":{}}}"#), 0);
         assert_eq!(asks(&mut s, r#"{"clientContent":{"turns":[]}}"#), 0);
@@ -189,13 +219,16 @@ mod tests {
 
     #[test]
     fn holds_add_up_per_grant_and_are_released_together() {
-        let mut s = SessionBudget::new(UsageApi::Realtime, 100, 1, 100);
-        s.hold(1, 50);
-        s.hold(2, 70);
+        let mut s = SessionBudget::new(UsageApi::Realtime, 100, 1, 100, 0);
+        s.hold(1, 50, 10);
+        s.hold(2, 70, RENEW_AFTER_MS - 1);
         assert_eq!(s.held(), 220);
         let got: Vec<_> = s.releases().iter().map(|r| (r.grant, r.tokens)).collect();
         assert_eq!(got, vec![(1, 150), (2, 70)]);
         // Charged past what is held: the shortfall covers it and the next turn.
-        assert_eq!(s.shortfall(300, 0), 180);
+        assert_eq!(s.shortfall(300, 0, RENEW_AFTER_MS - 1), 180);
+        // Grant 1's hold is due for renewal: held again (its tokens still go back at the end).
+        assert_eq!(s.shortfall(300, 0, RENEW_AFTER_MS), 180 + 150);
+        assert_eq!(s.releases().len(), 2);
     }
 }

@@ -281,7 +281,7 @@ impl RequestFlow {
                 self.budget_refused(worker, &pending, Refusal::TokenServiceUnavailable)
             }
         };
-        self.start_session(&pending);
+        self.start_session(&pending, host.now_ms());
         (step, body_size)
     }
 

@@ -55,13 +55,13 @@ impl RequestFlow {
             .limits
             .default_output(pending.identified.provider);
         let step = self.spend_budget(worker, host, pending, per_turn, None);
-        self.start_session(pending);
+        self.start_session(pending, host.now_ms());
         step
     }
 
     /// The handshake's reservation is spent: it becomes the session's first hold. Nothing
     /// happens before (a top-up in flight) or for a request that is not a session.
-    pub(super) fn start_session(&mut self, pending: &PendingCheck) {
+    pub(super) fn start_session(&mut self, pending: &PendingCheck, now_ms: u64) {
         let Some(api) = self.usage.as_ref().and_then(|u| u.session_api()) else {
             return;
         };
@@ -69,7 +69,7 @@ impl RequestFlow {
             return;
         };
         self.budget = Some(Budget::Session(Box::new(Session {
-            budget: SessionBudget::new(api, estimate, grant, estimate),
+            budget: SessionBudget::new(api, estimate, grant, estimate, now_ms),
             hash: pending.hash.clone(),
             provider: pending.identified.provider,
             cache_key: pending.cache_key.clone(),
@@ -98,16 +98,16 @@ impl RequestFlow {
             session.read = size;
             return BudgetBodyStep::Buffer;
         }
-        let short = session.budget.shortfall(charged, done);
+        let now = host.now_ms();
+        let short = session.budget.shortfall(charged, done, now);
         if session.free || chunk.messages == 0 || short == 0 {
             return session.forward();
         }
         let mut releases = Vec::new();
-        let now = host.now_ms();
         let spent = spend(host.shared(), &session.cache_key, short, now, &mut releases);
         super::budget::release_all(worker, &releases);
         if let Spend::Spent { grant } = spent {
-            session.budget.hold(grant, short);
+            session.budget.hold(grant, short, now);
             return session.forward();
         }
         match session.ask(worker, host, short) {
@@ -163,13 +163,13 @@ impl RequestFlow {
                         &mut releases,
                     );
                     // Frames read while it was in flight may ask for more than it asked.
-                    let short = session.budget.shortfall(charged, done);
                     let now = host.now_ms();
+                    let short = session.budget.shortfall(charged, done, now);
                     let spent = spend(host.shared(), key, short, now, &mut releases);
                     super::budget::release_all(worker, &releases);
                     match spent {
                         Spend::Spent { grant } => {
-                            session.budget.hold(grant, short);
+                            session.budget.hold(grant, short, now);
                             true
                         }
                         Spend::Short => false,

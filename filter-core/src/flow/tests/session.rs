@@ -62,6 +62,15 @@ fn send(host: &mut FakeHost, s: &mut Stream, bytes: &[u8]) -> Action {
     action
 }
 
+/// Delivers a top-up answer; a resumed request's held frames go on (Envoy's buffer empties).
+fn top_up(host: &mut FakeHost, s: &mut Stream, answer: &[u8]) {
+    let resumed = host.ctx.resumed;
+    deliver(host, s, answer);
+    if host.ctx.resumed > resumed {
+        host.request_body.clear();
+    }
+}
+
 /// The server answers a response with `input` + `output` tokens.
 fn respond(host: &mut FakeHost, s: &mut Stream, input: u64, output: u64) {
     let done = format!(
@@ -196,7 +205,7 @@ fn a_top_up_granted_lets_the_held_message_go_and_a_failed_one_closes() {
     let asked: CheckRequest = serde_json::from_slice(&host.sent.last().unwrap().body).unwrap();
     assert_eq!(asked.budget_want, Some(300 + 2 * TURN - TURN));
     let resumed = host.ctx.resumed;
-    deliver(&mut host, &mut s, &budgeted(2, 5_000, 60_000));
+    top_up(&mut host, &mut s, &budgeted(2, 5_000, 60_000));
     assert_eq!((host.ctx.resumed, host.ctx.resets), (resumed + 1, 0));
     assert_eq!(left(&host), (2, 5_000 - 1_300));
     // The grant's answer never comes (transport failure): closed, fail closed.
@@ -287,4 +296,35 @@ fn gemini_live_reserves_per_turn_end_and_charges_each_turn() {
         (u.usage.input + u.usage.output, u.shortfall_tokens),
         (1_300, 1_000)
     );
+}
+
+#[test]
+fn a_long_session_holds_again_what_its_lapsing_grant_covered() {
+    use crate::budget::session::RENEW_AFTER_MS;
+    let mut host = FakeHost::new();
+    let a = root(CONFIG, &mut host);
+    let mut s = open(&a, &mut host, &budgeted(1, 100_000, 60_000));
+    assert_eq!(send(&mut host, &mut s, &client_frame(CREATE)), Action::Continue);
+    respond(&mut host, &mut s, 300, 400);
+    // Within the renewal age the handshake's hold still covers the next turn.
+    host.now += RENEW_AFTER_MS - 1;
+    let sent = host.sent.len();
+    assert_eq!(send(&mut host, &mut s, &client_frame(CREATE)), Action::Pause);
+    // (700 charged + 1,000 = 1,700 needed, 1,000 held: grant 1 expired, so a top-up asks.)
+    let asked: CheckRequest = serde_json::from_slice(&host.sent[sent].body).unwrap();
+    assert_eq!(asked.budget_want, Some(700));
+    top_up(&mut host, &mut s, &budgeted(2, 10_000, 600_000));
+    assert_eq!(left(&host), (2, 10_000 - 700));
+    respond(&mut host, &mut s, 100, 100);
+    // Past it, the handshake's hold (grant 1, whose reservation may lapse) no longer counts:
+    // 900 charged + 1,000 are held again from the current grant, less grant 2's 700.
+    host.now += 1;
+    assert_eq!(send(&mut host, &mut s, &client_frame(CREATE)), Action::Continue);
+    assert_eq!(left(&host), (2, 9_300 - (1_900 - 700)));
+    drop(s);
+    let r = report(&a, &mut host);
+    // Grant 1: the 99,000 it still had when found expired, and the handshake's 1,000.
+    let mut got = releases(&r);
+    got.sort_unstable();
+    assert_eq!(got, vec![(1, 100_000), (2, 700 + 1_200)]);
 }
