@@ -148,6 +148,13 @@ impl SessionBudget {
             .saturating_sub(self.held_fresh(now_ms))
     }
 
+    /// What an unfinished session is charged beyond what was metered: one turn for each
+    /// response asked for and not ended, at least one (`done`: responses ended).
+    pub fn unfinished(&self, done: u64) -> u64 {
+        let open = self.asked.saturating_sub(done).max(1);
+        self.per_turn.saturating_mul(open)
+    }
+
     /// Everything held, to release when the session's usage is recorded.
     pub fn releases(&self) -> Vec<GrantRelease> {
         self.holds

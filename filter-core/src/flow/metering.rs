@@ -310,7 +310,7 @@ impl RequestFlow {
             _ => 0,
         };
         // A WebSocket session: every reservation it held (`session.rs`).
-        let (held, session_shortfall) = self.settle_session(complete, done, open, seen);
+        let (held, session_shortfall) = self.settle_session(complete, done, open);
         let shortfall_tokens = shortfall_tokens.saturating_add(session_shortfall);
         let response = MeteredResponse {
             hash: &watch.hash,

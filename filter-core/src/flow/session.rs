@@ -207,14 +207,14 @@ impl RequestFlow {
     }
 
     /// A session's usage is being recorded: what it held, to release in the same batch, and
-    /// its shortfall (`seen` tokens metered): an incomplete session with a response still
-    /// running is charged what it held, like an HTTP request its estimate.
+    /// its shortfall: an incomplete session with a response still running is charged one
+    /// turn's reservation for each, like an HTTP request its estimate (`done`: responses the
+    /// meter saw end; `open`: one started and did not).
     pub(super) fn settle_session(
         &mut self,
         complete: bool,
         done: u64,
         open: bool,
-        seen: u64,
     ) -> (Vec<GrantRelease>, u64) {
         let Some(Budget::Session(session)) = self.budget.take() else {
             return (Vec::new(), 0);
@@ -223,7 +223,7 @@ impl RequestFlow {
         let shortfall = if complete || !running {
             0
         } else {
-            session.budget.held().saturating_sub(seen)
+            session.budget.unfinished(done)
         };
         (session.budget.releases(), shortfall)
     }

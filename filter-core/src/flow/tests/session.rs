@@ -304,12 +304,18 @@ fn a_long_session_holds_again_what_its_lapsing_grant_covered() {
     let mut host = FakeHost::new();
     let a = root(CONFIG, &mut host);
     let mut s = open(&a, &mut host, &budgeted(1, 100_000, 60_000));
-    assert_eq!(send(&mut host, &mut s, &client_frame(CREATE)), Action::Continue);
+    assert_eq!(
+        send(&mut host, &mut s, &client_frame(CREATE)),
+        Action::Continue
+    );
     respond(&mut host, &mut s, 300, 400);
     // Within the renewal age the handshake's hold still covers the next turn.
     host.now += RENEW_AFTER_MS - 1;
     let sent = host.sent.len();
-    assert_eq!(send(&mut host, &mut s, &client_frame(CREATE)), Action::Pause);
+    assert_eq!(
+        send(&mut host, &mut s, &client_frame(CREATE)),
+        Action::Pause
+    );
     // (700 charged + 1,000 = 1,700 needed, 1,000 held: grant 1 expired, so a top-up asks.)
     let asked: CheckRequest = serde_json::from_slice(&host.sent[sent].body).unwrap();
     assert_eq!(asked.budget_want, Some(700));
@@ -319,7 +325,10 @@ fn a_long_session_holds_again_what_its_lapsing_grant_covered() {
     // Past it, the handshake's hold (grant 1, whose reservation may lapse) no longer counts:
     // 900 charged + 1,000 are held again from the current grant, less grant 2's 700.
     host.now += 1;
-    assert_eq!(send(&mut host, &mut s, &client_frame(CREATE)), Action::Continue);
+    assert_eq!(
+        send(&mut host, &mut s, &client_frame(CREATE)),
+        Action::Continue
+    );
     assert_eq!(left(&host), (2, 9_300 - (1_900 - 700)));
     drop(s);
     let r = report(&a, &mut host);
