@@ -322,6 +322,13 @@ pub fn record_metric(id: u32, value: u64) -> Status {
     unsafe { proxy_record_metric(id, value) }
 }
 
+/// Resets the HTTP stream of the current context (from one of its own callbacks); `false` if
+/// the host refused.
+pub fn reset_stream() -> bool {
+    // SAFETY: plain integer argument.
+    unsafe { proxy_close_stream(STREAM_HTTP_REQUEST) == OK }
+}
+
 /// Resets the HTTP stream of another context from the root context, then makes `root_id`
 /// effective again so later calls (callouts) stay the root's. `false` if the host refused
 /// (the stream may already be gone).

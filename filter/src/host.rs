@@ -174,6 +174,10 @@ impl ContextHost for EnvoyHost {
         abi::close_stream(context_id, root_id)
     }
 
+    fn reset_stream(&mut self) -> bool {
+        abi::reset_stream()
+    }
+
     fn set_tick(&mut self, period_ms: u64) {
         let _ = abi::set_tick(period_ms);
     }

@@ -768,6 +768,42 @@ def gemini_live_reply(path: str, frame: str) -> str | None:
     return None
 
 
+def ws_usage_replies(path: str, frame: str, usage: str | None) -> list[str] | None:
+    """With ``x-mock-ws-usage: IN,OUT`` on the handshake, a session answers each request for a
+    response with one that used IN input and OUT output tokens, as the real servers report
+    them: an OpenAI Realtime ``response.create`` with ``response.created`` then
+    ``response.done`` (its ``response.usage``); Responses over a WebSocket with
+    ``response.created`` then ``response.completed``; a Gemini Live ``clientContent`` with
+    ``turnComplete`` with a model turn, then ``usageMetadata`` and ``turnComplete``. ``None``
+    for anything else (echoed)."""
+    if usage is None:
+        return None
+    try:
+        tokens_in, tokens_out = (int(n) for n in usage.split(","))
+        msg = json.loads(frame)
+    except ValueError:
+        return None
+    if not isinstance(msg, dict):
+        return None
+    if GEMINI_LIVE_METHOD in path:
+        if not (msg.get("clientContent") or {}).get("turnComplete"):
+            return None
+        meta = {"promptTokenCount": tokens_in, "responseTokenCount": tokens_out,
+                "totalTokenCount": tokens_in + tokens_out}
+        turn = {"modelTurn": {"role": "model", "parts": [{"text": "hi"}]}}
+        return [_dumps({"serverContent": turn}),
+                _dumps({"serverContent": {"turnComplete": True}, "usageMetadata": meta})]
+    if msg.get("type") != "response.create":
+        return None
+    rid = _uid("resp_")
+    used = {"input_tokens": tokens_in, "output_tokens": tokens_out,
+            "total_tokens": tokens_in + tokens_out}
+    end = "response.completed" if path.rstrip("/").endswith("/responses") else "response.done"
+    return [_dumps({"type": "response.created", "response": {"id": rid, "status": "in_progress"}}),
+            _dumps({"type": end, "response": {"id": rid, "status": "completed",
+                                              "model": "gpt-realtime", "usage": used}})]
+
+
 # --------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------

@@ -380,7 +380,9 @@ def make_app(state: State, log: bool = True) -> web.Application:
         return resp
 
     async def handle_ws(request: web.Request, received: float) -> web.StreamResponse:
-        _record(state, request, "websocket", b"", received)
+        record = _record(state, request, "websocket", b"", received)
+        # The session's text messages as they arrive (in the handshake's record).
+        record["messages"] = messages = []
         geo = geo_block.response(request, state.region_supported)
         if geo is not None:
             return web.json_response(geo, status=403)
@@ -425,6 +427,8 @@ def make_app(state: State, log: bool = True) -> web.Application:
         async for msg in _iter_ws(ws):
             if msg.type == WSMsgType.TEXT:
                 text = msg.data
+                with state._lock:  # noqa: SLF001 - snapshot() copies under the same lock
+                    messages.append(text)
                 if text.startswith("__close:"):
                     _, code_s, reason = (text.split(":", 2) + ["", ""])[:3]
                     try:
@@ -433,7 +437,9 @@ def make_app(state: State, log: bool = True) -> web.Application:
                         code = 1000
                     await ws.close(code=code, message=reason.encode())
                     break
-                await ws.send_str(fx.gemini_live_reply(request.path, text) or text)
+                usage = fx.ws_usage_replies(request.path, text, request.headers.get("x-mock-ws-usage"))
+                for reply in usage or [fx.gemini_live_reply(request.path, text) or text]:
+                    await ws.send_str(reply)
             elif msg.type == WSMsgType.BINARY:
                 await ws.send_bytes(msg.data)
             elif msg.type == WSMsgType.CLOSE:

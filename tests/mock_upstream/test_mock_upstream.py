@@ -494,6 +494,37 @@ def test_websocket_gemini_live_setup_is_answered_with_setup_complete(mock):
     asyncio.run(asyncio.wait_for(run(), 10))
 
 
+def test_websocket_usage_per_response_when_asked(mock):
+    """`x-mock-ws-usage: IN,OUT`: each request for a response gets one with that usage."""
+    live = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+    usage = {"x-mock-ws-usage": "30,12"}
+
+    async def run():
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(ws_url(mock, "/v1/realtime"), headers=usage) as ws:
+                await ws.send_str('{"type":"input_audio_buffer.append","audio":""}')  # echoed
+                assert json.loads((await ws.receive(timeout=5)).data)["type"].startswith("input")
+                await ws.send_str('{"type":"response.create"}')
+                created = json.loads((await ws.receive(timeout=5)).data)
+                done = json.loads((await ws.receive(timeout=5)).data)
+                assert (created["type"], done["type"]) == ("response.created", "response.done")
+                assert done["response"]["usage"]["input_tokens"] == 30
+                assert done["response"]["usage"]["output_tokens"] == 12
+            async with s.ws_connect(ws_url(mock, "/v1/responses"), headers=usage) as ws:
+                await ws.send_str('{"type":"response.create"}')
+                await ws.receive(timeout=5)
+                done = json.loads((await ws.receive(timeout=5)).data)
+                assert done["type"] == "response.completed"
+            async with s.ws_connect(ws_url(mock, live), headers=usage) as ws:
+                await ws.send_str('{"clientContent":{"turnComplete":true}}')
+                assert "modelTurn" in json.loads((await ws.receive(timeout=5)).data)["serverContent"]
+                end = json.loads((await ws.receive(timeout=5)).data)
+                assert end["serverContent"]["turnComplete"] is True
+                assert end["usageMetadata"]["totalTokenCount"] == 42
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+
+
 def test_websocket_client_close_code_and_reason_echoed(mock):
     async def run():
         async with aiohttp.ClientSession() as s:

@@ -36,6 +36,8 @@ pub(super) enum Budget {
     },
     /// Spent from a grant: released when its usage is recorded.
     Spent { grant: u64, estimate: u64 },
+    /// A WebSocket session under way, holding its reservations (`session.rs`).
+    Session(Box<super::session::Session>),
 }
 
 /// What to do with a request body chunk of a budgeted request.
@@ -47,6 +49,8 @@ pub enum BudgetBodyStep {
     Buffer,
     /// Spent, refused or asking for a top-up.
     Decided(Step),
+    /// A WebSocket session's budget cannot cover its next turn: reset the session.
+    Close,
 }
 
 impl RequestFlow {
@@ -75,10 +79,13 @@ impl RequestFlow {
         if !budgeted || model_source(pending.identified.dialect, head) == ModelSource::NotSpending {
             return Step::Forward;
         }
-        // A WebSocket session spends per turn, which one estimate at the handshake cannot
-        // bound: refused under a budget, like every route the meter does not read.
-        if self.usage.is_none() || head.is_websocket_upgrade() {
+        // Refused under a budget: what the meter does not read could not be settled.
+        if self.usage.is_none() {
             return self.budget_refused(worker, pending, Refusal::BudgetUnmetered);
+        }
+        // A WebSocket session spends per turn: its reservation is kept ahead of its turns.
+        if head.is_websocket_upgrade() {
+            return self.session_gate(worker, host, pending);
         }
         if !self.bodiless && worker.config.limits.body_hold {
             // The model gate may have marked it already; the mark is idempotent.
@@ -105,7 +112,8 @@ impl RequestFlow {
         }
         let provider = pending.identified.provider;
         let default = worker.config.limits.default_output(provider);
-        self.spend_budget(worker, host, pending, estimate(input, None, default), None)
+        let estimate = estimate(input, None, default);
+        self.spend_budget(worker, host, pending, (estimate, true), None)
     }
 
     /// A request body chunk (`size`: all Envoy buffered) of a request waiting on its body to
@@ -117,6 +125,9 @@ impl RequestFlow {
         size: usize,
         end: bool,
     ) -> BudgetBodyStep {
+        if let (Some(worker), Some(Budget::Session(_))) = (worker, self.budget.as_ref()) {
+            return self.session_body(worker, host, size);
+        }
         let (Some(worker), Some(Budget::Body(_))) = (worker, self.budget.as_ref()) else {
             return BudgetBodyStep::Pass;
         };
@@ -132,21 +143,28 @@ impl RequestFlow {
             .limits
             .default_output(pending.identified.provider);
         let estimate = body_estimate(&body, default);
-        BudgetBodyStep::Decided(self.spend_budget(worker, host, &pending, estimate, Some(size)))
+        let step = self.spend_budget(worker, host, &pending, (estimate, true), Some(size));
+        BudgetBodyStep::Decided(step)
     }
 
-    /// Spends `estimate` from the token's grant, or asks for a top-up when it is short.
-    fn spend_budget(
+    /// Spends `estimate` from the token's grant, or asks for a top-up when it is short. A
+    /// plain request (`may_renew`) may claim the grant's renewal; a WebSocket handshake does
+    /// not (its response is the session's upgrade, not worth holding for one).
+    pub(super) fn spend_budget(
         &mut self,
         worker: &Worker,
         host: &mut impl Host,
         pending: &PendingCheck,
-        estimate: u64,
+        (estimate, may_renew): (u64, bool),
         body_size: Option<usize>,
     ) -> Step {
         let mut releases = Vec::new();
         let now = host.now_ms();
-        let claim_ms = worker.config.token_service.timeout_ms;
+        let claim_ms = if may_renew {
+            worker.config.token_service.timeout_ms
+        } else {
+            0
+        };
         let spent = spend(
             host.shared(),
             &pending.cache_key,
@@ -157,7 +175,7 @@ impl RequestFlow {
         release_all(worker, &releases);
         if let Spend::Spent { grant, renew } = spent {
             self.budget = Some(Budget::Spent { grant, estimate });
-            if renew {
+            if renew && may_renew {
                 self.start_renewal(worker, host, pending);
             }
             return Step::Forward;
@@ -268,6 +286,7 @@ impl RequestFlow {
                 self.budget_refused(worker, &pending, Refusal::TokenServiceUnavailable)
             }
         };
+        self.start_session(&pending, host.now_ms());
         (step, body_size)
     }
 

@@ -12,8 +12,8 @@ use crate::flow::model_gate::GateStep;
 use crate::flow::revalidation::{report_activity, Revalidations};
 use crate::flow::timings::{RequestClock, Timings};
 use crate::flow::{
-    BodyStep, BudgetBodyStep, HeadersStep, Level, RequestBodyHost, RequestFlow, ResponseHost, Step,
-    Worker,
+    BodyStep, BudgetBodyStep, HeadersStep, Level, RequestBodyHost, RequestFlow, ResponseHost,
+    SessionStep, Step, Worker,
 };
 use crate::log_path::redacted_path;
 use crate::refusal::{LocalReply, Refusal};
@@ -41,6 +41,8 @@ pub trait ContextHost: ResponseHost + RequestBodyHost {
     /// Resets the HTTP stream of request `context_id` on behalf of the root `root_id`;
     /// `false` if the host refused (the stream may already be gone).
     fn close_stream(&mut self, context_id: u32, root_id: u32) -> bool;
+    /// Resets this request's own stream, from one of its callbacks; `false` if refused.
+    fn reset_stream(&mut self) -> bool;
     /// Asks for a tick every `period_ms`.
     fn set_tick(&mut self, period_ms: u64);
     /// Host time in microseconds since the Unix epoch (for the overhead histograms).
@@ -78,6 +80,18 @@ fn reply(host: &mut impl ContextHost, reply: &LocalReply) -> Action {
     }
     if !host.send_reply(reply) {
         host.log(Level::Error, "ptk filter: could not send a local reply");
+    }
+    Action::Pause
+}
+
+/// Resets this request's stream (a WebSocket session whose budget ran out: past the 101 no
+/// local reply can be sent); what it held is never forwarded.
+fn reset(host: &mut impl ContextHost) -> Action {
+    if !host.reset_stream() {
+        host.log(
+            Level::Error,
+            "ptk filter: could not close a WebSocket session",
+        );
     }
     Action::Pause
 }
@@ -162,6 +176,22 @@ impl Stream {
                     .on_renewal_answer(&worker, host, status, body.as_deref());
                 if held && !host.resume_response() {
                     host.log(Level::Error, "ptk filter: could not resume a response");
+                }
+            }
+            return;
+        }
+        if self.flow.expects_session_top_up(token_id) {
+            if let Some(worker) = self.worker.clone() {
+                let (status, body) = answer(host, size);
+                let flow = &mut self.flow;
+                match flow.on_session_answer(&worker, host, status, body.as_deref()) {
+                    SessionStep::Resume => {
+                        self.request_held = 0;
+                        carry_out(host, Step::Forward, true);
+                    }
+                    SessionStep::Close => {
+                        reset(host);
+                    }
                 }
             }
             return;
@@ -253,6 +283,7 @@ impl Stream {
             BudgetBodyStep::Decided(Step::Forward) => {}
             BudgetBodyStep::Decided(Step::CallOut { .. }) => return Action::Pause,
             BudgetBodyStep::Decided(Step::Reply(local)) => return reply(host, &local),
+            BudgetBodyStep::Close => return reset(host),
         }
         self.after_gates(host, size, end)
     }
@@ -296,6 +327,7 @@ impl Stream {
             // The top-up check's answer resumes the request (its trailers) or replies.
             BudgetBodyStep::Decided(Step::CallOut { .. }) => Action::Pause,
             BudgetBodyStep::Decided(Step::Reply(local)) => reply(host, &local),
+            BudgetBodyStep::Close => reset(host),
         }
     }
 

@@ -77,10 +77,12 @@ pub enum Counter {
     BudgetTopUps,
     /// A budget grant renewal sent ahead of need (`grant_renewal.rs`).
     BudgetRenewals,
+    /// A budgeted WebSocket session closed because its budget could not cover its next turn.
+    BudgetSessionsClosed,
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 40;
+pub const COUNTERS: usize = 41;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -129,6 +131,7 @@ impl Counter {
         Counter::Refused(Refusal::BudgetUnmetered),
         Counter::BudgetTopUps,
         Counter::BudgetRenewals,
+        Counter::BudgetSessionsClosed,
     ];
 
     /// The counters kept per provider, each family for every built-in provider (walked from
@@ -217,6 +220,7 @@ impl Counter {
             Counter::GeoRouted => "geo_fallback.routed",
             Counter::BudgetTopUps => "budget.top_ups",
             Counter::BudgetRenewals => "budget.renewals",
+            Counter::BudgetSessionsClosed => "budget.sessions_closed",
         };
         name.into()
     }
@@ -267,6 +271,7 @@ impl Counter {
             Counter::GeoRouted => 34,
             Counter::BudgetTopUps => 38,
             Counter::BudgetRenewals => 39,
+            Counter::BudgetSessionsClosed => 40,
             // Counted per provider (`Counts::by_provider`), past every slot.
             Counter::CredentialRefused(_)
             | Counter::AllowedBy(_)

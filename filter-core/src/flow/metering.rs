@@ -291,6 +291,10 @@ impl RequestFlow {
             return None;
         }
         let metered = watch.meter.as_mut().map(|meter| meter.finish(normally));
+        let (done, open) = watch
+            .meter
+            .as_ref()
+            .map_or((0, false), |m| (m.responses_done(), m.response_open()));
         let (usage, model, complete) = match &metered {
             Some(m) => (m.usage, m.model.as_deref(), m.complete),
             None => (Default::default(), None, false),
@@ -309,6 +313,9 @@ impl RequestFlow {
             Some((_, estimate)) if !complete && watch.status < 400 => estimate.saturating_sub(seen),
             _ => 0,
         };
+        // A WebSocket session: every reservation it held (`session.rs`).
+        let (held, session_shortfall) = self.settle_session(complete, done, open);
+        let shortfall_tokens = shortfall_tokens.saturating_add(session_shortfall);
         let response = MeteredResponse {
             hash: &watch.hash,
             provider: watch.provider.as_str(),
@@ -327,6 +334,9 @@ impl RequestFlow {
             let recorded = batch.record_usage(&response);
             if let (true, Some((grant, estimate))) = (recorded, spent) {
                 batch.release(grant, estimate);
+            }
+            for r in held.iter().filter(|_| recorded) {
+                batch.release(r.grant, r.tokens);
             }
             recorded
         });
@@ -349,6 +359,21 @@ impl RequestFlow {
             usage,
             complete,
         })
+    }
+}
+
+impl UsageWatch {
+    /// The API of a WebSocket session (`None`: not one).
+    pub(super) fn session_api(&self) -> Option<UsageApi> {
+        self.upgrade.then_some(self.api)
+    }
+
+    /// A session's running charge (input + output tokens metered) and the responses (Live:
+    /// turns) seen ending; zeros before its first server message.
+    pub(super) fn session_progress(&self) -> (u64, u64) {
+        self.meter
+            .as_ref()
+            .map_or((0, 0), |m| (m.seen_tokens(), m.responses_done()))
     }
 }
 

@@ -29,6 +29,7 @@ mod model_gate;
 mod response;
 mod revalidation;
 mod sender;
+mod session;
 mod timings;
 mod verdict;
 mod worker;
@@ -43,6 +44,7 @@ pub use counts::{Counter, Counts, COUNTERS, CREDENTIAL_REFUSED};
 pub use metering::{Metered, RequestBodyHost};
 pub use meters::{Meters, MetricType};
 pub use revalidation::{report_activity, Revalidations};
+pub use session::SessionStep;
 pub use timings::{Timings, CHECK_CALLOUT, OVERHEAD};
 pub use worker::Worker;
 

@@ -125,6 +125,9 @@ struct Totals {
     /// WebSocket: a close frame arrived; a compressed message was skipped.
     closed: bool,
     compressed: bool,
+    /// Responses (Live: turns) that started and that ended, in a session (for its budget).
+    started: u64,
+    done: u64,
 }
 
 impl Totals {
@@ -158,7 +161,11 @@ impl Totals {
     fn apply_responses(&mut self, doc: &Document) {
         self.note_model(doc.string(1).or_else(|| doc.string(4)));
         match doc.string(2) {
+            Some(event) if event == "response.created" => {
+                self.started = self.started.saturating_add(1)
+            }
             Some(event) if openai::is_terminal_response_event(&event) => {
+                self.done = self.done.saturating_add(1);
                 if let Some(usage) = doc.value(3).and_then(openai::decode) {
                     self.summed.add(&usage);
                     self.final_seen = true;
@@ -210,10 +217,15 @@ impl Totals {
     /// they are summed, never overwritten.
     fn apply_realtime(&mut self, doc: &Document) {
         self.note_model(doc.string(3).or_else(|| doc.string(2)));
-        if doc.string(0).as_deref() == Some("response.done") {
-            if let Some(usage) = doc.value(1).and_then(openai::decode) {
-                self.summed.add(&usage);
+        match doc.string(0).as_deref() {
+            Some("response.created") => self.started = self.started.saturating_add(1),
+            Some("response.done") => {
+                self.done = self.done.saturating_add(1);
+                if let Some(usage) = doc.value(1).and_then(openai::decode) {
+                    self.summed.add(&usage);
+                }
             }
+            _ => {}
         }
     }
 
@@ -224,6 +236,7 @@ impl Totals {
             self.latest = Some(usage);
         }
         if doc.value(1) == Some(b"true".as_slice()) {
+            self.done = self.done.saturating_add(1);
             if let Some(turn) = self.latest.take() {
                 self.summed.add(&turn);
             }
@@ -343,6 +356,22 @@ impl UsageMeter {
             self.doc.capture.feed(chunk);
             self.doc.collect();
         }
+    }
+
+    /// Input plus output tokens read so far (a session's running charge).
+    pub fn seen_tokens(&self) -> u64 {
+        let usage = self.totals.usage();
+        usage.input.saturating_add(usage.output)
+    }
+
+    /// Responses (Live: turns) of a session seen ending so far.
+    pub fn responses_done(&self) -> u64 {
+        self.totals.done
+    }
+
+    /// Whether a session's response (Live: turn) started and has not ended yet.
+    pub fn response_open(&self) -> bool {
+        self.totals.started > self.totals.done || self.totals.latest.is_some()
     }
 
     /// The body ended: `normally` when the stream reached its end (not reset, not cut off).

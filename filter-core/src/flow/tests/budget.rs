@@ -302,11 +302,12 @@ fn routes_that_spend_unmetered_are_refused_and_free_ones_pass_unspent() {
         let json: serde_json::Value = serde_json::from_slice(&host.replies[0].body).unwrap();
         assert_eq!(json["error"]["code"], "not_metered_under_budget");
     }
-    // A WebSocket session: refused too.
+    // A WebSocket session the meter does not read: refused too (Realtime, Responses and
+    // Live sessions are budgeted per turn: `tests/session.rs`).
     host.replies.clear();
     let ws = head(
         "GET",
-        "/v1/realtime?model=gpt-realtime",
+        "/v1/chat/completions",
         &[("connection", "upgrade"), ("upgrade", "websocket")],
     );
     let (_s, _) = headers(&a, &mut host, ws, true, &grant);

@@ -22,6 +22,8 @@ pub struct ContextFake {
     pub added: Vec<(u32, i64)>,
     /// (request context, root context) of each stream reset.
     pub closed: Vec<(u32, u32)>,
+    /// Resets of the stream by itself.
+    pub resets: usize,
     pub tick_ms: Option<u64>,
     /// Host time in µs, and the histogram samples recorded (id, value).
     pub now_us: u64,
@@ -65,6 +67,11 @@ impl ContextHost for FakeHost {
 
     fn close_stream(&mut self, context_id: u32, root_id: u32) -> bool {
         self.ctx.closed.push((context_id, root_id));
+        true
+    }
+
+    fn reset_stream(&mut self) -> bool {
+        self.ctx.resets += 1;
         true
     }
 

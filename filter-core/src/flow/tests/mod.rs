@@ -17,6 +17,7 @@ mod key_refusal;
 mod metering;
 mod model_gate;
 mod response;
+mod session;
 mod tick;
 
 use ptk_wire::{CheckRequest, CheckResponse, DenyReason, Lease, Provider, Revalidation};
