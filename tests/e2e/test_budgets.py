@@ -144,9 +144,10 @@ def filter_counter(stack, name: str) -> int:
 
 
 def test_a_busy_token_renews_its_grant_ahead_so_its_requests_do_not_wait(stack):
-    """240 requests, 8 at a time, of a token whose grants cover ~48 of them each: the grant is
-    renewed ahead (one renewal per grant, over both workers) instead of the requests that find
-    it short each waiting on a top-up of their own (what every exhausted grant cost before)."""
+    """240 requests, 8 at a time, of a token whose first grant covers ~48 of them: the grant is
+    renewed ahead (one renewal per grant, over both workers, sized to the rate it went)
+    instead of the requests that find it short each waiting on a top-up of their own (what
+    every exhausted grant cost before)."""
     minted = stack.mint("openai", "--token-budget", "100000000/day",
                         "--rate-limit", "100000/60")
     token = minted["token"]
@@ -167,9 +168,11 @@ def test_a_busy_token_renews_its_grant_ahead_so_its_requests_do_not_wait(stack):
     assert codes == [200] * 240, sorted(set((c, codes.count(c)) for c in codes))
     renewed = filter_counter(stack, "budget.renewals") - renewals
     waited = filter_counter(stack, "budget.top_ups") - top_ups
-    # 240 × 4,100 tokens over 200,000-token grants (renewed below 50,000): at least 4
-    # renewals; a top-up only when a grant ran dry before its renewal's answer came.
-    assert renewed >= 4, (renewed, waited)
+    # 240 × 4,100 tokens: the first grant (200,000, ~48 requests) goes in well under a second,
+    # so its renewal asks for a second's spend at that rate (up to 16 times: 3.2 million,
+    # the rest of the run); a top-up only when a grant ran dry before its renewal's answer.
+    # Without renewals: ~20 top-ups (one per dry grant, more under concurrency).
+    assert renewed >= 1, (renewed, waited)
     assert waited <= 2, (renewed, waited)
 
 

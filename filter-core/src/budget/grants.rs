@@ -10,7 +10,9 @@
 //! holds when to renew: below a quarter of the grant's tokens, or once three quarters of its
 //! life are gone. The spend that first finds one of those true *claims* the renewal in the same
 //! compare-and-swap (`renewing_until_ms`), so exactly one request over all workers asks for the
-//! next grant while the others go on spending what is left.
+//! next grant while the others go on spending what is left. A grant spent in less than
+//! [`RATE_TARGET_MS`] asks for one sized to the rate it was spent at (`budget_want`), so a
+//! busy token renews about once a second rather than once per few requests.
 
 use ptk_wire::{BudgetGrant, GrantRelease};
 
@@ -26,8 +28,15 @@ const RENEW_BELOW_DIVISOR: u64 = 4;
 const RENEW_AFTER_LIFE_NUM: u64 = 3;
 const RENEW_AFTER_LIFE_DEN: u64 = 4;
 
+/// A renewal asks for what the token spends in this long (ms) at the rate it spent its grant.
+pub const RATE_TARGET_MS: u64 = 1_000;
+
+/// A renewal asks for at most this many times the grant it renews (a burst measured over a
+/// few ms does not ask for the whole budget at once).
+const MAX_GROWTH: u64 = 16;
+
 /// Bytes of an entry; [`LEGACY_LEN`] is the format before renewals (read as never renewing).
-const ENTRY_LEN: usize = 48;
+const ENTRY_LEN: usize = 64;
 const LEGACY_LEN: usize = 24;
 
 /// The shared-data key of the grant entry of a verdict cache key.
@@ -50,6 +59,10 @@ pub struct GrantEntry {
     pub renew_after_ms: u64,
     /// Host time (ms) until which a claimed renewal is in flight (0: none claimed).
     pub renewing_until_ms: u64,
+    /// Tokens granted.
+    pub tokens: u64,
+    /// Host time (ms) the grant counts from (its check was sent).
+    pub since_ms: u64,
 }
 
 impl GrantEntry {
@@ -65,6 +78,8 @@ impl GrantEntry {
             renew_below: grant.tokens.checked_div(RENEW_BELOW_DIVISOR).unwrap_or(0),
             renew_after_ms: sent_ms.saturating_add(renew_in),
             renewing_until_ms: 0,
+            tokens: grant.tokens,
+            since_ms: sent_ms,
         }
     }
 
@@ -77,6 +92,8 @@ impl GrantEntry {
             self.renew_below,
             self.renew_after_ms,
             self.renewing_until_ms,
+            self.tokens,
+            self.since_ms,
         ];
         for (slot, field) in out.chunks_exact_mut(8).zip(fields) {
             slot.copy_from_slice(&field.to_le_bytes());
@@ -100,7 +117,29 @@ impl GrantEntry {
             renew_below: fields.next().flatten().unwrap_or(0),
             renew_after_ms: fields.next().flatten().unwrap_or(u64::MAX),
             renewing_until_ms: fields.next().flatten().unwrap_or(0),
+            tokens: fields.next().flatten().unwrap_or(remaining),
+            since_ms: fields.next().flatten().unwrap_or(0),
         })
+    }
+
+    /// What a renewal claimed by a spend leaving `left` at `now_ms` asks for: the tokens spent
+    /// in [`RATE_TARGET_MS`] at the rate this grant went, if it went faster than that, at most
+    /// [`MAX_GROWTH`] times this grant; 0 (the token-service's own sizing) otherwise.
+    fn rate_want(self, left: u64, now_ms: u64) -> u64 {
+        let spent = self.tokens.saturating_sub(left);
+        let elapsed = now_ms.saturating_sub(self.since_ms).max(1);
+        if elapsed >= RATE_TARGET_MS {
+            return 0;
+        }
+        let want = spent
+            .saturating_mul(RATE_TARGET_MS)
+            .checked_div(elapsed)
+            .unwrap_or(0);
+        // No faster than its own size a second: the token-service's sizing is enough.
+        if want <= self.tokens {
+            return 0;
+        }
+        want.min(self.tokens.saturating_mul(MAX_GROWTH))
     }
 
     /// Whether a spend leaving `left` tokens at `now_ms` claims the renewal: it is due and no
@@ -167,9 +206,9 @@ pub enum Spend {
     Spent {
         /// The grant's id (its release names it).
         grant: u64,
-        /// This spend claimed the grant's renewal: the caller asks for the next grant (the
-        /// claim lapses after `claim_ms` if it never does).
-        renew: bool,
+        /// This spend claimed the grant's renewal: the caller asks for the next grant with
+        /// this `budget_want` (the claim lapses after `claim_ms` if it never does).
+        renew: Option<u64>,
     },
     /// No grant, an expired one, or too few tokens left: ask for a top-up.
     Short,
@@ -201,8 +240,9 @@ pub fn spend(
                 Spend::Short,
             ),
             Some(left) => {
-                let renew = entry.claims_renewal(left, now_ms);
-                let renewing_until_ms = if renew {
+                let claimed = entry.claims_renewal(left, now_ms);
+                let renew = claimed.then(|| entry.rate_want(left, now_ms));
+                let renewing_until_ms = if claimed {
                     now_ms.saturating_add(claim_ms)
                 } else {
                     entry.renewing_until_ms
@@ -360,7 +400,7 @@ mod tests {
             s,
             Spend::Spent {
                 grant: 1,
-                renew: false
+                renew: None
             }
         );
         // 30 -> 20: below 25, the first spend claims the renewal, the next ones do not.
@@ -369,7 +409,7 @@ mod tests {
             s,
             Spend::Spent {
                 grant: 1,
-                renew: true
+                renew: Some(1600)
             }
         );
         let s = spend(&shared, "k", 10, at(T + CLAIM - 1), &mut rel);
@@ -377,7 +417,7 @@ mod tests {
             s,
             Spend::Spent {
                 grant: 1,
-                renew: false
+                renew: None
             }
         );
         // The claim lapsed (its renewal never came): the next spend claims it again.
@@ -386,7 +426,7 @@ mod tests {
             s,
             Spend::Spent {
                 grant: 1,
-                renew: true
+                renew: Some(182)
             }
         );
         // A new grant starts unclaimed.
@@ -396,7 +436,7 @@ mod tests {
             s,
             Spend::Spent {
                 grant: 2,
-                renew: true
+                renew: Some(160)
             }
         );
     }
@@ -412,7 +452,7 @@ mod tests {
             s,
             Spend::Spent {
                 grant: 1,
-                renew: false
+                renew: None
             }
         );
         let s = spend(&shared, "k", 1, (T + 750, CLAIM), &mut rel);
@@ -420,7 +460,7 @@ mod tests {
             s,
             Spend::Spent {
                 grant: 1,
-                renew: true
+                renew: Some(0)
             }
         );
     }
@@ -439,11 +479,50 @@ mod tests {
             s,
             Spend::Spent {
                 grant: 5,
-                renew: false
+                renew: None
             }
         );
         // Neither a legacy entry nor any other length but the two formats decodes.
         assert!(GrantEntry::decode(&legacy[..16]).is_none());
         assert!(GrantEntry::decode(&[0u8; 32]).is_none());
+    }
+
+    #[test]
+    fn a_renewal_asks_for_a_second_of_spend_at_the_rate_the_grant_went() {
+        let shared = SharedDataDouble::default();
+        let anchor = CasAnchor::refresh(&shared);
+        let mut rel = Vec::new();
+        let big = |id| {
+            GrantEntry::new(
+                &BudgetGrant {
+                    id,
+                    tokens: 200_000,
+                    expires_in_ms: 60_000,
+                },
+                T,
+            )
+        };
+        let want = |s: Spend| match s {
+            Spend::Spent { renew, .. } => renew,
+            Spend::Short => panic!("short"),
+        };
+        // 160,000 spent in 500 ms: 320,000 a second.
+        assert!(install(&shared, anchor, "k", big(1), &mut rel));
+        assert_eq!(
+            want(spend(&shared, "k", 160_000, (T + 500, CLAIM), &mut rel)),
+            Some(320_000)
+        );
+        // In 10 ms: 16 million a second, asked for at most 16 times the grant.
+        assert!(install(&shared, anchor, "k", big(2), &mut rel));
+        assert_eq!(
+            want(spend(&shared, "k", 160_000, (T + 10, CLAIM), &mut rel)),
+            Some(3_200_000)
+        );
+        // In 2 s: slower than a grant a second, the token-service sizes it.
+        assert!(install(&shared, anchor, "k", big(3), &mut rel));
+        assert_eq!(
+            want(spend(&shared, "k", 160_000, (T + 2_000, CLAIM), &mut rel)),
+            Some(0)
+        );
     }
 }

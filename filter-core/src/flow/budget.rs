@@ -175,8 +175,8 @@ impl RequestFlow {
         release_all(worker, &releases);
         if let Spend::Spent { grant, renew } = spent {
             self.budget = Some(Budget::Spent { grant, estimate });
-            if renew && may_renew {
-                self.start_renewal(worker, host, pending);
+            if let (Some(want), true) = (renew, may_renew) {
+                self.start_renewal(worker, host, pending, want);
             }
             return Step::Forward;
         }
@@ -253,8 +253,8 @@ impl RequestFlow {
                     match spent {
                         Spend::Spent { grant, renew } => {
                             self.budget = Some(Budget::Spent { grant, estimate });
-                            if renew {
-                                self.start_renewal(worker, host, &pending);
+                            if let Some(want) = renew {
+                                self.start_renewal(worker, host, &pending, want);
                             }
                             Step::Forward
                         }

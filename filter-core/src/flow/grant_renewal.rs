@@ -1,6 +1,7 @@
 //! Renewing a budget grant before it runs dry (`budget::grants`, "Renewal"): the one request
 //! whose spend claimed the renewal asks the token-service for the next grant (a check with
-//! `budget_want` 0: "a grant, no request of its own", so it counts no rate-limit unit) while
+//! `budget_want`: "a grant, no request of its own", so it counts no rate-limit unit; 0, or a
+//! second's spend at the rate the grant went when that was faster) while
 //! it is forwarded; the answer installs the new grant for every worker. The request never
 //! waits for it, but its response does: proxy-wasm delivers a callout's answer only to the
 //! context that sent it, and a context that has ended drops it (the grant would then sit
@@ -39,19 +40,22 @@ pub(super) fn release_all(worker: &Worker, releases: &[GrantRelease]) {
 }
 
 impl RequestFlow {
-    /// This request's spend claimed the renewal of `pending`'s grant: ask for the next one.
-    /// A check that cannot be sent leaves the claim to lapse (another spend claims it again).
+    /// This request's spend claimed the renewal of `pending`'s grant: ask for the next one,
+    /// of at least `want` tokens (0: as the token-service sizes it; see
+    /// `budget::grants::RATE_TARGET_MS`). A check that cannot be sent leaves the claim to
+    /// lapse (another spend claims it again).
     pub(super) fn start_renewal(
         &mut self,
         worker: &Worker,
         host: &mut impl Host,
         pending: &PendingCheck,
+        want: u64,
     ) {
         let request = CheckRequest {
             hash: pending.hash.clone(),
             provider: pending.identified.provider,
             returned: None,
-            budget_want: Some(0),
+            budget_want: Some(want),
         };
         // Serialising plain fields cannot fail.
         let body = serde_json::to_vec(&request).unwrap_or_default();

@@ -106,7 +106,13 @@ impl RequestFlow {
         let mut releases = Vec::new();
         // A session never claims a grant renewal (claim 0 ms): its spends are rare next to
         // requests', and a request's renewal holds its response, which a session has sent.
-        let spent = spend(host.shared(), &session.cache_key, short, (now, 0), &mut releases);
+        let spent = spend(
+            host.shared(),
+            &session.cache_key,
+            short,
+            (now, 0),
+            &mut releases,
+        );
         super::grant_renewal::release_all(worker, &releases);
         if let Spend::Spent { grant, .. } = spent {
             session.budget.hold(grant, short, now);

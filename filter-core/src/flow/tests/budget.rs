@@ -173,9 +173,9 @@ fn two_workers_spend_one_grant_then_the_short_one_asks_with_budget_want() {
     assert_eq!(left(&host), (77, 100));
     // Below a quarter of the grant: this spend claimed its renewal (`grant_renewal.rs`).
     assert_eq!(host.sent.len(), sent + 1);
-    assert_eq!(host.last_check().budget_want, Some(0));
-    // 300 more do not fit before the renewal is in: a check with budget_want 300, paused
-    // until it answers.
+    assert_eq!(host.last_check().budget_want, Some(16_000)); // 900 of 1,000 spent at once: 16 times the grant
+                                                             // 300 more do not fit before the renewal is in: a check with budget_want 300, paused
+                                                             // until it answers.
     let (mut s3, _) = headers(&a, &mut host, chat(), false, b"");
     assert_eq!(body(&mut host, &mut s3, &capped(200)), Action::Pause);
     assert_eq!(host.sent.len(), sent + 2);
