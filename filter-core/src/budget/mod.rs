@@ -1,6 +1,10 @@
 //! Budget grants (wire 1.2, `docs/wire-protocol.md` "Budgets"): what a request of a budgeted
-//! token is estimated to spend ([`estimate`]), and the grant's remaining tokens in shared data,
-//! spent by compare-and-swap across workers ([`grants`]).
+//! token is estimated to spend ([`estimate`]: its body read strictly by [`strict`], the input
+//! it references without carrying found by [`referenced`]), and the grant's remaining tokens
+//! in shared data, spent by compare-and-swap across workers ([`grants`]).
 
+pub mod context;
 pub mod estimate;
 pub mod grants;
+pub mod referenced;
+pub mod strict;

@@ -7,7 +7,7 @@
 //! ends, the estimate is released in the same activity batch as its usage
 //! (`metering.rs`), with the shortfall of a request that ended without its final usage.
 
-use ptk_wire::{CheckRequest, CheckResponse, GrantRelease, CHECK_PATH};
+use ptk_wire::{CheckRequest, CheckResponse, GrantRelease, UsageApi, CHECK_PATH};
 
 use crate::budget::estimate::{body_estimate, estimate};
 use crate::budget::grants::{install, spend, GrantEntry, Spend};
@@ -127,12 +127,14 @@ impl RequestFlow {
             return BudgetBodyStep::Pass;
         };
         let body = host.request_body(size).unwrap_or_default();
-        let default = worker
-            .config
-            .limits
-            .default_output(pending.identified.provider);
-        let estimate = body_estimate(&body, default);
-        BudgetBodyStep::Decided(self.spend_budget(worker, host, &pending, estimate, Some(size)))
+        let bounds = worker.config.limits.bounds(pending.identified.provider);
+        let api = self.usage.as_ref().map_or(UsageApi::Other, |u| u.api());
+        // Unreadable: its cap or what it references may read otherwise upstream.
+        let step = match body_estimate(&body, api, bounds) {
+            Ok(estimate) => self.spend_budget(worker, host, &pending, estimate.tokens, Some(size)),
+            Err(_) => self.budget_refused(worker, &pending, Refusal::BudgetBodyUnreadable),
+        };
+        BudgetBodyStep::Decided(step)
     }
 
     /// Spends `estimate` from the token's grant, or asks for a top-up when it is short.

@@ -80,7 +80,7 @@ pub enum Counter {
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 40;
+pub const COUNTERS: usize = 41;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -129,6 +129,7 @@ impl Counter {
         Counter::Refused(Refusal::BudgetUnmetered),
         Counter::BudgetTopUps,
         Counter::BudgetRenewals,
+        Counter::Refused(Refusal::BudgetBodyUnreadable),
     ];
 
     /// The counters kept per provider, each family for every built-in provider (walked from
@@ -190,6 +191,7 @@ impl Counter {
                 Refusal::ModelNotAllowed => "refused.model_not_allowed",
                 Refusal::BudgetExhausted { .. } => "refused.budget_exhausted",
                 Refusal::BudgetUnmetered => "refused.budget_unmetered",
+                Refusal::BudgetBodyUnreadable => "refused.budget_body_unreadable",
             },
             Counter::CredentialRefused(provider) => {
                 return format!("{CREDENTIAL_REFUSED}.{}", provider.as_str()).into();
@@ -252,6 +254,7 @@ impl Counter {
                 Refusal::ModelNotAllowed => 35,
                 Refusal::BudgetExhausted { .. } => 36,
                 Refusal::BudgetUnmetered => 37,
+                Refusal::BudgetBodyUnreadable => 40,
             },
             Counter::KeyMasked => 23,
             Counter::UsageResponses => 24,
