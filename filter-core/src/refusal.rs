@@ -61,6 +61,10 @@ pub enum Refusal {
     /// batches, WebSocket sessions …), or whose body size cannot be bounded: what it spends
     /// could not be settled against the budget (403).
     BudgetUnmetered,
+    /// A budgeted token's request whose body the filter cannot read as the provider would (a
+    /// key given twice, invalid UTF-8, not a JSON object): its output cap or the input it
+    /// references could not be estimated (400, before anything was forwarded).
+    BudgetBodyUnreadable,
 }
 
 /// `Retry-After` used when the token-service does not say (the original's static value).
@@ -92,7 +96,7 @@ impl Refusal {
     /// HTTP status of the local reply.
     pub fn status(self) -> u16 {
         match self {
-            Refusal::TokenInRequest => 400,
+            Refusal::TokenInRequest | Refusal::BudgetBodyUnreadable => 400,
             Refusal::MissingToken
             | Refusal::Invalid
             | Refusal::Expired
@@ -130,6 +134,10 @@ impl Refusal {
             Refusal::BudgetUnmetered => {
                 "this request is not metered, so it is not allowed under a budget"
             }
+            Refusal::BudgetBodyUnreadable => {
+                "this token has a budget, and the request body cannot be estimated: send one \
+                 JSON object with no key given twice (valid UTF-8)"
+            }
         }
     }
 
@@ -159,6 +167,7 @@ impl Refusal {
             Refusal::ModelNotAllowed => "model_not_allowed",
             Refusal::BudgetExhausted { .. } => "budget_exhausted",
             Refusal::BudgetUnmetered => "not_metered_under_budget",
+            Refusal::BudgetBodyUnreadable => "budget_body_unreadable",
         }
     }
 

@@ -1,8 +1,9 @@
 """A budgeted token's holder against its budget, through the real Envoy and token-service:
 leaving before the answer (charged its estimate, not nothing), asking for several
 completions (`n`, `candidateCount`: each estimated up to the cap), naming the cap in a
-spelling the provider accepts and the estimator missed (a protobuf-JSON string), and input
-the body's bytes do not bound (`previous_response_id`: open, strict xfail)."""
+spelling the provider accepts and the estimator missed (a protobuf-JSON string), input the
+body's bytes do not bound (`previous_response_id`: estimated at the context bound), and a
+body the filter cannot read as the provider would (refused)."""
 
 from __future__ import annotations
 
@@ -110,14 +111,12 @@ CONTINUED = {"id": "resp_2", "object": "response", "status": "completed",
                        "output_tokens_details": {"reasoning_tokens": 0}}}
 
 
-@pytest.mark.xfail(strict=True, reason="open: input the request body does not carry "
-                   "(previous_response_id, conversation, stored prompts, file ids, image "
-                   "URLs, cachedContent, server-side tools) is not bounded by its bytes; the "
-                   "estimate misses it and a budget overshoots by the referenced context")
 def test_input_the_body_only_references_does_not_overshoot_the_budget(stack):
     """Ten concurrent Responses calls with a 90-byte body, `max_output_tokens: 16` and a
-    `previous_response_id`: each is estimated ~110 tokens and fits a budget of 2,000, each is
-    billed 50,016 (the stored conversation is input again)."""
+    `previous_response_id`, each billed 50,016 (the stored conversation is input again).
+    Estimated at their bytes (~110 tokens) they fitted a budget of 2,000: 6 admitted, 300,096
+    spent. Estimated at OpenAI's context bound (1,050,000 + 16) none fits: all refused before
+    anything is forwarded."""
     minted = stack.mint("openai", "--token-budget", "2000/day", "--rate-limit", "1000/60")
     token, token_hash = minted["token"], minted["hash"]
     data = json.dumps({"model": "gpt-5-mini", "input": "and then?", "max_output_tokens": 16,
@@ -127,7 +126,7 @@ def test_input_the_body_only_references_does_not_overshoot_the_budget(stack):
 
     def one(_):
         return post(stack, token, data, path="/v1/responses",
-                    **{"x-mock-body": answer, "x-mock-hold": "1"}).status_code
+                    **{"x-mock-body": answer, "x-mock-hold": "1"})
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         futures = [pool.submit(one, n) for n in range(10)]
@@ -137,9 +136,34 @@ def test_input_the_body_only_references_does_not_overshoot_the_budget(stack):
                 break
             time.sleep(0.1)
         stack.release_upstream()
-        codes = [f.result() for f in futures]
+        replies = [f.result() for f in futures]
+    codes = [r.status_code for r in replies]
     admitted = codes.count(200)
-    b = spent_at_least(stack, token_hash, admitted * 50016)
+    b = spent_at_least(stack, token_hash, admitted * 50016, timeout=2)
     # The measured overshoot, for the report.
     print(f"admitted {admitted} of 10, spent {b['spent']} of a {b['limit']} budget")
     assert b["spent"] <= b["limit"], b
+    assert codes == [429] * 10, codes
+    assert {r.json()["error"]["code"] for r in replies} == {"budget_exhausted"}
+    assert stack.upstream_requests() == []
+    # The same call without the reference is estimated at its bytes and runs.
+    plain = json.dumps({"model": "gpt-5-mini", "input": "hi", "max_output_tokens": 16}).encode()
+    assert post(stack, token, plain, path="/v1/responses").status_code == 200
+
+
+@pytest.mark.parametrize("data", [
+    b'{"model":"gpt-5-mini","max_tokens":16,"messages":[],"max_tokens":100000}',
+    b'{"model":"gpt-5-mini","messages":[{"role":"user","content":"\xff"}]}',
+], ids=["duplicate-cap", "invalid-utf8"])
+def test_a_body_the_provider_may_read_otherwise_is_refused_before_forwarding(stack, data):
+    """A last-key-wins server honours the second `max_tokens`; the filter's parser refuses the
+    duplicate and estimated the default cap (4,096): up to 100,000 output tokens for an
+    estimate of ~4,200. Under a budget such a body is refused (400), nothing forwarded."""
+    minted = stack.mint("openai", "--token-budget", "1000000/day")
+    stack.reset_upstream()
+    r = post(stack, minted["token"], data)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "budget_body_unreadable"
+    assert stack.upstream_requests() == []
+    b = budgets(stack, minted["hash"])
+    assert b["spent"] == 0, b

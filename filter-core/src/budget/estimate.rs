@@ -1,16 +1,26 @@
-//! A request's budget estimate: its body's bytes (an upper bound on its input tokens for every
-//! provider's tokenizer) plus the output cap the body names (`max_tokens`,
+//! A request's budget estimate: its input plus the output cap the body names (`max_tokens`,
 //! `max_output_tokens`, `max_completion_tokens`, Gemini's `generationConfig.maxOutputTokens`),
 //! else the configured default of the provider (`limits.default_output_tokens`,
 //! `limits.output_tokens`), times the completions it asks for (`n`, `best_of`, Gemini's
 //! `candidateCount`): each is billed up to the cap.
+//!
+//! The input is the body's bytes (an upper bound on the input tokens it carries for every
+//! provider's tokenizer), unless the body references input it does not carry (a stored
+//! conversation, a file, a fetched URL, a server-side tool: [`super::referenced`]): then the
+//! provider's context bound (`limits.context_tokens`). The body is read strictly
+//! ([`super::strict`]): one the filter cannot read as the provider does is [`Unreadable`], and
+//! refused under a budget rather than estimated with a guess.
 
+use ptk_wire::UsageApi;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The output caps and completion counts a JSON body may name, read with serde (escapes
-/// decoded; a duplicate key makes the body unreadable, and the default cap applies). Values
-/// are read as the providers read them ([`count`]).
+use super::referenced::{referenced, Reference};
+use super::strict::parse_strict;
+
+/// The output caps and completion counts a JSON body may name (read from the strictly parsed
+/// body: escapes decoded, no key repeated). Values are read as the providers read them
+/// ([`count`]).
 #[derive(Deserialize)]
 struct Caps {
     max_tokens: Option<Value>,
@@ -59,8 +69,8 @@ struct Named {
     completions: u64,
 }
 
-fn named(body: &[u8]) -> Option<Named> {
-    let caps: Caps = serde_json::from_slice(body).ok()?;
+fn named(body: &Value) -> Option<Named> {
+    let caps = Caps::deserialize(body).ok()?;
     let generation = caps.generation.as_ref();
     let cap = [
         count(caps.max_tokens.as_ref()),
@@ -84,33 +94,78 @@ fn named(body: &[u8]) -> Option<Named> {
     Some(Named { cap, completions })
 }
 
-/// The largest output cap `body` names, `None` if it names none or is not a JSON object we
-/// can read. The largest: a body naming two caps is bounded by neither alone.
-pub fn output_cap(body: &[u8]) -> Option<u64> {
-    named(body)?.cap
-}
-
-/// The estimate of a request: `input_bytes` plus its output cap, or `default_cap`.
+/// The estimate of a request whose body cannot be read: `input_bytes` plus its output cap, or
+/// `default_cap`.
 pub fn estimate(input_bytes: u64, cap: Option<u64>, default_cap: u64) -> u64 {
     input_bytes.saturating_add(cap.unwrap_or(default_cap))
 }
 
-/// The estimate of a request whose whole `body` was read: its bytes plus its output cap (or
-/// `default_cap`) times the completions it asks for (the prompt is billed once, each
-/// completion up to the cap).
-pub fn body_estimate(body: &[u8], default_cap: u64) -> u64 {
-    let input = u64::try_from(body.len()).unwrap_or(u64::MAX);
-    let (cap, completions) = match named(body) {
-        Some(n) => (n.cap, n.completions),
-        None => (None, 1),
+/// What bounds a provider's request where its body does not: the configured defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// The output tokens of a body that names no cap (`limits.output_tokens`).
+    pub default_output: u64,
+    /// The input tokens of a body that references input (`limits.context_tokens`).
+    pub context: u64,
+}
+
+/// A budgeted body the filter cannot read as the provider does (not a JSON object, a key
+/// repeated, invalid UTF-8, a cap object of the wrong type): its cap, or what it references,
+/// could be read one way here and another upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreadable;
+
+/// A body's estimate, and the input it references (why its input is the context bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    /// Tokens to spend from the grant.
+    pub tokens: u64,
+    /// The first input the body references without carrying it, if any.
+    pub referenced: Option<Reference>,
+}
+
+/// The estimate of a request of `api` whose whole `body` was read: its input (bytes, or the
+/// context bound when it references input) plus its output cap (or the default) times the
+/// completions it asks for (the prompt is billed once, each completion up to the cap).
+pub fn body_estimate(body: &[u8], api: UsageApi, bounds: Bounds) -> Result<Estimate, Unreadable> {
+    let value = parse_strict(body).ok_or(Unreadable)?;
+    let named = named(&value).ok_or(Unreadable)?;
+    let bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    let found = referenced(api, &value);
+    let input = match found {
+        Some(_) => bytes.max(bounds.context),
+        None => bytes,
     };
-    let output = cap.unwrap_or(default_cap).saturating_mul(completions);
-    input.saturating_add(output)
+    let output = named
+        .cap
+        .unwrap_or(bounds.default_output)
+        .saturating_mul(named.completions);
+    Ok(Estimate {
+        tokens: input.saturating_add(output),
+        referenced: found,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The largest cap a readable body names.
+    fn output_cap(body: &[u8]) -> Option<u64> {
+        named(&parse_strict(body)?)?.cap
+    }
+
+    /// The estimate of a readable Chat Completions body with `default_cap`.
+    fn body_estimate(body: &[u8], default_cap: u64) -> u64 {
+        let bounds = Bounds {
+            default_output: default_cap,
+            context: 1_000_000,
+        };
+        match super::body_estimate(body, UsageApi::ChatCompletions, bounds) {
+            Ok(estimate) => estimate.tokens,
+            Err(Unreadable) => unreachable!("{}", String::from_utf8_lossy(body)),
+        }
+    }
 
     #[test]
     fn every_providers_cap_is_read_and_the_largest_wins() {
@@ -130,9 +185,6 @@ mod tests {
     #[test]
     fn no_readable_cap_means_the_default() {
         assert_eq!(output_cap(br#"{"model":"m"}"#), None);
-        assert_eq!(output_cap(b"not json"), None);
-        // A duplicate cap is not guessed at: the default applies.
-        assert_eq!(output_cap(br#"{"max_tokens":1,"max_tokens":900}"#), None);
         assert_eq!(output_cap(br#"{"max_tokens":-1}"#), None);
         assert_eq!(estimate(100, None, 4096), 4196);
         assert_eq!(estimate(100, Some(5), 4096), 105);
@@ -153,7 +205,6 @@ mod tests {
         assert_eq!(body_estimate(br#"{"n":3}"#, 1000), 7 + 3000);
         // n 0 (refused by the provider) is no discount.
         assert_eq!(body_estimate(br#"{"max_tokens":10,"n":0}"#, 1), 23 + 10);
-        assert_eq!(body_estimate(b"not json", 50), 8 + 50);
         let huge = br#"{"max_tokens":100,"n":18446744073709551615}"#;
         assert_eq!(body_estimate(huge, 1), u64::MAX);
     }
@@ -172,5 +223,57 @@ mod tests {
         assert_eq!(output_cap(br#"{"max_tokens":1.5}"#), None);
         assert_eq!(output_cap(br#"{"max_tokens":true}"#), None);
         assert_eq!(output_cap(br#"{"max_tokens":null}"#), None);
+    }
+
+    #[test]
+    fn a_body_the_provider_may_read_otherwise_is_unreadable() {
+        let bounds = Bounds {
+            default_output: 4096,
+            context: 1_000_000,
+        };
+        let unreadable: [&[u8]; 7] = [
+            // Last-key-wins servers honour the larger cap.
+            br#"{"max_tokens":1,"messages":[],"max_tokens":90000}"#,
+            br#"{"generationConfig":{"maxOutputTokens":1,"max_output_tokens":90000}}"#,
+            b"{\"max_tokens\":1,\"messages\":[{\"content\":\"\xff\"}]}",
+            b"not json",
+            b"",
+            br#"[{"max_tokens":1}]"#,
+            br#"{"generationConfig":"x"}"#,
+        ];
+        for body in unreadable {
+            let got = super::body_estimate(body, UsageApi::ChatCompletions, bounds);
+            assert_eq!(got, Err(Unreadable), "{}", String::from_utf8_lossy(body));
+        }
+        // A byte order mark is skipped, as some parsers do.
+        let bom = b"\xEF\xBB\xBF{\"max_tokens\":5}";
+        assert_eq!(body_estimate(bom, 4096), 3 + 16 + 5);
+    }
+
+    #[test]
+    fn referenced_input_is_estimated_at_the_context_bound() {
+        let bounds = Bounds {
+            default_output: 4096,
+            context: 1_000_000,
+        };
+        let body = br#"{"input":"and then?","max_output_tokens":16,"previous_response_id":"r"}"#;
+        let got = super::body_estimate(body, UsageApi::Responses, bounds);
+        let want = Estimate {
+            tokens: 1_000_016,
+            referenced: Some(Reference("previous_response_id")),
+        };
+        assert_eq!(got, Ok(want));
+        // The bytes, when they are more than the bound; completions multiply only the output.
+        let small = Bounds {
+            context: 10,
+            ..bounds
+        };
+        let n = br#"{"n":2,"max_tokens":5,"messages":[],"web_search_options":{}}"#;
+        let got = super::body_estimate(n, UsageApi::ChatCompletions, small);
+        assert_eq!(got.map(|e| e.tokens), Ok(60 + 10));
+        // Carried input: the bytes.
+        let plain = br#"{"input":"hi","max_output_tokens":16}"#;
+        let got = super::body_estimate(plain, UsageApi::Responses, bounds);
+        assert_eq!(got.map(|e| (e.tokens, e.referenced)), Ok((37 + 16, None)));
     }
 }

@@ -7,7 +7,7 @@
 //! ends, the estimate is released in the same activity batch as its usage
 //! (`metering.rs`), with the shortfall of a request that ended without its final usage.
 
-use ptk_wire::{CheckRequest, CheckResponse, GrantRelease, CHECK_PATH};
+use ptk_wire::{CheckRequest, CheckResponse, GrantRelease, UsageApi, CHECK_PATH};
 
 use crate::budget::estimate::{body_estimate, estimate};
 use crate::budget::grants::{install, spend, GrantEntry, Spend};
@@ -138,12 +138,16 @@ impl RequestFlow {
             return BudgetBodyStep::Pass;
         };
         let body = host.request_body(size).unwrap_or_default();
-        let default = worker
-            .config
-            .limits
-            .default_output(pending.identified.provider);
-        let estimate = body_estimate(&body, default);
-        let step = self.spend_budget(worker, host, &pending, (estimate, true), Some(size));
+        let bounds = worker.config.limits.bounds(pending.identified.provider);
+        let api = self.usage.as_ref().map_or(UsageApi::Other, |u| u.api());
+        // Unreadable: its cap or what it references may read otherwise upstream.
+        let step = match body_estimate(&body, api, bounds) {
+            Ok(estimate) => {
+                let spend = (estimate.tokens, true);
+                self.spend_budget(worker, host, &pending, spend, Some(size))
+            }
+            Err(_) => self.budget_refused(worker, &pending, Refusal::BudgetBodyUnreadable),
+        };
         BudgetBodyStep::Decided(step)
     }
 

@@ -82,7 +82,7 @@ pub enum Counter {
 }
 
 /// How many counters there are (the length of [`Counter::ALL`]).
-pub const COUNTERS: usize = 41;
+pub const COUNTERS: usize = 42;
 
 impl Counter {
     /// Every counter with a slot, in the order of their slots (the per-provider ones are
@@ -132,6 +132,7 @@ impl Counter {
         Counter::BudgetTopUps,
         Counter::BudgetRenewals,
         Counter::BudgetSessionsClosed,
+        Counter::Refused(Refusal::BudgetBodyUnreadable),
     ];
 
     /// The counters kept per provider, each family for every built-in provider (walked from
@@ -193,6 +194,7 @@ impl Counter {
                 Refusal::ModelNotAllowed => "refused.model_not_allowed",
                 Refusal::BudgetExhausted { .. } => "refused.budget_exhausted",
                 Refusal::BudgetUnmetered => "refused.budget_unmetered",
+                Refusal::BudgetBodyUnreadable => "refused.budget_body_unreadable",
             },
             Counter::CredentialRefused(provider) => {
                 return format!("{CREDENTIAL_REFUSED}.{}", provider.as_str()).into();
@@ -256,6 +258,7 @@ impl Counter {
                 Refusal::ModelNotAllowed => 35,
                 Refusal::BudgetExhausted { .. } => 36,
                 Refusal::BudgetUnmetered => 37,
+                Refusal::BudgetBodyUnreadable => 41,
             },
             Counter::KeyMasked => 23,
             Counter::UsageResponses => 24,

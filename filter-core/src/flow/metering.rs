@@ -74,6 +74,13 @@ pub(super) struct UsageWatch {
     body_model: Option<RequestModel>,
 }
 
+impl UsageWatch {
+    /// The metered API the request calls (how its body is read for a budget estimate).
+    pub(super) fn api(&self) -> UsageApi {
+        self.api
+    }
+}
+
 impl RequestFlow {
     /// A request checked with a token is forwarded: metered for that token
     /// ([`RequestFlow::meter_for`]).

@@ -12,6 +12,7 @@ use super::body::{read_body_model, BodyModelRead};
 use super::matcher::allows;
 use super::refusal::ModelRefusal;
 use super::routes::{model_source, BodyModel, ModelSource};
+use crate::budget::context::default_context_tokens;
 use crate::dialect::ErrorShape;
 use crate::pipeline::{PendingCheck, Refused};
 use crate::request::RequestHead;
@@ -34,6 +35,10 @@ pub struct LimitsConfig {
     /// The same default per provider name (`openai`, `anthropic`, a configured provider …),
     /// over `default_output_tokens`.
     pub output_tokens: std::collections::BTreeMap<String, u64>,
+    /// The input tokens a budgeted token's request is estimated at when its body references
+    /// input it does not carry (`budget::referenced`), per provider name, over the provider's
+    /// largest context window (`budget::context`).
+    pub context_tokens: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for LimitsConfig {
@@ -42,6 +47,7 @@ impl Default for LimitsConfig {
             body_hold: false,
             default_output_tokens: 4096,
             output_tokens: std::collections::BTreeMap::new(),
+            context_tokens: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -51,6 +57,15 @@ impl LimitsConfig {
     pub fn default_output(&self, provider: ptk_wire::Provider) -> u64 {
         let named = self.output_tokens.get(provider.as_str());
         named.copied().unwrap_or(self.default_output_tokens)
+    }
+
+    /// The estimate bounds of a request to `provider` whose body cannot say.
+    pub fn bounds(&self, provider: ptk_wire::Provider) -> crate::budget::estimate::Bounds {
+        let context = self.context_tokens.get(provider.as_str()).copied();
+        crate::budget::estimate::Bounds {
+            default_output: self.default_output(provider),
+            context: context.unwrap_or_else(|| default_context_tokens(provider)),
+        }
     }
 }
 

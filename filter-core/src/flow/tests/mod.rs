@@ -7,6 +7,7 @@ mod access_log;
 mod bound;
 mod budget;
 mod budget_attacks;
+mod budget_references;
 mod cached;
 mod callout;
 mod context;
