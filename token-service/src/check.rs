@@ -225,37 +225,36 @@ impl Checker {
         } else {
             self.limiter.acquire(&request.hash, quota, max_lease).await
         };
-        let (cache_ttl_ms, lease) =
-            match acquired {
-                Ok(Acquired::Allowed { lease: 0, .. }) => (ttl, None),
-                Ok(Acquired::Allowed {
-                    lease,
+        let (cache_ttl_ms, lease) = match acquired {
+            Ok(Acquired::Allowed { lease: 0, .. }) => (ttl, None),
+            Ok(Acquired::Allowed {
+                lease,
+                window,
+                window_left_ms,
+            }) => (
+                // Leased units belong to this window: they must not be spent after it ends.
+                ttl.min(window_left_ms),
+                Some(Lease {
+                    units: lease,
                     window,
-                    window_left_ms,
-                }) => (
-                    // Leased units belong to this window: they must not be spent after it ends.
-                    ttl.min(window_left_ms),
-                    Some(Lease {
-                        units: lease,
-                        window,
-                    }),
-                ),
-                Ok(Acquired::Limited { retry_after_s }) => {
-                    if let (Some(budgets), Some(grant)) = (&self.budgets, &grant) {
-                        budgets.release(grant).await;
-                    }
-                    return CheckResponse::Deny {
-                        reason: DenyReason::RateLimited,
-                        retry_after_s: Some(retry_after_s),
-                        budget: None,
-                    };
+                }),
+            ),
+            Ok(Acquired::Limited { retry_after_s }) => {
+                if let (Some(budgets), Some(grant)) = (&self.budgets, &grant) {
+                    budgets.release(grant).await;
                 }
-                // Fail open: the limiter damps abuse, it is not what keeps strangers out.
-                Err(e) => {
-                    tracing::warn!(error = %e, "rate limiter failed; allowing");
-                    (ttl, None)
-                }
-            };
+                return CheckResponse::Deny {
+                    reason: DenyReason::RateLimited,
+                    retry_after_s: Some(retry_after_s),
+                    budget: None,
+                };
+            }
+            // Fail open: the limiter damps abuse, it is not what keeps strangers out.
+            Err(e) => {
+                tracing::warn!(error = %e, "rate limiter failed; allowing");
+                (ttl, None)
+            }
+        };
         self.last_used.touch(&request.hash);
         CheckResponse::Allow {
             key: expose(key),
