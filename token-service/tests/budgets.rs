@@ -513,6 +513,60 @@ async fn redis_reservations_release_lapse_and_refuse_a_stale_read() {
     );
 }
 
+/// A Redis that lost `ptk:bud:seq` starts the grant ids again at random, not at 1; an id near
+/// the top of that range (16 digits, past what Lua prints exactly) is still released.
+#[tokio::test]
+async fn redis_grant_ids_restart_at_random_and_large_ids_are_released() {
+    let redis = start_redis();
+    let r = RedisReservations::connect(&redis.url).await.unwrap();
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let scopes = ["token:y".to_owned()];
+    let hold = [Hold {
+        key: "token:y|tokens|2026-11-29".into(),
+        cap: 1000,
+        per_token: 1,
+    }];
+    let sizing = Sizing {
+        want: 0,
+        min: 100,
+        max: 100,
+    };
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let _: () = redis::cmd("DEL")
+            .arg("ptk:bud:seq")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let granted = r.reserve(&hold, &scopes, &[0], sizing, 60_000).await;
+        let Ok(token_service::budget::reserve::Reserved::Granted { id, .. }) = granted else {
+            panic!("{granted:?}")
+        };
+        ids.push(id);
+    }
+    assert!(ids.iter().all(|&id| id > 1 << 32), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
+    let _: () = redis::cmd("SET")
+        .arg("ptk:bud:seq")
+        .arg((1u64 << 52) - 2)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let granted = r.reserve(&hold, &scopes, &[0], sizing, 60_000).await;
+    let Ok(token_service::budget::reserve::Reserved::Granted { id, tokens: 100 }) = granted else {
+        panic!("{granted:?}")
+    };
+    assert_eq!(id, (1u64 << 52) - 1);
+    let key = "token:y|tokens|2026-11-29";
+    assert_eq!(r.reserved(key).await.unwrap(), 300);
+    r.release(id, 100).await.unwrap();
+    assert_eq!(r.reserved(key).await.unwrap(), 200);
+}
+
 #[tokio::test]
 async fn settled_spend_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();

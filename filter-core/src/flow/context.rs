@@ -306,10 +306,13 @@ impl Stream {
     /// The request trailers are in (HTTP/2): they end the stream, so the body's last chunk
     /// never said `end`. A body the model allow-list or a budget holds is now whole and is
     /// decided here (else it would go on unread at the trailers: a refused model to the
-    /// provider, a budgeted request forwarded without its estimate spent). Other watches keep
-    /// what they had: metering's held body goes on as sent, unasked for its
-    /// usage like a body without `content-length` (Envoy empties a body rewritten here), and
-    /// the geo fallback's copy stays incomplete, never replayed.
+    /// provider, a budgeted request forwarded without its estimate spent); the hold filter
+    /// after ptk keeps the headers back meanwhile, and sends the body on when it continues.
+    /// Metering holds no body to here: it ends its hold at all of `content-length` (it holds
+    /// no other), because without that hold filter Envoy (1.40) loses the body: when the
+    /// trailers came in while ptk held the headers for its check, continuing at them restarts
+    /// the iteration at ptk, whose stream already ended, and the buffered body goes nowhere.
+    /// The geo fallback's copy stays incomplete, never replayed.
     pub fn on_request_trailers(&mut self, host: &mut impl ContextHost) -> Action {
         let held = std::mem::take(&mut self.request_held);
         match self

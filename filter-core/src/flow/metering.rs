@@ -68,6 +68,8 @@ pub(super) struct UsageWatch {
     streamed: bool,
     /// Most request body bytes held (`metering.max_request_body_bytes`).
     hold_limit: usize,
+    /// The request's `content-length`: a held body this long is whole.
+    length: Option<usize>,
     /// The model the request named in its path or query (Gemini, Realtime).
     path_model: Option<String>,
     /// The request body's `model`, read as it passes (OpenAI and Anthropic JSON APIs).
@@ -159,13 +161,15 @@ impl RequestFlow {
             streamed: false,
             hold_limit: usize::try_from(worker.config.metering.max_request_body_bytes)
                 .unwrap_or(usize::MAX),
+            length: length.and_then(|n| usize::try_from(n).ok()),
             path_model,
             body_model,
         }));
     }
 
-    /// A request body chunk: held until the end for a call that may be asked for usage, then
-    /// rewritten if it is a stream that did not ask; every other body passes at once.
+    /// A request body chunk: held until the end (or all of its `content-length`) for a call
+    /// that may be asked for usage, then rewritten if it is a stream that did not ask; every
+    /// other body passes at once.
     pub fn on_request_body(
         &mut self,
         host: &mut impl RequestBodyHost,
@@ -188,7 +192,12 @@ impl RequestFlow {
             read_body_model(watch, host, size);
             return BodyStep::Continue;
         }
-        if !end {
+        // All of `content-length` in is the end, said or not: HTTP/2 trailers end the stream
+        // after the last DATA frame. Held on to the trailers, the body would be lost: Envoy
+        // (1.40) drops a body a filter buffered until trailers that came in while the filter
+        // held the headers (the check callout) and that nothing after it holds too (see
+        // `on_request_trailers` in `flow/context.rs`).
+        if !end && watch.length != Some(size) {
             return BodyStep::Pause;
         }
         watch.ask = Ask::No;

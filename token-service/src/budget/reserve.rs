@@ -178,6 +178,17 @@ impl State {
     }
 }
 
+/// Where a grant sequence starts: at random in [2^32, 2^52). From 1 after every restart, a
+/// release that a filter sends for a grant of the previous run would free the new grant of the
+/// same number, another token's (and its group's), which then overshoots by what was freed.
+/// Below 2^52, 2^52 ids follow before 2^53, past which doubles (Redis' Lua numbers, JSON
+/// readers such as JavaScript's) stop being exact. Two runs' sequences meet only if a seed
+/// lands within the other run's issued ids: about grants issued / 2^52. Not a secret, so the
+/// thread RNG (seeded from the OS) is plenty.
+pub fn first_grant_id() -> u64 {
+    rand::random_range(1u64 << 32..1u64 << 52)
+}
+
 /// Reservations in this process (one token-service replica).
 #[derive(Debug)]
 pub struct MemoryReservations {
@@ -188,7 +199,10 @@ pub struct MemoryReservations {
 impl Default for MemoryReservations {
     fn default() -> Self {
         MemoryReservations {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                next_id: first_grant_id(),
+                ..State::default()
+            }),
             clock: Instant::now(),
         }
     }
@@ -352,6 +366,43 @@ mod tests {
         assert_eq!(want.grant(20_000), Some(7000));
         assert_eq!(want.grant(6999), None);
         assert_eq!(Sizing { want: 90_000, ..s }.grant(100_000), Some(90_000));
+    }
+
+    /// A restarted replica's grant ids do not repeat the previous run's: a filter's release
+    /// of an old grant must not free another token's new one.
+    #[test]
+    fn a_release_from_before_a_restart_frees_no_grant_of_another_token() {
+        let sizing = Sizing {
+            want: 0,
+            min: 100,
+            max: 100,
+        };
+        let grant = |r: &MemoryReservations, token: &str| {
+            let hold = Hold {
+                key: format!("token:{token}|tokens|2026-11-29"),
+                cap: 100,
+                per_token: 1,
+            };
+            let scopes = [format!("token:{token}")];
+            match r.reserve_at(&[hold], &scopes, &[0], sizing, 60_000, 0) {
+                Reserved::Granted { id, .. } => id,
+                other => panic!("{other:?}"),
+            }
+        };
+        let before = MemoryReservations::new();
+        let old = grant(&before, "a");
+        let restarted = MemoryReservations::new();
+        assert_ne!(grant(&restarted, "b"), old);
+        // Token a's filter settles its old grant: token b's reservation stays whole.
+        restarted.release_at(old, 100, 1);
+        let hold = Hold {
+            key: "token:b|tokens|2026-11-29".into(),
+            cap: 100,
+            per_token: 1,
+        };
+        let scopes = ["token:b".to_owned()];
+        let again = restarted.reserve_at(&[hold], &scopes, &[0], sizing, 60_000, 2);
+        assert_eq!(again, Reserved::Exhausted { index: 0 });
     }
 
     #[test]

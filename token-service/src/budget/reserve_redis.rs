@@ -34,8 +34,8 @@ end
 ";
 
 /// ARGV: scope count, scopes, their expected epochs, hold count, (key, cap, per_token) per
-/// hold, want, min, max, lapse ms. Returns `{0, id, tokens}`, `{1, tightest index, 0}` or
-/// `{2, 0, 0}` (stale epochs).
+/// hold, want, min, max, lapse ms, where the grant ids start if `ptk:bud:seq` is unset.
+/// Returns `{0, id, tokens}`, `{1, tightest index, 0}` or `{2, 0, 0}` (stale epochs).
 const RESERVE: &str = r"
 local i = 1
 local ns = tonumber(ARGV[i]); i = i + 1
@@ -62,7 +62,11 @@ local want, mn, mx, lapse = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(A
 if room <= 0 or room < want then return {1, tightest, 0} end
 local base = math.min(math.max(math.floor(room / 4), math.min(mn, room)), mx)
 local g = math.min(math.max(base, want), room)
-local id = redis.call('INCR', 'ptk:bud:seq')
+-- A sequence that starts at random (a Redis emptied or replaced starts it again), so that a
+-- release of a grant from before is not taken for another token's new grant. The id is text
+-- from here on: Lua's own number-to-text (`..`) keeps 14 digits and would mangle it.
+redis.call('SET', 'ptk:bud:seq', ARGV[i + 4], 'NX')
+local id = int(redis.call('INCR', 'ptk:bud:seq'))
 local lapse_at = now + lapse
 for h = 1, nh do
   local rk, xk = 'ptk:bud:r:' .. keys[h], 'ptk:bud:x:' .. keys[h]
@@ -178,7 +182,8 @@ impl Reservations for RedisReservations {
             .arg(sizing.want)
             .arg(sizing.min)
             .arg(sizing.max)
-            .arg(lapse_ms);
+            .arg(lapse_ms)
+            .arg(super::reserve::first_grant_id());
         let mut conn = self.conn.clone();
         let (outcome, a, b): (u8, u64, u64) =
             invocation.invoke_async(&mut conn).await.map_err(failed)?;

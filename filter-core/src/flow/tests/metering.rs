@@ -390,6 +390,29 @@ fn a_stream_whose_last_bytes_were_held_gets_them_at_an_empty_end() {
 }
 
 #[test]
+fn a_body_whole_at_its_content_length_is_asked_before_any_trailers() {
+    // HTTP/2 trailers end the stream after the last DATA frame, which does not say `end`:
+    // held on to them, Envoy would lose the body (`flow/context.rs`, `on_request_trailers`).
+    let body = br#"{"model":"gpt-x","stream":true,"messages":[]}"#;
+    let length = body.len().to_string();
+    let (_w, mut host, mut flow) = forwarded(
+        "{}",
+        "POST",
+        "/v1/chat/completions",
+        &[("content-length", &length)],
+    );
+    host.request_body = body[..10].to_vec();
+    assert_eq!(flow.on_request_body(&mut host, 10, false), BodyStep::Pause);
+    host.request_body = body.to_vec();
+    assert_eq!(
+        flow.on_request_body(&mut host, body.len(), false),
+        BodyStep::Continue
+    );
+    let sent: serde_json::Value = serde_json::from_slice(&host.request_body).unwrap();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+}
+
+#[test]
 fn a_request_body_past_the_hold_limit_passes_unasked() {
     // Held past Envoy's buffer limit the request would be refused with 413.
     let (_w, mut host, mut flow) = chat();
