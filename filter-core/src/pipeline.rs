@@ -66,6 +66,9 @@ pub struct PendingCheck {
     pub cache_key: String,
     /// Units of an expired lease to hand back on the check.
     pub returned: Option<Lease>,
+    /// The unspent rest of the token's grant whose verdict ran out, handed back on the check
+    /// (`CheckRequest::releases`).
+    pub releases: Vec<ptk_wire::GrantRelease>,
 }
 
 impl PendingCheck {
@@ -191,6 +194,7 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
                 websocket,
                 origin,
                 returned: None,
+                releases: Vec::new(),
             })
         }
         None => {
@@ -237,6 +241,7 @@ pub fn check_call(
         provider: pending.identified.provider,
         returned: pending.returned,
         budget_want: None,
+        releases: pending.releases.clone(),
     };
     // Serialising plain fields cannot fail; an empty body would be refused upstream anyway.
     let body = serde_json::to_vec(&request).unwrap_or_default();

@@ -176,6 +176,19 @@ def test_a_busy_token_renews_its_grant_ahead_so_its_requests_do_not_wait(stack):
     assert waited <= 2, (renewed, waited)
 
 
+def test_a_small_budgets_own_grant_never_locks_its_next_request_out(stack):
+    """A budget smaller than a grant's minimum is reserved whole by the first check. When
+    that verdict runs out (1 s here), the next check gives the unspent rest back before it is
+    decided: the next request gets 200, not 429 for the grant's life + 300 s."""
+    minted = stack.mint("openai", "--token-budget", f"{5 * ESTIMATE}/day")
+    token, token_hash = minted["token"], minted["hash"]
+    assert post(stack, token, body()).status_code == 200
+    for _ in range(3):
+        time.sleep(1.3)  # the verdict (and its grant) ran out
+        r = post(stack, token, body())
+        assert r.status_code == 200, (r.status_code, r.text, budgets(stack, token_hash))
+
+
 def test_a_settlement_mix_reconciles_exactly(stack):
     """Complete, upstream error, aborted stream: each charged what the meter saw, and an
     incomplete one at least its estimate."""

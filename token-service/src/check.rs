@@ -167,6 +167,11 @@ impl Checker {
     /// Decides one request. Never fails: every problem is a deny with its reason.
     pub async fn check(&self, request: &CheckRequest) -> CheckResponse {
         let now = Utc::now();
+        // Grant rests the filter gives back (a grant nothing will spend): before anything else,
+        // so the token's own dead grant never counts against the grant this check reserves.
+        if let (Some(budgets), false) = (&self.budgets, request.releases.is_empty()) {
+            budgets.give_back(&request.releases).await;
+        }
         let record = match self.read(&request.hash).await {
             Ok(record) => record,
             Err(reason) => return deny(reason),

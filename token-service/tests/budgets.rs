@@ -123,11 +123,16 @@ async fn check(addr: SocketAddr, hash: &str, want: Option<u64>) -> CheckResponse
         provider: Provider::Openai,
         returned: None,
         budget_want: want,
+        releases: Vec::new(),
     };
+    post_check(addr, &request).await
+}
+
+async fn post_check(addr: SocketAddr, request: &CheckRequest) -> CheckResponse {
     let response = reqwest::Client::new()
         .post(format!("http://{addr}{}", ptk_wire::CHECK_PATH))
         .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
-        .json(&request)
+        .json(request)
         .send()
         .await
         .unwrap();
@@ -691,4 +696,36 @@ async fn a_top_up_or_renewal_check_takes_no_rate_limit_unit_and_no_lease() {
             ..
         }
     ));
+}
+
+#[tokio::test]
+async fn a_check_gives_back_the_rest_of_a_dead_grant_before_it_is_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(&dir);
+    let app = replica(&db, LimiterBackend::Memory).await;
+    let hash = budgeted(&db, 14, tokens_per_day(1_000)).await;
+    let first = grant_of(&check(app.addr, &hash, None).await).unwrap();
+    assert_eq!(first.tokens, 1_000);
+    // While that grant is reserved there is no room.
+    assert!(matches!(
+        check(app.addr, &hash, None).await,
+        CheckResponse::Deny {
+            reason: DenyReason::BudgetExhausted,
+            ..
+        }
+    ));
+    // The filter's verdict ran out with 700 of it unspent: given back on the next check, which
+    // then has that room (what the filter spent stays reserved until it is settled).
+    let request = CheckRequest {
+        hash: hash.clone(),
+        provider: Provider::Openai,
+        returned: None,
+        budget_want: None,
+        releases: vec![ptk_wire::GrantRelease {
+            grant: first.id,
+            tokens: 700,
+        }],
+    };
+    let second = grant_of(&post_check(app.addr, &request).await).unwrap();
+    assert_eq!(second.tokens, 700);
 }

@@ -132,6 +132,12 @@ pub struct CheckRequest {
     /// or the answer is `budget_exhausted`. Absent at the headers, where nothing is estimated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_want: Option<u64>,
+    /// Unspent tokens of grants the filter held for this token and gives back before this
+    /// check is decided (wire 1.2, optional): the rest of a grant whose verdict ran out (the
+    /// check's own grant replaces it). Released before admission, so a token's own grant that
+    /// nothing will spend never counts against its next one. Never sent again on a retry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<GrantRelease>,
 }
 
 /// A slice of a token's rate-limit window budget that the filter may spend locally, without

@@ -199,6 +199,29 @@ pub fn install(
     false
 }
 
+/// Empties the grant of `cache_key` and returns its unspent rest to give back (`None`: no
+/// grant, nothing left, or the entry kept changing). For a check whose verdict ran out: its
+/// answer's grant replaces this one, so what is left would only wait for that to be released.
+pub fn take_rest(shared: &impl SharedData, cache_key: &str) -> Option<GrantRelease> {
+    let key = grant_key(cache_key);
+    for _ in 0..CAS_ATTEMPTS {
+        let (Some(entry), cas) = read(shared, &key)? else {
+            return None;
+        };
+        let rest = entry.release()?;
+        let emptied = GrantEntry {
+            remaining: 0,
+            ..entry
+        };
+        match shared.set(&key, &emptied.encode(), cas) {
+            Ok(()) => return Some(rest),
+            Err(SetError::CasMismatch) => continue,
+            Err(SetError::Other) => return None,
+        }
+    }
+    None
+}
+
 /// What spending an estimate gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Spend {

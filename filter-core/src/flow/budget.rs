@@ -10,7 +10,7 @@
 use ptk_wire::{CheckRequest, CheckResponse, GrantRelease, UsageApi, CHECK_PATH};
 
 use crate::budget::estimate::{body_estimate, estimate};
-use crate::budget::grants::{install, spend, GrantEntry, Spend};
+use crate::budget::grants::{install, spend, take_rest, GrantEntry, Spend};
 use crate::flow::counts::Counter;
 use crate::flow::grant_renewal::release_all;
 use crate::flow::{Host, Level, RequestBodyHost, RequestFlow, Step, Worker};
@@ -189,6 +189,10 @@ impl RequestFlow {
             provider: pending.identified.provider,
             returned: None,
             budget_want: Some(estimate),
+            // The new grant replaces this short one: its rest counts as room for it.
+            releases: take_rest(host.shared(), &pending.cache_key)
+                .into_iter()
+                .collect(),
         };
         // Serialising plain fields cannot fail; an empty body would be refused anyway.
         let body = serde_json::to_vec(&request).unwrap_or_default();
@@ -207,6 +211,7 @@ impl RequestFlow {
                 Step::CallOut { token_id }
             }
             Err(status) => {
+                release_all(worker, &request.releases);
                 let line = format!("ptk filter: could not start a budget check ({status})");
                 host.log(Level::Warn, &line);
                 worker.counts.add(Counter::CalloutFailed);

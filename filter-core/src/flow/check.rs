@@ -2,6 +2,7 @@
 //! a token the worker's refusal memory, the guess throttle, the lease pool and shared data, and
 //! only then the check callout.
 
+use crate::budget::grants::take_rest;
 use crate::dialect::{Dialect, ErrorShape};
 use crate::flow::access_fields::log_forwarded;
 use crate::flow::bound::WaitingBound;
@@ -188,7 +189,14 @@ impl RequestFlow {
                     }
                     return step;
                 }
-                Lookup::Miss(returned) => pending.returned = returned,
+                Lookup::Miss(returned) => {
+                    pending.returned = returned;
+                    // The check's grant will replace the one of the expired verdict: its
+                    // rest goes back on the check, not left reserved until it lapses.
+                    pending.releases = take_rest(host.shared(), &pending.cache_key)
+                        .into_iter()
+                        .collect();
+                }
             }
         }
         let waiting = Waiting {
@@ -296,6 +304,8 @@ impl RequestFlow {
                 Step::CallOut { token_id }
             }
             Err(status) => {
+                // Never sent: what it was giving back goes in the next report instead.
+                super::grant_renewal::release_all(worker, &waiting.pending.releases);
                 host.log(
                     Level::Warn,
                     &format!("ptk filter: could not start the token-service check ({status})"),

@@ -56,6 +56,7 @@ impl RequestFlow {
             provider: pending.identified.provider,
             returned: None,
             budget_want: Some(want),
+            releases: Vec::new(),
         };
         // Serialising plain fields cannot fail.
         let body = serde_json::to_vec(&request).unwrap_or_default();

@@ -252,6 +252,7 @@ impl Session {
             provider: self.provider,
             returned: None,
             budget_want: Some(tokens),
+            releases: Vec::new(),
         };
         let body = serde_json::to_vec(&request).ok()?;
         let headers = callout_headers(&worker.config, worker.secret.expose(), CHECK_PATH);

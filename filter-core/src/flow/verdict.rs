@@ -190,6 +190,7 @@ impl RequestFlow {
             if !waiting.confirming {
                 // Units handed back on the first check must not be credited twice.
                 waiting.pending.returned = None;
+                waiting.pending.releases.clear();
                 waiting.confirming = true;
                 waiting.retries_done = 0;
                 return self.start_check(worker, host, waiting);
@@ -218,6 +219,7 @@ impl RequestFlow {
         // The failed replica may have credited the units handed back before it died: never
         // credit them twice (they are lost instead, which only errs on the strict side).
         waiting.pending.returned = None;
+        waiting.pending.releases.clear();
         waiting.retries_done = waiting.retries_done.saturating_add(1);
         self.start_check(worker, host, waiting)
     }

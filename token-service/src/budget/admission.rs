@@ -290,6 +290,16 @@ impl Admission {
         &self.store
     }
 
+    /// Gives back the unspent rests of grants a filter holds no more (a check's
+    /// `releases`): each frees at most what its grant still holds; unknown grants are ignored.
+    pub async fn give_back(&self, releases: &[ptk_wire::GrantRelease]) {
+        for r in releases {
+            if let Err(e) = self.reservations.release(r.grant, r.tokens).await {
+                tracing::warn!(error = %e, "budget grant release failed; it will lapse");
+            }
+        }
+    }
+
     /// Gives a whole grant back (a check that reserved it was refused after all).
     pub async fn release(&self, grant: &BudgetGrant) {
         if let Err(e) = self.reservations.release(grant.id, grant.tokens).await {

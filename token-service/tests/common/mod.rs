@@ -197,6 +197,7 @@ impl TestApp {
             provider,
             returned: None,
             budget_want: None,
+            releases: Vec::new(),
         })
         .unwrap();
         let response = self.post_check(body, Some(SECRET)).await;

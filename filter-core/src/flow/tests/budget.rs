@@ -182,13 +182,22 @@ fn two_workers_spend_one_grant_then_the_short_one_asks_with_budget_want() {
     let top_ups = a.worker.as_ref().unwrap().counts.get(Counter::BudgetTopUps);
     assert_eq!(top_ups, 1);
     assert_eq!(host.last_check().budget_want, Some(300));
+    // The short grant's 100 unspent tokens go back on the top-up itself (room for its grant).
+    let given_back: Vec<_> = host
+        .last_check()
+        .releases
+        .iter()
+        .map(|r| (r.grant, r.tokens))
+        .collect();
+    assert_eq!(given_back, vec![(77, 100)]);
+    assert_eq!(left(&host), (77, 0));
     let resumed = host.ctx.resumed;
     deliver(&mut host, &mut s3, &budgeted(78, 4096, 30_000));
     assert_eq!(host.ctx.resumed, resumed + 1, "forwarded");
     assert!(host.replies.is_empty());
     assert_eq!(left(&host), (78, 4096 - 300));
-    // The replaced grant's 100 unspent tokens go back.
-    assert_eq!(releases(&report(&a, &mut host)), vec![(77, 100)]);
+    // Nothing more of grant 77 to release: it was given back already.
+    assert!(releases(&report(&a, &mut host)).is_empty());
     // And a refusal: the 429 in the provider's shape, nothing forwarded.
     let (mut s4, _) = headers(&b, &mut host, chat(), false, b"");
     assert_eq!(body(&mut host, &mut s4, &capped(5000)), Action::Pause);
@@ -386,4 +395,33 @@ fn a_body_ended_by_trailers_is_estimated_and_spent_at_the_trailers() {
     deliver(&mut host, &mut s2, &exhausted());
     assert_eq!(host.replies.last().map(|r| r.status), Some(429));
     drop((s, s2));
+}
+
+#[test]
+fn the_rest_of_an_expired_verdicts_grant_goes_back_on_the_next_check_once() {
+    let mut host = FakeHost::new();
+    let a = root(HOLD, &mut host);
+    let (mut s, _) = headers(&a, &mut host, chat(), false, &budgeted(5, 1000, 1_000));
+    assert_eq!(body(&mut host, &mut s, &capped(200)), Action::Continue);
+    respond(&mut host, &mut s, 10, 5);
+    drop(s);
+    // The verdict runs out; the next request's check gives grant 5's 700 back (its own grant
+    // will replace it), so the token's own dead grant is not counted against the new one.
+    host.now += 1_000;
+    let mut s = a.stream(8);
+    host.ctx.request = Some(chat());
+    assert_eq!(s.on_request_headers(&mut host, false), Action::Pause);
+    let check = host.last_check();
+    let given_back: Vec<_> = check.releases.iter().map(|r| (r.grant, r.tokens)).collect();
+    assert_eq!(given_back, vec![(5, 700)]);
+    assert_eq!(left(&host), (5, 0));
+    // No verdict: the retry does not give it back twice (the first may have been counted).
+    host.ctx.answer = (Some("503".into()), Some(b"down".to_vec()));
+    let token = host.last_token();
+    let sent = host.sent.len();
+    s.on_callout_response(&mut host, token, 4);
+    assert_eq!(host.sent.len(), sent + 1, "retried");
+    assert!(host.last_check().releases.is_empty());
+    // Nothing of grant 5 is left for a report either.
+    assert!(!releases(&report(&a, &mut host)).contains(&(5, 700)));
 }

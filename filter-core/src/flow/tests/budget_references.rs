@@ -81,7 +81,10 @@ fn a_continued_conversation_is_estimated_at_the_context_bound() {
     assert_eq!(host.sent.len(), sent + 2);
     let want = OPENAI_CONTEXT_TOKENS + 16;
     assert_eq!(host.last_check().budget_want, Some(want));
-    // Without the reference it is its bytes and fits.
+    // Without the reference it is its bytes and fits (a fresh grant: the top-up above gave
+    // this one's rest back).
+    let mut host = FakeHost::new();
+    let a = root(HOLD, &mut host);
     let plain = br#"{"model":"gpt-x","input":"and then?","max_output_tokens":16}"#;
     let (_s, action) = held(&a, &mut host, "/v1/responses", 2_000, plain);
     assert_eq!(action, Action::Continue);
