@@ -132,6 +132,12 @@ pub struct CheckRequest {
     /// or the answer is `budget_exhausted`. Absent at the headers, where nothing is estimated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_want: Option<u64>,
+    /// The id the filter proposes for the budget grant this check may reserve (wire 1.2,
+    /// random in 1..2^52): the token-service reserves under it, or answers `store_unavailable`
+    /// when a live grant has it. Knowing the id before the answer, the filter can release a
+    /// grant whose answer never reached a request (reset, callout failure, retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<u64>,
 }
 
 /// A slice of a token's rate-limit window budget that the filter may spend locally, without

@@ -197,6 +197,7 @@ impl TestApp {
             provider,
             returned: None,
             budget_want: None,
+            grant_id: None,
         })
         .unwrap();
         let response = self.post_check(body, Some(SECRET)).await;
