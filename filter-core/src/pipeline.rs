@@ -66,6 +66,8 @@ pub struct PendingCheck {
     pub cache_key: String,
     /// Units of an expired lease to hand back on the check.
     pub returned: Option<Lease>,
+    /// The budget grant id the check in flight proposed (`flow/proposed_grant.rs`).
+    pub grant_id: Option<u64>,
 }
 
 impl PendingCheck {
@@ -191,6 +193,7 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
                 websocket,
                 origin,
                 returned: None,
+                grant_id: None,
             })
         }
         None => {
@@ -237,6 +240,7 @@ pub fn check_call(
         provider: pending.identified.provider,
         returned: pending.returned,
         budget_want: None,
+        grant_id: pending.grant_id,
     };
     // Serialising plain fields cannot fail; an empty body would be refused upstream anyway.
     let body = serde_json::to_vec(&request).unwrap_or_default();

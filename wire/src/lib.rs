@@ -435,6 +435,7 @@ mod tests {
             "deny_budget_exhausted.json",
             "allow_budgeted.json",
             "check_request_budget_want.json",
+            "check_request_grant_id.json",
             "usage_with_grant_releases.json",
         ] {
             let text = fixture(name);

@@ -308,7 +308,6 @@ impl Admission {
     /// at least `want` tokens when given. The grant expires at the earliest end of a period
     /// that applies, or after `ttl_ms` (the verdict's cache TTL), whichever is first. The
     /// grant takes the id `grant_id` when the filter proposed one.
-    #[allow(clippy::too_many_arguments)] // one check's parameters
     pub async fn admit(
         &self,
         hash: &str,
