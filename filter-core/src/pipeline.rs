@@ -69,6 +69,8 @@ pub struct PendingCheck {
     /// The unspent rest of the token's grant whose verdict ran out, handed back on the check
     /// (`CheckRequest::releases`).
     pub releases: Vec<ptk_wire::GrantRelease>,
+    /// The budget grant id the check in flight proposed (`flow/proposed_grant.rs`).
+    pub grant_id: Option<u64>,
 }
 
 impl PendingCheck {
@@ -195,6 +197,7 @@ pub fn decide_headers(config: &FilterConfig, head: &RequestHead) -> HeadersDecis
                 origin,
                 returned: None,
                 releases: Vec::new(),
+                grant_id: None,
             })
         }
         None => {
@@ -242,6 +245,7 @@ pub fn check_call(
         returned: pending.returned,
         budget_want: None,
         releases: pending.releases.clone(),
+        grant_id: pending.grant_id,
     };
     // Serialising plain fields cannot fail; an empty body would be refused upstream anyway.
     let body = serde_json::to_vec(&request).unwrap_or_default();

@@ -91,6 +91,11 @@ impl Host for EnvoyHost {
     fn set_log_field(&mut self, name: &str, value: &str) -> bool {
         abi::set_property(&[name], value.as_bytes())
     }
+
+    // On wasm32-wasip1 `getrandom` calls WASI `random_get`, which Envoy's runtimes provide.
+    fn random_u64(&mut self) -> Option<u64> {
+        getrandom::u64().ok()
+    }
 }
 
 impl ResponseHost for EnvoyHost {

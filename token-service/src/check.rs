@@ -116,7 +116,14 @@ impl Checker {
         };
         let hash = &request.hash;
         match budgets
-            .admit(hash, providers, request.budget_want, ttl_ms, now)
+            .admit(
+                hash,
+                providers,
+                request.budget_want,
+                request.grant_id,
+                ttl_ms,
+                now,
+            )
             .await
         {
             Ok(Admitted::Unbudgeted) => Ok(None),

@@ -124,6 +124,7 @@ async fn check(addr: SocketAddr, hash: &str, want: Option<u64>) -> CheckResponse
         returned: None,
         budget_want: want,
         releases: Vec::new(),
+        grant_id: None,
     };
     post_check(addr, &request).await
 }
@@ -429,7 +430,7 @@ async fn ten_of_fifty(reservations: [Arc<dyn Reservations>; 2]) {
         let hash = hash.clone();
         tasks.push(tokio::spawn(async move {
             admission
-                .admit(&hash, &[Provider::Openai], None, 30_000, Utc::now())
+                .admit(&hash, &[Provider::Openai], None, None, 30_000, Utc::now())
                 .await
                 .unwrap()
         }));
@@ -472,7 +473,7 @@ async fn redis_reservations_release_lapse_and_refuse_a_stale_read() {
         max: 100,
     };
     let granted = r
-        .reserve(&[hold(1000)], &scopes, &[0], sizing, 60_000)
+        .reserve(&[hold(1000)], &scopes, &[0], sizing, 60_000, None)
         .await
         .unwrap();
     let token_service::budget::reserve::Reserved::Granted { id, tokens: 100 } = granted else {
@@ -481,7 +482,7 @@ async fn redis_reservations_release_lapse_and_refuse_a_stale_read() {
     assert_eq!(r.reserved("token:x|cost|2026-11").await.unwrap(), 700);
     // 300 left: 42 tokens at 7 each, fewer than the minimum, granted whole.
     let small = r
-        .reserve(&[hold(1000)], &scopes, &[0], sizing, 60_000)
+        .reserve(&[hold(1000)], &scopes, &[0], sizing, 60_000, None)
         .await
         .unwrap();
     assert!(matches!(
@@ -495,7 +496,7 @@ async fn redis_reservations_release_lapse_and_refuse_a_stale_read() {
     );
     // The release bumped the scope's epoch: a check that read the ledger before it reads again.
     let stale = r
-        .reserve(&[hold(1000)], &scopes, &[0], sizing, 100)
+        .reserve(&[hold(1000)], &scopes, &[0], sizing, 100, None)
         .await
         .unwrap();
     assert_eq!(stale, token_service::budget::reserve::Reserved::Stale);
@@ -503,7 +504,7 @@ async fn redis_reservations_release_lapse_and_refuse_a_stale_read() {
     // A grant that lapses stops holding.
     r.release(id, 1000).await.unwrap();
     let short = r
-        .reserve(&[hold(10_000)], &scopes, &[2], sizing, 150)
+        .reserve(&[hold(10_000)], &scopes, &[2], sizing, 150, None)
         .await
         .unwrap();
     assert!(matches!(
@@ -547,7 +548,7 @@ async fn redis_grant_ids_restart_at_random_and_large_ids_are_released() {
             .query_async(&mut conn)
             .await
             .unwrap();
-        let granted = r.reserve(&hold, &scopes, &[0], sizing, 60_000).await;
+        let granted = r.reserve(&hold, &scopes, &[0], sizing, 60_000, None).await;
         let Ok(token_service::budget::reserve::Reserved::Granted { id, .. }) = granted else {
             panic!("{granted:?}")
         };
@@ -561,7 +562,7 @@ async fn redis_grant_ids_restart_at_random_and_large_ids_are_released() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let granted = r.reserve(&hold, &scopes, &[0], sizing, 60_000).await;
+    let granted = r.reserve(&hold, &scopes, &[0], sizing, 60_000, None).await;
     let Ok(token_service::budget::reserve::Reserved::Granted { id, tokens: 100 }) = granted else {
         panic!("{granted:?}")
     };
@@ -570,6 +571,95 @@ async fn redis_grant_ids_restart_at_random_and_large_ids_are_released() {
     assert_eq!(r.reserved(key).await.unwrap(), 300);
     r.release(id, 100).await.unwrap();
     assert_eq!(r.reserved(key).await.unwrap(), 200);
+}
+
+/// A filter's proposed grant id: the grant takes it, a live grant's id is refused (never
+/// replaced by one of the service's own), and a release of it frees the grant.
+async fn proposed_ids_are_used_refused_when_taken_and_released(r: &dyn Reservations) {
+    use token_service::budget::reserve::Reserved;
+    let key = "token:z|tokens|2026-11-29";
+    let scopes = ["token:z".to_owned()];
+    let hold = [Hold {
+        key: key.into(),
+        cap: 1000,
+        per_token: 1,
+    }];
+    let sizing = Sizing {
+        want: 0,
+        min: 100,
+        max: 100,
+    };
+    // 16 digits: past what Lua's number-to-text keeps.
+    let proposed = (1u64 << 52) - 3;
+    let granted = r.reserve(&hold, &scopes, &[0], sizing, 60_000, Some(proposed));
+    assert_eq!(
+        granted.await.unwrap(),
+        Reserved::Granted {
+            id: proposed,
+            tokens: 100
+        }
+    );
+    let again = r.reserve(&hold, &scopes, &[0], sizing, 60_000, Some(proposed));
+    assert_eq!(again.await.unwrap(), Reserved::IdTaken);
+    for out_of_range in [0, 1u64 << 52, u64::MAX] {
+        let refused = r.reserve(&hold, &scopes, &[0], sizing, 60_000, Some(out_of_range));
+        assert_eq!(refused.await.unwrap(), Reserved::IdTaken);
+    }
+    assert_eq!(r.reserved(key).await.unwrap(), 100);
+    // What an abandoned check's filter sends: the whole grant, whatever it was.
+    r.release(proposed, u64::MAX).await.unwrap();
+    assert_eq!(r.reserved(key).await.unwrap(), 0);
+    // Released whole, the id is free again; an unknown id's release is a no-op.
+    r.release(42, u64::MAX).await.unwrap();
+    let reused = r.reserve(&hold, &scopes, &[1], sizing, 60_000, Some(proposed));
+    assert!(matches!(reused.await.unwrap(), Reserved::Granted { id, .. } if id == proposed));
+}
+
+#[tokio::test]
+async fn proposed_grant_ids_in_memory_and_in_redis() {
+    proposed_ids_are_used_refused_when_taken_and_released(&MemoryReservations::new()).await;
+    let redis = start_redis();
+    let r = RedisReservations::connect(&redis.url).await.unwrap();
+    proposed_ids_are_used_refused_when_taken_and_released(&r).await;
+}
+
+/// Through `/v1/check`: a proposed id names the grant; a taken one is `store_unavailable`.
+#[tokio::test]
+async fn a_check_reserves_under_the_proposed_grant_id_and_refuses_a_taken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(&dir);
+    let service = replica(&db, LimiterBackend::Memory).await;
+    let hash = budgeted(&db, 10, tokens_per_day(1_000_000)).await;
+    let proposed = (1u64 << 40) + 7;
+    let verdict = check_proposing(service.addr, &hash, proposed).await;
+    assert_eq!(grant_of(&verdict).unwrap().id, proposed);
+    assert!(matches!(
+        check_proposing(service.addr, &hash, proposed).await,
+        CheckResponse::Deny {
+            reason: DenyReason::StoreUnavailable,
+            ..
+        }
+    ));
+}
+
+async fn check_proposing(addr: SocketAddr, hash: &str, grant_id: u64) -> CheckResponse {
+    let request = CheckRequest {
+        hash: hash.to_owned(),
+        provider: Provider::Openai,
+        returned: None,
+        budget_want: None,
+        releases: Vec::new(),
+        grant_id: Some(grant_id),
+    };
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}{}", ptk_wire::CHECK_PATH))
+        .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
 }
 
 #[tokio::test]
@@ -725,6 +815,7 @@ async fn a_check_gives_back_the_rest_of_a_dead_grant_before_it_is_decided() {
             grant: first.id,
             tokens: 700,
         }],
+        grant_id: None,
     };
     let second = grant_of(&post_check(app.addr, &request).await).unwrap();
     assert_eq!(second.tokens, 700);

@@ -138,6 +138,12 @@ pub struct CheckRequest {
     /// nothing will spend never counts against its next one. Never sent again on a retry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub releases: Vec<GrantRelease>,
+    /// The id the filter proposes for the budget grant this check may reserve (wire 1.2,
+    /// random in 1..2^52): the token-service reserves under it, or answers `store_unavailable`
+    /// when a live grant has it. Knowing the id before the answer, the filter can release a
+    /// grant whose answer never reached a request (reset, callout failure, retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<u64>,
 }
 
 /// A slice of a token's rate-limit window budget that the filter may spend locally, without
@@ -435,6 +441,7 @@ mod tests {
             "deny_budget_exhausted.json",
             "allow_budgeted.json",
             "check_request_budget_want.json",
+            "check_request_grant_id.json",
             "usage_with_grant_releases.json",
         ] {
             let text = fixture(name);

@@ -13,6 +13,7 @@ use crate::budget::estimate::{body_estimate, estimate};
 use crate::budget::grants::{install, spend, take_rest, GrantEntry, Spend};
 use crate::flow::counts::Counter;
 use crate::flow::grant_renewal::release_all;
+use crate::flow::proposed_grant::{abandon, propose};
 use crate::flow::{Host, Level, RequestBodyHost, RequestFlow, Step, Worker};
 use crate::models::{model_source, ModelSource, HOLD_HEADER};
 use crate::pipeline::{callout_headers, PendingCheck};
@@ -33,6 +34,8 @@ pub(super) enum Budget {
         /// once the answer lets it go).
         body_size: Option<usize>,
         pending: Box<PendingCheck>,
+        /// The grant id the check proposed (`proposed_grant.rs`).
+        grant_id: Option<u64>,
     },
     /// Spent from a grant: released when its usage is recorded.
     Spent { grant: u64, estimate: u64 },
@@ -184,6 +187,7 @@ impl RequestFlow {
             }
             return Step::Forward;
         }
+        let grant_id = propose(host);
         let request = CheckRequest {
             hash: pending.hash.clone(),
             provider: pending.identified.provider,
@@ -193,6 +197,7 @@ impl RequestFlow {
             releases: take_rest(host.shared(), &pending.cache_key)
                 .into_iter()
                 .collect(),
+            grant_id,
         };
         // Serialising plain fields cannot fail; an empty body would be refused anyway.
         let body = serde_json::to_vec(&request).unwrap_or_default();
@@ -207,6 +212,7 @@ impl RequestFlow {
                     sent_ms: now,
                     body_size,
                     pending: Box::new(pending.clone()),
+                    grant_id,
                 });
                 Step::CallOut { token_id }
             }
@@ -240,6 +246,7 @@ impl RequestFlow {
             sent_ms,
             body_size,
             pending,
+            grant_id,
             ..
         }) = self.budget.take()
         else {
@@ -277,7 +284,7 @@ impl RequestFlow {
                         }
                     }
                 }
-                // No longer budgeted: nothing to spend.
+                // No longer budgeted: nothing to spend (nor reserved).
                 None => Step::Forward,
             },
             Some(CheckResponse::Deny {
@@ -285,10 +292,12 @@ impl RequestFlow {
                 retry_after_s,
                 budget,
             }) => {
+                // Nothing reserved (a taken id is refused too: never release it).
                 let refusal = Refusal::from_deny(reason, retry_after_s, budget);
                 self.budget_refused(worker, &pending, refusal)
             }
             None => {
+                abandon(worker, grant_id);
                 worker.counts.add(Counter::CalloutFailed);
                 let line = format!("ptk filter: budget check failed (status {status:?})");
                 host.log(Level::Warn, &line);

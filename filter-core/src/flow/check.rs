@@ -286,6 +286,7 @@ impl RequestFlow {
         host: &mut impl Host,
         mut waiting: Waiting,
     ) -> Step {
+        waiting.pending.grant_id = super::proposed_grant::propose(host);
         let call = check_call(&worker.config, worker.secret.expose(), &waiting.pending);
         let ts = &worker.config.token_service;
         let sent_ms = host.now_ms();

@@ -356,6 +356,9 @@ impl Drop for Stream {
     // The request is over: it is no longer open, and its usage is recorded if it was not yet.
     fn drop(&mut self) {
         if let Some(worker) = &self.worker {
+            // Envoy drops the answers of checks still in flight: free what they reserved
+            // (first: settling a session takes its state, top-up included).
+            self.flow.abandon_pending_checks(worker);
             // A response that never reached its end (reset, disconnect): what was metered
             // still counts, marked incomplete.
             self.flow.finish_metering(worker, false);

@@ -25,6 +25,8 @@ pub(super) struct Renewal {
     cache_key: String,
     /// The response headers are held until the answer is in.
     response_held: bool,
+    /// The grant id the renewal proposed (`proposed_grant.rs`).
+    pub(super) grant_id: Option<u64>,
 }
 
 /// Queues released grant tokens in the worker's next report.
@@ -51,12 +53,14 @@ impl RequestFlow {
         pending: &PendingCheck,
         want: u64,
     ) {
+        let grant_id = super::proposed_grant::propose(host);
         let request = CheckRequest {
             hash: pending.hash.clone(),
             provider: pending.identified.provider,
             returned: None,
             budget_want: Some(want),
             releases: Vec::new(),
+            grant_id,
         };
         // Serialising plain fields cannot fail.
         let body = serde_json::to_vec(&request).unwrap_or_default();
@@ -70,6 +74,7 @@ impl RequestFlow {
                     sent_ms: host.now_ms(),
                     cache_key: pending.cache_key.clone(),
                     response_held: false,
+                    grant_id,
                 });
             }
             Err(status) => {
@@ -99,11 +104,16 @@ impl RequestFlow {
         let Some(renewal) = self.renewal.take() else {
             return false;
         };
-        let grant = match (status, body) {
-            (Some(200), Some(bytes)) => match serde_json::from_slice::<CheckResponse>(bytes) {
-                Ok(CheckResponse::Allow { limits, .. }) => limits.and_then(|l| l.budget),
-                _ => None,
-            },
+        let verdict = match (status, body) {
+            (Some(200), Some(bytes)) => serde_json::from_slice::<CheckResponse>(bytes).ok(),
+            _ => None,
+        };
+        if verdict.is_none() {
+            // No verdict: the service may have reserved under the proposed id.
+            super::proposed_grant::abandon(worker, renewal.grant_id);
+        }
+        let grant = match verdict {
+            Some(CheckResponse::Allow { limits, .. }) => limits.and_then(|l| l.budget),
             _ => None,
         };
         match grant {

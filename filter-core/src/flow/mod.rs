@@ -26,6 +26,7 @@ mod key_rotation;
 mod metering;
 mod meters;
 mod model_gate;
+mod proposed_grant;
 mod response;
 mod revalidation;
 mod sender;
@@ -91,6 +92,9 @@ pub trait Host {
     /// `wasm.<name>` in Envoy's filter state); `false` if the host refused. Never pass a token
     /// or a key.
     fn set_log_field(&mut self, name: &str, value: &str) -> bool;
+    /// 64 random bits from the host (WASI `random_get`), `None` if it has none. Not a secret:
+    /// they name the budget grant a check proposes (`proposed_grant.rs`).
+    fn random_u64(&mut self) -> Option<u64>;
 }
 
 /// The response side of the proxy, for the watches of a forwarded request's response.

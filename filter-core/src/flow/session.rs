@@ -14,6 +14,7 @@ use crate::budget::grants::{install, spend, GrantEntry, Spend};
 use crate::budget::session::SessionBudget;
 use crate::flow::budget::{Budget, BudgetBodyStep};
 use crate::flow::counts::Counter;
+use crate::flow::proposed_grant::{abandon, propose};
 use crate::flow::{Host, Level, RequestBodyHost, RequestFlow, Step, Worker};
 use crate::pipeline::{callout_headers, PendingCheck};
 
@@ -24,8 +25,8 @@ pub(super) struct Session {
     hash: String,
     provider: Provider,
     cache_key: String,
-    /// A top-up check in flight: its token id and when it was sent.
-    waiting: Option<(u32, u64)>,
+    /// A top-up check in flight: its token id, when it was sent and the grant id it proposed.
+    waiting: Option<(u32, u64, Option<u64>)>,
     /// Bytes of the held request buffer already read (Envoy hands the whole buffer again).
     read: usize,
     /// The token is no longer budgeted (a top-up came back without a grant).
@@ -119,8 +120,8 @@ impl RequestFlow {
             return session.forward();
         }
         match session.ask(worker, host, short) {
-            Some(token_id) => {
-                session.waiting = Some((token_id, now));
+            Some((token_id, grant_id)) => {
+                session.waiting = Some((token_id, now, grant_id));
                 session.read = size;
                 BudgetBodyStep::Decided(Step::CallOut { token_id })
             }
@@ -150,7 +151,7 @@ impl RequestFlow {
         let Some(Budget::Session(session)) = self.budget.as_mut() else {
             return SessionStep::Resume;
         };
-        let Some((_, sent_ms)) = session.waiting.take() else {
+        let Some((_, sent_ms, grant_id)) = session.waiting.take() else {
             return SessionStep::Resume;
         };
         let parsed = match (status, body) {
@@ -188,8 +189,10 @@ impl RequestFlow {
                     true
                 }
             },
+            // Nothing reserved (a taken id is refused too: never release it).
             Some(CheckResponse::Deny { .. }) => false,
             None => {
+                abandon(worker, grant_id);
                 worker.counts.add(Counter::CalloutFailed);
                 let line = format!("ptk filter: session budget check failed (status {status:?})");
                 host.log(Level::Warn, &line);
@@ -245,20 +248,32 @@ impl Session {
         BudgetBodyStep::Pass
     }
 
-    /// Sends a `budget_want` check for `tokens`; its token id.
-    fn ask(&self, worker: &Worker, host: &mut impl Host, tokens: u64) -> Option<u32> {
+    /// The top-up in flight will get no answer here: the grant id it proposed.
+    pub(super) fn abandon_top_up(&mut self) -> Option<u64> {
+        self.waiting.take().and_then(|(_, _, grant_id)| grant_id)
+    }
+
+    /// Sends a `budget_want` check for `tokens`; its token id and the grant id it proposed.
+    fn ask(
+        &self,
+        worker: &Worker,
+        host: &mut impl Host,
+        tokens: u64,
+    ) -> Option<(u32, Option<u64>)> {
+        let grant_id = propose(host);
         let request = CheckRequest {
             hash: self.hash.clone(),
             provider: self.provider,
             returned: None,
             budget_want: Some(tokens),
             releases: Vec::new(),
+            grant_id,
         };
         let body = serde_json::to_vec(&request).ok()?;
         let headers = callout_headers(&worker.config, worker.secret.expose(), CHECK_PATH);
         let ts = &worker.config.token_service;
         match host.dispatch(&ts.cluster, &(headers, body), ts.timeout_ms) {
-            Ok(token_id) => Some(token_id),
+            Ok(token_id) => Some((token_id, grant_id)),
             Err(status) => {
                 let line = format!("ptk filter: could not start a session budget check ({status})");
                 host.log(Level::Warn, &line);

@@ -6,6 +6,7 @@ use crate::flow::access_fields::log_forwarded;
 use crate::flow::check::Waiting;
 use crate::flow::counts::Counter;
 use crate::flow::error_watch::watch_plan;
+use crate::flow::proposed_grant::abandon;
 use crate::flow::{apply, Host, Level, RequestFlow, Step, Worker};
 use crate::pipeline::{decide_check_response, CheckDecision, Refused};
 use crate::plan::RewritePlan;
@@ -45,9 +46,12 @@ impl RequestFlow {
         if let Some(step) = self.bound_answered(worker, host, token_id, status, body) {
             return Some(step);
         }
-        let waiting = self.waiting.take_if(|w| w.token_id == token_id)?;
+        let mut waiting = self.waiting.take_if(|w| w.token_id == token_id)?;
+        // Released below unless this answer's grant is installed.
+        let proposed = waiting.pending.grant_id.take();
         let retries = worker.config.token_service.retries;
         if should_retry(status, waiting.retries_done, retries) {
+            abandon(worker, proposed);
             return Some(self.retry_check(worker, host, waiting, status));
         }
         let now = host.now_ms();
@@ -70,7 +74,13 @@ impl RequestFlow {
             let mut throttle = worker.throttle.borrow_mut();
             throttle.checked(&sender.key, sender.pair, guess_missed, now);
         }
-        Some(match self.bodiless_refused(decision) {
+        // Whether the grant the check may have reserved will not be installed: an answer
+        // that got no verdict, or an allow refused here. A deny holds nothing (the service
+        // releases a grant it reserved before it denies) and neither does an unbudgeted
+        // allow, so neither adds a release to the report (an invalid-token guesser's denies
+        // would otherwise fill it).
+        let mut lost = false;
+        let step = match self.bodiless_refused(decision) {
             CheckDecision::Forward {
                 plan,
                 cache,
@@ -87,14 +97,19 @@ impl RequestFlow {
                 }
                 match step {
                     Step::Forward => {
+                        // Installed by the gate (released by it if it cannot be stored).
                         let (pending, head) = (&waiting.pending, &waiting.head);
                         self.budget_gate(worker, host, pending, head, grant.is_some(), grant)
                     }
-                    other => other,
+                    other => {
+                        lost = grant.is_some();
+                        other
+                    }
                 }
             }
             CheckDecision::Refuse { refused, cache } => {
                 // The token is fine (keep its verdict and lease); this request is not.
+                lost = true;
                 let cache_key = &waiting.pending.cache_key;
                 worker.denies.borrow_mut().forget(cache_key);
                 waiting.sender.allowed(worker, host);
@@ -108,6 +123,7 @@ impl RequestFlow {
                 refused,
                 callout_failed: true,
             } => {
+                lost = true;
                 worker.counts.add(Counter::CalloutFailed);
                 host.log(
                     Level::Warn,
@@ -120,7 +136,11 @@ impl RequestFlow {
                 refused,
                 callout_failed: false,
             } => self.on_refused(worker, host, waiting, refused, now),
-        })
+        };
+        if lost {
+            abandon(worker, proposed);
+        }
+        Some(step)
     }
 
     /// The token-service allowed: rewrite, cache the grant, forward. `allowed`: the verdict

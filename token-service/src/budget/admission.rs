@@ -86,6 +86,9 @@ pub enum BudgetError {
     /// Settlements kept moving the ledger under this check.
     #[error("budget ledger kept changing; giving up after {ATTEMPTS} reads")]
     Contended,
+    /// The grant id the filter proposed is a live grant's (or out of range).
+    #[error("the proposed budget grant id is taken")]
+    GrantIdTaken,
 }
 
 /// One budget that applies to a token, at one instant.
@@ -313,12 +316,14 @@ impl Admission {
 
     /// Reserves a grant for `hash` (whose scopes are `providers`) if every budget has room:
     /// at least `want` tokens when given. The grant expires at the earliest end of a period
-    /// that applies, or after `ttl_ms` (the verdict's cache TTL), whichever is first.
+    /// that applies, or after `ttl_ms` (the verdict's cache TTL), whichever is first. The
+    /// grant takes the id `grant_id` when the filter proposed one.
     pub async fn admit(
         &self,
         hash: &str,
         providers: &[Provider],
         want: Option<u64>,
+        grant_id: Option<u64>,
         ttl_ms: u64,
         now: DateTime<Utc>,
     ) -> Result<Admitted, BudgetError> {
@@ -353,7 +358,7 @@ impl Admission {
                 .collect();
             let reserved = self
                 .reservations
-                .reserve(&holds, &scopes, &epochs, sizing, lapse_ms)
+                .reserve(&holds, &scopes, &epochs, sizing, lapse_ms, grant_id)
                 .await?;
             match reserved {
                 Reserved::Granted { id, tokens } => {
@@ -370,6 +375,7 @@ impl Admission {
                     return Ok(exhausted(a, now));
                 }
                 Reserved::Stale => continue,
+                Reserved::IdTaken => return Err(BudgetError::GrantIdTaken),
             }
         }
         Err(BudgetError::Contended)

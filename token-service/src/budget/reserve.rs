@@ -77,6 +77,18 @@ pub enum Reserved {
     },
     /// A scope's epoch moved since the caller read it: read the ledger again.
     Stale,
+    /// The grant id the filter proposed is held by a live grant (or out of range): nothing
+    /// was reserved. Never replaced by an id of the service's own: the filter would later
+    /// release the id it proposed, which is another grant's.
+    IdTaken,
+}
+
+/// Proposed grant ids are in 1..2^52: exact as doubles (Redis' Lua, JSON readers).
+pub const GRANT_ID_LIMIT: u64 = 1 << 52;
+
+/// Whether `id` may name a grant a filter proposes.
+pub fn valid_grant_id(id: u64) -> bool {
+    (1..GRANT_ID_LIMIT).contains(&id)
 }
 
 /// Where reservations live.
@@ -85,7 +97,8 @@ pub trait Reservations: Send + Sync + 'static {
     /// The current epochs of `scopes` (0 for a scope never settled).
     async fn epochs(&self, scopes: &[String]) -> Result<Vec<u64>, RateLimitError>;
     /// Atomically: if `scopes`' epochs are still `epochs`, reserves a grant sized by `sizing`
-    /// against every hold, lapsing `lapse_ms` from now.
+    /// against every hold, lapsing `lapse_ms` from now, under the id `proposed` when given
+    /// ([`Reserved::IdTaken`] when a live grant has it), else under an id of its own.
     async fn reserve(
         &self,
         holds: &[Hold],
@@ -93,6 +106,7 @@ pub trait Reservations: Send + Sync + 'static {
         epochs: &[u64],
         sizing: Sizing,
         lapse_ms: u64,
+        proposed: Option<u64>,
     ) -> Result<Reserved, RateLimitError>;
     /// Releases `tokens` of grant `grant` (at most what it still holds) and bumps its scopes'
     /// epochs. An unknown or lapsed grant is a no-op.
@@ -226,6 +240,7 @@ impl MemoryReservations {
     }
 
     /// [`Reservations::reserve`] at an explicit time (ms on this instance's clock).
+    #[allow(clippy::too_many_arguments)] // the trait's arguments plus the two instants
     pub fn reserve_at(
         &self,
         holds: &[Hold],
@@ -234,8 +249,15 @@ impl MemoryReservations {
         sizing: Sizing,
         lapse_at: u64,
         now: u64,
+        proposed: Option<u64>,
     ) -> Reserved {
         let mut state = self.lock();
+        if let Some(id) = proposed {
+            let live = state.grants.get(&id).is_some_and(|g| g.lapse_at > now);
+            if live || !valid_grant_id(id) {
+                return Reserved::IdTaken;
+            }
+        }
         let current: Vec<u64> = scopes
             .iter()
             .map(|s| state.epochs.get(s).copied().unwrap_or(0))
@@ -255,8 +277,13 @@ impl MemoryReservations {
         let Some(tokens) = sizing.grant(room) else {
             return Reserved::Exhausted { index: tightest };
         };
-        state.next_id = state.next_id.wrapping_add(1);
-        let id = state.next_id;
+        let id = match proposed {
+            Some(id) => id,
+            None => {
+                state.next_id = state.next_id.wrapping_add(1);
+                state.next_id
+            }
+        };
         let mut grant = Grant {
             tokens,
             scopes: scopes.to_vec(),
@@ -328,10 +355,11 @@ impl Reservations for MemoryReservations {
         epochs: &[u64],
         sizing: Sizing,
         lapse_ms: u64,
+        proposed: Option<u64>,
     ) -> Result<Reserved, RateLimitError> {
         let now = self.now_ms();
         let lapse_at = now.saturating_add(lapse_ms);
-        Ok(self.reserve_at(holds, scopes, epochs, sizing, lapse_at, now))
+        Ok(self.reserve_at(holds, scopes, epochs, sizing, lapse_at, now, proposed))
     }
 
     async fn release(&self, grant: u64, tokens: u64) -> Result<(), RateLimitError> {
@@ -384,7 +412,7 @@ mod tests {
                 per_token: 1,
             };
             let scopes = [format!("token:{token}")];
-            match r.reserve_at(&[hold], &scopes, &[0], sizing, 60_000, 0) {
+            match r.reserve_at(&[hold], &scopes, &[0], sizing, 60_000, 0, None) {
                 Reserved::Granted { id, .. } => id,
                 other => panic!("{other:?}"),
             }
@@ -401,7 +429,7 @@ mod tests {
             per_token: 1,
         };
         let scopes = ["token:b".to_owned()];
-        let again = restarted.reserve_at(&[hold], &scopes, &[0], sizing, 60_000, 2);
+        let again = restarted.reserve_at(&[hold], &scopes, &[0], sizing, 60_000, 2, None);
         assert_eq!(again, Reserved::Exhausted { index: 0 });
     }
 
@@ -419,7 +447,15 @@ mod tests {
             max: 100,
         };
         let scopes = ["token:a".to_owned()];
-        let granted = r.reserve_at(std::slice::from_ref(&hold), &scopes, &[0], sizing, 1000, 0);
+        let granted = r.reserve_at(
+            std::slice::from_ref(&hold),
+            &scopes,
+            &[0],
+            sizing,
+            1000,
+            0,
+            None,
+        );
         assert!(matches!(granted, Reserved::Granted { tokens: 100, .. }));
         let full = r.reserve_at(
             std::slice::from_ref(&hold),
@@ -428,9 +464,10 @@ mod tests {
             sizing,
             2000,
             999,
+            None,
         );
         assert_eq!(full, Reserved::Exhausted { index: 0 });
-        let again = r.reserve_at(&[hold], &scopes, &[0], sizing, 3000, 1000);
+        let again = r.reserve_at(&[hold], &scopes, &[0], sizing, 3000, 1000, None);
         assert!(matches!(again, Reserved::Granted { tokens: 100, .. }));
     }
 
@@ -457,22 +494,22 @@ mod tests {
         };
         // The group's cost budget (200 tokens at 50 each) is the tightest.
         let Reserved::Granted { id, tokens: 150 } =
-            r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 0)
+            r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 0, None)
         else {
             panic!("not granted")
         };
-        let left = r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 0);
+        let left = r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 0, None);
         assert!(matches!(left, Reserved::Granted { tokens: 50, .. }));
         assert_eq!(
-            r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 0),
+            r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 0, None),
             Reserved::Exhausted { index: 1 }
         );
         r.release_at(id, 100, 1);
         assert_eq!(
-            r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 2),
+            r.reserve_at(&holds, &scopes, &[0, 0], sizing, 10_000, 2, None),
             Reserved::Stale
         );
-        let after = r.reserve_at(&holds, &scopes, &[1, 1], sizing, 10_000, 2);
+        let after = r.reserve_at(&holds, &scopes, &[1, 1], sizing, 10_000, 2, None);
         assert!(matches!(after, Reserved::Granted { tokens: 100, .. }));
         // Releasing more than a grant holds frees only what it holds.
         r.release_at(id, 1_000_000, 3);

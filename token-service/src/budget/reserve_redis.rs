@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::Script;
 
-use super::reserve::{Hold, Reservations, Reserved, Sizing};
+use super::reserve::{valid_grant_id, Hold, Reservations, Reserved, Sizing};
 use crate::ratelimit::RateLimitError;
 
 /// Shared by the scripts: Redis's clock in ms, integer formatting, lapsed-entry purge and sum.
@@ -34,9 +34,15 @@ end
 ";
 
 /// ARGV: scope count, scopes, their expected epochs, hold count, (key, cap, per_token) per
-/// hold, want, min, max, lapse ms, where the grant ids start if `ptk:bud:seq` is unset.
-/// Returns `{0, id, tokens}`, `{1, tightest index, 0}` or `{2, 0, 0}` (stale epochs).
+/// hold, want, min, max, lapse ms, where the grant ids start if `ptk:bud:seq` is unset, the
+/// proposed grant id (`''` for none; text, never `tonumber`ed: see `int`).
+/// Returns `{0, id, tokens}`, `{1, tightest index, 0}`, `{2, 0, 0}` (stale epochs) or
+/// `{3, 0, 0}` (the proposed id is a live grant's).
 const RESERVE: &str = r"
+local proposed = ARGV[#ARGV]
+if proposed ~= '' and redis.call('EXISTS', 'ptk:bud:g:' .. proposed) == 1 then
+  return {3, 0, 0}
+end
 local i = 1
 local ns = tonumber(ARGV[i]); i = i + 1
 local scopes = {}
@@ -65,8 +71,11 @@ local g = math.min(math.max(base, want), room)
 -- A sequence that starts at random (a Redis emptied or replaced starts it again), so that a
 -- release of a grant from before is not taken for another token's new grant. The id is text
 -- from here on: Lua's own number-to-text (`..`) keeps 14 digits and would mangle it.
-redis.call('SET', 'ptk:bud:seq', ARGV[i + 4], 'NX')
-local id = int(redis.call('INCR', 'ptk:bud:seq'))
+local id = proposed
+if id == '' then
+  redis.call('SET', 'ptk:bud:seq', ARGV[i + 4], 'NX')
+  id = int(redis.call('INCR', 'ptk:bud:seq'))
+end
 local lapse_at = now + lapse
 for h = 1, nh do
   local rk, xk = 'ptk:bud:r:' .. keys[h], 'ptk:bud:x:' .. keys[h]
@@ -168,7 +177,11 @@ impl Reservations for RedisReservations {
         epochs: &[u64],
         sizing: Sizing,
         lapse_ms: u64,
+        proposed: Option<u64>,
     ) -> Result<Reserved, RateLimitError> {
+        if proposed.is_some_and(|id| !valid_grant_id(id)) {
+            return Ok(Reserved::IdTaken);
+        }
         let mut invocation = self.reserve.prepare_invoke();
         invocation.arg(scopes.len()).arg(scopes).arg(epochs);
         invocation.arg(holds.len());
@@ -183,7 +196,8 @@ impl Reservations for RedisReservations {
             .arg(sizing.min)
             .arg(sizing.max)
             .arg(lapse_ms)
-            .arg(super::reserve::first_grant_id());
+            .arg(super::reserve::first_grant_id())
+            .arg(proposed.map(|id| id.to_string()).unwrap_or_default());
         let mut conn = self.conn.clone();
         let (outcome, a, b): (u8, u64, u64) =
             invocation.invoke_async(&mut conn).await.map_err(failed)?;
@@ -192,6 +206,7 @@ impl Reservations for RedisReservations {
             1 => Reserved::Exhausted {
                 index: usize::try_from(a).unwrap_or(0),
             },
+            3 => Reserved::IdTaken,
             _ => Reserved::Stale,
         })
     }

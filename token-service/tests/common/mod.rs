@@ -198,6 +198,7 @@ impl TestApp {
             returned: None,
             budget_want: None,
             releases: Vec::new(),
+            grant_id: None,
         })
         .unwrap();
         let response = self.post_check(body, Some(SECRET)).await;

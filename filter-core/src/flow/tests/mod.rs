@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
+mod abandoned_grants;
 mod access_log;
 mod bound;
 mod budget;
@@ -73,6 +74,8 @@ pub struct FakeHost {
     pub request_body: Vec<u8>,
     /// The access-log fields set, last value of each.
     pub log_fields: Vec<(String, String)>,
+    /// Random draws so far (each draw is distinct and deterministic).
+    pub draws: u64,
 }
 
 impl Host for FakeHost {
@@ -119,6 +122,12 @@ impl Host for FakeHost {
         self.log_fields.retain(|(n, _)| n != name);
         self.log_fields.push((name.into(), value.into()));
         true
+    }
+
+    fn random_u64(&mut self) -> Option<u64> {
+        self.draws += 1;
+        // An odd multiplier: distinct draws, spread over all 64 bits.
+        Some(self.draws.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 }
 

@@ -215,16 +215,20 @@ fn a_top_up_granted_lets_the_held_message_go_and_a_failed_one_closes() {
         send(&mut host, &mut s, &client_frame(CREATE)),
         Action::Pause
     );
+    let proposed = host.last_check().grant_id.unwrap();
     host.ctx.answer = (None, None);
     let token = host.last_token();
     s.on_callout_response(&mut host, token, 0);
     assert_eq!(host.ctx.resets, 1);
     drop(s);
     let r = report(&a, &mut host);
-    // Grant 2 held 1,300; the first grant's 1,000 went with the handshake.
+    // Grant 2 held 1,300; the first grant's 1,000 went with the handshake; whatever the
+    // failed top-up may have reserved under its proposed id goes back whole.
     let mut got = releases(&r);
     got.sort_unstable();
-    assert_eq!(got, vec![(1, 1_000), (2, 1_300)]);
+    let mut want = vec![(1, 1_000), (2, 1_300), (proposed, u64::MAX)];
+    want.sort_unstable();
+    assert_eq!(got, want);
     // 5,320 metered against 2,300 held: one response past its turn, the documented bound.
     let u = &r.token_usage[0];
     assert_eq!(
@@ -336,4 +340,28 @@ fn a_long_session_holds_again_what_its_lapsing_grant_covered() {
     let mut got = releases(&r);
     got.sort_unstable();
     assert_eq!(got, vec![(1, 100_000), (2, 700 + 1_200)]);
+}
+
+/// A session reset while its top-up is in flight: Envoy drops the answer, so whatever the
+/// top-up reserved under its proposed grant id goes back whole with the session's holds.
+#[test]
+fn a_session_dropped_while_its_top_up_is_pending_releases_the_proposed_id() {
+    let mut host = FakeHost::new();
+    let a = root(CONFIG, &mut host);
+    let mut s = open(&a, &mut host, &budgeted(1, 1_000, 60_000));
+    let sent = host.sent.len();
+    assert_eq!(
+        send(&mut host, &mut s, &client_frame(CREATE)),
+        Action::Continue
+    );
+    respond(&mut host, &mut s, 100, 200);
+    assert_eq!(
+        send(&mut host, &mut s, &client_frame(CREATE)),
+        Action::Pause
+    );
+    assert_eq!(host.sent.len(), sent + 1, "a top-up");
+    let proposed = host.last_check().grant_id.unwrap();
+    drop(s);
+    let got = releases(&report(&a, &mut host));
+    assert!(got.contains(&(proposed, u64::MAX)), "{got:?}");
 }
