@@ -33,6 +33,21 @@ pub const ACCOUNT_PARAMS: [&str; 2] = ["userproject", "quotauser"];
 /// whole response, which JSON readers take as well).
 pub const RESPONSE_MASK_PARAMS: [&str; 1] = ["fields"];
 
+/// Google's `alt` system parameter (also `$alt`) picks the response's encoding: `proto`
+/// answers in protobuf, which the meter cannot read, so that call would go unmetered. Never
+/// forwarded with that value (the client gets JSON); `json`, `sse` and `media` pass.
+const ALT_PARAM: &str = "alt";
+const ALT_PROTO: &str = "proto";
+
+/// True for a `name=value` part that asks for a protobuf response (`alt=proto`, the value
+/// decoded once, as a server reads it, and compared without case).
+fn asks_for_proto(normalized: &str, raw_value: &str) -> bool {
+    normalized == ALT_PARAM
+        && decode_value(raw_value)
+            .trim()
+            .eq_ignore_ascii_case(ALT_PROTO)
+}
+
 /// How many times a name is percent-decoded at most: a server decodes once, but a second
 /// layer costs nothing to see through and some frameworks decode twice.
 const DECODE_ROUNDS: usize = 3;
@@ -155,9 +170,9 @@ pub fn first_param(query: Option<&str>, name: &str) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-/// The `path?query` without any credential or account parameter (however spelled), the other
-/// parts kept exactly as sent with their separators; `None` when there is nothing to remove.
-/// The `?` goes too when nothing remains.
+/// The `path?query` without any credential, account or response-mask parameter (however
+/// spelled) or `alt=proto`, the other parts kept exactly as sent with their separators; `None`
+/// when there is nothing to remove. The `?` goes too when nothing remains.
 ///
 /// Parameters are split on `&` and `;` alike (a lenient server reads `;key=`), but a stripped
 /// parameter takes the rest of its `&`-separated segment with it: a server that splits on `&`
@@ -165,8 +180,11 @@ pub fn first_param(query: Option<&str>, name: &str) -> Option<String> {
 /// `;`-part kept after it would be a piece of the credential.
 pub fn strip_params(path_and_query: &str) -> Option<String> {
     let (path, query) = path_and_query.split_once('?')?;
-    let dropped =
-        |part: &str| !part.is_empty() && is_stripped_param(&normalize_name(split_part(part).0));
+    let dropped = |part: &str| {
+        let (name, value) = split_part(part);
+        let name = normalize_name(name);
+        !part.is_empty() && (is_stripped_param(&name) || asks_for_proto(&name, value))
+    };
     if !query.split(['&', ';']).any(dropped) {
         return None;
     }
@@ -248,6 +266,15 @@ mod tests {
             ("/p?alt=sse&fields=candidates", "/p?alt=sse"),
             ("/p?%24fields=candidates&%24FIELDS=x&$fields=y", "/p"),
             ("/p?fieldsx=1&myfields=2", "/p?fieldsx=1&myfields=2"),
+            // So does a protobuf answer; the other encodings pass.
+            ("/p?alt=proto", "/p"),
+            ("/p?%24alt=PROTO&a=1", "/p?a=1"),
+            ("/p?alt=%70roto;b=2&c=3", "/p?c=3"),
+            (
+                "/p?alt=sse&alt=json&alt=media",
+                "/p?alt=sse&alt=json&alt=media",
+            ),
+            ("/p?alt=protobuf", "/p?alt=protobuf"),
         ];
         for (input, want) in cases {
             let got = strip_params(input).unwrap_or_else(|| input.to_string());
