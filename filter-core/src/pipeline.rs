@@ -232,6 +232,29 @@ pub fn callout_headers(config: &FilterConfig, secret: &str, path: &str) -> Vec<(
     ]
 }
 
+/// A `budget_want` check (a top-up, a renewal, a session's top-up) for `hash`'s `provider`:
+/// a grant of at least `want` tokens, giving back `releases`, under the proposed `grant_id`;
+/// headers and JSON body for `dispatch_http_call`.
+pub fn budget_call(
+    config: &FilterConfig,
+    secret: &str,
+    (hash, provider): (&str, Provider),
+    want: u64,
+    (releases, grant_id): (Vec<ptk_wire::GrantRelease>, Option<u64>),
+) -> (Vec<(String, String)>, Vec<u8>) {
+    let request = CheckRequest {
+        hash: hash.to_owned(),
+        provider,
+        returned: None,
+        budget_want: Some(want),
+        releases,
+        grant_id,
+    };
+    // Serialising plain fields cannot fail; an empty body would be refused upstream anyway.
+    let body = serde_json::to_vec(&request).unwrap_or_default();
+    (callout_headers(config, secret, CHECK_PATH), body)
+}
+
 /// The check callout: headers and JSON body for `dispatch_http_call`.
 pub fn check_call(
     config: &FilterConfig,

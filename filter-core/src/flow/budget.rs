@@ -7,7 +7,7 @@
 //! ends, the estimate is released in the same activity batch as its usage
 //! (`metering.rs`), with the shortfall of a request that ended without its final usage.
 
-use ptk_wire::{CheckRequest, CheckResponse, GrantRelease, UsageApi, CHECK_PATH};
+use ptk_wire::{CheckResponse, GrantRelease, UsageApi};
 
 use crate::budget::estimate::{body_estimate, estimate};
 use crate::budget::grants::{install, spend, take_rest, GrantEntry, Spend};
@@ -16,7 +16,7 @@ use crate::flow::grant_renewal::release_all;
 use crate::flow::proposed_grant::{abandon, propose};
 use crate::flow::{Host, Level, RequestBodyHost, RequestFlow, Step, Worker};
 use crate::models::{model_source, ModelSource, HOLD_HEADER};
-use crate::pipeline::{callout_headers, PendingCheck};
+use crate::pipeline::{budget_call, PendingCheck};
 use crate::refusal::{Refusal, DEFAULT_RETRY_AFTER_S};
 use crate::request::RequestHead;
 
@@ -188,22 +188,21 @@ impl RequestFlow {
             return Step::Forward;
         }
         let grant_id = propose(host);
-        let request = CheckRequest {
-            hash: pending.hash.clone(),
-            provider: pending.identified.provider,
-            returned: None,
-            budget_want: Some(estimate),
-            // The new grant replaces this short one: its rest counts as room for it.
-            releases: take_rest(host.shared(), &pending.cache_key)
-                .into_iter()
-                .collect(),
-            grant_id,
-        };
-        // Serialising plain fields cannot fail; an empty body would be refused anyway.
-        let body = serde_json::to_vec(&request).unwrap_or_default();
-        let headers = callout_headers(&worker.config, worker.secret.expose(), CHECK_PATH);
+        // The new grant replaces this short one: its rest counts as room for it.
+        let rest: Vec<_> = take_rest(host.shared(), &pending.cache_key)
+            .into_iter()
+            .collect();
+        let token = (pending.hash.as_str(), pending.identified.provider);
+        let given = (rest.clone(), grant_id);
+        let call = budget_call(
+            &worker.config,
+            worker.secret.expose(),
+            token,
+            estimate,
+            given,
+        );
         let ts = &worker.config.token_service;
-        match host.dispatch(&ts.cluster, &(headers, body), ts.timeout_ms) {
+        match host.dispatch(&ts.cluster, &call, ts.timeout_ms) {
             Ok(token_id) => {
                 worker.counts.add(Counter::BudgetTopUps);
                 self.budget = Some(Budget::TopUp {
@@ -217,7 +216,7 @@ impl RequestFlow {
                 Step::CallOut { token_id }
             }
             Err(status) => {
-                release_all(worker, &request.releases);
+                release_all(worker, &rest);
                 let line = format!("ptk filter: could not start a budget check ({status})");
                 host.log(Level::Warn, &line);
                 worker.counts.add(Counter::CalloutFailed);

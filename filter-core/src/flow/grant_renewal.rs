@@ -8,12 +8,12 @@
 //! reserved until it lapses), so the response headers are held until the answer is in,
 //! which is at most the callout timeout and usually sooner than the provider answers.
 
-use ptk_wire::{CheckRequest, CheckResponse, GrantRelease, CHECK_PATH};
+use ptk_wire::{CheckResponse, GrantRelease};
 
 use crate::budget::grants::{install, GrantEntry};
 use crate::flow::counts::Counter;
 use crate::flow::{Host, Level, RequestFlow, Worker};
-use crate::pipeline::{callout_headers, PendingCheck};
+use crate::pipeline::{budget_call, PendingCheck};
 
 /// A renewal this request claimed, in flight.
 #[derive(Debug)]
@@ -54,19 +54,11 @@ impl RequestFlow {
         want: u64,
     ) {
         let grant_id = super::proposed_grant::propose(host);
-        let request = CheckRequest {
-            hash: pending.hash.clone(),
-            provider: pending.identified.provider,
-            returned: None,
-            budget_want: Some(want),
-            releases: Vec::new(),
-            grant_id,
-        };
-        // Serialising plain fields cannot fail.
-        let body = serde_json::to_vec(&request).unwrap_or_default();
-        let headers = callout_headers(&worker.config, worker.secret.expose(), CHECK_PATH);
+        let token = (pending.hash.as_str(), pending.identified.provider);
+        let secret = worker.secret.expose();
+        let call = budget_call(&worker.config, secret, token, want, (Vec::new(), grant_id));
         let ts = &worker.config.token_service;
-        match host.dispatch(&ts.cluster, &(headers, body), ts.timeout_ms) {
+        match host.dispatch(&ts.cluster, &call, ts.timeout_ms) {
             Ok(token_id) => {
                 worker.counts.add(Counter::BudgetRenewals);
                 self.renewal = Some(Renewal {

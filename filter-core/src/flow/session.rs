@@ -8,7 +8,7 @@
 //! provider. At the end, what the session held is released in the batch that carries its
 //! usage (`metering.rs`), like an HTTP request's estimate.
 
-use ptk_wire::{CheckRequest, CheckResponse, GrantRelease, Provider, CHECK_PATH};
+use ptk_wire::{CheckResponse, GrantRelease, Provider};
 
 use crate::budget::grants::{install, spend, GrantEntry, Spend};
 use crate::budget::session::SessionBudget;
@@ -16,7 +16,7 @@ use crate::flow::budget::{Budget, BudgetBodyStep};
 use crate::flow::counts::Counter;
 use crate::flow::proposed_grant::{abandon, propose};
 use crate::flow::{Host, Level, RequestBodyHost, RequestFlow, Step, Worker};
-use crate::pipeline::{callout_headers, PendingCheck};
+use crate::pipeline::{budget_call, PendingCheck};
 
 /// A session's budget state.
 #[derive(Debug)]
@@ -261,18 +261,17 @@ impl Session {
         tokens: u64,
     ) -> Option<(u32, Option<u64>)> {
         let grant_id = propose(host);
-        let request = CheckRequest {
-            hash: self.hash.clone(),
-            provider: self.provider,
-            returned: None,
-            budget_want: Some(tokens),
-            releases: Vec::new(),
-            grant_id,
-        };
-        let body = serde_json::to_vec(&request).ok()?;
-        let headers = callout_headers(&worker.config, worker.secret.expose(), CHECK_PATH);
+        let token = (self.hash.as_str(), self.provider);
+        let secret = worker.secret.expose();
+        let call = budget_call(
+            &worker.config,
+            secret,
+            token,
+            tokens,
+            (Vec::new(), grant_id),
+        );
         let ts = &worker.config.token_service;
-        match host.dispatch(&ts.cluster, &(headers, body), ts.timeout_ms) {
+        match host.dispatch(&ts.cluster, &call, ts.timeout_ms) {
             Ok(token_id) => Some((token_id, grant_id)),
             Err(status) => {
                 let line = format!("ptk filter: could not start a session budget check ({status})");
