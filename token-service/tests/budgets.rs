@@ -651,15 +651,7 @@ async fn check_proposing(addr: SocketAddr, hash: &str, grant_id: u64) -> CheckRe
         releases: Vec::new(),
         grant_id: Some(grant_id),
     };
-    let response = reqwest::Client::new()
-        .post(format!("http://{addr}{}", ptk_wire::CHECK_PATH))
-        .header(ptk_wire::CHECK_SECRET_HEADER, SECRET)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    post_check(addr, &request).await
 }
 
 #[tokio::test]

@@ -2,39 +2,18 @@
 //! without being charged (the client leaving before the answer), and bodies whose estimate
 //! must count every completion they ask for.
 
+use super::budget::HOLD;
 use super::*;
 use crate::flow::{report_activity, Action, Root, Stream};
-use ptk_wire::{ActivityReport, BudgetGrant, Limits};
-
-const HOLD: &str = r#"{"limits": {"body_hold": true}}"#;
+use ptk_wire::ActivityReport;
 
 fn root(host: &mut FakeHost) -> Root {
-    let mut root = Root::new(1);
-    let env = |name: &str| (name == "PTK_CHECK_SECRET").then(|| "check-secret-0123456789".into());
-    assert!(root.configure(host, HOLD.as_bytes(), env));
-    root
+    super::budget::root(HOLD, host)
 }
 
 /// An allow with budget grant `id` of `tokens`, cached 30 s.
 fn budgeted(id: u64, tokens: u64) -> Vec<u8> {
-    serde_json::to_vec(&CheckResponse::Allow {
-        key: KEY.into(),
-        cache_ttl_ms: 30_000,
-        lease: Some(Lease {
-            units: 1000,
-            window: 1,
-        }),
-        limits: Some(Limits {
-            budget: Some(BudgetGrant {
-                id,
-                tokens,
-                expires_in_ms: 30_000,
-            }),
-            ..Limits::default()
-        }),
-        pool: Vec::new(),
-    })
-    .unwrap()
+    super::budget::budgeted(id, tokens, 30_000)
 }
 
 /// A held chat request checked with `answer` and its whole `body` in: the stream and the
